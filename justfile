@@ -1,0 +1,58 @@
+# Recipes; run them through ./dev on a fresh machine (it makes .venv first).
+set dotenv-load := false
+
+default:
+    @just --list
+
+# the main job: generate data, ingest, train, compile, then serve API and dashboard
+demo *ARGS:
+    credit demo {{ARGS}}
+
+# the whole test suite (installs Debian chromium and sqlite3 when missing)
+test *ARGS: system-deps
+    python -m pytest {{ARGS}}
+
+# Debian packages the tests need: chromium for the dashboard, sqlite3 for the C extension
+system-deps:
+    #!/bin/sh
+    set -e
+    missing=""
+    command -v chromium >/dev/null || missing="$missing chromium"
+    command -v sqlite3 >/dev/null || missing="$missing sqlite3"
+    [ -f /usr/include/sqlite3ext.h ] || missing="$missing libsqlite3-dev"
+    [ -z "$missing" ] && exit 0
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "installing Debian packages:$missing" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+
+# benchmarks (add --quick for the short correctness pass CI runs)
+bench *ARGS:
+    credit bench {{ARGS}}
+
+# full Kaggle-scale ingest benchmark (307,511 clients; about 15 minutes)
+bench-full:
+    credit bench --full
+
+lint:
+    ruff check .
+    ruff format --check .
+    hadolint Dockerfile
+
+fmt:
+    ruff format .
+    ruff check --fix .
+
+# the API on 127.0.0.1:8000
+serve *ARGS:
+    credit serve {{ARGS}}
+
+# the dashboard on 127.0.0.1:8080, against the API
+ui *ARGS:
+    credit ui {{ARGS}}
+
+docker-build:
+    docker build -t pret-a-depenser .
+
+docker-run:
+    docker run --rm -p 8000:8000 -p 8080:8080 -e CREDIT_API_KEYS pret-a-depenser
