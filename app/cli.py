@@ -8,36 +8,39 @@ import click
 
 from app import __version__
 
-# command name -> "module:attribute" of a click.Command
-COMMANDS: dict[str, str] = {
-    "generate": "app.data.synthetic:generate_command",
-    "ingest": "app.data.ingest:ingest_command",
-    "ingest-csv": "app.data.ingest_csv:ingest_csv_command",
-    "train": "app.model.train:train_command",
-    "compile": "app.model.compile:compile_command",
-    "score": "app.sqlcli:score_command",
-    "sql": "app.sqlcli:sql_command",
-    "explain": "app.model.explain:explain_command",
-    "serve": "app.server:serve_command",
-    "ui": "ui.main:ui_command",
-    "drift": "app.drift:drift_command",
-    "traffic": "app.traffic:traffic_command",
-    "export": "app.batch:export_command",
-    "score-batch": "app.batch:score_batch_command",
-    "bench": "app.bench:bench_command",
-    "demo": "app.demo:demo_command",
+# command name -> ("module:attribute" of a click.Command, one-line help shown by `credit --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("app.data.synthetic:generate_command", "Write synthetic Home Credit CSV files."),
+    "ingest": ("app.data.ingest:ingest_command", "Import the Home Credit CSVs and build features."),
+    "ingest-csv": ("app.data.ingest_csv:ingest_csv_command", "Import any one-table credit CSV."),
+    "train": ("app.model.train:train_command", "Cross-validate and train LightGBM; pick the threshold."),
+    "compile": ("app.model.compile:compile_command", "Compile the model to a native library."),
+    "score": ("app.sqlcli:score_command", "Score one client."),
+    "sql": ("app.sqlcli:sql_command", "Run SQL with score() and friends available."),
+    "explain": ("app.model.explain:explain_command", "Explain one client's score (SHAP, reasons)."),
+    "serve": ("app.server:serve_command", "Run the HTTP API."),
+    "ui": ("ui.main:ui_command", "Run the dashboard."),
+    "drift": ("app.drift:drift_command", "Drift report over the prediction log."),
+    "traffic": ("app.traffic:traffic_command", "Replay scoring requests against the API."),
+    "export": ("app.batch:export_command", "Export features as partitioned Parquet."),
+    "score-batch": ("app.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),
+    "bench": ("app.bench:bench_command", "Run the benchmark suite."),
+    "demo": ("app.demo:demo_command", "Generate, ingest, train, compile, then serve API + UI."),
 }
 
 
 class LazyGroup(click.Group):
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
+        if name not in COMMANDS:
             return None
-        module, attr = target.split(":")
+        module, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attr)
 
 

@@ -84,8 +84,6 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         try:
             values[name] = type(default)(raw)
         except ValueError:
-            raise SettingsError(
-                f"environment variable {var}={raw!r} is not a valid {type(default).__name__}"
-            ) from None
+            raise SettingsError(f"environment variable {var}={raw!r} is not a valid {type(default).__name__}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return msgspec.convert(values, Settings)

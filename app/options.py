@@ -5,10 +5,16 @@ from __future__ import annotations
 import click
 
 db_option = click.option(
-    "--db", "db", type=click.Path(dir_okay=False), default=None,
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="SQLite database [env CREDIT_DB, default data/credit.db]",
 )
 model_option = click.option(
-    "--model", "model_dir", type=click.Path(file_okay=False), default=None,
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="model folder [env CREDIT_MODEL_DIR, default compiled/]",
 )
