@@ -15,7 +15,7 @@ import msgspec
 SETTINGS_DOC: list[tuple[str, str, object, str]] = [
     ("db", "CREDIT_DB", "data/credit.db", "SQLite database file (raw tables, features, log)"),
     ("model_dir", "CREDIT_MODEL_DIR", "compiled", "model folder: model.txt, manifest.json, model.so"),
-    ("data_dir", "CREDIT_DATA_DIR", "data/raw", "folder of the seven Home Credit CSV files"),
+    ("data_dir", "CREDIT_DATA_DIR", "data/raw", "folder of the eight Home Credit CSV files"),
     ("api_keys", "CREDIT_API_KEYS", "", "API keys as key1:officer,key2:admin (never logged)"),
     ("keys_file", "CREDIT_KEYS_FILE", ".credit-keys", "file read for API keys when CREDIT_API_KEYS is empty"),
     ("host", "CREDIT_HOST", "127.0.0.1", "API bind address"),

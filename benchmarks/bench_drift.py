@@ -1,0 +1,85 @@
+"""Drift summary over 100,000 logged predictions: the PSI path and the Evidently report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.models import project_pipeline
+
+
+def fill_log(db: Path, model_dir: Path, n: int) -> None:
+    """n prediction_log rows with real feature vectors and their compiled-model scores."""
+    import apsw
+
+    from app.predlog import SCHEMA_PATH
+    from app.scoring import CompiledModel
+
+    model = CompiledModel.load(model_dir)
+    conn = apsw.Connection(str(db))
+    conn.execute(SCHEMA_PATH.read_text())
+    blobs = [r[0] for r in conn.execute("SELECT x FROM features")]
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(blobs), n)
+    X = np.frombuffer(b"".join(blobs[i] for i in picks), dtype="<f4").reshape(n, -1)
+    probs = model.predict(np.ascontiguousarray(X))
+    now = time.time()
+    with conn:
+        conn.executemany(
+            "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
+            " latency_ms, role, endpoint) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                (
+                    now - (n - i),
+                    str(uuid.uuid4()),
+                    None,
+                    blobs[picks[i]],
+                    float(probs[i]),
+                    model.decision(float(probs[i])),
+                    model.model_id,
+                    1.0,
+                    "officer",
+                    "POST /score",
+                )
+                for i in range(n)
+            ),
+        )
+    conn.close()
+
+
+def run(quick: bool) -> list[dict]:
+    from app.db import connect
+    from app.drift import evidently_report, psi_report
+
+    pipe = project_pipeline(3000 if quick else 20000)
+    n = 5_000 if quick else 100_000
+    work = Path(tempfile.mkdtemp(prefix="bench-drift-"))
+    db = work / "credit.db"
+    shutil.copy(pipe.db, db)
+    try:
+        fill_log(db, pipe.model_dir, n)
+        manifest = json.loads((pipe.model_dir / "manifest.json").read_text())
+        conn = connect(db, readonly=True)
+        t0 = time.perf_counter()
+        psi = psi_report(conn, manifest)
+        psi_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        evidently_report(conn, pipe.model_dir, html_path=work / "drift.html")
+        ev_s = time.perf_counter() - t0
+        conn.close()
+        return [
+            {
+                "name": f"PSI summary over {n:,} logged predictions",
+                "seconds": psi_s,
+                "dataset_drift": psi["dataset_drift"],
+            },
+            {"name": f"Evidently report over {n:,} logged predictions", "seconds": ev_s},
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""Inference engines on the same model and rows: LightGBM, treelite GTIL, tl2cgen default build,
+our compiled library, lleaves and ONNX Runtime. Every engine's output is checked against LightGBM."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import CACHE, timeit
+
+
+class Engine:
+    name = "?"
+
+    def batch(self, X: np.ndarray, threads: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def one(self, row: np.ndarray) -> float:
+        return float(self.batch(row.reshape(1, -1), 1)[0])
+
+
+class LightGBM(Engine):
+    name = "LightGBM Booster.predict"
+
+    def __init__(self, model_txt: Path):
+        import lightgbm as lgb
+
+        self.booster = lgb.Booster(model_file=str(model_txt))
+
+    def batch(self, X, threads):
+        return self.booster.predict(X, num_threads=threads)
+
+
+class GTIL(Engine):
+    name = "treelite GTIL"
+
+    def __init__(self, model_txt: Path):
+        import treelite
+
+        self.model = treelite.frontend.load_lightgbm_model(str(model_txt))
+
+    def batch(self, X, threads):
+        import treelite
+
+        return treelite.gtil.predict(self.model, X, nthread=threads).reshape(len(X), -1)[:, 0]
+
+
+class TL2cgenDefault(Engine):
+    name = "tl2cgen default build"
+
+    def __init__(self, model_txt: Path, workdir: Path):
+        import tl2cgen
+        import treelite
+
+        lib = workdir / "tl2cgen_default.so"
+        model = treelite.frontend.load_lightgbm_model(str(model_txt))
+        tl2cgen.export_lib(model, toolchain="gcc", libpath=lib, params={"parallel_comp": 8}, nthread=2)
+        self.predictors = {t: tl2cgen.Predictor(lib, nthread=t) for t in (1, 2)}
+
+    def batch(self, X, threads):
+        import tl2cgen
+
+        out = self.predictors[threads].predict(tl2cgen.DMatrix(X, dtype="float32"))
+        return np.asarray(out).reshape(len(X), -1)[:, 0]
+
+
+class Ours(Engine):
+    name = "ours (compiled library)"
+
+    def __init__(self, model_dir: Path):
+        from app.scoring import CompiledModel
+
+        self.model = CompiledModel.load(model_dir)
+        self.pool = ThreadPoolExecutor(2)
+
+    def batch(self, X, threads):
+        if threads == 1:
+            return self.model.predict(X)
+        halves = np.array_split(X, threads)
+        return np.concatenate(list(self.pool.map(self.model.predict, halves)))
+
+    def one(self, row):
+        return self.model.predict_row(row)
+
+
+class LLeaves(Engine):
+    name = "lleaves"
+
+    def __init__(self, model_txt: Path, workdir: Path):
+        import lleaves
+
+        self.model = lleaves.Model(model_file=str(model_txt))
+        self.model.compile(cache=str(workdir / f"lleaves-{model_txt.stat().st_size}.o"))
+
+    def batch(self, X, threads):
+        return self.model.predict(X.astype(np.float64), n_jobs=threads)
+
+
+class ONNXRuntime(Engine):
+    name = "ONNX Runtime"
+
+    def __init__(self, model_txt: Path, n_features: int):
+        import lightgbm as lgb
+        import onnxmltools
+        import onnxruntime as ort
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        booster = lgb.Booster(model_file=str(model_txt))
+        onx = onnxmltools.convert_lightgbm(
+            booster, initial_types=[("input", FloatTensorType([None, n_features]))], zipmap=False
+        )
+        self.sessions = {}
+        for t in (1, 2):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = t
+            opts.inter_op_num_threads = 1
+            self.sessions[t] = ort.InferenceSession(onx.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.output = self.sessions[1].get_outputs()[-1].name
+
+    def batch(self, X, threads):
+        out = self.sessions[threads].run([self.output], {"input": X})[0]
+        out = np.asarray(out)
+        return out[:, 1] if out.ndim == 2 else out
+
+
+def edge_rows(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rows with NaN, +/-inf and huge values, to check engines agree off the beaten path."""
+    rows = X[rng.choice(len(X), 300)].copy()
+    mask = rng.random(rows.shape)
+    rows[mask < 0.2] = np.nan
+    rows[(mask >= 0.2) & (mask < 0.22)] = np.inf
+    rows[(mask >= 0.22) & (mask < 0.24)] = -np.inf
+    rows[(mask >= 0.24) & (mask < 0.26)] = 3e38
+    return rows
+
+
+def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> list[dict]:
+    """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call."""
+    model_txt = model_dir / "model.txt"
+    work = CACHE / f"engines-{label}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    n_batch = 5_000 if quick else 100_000
+    batch_X = np.ascontiguousarray(X[rng.choice(len(X), n_batch)], dtype=np.float32)
+    check_X = np.ascontiguousarray(np.vstack([batch_X[:2000], edge_rows(X, rng)]), dtype=np.float32)
+    singles = batch_X[: 50 if quick else 1000]
+    reference = LightGBM(model_txt)
+    expected = reference.batch(check_X, 2)
+    builders = [
+        lambda: reference,
+        lambda: Ours(model_dir),
+        lambda: GTIL(model_txt),
+        lambda: TL2cgenDefault(model_txt, work),
+        lambda: LLeaves(model_txt, work),
+        lambda: ONNXRuntime(model_txt, X.shape[1]),
+    ]
+    rows = []
+    for build in builders:
+        t0 = time.perf_counter()
+        try:
+            engine = build()
+        except Exception as exc:  # an engine that cannot load this model is reported, not hidden
+            rows.append({"model": label, "engine": getattr(build, "__name__", "?"), "error": repr(exc)})
+            continue
+        setup = time.perf_counter() - t0
+        diff = float(np.max(np.abs(engine.batch(check_X, 1) - expected)))
+        row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": diff}
+        repeat = 2 if quick else 5
+        for threads in (1, 2):
+            t = timeit(lambda engine=engine, threads=threads: engine.batch(batch_X, threads), repeat=repeat)
+            row[f"batch_us_per_row_{threads}t"] = t["min"] / n_batch * 1e6
+            row[f"batch_median_us_per_row_{threads}t"] = t["median"] / n_batch * 1e6
+        per_call = []
+        for r in singles:
+            t0 = time.perf_counter_ns()
+            engine.one(r)
+            per_call.append((time.perf_counter_ns() - t0) / 1e3)
+        row["one_row_us_median"] = float(np.median(per_call))
+        row["one_row_us_p99"] = float(np.percentile(per_call, 99))
+        rows.append(row)
+    base = rows[0]
+    for row in rows:
+        if "error" in row:
+            continue
+        row["batch_speedup_vs_lightgbm_1t"] = base["batch_us_per_row_1t"] / row["batch_us_per_row_1t"]
+        row["one_row_speedup_vs_lightgbm"] = base["one_row_us_median"] / row["one_row_us_median"]
+    return rows

@@ -1,0 +1,68 @@
+"""Timing, memory and machine helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "benchmarks" / ".cache"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def timeit(fn: Callable[[], object], *, repeat: int, warmup: int = 1) -> dict:
+    """Run fn warmup+repeat times; seconds per call as median, p99 and min."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        fn()
+        times.append((time.perf_counter_ns() - t0) / 1e9)
+    return summarize(times)
+
+
+def summarize(seconds: list[float]) -> dict:
+    arr = np.asarray(seconds)
+    return {
+        "n": len(seconds),
+        "median": float(statistics.median(seconds)),
+        "p99": float(np.percentile(arr, 99)),
+        "min": float(arr.min()),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and waited-for children) in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 1e6

@@ -1,0 +1,107 @@
+"""Markdown tables from results.json, written into benchmarks/README.md between markers."""
+
+from __future__ import annotations
+
+from benchmarks.common import ROOT
+
+README = ROOT / "benchmarks" / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) < 1e-3:
+            return f"{value:.1e}"
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    columns = [c for c in columns if any(c in r for r in rows)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+SECTIONS = {
+    "inference": (
+        "Inference engines (µs per row; batch of 100,000 rows; one row from Python)",
+        [
+            "model",
+            "engine",
+            "max_abs_diff",
+            "batch_us_per_row_1t",
+            "batch_us_per_row_2t",
+            "batch_speedup_vs_lightgbm_1t",
+            "one_row_us_median",
+            "one_row_us_p99",
+            "one_row_speedup_vs_lightgbm",
+            "error",
+        ],
+    ),
+    "sql": (
+        "SQL scoring",
+        [
+            "name",
+            "rows",
+            "us_per_row",
+            "us_per_query_median",
+            "us_per_query_p99",
+            "ratio_vs_booster_batch",
+            "max_abs_diff",
+        ],
+    ),
+    "http": (
+        "HTTP, GET /clients/{id}/score on loopback (wrk, one thread)",
+        [
+            "name",
+            "connections",
+            "p50_ms",
+            "p99_ms",
+            "rps",
+            "throughput_ratio_vs_baseline",
+            "non_2xx",
+            "server_rss_mb",
+            "explain_ms_median",
+            "explain_ms_p99",
+        ],
+    ),
+    "explain": ("Explanations", ["name", "ms_median", "ms_p99", "additivity_error"]),
+    "drift": ("Drift", ["name", "seconds", "dataset_drift"]),
+    "ingest": ("Data at demo size", ["name", "seconds", "peak_rss_mb", "mb"]),
+    "ingest-full": ("Data at full Kaggle scale", ["name", "seconds", "peak_rss_mb", "mb"]),
+    "dask": (
+        "Portfolio scoring on Dask",
+        ["name", "rows", "workers", "rows_per_s", "us_per_row", "ratio_vs_single_process"],
+    ),
+}
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    out = [
+        f"Run {results['started']} on {m['cores']} cores, {m['cpu']}, Python {m['python']}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items() if v),
+        "",
+        f"Method: {results['method']}.",
+    ]
+    for part, (title, columns) in SECTIONS.items():
+        rows = results["parts"].get(part)
+        if rows:
+            out += ["", f"### {title}", "", table(rows, columns)]
+        elif part in results["errors"]:
+            out += ["", f"### {title}", "", "failed: " + results["errors"][part].strip().splitlines()[-1]]
+    return "\n".join(out)
+
+
+def write_readme(results: dict) -> None:
+    text = README.read_text()
+    head, rest = text.split(START, 1)
+    _old, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{render(results)}\n{END}{tail}")
