@@ -1,0 +1,500 @@
+"""Dashboard logic without a browser: i18n, formatting, charts' data, neighbours, API client errors, CLI guard."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import click
+import httpx
+import numpy as np
+import pytest
+from nicegui import ui
+
+from ui import logic
+from ui.api_client import ApiClient, ApiError
+from ui.i18n import LABELS, LANGS, t
+from ui.main import build_config, first_admin_key, is_loopback
+
+# ---- i18n -------------------------------------------------------------------------------------------------------
+
+
+def test_every_label_exists_in_both_languages():
+    assert set(LANGS) == set(LABELS)
+    assert set(LABELS["fr"]) == set(LABELS["en"])
+    for lang in LANGS:
+        assert all(v.strip() for v in LABELS[lang].values())
+
+
+def test_labels_use_the_same_placeholders():
+    import string
+
+    def fields(text: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+    for key in LABELS["fr"]:
+        assert fields(LABELS["fr"][key]) == fields(LABELS["en"][key]), key
+
+
+def test_decision_words_never_rely_on_colour_alone():
+    assert t("accept", "fr") == "Accordé" and t("refuse", "fr") == "Refusé"
+    assert t("accept", "en") == "Accepted" and t("refuse", "en") == "Refused"
+    for lang in LANGS:
+        for d in ("accept", "refuse"):
+            view = logic.decision_view(d, lang)
+            assert view["text"] and view["icon"]
+
+
+# ---- accessibility ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(logic.COLORS))
+def test_colour_pairs_meet_wcag_aa(name):
+    fg, bg = logic.COLORS[name]
+    assert logic.contrast_ratio(fg, bg) >= 4.5
+
+
+def test_contrast_ratio_reference_values():
+    assert logic.contrast_ratio("#000000", "#ffffff") == pytest.approx(21.0)
+    assert logic.contrast_ratio("#ffffff", "#ffffff") == pytest.approx(1.0)
+
+
+# ---- formatting -------------------------------------------------------------------------------------------------
+
+
+def test_formatting():
+    assert logic.fmt_prob(0.1234) == "12.3 %"
+    assert logic.fmt_prob(None) == "—"
+    assert logic.fmt_prob(float("nan")) == "—"
+    assert logic.fmt_value(None, "en") == "missing"
+    assert logic.fmt_value(float("nan"), "fr") == "manquant"
+    assert logic.fmt_value(1234567, "en") == "1,234,567"
+    assert logic.fmt_value(0.25, "fr") == "0,25"
+    assert logic.fmt_value(3.0, "en") == "3"
+
+
+def test_decision_key():
+    assert logic.decision_key("accept") == "accept"
+    assert logic.decision_key("refuse") == "refuse"
+    assert logic.decision_key(None, 0.5, 0.3) == "refuse"
+    assert logic.decision_key(None, 0.3, 0.3) == "refuse"  # refuse when p >= threshold
+    assert logic.decision_key(None, 0.29, 0.3) == "accept"
+
+
+def test_gauge_marks_the_threshold():
+    option = logic.gauge_option(0.42, 0.3, "en")
+    series = option["series"][0]
+    assert series["data"][0]["value"] == 42.0
+    assert series["axisLine"]["lineStyle"]["color"][0][0] == 0.3
+    caption = logic.gauge_caption(0.42, 0.3, "refuse", "en")
+    assert "42.0 %" in caption and "30.0 %" in caption and "refused" in caption
+
+
+# ---- waterfall --------------------------------------------------------------------------------------------------
+
+EXPLANATION = {
+    "base_value": -2.0,
+    "margin": -0.5,
+    "probability": 1 / (1 + math.exp(0.5)),
+    "contributions": [
+        {"feature": "EXT_SOURCE_2", "label": "External score 2", "value": 0.1, "shap": 1.0},
+        {"feature": "AMT_CREDIT", "value": 500000.0, "shap": 0.7},
+        {"feature": "DAYS_BIRTH", "value": -12000.0, "shap": -0.4},
+        {"feature": "OTHER_1", "value": None, "shap": 0.15},
+        {"feature": "OTHER_2", "value": 1.0, "shap": 0.05},
+    ],
+    "reasons": [{"feature": "EXT_SOURCE_2", "sentence": "External score 2 is low"}],
+}
+
+
+def test_waterfall_steps_add_up_to_the_margin():
+    data = logic.waterfall_data(EXPLANATION, "en", top=3)
+    steps = data["steps"]
+    assert steps[0]["kind"] == "base" and steps[0]["end"] == -2.0
+    assert steps[-1]["kind"] == "final" and steps[-1]["end"] == pytest.approx(-0.5)
+    middle = steps[1:-1]
+    assert [s["kind"] for s in middle] == ["up", "up", "down", "up"]  # 3 top + "others"
+    assert middle[-1]["shap"] == pytest.approx(0.2)  # the two smallest, summed
+    for a, b in zip(middle, middle[1:], strict=False):
+        assert b["start"] == pytest.approx(a["end"])  # each bar starts where the previous ended
+    assert middle[-1]["end"] == pytest.approx(-0.5)
+    assert steps[1]["label"].startswith("External score 2 = ")
+    assert data["probability"] == pytest.approx(EXPLANATION["probability"])
+
+
+def test_waterfall_option_bars_span_start_to_end():
+    data = logic.waterfall_data(EXPLANATION, "fr", top=3)
+    option = logic.waterfall_option(data)["baseOption"]
+    offsets = option["series"][0]["data"]
+    deltas = [d["value"] for d in option["series"][1]["data"]]
+    assert option["series"][0]["stackStrategy"] == "all"
+    for step, lo, width in zip(data["steps"], offsets, deltas, strict=True):
+        if step["kind"] in ("up", "down"):
+            assert lo == pytest.approx(min(step["start"], step["end"]), abs=1e-4)
+            assert width == pytest.approx(abs(step["shap"]), abs=1e-4)
+    caption = logic.waterfall_caption(data, "fr")
+    assert "4 contributions" in caption and "3 augmentent" in caption and "1 le diminuent" in caption
+
+
+def test_waterfall_without_margin_uses_the_sum():
+    data = logic.waterfall_data({"base_value": 0.0, "contributions": [{"feature": "A", "value": 1, "shap": 0.0}]}, "en")
+    assert data["margin"] == 0.0 and data["probability"] == pytest.approx(0.5)
+
+
+# ---- population, neighbours, comparison ------------------------------------------------------------------------
+
+
+def test_population_table_from_the_api_shape():
+    payload = {
+        "features": ["A", "B"],
+        "rows": [
+            {"client_id": 1, "values": [1.0, None], "probability": 0.1, "decision": "accept"},
+            {"client_id": 2, "values": [2.0, 5.0], "probability": 0.9, "decision": "refuse"},
+        ],
+        "threshold": 0.5,
+        "model_id": "x",
+    }
+    ids, X, dec = logic.population_table(payload, ["A", "B"])
+    assert ids.tolist() == [1, 2]
+    assert X[0, 0] == 1.0 and math.isnan(X[0, 1]) and X[1, 1] == 5.0
+    assert dec == ["accept", "refuse"]
+    # values given as a mapping, and column-oriented payloads
+    ids, X, dec = logic.population_table(
+        {"rows": [{"client_id": 3, "values": {"B": 4}, "decision": "refuse"}]}, ["A", "B"]
+    )
+    assert math.isnan(X[0, 0]) and X[0, 1] == 4.0
+    ids, X, dec = logic.population_table(
+        {"client_ids": [7, 8], "columns": {"A": [1, 2]}, "decisions": ["accept", "refuse"]}, ["A"]
+    )
+    assert ids.tolist() == [7, 8] and X[:, 0].tolist() == [1.0, 2.0] and dec == ["accept", "refuse"]
+
+
+def test_nearest_neighbours_on_standardised_columns():
+    # column 1 has a huge scale: without standardisation it alone would decide
+    X = np.array([[0.0, 0.0], [1.0, 1000.0], [0.1, 5000.0], [5.0, 0.0], [0.0, 100.0]])
+    x = np.array([0.0, 0.0])
+    near = logic.nearest_neighbours(X, x, k=3)
+    assert near.tolist() == [0, 4, 1]
+    # the client itself is excluded; k larger than the population returns everyone else
+    near = logic.nearest_neighbours(X, x, k=10, exclude=np.array([True, False, False, False, False]))
+    assert 0 not in near.tolist() and len(near) == 4
+
+
+def test_nearest_neighbours_missing_values_add_no_distance():
+    X = np.array([[np.nan, 0.0], [10.0, 0.0], [0.0, 3.0]])
+    near = logic.nearest_neighbours(X, np.array([np.nan, 0.0]), k=1)
+    assert near.tolist() == [0]
+    assert logic.nearest_neighbours(np.zeros((0, 2)), np.zeros(2), k=3).size == 0
+
+
+def test_nearest_neighbours_matches_brute_force():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)) * np.array([1, 10, 100, 1000])
+    x = rng.normal(size=4) * np.array([1, 10, 100, 1000])
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    z = (x - X.mean(axis=0)) / X.std(axis=0)
+    expected = np.argsort(((Z - z) ** 2).sum(axis=1), kind="stable")[:15]
+    assert logic.nearest_neighbours(X, x, k=15).tolist() == expected.tolist()
+
+
+def test_comparison_chart_and_caption():
+    col = np.array([1.0, 2.0, 3.0, 4.0, np.nan, 10.0])
+    decisions = ["accept", "accept", "refuse", "refuse", "accept", "refuse"]
+    cmp = logic.comparison("AMT_CREDIT", col, decisions, np.array([1, 2]), 3.0, "en")
+    series = cmp["option"]["series"]
+    assert sum(series[0]["data"]) == 2 and sum(series[1]["data"]) == 3  # NaN left out
+    assert sum(series[2]["data"]) == 2
+    assert "markLine" in series[0]
+    assert "percentile 60 of 5 clients" in cmp["caption"]
+    empty = logic.comparison("A", np.array([np.nan]), ["accept"], np.zeros(0, dtype=np.int64), None, "fr")
+    assert "—" in empty["caption"]
+
+
+def test_whatif_features_replace_only_known_names():
+    base = {"A": 1.0, "B": None, "C": 3.0}
+    out = logic.whatif_features(base, {"A": 2.5, "B": 4, "Z": 9, "C": float("nan")})
+    assert out == {"A": 2.5, "B": 4.0, "C": None}
+    assert base["A"] == 1.0  # not modified in place
+
+
+def test_top_features_and_metrics():
+    model = {"features": ["A", "B", "C"], "global_importance": [["C", 0.5], ["A", 0.2], ["B", 0.1]]}
+    assert logic.top_features(model, 2) == ["C", "A"]
+    assert logic.top_features({"features": ["A", "B"]}, 1) == ["A"]
+    option = logic.importance_option(model, "en")["baseOption"]
+    assert option["series"][0]["data"] == [0.5, 0.2, 0.1]
+    rows = dict(logic.flatten_metrics({"auc": 0.75, "cv": {"auc_std": 0.01}, "name": "x"}))
+    assert rows == {"auc": "0.7500", "cv.auc_std": "0.0100", "name": "x"}
+
+
+# ---- monitoring shapes ------------------------------------------------------------------------------------------
+
+SUMMARY = {
+    "since": 0.0,
+    "until": 1.0,
+    "requests": 30,
+    "latency_ms": {"p50": 1.5, "p99": 7.0},
+    "decisions": {"accept": 20, "refuse": 10},
+    "endpoints": {"/score": 30},
+    "bin_edges": [0.0, 0.5, 1.0],
+    "score_histogram": [
+        {"hour": "2026-11-25T10:00", "hour_ts": 0.0, "count": 10, "counts": [10, 0]},
+        {"hour": "2026-11-25T11:00", "hour_ts": 3600.0, "count": 20, "counts": [10, 10]},
+    ],
+}
+
+
+def test_summary_kpis_and_score_series():
+    assert logic.summary_kpis(SUMMARY) == {"count": 30, "p50": 1.5, "p99": 7.0}
+    series = logic.score_series(SUMMARY)
+    assert series["periods"] == ["2026-11-25T10:00", "2026-11-25T11:00"]
+    assert series["bins"] == ["0-50 %", "50-100 %"]
+    assert series["means"] == pytest.approx([0.25, 0.5])
+    option = logic.score_time_option(series, "en")
+    assert [s["data"] for s in option["series"][:2]] == [[10, 10], [0, 10]]
+    assert "2 periods" in logic.score_time_caption(series, "en")
+    empty = logic.score_series({"requests": 0, "score_histogram": []})
+    assert empty["periods"] == []
+
+
+def test_drift_rows():
+    drift = {
+        "psi_threshold": 0.2,
+        "features": [{"feature": "A", "psi": 0.3, "drifted": True}, {"feature": "B", "psi": 0.01}],
+    }
+    assert logic.drift_rows(drift) == [
+        {"feature": "A", "psi": 0.3, "drifted": True},
+        {"feature": "B", "psi": 0.01, "drifted": False},
+    ]
+    assert logic.drift_rows({"psi": {"A": 0.5}, "psi_threshold": 0.2})[0]["drifted"] is True
+
+
+# ---- API client -------------------------------------------------------------------------------------------------
+
+
+def _client(handler) -> ApiClient:
+    return ApiClient("http://api.test", "k", transport=httpx.MockTransport(handler))
+
+
+def test_api_client_sends_the_key_and_maps_errors():
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["auth"] = request.headers.get("authorization")
+        if request.url.path == "/clients/7/score":
+            return httpx.Response(200, json={"probability": 0.2})
+        if request.url.path == "/monitoring/summary":
+            return httpx.Response(403, json={"error": "this endpoint needs the admin role", "detail": None})
+        return httpx.Response(404, json={"error": "unknown client", "detail": {"client_id": 9}})
+
+    async def scenario():
+        api = _client(handler)
+        try:
+            assert (await api.score(7))["probability"] == 0.2
+            with pytest.raises(ApiError) as forbidden:
+                await api.monitoring_summary()
+            with pytest.raises(ApiError) as missing:
+                await api.score(9)
+        finally:
+            await api.aclose()
+        return forbidden.value, missing.value
+
+    forbidden, missing = asyncio.run(scenario())
+    assert seen["auth"] == "Bearer k"
+    assert forbidden.kind == "forbidden" and forbidden.status == 403
+    assert missing.kind == "not_found"
+    assert "unknown client" in missing.message("en") and "client_id: 9" in missing.message("en")
+    assert missing.message("fr").startswith("Introuvable")
+
+
+def test_api_client_reports_a_down_api_clearly():
+    async def scenario():
+        api = ApiClient("http://127.0.0.1:9", "k", timeout=2.0)  # port 9 (discard): nothing listens
+        try:
+            await api.model()
+        finally:
+            await api.aclose()
+
+    with pytest.raises(ApiError) as err:
+        asyncio.run(scenario())
+    assert err.value.kind == "down"
+    assert "http://127.0.0.1:9" in err.value.message("en") and "cannot be reached" in err.value.message("en")
+
+
+def test_api_client_non_json_error():
+    api = _client(lambda r: httpx.Response(502, text="Bad Gateway"))
+
+    async def scenario():
+        try:
+            await api.model()
+        finally:
+            await api.aclose()
+
+    with pytest.raises(ApiError) as err:
+        asyncio.run(scenario())
+    assert err.value.kind == "api" and "502" in err.value.message("en") and "Bad Gateway" in err.value.message("en")
+
+
+# ---- command-line guard -----------------------------------------------------------------------------------------
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+
+
+def test_non_loopback_host_needs_a_password():
+    with pytest.raises(click.ClickException, match="CREDIT_UI_PASSWORD"):
+        build_config(api_url="http://x", key="k", lang="fr", host="0.0.0.0", password=None)
+    cfg = build_config(api_url="http://x", key="k", lang="en", host="0.0.0.0", password="s3cret")
+    assert cfg.password == "s3cret" and cfg.lang == "en"
+    assert build_config(api_url="http://x", key="k", lang="xx", host="127.0.0.1", password=None).password == ""
+
+
+def test_ui_command_refuses_public_host_without_password(monkeypatch):
+    from click.testing import CliRunner
+
+    from ui.main import ui_command
+
+    monkeypatch.delenv("CREDIT_UI_PASSWORD", raising=False)
+    result = CliRunner().invoke(ui_command, ["--host", "0.0.0.0", "--port", "1"])
+    assert result.exit_code != 0 and "CREDIT_UI_PASSWORD" in result.output
+
+
+def test_first_admin_key(tmp_path):
+    assert first_admin_key("a:officer, b:admin,c:admin") == "b"
+    assert first_admin_key("a:officer") == "a"
+    assert first_admin_key("") == ""
+    keys = tmp_path / "keys"
+    keys.write_text("# comment\nx:officer\ny:admin\n")
+    assert first_admin_key("", str(keys)) == "y"
+
+
+# ---- pages in-process: NiceGUI's user simulation against tests/fake_api.py (no browser, no network) ------------
+# pytest-asyncio is not a dependency, so the `user` fixture is not used; `user_simulation` runs in asyncio.run().
+
+
+@pytest.fixture
+def simulate(tmp_path, monkeypatch):
+    """Run `scenario(user)` against the dashboard's pages, the API being tests/fake_api.py over ASGI."""
+    import importlib
+
+    import fake_api
+    from nicegui import app
+    from nicegui.storage import Storage
+    from nicegui.testing.user_simulation import user_simulation
+
+    from ui.pages import common
+
+    monkeypatch.setattr(Storage, "path", tmp_path / "storage")
+    monkeypatch.setattr(app, "storage", Storage())
+
+    def run(scenario, *, key: str = "admin-key", password: str = "", transport=None):
+        async def main():
+            async with user_simulation() as user:
+                common.configure(common.UiConfig(api_url="http://fake-api", key=key, lang="fr", password=password))
+                common._api = ApiClient(
+                    "http://fake-api", key, transport=transport or httpx.ASGITransport(app=fake_api.app)
+                )
+                from ui.pages import client, login, model, monitoring
+
+                for module in (client, login, model, monitoring):  # re-register the routes reset by the simulation
+                    importlib.reload(module)
+                try:
+                    await scenario(user)
+                finally:
+                    await common.close_api()
+                    common.configure(common.UiConfig())
+
+        asyncio.run(main())
+
+    return run
+
+
+def test_page_client_file_explanation_and_whatif(simulate):
+    import fake_api
+
+    async def scenario(user):
+        await user.open("/?client_id=100002")
+        p = fake_api.predict(fake_api._row(100002))
+        await user.should_see("Client 100002")
+        await user.should_see(f"Probabilité de défaut : {logic.fmt_prob(p)}")
+        await user.should_see("Décision : " + ("Refusé" if p >= fake_api.THRESHOLD else "Accordé"))
+        await user.should_see("Graphique en cascade", retries=20)
+        await user.should_see("Surveillance")  # admin key: monitoring in the menu
+        result = user.find(marker="whatif-result")
+        await user.should_see("par rapport au dossier", retries=20)
+        number = next(iter(user.find(marker="whatif-EXT_SOURCE_2").elements))
+        number.set_value(0.0)  # a very low external score: the risk goes up
+        expected = fake_api.predict(np.where(np.array(fake_api.FEATURES) == "EXT_SOURCE_2", 0.0, fake_api._row(100002)))
+        await user.should_see(f"Nouvelle probabilité {logic.fmt_prob(expected)}", retries=20)
+        assert expected > p and result.elements
+
+    simulate(scenario)
+
+
+def test_page_search_rejects_non_numbers_and_reports_unknown_clients(simulate):
+    async def scenario(user):
+        await user.open("/")
+        user.find(marker="search").type("abc").trigger("keydown.enter")
+        await user.should_see("L'identifiant client doit être un nombre entier.")
+        user.find(marker="search").clear().type("42").trigger("keydown.enter")
+        await user.should_see("Introuvable", retries=20)
+
+    simulate(scenario)
+
+
+def test_page_officer_sees_no_monitoring(simulate):
+    async def scenario(user):
+        await user.open("/model")
+        await user.should_see("Importance globale (SHAP moyen absolu)")
+        await user.should_not_see("Surveillance")
+        await user.open("/monitoring")
+        await user.should_see("Réservé aux administrateurs.")
+
+    simulate(scenario, key="officer-key")
+
+
+def test_page_monitoring_for_an_admin(simulate):
+    async def scenario(user):
+        await user.open("/monitoring")
+        await user.should_see("Requêtes")
+        await user.should_see("1\u202f234")  # request count from /monitoring/summary, French grouping
+        await user.should_see("Distribution des scores dans le temps")
+        await user.should_see("variables en dérive sur 8")
+
+    simulate(scenario)
+
+
+def test_page_api_down(simulate):
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async def scenario(user):
+        await user.open("/?client_id=100002")
+        await user.should_see("L'API est injoignable (http://fake-api). Vérifiez qu'elle est démarrée.")
+
+    simulate(scenario, transport=httpx.MockTransport(refuse))
+
+
+def test_page_login_when_a_password_is_set(simulate):
+    async def scenario(user):
+        await user.open("/")  # redirected
+        await user.should_see("Mot de passe")
+        user.find(marker="password").type("nope").trigger("keydown.enter")
+        await user.should_see("Mot de passe incorrect.")
+        user.find(marker="password").clear().type("s3cret").trigger("keydown.enter")
+        await user.should_see("Identifiant client", retries=20)
+
+    simulate(scenario, password="s3cret")
+
+
+def test_page_search_suggestions(simulate):
+    async def scenario(user):
+        await user.open("/")
+        user.find(marker="search").type("10000")
+        await user.should_see("100003", retries=20)  # GET /clients?prefix=10000 -> buttons
+        user.find(kind=ui.button, content="100003").click()
+        await user.should_see("Client 100003", retries=20)
+
+    simulate(scenario)

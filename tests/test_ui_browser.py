@@ -1,0 +1,306 @@
+"""End to end: the dashboard in headless Debian chromium, against the REAL API on the test pipeline.
+
+Processes: `credit serve` (tests/apiserver.py) and `credit ui` (tests/uiserver.py) on free loopback ports.
+Screenshots go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from apiserver import ADMIN, ADMIN_KEY, OFFICER_KEY, ApiServer, copy_pipeline
+from playwright.sync_api import sync_playwright
+from uiserver import UiServer, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TIMEOUT_MS = 30_000
+
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} not installed (just system-deps)", allow_module_level=True)
+
+
+# ---- servers and browser ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(pipeline, tmp_path_factory):
+    private = copy_pipeline(pipeline, tmp_path_factory.mktemp("ui-api"))
+    with ApiServer(private.db, private.model_dir) as server:
+        server.pipeline = private
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dashboard(api):
+    with UiServer(api.url, ADMIN_KEY, lang="fr") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client_id(api) -> int:
+    ids = httpx.get(api.url + "/clients", params={"prefix": "1", "limit": 5}, headers=ADMIN, timeout=30).json()
+    return int(ids["client_ids"][0])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def search(pg, dashboard_url: str, client_id: int) -> None:
+    pg.goto(dashboard_url + "/")
+    box = field(pg, "search")
+    box.fill(str(client_id))
+    box.press("Enter")
+    pg.get_by_test_id("probability").wait_for()
+
+
+def field(pg, testid: str):
+    """The native <input> of a labelled NiceGUI input (Quasar puts data-* attributes on the <input> itself)."""
+    return pg.locator(f"input[data-testid={testid}], [data-testid={testid}] input").first
+
+
+def shown_probability(pg) -> float:
+    return float(pg.get_by_test_id("probability").get_attribute("data-value"))
+
+
+# ---- tests ------------------------------------------------------------------------------------------------------
+
+
+def test_search_shows_the_score_of_the_api_and_of_credit_score(page, dashboard, api, client_id):
+    search(page, dashboard.url, client_id)
+    api_score = httpx.get(f"{api.url}/clients/{client_id}/score", headers=ADMIN, timeout=30).json()
+    cli = subprocess.run(
+        [sys.executable, "-m", "app.cli", "score", str(client_id), "--json"]
+        + ["--db", str(api.pipeline.db), "--model", str(api.pipeline.model_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cli_score = json.loads(cli.stdout)
+    shown = shown_probability(page)
+    assert shown == pytest.approx(api_score["probability"], abs=1e-12)
+    assert shown == pytest.approx(cli_score["probability"], abs=1e-9)
+    # the decision in words (never colour alone), with its icon, and the model id
+    decision = page.get_by_test_id("decision")
+    word = {"accept": "Accordé", "refuse": "Refusé"}[api_score["decision"]]
+    assert word in decision.inner_text()
+    assert decision.get_attribute("data-decision") == api_score["decision"]
+    assert decision.locator("i").count() == 1
+    assert api_score["model_id"][:12] in page.get_by_test_id("model-id").inner_text()
+    # explanation: the waterfall's caption, then both charts carry a text alternative (role=img + aria-label)
+    page.get_by_text("Graphique en cascade").wait_for()
+    assert page.locator('[role="img"][aria-label*="%"]').count() >= 2  # gauge + waterfall
+    page.locator(".nicegui-echart canvas").first.wait_for()
+    assert page.get_by_test_id("reasons").locator("li").count() >= 1
+
+
+def test_every_input_is_labelled(page, dashboard, client_id):
+    search(page, dashboard.url, client_id)
+    page.get_by_role("tab", name="Simulation").click()
+    page.get_by_test_id("whatif-0").wait_for()
+    page.get_by_role("tab", name="Comparaison").click()
+    page.get_by_test_id("compare-chart").first.wait_for()
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+            .filter(el => !(el.getAttribute('aria-label') || el.labels?.length || el.getAttribute('aria-labelledby')))
+            .map(el => el.outerHTML.slice(0, 120))"""
+    )
+    assert unlabelled == []
+
+
+def test_keyboard_only_search(page, dashboard, client_id):
+    page.goto(dashboard.url + "/")
+    page.get_by_test_id("search").wait_for()
+    for _ in range(30):  # tab through the header until the search box has the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement?.closest('[data-testid=search]') !== null"):
+            break
+    else:
+        pytest.fail("the search box cannot be reached with Tab")
+    page.keyboard.type(str(client_id))
+    page.keyboard.press("Enter")
+    page.get_by_test_id("probability").wait_for()
+
+
+def test_comparison_charts_and_neighbours(page, dashboard, client_id):
+    search(page, dashboard.url, client_id)
+    page.get_by_role("tab", name="Comparaison").click()
+    charts = page.get_by_test_id("compare-chart")
+    charts.first.wait_for()
+    assert charts.count() == 3  # default: the three most important features
+    text = page.get_by_test_id("result").inner_text()
+    assert "centile" in text and "15 clients les plus similaires" in text
+
+
+def test_whatif_changes_the_score(page, dashboard, api, client_id):
+    search(page, dashboard.url, client_id)
+    original = shown_probability(page)
+    page.get_by_role("tab", name="Simulation").click()
+    result = page.get_by_test_id("whatif-result")
+    result.wait_for()
+    page.wait_for_function("() => document.querySelector('[data-testid=whatif-result]')?.dataset.value !== undefined")
+    assert float(result.get_attribute("data-value")) == pytest.approx(original, abs=1e-9)
+    features = httpx.get(f"{api.url}/clients/{client_id}/features", headers=ADMIN, timeout=30).json()["features"]
+    # try the most important features one by one, pushing each to extreme values, until the score moves
+    inputs = page.locator("input[data-feature]")
+    assert inputs.count() >= 1
+    for i in range(inputs.count()):
+        box = inputs.nth(i)
+        name = box.get_attribute("data-feature")
+        for new_value in (1e6, -1e6, 0):
+            box.fill(str(new_value))
+            box.press("Tab")
+            expected = httpx.post(
+                f"{api.url}/score", json={"features": {**features, name: new_value}}, headers=ADMIN, timeout=30
+            ).json()["probability"]
+            if abs(expected - original) < 1e-6:
+                continue
+            page.wait_for_function(
+                "v => Math.abs(parseFloat(document.querySelector('[data-testid=whatif-result]').dataset.value) - v)"
+                " < 1e-9",
+                arg=expected,
+            )
+            assert "%" in result.inner_text()
+            return
+        box.fill("" if features[name] is None else str(features[name]))
+        box.press("Tab")
+    pytest.fail("no what-if edit changed the score")
+
+
+def test_language_toggle(page, dashboard, client_id):
+    search(page, dashboard.url, client_id)
+    page.wait_for_function("document.documentElement.lang === 'fr'")
+    assert "Probabilité de défaut" in page.get_by_test_id("probability").inner_text()
+    page.get_by_test_id("lang-toggle").click()
+    page.get_by_text("Probability of default").first.wait_for()
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert page.get_by_test_id("decision").inner_text().strip().endswith(("Accepted", "Refused"))
+    page.get_by_test_id("lang-toggle").click()
+    page.get_by_text("Probabilité de défaut").first.wait_for()
+
+
+@pytest.mark.parametrize(("name", "width", "height"), [("desktop", 1280, 800), ("phone", 390, 844)])
+def test_layout_and_screenshots(browser, dashboard, client_id, name, width, height):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="fr-FR")
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    try:
+        search(pg, dashboard.url, client_id)
+        pg.locator(".nicegui-echart canvas").first.wait_for()
+        time.sleep(1.0)  # let the charts finish their first paint
+        pg.screenshot(path=str(ARTIFACTS / f"dashboard-{name}-{width}x{height}.png"), full_page=True)
+        overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"horizontal scrolling at {width}px: {overflow}px too wide"
+        # the score card and the client table stack on a phone, sit side by side on a desktop
+        card = pg.get_by_test_id("score-card").bounding_box()
+        assert card is not None and card["width"] <= width
+        if name == "phone":
+            assert card["width"] > 0.8 * (width - 40)
+        else:
+            assert card["width"] < 0.6 * width
+    finally:
+        context.close()
+    assert (ARTIFACTS / f"dashboard-{name}-{width}x{height}.png").stat().st_size > 10_000
+
+
+def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api):
+    page.goto(dashboard.url + "/model")
+    manifest = httpx.get(api.url + "/model", headers=ADMIN, timeout=30).json()
+    assert manifest["model_id"][:12] in page.get_by_test_id("model-id").inner_text()
+    page.get_by_text("Importance globale").wait_for()
+    page.get_by_role("link", name="Surveillance").click()
+    page.get_by_test_id("kpis").wait_for()
+    page.get_by_test_id("drift-caption").wait_for()
+    # the full drift report is proxied with the dashboard's key; "not available" when the API has none
+    report = httpx.get(dashboard.url + "/reports/drift", timeout=30)
+    assert report.status_code == 200
+
+
+def test_officer_key_has_no_monitoring(browser, api):
+    with UiServer(api.url, OFFICER_KEY, lang="en") as officer:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        try:
+            pg.goto(officer.url + "/")
+            pg.get_by_test_id("search").wait_for()
+            assert pg.get_by_role("link", name="Monitoring").count() == 0
+            pg.goto(officer.url + "/monitoring")
+            pg.get_by_text("Administrators only.").wait_for()
+        finally:
+            context.close()
+
+
+def test_api_down_is_reported_in_the_page(browser):
+    dead = f"http://127.0.0.1:{free_port()}"
+    with UiServer(dead, "any-key", lang="en") as ui_down:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        try:
+            pg.goto(ui_down.url + "/?client_id=100002")
+            alert = pg.get_by_test_id("error").first
+            alert.wait_for()
+            assert "cannot be reached" in alert.inner_text() and dead in alert.inner_text()
+            assert alert.get_attribute("role") == "alert"
+        finally:
+            context.close()
+
+
+def test_password_login(browser, api):
+    env = {"CREDIT_UI_PASSWORD": "correct horse"}
+    with UiServer(api.url, ADMIN_KEY, lang="en", env=env) as locked:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        try:
+            pg.goto(locked.url + "/")
+            assert pg.url.endswith("/login")
+            box = field(pg, "password")
+            box.fill("wrong")
+            box.press("Enter")
+            pg.get_by_text("Wrong password.").wait_for()
+            box.fill("correct horse")
+            box.press("Enter")
+            pg.get_by_test_id("search").wait_for()
+            assert not pg.url.endswith("/login")
+        finally:
+            context.close()
+        assert httpx.get(locked.url + "/reports/drift", timeout=30).status_code == 401

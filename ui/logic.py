@@ -1,0 +1,686 @@
+"""Pure functions behind the dashboard (no NiceGUI import): formatting, chart options, neighbours."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ui.i18n import feature_label, feature_value, t
+
+# WCAG AA: each pair below has a contrast ratio >= 4.5:1 (checked in tests/test_ui.py).
+COLORS = {
+    "accept": ("#1b5e20", "#e8f5e9"),  # dark green text on pale green
+    "refuse": ("#b71c1c", "#ffebee"),  # dark red text on pale red
+    "text": ("#1f2937", "#ffffff"),
+    "muted": ("#4b5563", "#ffffff"),
+}
+ICONS = {"accept": "check_circle", "refuse": "cancel"}
+CHART_ACCEPT = "#2e7d32"
+CHART_REFUSE = "#c62828"
+CHART_NEUTRAL = "#1565c0"
+CHART_NEAR = "#6a1b9a"
+
+
+# --- formatting -------------------------------------------------------------------------------
+def fmt_prob(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "—"
+    return f"{100 * p:.1f} %"
+
+
+def fmt_value(v: Any, lang: str = "fr") -> str:
+    if v is None:
+        return t("missing", lang)
+    if isinstance(v, bool):
+        return t("yes" if v else "no", lang)
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}".replace(",", "\u202f" if lang == "fr" else ",")
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(float(v)):
+            return t("missing", lang)
+        v = float(v)
+        if v.is_integer() and abs(v) < 1e15:
+            return fmt_value(int(v), lang)
+        text = f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        if lang == "fr":
+            text = text.replace(",", "\u202f").replace(".", ",")
+        return text
+    return str(v)
+
+
+def decision_key(decision: str | None, probability: float | None = None, threshold: float | None = None) -> str:
+    """'accept' or 'refuse' from the API's decision word (or from p >= threshold as a fallback)."""
+    d = (decision or "").lower()
+    if d.startswith(("acc", "grant", "approv")):
+        return "accept"
+    if d.startswith(("ref", "rej", "den")):
+        return "refuse"
+    if probability is not None and threshold is not None:
+        return "refuse" if probability >= threshold else "accept"
+    return "refuse"
+
+
+def decision_view(decision: str | None, lang: str) -> dict[str, str]:
+    key = decision_key(decision)
+    fg, bg = COLORS[key]
+    return {"key": key, "text": t(key, lang), "icon": ICONS[key], "fg": fg, "bg": bg}
+
+
+# --- contrast (WCAG 2.1) -----------------------------------------------------------------------
+def _luminance(hex_color: str) -> float:
+    h = hex_color.lstrip("#")
+    rgb = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast_ratio(fg: str, bg: str) -> float:
+    a, b = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+# --- score gauge -------------------------------------------------------------------------------
+def gauge_option(probability: float, threshold: float, lang: str) -> dict:
+    """ECharts gauge from 0 to 100 % with the threshold as the boundary between green and red."""
+    thr = min(max(float(threshold), 0.0), 1.0)
+    return {
+        "aria": {"enabled": True},
+        "series": [
+            {
+                "type": "gauge",
+                "min": 0,
+                "max": 100,
+                "startAngle": 200,
+                "endAngle": -20,
+                "radius": "95%",
+                "center": ["50%", "60%"],
+                "axisLine": {"lineStyle": {"width": 18, "color": [[thr, CHART_ACCEPT], [1, CHART_REFUSE]]}},
+                "pointer": {"width": 6, "itemStyle": {"color": "#111827"}},
+                "axisTick": {"show": False},
+                "splitLine": {"length": 8, "lineStyle": {"color": "#374151"}},
+                "splitNumber": 5,
+                "axisLabel": {"color": "#1f2937", "distance": 24, "fontSize": 11, "formatter": "{value}%"},
+                "detail": {
+                    "valueAnimation": False,
+                    "formatter": "{value}%",
+                    "color": "#111827",
+                    "fontSize": 22,
+                    "offsetCenter": [0, "35%"],
+                },
+                "title": {"show": True, "offsetCenter": [0, "70%"], "color": "#1f2937", "fontSize": 13},
+                "data": [
+                    {
+                        "value": round(100 * float(probability), 1),
+                        "name": f"{t('threshold', lang)} {round(100 * thr, 1)}%",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def gauge_caption(probability: float, threshold: float, decision: str | None, lang: str) -> str:
+    key = decision_key(decision, probability, threshold)
+    side = t("above" if probability >= threshold else "below", lang)
+    return t(
+        "gauge_caption",
+        lang,
+        probability=fmt_prob(probability),
+        threshold=fmt_prob(threshold),
+        side=side,
+        decision=t(key, lang).lower(),
+    )
+
+
+# --- SHAP waterfall ----------------------------------------------------------------------------
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+
+def waterfall_data(explanation: dict, lang: str, top: int = 10) -> dict:
+    """Steps of a waterfall in log-odds: base value, top contributions, the rest, the final margin.
+
+    Returns {"steps": [{"label", "start", "end", "shap", "kind"}], "base", "margin", "probability"}.
+    kind is 'base' | 'up' | 'down' | 'final'. 'up' increases the risk of default.
+    """
+    base = float(explanation.get("base_value", 0.0))
+    every = sorted(explanation.get("contributions") or [], key=lambda c: -abs(float(c.get("shap", 0.0))))
+    contributions = every[:top]
+    shap_sum = sum(float(c.get("shap", 0.0)) for c in every)
+    margin = float(explanation.get("margin", base + shap_sum))
+    probability = explanation.get("probability")
+    probability = _sigmoid(margin) if probability is None else float(probability)
+    steps = [{"label": t("base_value", lang), "start": 0.0, "end": base, "shap": base, "kind": "base"}]
+    running = base
+    for c in contributions:
+        s = float(c.get("shap", 0.0))
+        name = str(c.get("feature", "?"))
+        label = c.get("label") or feature_label(name, lang)
+        shown = feature_value(name, c.get("value"), lang) or fmt_value(c.get("value"), lang)
+        label = f"{label} = {shown}"
+        steps.append(
+            {"label": label, "start": running, "end": running + s, "shap": s, "kind": "up" if s > 0 else "down"}
+        )
+        running += s
+    rest = margin - running
+    if abs(rest) > 1e-9:
+        steps.append(
+            {
+                "label": t("others", lang),
+                "start": running,
+                "end": margin,
+                "shap": rest,
+                "kind": "up" if rest > 0 else "down",
+            }
+        )
+    steps.append({"label": t("final", lang), "start": 0.0, "end": margin, "shap": margin, "kind": "final"})
+    return {"steps": steps, "base": base, "margin": margin, "probability": probability}
+
+
+def waterfall_option(data: dict) -> dict:
+    """Horizontal ECharts waterfall: an invisible 'offset' series plus a visible 'delta' series."""
+    steps = data["steps"]
+    labels = [s["label"] for s in steps]
+    offsets, deltas = [], []
+    color = {"up": CHART_REFUSE, "down": CHART_ACCEPT, "base": "#546e7a", "final": CHART_NEUTRAL}
+    for s in steps:
+        lo, hi = sorted((s["start"], s["end"]))
+        if s["kind"] in ("base", "final"):
+            lo, hi = min(0.0, s["end"]), max(0.0, s["end"])
+        offsets.append(round(lo, 4))
+        deltas.append(
+            {
+                "value": round(hi - lo, 4),
+                "itemStyle": {"color": color[s["kind"]]},
+                "label": {
+                    "show": True,
+                    "position": "right",
+                    "color": "#111827",
+                    "formatter": f"{s['shap']:+.3f}" if s["kind"] in ("up", "down") else f"{s['shap']:.3f}",
+                },
+            }
+        )
+    return responsive(
+        {
+            "aria": {"enabled": True},
+            "grid": {"left": 8, "right": 56, "top": 8, "bottom": 24, "containLabel": True},
+            "xAxis": {"type": "value", "name": "log-odds", "nameLocation": "middle", "nameGap": 22, "scale": True},
+            "yAxis": {
+                "type": "category",
+                "inverse": True,
+                "data": labels,
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "truncate"},
+            },
+            "series": [
+                # stackStrategy 'all' stacks negative offsets too, so each visible bar spans [start, end]
+                {
+                    "type": "bar",
+                    "stack": "w",
+                    "stackStrategy": "all",
+                    "silent": True,
+                    "itemStyle": {"color": "transparent"},
+                    "data": offsets,
+                },
+                {"type": "bar", "stack": "w", "stackStrategy": "all", "data": deltas, "barMaxWidth": 26},
+            ],
+        }
+    )
+
+
+def responsive(option: dict, narrow: int = 520, label_width: int = 110) -> dict:
+    """Wrap an option with an ECharts media query: narrower category labels when the chart is narrow."""
+    return {
+        "baseOption": option,
+        "media": [
+            {
+                "query": {"maxWidth": narrow},
+                "option": {"yAxis": {"axisLabel": {"width": label_width, "fontSize": 10}}, "grid": {"right": 44}},
+            }
+        ],
+    }
+
+
+def waterfall_caption(data: dict, lang: str) -> str:
+    steps = [s for s in data["steps"] if s["kind"] in ("up", "down")]
+    return t(
+        "explain_caption",
+        lang,
+        base=f"{data['base']:.3f}",
+        n=len(steps),
+        up=sum(s["kind"] == "up" for s in steps),
+        down=sum(s["kind"] == "down" for s in steps),
+        probability=fmt_prob(data["probability"]),
+    )
+
+
+# --- population & neighbours -------------------------------------------------------------------
+def population_table(payload: Any, features: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(client ids, values float64 [n, len(features)] with NaN, decision keys) from /population.
+
+    Accepts rows ({"client_id", "decision", "values": {...}} or the values at top level, or a
+    "features" list aligned with the requested ones) under "rows"/"clients"/"population", or columns
+    ({"client_ids": [...], "values"/"columns": {name: [...]}, "decisions": [...]}).
+    """
+    if isinstance(payload, dict):
+        rows = next(
+            (payload[k] for k in ("rows", "clients", "population", "sample") if isinstance(payload.get(k), list)), None
+        )
+        cols = payload.get("columns") if isinstance(payload.get("columns"), dict) else None
+        if cols is None and isinstance(payload.get("values"), dict):
+            cols = payload["values"]
+    else:
+        rows, cols = (payload if isinstance(payload, list) else []), None
+    if rows is not None:
+        order = (
+            payload.get("features")
+            if isinstance(payload, dict) and isinstance(payload.get("features"), list)
+            else features
+        )
+        ids, values, decisions = [], [], []
+        for r in rows:
+            if isinstance(r, dict):
+                vals = r.get("values", r.get("features", r))
+                if isinstance(vals, list):
+                    vals = dict(zip(order, vals, strict=False))
+                ids.append(int(r.get("client_id", len(ids))))
+                values.append([_num(vals.get(f)) for f in features])
+                decisions.append(decision_key(r.get("decision"), r.get("probability"), r.get("threshold")))
+            elif isinstance(r, list):  # [client_id, decision, *values]
+                ids.append(int(r[0]))
+                decisions.append(decision_key(str(r[1])))
+                vals = dict(zip(order, r[2:], strict=False))
+                values.append([_num(vals.get(f)) for f in features])
+        return (
+            np.asarray(ids, dtype=np.int64),
+            np.asarray(values, dtype=np.float64).reshape(-1, len(features)),
+            decisions,
+        )
+    if cols is not None:
+        ids_raw = payload.get("client_ids") or payload.get("ids") or []
+        n = len(ids_raw) if ids_raw else len(next(iter(cols.values()), []))
+        X = np.full((n, len(features)), np.nan)
+        for j, f in enumerate(features):
+            if f in cols:
+                X[:, j] = [_num(v) for v in cols[f]]
+        dec_raw = payload.get("decisions") or payload.get("decision") or ["refuse"] * n
+        ids = np.asarray(ids_raw if ids_raw else range(n), dtype=np.int64)
+        return ids, X, [decision_key(str(d)) for d in dec_raw]
+    return np.zeros(0, dtype=np.int64), np.zeros((0, len(features))), []
+
+
+def _num(v: Any) -> float:
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations ignoring NaN (std 1 where constant or empty)."""
+    with np.errstate(all="ignore"):
+        finite = np.where(np.isfinite(X), X, np.nan)
+        counts = np.sum(np.isfinite(finite), axis=0)
+        mean = np.where(counts > 0, np.nansum(finite, axis=0) / np.maximum(counts, 1), 0.0)
+        var = np.where(counts > 0, np.nansum((finite - mean) ** 2, axis=0) / np.maximum(counts, 1), 1.0)
+    std = np.sqrt(var)
+    std = np.where((std > 0) & np.isfinite(std), std, 1.0)
+    return mean, std
+
+
+def nearest_neighbours(X: np.ndarray, x: np.ndarray, k: int = 15, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k rows of X nearest to x in Euclidean distance on standardised columns.
+
+    Missing values (NaN) are imputed with the column mean, i.e. 0 after scaling, so they add no distance.
+    Rows where `exclude` is True (e.g. the client itself) are never returned. Ties keep row order.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    mean, std = standardise(X)
+    Z = np.nan_to_num((X - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+    z = np.nan_to_num((x - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+    d = np.sum((Z - z) ** 2, axis=1)
+    if exclude is not None:
+        d = np.where(np.asarray(exclude, dtype=bool), np.inf, d)
+    order = np.argsort(d, kind="stable")
+    order = order[np.isfinite(d[order])]
+    return order[:k].astype(np.int64)
+
+
+def histogram_edges(values: np.ndarray, client_value: float | None = None, bins: int = 20) -> np.ndarray:
+    v = values[np.isfinite(values)]
+    if client_value is not None and math.isfinite(client_value):
+        v = np.append(v, client_value)
+    if v.size == 0:
+        return np.array([0.0, 1.0])
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def counts(values: np.ndarray, edges: np.ndarray) -> list[int]:
+    v = values[np.isfinite(values)]
+    return [int(c) for c in np.histogram(v, bins=edges)[0]]
+
+
+def _median(v: np.ndarray) -> float | None:
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else None
+
+
+def comparison(
+    feature: str, col: np.ndarray, decisions: list[str], near: np.ndarray, value: float | None, lang: str
+) -> dict:
+    """Histogram option (all = accepted + refused stacked; similar clients as a line) and caption."""
+    dec = np.asarray(decisions)
+    acc, ref = col[dec == "accept"], col[dec == "refuse"]
+    nvals = col[near] if near.size else np.zeros(0)
+    edges = histogram_edges(col, value)
+    centres = [(edges[i] + edges[i + 1]) / 2 for i in range(len(edges) - 1)]
+    cats = [fmt_value(round(c, 3), lang) for c in centres]
+    label = feature_label(feature, lang)
+    option: dict = {
+        "aria": {"enabled": True},
+        "legend": {"top": 0, "textStyle": {"color": "#1f2937"}},
+        "grid": {"left": 8, "right": 8, "top": 48, "bottom": 8, "containLabel": True},
+        "tooltip": {"trigger": "axis"},
+        "xAxis": {"type": "category", "data": cats, "axisLabel": {"color": "#1f2937"}},
+        "yAxis": [{"type": "value", "axisLabel": {"color": "#1f2937"}}, {"type": "value", "show": False}],
+        "series": [
+            {
+                "name": t("accepted_clients", lang),
+                "type": "bar",
+                "stack": "all",
+                "data": counts(acc, edges),
+                "itemStyle": {"color": CHART_ACCEPT},
+            },
+            {
+                "name": t("refused_clients", lang),
+                "type": "bar",
+                "stack": "all",
+                "data": counts(ref, edges),
+                "itemStyle": {"color": CHART_REFUSE},
+            },
+            {
+                "name": t("similar_clients", lang),
+                "type": "line",
+                "yAxisIndex": 1,
+                "data": counts(nvals, edges),
+                "itemStyle": {"color": CHART_NEAR},
+                "lineStyle": {"width": 2, "type": "dashed"},
+                "symbol": "diamond",
+            },
+        ],
+    }
+    percentile = None
+    if value is not None and math.isfinite(value):
+        finite = col[np.isfinite(col)]
+        percentile = round(100 * float(np.mean(finite <= value))) if finite.size else None
+        idx = int(np.clip(np.searchsorted(edges, value, side="right") - 1, 0, len(cats) - 1))
+        option["series"][0]["markLine"] = {
+            "symbol": "none",
+            "lineStyle": {"color": "#111827", "width": 3},
+            "label": {"formatter": f"{t('client_value', lang)} {fmt_value(value, lang)}", "color": "#111827"},
+            "data": [{"xAxis": idx}],
+        }
+    caption = t(
+        "compare_caption",
+        lang,
+        feature=label,
+        value=fmt_value(value, lang),
+        percentile="—" if percentile is None else percentile,
+        n=int(np.isfinite(col).sum()),
+        acc=fmt_value(_median(acc), lang),
+        ref=fmt_value(_median(ref), lang),
+        k=int(near.size),
+        near=fmt_value(_median(nvals), lang),
+    )
+    return {"option": option, "caption": caption}
+
+
+# --- model page --------------------------------------------------------------------------------
+def top_features(model: dict, n: int = 3) -> list[str]:
+    gi = model.get("global_importance") or []
+    names = [row[0] if isinstance(row, (list, tuple)) else row.get("feature") for row in gi]
+    names = [str(x) for x in names if x]
+    return names[:n] if names else list(model.get("features") or [])[:n]
+
+
+def importance_option(model: dict, lang: str, n: int = 15) -> dict:
+    gi = model.get("global_importance") or []
+    rows = [
+        (r[0], float(r[1])) if isinstance(r, (list, tuple)) else (r.get("feature"), float(r.get("importance", 0)))
+        for r in gi
+    ][:n]
+    return responsive(
+        {
+            "aria": {"enabled": True},
+            "grid": {"left": 8, "right": 40, "top": 8, "bottom": 8, "containLabel": True},
+            "xAxis": {"type": "value"},
+            "yAxis": {
+                "type": "category",
+                "inverse": True,
+                "data": [feature_label(f, lang) for f, _ in rows],
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "truncate"},
+            },
+            "tooltip": {"trigger": "axis"},
+            "series": [{"type": "bar", "data": [round(v, 4) for _, v in rows], "itemStyle": {"color": CHART_NEUTRAL}}],
+        }
+    )
+
+
+def flatten_metrics(metrics: Any, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if isinstance(metrics, dict):
+        for k, v in metrics.items():
+            out.extend(flatten_metrics(v, f"{prefix}{k}."))
+    elif isinstance(metrics, list):
+        if all(isinstance(v, (int, float)) for v in metrics) and len(metrics) <= 10:
+            out.append((prefix.rstrip("."), ", ".join(f"{v:.4g}" for v in metrics)))
+    elif isinstance(metrics, float):
+        out.append((prefix.rstrip("."), f"{metrics:.4f}"))
+    elif metrics is not None:
+        out.append((prefix.rstrip("."), str(metrics)))
+    return out
+
+
+def headline_metrics(metrics: dict) -> list[tuple[str, str]]:
+    """The few top-level metrics worth a tile: AUCs and business costs (numbers only)."""
+    out = []
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and ("auc" in k.lower() or "cost" in k.lower()):
+            out.append((k, f"{v:.4f}"))
+    return out[:6]
+
+
+# --- what-if -----------------------------------------------------------------------------------
+def whatif_features(base: dict[str, float | None], edits: dict[str, float | None]) -> dict[str, float | None]:
+    """The full feature mapping to POST /score: the client's features with the edited ones replaced."""
+    out = dict(base)
+    for k, v in edits.items():
+        if k in out:
+            out[k] = None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+    return out
+
+
+def slider_range(value: float | None, col: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(min, max, step) for a what-if slider: the population's 1-99 % range widened to include value."""
+    lo = hi = None
+    if col is not None:
+        finite = col[np.isfinite(col)]
+        if finite.size:
+            lo, hi = float(np.percentile(finite, 1)), float(np.percentile(finite, 99))
+    if value is not None and math.isfinite(value):
+        lo = value if lo is None else min(lo, value)
+        hi = value if hi is None else max(hi, value)
+    if lo is None or hi is None:
+        return 0.0, 1.0, 0.01
+    if lo == hi:
+        lo, hi = lo - max(1.0, abs(lo)), hi + max(1.0, abs(hi))
+    step = 10 ** math.floor(math.log10((hi - lo) / 100)) if hi > lo else 0.01
+    return lo, hi, step
+
+
+# --- monitoring --------------------------------------------------------------------------------
+def _find(obj: Any, names: tuple[str, ...]) -> Any:
+    """First value found under any of `names`, searching nested dicts breadth-first."""
+    queue = [obj]
+    while queue:
+        cur = queue.pop(0)
+        if isinstance(cur, dict):
+            for n in names:
+                if n in cur and cur[n] is not None and not isinstance(cur[n], dict):
+                    return cur[n]
+            queue.extend(v for v in cur.values() if isinstance(v, dict))
+    return None
+
+
+def summary_kpis(summary: dict) -> dict[str, float | None]:
+    latency = summary.get("latency_ms") or summary.get("latency") or {}
+    return {
+        "count": _find(summary, ("count", "requests", "n_requests", "total", "n")),
+        "p50": _find(latency, ("p50", "p50_ms")) if latency else _find(summary, ("p50_ms", "latency_p50_ms", "p50")),
+        "p99": _find(latency, ("p99", "p99_ms")) if latency else _find(summary, ("p99_ms", "latency_p99_ms", "p99")),
+    }
+
+
+_PERIOD_LISTS = ("hourly", "by_hour", "hours", "per_hour", "timeline", "series", "score_histogram", "histogram")
+
+
+def score_series(summary: dict) -> dict:
+    """{"periods": [label], "counts": [n], "means": [p|None], "bins": [label], "hist": [[n per bin] per period]}."""
+    items = next((summary[k] for k in _PERIOD_LISTS if isinstance(summary.get(k), list)), [])
+    edges = summary.get("edges") or summary.get("bin_edges") or (summary.get("score_bins") or {}).get("edges")
+    periods, cnts, means, hist = [], [], [], []
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        label = next((it[k] for k in ("hour", "period", "ts", "start", "bucket", "time") if k in it), len(periods))
+        if isinstance(label, (int, float)) and label > 1e8:
+            import datetime as _dt
+
+            label = _dt.datetime.fromtimestamp(float(label), tz=_dt.UTC).strftime("%Y-%m-%d %H:00")
+        periods.append(str(label))
+        h = it.get("histogram") or it.get("counts") or it.get("bins")
+        if isinstance(h, dict):
+            edges = edges or h.get("edges")
+            h = h.get("counts")
+        hist.append([int(v) for v in h] if isinstance(h, list) else None)
+        c = it.get("count", it.get("n", it.get("requests")))
+        cnts.append(int(c) if c is not None else (sum(hist[-1]) if hist[-1] else 0))
+        m = it.get("mean_probability", it.get("mean", it.get("avg_probability", it.get("mean_score"))))
+        means.append(None if m is None else float(m))
+    n_bins = max((len(h) for h in hist if h), default=0)
+    if n_bins:
+        if isinstance(edges, list) and len(edges) == n_bins + 1:
+            bins = [f"{100 * float(edges[i]):.0f}-{100 * float(edges[i + 1]):.0f} %" for i in range(n_bins)]
+        else:
+            bins = [f"{100 * i / n_bins:.0f}-{100 * (i + 1) / n_bins:.0f} %" for i in range(n_bins)]
+        hist = [h if h else [0] * n_bins for h in hist]
+        if all(m is None for m in means):  # mean probability from the histogram's bin centres
+            e = [float(x) for x in edges] if isinstance(edges, list) and len(edges) == n_bins + 1 else None
+            e = e or [i / n_bins for i in range(n_bins + 1)]
+            centres = [(e[i] + e[i + 1]) / 2 for i in range(n_bins)]
+            means = [(sum(c * m for c, m in zip(h, centres, strict=True)) / sum(h)) if sum(h) else None for h in hist]
+    else:
+        bins, hist = [], []
+    return {"periods": periods, "counts": cnts, "means": means, "bins": bins, "hist": hist}
+
+
+def score_time_option(series: dict, lang: str) -> dict:
+    n_bins = len(series["bins"])
+    palette = [
+        "#1b5e20",
+        "#2e7d32",
+        "#558b2f",
+        "#9e9d24",
+        "#f9a825",
+        "#ef6c00",
+        "#d84315",
+        "#c62828",
+        "#b71c1c",
+        "#7f0000",
+    ]
+    out: list[dict] = []
+    if n_bins:
+        for b, name in enumerate(series["bins"]):
+            color = palette[min(len(palette) - 1, int(b * len(palette) / n_bins))]
+            out.append(
+                {
+                    "name": name,
+                    "type": "bar",
+                    "stack": "h",
+                    "data": [h[b] for h in series["hist"]],
+                    "itemStyle": {"color": color},
+                }
+            )
+    else:
+        out.append(
+            {
+                "name": t("requests", lang),
+                "type": "bar",
+                "data": series["counts"],
+                "itemStyle": {"color": CHART_NEUTRAL},
+            }
+        )
+    if any(m is not None for m in series["means"]):
+        out.append(
+            {
+                "name": t("mean_probability", lang),
+                "type": "line",
+                "yAxisIndex": 1,
+                "data": [None if m is None else round(100 * m, 2) for m in series["means"]],
+                "itemStyle": {"color": "#111827"},
+            }
+        )
+    return {
+        "aria": {"enabled": True},
+        "legend": {"type": "scroll", "top": 0},
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 8, "right": 8, "top": 40, "bottom": 8, "containLabel": True},
+        "xAxis": {"type": "category", "data": series["periods"]},
+        "yAxis": [{"type": "value", "name": t("count", lang)}, {"type": "value", "name": "%", "min": 0, "max": 100}],
+        "series": out,
+    }
+
+
+def score_time_caption(series: dict, lang: str) -> str:
+    means = [m for m in series["means"] if m is not None]
+    return t(
+        "score_caption",
+        lang,
+        n=len(series["periods"]),
+        first=fmt_prob(means[0]) if means else "—",
+        last=fmt_prob(means[-1]) if means else "—",
+    )
+
+
+def drift_rows(drift: dict) -> list[dict]:
+    """[{"feature", "psi", "drifted"}] from a drift summary (list of dicts or {feature: psi | {...}})."""
+    thr = drift.get("psi_threshold")
+    raw = next((drift[k] for k in ("features", "feature_psi", "psi", "columns", "drift_by_feature") if k in drift), [])
+    rows = []
+    if isinstance(raw, dict):
+        raw = [{"feature": k, **(v if isinstance(v, dict) else {"psi": v})} for k, v in raw.items()]
+    for r in raw if isinstance(raw, list) else []:
+        if not isinstance(r, dict):
+            continue
+        psi = r.get("psi", r.get("score", r.get("value")))
+        psi = None if psi is None else float(psi)
+        drifted = r.get("drifted", r.get("drift_detected"))
+        if drifted is None:
+            drifted = psi is not None and thr is not None and psi > float(thr)
+        rows.append(
+            {
+                "feature": str(r.get("feature", r.get("name", r.get("column", "?")))),
+                "psi": psi,
+                "drifted": bool(drifted),
+            }
+        )
+    return rows

@@ -1,0 +1,340 @@
+"""Client page: search, score (gauge + decision), explanation, comparison, what-if."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+from nicegui import app, ui
+
+from ui import logic
+from ui.api_client import ApiError
+from ui.i18n import feature_label, t
+from ui.pages.common import _attr, api, chart, error_box, frame, lang, login_redirect
+
+WHATIF_FEATURES = 6
+COMPARE_DEFAULT = 3
+NEIGHBOURS = 15
+POPULATION_LIMIT = 2000
+DEBOUNCE_S = 0.3
+
+
+@ui.page("/", response_timeout=20)
+async def client_page(client_id: int | None = None):
+    if (redirect := login_redirect()) is not None:
+        return redirect
+    lg = lang()
+    main = await frame("client", t("nav_client", lg))
+    with main:
+        with ui.row().classes("items-start gap-2 w-full flex-wrap").props("role=search"):
+            search = (
+                ui.input(t("search_label", lg), autocomplete=[])
+                .props(
+                    f'outlined dense inputmode=numeric aria-label="{_attr(t("search_aria", lg))}" data-testid=search'
+                )
+                .classes("w-full sm:w-64")
+                .mark("search")
+            )
+            button = ui.button(t("search_button", lg), icon="search").props("data-testid=search-button")
+        ui.label(t("search_hint", lg)).classes("text-sm").style("color:#374151")
+        suggestions = (
+            ui.row()
+            .classes("items-center gap-1 flex-wrap")
+            .props(f'role=group aria-label="{_attr(t("suggestions", lg))}" data-testid=suggestions')
+        )
+        result = ui.column().classes("w-full gap-4").props("data-testid=result")
+
+    async def suggest(e) -> None:
+        text = (e.value or "").strip()
+        if not text.isdigit():
+            search.set_autocomplete([])
+            suggestions.clear()
+            return
+        try:
+            ids = await api().suggest(text, limit=8)
+        except ApiError:
+            return
+        if (search.value or "").strip() != text:
+            return  # the user typed on meanwhile
+        search.set_autocomplete([str(i) for i in ids])
+        suggestions.clear()
+        others = [i for i in ids if str(i) != text]
+        if others:
+            with suggestions:
+                ui.label(f"{t('suggestions', lg)} :" if lg == "fr" else f"{t('suggestions', lg)}:").classes(
+                    "text-sm"
+                ).style("color:#374151")
+                for i in others:
+                    ui.button(str(i), on_click=lambda _, i=i: pick(i)).props("flat dense no-caps color=primary")
+
+    async def pick(client: int) -> None:
+        search.value = str(client)
+        suggestions.clear()
+        app.storage.user["client"] = client
+        await show_client(result, client, lg)
+
+    async def submit() -> None:
+        text = (search.value or "").strip()
+        if not text.isdigit():
+            result.clear()
+            with result:
+                error_box(t("search_invalid", lg), lg)
+            return
+        suggestions.clear()
+        app.storage.user["client"] = int(text)
+        await show_client(result, int(text), lg)
+
+    search.on_value_change(suggest)
+    search.on("keydown.enter", submit)
+    button.on_click(submit)
+
+    start = client_id if client_id is not None else app.storage.user.get("client")
+    if start is not None:
+        search.value = str(start)
+        suggestions.clear()
+        await show_client(result, int(start), lg)
+
+
+async def show_client(container: ui.column, client_id: int, lg: str) -> None:
+    container.clear()
+    with container:
+        spinner = ui.spinner(size="lg").props(f'aria-label="{t("loading", lg)}"')
+    try:
+        score = await api().score(client_id)
+        info = await api().client(client_id)
+    except ApiError as e:
+        container.clear()
+        with container:
+            error_box(e, lg)
+        return
+    spinner.delete()
+    probability = float(score["probability"])
+    threshold = float(score["threshold"])
+    view = logic.decision_view(score.get("decision"), lg)
+    with container:
+        ui.label(t("client_title", lg, client_id=client_id)).classes("text-xl font-bold").props(
+            "role=heading aria-level=2"
+        )
+        with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
+            with ui.card().classes("w-full").props("data-testid=score-card"):
+                with ui.row().classes("items-center gap-3 flex-wrap"):
+                    with (
+                        ui.row()
+                        .classes("items-center gap-2 px-3 py-2 rounded text-lg font-bold")
+                        .style(f"color:{view['fg']};background:{view['bg']};border:2px solid {view['fg']}")
+                        .props(f"data-testid=decision data-decision={view['key']}")
+                    ):
+                        ui.icon(view["icon"], size="md").props('aria-hidden="true"')
+                        ui.label(
+                            f"{t('decision', lg)} : {view['text']}"
+                            if lg == "fr"
+                            else f"{t('decision', lg)}: {view['text']}"
+                        )
+                    ui.label(f"{t('probability', lg)} : {logic.fmt_prob(probability)}").classes("text-lg").props(
+                        f"data-testid=probability data-value={probability!r}"
+                    )
+                chart(
+                    logic.gauge_option(probability, threshold, lg),
+                    logic.gauge_caption(probability, threshold, score.get("decision"), lg),
+                    "h-56",
+                )
+                with ui.column().classes("gap-0 text-sm").style("color:#374151"):
+                    ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(threshold)}")
+                    model_id = str(score.get("model_id", ""))
+                    ui.label(f"{t('model_id', lg)} : {model_id[:12]}").props(f'title="{model_id}" data-testid=model-id')
+                    if score.get("completeness") is not None:
+                        ui.label(f"{t('completeness', lg)} : {logic.fmt_prob(float(score['completeness']))}")
+            with ui.card().classes("w-full"):
+                ui.label(t("fields", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
+                fields = info.get("fields", {}) if isinstance(info, dict) else {}
+                rows = [{"field": k, "value": logic.fmt_value(v, lg)} for k, v in fields.items()]
+                ui.table(
+                    columns=[
+                        {"name": "field", "label": t("field", lg), "field": "field", "align": "left"},
+                        {"name": "value", "label": t("value", lg), "field": "value", "align": "right"},
+                    ],
+                    rows=rows,
+                    row_key="field",
+                    pagination={"rowsPerPage": 0},
+                ).props("dense flat hide-bottom").classes("w-full max-h-96")
+        with ui.tabs().classes("w-full").props("align=left outside-arrows mobile-arrows") as tabs:
+            tab_explain = ui.tab("explain", label=t("tab_explain", lg), icon="insights")
+            ui.tab("compare", label=t("tab_compare", lg), icon="bar_chart")
+            ui.tab("whatif", label=t("tab_whatif", lg), icon="tune")
+        with ui.tab_panels(tabs, value=tab_explain).classes("w-full bg-transparent"):
+            with ui.tab_panel("explain").classes("p-0 pt-2"):
+                explain_box = ui.column().classes("w-full")
+            with ui.tab_panel("compare").classes("p-0 pt-2"):
+                compare_box = ui.column().classes("w-full")
+            with ui.tab_panel("whatif").classes("p-0 pt-2"):
+                whatif_box = ui.column().classes("w-full")
+    await fill_explanation(explain_box, client_id, lg)
+    try:
+        model = await api().model()
+        features = await api().features(client_id)
+    except ApiError as e:
+        for box in (compare_box, whatif_box):
+            with box:
+                error_box(e, lg)
+        return
+    await fill_whatif(whatif_box, features, model, probability, lg)
+    await fill_comparison(compare_box, client_id, features, model, lg)
+
+
+async def fill_explanation(box: ui.column, client_id: int, lg: str) -> None:
+    with box:
+        try:
+            explanation = await api().explain(client_id, top=8, lang=lg)
+        except ApiError as e:
+            error_box(e, lg)
+            return
+        with ui.card().classes("w-full"):
+            ui.label(t("explain_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
+            data = logic.waterfall_data(explanation, lg)
+            chart(logic.waterfall_option(data), logic.waterfall_caption(data, lg), "h-96")
+            reasons = explanation.get("reasons") or []
+            if reasons:
+                ui.label(t("reasons", lg)).classes("font-bold mt-2").props("role=heading aria-level=4")
+                with ui.element("ul").classes("list-disc pl-6").props("data-testid=reasons"):
+                    for r in reasons:
+                        sentence = r.get("sentence") if isinstance(r, dict) else str(r)
+                        with ui.element("li"):
+                            ui.label(str(sentence))
+
+
+async def fill_whatif(box: ui.column, features: dict, model: dict, probability: float, lg: str) -> None:
+    names = [f for f in logic.top_features(model, 50) if f in features][:WHATIF_FEATURES]
+    if not names:
+        names = list(features)[:WHATIF_FEATURES]
+    edits: dict[str, float | None] = {n: features.get(n) for n in names}
+    state = {"seq": 0}
+    with box, ui.card().classes("w-full"):
+        ui.label(t("whatif_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
+        ui.label(t("whatif_hint", lg)).classes("text-sm").style("color:#374151")
+        inputs: dict[str, ui.number] = {}
+        with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-3 w-full"):
+            for i, name in enumerate(names):
+                label = feature_label(name, lg)
+                value = features.get(name)
+                inputs[name] = (
+                    ui.number(label, value=None if value is None else round(float(value), 6), format="%.6g")
+                    .props(f'outlined dense aria-label="{_attr(t("whatif_input_aria", lg, feature=label))}"')
+                    .props(f"data-testid=whatif-{i} data-feature={name}")
+                    .mark(f"whatif-{name}")
+                    .classes("w-full")
+                )
+        with ui.row().classes("items-center gap-3 flex-wrap"):
+            result = (
+                ui.label(logic.fmt_prob(probability))
+                .classes("text-lg font-bold")
+                .props("aria-live=polite data-testid=whatif-result")
+                .mark("whatif-result")
+            )
+            reset = ui.button(t("whatif_reset", lg), icon="restart_alt").props("outline")
+
+    async def rescore(e=None) -> None:
+        state["seq"] += 1
+        seq = state["seq"]
+        if e is not None:  # typing: score once the user pauses (each POST /score is logged by the API)
+            await asyncio.sleep(DEBOUNCE_S)
+            if seq != state["seq"]:
+                return
+        for n, el in inputs.items():
+            v = el.value
+            edits[n] = None if v is None or v == "" else float(v)
+        try:
+            out = await api().score_features(logic.whatif_features(features, edits))
+        except ApiError as e:
+            result.set_text(e.message(lg))
+            return
+        if seq != state["seq"]:
+            return  # a newer edit is being scored
+        p = float(out["probability"])
+        view = logic.decision_view(out.get("decision"), lg)
+        delta = 100 * (p - probability)
+        result.set_text(
+            t("whatif_result", lg, probability=logic.fmt_prob(p), delta=f"{delta:+.1f} pt", decision=view["text"])
+        )
+        result.style(f"color:{view['fg']}")
+        result.props(f"data-value={p!r} data-decision={view['key']}")
+
+    def do_reset() -> None:
+        for n, el in inputs.items():
+            v = features.get(n)
+            el.value = None if v is None else round(float(v), 6)
+
+    for el in inputs.values():
+        el.on_value_change(rescore)
+    reset.on_click(do_reset)
+    await rescore()
+
+
+async def fill_comparison(box: ui.column, client_id: int, features: dict, model: dict, lg: str) -> None:
+    all_names = [f for f in (model.get("features") or list(features)) if f in features] or list(features)
+    chosen = [f for f in logic.top_features(model, 20) if f in features][:COMPARE_DEFAULT] or all_names[
+        :COMPARE_DEFAULT
+    ]
+    with box, ui.card().classes("w-full"):
+        ui.label(t("compare_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
+        select = (
+            ui.select(
+                {n: feature_label(n, lg) for n in all_names},
+                value=chosen,
+                multiple=True,
+                label=t("compare_features", lg),
+                with_input=True,
+            )
+            .props(f'outlined dense use-chips aria-label="{_attr(t("compare_features_aria", lg))}"')
+            .props("data-testid=compare-select")
+            .classes("w-full")
+        )
+        charts = ui.column().classes("w-full gap-4")
+
+    async def render(_=None) -> None:
+        names = [n for n in (select.value or []) if n in features][:8]
+        charts.clear()
+        if not names:
+            return
+        try:
+            payload = await api().population(names, limit=POPULATION_LIMIT)
+        except ApiError as e:
+            with charts:
+                error_box(e, lg)
+            return
+        ids, X, decisions = logic.population_table(payload, names)
+        if X.shape[0] == 0:
+            with charts:
+                ui.label(t("no_data", lg))
+            return
+        x = np.array([logic._num(features.get(n)) for n in names])
+        near = logic.nearest_neighbours(X, x, NEIGHBOURS, exclude=ids == client_id)
+        with charts:
+            with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):
+                for j, name in enumerate(names):
+                    value = features.get(name)
+                    cmp = logic.comparison(name, X[:, j], decisions, near, None if value is None else float(value), lg)
+                    with ui.column().classes("w-full gap-1").props("data-testid=compare-chart"):
+                        ui.label(feature_label(name, lg)).classes("font-bold").props("role=heading aria-level=4")
+                        chart(cmp["option"], cmp["caption"], "h-72")
+            ui.label(t("neighbours_title", lg, k=len(near))).classes("font-bold").props("role=heading aria-level=4")
+            ui.label(t("neighbours_caption", lg)).classes("text-sm").style("color:#374151")
+            cols = [{"name": "id", "label": "ID", "field": "id", "align": "left"}]
+            cols.append({"name": "decision", "label": t("decision", lg), "field": "decision", "align": "left"})
+            cols += [
+                {"name": f"f{j}", "label": feature_label(n, lg), "field": f"f{j}", "align": "right"}
+                for j, n in enumerate(names)
+            ]
+            rows = []
+            for i in near:
+                row = {"id": int(ids[i]), "decision": t(decisions[i], lg)}
+                for j in range(len(names)):
+                    v = X[i, j]
+                    row[f"f{j}"] = logic.fmt_value(None if not math.isfinite(v) else float(v), lg)
+                rows.append(row)
+            ui.table(columns=cols, rows=rows, row_key="id", pagination={"rowsPerPage": 0}).props(
+                "dense flat wrap-cells hide-bottom"
+            ).classes("w-full")
+
+    select.on_value_change(render)
+    await render()

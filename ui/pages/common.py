@@ -1,0 +1,149 @@
+"""Shared state of the dashboard process (configuration, API client) and the page frame."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from fastapi.responses import RedirectResponse
+from nicegui import app, ui
+
+from ui.api_client import ApiClient, ApiError
+from ui.i18n import LANGS, other_lang, t
+
+
+@dataclass
+class UiConfig:
+    api_url: str = "http://127.0.0.1:8000"
+    key: str = ""
+    lang: str = "fr"
+    password: str = ""  # empty: no login (only allowed on a loopback host)
+    timeout: float = 10.0
+
+
+CONFIG = UiConfig()
+_api: ApiClient | None = None
+_role: dict[str, bool] = {}
+
+
+def configure(cfg: UiConfig) -> None:
+    global CONFIG, _api
+    CONFIG = cfg
+    _api = None
+    _role.clear()
+
+
+def api() -> ApiClient:
+    global _api
+    if _api is None:
+        _api = ApiClient(CONFIG.api_url, CONFIG.key, timeout=CONFIG.timeout)
+    return _api
+
+
+async def close_api() -> None:
+    global _api
+    if _api is not None:
+        await _api.aclose()
+        _api = None
+
+
+def lang() -> str:
+    value = app.storage.user.get("lang", CONFIG.lang)
+    return value if value in LANGS else "fr"
+
+
+def logged_in() -> bool:
+    return not CONFIG.password or bool(app.storage.user.get("authenticated"))
+
+
+def check_password(candidate: str) -> bool:
+    return bool(CONFIG.password) and hmac.compare_digest(candidate.encode(), CONFIG.password.encode())
+
+
+def login_redirect() -> RedirectResponse | None:
+    return None if logged_in() else RedirectResponse("/login")
+
+
+async def is_admin() -> bool:
+    """Whether the configured key may read /monitoring (403 for officers); cached once known."""
+    if "admin" in _role:
+        return _role["admin"]
+    try:
+        await api().monitoring_summary()
+        _role["admin"] = True
+    except ApiError as e:
+        if e.kind in ("forbidden", "unauthorized"):
+            _role["admin"] = False
+        return e.kind == "not_found"  # endpoint missing: the page says "not available"
+    return _role["admin"]
+
+
+def error_box(error: ApiError | str, lang_: str) -> ui.element:
+    """A visible, announced error message (role=alert), dark red text on a pale background."""
+    text = error.message(lang_) if isinstance(error, ApiError) else error
+    with (
+        ui.row()
+        .classes("items-center gap-2 p-3 rounded w-full")
+        .style("background:#ffebee;color:#b71c1c;border:1px solid #b71c1c")
+        .props("role=alert data-testid=error") as box
+    ):
+        ui.icon("error", size="sm").props('aria-hidden="true"')
+        ui.label(text).classes("font-medium")
+    return box
+
+
+def caption(text: str) -> ui.label:
+    """Text alternative of a chart: visible, small, and tied to the chart with aria-describedby."""
+    return ui.label(text).classes("text-sm").style("color:#374151").props("data-testid=caption")
+
+
+def chart(option: dict, summary: str, height: str = "h-64") -> ui.echart:
+    """An ECharts element exposed to assistive technology as an image whose label is `summary`."""
+    el = ui.echart(option).classes(f"w-full {height}")
+    el.props(f'role=img aria-label="{_attr(summary)}"')
+    caption(summary)
+    return el
+
+
+def _attr(text: str) -> str:
+    return text.replace('"', "'")
+
+
+async def frame(active: str, title: str) -> ui.column:
+    """Header (title, navigation, language toggle, logout) and the main column; returns the column."""
+    lg = lang()
+    ui.page_title(f"{title} — {t('app_title', lg)}")
+    ui.colors(primary="#0d47a1")
+    ui.query("body").style("background:#f8fafc;color:#111827")
+    ui.run_javascript(f"document.documentElement.lang = '{lg}'")
+    admin = await is_admin()
+    with ui.header().classes("items-center justify-between flex-wrap gap-2 px-4 py-2").style("background:#0d47a1"):
+        ui.label(t("app_title", lg)).classes("text-lg font-bold text-white")
+        with ui.row().classes("items-center gap-1 flex-wrap").props('role=navigation aria-label="Menu"'):
+            links = [("client", "/", t("nav_client", lg)), ("model", "/model", t("nav_model", lg))]
+            if admin:
+                links.append(("monitoring", "/monitoring", t("nav_monitoring", lg)))
+            for key, href, text in links:
+                link = ui.link(text, href).classes("text-white px-2 py-1 rounded no-underline")
+                if key == active:
+                    link.classes("bg-white/20 font-bold").props('aria-current="page"')
+
+            def toggle() -> None:
+                app.storage.user["lang"] = other_lang(lang())
+                ui.navigate.reload()
+
+            ui.button(t("lang_toggle", lg), icon="translate", on_click=toggle).props(
+                f'flat text-color=white aria-label="{_attr(t("lang_toggle_aria", lg))}" data-testid=lang-toggle'
+            )
+            if CONFIG.password:
+
+                def logout() -> None:
+                    app.storage.user["authenticated"] = False
+                    ui.navigate.to("/login")
+
+                ui.button(t("logout", lg), icon="logout", on_click=logout).props("flat text-color=white")
+    main = ui.column().classes("w-full max-w-6xl mx-auto p-2 sm:p-4 gap-4").props("role=main id=main")
+    ui.skip_link(t("skip", lg), target=main)
+    with main:
+        ui.label(title).classes("text-2xl font-bold").props("role=heading aria-level=1")
+    return main

@@ -1,0 +1,68 @@
+"""Model page: identity, metrics, threshold, business cost, global importance (GET /model)."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from ui import logic
+from ui.api_client import ApiError
+from ui.i18n import feature_label, t
+from ui.pages.common import api, chart, error_box, frame, lang, login_redirect
+
+
+@ui.page("/model", response_timeout=20)
+async def model_page():
+    if (redirect := login_redirect()) is not None:
+        return redirect
+    lg = lang()
+    main = await frame("model", t("model_title", lg))
+    with main:
+        try:
+            model = await api().model()
+        except ApiError as e:
+            error_box(e, lg)
+            return
+        with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
+            with ui.card().classes("w-full"):
+                model_id = str(model.get("model_id", ""))
+                ui.label(f"{t('model_id', lg)} : {model_id[:12]}").classes("text-lg font-bold").props(
+                    f'title="{model_id}" data-testid=model-id'
+                )
+                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')))}").props(
+                    "data-testid=model-threshold"
+                )
+                costs = model.get("costs") or {}
+                ui.label(t("costs", lg, fn=costs.get("fn", "?"), fp=costs.get("fp", "?")))
+                ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
+                if model.get("trained_at"):
+                    ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
+                metrics = model.get("metrics") or {}
+                headline = logic.headline_metrics(metrics)
+                if headline:
+                    with ui.row().classes("gap-3 flex-wrap mt-2").props("data-testid=headline-metrics"):
+                        for name, value in headline:
+                            with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:8rem"):
+                                ui.label(name).classes("text-sm").style("color:#374151")
+                                ui.label(value).classes("text-xl font-bold")
+                rows = [{"metric": k, "value": v} for k, v in logic.flatten_metrics(metrics)]
+                with ui.expansion(t("metrics", lg), icon="table_chart").classes("w-full mt-2"):
+                    ui.table(
+                        columns=[
+                            {"name": "metric", "label": t("metric", lg), "field": "metric", "align": "left"},
+                            {"name": "value", "label": t("value", lg), "field": "value", "align": "right"},
+                        ],
+                        rows=rows,
+                        row_key="metric",
+                        pagination={"rowsPerPage": 0},
+                    ).props("dense flat wrap-cells hide-bottom data-testid=metrics").classes("w-full")
+            with ui.card().classes("w-full"):
+                ui.label(t("global_importance", lg)).classes("font-bold").props("role=heading aria-level=2")
+                top = ", ".join(feature_label(f, lg) for f in logic.top_features(model, 5))
+                chart(logic.importance_option(model, lg), t("importance_caption", lg, top=top or "—"), "h-96")
+
+
+def _float(v: object) -> float | None:
+    try:
+        return float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
