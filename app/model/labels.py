@@ -1,0 +1,642 @@
+"""Readable labels (fr/en) for any feature name, and the sentences used as refusal reasons.
+
+Feature names come from the SQL feature definitions and are not known in advance, so a label is
+built by rules, most specific first:
+
+1. a hand-written label for the ~40 most important base columns (`BASE`), e.g. EXT_SOURCE_2;
+2. a one-hot column `<categorical base column><sep><category>` (sep `_`, `=`, `__` or `:`),
+   e.g. NAME_EDUCATION_TYPE_Higher_education -> "Niveau d'études : Higher education";
+3. a source-table prefix (`PREFIXES`: BUREAU_, PREV_, INST_, POS_, CC_, ...) and an aggregate suffix
+   (`AGGREGATES`: _MEAN, _MAX, _MIN, _SUM, _COUNT, _SHARE, ...) around a base column, e.g.
+   PREV_AMT_CREDIT_MEAN -> "Demandes précédentes : montant du crédit (moyenne)";
+4. otherwise the name's tokens translated one by one (`TOKENS`), so every name gets a label.
+
+Each label carries a *unit* that decides how values are shown (DAYS_BIRTH as an age in years,
+amounts with thousands separators, shares as percentages) and a grammatical gender for French.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+LANGS = ("fr", "en")
+
+# unit: how a value is displayed and compared
+#   score    0..1 score, 2 decimals             amount  money, thousands separator, no decimals
+#   ratio    2 decimals                         count   integer-ish, 1 decimal at most
+#   share    0..1 shown as a percentage         flag    0/1 shown as yes/no
+#   age      DAYS_BIRTH (negative days) shown as years of age
+#   years_ago  negative days shown as years before the application
+#   days_ago   negative days shown as days before the application
+#   days     days (e.g. days past due)         number  plain number, up to 2 decimals
+
+
+@dataclass(frozen=True)
+class Label:
+    fr: str
+    en: str
+    unit: str = "number"
+    # French gender of the head noun of `fr`: "m" or "f"; "v" for composed labels, whose sentences
+    # say "<label> : valeur élevée" so that the adjective always agrees
+    gender: str = "m"
+
+    def text(self, lang: str) -> str:
+        return self.fr if lang == "fr" else self.en
+
+
+# base column -> (fr, en, unit, French gender)
+BASE: dict[str, tuple[str, str, str, str]] = {
+    "EXT_SOURCE_1": ("Score externe 1", "External score 1", "score", "m"),
+    "EXT_SOURCE_2": ("Score externe 2", "External score 2", "score", "m"),
+    "EXT_SOURCE_3": ("Score externe 3", "External score 3", "score", "m"),
+    "EXT_SOURCE_MEAN": ("Moyenne des scores externes", "Mean external score", "score", "f"),
+    "EXT_SOURCE_MIN": ("Plus faible score externe", "Lowest external score", "score", "m"),
+    "EXT_SOURCE_MAX": ("Plus fort score externe", "Highest external score", "score", "m"),
+    "EXT_SOURCE_PROD": ("Produit des scores externes", "Product of external scores", "score", "m"),
+    "EXT_SOURCE_STD": ("Dispersion des scores externes", "Spread of external scores", "score", "f"),
+    "DAYS_BIRTH": ("Âge", "Age", "age", "m"),
+    "AGE_YEARS": ("Âge", "Age", "count", "m"),
+    "DAYS_EMPLOYED": ("Ancienneté dans l'emploi", "Time in current job", "years_ago", "f"),
+    "YEARS_EMPLOYED": ("Ancienneté dans l'emploi (années)", "Years in current job", "count", "f"),
+    "DAYS_EMPLOYED_ANOM": ("Emploi non renseigné (valeur 365243)", "Employment not given (value 365243)", "flag", "m"),
+    "DAYS_EMPLOYED_PERC": ("Part de la vie passée dans l'emploi actuel", "Share of life in current job", "share", "f"),
+    "EMPLOYED_BIRTH_RATIO": (
+        "Part de la vie passée dans l'emploi actuel",
+        "Share of life in current job",
+        "share",
+        "f",
+    ),
+    "DAYS_REGISTRATION": ("Ancienneté de l'enregistrement", "Time since registration", "years_ago", "f"),
+    "DAYS_ID_PUBLISH": ("Ancienneté de la pièce d'identité", "Age of identity document", "years_ago", "f"),
+    "DAYS_LAST_PHONE_CHANGE": ("Dernier changement de téléphone", "Last phone change", "days_ago", "m"),
+    "AMT_INCOME_TOTAL": ("Revenu annuel", "Annual income", "amount", "m"),
+    "AMT_CREDIT": ("Montant du crédit", "Credit amount", "amount", "m"),
+    "AMT_ANNUITY": ("Annuité du prêt", "Loan annuity", "amount", "f"),
+    "AMT_GOODS_PRICE": ("Prix du bien financé", "Price of the goods", "amount", "m"),
+    "CREDIT_INCOME_RATIO": ("Crédit rapporté au revenu", "Credit to income ratio", "ratio", "m"),
+    "ANNUITY_INCOME_RATIO": ("Taux d'effort (annuité / revenu)", "Annuity to income ratio", "ratio", "m"),
+    "INCOME_ANNUITY_RATIO": ("Revenu rapporté à l'annuité", "Income to annuity ratio", "ratio", "m"),
+    "CREDIT_ANNUITY_RATIO": ("Durée implicite du crédit (crédit / annuité)", "Credit to annuity ratio", "ratio", "f"),
+    "ANNUITY_CREDIT_RATIO": ("Annuité rapportée au crédit", "Annuity to credit ratio", "ratio", "f"),
+    "CREDIT_TERM": ("Durée implicite du crédit (annuité / crédit)", "Payment rate (annuity / credit)", "ratio", "f"),
+    "PAYMENT_RATE": ("Taux de remboursement (annuité / crédit)", "Payment rate (annuity / credit)", "ratio", "m"),
+    "CREDIT_GOODS_RATIO": ("Crédit rapporté au prix du bien", "Credit to goods price ratio", "ratio", "m"),
+    "GOODS_CREDIT_RATIO": ("Prix du bien rapporté au crédit", "Goods price to credit ratio", "ratio", "m"),
+    "INCOME_PER_PERSON": ("Revenu par membre du foyer", "Income per household member", "amount", "m"),
+    "INCOME_PER_CHILD": ("Revenu par enfant", "Income per child", "amount", "m"),
+    "CNT_CHILDREN": ("Nombre d'enfants", "Number of children", "count", "m"),
+    "CNT_FAM_MEMBERS": ("Taille du foyer", "Household size", "count", "f"),
+    "OWN_CAR_AGE": ("Âge du véhicule", "Age of the car", "count", "m"),
+    "REGION_POPULATION_RELATIVE": ("Densité de population de la région", "Region population density", "ratio", "f"),
+    "REGION_RATING_CLIENT": ("Note de la région", "Region rating", "count", "f"),
+    "REGION_RATING_CLIENT_W_CITY": ("Note de la région (avec ville)", "Region rating (with city)", "count", "f"),
+    "CODE_GENDER": ("Genre", "Gender", "flag", "m"),
+    "FLAG_OWN_CAR": ("Possède une voiture", "Owns a car", "flag", "m"),
+    "FLAG_OWN_REALTY": ("Propriétaire d'un logement", "Owns real estate", "flag", "m"),
+    "NAME_CONTRACT_TYPE": ("Type de contrat", "Contract type", "flag", "m"),
+    "NAME_EDUCATION_TYPE": ("Niveau d'études", "Education", "flag", "m"),
+    "NAME_INCOME_TYPE": ("Type de revenu", "Income type", "flag", "m"),
+    "NAME_FAMILY_STATUS": ("Situation familiale", "Family status", "flag", "f"),
+    "NAME_HOUSING_TYPE": ("Type de logement", "Housing type", "flag", "m"),
+    "NAME_TYPE_SUITE": ("Accompagnant lors de la demande", "Accompanied by", "flag", "m"),
+    "OCCUPATION_TYPE": ("Profession", "Occupation", "flag", "f"),
+    "ORGANIZATION_TYPE": ("Secteur de l'employeur", "Employer sector", "flag", "m"),
+    "WEEKDAY_APPR_PROCESS_START": ("Jour de la demande", "Application weekday", "flag", "m"),
+    "HOUR_APPR_PROCESS_START": ("Heure de la demande", "Application hour", "count", "f"),
+    "DEF_30_CNT_SOCIAL_CIRCLE": ("Défauts dans l'entourage (30 j)", "Defaults in social circle (30 d)", "count", "m"),
+    "DEF_60_CNT_SOCIAL_CIRCLE": ("Défauts dans l'entourage (60 j)", "Defaults in social circle (60 d)", "count", "m"),
+    "OBS_30_CNT_SOCIAL_CIRCLE": ("Entourage observé (30 j)", "Observed social circle (30 d)", "count", "m"),
+    "OBS_60_CNT_SOCIAL_CIRCLE": ("Entourage observé (60 j)", "Observed social circle (60 d)", "count", "m"),
+    # aggregated features that matter most, written by hand
+    "PREV_COUNT": ("Nombre de demandes précédentes", "Number of previous applications", "count", "m"),
+    "PREV_REFUSED_SHARE": (
+        "Part des demandes précédentes refusées",
+        "Share of previous applications refused",
+        "share",
+        "f",
+    ),
+    "PREV_APPROVED_SHARE": (
+        "Part des demandes précédentes acceptées",
+        "Share of previous applications approved",
+        "share",
+        "f",
+    ),
+    "PREV_REFUSED_COUNT": ("Nombre de demandes précédentes refusées", "Previous applications refused", "count", "m"),
+    "PREV_APPROVED_COUNT": ("Nombre de demandes précédentes acceptées", "Previous applications approved", "count", "m"),
+    "BUREAU_COUNT": ("Nombre de crédits au bureau", "Number of credit bureau credits", "count", "m"),
+    "BUREAU_ACTIVE_COUNT": ("Nombre de crédits en cours au bureau", "Active credit bureau credits", "count", "m"),
+    "BUREAU_BALANCE_LATE_SHARE": ("Part des mois en retard (bureau)", "Share of months late (bureau)", "share", "f"),
+    "INST_COUNT": ("Nombre d'échéances passées", "Number of past instalments", "count", "m"),
+    "INST_LATE_SHARE": ("Part des échéances payées en retard", "Share of instalments paid late", "share", "f"),
+    "INST_LATE30_SHARE": (
+        "Part des échéances payées avec 30 j de retard",
+        "Share of instalments 30+ days late",
+        "share",
+        "f",
+    ),
+    "INST_DPD_MEAN": ("Retard moyen de paiement", "Mean payment delay", "days", "m"),
+    "INST_DPD_MAX": ("Plus long retard de paiement", "Longest payment delay", "days", "m"),
+    "POS_DPD_SHARE": (
+        "Part des mois en retard (crédits PDV/espèces)",
+        "Share of months late (POS/cash loans)",
+        "share",
+        "f",
+    ),
+    "EXT_SOURCE_PRODUCT": ("Produit des scores externes", "Product of external scores", "score", "m"),
+    "EXT_SOURCE_MISSING_COUNT": ("Scores externes manquants", "Missing external scores", "count", "m"),
+    "CREDIT_TERM_MONTHS": ("Durée du crédit (mois)", "Credit term (months)", "count", "f"),
+    "DAYS_EMPLOYED_PLACEHOLDER": (
+        "Emploi non renseigné (valeur 365243)",
+        "Employment not given (value 365243)",
+        "flag",
+        "m",
+    ),
+    "REGISTRATION_BIRTH_RATIO": (
+        "Ancienneté de l'enregistrement rapportée à l'âge",
+        "Registration age to age",
+        "ratio",
+        "f",
+    ),
+    "ID_PUBLISH_BIRTH_RATIO": ("Ancienneté de la pièce d'identité rapportée à l'âge", "ID age to age", "ratio", "f"),
+    "PHONE_CHANGE_BIRTH_RATIO": (
+        "Dernier changement de téléphone rapporté à l'âge",
+        "Phone change to age",
+        "ratio",
+        "m",
+    ),
+    "CAR_AGE_AGE_RATIO": ("Âge du véhicule rapporté à l'âge", "Car age to age", "ratio", "m"),
+    "CHILDREN_FAMILY_RATIO": ("Part des enfants dans le foyer", "Children share of household", "share", "f"),
+    "ANNUITY_INCOME_PER_PERSON_RATIO": (
+        "Annuité rapportée au revenu par personne",
+        "Annuity to income per person",
+        "ratio",
+        "f",
+    ),
+    "CREDIT_MINUS_GOODS": ("Crédit au-delà du prix du bien", "Credit above goods price", "amount", "m"),
+    "SOCIAL_DEF_30_RATIO": (
+        "Taux de défaut dans l'entourage (30 j)",
+        "Default rate in social circle (30 d)",
+        "share",
+        "m",
+    ),
+    "SOCIAL_DEF_60_RATIO": (
+        "Taux de défaut dans l'entourage (60 j)",
+        "Default rate in social circle (60 d)",
+        "share",
+        "m",
+    ),
+    "DOCUMENT_COUNT": ("Nombre de documents fournis", "Documents provided", "count", "m"),
+    "CONTACT_COUNT": ("Nombre de moyens de contact", "Contact channels", "count", "m"),
+    "ADDRESS_MISMATCH_COUNT": ("Adresses non concordantes", "Address mismatches", "count", "f"),
+    "BUREAU_ENQUIRY_COUNT": ("Consultations du bureau de crédit", "Credit bureau enquiries", "count", "f"),
+    "POS_LOAN_COUNT": ("Nombre de crédits PDV/espèces", "Number of POS/cash loans", "count", "m"),
+    "INST_LOAN_COUNT": ("Nombre de crédits remboursés par échéances", "Loans with instalments", "count", "m"),
+    "CC_CARD_COUNT": ("Nombre de cartes de crédit", "Number of credit cards", "count", "m"),
+    "INST_NOT_PAID_COUNT": ("Échéances non payées", "Unpaid instalments", "count", "f"),
+    "INST_UNDERPAID_SHARE": ("Part des échéances sous-payées", "Share of instalments underpaid", "share", "f"),
+    "EDUCATION_LEVEL": ("Niveau d'études (échelle 0-4)", "Education level (0-4)", "count", "m"),
+    "OWN_CAR": ("Possède une voiture", "Owns a car", "flag", "m"),
+    "OWN_REALTY": ("Propriétaire d'un logement", "Owns real estate", "flag", "m"),
+    "CONTRACT_REVOLVING": ("Crédit renouvelable", "Revolving loan", "flag", "m"),
+    "EMERGENCYSTATE": ("Bâtiment en état d'urgence", "Building in emergency state", "flag", "m"),
+    "WEEKDAY_APPR": ("Jour de la demande", "Application weekday", "count", "m"),
+    "AMT_REQ_CREDIT_BUREAU_YEAR": (
+        "Consultations du bureau de crédit (1 an)",
+        "Credit bureau enquiries (year)",
+        "count",
+        "f",
+    ),
+    # columns of the child tables, used under a prefix (BUREAU_, PREV_, INST_, POS_, CC_)
+    "DPD": ("Jours de retard", "Days past due", "days", "m"),
+    "SK_DPD": ("Jours de retard", "Days past due", "days", "m"),
+    "SK_DPD_DEF": ("Jours de retard (tolérance déduite)", "Days past due (with tolerance)", "days", "m"),
+    "DBD": ("Jours d'avance de paiement", "Days paid early", "days", "m"),
+    "PAYMENT_PERC": ("Part payée de l'échéance", "Share of instalment paid", "share", "f"),
+    "PAYMENT_RATIO": ("Part payée de l'échéance", "Share of instalment paid", "share", "f"),
+    "PAYMENT_DIFF": ("Reste dû sur l'échéance", "Instalment left unpaid", "amount", "m"),
+    "LATE": ("Paiement en retard", "Late payment", "share", "m"),
+    "CREDIT_ACTIVE_ACTIVE": ("Crédit en cours", "Active credit", "share", "m"),
+    "ACTIVE": ("Crédits en cours", "Active credits", "count", "m"),
+    "CLOSED": ("Crédits clos", "Closed credits", "count", "m"),
+    "DAYS_CREDIT": ("Ancienneté du crédit", "Credit age", "days_ago", "f"),
+    "DAYS_CREDIT_ENDDATE": ("Échéance du crédit", "Credit end date", "days", "f"),
+    "CREDIT_DAY_OVERDUE": ("Jours de retard", "Days overdue", "days", "m"),
+    "AMT_CREDIT_SUM": ("Montant des crédits", "Credit amount", "amount", "m"),
+    "AMT_CREDIT_SUM_DEBT": ("Dette restante", "Outstanding debt", "amount", "f"),
+    "AMT_CREDIT_SUM_OVERDUE": ("Montant en retard", "Amount overdue", "amount", "m"),
+    "AMT_CREDIT_MAX_OVERDUE": ("Plus gros retard (montant)", "Largest overdue amount", "amount", "m"),
+    "DEBT_CREDIT_RATIO": ("Dette rapportée au crédit", "Debt to credit ratio", "ratio", "f"),
+    "AMT_APPLICATION": ("Montant demandé", "Amount applied for", "amount", "m"),
+    "APP_CREDIT_PERC": ("Montant demandé rapporté au crédit accordé", "Applied to granted ratio", "ratio", "m"),
+    "REFUSED": ("Demandes refusées", "Refused applications", "count", "f"),
+    "APPROVED": ("Demandes acceptées", "Approved applications", "count", "f"),
+    "CNT_PAYMENT": ("Nombre d'échéances", "Number of payments", "count", "m"),
+    "DAYS_DECISION": ("Date de décision", "Decision date", "days_ago", "f"),
+    "AMT_BALANCE": ("Solde de la carte", "Card balance", "amount", "m"),
+    "AMT_CREDIT_LIMIT_ACTUAL": ("Plafond de la carte", "Card limit", "amount", "m"),
+    "BALANCE_LIMIT_RATIO": ("Utilisation du plafond", "Credit limit utilisation", "ratio", "f"),
+    "UTILIZATION": ("Utilisation du plafond", "Credit limit utilisation", "ratio", "f"),
+    "AMT_INSTALMENT": ("Montant de l'échéance", "Instalment amount", "amount", "m"),
+    "AMT_PAYMENT": ("Montant payé", "Amount paid", "amount", "m"),
+    "CNT_INSTALMENT_FUTURE": ("Échéances restantes", "Instalments left", "count", "f"),
+    "MONTHS_BALANCE": ("Mois du relevé", "Balance month", "count", "m"),
+    "STATUS_DPD": ("Mois en retard", "Months past due", "count", "m"),
+}
+
+# source-table prefixes of aggregated features (longest match wins)
+PREFIXES: dict[str, tuple[str, str]] = {
+    "BUREAU_ACTIVE": ("Bureau (crédits en cours)", "Bureau (active credits)"),
+    "BUREAU_CLOSED": ("Bureau (crédits clos)", "Bureau (closed credits)"),
+    "BUREAU": ("Bureau de crédit", "Credit bureau"),
+    "BURO": ("Bureau de crédit", "Credit bureau"),
+    "BB": ("Historique mensuel du bureau", "Bureau monthly history"),
+    "PREV_APPROVED": ("Demandes précédentes acceptées", "Approved previous applications"),
+    "PREV_REFUSED": ("Demandes précédentes refusées", "Refused previous applications"),
+    "APPROVED": ("Demandes précédentes acceptées", "Approved previous applications"),
+    "REFUSED": ("Demandes précédentes refusées", "Refused previous applications"),
+    "PREV": ("Demandes précédentes", "Previous applications"),
+    "INST": ("Remboursements passés", "Past instalments"),
+    "INSTAL": ("Remboursements passés", "Past instalments"),
+    "POS": ("Crédits point de vente / espèces", "POS and cash loans"),
+    "CC": ("Cartes de crédit", "Credit cards"),
+    "APP": ("Demande", "Application"),
+}
+
+# aggregate suffixes -> (fr, en, French gender of the aggregate noun, unit override or None)
+AGGREGATES: dict[str, tuple[str, str, str, str | None]] = {
+    "MEAN": ("moyenne", "mean", "f", None),
+    "AVG": ("moyenne", "mean", "f", None),
+    "MEDIAN": ("médiane", "median", "f", None),
+    "MEDI": ("médiane", "median", "f", None),
+    "MODE": ("mode", "mode", "m", None),
+    "MAX": ("maximum", "max", "m", None),
+    "MIN": ("minimum", "min", "m", None),
+    "SUM": ("total", "total", "m", None),
+    "STD": ("écart-type", "std. dev.", "m", "number"),
+    "VAR": ("variance", "variance", "f", "number"),
+    "LAST": ("dernière valeur", "last value", "f", None),
+    "FIRST": ("première valeur", "first value", "f", None),
+    "COUNT": ("nombre", "count", "m", "count"),
+    "CNT": ("nombre", "count", "m", "count"),
+    "SIZE": ("nombre", "count", "m", "count"),
+    "NUNIQUE": ("valeurs distinctes", "distinct values", "f", "count"),
+    "SHARE": ("part", "share", "f", "share"),
+    "RATIO": ("ratio", "ratio", "m", "ratio"),
+}
+
+# word-by-word fallback
+TOKENS: dict[str, tuple[str, str]] = {
+    "AMT": ("montant", "amount"),
+    "CNT": ("nombre", "count"),
+    "DAYS": ("jours", "days"),
+    "DPD": ("jours de retard", "days past due"),
+    "SK": ("", ""),
+    "CREDIT": ("crédit", "credit"),
+    "ANNUITY": ("annuité", "annuity"),
+    "INCOME": ("revenu", "income"),
+    "GOODS": ("bien", "goods"),
+    "PRICE": ("prix", "price"),
+    "PAYMENT": ("paiement", "payment"),
+    "INSTALMENT": ("échéance", "instalment"),
+    "BALANCE": ("solde", "balance"),
+    "LIMIT": ("plafond", "limit"),
+    "DEBT": ("dette", "debt"),
+    "OVERDUE": ("en retard", "overdue"),
+    "DRAWINGS": ("retraits", "drawings"),
+    "ATM": ("distributeur", "ATM"),
+    "RATE": ("taux", "rate"),
+    "DOWN": ("apport", "down"),
+    "INTEREST": ("intérêt", "interest"),
+    "DECISION": ("décision", "decision"),
+    "APPLICATION": ("demande", "application"),
+    "FLAG": ("indicateur", "flag"),
+    "DOCUMENT": ("document", "document"),
+    "REQ": ("demandes", "enquiries"),
+    "HOUR": ("heure", "hour"),
+    "DAY": ("jour", "day"),
+    "WEEK": ("semaine", "week"),
+    "MON": ("mois", "month"),
+    "QRT": ("trimestre", "quarter"),
+    "YEAR": ("année", "year"),
+    "MONTHS": ("mois", "months"),
+    "NAME": ("", ""),
+    "TYPE": ("type", "type"),
+    "STATUS": ("statut", "status"),
+    "CONTRACT": ("contrat", "contract"),
+    "REGION": ("région", "region"),
+    "CITY": ("ville", "city"),
+    "NOT": ("≠", "≠"),
+    "LIVE": ("résidence", "home"),
+    "WORK": ("travail", "work"),
+    "REG": ("déclarée", "registered"),
+    "PHONE": ("téléphone", "phone"),
+    "EMAIL": ("e-mail", "e-mail"),
+    "MOBIL": ("mobile", "mobile"),
+    "EMP": ("professionnel", "work"),
+    "CONT": ("joignable", "reachable"),
+    "TOTAL": ("total", "total"),
+    "ACTUAL": ("actuel", "actual"),
+    "CURRENT": ("courant", "current"),
+    "RECEIVABLE": ("à recevoir", "receivable"),
+    "RECIVABLE": ("à recevoir", "receivable"),
+    "PRINCIPAL": ("principal", "principal"),
+    "FUTURE": ("à venir", "future"),
+    "ENDDATE": ("date de fin", "end date"),
+    "FACT": ("effective", "actual"),
+    "PROLONG": ("prolongations", "extensions"),
+    "UPDATE": ("mise à jour", "update"),
+    "FIRST": ("premier", "first"),
+    "DUE": ("échéance", "due"),
+    "TERMINATION": ("clôture", "termination"),
+    "EXT": ("externe", "external"),
+    "SOURCE": ("score", "score"),
+    "AGE": ("âge", "age"),
+    "OWN": ("possédé", "own"),
+    "CAR": ("voiture", "car"),
+    "REALTY": ("logement", "real estate"),
+    "SOCIAL": ("social", "social"),
+    "CIRCLE": ("entourage", "circle"),
+    "DEF": ("défauts", "defaults"),
+    "OBS": ("observés", "observed"),
+    "AVG": ("moyenne", "average"),
+    "MODE": ("mode", "mode"),
+    "MEDI": ("médiane", "median"),
+    "AREA": ("surface", "area"),
+    "APARTMENTS": ("appartements", "apartments"),
+    "FLOORS": ("étages", "floors"),
+    "FLOORSMAX": ("étages max", "floors max"),
+    "FLOORSMIN": ("étages min", "floors min"),
+    "LIVING": ("habitable", "living"),
+    "MISSING": ("manquant", "missing"),
+    "NAN": ("non renseigné", "missing"),
+    "PERC": ("part", "share"),
+    "DIFF": ("écart", "difference"),
+    "PER": ("par", "per"),
+    "PERSON": ("personne", "person"),
+    "ACTIVE": ("en cours", "active"),
+    "CLOSED": ("clos", "closed"),
+    "APPROVED": ("accepté", "approved"),
+    "REFUSED": ("refusé", "refused"),
+    "LATE": ("retard", "late"),
+    "PREV": ("précédent", "previous"),
+    "COUNT": ("nombre", "count"),
+    "SHARE": ("part", "share"),
+    "MEAN": ("moyenne", "mean"),
+    "SUM": ("total", "total"),
+    "MAX": ("maximum", "max"),
+    "MIN": ("minimum", "min"),
+    "STD": ("écart-type", "std. dev."),
+    "BUREAU": ("bureau", "bureau"),
+    "INST": ("remboursement", "instalment"),
+    "POS": ("point de vente", "POS"),
+    "CC": ("carte", "card"),
+}
+
+# units guessed from tokens when the base column is not in BASE
+_UNIT_RULES: list[tuple[str, str]] = [
+    (r"(^|_)(SHARE|PERC|PCT)($|_)", "share"),
+    (r"(^|_)RATIO($|_)", "ratio"),
+    (r"(^|_)(DPD|DBD)($|_)", "days"),
+    (r"(^|_)DAYS($|_)", "days_ago"),
+    (r"(^|_)AMT($|_)", "amount"),
+    (r"(^|_)(CNT|COUNT|NUM)($|_)", "count"),
+    (r"(^|_)(FLAG|NFLAG)($|_)", "flag"),
+    (r"_NOT_", "flag"),
+    (r"^EXT_SOURCE", "score"),
+]
+
+# one-hot columns written as <GROUP>_<category> (GENDER_F, OCCUPATION_LABORERS, ...)
+CATEGORY_GROUPS: dict[str, tuple[str, str, str]] = {
+    "GENDER": ("Genre", "Gender", "m"),
+    "CONTRACT": ("Type de contrat", "Contract type", "m"),
+    "INCOME_TYPE": ("Type de revenu", "Income type", "m"),
+    "EDUCATION": ("Niveau d'études", "Education", "m"),
+    "FAMILY": ("Situation familiale", "Family status", "f"),
+    "HOUSING": ("Logement", "Housing", "m"),
+    "SUITE": ("Accompagnant", "Accompanied by", "m"),
+    "OCCUPATION": ("Profession", "Occupation", "f"),
+    "ORGANIZATION": ("Secteur de l'employeur", "Employer sector", "m"),
+    "WALLS": ("Matériau des murs", "Wall material", "m"),
+    "HOUSETYPE": ("Type de bâtiment", "Building type", "m"),
+    "FONDKAPREMONT": ("Fonds de rénovation", "Renovation fund", "m"),
+    "WEEKDAY": ("Jour de la demande", "Application weekday", "m"),
+}
+# period suffixes: INST_LATE_SHARE_12M
+PERIODS: dict[str, tuple[str, str]] = {
+    "12M": ("12 derniers mois", "last 12 months"),
+    "6M": ("6 derniers mois", "last 6 months"),
+    "3M": ("3 derniers mois", "last 3 months"),
+    "LAST_YEAR": ("dernière année", "last year"),
+}
+
+_ONE_HOT_SEPARATORS = ("=", ":", "__", "_")
+_CATEGORICAL_BASES = sorted(
+    [k for k, v in BASE.items() if v[2] == "flag" and not k.startswith("FLAG_")]
+    + ["CODE_GENDER", "FONDKAPREMONT_MODE", "HOUSETYPE_MODE", "WALLSMATERIAL_MODE", "EMERGENCYSTATE_MODE"],
+    key=len,
+    reverse=True,
+)
+
+
+def _tokens_label(name: str) -> tuple[str, str]:
+    fr_words, en_words = [], []
+    for tok in name.split("_"):
+        if not tok:
+            continue
+        fr, en = TOKENS.get(tok.upper(), (tok.lower(), tok.lower()))
+        if fr:
+            fr_words.append(fr)
+        if en:
+            en_words.append(en)
+    fr = " ".join(fr_words) or name
+    en = " ".join(en_words) or name
+    return fr[:1].upper() + fr[1:], en[:1].upper() + en[1:]
+
+
+def _guess_unit(name: str) -> str:
+    for pattern, unit in _UNIT_RULES:
+        if re.search(pattern, name.upper()):
+            return unit
+    return "number"
+
+
+def _base_label(core: str) -> Label:
+    key = core.upper()
+    if key in BASE:
+        fr, en, unit, gender = BASE[key]
+        return Label(fr, en, unit, gender)
+    fr, en = _tokens_label(core)
+    return Label(fr, en, _guess_unit(core), "v")
+
+
+def _lower_first(text: str) -> str:
+    # keep acronyms like "EXT" but lower a capitalised first word
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
+
+
+@lru_cache(maxsize=4096)
+def label_for(name: str) -> Label:
+    """The label of any feature name (never empty)."""
+    upper = name.upper()
+    if upper in BASE:
+        return _base_label(upper)
+    # one-hot column of a known categorical base column
+    for base in _CATEGORICAL_BASES:
+        for sep in _ONE_HOT_SEPARATORS:
+            if upper.startswith(base + sep) and len(name) > len(base) + len(sep):
+                category = name[len(base) + len(sep) :].replace("_", " ").strip() or "?"
+                fr, en = BASE[base][0], BASE[base][1]
+                return Label(f"{fr} : {category}", f"{en}: {category}", "flag", BASE[base][3])
+    for group in sorted(CATEGORY_GROUPS, key=len, reverse=True):
+        if upper.startswith(group + "_") and len(name) > len(group) + 1:
+            fr, en, gender = CATEGORY_GROUPS[group]
+            category = name[len(group) + 1 :].replace("_", " ").lower()
+            return Label(f"{fr} : {category}", f"{en}: {category}", "flag", gender)
+    for period, (pfr, pen) in PERIODS.items():
+        if upper.endswith("_" + period) and len(name) > len(period) + 1:
+            inner = label_for(name[: -(len(period) + 1)])
+            return Label(f"{inner.fr} ({pfr})", f"{inner.en} ({pen})", inner.unit, "v")
+    core = name
+    prefix = None
+    for p in sorted(PREFIXES, key=len, reverse=True):
+        if upper.startswith(p + "_") and len(core) > len(p) + 1:
+            prefix = PREFIXES[p]
+            core = core[len(p) + 1 :]
+            break
+    aggregate = None
+    for a in sorted(AGGREGATES, key=len, reverse=True):
+        if core.upper().endswith("_" + a) and len(core) > len(a) + 1:
+            aggregate = AGGREGATES[a]
+            core = core[: -(len(a) + 1)]
+            break
+    if prefix is None and aggregate is None:
+        return _base_label(name)
+    base = _base_label(core)
+    fr, en, unit = base.fr, base.en, base.unit
+    if aggregate is not None:
+        agg_fr, agg_en, _agg_gender, agg_unit = aggregate
+        if agg_unit == "count" and base.unit not in ("count", "days"):
+            fr, en = f"{fr} (nombre)", f"{en} (count)"
+            unit = "count"
+        elif agg_unit == "share" or (agg_unit == "ratio" and base.unit in ("flag", "share")):
+            fr, en, unit = f"{fr} (part)", f"{en} (share)", "share"
+        else:
+            fr, en = f"{fr} ({agg_fr})", f"{en} ({agg_en})"
+            unit = agg_unit or (base.unit if base.unit != "flag" else "share")
+    if prefix is not None:
+        fr = f"{prefix[0]} : {_lower_first(fr)}"
+        en = f"{prefix[1]}: {_lower_first(en)}"
+    return Label(fr, en, unit, "v")
+
+
+def label(name: str, lang: str = "fr") -> str:
+    return label_for(name).text(lang)
+
+
+def labels(names: list[str], lang: str = "fr") -> dict[str, str]:
+    return {n: label(n, lang) for n in names}
+
+
+# ----------------------------------------------------------------------------------------- values
+
+
+def display_value(unit: str, v: float) -> float:
+    """The value as shown to people (DAYS_BIRTH -> age in years, ...); comparisons use it too."""
+    if unit == "age":
+        return -v / 365.25
+    if unit == "years_ago":
+        return -v / 365.25
+    if unit == "days_ago":
+        return -v
+    return v
+
+
+def _group(n: int, lang: str) -> str:
+    s = f"{n:,}"
+    return s.replace(",", "\u202f") if lang == "fr" else s
+
+
+def format_value(unit: str, v: float | None, lang: str = "fr") -> str:
+    """A feature value formatted for people, in the label's unit."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "non renseigné" if lang == "fr" else "missing"
+    d = display_value(unit, float(v))
+    if unit == "flag":
+        yes = d >= 0.5
+        return ("oui" if yes else "non") if lang == "fr" else ("yes" if yes else "no")
+    if unit == "age":
+        text = f"{d:.0f} ans" if lang == "fr" else f"{d:.0f} years"
+    elif unit == "years_ago":
+        text = f"{d:.1f} ans" if lang == "fr" else f"{d:.1f} years"
+    elif unit in ("days_ago", "days"):
+        n = round(d)
+        return f"{_group(n, lang)} j" if lang == "fr" else f"{_group(n, lang)} day{'' if abs(n) == 1 else 's'}"
+    elif unit == "amount":
+        return _group(round(d), lang)
+    elif unit == "share":
+        pct = d * 100
+        return f"{pct:.0f}\u00a0%" if lang == "fr" else f"{pct:.0f}%"
+    elif unit == "count":
+        text = f"{d:.0f}" if abs(d - round(d)) < 0.05 else f"{d:.1f}"
+    else:  # score, ratio, number
+        text = f"{d:.2f}" if abs(d) < 1000 else _group(round(d), lang)
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def reason_sentence(
+    name: str, value: float | None, typical: float | None, lang: str = "fr", unit: str | None = None
+) -> str:
+    """One sentence saying why a feature pushes towards refusal, compared with a typical accepted client.
+
+    e.g. "External score 2 is low (0.21; typical accepted client 0.56)"
+         "Score externe 2 faible (0,21 ; client accepté typique 0,56)"
+    `unit` overrides the label's unit (the explainer passes "flag" for columns that are 0/1 in the data).
+    """
+    lab = label_for(name)
+    if unit is not None and unit != lab.unit:
+        lab = Label(lab.fr, lab.en, unit, lab.gender)
+    text = lab.text(lang)
+    missing = value is None or math.isnan(value)
+    has_typ = typical is not None and not math.isnan(typical)
+    typ_text = format_value(lab.unit, typical, lang) if has_typ else None
+    fem = lab.gender == "f"
+    if lab.gender == "v" and lang == "fr":  # composed label: "<label> : valeur élevée"
+        text, fem = f"{text} : valeur", True
+    if lab.unit == "flag" and not missing:
+        val = format_value("flag", value, lang)
+        if lang == "fr":
+            tail = f" ; client accepté typique : {typ_text}" if typ_text else ""
+            return f"{lab.fr} ({val}{tail})"
+        tail = f"; typical accepted client: {typ_text}" if typ_text else ""
+        return f"{text} ({val}{tail})"
+    if missing:
+        word = ("non renseignée" if fem else "non renseigné") if lang == "fr" else "is missing"
+        if lang == "fr":
+            return f"{text} {word}" + (f" (client accepté typique {typ_text})" if typ_text else "")
+        return f"{text} {word}" + (f" (typical accepted client {typ_text})" if typ_text else "")
+    val_text = format_value(lab.unit, value, lang)
+    if has_typ:
+        d, t = display_value(lab.unit, float(value)), display_value(lab.unit, float(typical))
+        direction = "low" if d < t else "high" if d > t else "same"
+    else:
+        direction = "same"
+    if lang == "fr":
+        word = {
+            "low": "faible",
+            "high": "élevée" if fem else "élevé",
+            "same": "défavorable",
+        }[direction]
+        if lab.unit == "age":
+            word = {"low": "peu élevé", "high": "élevé", "same": "défavorable"}[direction]
+        inside = f"{val_text} ; client accepté typique {typ_text}" if typ_text else val_text
+        return f"{text} {word} ({inside})"
+    word = {"low": "is low", "high": "is high", "same": "is unfavourable"}[direction]
+    if lab.unit == "age":
+        word = {"low": "is low", "high": "is high", "same": "is unfavourable"}[direction]
+    inside = f"{val_text}; typical accepted client {typ_text}" if typ_text else val_text
+    return f"{text} {word} ({inside})"
