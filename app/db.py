@@ -1,0 +1,86 @@
+"""apsw connection factory: pragmas, and the compiled model loaded as an SQLite extension.
+
+`connect(db, model_dir)` checks the model library's sha256 (app.scoring.CompiledModel.load), then
+loads that same versioned file (model_dir/model-<id12>.so, never the score.so symlink: dlopen caches
+by path) with entry point sqlite3_score_init. The connection then has score(client_id),
+decision(client_id), score_features(blob), model_id(), model_threshold(), the eponymous table
+score_model_info, and the TEMP views of sql/views.sql. A connection keeps the model it was opened
+with for its whole life; connections opened after `credit compile` get the new one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+
+from app.scoring import CompiledModel, ModelError
+
+VIEWS_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
+ENTRY_POINT = "sqlite3_score_init"
+BUSY_TIMEOUT_MS = 5000
+
+__all__ = ["BUSY_TIMEOUT_MS", "DatabaseMissingError", "ModelError", "connect", "load_model"]
+
+
+class DatabaseMissingError(FileNotFoundError):
+    """The database file does not exist (and we refuse to create an empty one)."""
+
+
+def _apply_pragmas(conn: apsw.Connection, readonly: bool) -> None:
+    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    # double-quoted strings are identifiers only ("abc" is never a string literal)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+    conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+    conn.pragma("foreign_keys", True)
+    if not readonly and not conn.readonly("main"):
+        conn.pragma("journal_mode", "wal")
+        conn.pragma("synchronous", "normal")  # durable enough in WAL mode, much cheaper commits
+
+
+def load_model(conn: apsw.Connection, model_dir: Path | str) -> CompiledModel:
+    """Verify and load the model library of `model_dir` into `conn`, then create the TEMP views.
+
+    Raises app.scoring.ModelError when the folder, manifest or library is wrong.
+    """
+    model = CompiledModel.load(model_dir)  # sha256 check, then dlopen (RTLD_LOCAL) of the same path
+    # Enable the C API loader only (not the SQL load_extension() function), and only for this call.
+    previous = conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1)
+    conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1)
+    try:
+        conn.load_extension(str(model.so_path), ENTRY_POINT)
+    except apsw.ExtensionLoadingError as exc:
+        raise ModelError(f"{model.so_path}: cannot load as an SQLite extension: {exc}") from None
+    finally:
+        conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, previous)
+    sql_id = conn.execute("SELECT model_id()").get
+    if sql_id != model.model_id:
+        raise ModelError(f"{model.so_path}: SQL model_id() is {sql_id}, manifest says {model.model_id}")
+    conn.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+    return model
+
+
+def connect(db_path: Path | str, model_dir: Path | str | None = None, *, readonly: bool = False) -> apsw.Connection:
+    """Open `db_path` with the project's pragmas; with `model_dir`, load the scoring functions.
+
+    readonly opens with SQLITE_OPEN_READONLY. A missing file raises DatabaseMissingError when
+    readonly or when a model is loaded (a scoring connection never creates an empty database);
+    otherwise the file is created.
+    """
+    path = Path(db_path)
+    must_exist = readonly or model_dir is not None
+    if must_exist and not path.is_file():
+        raise DatabaseMissingError(f"database {path} does not exist (run `credit ingest` first, or pass --db)")
+    if readonly:
+        flags = apsw.SQLITE_OPEN_READONLY
+    else:
+        flags = apsw.SQLITE_OPEN_READWRITE | (0 if must_exist else apsw.SQLITE_OPEN_CREATE)
+    conn = apsw.Connection(str(path), flags=flags)
+    try:
+        _apply_pragmas(conn, readonly)
+        if model_dir is not None:
+            load_model(conn, model_dir)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

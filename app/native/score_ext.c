@@ -1,0 +1,465 @@
+/*
+** score_ext.c -- SQLite loadable extension: credit scoring inside SQL.
+**
+** Compiled by `credit compile` TOGETHER WITH the generated model C into one
+** shared library model-<id12>.so (symlink score.so).  The model side exports
+** the C ABI of docs/contracts.md; this file adds the SQLite entry point
+** sqlite3_score_init, which registers on the connection:
+**
+**   score(client_id)    REAL probability for features.x of that client;
+**                       NULL for an unknown client or a NULL argument;
+**                       error for a TEXT / REAL / BLOB argument.
+**   decision(client_id) 'accept' | 'refuse' (refuse when p >= threshold).
+**   score_features(x)   probability for a float32 feature BLOB.
+**   model_id()          credit_model_id() of the library this connection loaded.
+**   model_threshold()   credit_threshold().
+**   score_model_info    eponymous virtual table: one row (model_id,
+**                       n_features, threshold); see "close hook" below.
+**
+** Lookup: one prepared statement per connection, `SELECT x FROM main.features
+** WHERE client_id=?1` (client_id is the rowid), prepared lazily with
+** SQLITE_PREPARE_PERSISTENT and reset after every call so it never holds a
+** read transaction between calls.  Build with -DSCORE_EXT_BLOB_LOOKUP to use a
+** cached sqlite3_blob + sqlite3_blob_reopen() instead (kept for the benchmark
+** only: a live blob handle keeps a read transaction open between statements,
+** which blocks WAL checkpoints and writers of the features table).
+**
+** Close hook: SQLite refuses to close a connection that still owns prepared
+** statements (sqlite3_close -> SQLITE_BUSY; sqlite3_close_v2 -> a zombie that
+** is never freed), and function destructors only run after that check.  Before
+** the check, though, sqlite3_close() disconnects every virtual table,
+** including eponymous ones.  So the lookup statement is owned by the eponymous
+** table score_model_info, connected whenever the statement is prepared; its
+** xDisconnect finalizes the statement.  Closing from apsw, Python or the
+** sqlite3 shell then frees everything.
+**
+** Symbol binding: SQLite dlopen()s extensions with RTLD_GLOBAL.  After a hot
+** swap the process holds two model libraries that both define credit_*; a
+** default-visibility call would bind to the FIRST one loaded.  The model ABI
+** is therefore declared "protected" here (still exported, but calls from this
+** library bind to its own definitions), and sqlite3_api is hidden.
+*/
+#include <sqlite3ext.h>
+
+#pragma GCC visibility push(hidden)
+SQLITE_EXTENSION_INIT1
+#pragma GCC visibility pop
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CREDIT_ABI __attribute__((visibility("protected")))
+CREDIT_ABI int32_t credit_num_features(void);
+CREDIT_ABI double credit_predict_row(const float *x);
+CREDIT_ABI const char *credit_model_id(void);
+CREDIT_ABI double credit_threshold(void);
+
+typedef struct ScoreCtx {
+  sqlite3 *db;
+  int refs;            /* functions + module + connected vtabs holding this */
+  int n_features;
+  double threshold;
+  const char *model_id;
+  float *buf;          /* 64-byte aligned, n_features floats */
+  sqlite3_stmt *lookup; /* cached lookup statement, or NULL */
+#ifdef SCORE_EXT_BLOB_LOOKUP
+  sqlite3_blob *blob;
+#endif
+  int vtab_connected;  /* score_model_info connected: the close hook is armed */
+} ScoreCtx;
+
+static void ctx_release_cache(ScoreCtx *c) {
+  if (c->lookup) {
+    sqlite3_finalize(c->lookup);
+    c->lookup = 0;
+  }
+#ifdef SCORE_EXT_BLOB_LOOKUP
+  if (c->blob) {
+    sqlite3_blob_close(c->blob);
+    c->blob = 0;
+  }
+#endif
+}
+
+static void ctx_unref(void *p) {
+  ScoreCtx *c = (ScoreCtx *)p;
+  if (--c->refs > 0) return;
+  ctx_release_cache(c);
+  free(c->buf);
+  sqlite3_free(c);
+}
+
+static const char *type_name(int t) {
+  switch (t) {
+    case SQLITE_INTEGER: return "INTEGER";
+    case SQLITE_FLOAT: return "REAL";
+    case SQLITE_TEXT: return "TEXT";
+    case SQLITE_BLOB: return "BLOB";
+    default: return "NULL";
+  }
+}
+
+/* ---------------------------------------------------------------- vtab -- */
+
+typedef struct InfoVtab {
+  sqlite3_vtab base;
+  ScoreCtx *ctx;
+} InfoVtab;
+
+typedef struct InfoCursor {
+  sqlite3_vtab_cursor base;
+  int row;
+} InfoCursor;
+
+static int info_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+                        char **err) {
+  (void)argc; (void)argv; (void)err;
+  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(model_id TEXT, n_features INTEGER, threshold REAL)");
+  if (rc != SQLITE_OK) return rc;
+  InfoVtab *v = sqlite3_malloc(sizeof(*v));
+  if (!v) return SQLITE_NOMEM;
+  memset(v, 0, sizeof(*v));
+  v->ctx = (ScoreCtx *)aux;
+  v->ctx->refs++;
+  v->ctx->vtab_connected = 1;
+  *out = &v->base;
+  return SQLITE_OK;
+}
+
+static int info_disconnect(sqlite3_vtab *vt) {
+  InfoVtab *v = (InfoVtab *)vt;
+  v->ctx->vtab_connected = 0;
+  ctx_release_cache(v->ctx); /* the close hook: runs before sqlite3_close's busy check */
+  ctx_unref(v->ctx);
+  sqlite3_free(v);
+  return SQLITE_OK;
+}
+
+static int info_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
+  (void)vt;
+  info->estimatedCost = 1.0;
+  info->estimatedRows = 1;
+  return SQLITE_OK;
+}
+
+static int info_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out) {
+  (void)vt;
+  InfoCursor *cur = sqlite3_malloc(sizeof(*cur));
+  if (!cur) return SQLITE_NOMEM;
+  memset(cur, 0, sizeof(*cur));
+  *out = &cur->base;
+  return SQLITE_OK;
+}
+
+static int info_close(sqlite3_vtab_cursor *cur) {
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int info_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxStr, int argc, sqlite3_value **argv) {
+  (void)idx; (void)idxStr; (void)argc; (void)argv;
+  ((InfoCursor *)cur)->row = 0;
+  return SQLITE_OK;
+}
+
+static int info_next(sqlite3_vtab_cursor *cur) {
+  ((InfoCursor *)cur)->row++;
+  return SQLITE_OK;
+}
+
+static int info_eof(sqlite3_vtab_cursor *cur) { return ((InfoCursor *)cur)->row > 0; }
+
+static int info_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+  ScoreCtx *c = ((InfoVtab *)cur->pVtab)->ctx;
+  switch (col) {
+    case 0: sqlite3_result_text(ctx, c->model_id, -1, SQLITE_TRANSIENT); break;
+    case 1: sqlite3_result_int(ctx, c->n_features); break;
+    default: sqlite3_result_double(ctx, c->threshold); break;
+  }
+  return SQLITE_OK;
+}
+
+static int info_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+  *rowid = ((InfoCursor *)cur)->row + 1;
+  return SQLITE_OK;
+}
+
+static const sqlite3_module info_module = {
+    .iVersion = 0,
+    .xCreate = 0, /* eponymous-only */
+    .xConnect = info_connect,
+    .xBestIndex = info_best_index,
+    .xDisconnect = info_disconnect,
+    .xOpen = info_open,
+    .xClose = info_close,
+    .xFilter = info_filter,
+    .xNext = info_next,
+    .xEof = info_eof,
+    .xColumn = info_column,
+    .xRowid = info_rowid,
+};
+
+/* Make sure score_model_info is connected, so that closing the connection finalizes our statement. */
+static int arm_close_hook(ScoreCtx *c) {
+  if (c->vtab_connected) return SQLITE_OK;
+  sqlite3_stmt *s = 0;
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.score_model_info", -1, &s, 0);
+  sqlite3_finalize(s);
+  if (rc == SQLITE_OK && !c->vtab_connected) rc = SQLITE_INTERNAL;
+  return rc;
+}
+
+/* ------------------------------------------------------------- scoring -- */
+
+/* Probability for the row in c->buf; on failure sets an error on ctx and returns NAN. */
+static double predict_buf(sqlite3_context *ctx, ScoreCtx *c, const char *fname) {
+  double p = credit_predict_row(c->buf);
+  if (!(p >= 0.0 && p <= 1.0)) { /* NaN or out of range: never hand that to SQL */
+    char *msg = sqlite3_mprintf("%s: the model returned %f, not a probability", fname, p);
+    sqlite3_result_error(ctx, msg ? msg : "model returned an invalid probability", -1);
+    sqlite3_free(msg);
+    return NAN;
+  }
+  return p;
+}
+
+static int check_len(sqlite3_context *ctx, ScoreCtx *c, const char *what, int nbytes) {
+  int expected = 4 * c->n_features;
+  if (nbytes == expected) return 1;
+  char *msg;
+  if (nbytes % 4 == 0)
+    msg = sqlite3_mprintf("%s: feature BLOB must be %d bytes (%d float32 features), got %d bytes (%d features)",
+                          what, expected, c->n_features, nbytes, nbytes / 4);
+  else
+    msg = sqlite3_mprintf("%s: feature BLOB must be %d bytes (%d float32 features), got %d bytes (not a multiple of 4)",
+                          what, expected, c->n_features, nbytes);
+  sqlite3_result_error(ctx, msg ? msg : "wrong feature BLOB length", -1);
+  sqlite3_free(msg);
+  return 0;
+}
+
+/*
+** Look up client `id` into c->buf.  Returns 1 found, 0 unknown client,
+** -1 error (already set on ctx).
+*/
+#ifndef SCORE_EXT_BLOB_LOOKUP
+static int lookup_row(sqlite3_context *ctx, ScoreCtx *c, sqlite3_int64 id, const char *fname) {
+  int rc;
+  if (!c->lookup) {
+    rc = sqlite3_prepare_v3(c->db, "SELECT x FROM main.features WHERE client_id=?1", -1,
+                            SQLITE_PREPARE_PERSISTENT, &c->lookup, 0);
+    if (rc == SQLITE_OK) rc = arm_close_hook(c);
+    if (rc != SQLITE_OK) {
+      char *msg = rc == SQLITE_INTERNAL
+                      ? sqlite3_mprintf("%s: a table named score_model_info hides the extension's own", fname)
+                      : sqlite3_mprintf("%s: cannot read main.features: %s", fname, sqlite3_errmsg(c->db));
+      ctx_release_cache(c);
+      sqlite3_result_error(ctx, msg ? msg : "cannot read main.features", -1);
+      sqlite3_result_error_code(ctx, rc == SQLITE_INTERNAL ? SQLITE_ERROR : rc);
+      sqlite3_free(msg);
+      return -1;
+    }
+  }
+  sqlite3_stmt *s = c->lookup;
+  sqlite3_bind_int64(s, 1, id);
+  rc = sqlite3_step(s);
+  int found = 0;
+  if (rc == SQLITE_ROW) {
+    int t = sqlite3_column_type(s, 0);
+    int n = sqlite3_column_bytes(s, 0);
+    if (t != SQLITE_BLOB) {
+      char *msg = sqlite3_mprintf("%s: features.x of client_id %lld is %s, not a BLOB", fname, id, type_name(t));
+      sqlite3_result_error(ctx, msg ? msg : "features.x is not a BLOB", -1);
+      sqlite3_free(msg);
+      found = -1;
+    } else {
+      char what[96];
+      sqlite3_snprintf(sizeof what, what, "%s: features.x of client_id %lld", fname, id);
+      if (check_len(ctx, c, what, n)) {
+        memcpy(c->buf, sqlite3_column_blob(s, 0), (size_t)n);
+        found = 1;
+      } else {
+        found = -1;
+      }
+    }
+  } else if (rc != SQLITE_DONE) {
+    char *msg = sqlite3_mprintf("%s: reading features failed: %s", fname, sqlite3_errmsg(c->db));
+    sqlite3_result_error(ctx, msg ? msg : "reading features failed", -1);
+    sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(msg);
+    found = -1;
+  }
+  sqlite3_reset(s);
+  return found;
+}
+#else
+static int lookup_row(sqlite3_context *ctx, ScoreCtx *c, sqlite3_int64 id, const char *fname) {
+  int rc;
+  if (c->blob) {
+    rc = sqlite3_blob_reopen(c->blob, id);
+    if (rc != SQLITE_OK) { /* unknown rowid (or expired handle): the handle is unusable now */
+      sqlite3_blob_close(c->blob);
+      c->blob = 0;
+    }
+  } else {
+    rc = arm_close_hook(c);
+    if (rc == SQLITE_OK) rc = sqlite3_blob_open(c->db, "main", "features", "x", id, 0, &c->blob);
+    if (rc != SQLITE_OK && c->blob) {
+      sqlite3_blob_close(c->blob);
+      c->blob = 0;
+    }
+  }
+  if (rc != SQLITE_OK) {
+    /* blob_open reports "no such rowid" as SQLITE_ERROR: treat it as unknown */
+    const char *em = sqlite3_errmsg(c->db);
+    if (rc == SQLITE_ERROR && em && strncmp(em, "no such rowid", 13) == 0) return 0;
+    char *msg = sqlite3_mprintf("%s: reading features failed: %s", fname, em);
+    sqlite3_result_error(ctx, msg ? msg : "reading features failed", -1);
+    sqlite3_free(msg);
+    return -1;
+  }
+  int n = sqlite3_blob_bytes(c->blob);
+  char what[96];
+  sqlite3_snprintf(sizeof what, what, "%s: features.x of client_id %lld", fname, id);
+  if (!check_len(ctx, c, what, n)) return -1;
+  rc = sqlite3_blob_read(c->blob, c->buf, n, 0);
+  if (rc != SQLITE_OK) {
+    sqlite3_result_error(ctx, "reading features failed", -1);
+    return -1;
+  }
+  return 1;
+}
+#endif
+
+/* Shared by score() and decision(): 1 = probability in *p, 0 = NULL result set, -1 = error set. */
+static int score_client(sqlite3_context *ctx, sqlite3_value *arg, const char *fname, double *p) {
+  ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+  int t = sqlite3_value_type(arg);
+  if (t == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return 0;
+  }
+  if (t != SQLITE_INTEGER) {
+    char *msg = sqlite3_mprintf("%s: client_id must be an INTEGER, got %s", fname, type_name(t));
+    sqlite3_result_error(ctx, msg ? msg : "client_id must be an INTEGER", -1);
+    sqlite3_free(msg);
+    return -1;
+  }
+  int found = lookup_row(ctx, c, sqlite3_value_int64(arg), fname);
+  if (found <= 0) {
+    if (found == 0) sqlite3_result_null(ctx);
+    return found;
+  }
+  *p = predict_buf(ctx, c, fname);
+  return isnan(*p) ? -1 : 1;
+}
+
+static void fn_score(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  double p;
+  if (score_client(ctx, argv[0], "score(client_id)", &p) == 1) sqlite3_result_double(ctx, p);
+}
+
+static void fn_decision(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  double p;
+  if (score_client(ctx, argv[0], "decision(client_id)", &p) == 1) {
+    ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+    sqlite3_result_text(ctx, p >= c->threshold ? "refuse" : "accept", -1, SQLITE_STATIC);
+  }
+}
+
+static void fn_score_features(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+  int t = sqlite3_value_type(argv[0]);
+  if (t == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  if (t != SQLITE_BLOB) {
+    char *msg = sqlite3_mprintf("score_features(x): x must be a BLOB of %d float32 features (%d bytes), got %s",
+                                c->n_features, 4 * c->n_features, type_name(t));
+    sqlite3_result_error(ctx, msg ? msg : "x must be a BLOB", -1);
+    sqlite3_free(msg);
+    return;
+  }
+  int n = sqlite3_value_bytes(argv[0]);
+  if (!check_len(ctx, c, "score_features(x)", n)) return;
+  if (n) memcpy(c->buf, sqlite3_value_blob(argv[0]), (size_t)n);
+  double p = predict_buf(ctx, c, "score_features(x)");
+  if (!isnan(p)) sqlite3_result_double(ctx, p);
+}
+
+static void fn_model_id(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc; (void)argv;
+  ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+  sqlite3_result_text(ctx, c->model_id, -1, SQLITE_TRANSIENT);
+}
+
+static void fn_threshold(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc; (void)argv;
+  ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+  sqlite3_result_double(ctx, c->threshold);
+}
+
+/* ---------------------------------------------------------- entry point -- */
+
+#ifdef _WIN32
+__declspec(dllexport)
+#endif
+__attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char **pzErrMsg,
+                                                             const sqlite3_api_routines *pApi) {
+  SQLITE_EXTENSION_INIT2(pApi);
+  int n = credit_num_features();
+  const char *mid = credit_model_id();
+  double thr = credit_threshold();
+  if (n <= 0 || n > (1 << 20) || !mid || !(thr >= 0.0 && thr <= 1.0)) {
+    *pzErrMsg = sqlite3_mprintf("score extension: invalid model library (n_features=%d, threshold=%f)", n, thr);
+    return SQLITE_ERROR;
+  }
+  ScoreCtx *c = sqlite3_malloc(sizeof(*c));
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof(*c));
+  size_t bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
+  c->buf = aligned_alloc(64, bytes);
+  if (!c->buf) {
+    sqlite3_free(c);
+    return SQLITE_NOMEM;
+  }
+  c->db = db;
+  c->n_features = n;
+  c->threshold = thr;
+  c->model_id = mid;
+  c->refs = 1; /* held by this function until the end */
+
+  static const struct {
+    const char *name;
+    int nargs;
+    int flags;
+    void (*fn)(sqlite3_context *, int, sqlite3_value **);
+  } fns[] = {
+      /* score/decision read main.features: not DETERMINISTIC (the answer changes when the table does, so
+         they must not appear in indexes, CHECK or generated columns), DIRECTONLY (an untrusted database's
+         views/triggers cannot call them; TEMP views of this connection still can). */
+      {"score", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_score},
+      {"decision", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_decision},
+      {"score_features", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_score_features},
+      {"model_id", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_model_id},
+      {"model_threshold", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_threshold},
+  };
+  int rc = SQLITE_OK;
+  for (size_t i = 0; rc == SQLITE_OK && i < sizeof fns / sizeof fns[0]; i++) {
+    c->refs++; /* released by xDestroy, which SQLite also calls when registration fails */
+    rc = sqlite3_create_function_v2(db, fns[i].name, fns[i].nargs, fns[i].flags, c, fns[i].fn, 0, 0, ctx_unref);
+  }
+  if (rc == SQLITE_OK) {
+    c->refs++;
+    rc = sqlite3_create_module_v2(db, "score_model_info", &info_module, c, ctx_unref);
+  }
+  if (rc != SQLITE_OK) *pzErrMsg = sqlite3_mprintf("score extension: %s", sqlite3_errmsg(db));
+  ctx_unref(c);
+  return rc;
+}

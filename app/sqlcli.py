@@ -1,0 +1,179 @@
+"""`credit score CLIENT_ID` and `credit sql QUERY`: the SQL scoring functions from the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterable, Sequence
+
+import apsw
+import click
+
+from app.config import load_settings
+from app.options import db_option, model_option
+
+PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
+
+
+def _open(db: str | None, model_dir: str | None, *, require_model: bool) -> apsw.Connection:
+    from app.db import DatabaseMissingError, connect
+    from app.scoring import ModelError
+
+    settings = load_settings(db=db, model_dir=model_dir)
+    model_path = settings.model_path
+    load = require_model or (model_path / "manifest.json").is_file()
+    if not load:
+        click.echo(
+            f"warning: {model_path} has no manifest.json; score() and friends are not available "
+            "(run `credit train` and `credit compile`, or pass --model)",
+            err=True,
+        )
+    try:
+        return connect(settings.db_path, model_path if load else None, readonly=True)
+    except (DatabaseMissingError, ModelError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except apsw.Error as exc:
+        raise click.ClickException(f"{settings.db_path}: {exc}") from None
+
+
+@click.command("score")
+@click.argument("client_id", type=click.IntRange(-(2**63), 2**63 - 1))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@db_option
+@model_option
+def score_command(client_id: int, as_json: bool, db: str | None, model_dir: str | None) -> None:
+    """Score one client: probability of default, decision, threshold, model id."""
+    conn = _open(db, model_dir, require_model=True)
+    try:
+        # the view runs the model once (score() + decision() would run it twice)
+        row = conn.execute(
+            "SELECT probability, decision, model_threshold(), model_id() FROM client_scores WHERE client_id = ?",
+            (client_id,),
+        ).fetchone()
+    except apsw.Error as exc:
+        raise click.ClickException(f"scoring client {client_id} failed: {exc}") from None
+    finally:
+        conn.close()
+    if row is None:
+        raise click.ClickException(f"unknown client {client_id}: no row in features")
+    probability, decision, threshold, model_id = row
+    if as_json:
+        import msgspec
+
+        obj = {
+            "client_id": client_id,
+            "probability": probability,
+            "decision": decision,
+            "threshold": threshold,
+            "model_id": model_id,
+        }
+        click.echo(msgspec.json.encode(obj).decode())
+    else:
+        click.echo(
+            f"client {client_id}: probability of default {probability:.4f} -> {decision} "
+            f"(threshold {threshold:.4f}, model {model_id[:12]})"
+        )
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"<BLOB {len(value)} bytes>"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], len(c))
+    numeric = [bool(rows) and all(isinstance(r[i], int | float | None) for r in rows) for i in range(len(columns))]
+
+    def fmt(row: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True))
+
+    lines = [fmt(columns).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += [fmt(r).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _plain(value: object) -> object:
+    return value.hex() if isinstance(value, bytes) else value
+
+
+def _results(cursor: apsw.Cursor) -> Iterable[tuple[list[str], list[tuple]]]:
+    """(column names, rows) for each statement of the query that returned rows."""
+    columns: list[str] | None = None
+    rows: list[tuple] = []
+    for row in cursor:
+        names = [d[0] for d in cursor.get_description()]
+        if names != columns:
+            if columns is not None:
+                yield columns, rows
+            columns, rows = names, []
+        rows.append(row)
+    if columns is not None:
+        yield columns, rows
+
+
+@click.command("sql")
+@click.argument("query")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+    help="output format",
+)  # fmt: skip
+@click.option("--timeout", type=float, default=None, help="seconds the query may run [env CREDIT_SQL_TIMEOUT, 30]")
+@db_option
+@model_option
+def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, model_dir: str | None) -> None:
+    """Run SQL (read-only) with score(), decision(), score_features(), model_id() and the views
+    client_scores, portfolio_summary, score_bands.
+
+    Example: credit sql "SELECT * FROM client_scores ORDER BY probability DESC LIMIT 10"
+    """
+    limit = timeout if timeout is not None else load_settings(db=db, model_dir=model_dir).sql_timeout
+    conn = _open(db, model_dir, require_model=False)
+    started = time.monotonic()
+    deadline = started + limit if limit and limit > 0 else None
+    if deadline is not None:
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    try:
+        results = list(_results(conn.cursor().execute(query)))
+    except apsw.InterruptError:
+        raise click.ClickException(
+            f"query stopped after {time.monotonic() - started:.1f} s: time limit {limit:g} s "
+            "(--timeout, env CREDIT_SQL_TIMEOUT)"
+        ) from None
+    except apsw.ReadOnlyError as exc:
+        raise click.ClickException(f"the database is opened read-only: {exc}") from None
+    except apsw.Error as exc:
+        raise click.ClickException(f"SQL error: {exc}") from None
+    finally:
+        conn.close()
+    if fmt == "json":
+        import msgspec
+
+        if len(results) == 1:
+            payload: object = [dict(zip(cols, map(_plain, r), strict=True)) for cols, rows in results for r in rows]
+        else:
+            payload = [[dict(zip(cols, map(_plain, r), strict=True)) for r in rows] for cols, rows in results]
+        click.echo(msgspec.json.encode(payload).decode())
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for i, (cols, rows) in enumerate(results):
+            if i:
+                buf.write("\n")
+            writer.writerow(cols)
+            writer.writerows([_plain(v) for v in r] for r in rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        click.echo("\n\n".join(_table(cols, rows) for cols, rows in results))
+
+
+__all__ = ["score_command", "sql_command"]
