@@ -1,0 +1,395 @@
+"""Emit C for a LightGBM binary model: one NaN-aware comparison per node, rows in blocks, tree-major.
+
+Input is `Booster.dump_model()` (a dict). The emitted file implements the C ABI of docs/contracts.md
+(credit_num_features, credit_predict_row, credit_predict_batch, credit_model_id, credit_threshold).
+
+Exactness with LightGBM's own prediction (include/LightGBM/tree.h, src/c_api.cpp):
+- LightGBM reads a float32 row, converts each value to double, and drops values with
+  |v| <= kZeroThreshold (1e-35f) unless NaN (they become 0.0). It then tests
+  `fval <= threshold` in double. For a float `v` and a double `t`, `v <= t` holds exactly when
+  `v <= t_down` where `t_down` is the largest float <= t, so thresholds are emitted rounded down to
+  float (hex literals, exact) and compared in float. NaN compares false either way.
+- missing_type NaN: NaN follows default_left. `!(v > t)` sends NaN left, `v <= t` sends it right.
+- missing_type None: NaN becomes 0.0, so NaN goes where 0.0 goes.
+- missing_type Zero: NaN and |v| <= 1e-35 follow default_left.
+- Values with |v| <= 1e-35 count as 0.0: only matters when the threshold lies in [-1e-35, 1e-35);
+  such thresholds are moved to 1e-35 (t >= 0) or just below -1e-35 (t < 0), still one compare.
+  Only missing_type Zero splits whose default side does not contain 0 need a two-sided test.
+- Batches use branch-free node tables walked tree-major over blocks of rows; single rows use
+  nested if/else (both generated from the same split rules).
+- Categorical: NaN, negative ints and values beyond int range go right; otherwise left if
+  (int)v is in the node's bitset.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+K_ZERO = float(np.float32(1e-35))  # LightGBM kZeroThreshold (a float constant)
+DEFAULT_BLOCK = 16
+
+
+class CodegenError(ValueError):
+    pass
+
+
+def float_down(t: float) -> np.float32:
+    """Largest float32 <= t (t a finite or infinite double)."""
+    if math.isnan(t):
+        raise CodegenError("NaN threshold")
+    flt_max = float(np.finfo(np.float32).max)
+    if t > flt_max:  # +inf stays +inf; a finite huge threshold rounds down to FLT_MAX
+        return np.float32(np.inf) if math.isinf(t) else np.float32(flt_max)
+    if t < -flt_max:  # the largest float below a huge negative threshold is -inf
+        return np.float32(-np.inf)
+    f = np.float32(t)
+    if float(f) > t:
+        f = np.nextafter(f, np.float32(-np.inf), dtype=np.float32)
+    return f
+
+
+def c_float(f: np.float32) -> str:
+    v = float(f)
+    if math.isinf(v):
+        return "(-INFINITY)" if v < 0 else "INFINITY"
+    return f"{v.hex()}f"
+
+
+def c_double(v: float) -> str:
+    if not math.isfinite(v):
+        raise CodegenError(f"non-finite leaf value {v}")
+    return v.hex()
+
+
+def thresholds_from_model_text(text: str) -> list[list[float]]:
+    """Per tree, the `threshold=` array of model.txt (indexed by split_index).
+
+    dump_model() writes +-inf thresholds as +-1e300 (Common::AvoidInf), which would send a +inf input
+    the wrong way; model.txt keeps `inf`, so exact thresholds are taken from there.
+    """
+    out: list[list[float]] = []
+    current: list[float] | None = None
+    for line in text.splitlines():
+        if line.startswith("Tree="):
+            current = []
+            out.append(current)
+        elif current is not None and line.startswith("threshold="):
+            current.extend(float(v) for v in line[len("threshold=") :].split())
+        elif line.startswith("end of trees"):
+            break
+    return out
+
+
+class _Emitter:
+    def __init__(self, n_features: int) -> None:
+        self.n_features = n_features
+        self.thresholds: list[float] | None = None
+        self.last_simple: tuple[int, np.float32, bool] | None = None
+        self.bitsets: list[str] = []
+        self.n_nodes = 0
+
+    def table(self, root: dict[str, Any]) -> tuple[list[str], list[str], int] | None:
+        """Branch-free node table for a tree whose splits are all plain numerical compares.
+
+        Nodes in preorder; a leaf is a node that points to itself, so walking `depth` steps from
+        the root always ends on the row's leaf. Returns (node initialisers, leaf values, depth),
+        or None when the tree needs the general code (categorical, Zero-missing corner cases).
+        """
+        nodes: list[list[Any]] = []
+        leaves: list[str] = []
+        depth = 0
+
+        def visit(node: dict[str, Any], d: int) -> int | None:
+            nonlocal depth
+            i = len(nodes)
+            nodes.append([])
+            if "leaf_value" in node:
+                depth = max(depth, d)
+                nodes[i] = [0, "0.0f", i, i]
+                leaves.append(c_double(float(node["leaf_value"])))
+                return i
+            self.condition(node)
+            simple = self.last_simple
+            if simple is None:
+                return None
+            leaves.append("0")
+            f, tf, nan_left = simple
+            left = visit(node["left_child"], d + 1)
+            if left is None:
+                return None
+            right = visit(node["right_child"], d + 1)
+            if right is None:
+                return None
+            nodes[i] = [2 * f + int(nan_left), c_float(tf), right, left]
+            return i
+
+        if visit(root, 0) is None:
+            return None
+        rows = [f"{{{a}, {b}, {{{c}, {d}}}}}" for a, b, c, d in nodes]
+        return rows, leaves, depth
+
+    def condition(self, node: dict[str, Any]) -> str:
+        """C expression, true when the row goes to the left child."""
+        f = int(node["split_feature"])
+        if not 0 <= f < self.n_features:
+            raise CodegenError(f"split on feature {f} outside 0..{self.n_features - 1}")
+        v = f"x[{f}]"
+        dt = node["decision_type"]
+        self.last_simple = None
+        if dt == "==":
+            cats = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
+            if any(c < 0 for c in cats):
+                raise CodegenError("negative category in split")
+            n_words = max(cats) // 32 + 1 if cats else 1
+            words = [0] * n_words
+            for c in cats:
+                words[c // 32] |= 1 << (c % 32)
+            name = f"cat{len(self.bitsets)}"
+            self.bitsets.append(f"static const uint32_t {name}[{n_words}] = {{{', '.join(f'{w}u' for w in words)}}};")
+            return f"cat_left({v}, {name}, {n_words})"
+        if dt != "<=":
+            raise CodegenError(f"unsupported decision type {dt!r}")
+        t = float(node["threshold"])
+        if self.thresholds is not None:
+            exact = self.thresholds[int(node["split_index"])]
+            if exact != t and not (abs(t) >= 1e300 and abs(exact) >= 1e300 and (t > 0) == (exact > 0)):
+                raise CodegenError(f"model.txt threshold {exact!r} disagrees with dump_model {t!r}")
+            t = exact
+        missing = node.get("missing_type", "None")
+        default_left = bool(node.get("default_left", False))
+        tf = float_down(t)
+        if missing in ("NaN", "None"):
+            # NaN: default direction (NaN type) or where 0.0 goes (None type)
+            nan_left = default_left if missing == "NaN" else t >= 0.0
+            if -K_ZERO <= float(tf) < K_ZERO:
+                # |v| <= 1e-35 reads as 0.0: with t in [-1e-35, 1e-35) the rule is still one compare,
+                # against 1e-35 (t >= 0: tiny values go left) or just below -1e-35 (t < 0: they go right)
+                tf = np.float32(K_ZERO) if t >= 0.0 else np.nextafter(np.float32(-K_ZERO), np.float32(-np.inf))
+            self.last_simple = (f, tf, nan_left)
+            return f"!({v} > {c_float(tf)})" if nan_left else f"({v} <= {c_float(tf)})"
+        if missing != "Zero":
+            raise CodegenError(f"unsupported missing type {missing!r}")
+        # Zero type: NaN and |v| <= 1e-35 follow default_left; others compare
+        zero_left = nan_left = default_left
+        consistent = (float(tf) >= K_ZERO and default_left) or (float(tf) < -K_ZERO and not default_left)
+        if consistent:
+            self.last_simple = (f, tf, nan_left)
+            return f"!({v} > {c_float(tf)})" if nan_left else f"({v} <= {c_float(tf)})"
+        return f"num_left({v}, {c_float(tf)}, {int(zero_left)}, {int(nan_left)})"
+
+    def tree(self, node: dict[str, Any], indent: int, out: list[str]) -> None:
+        pad = "  " * indent
+        if "leaf_value" in node:
+            out.append(f"{pad}v = {c_double(float(node['leaf_value']))};")
+            return
+        self.n_nodes += 1
+        out.append(f"{pad}if ({self.condition(node)}) {{")
+        self.tree(node["left_child"], indent + 1, out)
+        out.append(f"{pad}}} else {{")
+        self.tree(node["right_child"], indent + 1, out)
+        out.append(f"{pad}}}")
+
+
+_PRELUDE = r"""/* Generated by app/model/codegen.py from LightGBM model %(model_id)s. Do not edit. */
+#include <math.h>
+#include <stdint.h>
+
+#define CREDIT_NF %(nf)d
+#define CREDIT_BLOCK %(block)d
+#define CREDIT_EXPORT __attribute__((visibility("protected"))) /* exported; calls inside bind here */
+#define CREDIT_TREE __attribute__((visibility("hidden"), noinline))
+
+static inline int cat_left(float v, const uint32_t *bits, int n_words) {
+  if (!(v > -1.0f && v < 2147483648.0f)) return 0; /* NaN, negative, beyond int: right */
+  int c = (int)v;
+  return (c / 32) < n_words && ((bits[c / 32] >> (c %% 32)) & 1u);
+}
+
+/* f = 2 * feature + (1 if NaN goes left); c[1] = left child, c[0] = right child (tree-relative). */
+typedef struct { int32_t f; float t; int32_t c[2]; } credit_node;
+
+/* One tree, a block of rows, tree-major and branch-free: `depth` steps, each a load + compare per row. */
+static __attribute__((noinline)) void walk_full(const credit_node *T, const double *L, int depth, const float *x,
+                                                double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < CREDIT_BLOCK; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f)];
+    }
+  }
+  for (int r = 0; r < CREDIT_BLOCK; ++r) acc[r] += L[idx[r]];
+}
+
+static __attribute__((noinline)) void walk_part(const credit_node *T, const double *L, int depth, const float *x,
+                                                int n, double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < n; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f)];
+    }
+  }
+  for (int r = 0; r < n; ++r) acc[r] += L[idx[r]];
+}
+
+static inline int num_left(float v, float t, int zero_left, int nan_left) {
+  if (isnan(v)) return nan_left;
+  if (fabsf(v) <= 1e-35f) return zero_left;
+  return v <= t;
+}
+"""
+
+_EPILOGUE = r"""
+static const char credit_id_str[] = "%(model_id)s";
+
+/* one row at a time (predict_row): nested compares, the branch predictor runs ahead */
+static void credit_rows(const float *x, int64_t n, double *acc) {
+%(calls)s
+}
+
+/* blocks of CREDIT_BLOCK rows (predict_batch): node tables where possible */
+static void credit_block_full(const float *x, double *acc) {
+%(full_calls)s
+}
+
+static void credit_block_part(const float *x, int n, double *acc) {
+%(part_calls)s
+}
+
+static double credit_link(double raw) {
+  double p = 1.0 / (1.0 + exp(-%(sigmoid)s * raw));
+  return p;
+}
+
+CREDIT_EXPORT int32_t credit_num_features(void) { return CREDIT_NF; }
+CREDIT_EXPORT const char *credit_model_id(void) { return credit_id_str; }
+CREDIT_EXPORT double credit_threshold(void) { return %(threshold)s; }
+
+CREDIT_EXPORT double credit_predict_row(const float *x) {
+  double acc[1] = {0.0};
+  credit_rows(x, 1, acc);
+  return credit_link(acc[0]);
+}
+
+CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) {
+  for (int64_t i = 0; i < n; i += CREDIT_BLOCK) {
+    int64_t m = n - i < CREDIT_BLOCK ? n - i : CREDIT_BLOCK;
+    double acc[CREDIT_BLOCK] = {0.0};
+    if (m == CREDIT_BLOCK)
+      credit_block_full(x + i * CREDIT_NF, acc);
+    else
+      credit_block_part(x + i * CREDIT_NF, (int)m, acc);
+    for (int64_t r = 0; r < m; ++r) out[i + r] = credit_link(acc[r]);
+  }
+}
+"""
+
+
+def parse_sigmoid(objective: str) -> float:
+    parts = objective.split()
+    if not parts or parts[0] != "binary":
+        raise CodegenError(f"only binary models are supported, got objective {objective!r}")
+    for p in parts[1:]:
+        if p.startswith("sigmoid:"):
+            return float(p.split(":", 1)[1])
+    return 1.0
+
+
+def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
+    """C source for the whole model as one file (see generate_units)."""
+    return generate_units(dump, parts=0, **kwargs)[0]
+
+
+def generate_units(
+    dump: dict[str, Any],
+    *,
+    model_id: str,
+    threshold: float,
+    block: int = DEFAULT_BLOCK,
+    model_text: str | None = None,
+    use_tables: bool = True,
+    parts: int = 2,
+) -> list[str]:
+    """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
+
+    [main, trees_0, ..., trees_{parts-1}]: main has the node tables, the batch path and the exported
+    ABI; the others hold the per-tree if/else functions (single rows, and trees that cannot be
+    tables), split so that they compile in parallel.
+    """
+    if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("num_class", 1) != 1:
+        raise CodegenError("only single-output (binary) models are supported")
+    if dump.get("average_output"):
+        raise CodegenError("random-forest (average_output) models are not supported")
+    sigmoid = parse_sigmoid(str(dump.get("objective", "")))
+    nf = int(dump["max_feature_idx"]) + 1
+    em = _Emitter(nf)
+    exact = thresholds_from_model_text(model_text) if model_text is not None else None
+    if exact is not None and len(exact) != len(dump["tree_info"]):
+        raise CodegenError(f"model.txt has {len(exact)} trees, dump_model {len(dump['tree_info'])}")
+    bodies: list[list[str]] = []
+    calls: list[str] = []
+    full_calls: list[str] = []
+    part_calls: list[str] = []
+    table_nodes: list[str] = []
+    table_leaves: list[str] = []
+    for i, info in enumerate(dump["tree_info"]):
+        if info.get("is_linear"):
+            raise CodegenError("linear trees are not supported")
+        em.thresholds = exact[i] if exact is not None else None
+        body: list[str] = []
+        bodies.append(body)
+        body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
+        body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
+        body.append("    double v;")
+        em.tree(info["tree_structure"], 2, body)
+        body.append("    acc[r] += v;")
+        body.append("  }")
+        body.append("}")
+        calls.append(f"  tree{i}(x, n, acc);")
+        tab = em.table(info["tree_structure"]) if use_tables else None
+        if tab is None:
+            full_calls.append(f"  tree{i}(x, CREDIT_BLOCK, acc);")
+            part_calls.append(f"  tree{i}(x, n, acc);")
+        else:
+            rows, leaves, depth = tab
+            off = len(table_nodes)
+            table_nodes.extend(rows)
+            table_leaves.extend(leaves)
+            full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
+            part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
+    if not math.isfinite(threshold):
+        raise CodegenError("threshold is not finite")
+    head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block}
+    tail = _EPILOGUE % {
+        "model_id": model_id,
+        "calls": "\n".join(calls),
+        "full_calls": "\n".join(full_calls),
+        "part_calls": "\n".join(part_calls),
+        "sigmoid": c_double(sigmoid),
+        "threshold": c_double(float(threshold)),
+    }
+    tables = [
+        f"static const credit_node NODES[{max(len(table_nodes), 1)}] = {{",
+        *(f"  {r}," for r in table_nodes or ["{0, 0.0f, {0, 0}}"]),
+        "};",
+        f"static const double LEAVES[{max(len(table_leaves), 1)}] = {{",
+        *(f"  {v}," for v in table_leaves or ["0"]),
+        "};",
+    ]
+    n_trees = len(bodies)
+    if parts <= 0:
+        return ["\n".join([head, *em.bitsets, *tables, "", *(line for b in bodies for line in b), tail])]
+    decls = [f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc);" for i in range(n_trees)]
+    main = "\n".join([head, *tables, "", *decls, tail])
+    parts = max(1, min(parts, n_trees or 1))
+    units = [main]
+    for k in range(parts):
+        chunk = [line for b in bodies[k * n_trees // parts : (k + 1) * n_trees // parts] for line in b]
+        units.append("\n".join([head, *em.bitsets, "", *chunk, ""]))
+    return units

@@ -1,0 +1,362 @@
+"""`credit compile`: model.txt -> C (treelite/tl2cgen for reference, own emitter for speed) -> .so.
+
+Steps: verify model.txt against the manifest's model_id; treelite loads model.txt and tl2cgen writes
+its C into model_dir/build/tl2cgen/ (kept for inspection); app/model/codegen.py writes
+model_dir/build/model.c (one NaN-aware compare per node, rows in blocks); gcc builds it together
+with every app/native/*.c into a temporary library; parity gate against Booster.predict on the
+reference sample plus adversarial rows (NaN, +-inf, huge, tiny, exact thresholds); only then is the
+library renamed to model_dir/model-<id12>.so, manifest["library"] written, and the symlink
+model_dir/score.so repointed (so the sqlite3 shell can `.load DIR/score`).
+"""
+
+from __future__ import annotations
+
+import _ctypes
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from app.model import codegen
+from app.options import model_option
+from app.scoring import bind_library, predict_with, sha256_file
+
+NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+DEFAULT_CC = os.environ.get("CC", "gcc")
+DEFAULT_FLAGS = ("-O3", "-fno-plt")
+PARITY_TOL = 1e-6
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+class ParityError(CompileError):
+    def __init__(self, message: str, max_abs_diff: float) -> None:
+        super().__init__(message)
+        self.max_abs_diff = max_abs_diff
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), 0o644)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        click.echo(msg, err=True)
+
+
+def native_sources() -> list[Path]:
+    return sorted(NATIVE_DIR.glob("*.c")) if NATIVE_DIR.is_dir() else []
+
+
+def cc_version(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise CompileError(f"C compiler {cc!r} not usable: {exc}") from None
+    return out.splitlines()[0].strip() if out else cc
+
+
+def build_shared(
+    sources: list[Path], out: Path, *, cc: str, flags: tuple[str, ...], jobs: int | None = None
+) -> list[str]:
+    """Compile each source to an object in parallel (jobs = CPU count), then link one shared library."""
+    common = ["-fPIC", "-std=gnu11", *flags, f"-I{NATIVE_DIR}", "-I/usr/include"]
+    obj_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=".obj-"))
+    try:
+        objs = [obj_dir / f"{i}-{src.stem}.o" for i, src in enumerate(sources)]
+        pending = [[cc, "-c", *common, str(src), "-o", str(obj)] for src, obj in zip(sources, objs, strict=True)]
+        running: list[tuple[list[str], subprocess.Popen]] = []
+        jobs = max(1, jobs or os.cpu_count() or 1)
+        failure = None
+        while pending or running:
+            while pending and len(running) < jobs:
+                cmd = pending.pop(0)
+                running.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+            cmd, proc = running.pop(0)
+            _out, err = proc.communicate()
+            if proc.returncode != 0 and failure is None:
+                failure = f"{cc} failed on {cmd[-3]} (exit {proc.returncode}):\n{err[-4000:]}"
+        if failure:
+            raise CompileError(failure)
+        link = [cc, "-shared", *flags, *[str(o) for o in objs], "-o", str(out), "-lm"]
+        res = subprocess.run(link, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise CompileError(f"{cc} link failed (exit {res.returncode}):\n{res.stderr[-4000:]}")
+        return link
+    finally:
+        shutil.rmtree(obj_dir, ignore_errors=True)
+
+
+def parity_rows(dump: dict[str, Any], n_features: int, reference: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    """Held-out rows for the parity gate: reference sample + NaN/inf/huge/tiny/exact-threshold rows."""
+    rng = np.random.default_rng(seed)
+    blocks: list[np.ndarray] = []
+    if reference is not None and len(reference):
+        blocks.append(np.asarray(reference, dtype=np.float32))
+        base = reference[rng.integers(0, len(reference), 256)].astype(np.float32)
+    else:
+        base = rng.normal(0, 1, (256, n_features)).astype(np.float32)
+    blocks.append(np.full((1, n_features), np.nan, np.float32))
+    specials = np.array(
+        [np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 1e30, -1e30, 0.0, -0.0, 1e-36, -1e-36, 1e-45, 1.0, -1.0],
+        dtype=np.float32,
+    )
+    for s in specials:
+        blocks.append(np.full((1, n_features), s, np.float32))
+        b = base.copy()
+        mask = rng.random(b.shape) < 0.3
+        b[mask] = s
+        blocks.append(b)
+    # values at, just below and just above every split threshold of every tree
+    cuts: list[tuple[int, float]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "leaf_value" in node:
+            return
+        if node["decision_type"] == "<=":
+            cuts.append((int(node["split_feature"]), float(node["threshold"])))
+        else:
+            for c in str(node["threshold"]).split("||"):
+                if c:
+                    cuts.append((int(node["split_feature"]), float(c)))
+        walk(node["left_child"])
+        walk(node["right_child"])
+
+    for info in dump["tree_info"]:
+        walk(info["tree_structure"])
+    if cuts:
+        idx = rng.permutation(len(cuts))[:4000]
+        rows = base[rng.integers(0, len(base), len(idx) * 3)].copy()
+        with np.errstate(over="ignore"):
+            for k, i in enumerate(idx):
+                f, t = cuts[i]
+                t32 = codegen.float_down(t)
+                for j, v in enumerate(
+                    (t32, np.nextafter(t32, np.float32(-np.inf)), np.nextafter(t32, np.float32(np.inf)))
+                ):
+                    rows[3 * k + j, f] = v
+        blocks.append(rows)
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=np.float32)
+
+
+def _dlclose(lib: Any) -> None:
+    with contextlib.suppress(Exception):
+        _ctypes.dlclose(lib._handle)
+
+
+def check_parity(so_path: Path, booster: Any, X: np.ndarray, model_id: str, n_features: int) -> float:
+    lib = bind_library(so_path)
+    try:
+        got_id = lib.credit_model_id().decode()
+        if got_id != model_id or lib.credit_num_features() != n_features:
+            raise ParityError(f"library reports model {got_id} / {lib.credit_num_features()} features", float("inf"))
+        got = predict_with(lib, X)
+        rows = np.array([lib.credit_predict_row(X[i].ctypes.data) for i in range(min(len(X), 512))])
+    finally:
+        _dlclose(lib)
+    want = booster.predict(X, num_threads=1)
+    if not np.all(np.isfinite(got)) or got.min() < 0 or got.max() > 1:
+        return float("inf")
+    diff = float(np.max(np.abs(got - want))) if len(X) else 0.0
+    diff_row = float(np.max(np.abs(rows - want[: len(rows)]))) if len(rows) else 0.0
+    return max(diff, diff_row)
+
+
+def compile_model(
+    model_dir: Path | str,
+    *,
+    progress: bool = True,
+    cc: str | None = None,
+    flags: tuple[str, ...] | list[str] | None = None,
+    tl2cgen_reference: bool = True,
+    block: int = codegen.DEFAULT_BLOCK,
+    with_native: bool = True,
+) -> dict:
+    """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]."""
+    import lightgbm as lgb
+
+    t_start = time.perf_counter()
+    model_dir = Path(model_dir)
+    cc = cc or DEFAULT_CC
+    flags = tuple(flags) if flags is not None else DEFAULT_FLAGS
+    manifest_path = model_dir / "manifest.json"
+    model_path = model_dir / "model.txt"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        model_bytes = model_path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CompileError(f"{exc.filename}: not found; run `credit train --model {model_dir}` first") from None
+    model_id = hashlib.sha256(model_bytes).hexdigest()
+    if manifest.get("model_id") != model_id:
+        raise CompileError(
+            f"{model_path}: sha256 {model_id} does not match manifest model_id {manifest.get('model_id')}"
+        )
+    n_features = len(manifest["features"])
+    build = model_dir / "build"
+    build.mkdir(parents=True, exist_ok=True)
+
+    def step(name: str, t0: float) -> None:
+        _say(progress, f"  {name:<34s} {time.perf_counter() - t0:7.2f} s")
+
+    _say(progress, f"compile {model_path} (model {model_id[:12]})")
+    if tl2cgen_reference:
+        import tl2cgen
+        import treelite
+
+        t0 = time.perf_counter()
+        tl_model = treelite.frontend.load_lightgbm_model(model_path)
+        step("treelite load", t0)
+        t0 = time.perf_counter()
+        tl_dir = build / "tl2cgen"
+        shutil.rmtree(tl_dir, ignore_errors=True)
+        tl2cgen.generate_c_code(tl_model, tl_dir, params={})
+        step("tl2cgen C (build/tl2cgen/)", t0)
+
+    t0 = time.perf_counter()
+    booster = lgb.Booster(model_file=str(model_path))
+    dump = booster.dump_model()
+    if int(dump["max_feature_idx"]) + 1 != n_features:
+        raise CompileError(f"{model_path}: {int(dump['max_feature_idx']) + 1} features, manifest lists {n_features}")
+    units = codegen.generate_units(
+        dump,
+        model_id=model_id,
+        threshold=float(manifest["threshold"]),
+        block=block,
+        model_text=model_bytes.decode("utf-8"),
+        parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
+    )
+    for old in build.glob("model*.c"):
+        old.unlink()
+    c_paths = [build / "model.c", *(build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
+    for path, text in zip(c_paths, units, strict=True):
+        atomic_write_bytes(path, text.encode("utf-8"))
+    step(f"codegen build/model.c ({len(dump['tree_info'])} trees)", t0)
+
+    t0 = time.perf_counter()
+    sources = [*c_paths, *(native_sources() if with_native else [])]
+    fd, tmp_name = tempfile.mkstemp(dir=model_dir, prefix=".model-", suffix=".so.tmp")
+    os.close(fd)
+    tmp_so = Path(tmp_name)
+    installed = False
+    try:
+        build_shared(sources, tmp_so, cc=cc, flags=flags)
+        compile_seconds = time.perf_counter() - t0
+        step(f"{cc} {' '.join(flags)} ({len(sources)} files, parallel)", t0)
+
+        t0 = time.perf_counter()
+        reference = None
+        ref_name = (manifest.get("reference") or {}).get("file")
+        if ref_name and (model_dir / ref_name).is_file():
+            reference = np.load(model_dir / ref_name, allow_pickle=False)
+        X = parity_rows(dump, n_features, reference)
+        diff = check_parity(tmp_so, booster, X, model_id, n_features)
+        step(f"parity on {len(X)} rows: max|diff| {diff:.3g}", t0)
+        if not diff <= PARITY_TOL:
+            raise ParityError(
+                f"parity gate failed: compiled vs LightGBM max |diff| = {diff:.3g} > {PARITY_TOL:g} "
+                f"on {len(X)} rows; nothing installed",
+                diff,
+            )
+        so_name = f"model-{model_id[:12]}.so"
+        digest = sha256_file(tmp_so)
+        os.chmod(tmp_so, 0o755)
+        os.replace(tmp_so, model_dir / so_name)
+        installed = True
+        library = {
+            "file": so_name,
+            "sha256": digest,
+            "compiler": cc_version(cc),
+            "flags": " ".join(flags),
+            "parity_max_abs_diff": diff,
+            "parity_rows": int(len(X)),
+            "compiled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "compile_seconds": round(compile_seconds, 3),
+            "native_sources": [s.name for s in sources[len(c_paths) :]],
+        }
+        manifest["library"] = library
+        atomic_write_json(manifest_path, manifest)
+        link_tmp = model_dir / f".score.so.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link_tmp)
+        os.symlink(so_name, link_tmp)
+        os.replace(link_tmp, model_dir / "score.so")
+    finally:
+        if not installed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_so)
+    _say(progress, f"installed {model_dir / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
+    return library
+
+
+@click.command("compile")
+@model_option
+@click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
+@click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
+@click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
+def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
+    """Compile the model to a native library (parity-checked against LightGBM)."""
+    from app.config import load_settings
+
+    settings = load_settings(model_dir=model_dir)
+    try:
+        lib = compile_model(
+            settings.model_path,
+            progress=True,
+            cc=cc,
+            flags=(opt, "-fno-plt"),
+            tl2cgen_reference=not no_tl2cgen,
+        )
+    except CompileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
+        f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"
+    )
+
+
+def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold: float = 0.5) -> Path:
+    """Model folder for a bare LightGBM text model (tests, benchmarks): model.txt + a minimal manifest."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    data = Path(model_txt).read_bytes()
+    atomic_write_bytes(model_dir / "model.txt", data)
+    names = []
+    for line in data.decode("utf-8").splitlines():
+        if line.startswith("feature_names="):
+            names = line.split("=", 1)[1].split()
+            break
+    manifest = {
+        "model_id": hashlib.sha256(data).hexdigest(),
+        "features": names,
+        "n_features": len(names),
+        "threshold": threshold,
+    }
+    atomic_write_json(model_dir / "manifest.json", manifest)
+    return model_dir

@@ -1,0 +1,196 @@
+"""Training: exact cost threshold, PSI bins, manifest contents, determinism, DB entry point and CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import apsw
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.model.train import best_threshold, business_cost, psi_bins, train, train_arrays, train_command
+
+# ------------------------------------------------------------------ threshold search
+
+
+def _brute(y, p, fn, fp):
+    candidates = sorted(set(p)) + [float("inf")]
+    return min(business_cost(y, p, t, fn, fp) for t in candidates)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.integers(0, 1), st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.5, 0.7, 0.9, 1.0]) | st.floats(0, 1)),
+        min_size=1,
+        max_size=30,
+    ),
+    fn=st.sampled_from([10.0, 1.0, 3.5, 0.0]),
+    fp=st.sampled_from([1.0, 2.0, 0.0]),
+)
+def test_threshold_is_the_true_cost_minimiser(pairs, fn, fp):
+    y = np.array([a for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    t, cost = best_threshold(y, p, fn, fp)
+    assert cost == pytest.approx(_brute(y, p, fn, fp))
+    assert business_cost(y, p, t, fn, fp) == pytest.approx(cost)
+
+
+def test_threshold_hand_made():
+    y = np.array([0, 0, 1, 0, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.9])
+    # refuse p >= 0.3: fn=0, fp=1 -> cost 1 with fn=10 fp=1
+    assert best_threshold(y, p, 10, 1) == (0.3, 1.0)
+    # accepting everyone costs 2 * 1; refusing p >= 0.9 costs 1*1 (one fn) when fn is cheap
+    assert best_threshold(y, p, 1, 1) == (0.9, 1.0)
+    t, c = best_threshold(np.array([0, 0]), np.array([0.2, 0.8]), 10, 1)
+    assert c == 0 and t > 0.8
+
+
+# ------------------------------------------------------------------ PSI bins
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=200))
+def test_psi_bins_shape(values):
+    v = np.array(values, dtype=np.float32)
+    b = psi_bins(v)
+    edges, fr = b["edges"], b["fractions"]
+    assert edges == sorted(set(edges)) and all(np.isfinite(edges))
+    assert len(fr) == len(edges) + 2
+    assert sum(fr) == pytest.approx(1.0)
+    assert fr[-1] == pytest.approx(np.isnan(v).mean())
+    idx = np.searchsorted(np.array(edges), v.astype(np.float64), side="left")
+    idx[np.isnan(v)] = len(edges) + 1
+    assert np.allclose(np.bincount(idx, minlength=len(fr)) / len(v), fr)
+
+
+# ------------------------------------------------------------------ training on arrays
+
+
+def _data(n=800, p=12, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    logit = 1.5 * X[:, 0] - X[:, 1] + 0.8 * np.nan_to_num(X[:, 2]) - 2.6
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[::50, 3] = np.inf
+    return X, y, [f"feat_{i}" for i in range(p)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    X, y, names = _data()
+    d = tmp_path_factory.mktemp("train") / "m"
+    m = train_arrays(X, y, names, d, seed=5, quick=True, progress=False, num_threads=1)
+    return X, y, names, d, m
+
+
+def test_manifest_contract(trained):
+    X, y, names, d, m = trained
+    assert json.loads((d / "manifest.json").read_text()) == m
+    assert m["model_id"] == hashlib.sha256((d / "model.txt").read_bytes()).hexdigest()
+    assert m["features"] == names and m["n_features"] == len(names)
+    assert 0 <= m["threshold"] <= 1
+    assert m["costs"] == {"fn": 10.0, "fp": 1.0}
+    for key in ("trained_at", "data_fingerprint", "params", "versions", "app_version"):
+        assert m[key]
+    assert set(m["versions"]) >= {"lightgbm", "numpy", "sklearn", "app"}
+    met = m["metrics"]
+    assert set(met["imbalance_comparison"]) == {"none", "is_unbalance"}
+    assert met["imbalance"] in met["imbalance_comparison"]
+    chosen = met["imbalance_comparison"][met["imbalance"]]
+    assert met["cost_per_client"] == min(c["cost_per_client"] for c in met["imbalance_comparison"].values())
+    assert chosen["threshold"] == m["threshold"]
+    assert len(met["auc_folds"]) == 5 and 0.5 < met["auc_mean"] <= 1
+    assert sum(met["confusion"].values()) == len(y)
+    assert met["cost_per_client"] <= met["cost_per_client_at_0_5"] + 1e-12
+    assert set(m["baselines"]) == {"dummy_majority", "logistic_regression"}
+    assert m["baselines"]["dummy_majority"]["auc_mean"] == 0.5
+    assert m["params"]["deterministic"] is True and m["params"]["num_boost_round"] == met["n_estimators"]
+
+
+def test_reference_and_importance(trained):
+    X, y, names, d, m = trained
+    ref = m["reference"]
+    R = np.load(d / ref["file"], allow_pickle=False)
+    S = np.load(d / ref["scores_file"], allow_pickle=False)
+    assert R.dtype == np.float32 and R.shape == (ref["rows"], len(names)) and ref["rows"] == len(y)
+    assert S.dtype == np.float64 and S.shape == (ref["rows"],) and np.all((S >= 0) & (S <= 1))
+    assert set(ref["bins"]) == set(names)
+    assert len(ref["score_bins"]["fractions"]) == len(ref["score_bins"]["edges"]) + 2
+    imp = m["global_importance"]
+    assert [f for f, _ in imp] and sorted(f for f, _ in imp) == sorted(names)
+    assert [v for _, v in imp] == sorted((v for _, v in imp), reverse=True)
+    assert imp[0][0] in {"feat_0", "feat_1", "feat_2"}
+    import lightgbm as lgb
+
+    np.testing.assert_allclose(lgb.Booster(model_file=str(d / "model.txt")).predict(R), S)
+
+
+def test_same_seed_same_model_id(trained, tmp_path):
+    X, y, names, _, m = trained
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "score.so").symlink_to("model-old.so")  # a previous model's library
+    again = train_arrays(X, y, names, tmp_path / "again", seed=5, quick=True, progress=False, num_threads=1)
+    assert again["model_id"] == m["model_id"]
+    assert (tmp_path / "again" / "model.txt").read_bytes() == (trained[3] / "model.txt").read_bytes()
+    assert not (tmp_path / "again" / "score.so").is_symlink()  # stale link dropped until compile
+
+
+def test_rejects_bad_input(tmp_path):
+    X, y, names = _data(n=100)
+    with pytest.raises(ValueError):
+        train_arrays(X, y[:-1], names, tmp_path, quick=True, progress=False)
+    with pytest.raises(ValueError, match="each class"):
+        train_arrays(X, np.zeros(100, np.int8), names, tmp_path, quick=True, progress=False)
+
+
+# ------------------------------------------------------------------ from the database (contract tables)
+
+
+def _tiny_db(path: Path) -> None:
+    X, y, names = _data(n=500, p=6, seed=3)
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TABLE features(client_id INTEGER PRIMARY KEY, x BLOB NOT NULL);"
+        "CREATE TABLE feature_names(idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE labels(client_id INTEGER PRIMARY KEY, target INTEGER NOT NULL);"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    )
+    with conn:
+        conn.executemany("INSERT INTO feature_names VALUES (?, ?)", list(enumerate(names)))
+        conn.executemany(
+            "INSERT INTO features VALUES (?, ?)", [(100 + i, X[i].astype("<f4").tobytes()) for i in range(len(y))]
+        )
+        conn.executemany("INSERT INTO labels VALUES (?, ?)", [(100 + i, int(v)) for i, v in enumerate(y[:450])])
+        conn.execute("INSERT INTO meta VALUES ('data_fingerprint', 'fp-test-123')")
+    conn.close()
+
+
+def test_train_from_database(tmp_path):
+    db = tmp_path / "t.db"
+    _tiny_db(db)
+    m = train(db, tmp_path / "m", seed=1, quick=True, progress=False, folds=3)
+    assert m["data_fingerprint"] == "fp-test-123"
+    assert m["metrics"]["n_train"] == 450
+    assert m["features"] == [f"feat_{i}" for i in range(6)]
+
+
+def test_train_cli(tmp_path):
+    db = tmp_path / "t.db"
+    _tiny_db(db)
+    res = CliRunner().invoke(
+        train_command, ["--db", str(db), "--model", str(tmp_path / "m"), "--quick", "--fn-cost", "5", "--folds", "3"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "logistic_regression" in res.output and "dummy_majority" in res.output
+    m = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert m["costs"] == {"fn": 5.0, "fp": 1.0}
+    res = CliRunner().invoke(train_command, ["--db", str(tmp_path / "nope.db"), "--model", str(tmp_path / "m2")])
+    assert res.exit_code != 0 and "nope.db" in res.output
