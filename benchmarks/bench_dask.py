@@ -10,8 +10,8 @@ layout `credit export` writes); no ingest. Engines, all on the same rows:
   - `credit score-batch` (app.batch.run_batch) on a LocalCluster with 1 and 2 worker processes,
     one thread each; the time is submit -> last partition written, cluster start-up and model
     shipping reported apart.
-It also times the two Parquet layouts a worker could read (one fixed_size_list<float32> column
-vs one float32 column per feature), which is why `credit export` writes the first.
+It also times the two Parquet layouts a worker could read (one fixed_size_list<float32> column,
+which `credit export` writes, vs one float32 column per feature).
 Nothing here fails on a time; it fails only if the Dask scores differ from CompiledModel.predict.
 """
 

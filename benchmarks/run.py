@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmarks.common import ROOT, machine, peak_rss_mb
 
 PARTS = ["inference", "sql", "http", "explain", "drift", "ingest", "dask"]
-TOLERANCE = {"ONNX Runtime": 1e-4}  # ONNX Runtime evaluates trees in float32
+TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
 DEFAULT_TOLERANCE = 1e-6
 
 

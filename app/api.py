@@ -1,0 +1,936 @@
+"""HTTP API: `create_app(settings) -> Litestar`.
+
+Design notes (kept short; the README's API section is built from them):
+- Bodies are decoded here with msgspec (`strict=True`, unknown fields forbidden), never by Litestar's lax
+  conversion; path ids are parsed with a strict pattern (1 .. 2**53, digits only).
+- Every error, Litestar's own included (404 route, 405, 413, 500), has the shape {"error": str, "detail": ...};
+  a 500 says "internal server error" and never carries a traceback.
+- Auth: `Authorization: Bearer KEY`, roles officer < admin (app.auth). /healthz, /readyz and /schema* are open.
+- Connections: apsw connections are not thread-safe, so each thread has its own (threading.local). Scoring
+  handlers are light (one SQL statement does lookup + inference) and run on the event loop thread; heavier ones
+  (monitoring, population, readiness, explain, drift) run in worker threads.
+- Prediction log (app.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
+  (a batch is one transaction). Commits are durable (synchronous=FULL) and grouped: one writer thread per process
+  commits the rows of all requests waiting at that moment in one transaction. If the log cannot be written, the
+  request fails with 503 {"error": "prediction log unavailable"}: the API never answers a score it could not log.
+  latency_ms in the log is the time to compute the answer, up to (not including) the log commit.
+- The scoring path imports numpy, apsw, msgspec and the compiled model only (no pandas, LightGBM or shap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import apsw
+import msgspec
+import numpy as np
+from litestar import Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, Operation, SecurityScheme
+from litestar.params import Parameter
+
+from app import __version__, predlog
+from app import schemas as s
+from app.auth import KeyRing, load_keys
+from app.config import Settings
+
+log = logging.getLogger("app.api")
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
+SECURITY = [{"bearer": []}]
+READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
+MAX_TS = 32_503_680_000.0  # 3000-01-01: time bounds beyond it are 400
+
+
+def _time_param() -> dict[str, Any]:
+    return {"schema": {"type": "number", "minimum": 0, "maximum": MAX_TS}}
+
+
+TIME_PARAMS = {"since": _time_param, "until": _time_param}
+
+
+# ---- errors ---------------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def _error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        content={"error": error, "detail": detail}, status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _on_api_error(_: Request, exc: ApiError) -> Response:
+    return _error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+
+def _on_http_exception(_: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500:
+        log.error("server error %s: %s", exc.status_code, exc.detail)
+        return _error_response(exc.status_code, "internal server error")
+    detail = exc.extra if isinstance(exc, ValidationException) else None
+    error = exc.detail or "error"
+    if isinstance(exc, ValidationException):
+        error = "invalid request"
+    return _error_response(exc.status_code, str(error).lower(), detail, dict(exc.headers or {}) or None)
+
+
+def _on_exception(request: Request, exc: Exception) -> Response:
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    return _error_response(500, "internal server error")
+
+
+# ---- OpenAPI helpers ------------------------------------------------------------------------------------------
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {}},
+    "required": ["error", "detail"],
+}
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
+NUMBER_OR_NULL = {"anyOf": [{"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}, {"type": "null"}]}
+ERROR_TEXT = {
+    400: "invalid request (strict decoding; the message names the field or feature)",
+    401: "missing or unknown API key",
+    403: "the API key's role may not use this endpoint",
+    404: "unknown client (drift: no predictions logged in the window)",
+    413: "request body larger than the configured limit",
+    501: "not available in this build",
+    503: "model, database or prediction log unavailable",
+}
+
+
+def _operation(
+    *,
+    errors: tuple[int, ...],
+    path_ids: tuple[str, ...] = (),
+    body: Any = None,
+    query: dict[str, Any] | None = None,
+) -> type[Operation]:
+    """An Operation class that documents what Litestar cannot infer: strict path ids, the raw JSON body, errors.
+
+    `body` is a JSON schema dict, or a zero-argument callable returning one (evaluated when /schema is built).
+    """
+
+    def to_schema(self: Operation) -> dict[str, Any]:
+        out = Operation.to_schema(self)
+        for param in out.get("parameters", []):
+            if param.get("in") == "path" and param.get("name") in path_ids:
+                param["schema"] = dict(ID_SCHEMA)
+                param["description"] = "client id: digits only, 1 .. 2**53"
+        for param in out.get("parameters", []):
+            if param.get("in") == "query" and query and param.get("name") in query:
+                param.update(query[param["name"]]())
+        if body is not None:
+            out["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": body() if callable(body) else body}},
+            }
+        responses = out.setdefault("responses", {})
+        for code in errors:
+            responses[str(code)] = {
+                "description": ERROR_TEXT[code],
+                "content": {"application/json": {"schema": ERROR_SCHEMA}},
+            }
+        return out
+
+    return type("StrictOperation", (Operation,), {"to_schema": to_schema})
+
+
+# ---- the service: settings, model, keys, per-thread connections ------------------------------------------------
+
+
+@dataclass
+class Scored:
+    probability: float
+    decision: str
+    completeness: float
+    missing: list[str]
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db_path = Path(settings.db)
+        self.model_dir = Path(settings.model_dir)
+        self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.conns: list[Any] = []
+        self.manifest: dict[str, Any] | None = None
+        self.model: Any = None
+        self.model_error: str | None = None
+        self.feature_names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.population_ids: np.ndarray | None = None
+        self.explainer: Any = None
+        self.writer = predlog.GroupWriter(self.db_path)
+        self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        try:
+            self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
+            self.feature_names = list(self.manifest["features"])
+            self.index = {n: i for i, n in enumerate(self.feature_names)}
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and 503s
+            self.model_error = f"manifest unreadable: {type(exc).__name__}: {exc}"
+        if self.model_error is None:
+            try:
+                from app.scoring import CompiledModel
+
+                self.model = CompiledModel.load(self.model_dir)
+            except Exception as exc:  # noqa: BLE001
+                self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
+
+    # lifecycle
+    def startup(self) -> None:
+        if not len(self.ring):
+            log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
+        if not self.db_path.is_file():
+            log.warning("database %s not found", self.db_path)
+            return
+        try:
+            import apsw
+
+            conn = apsw.Connection(str(self.db_path), flags=apsw.SQLITE_OPEN_READWRITE)
+            try:
+                predlog.ensure_schema(conn)
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
+            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
+        reason = self.check_ready()
+        if reason:
+            log.warning("not ready: %s", reason)
+
+    def check_ready(self) -> str | None:
+        """Run the readiness checks now; remember the result (scoring is refused while not ready)."""
+        checks: dict[str, str] = {}
+        reason = _readiness(self, checks)
+        self.ready = (reason, checks, time.monotonic())
+        return reason
+
+    def shutdown(self) -> None:
+        self.writer.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # resources
+    def require_model(self) -> Any:
+        """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if self.model is None:
+            raise ApiError(503, "model unavailable", self.model_error)
+        reason, checks, at = self.ready
+        if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
+            reason = self.check_ready()
+            checks = self.ready[1]
+        if reason is not None:
+            log.warning("refusing to score, not ready: %s", reason)
+            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
+        return self.model
+
+    def conn(self, model: bool = True) -> Any:
+        """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
+        attr = "conn" if model else "plain"
+        conn = getattr(self.local, attr, None)
+        if conn is not None:
+            return conn
+        if model:
+            self.require_model()
+        if not self.db_path.is_file():
+            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
+        try:
+            from app.db import connect
+
+            conn = connect(self.db_path, self.model_dir if model else None)
+            predlog.prepare(conn)
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
+        setattr(self.local, attr, conn)
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def score_query(self, sql: str, args: tuple) -> list[tuple]:
+        """Run a scoring statement; an SQL error (e.g. a features row of the wrong length) is a 503, not a 500."""
+        try:
+            rows = self.conn().execute(sql, args).fetchall()
+        except apsw.Error as exc:
+            log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
+            raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
+        width = 4 * len(self.feature_names)
+        for r in rows:
+            if len(r[-1]) != width:
+                raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
+        return rows
+
+    async def write_log(self, rows: list[predlog.LogRow]) -> None:
+        """Wait until the rows are committed (group commit, app.predlog.GroupWriter); 503 if they cannot be."""
+        try:
+            await asyncio.wrap_future(self.writer.submit(rows))
+        except predlog.PredictionLogError as exc:
+            log.error("prediction log write failed: %s", exc)
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+
+    # scoring helpers
+    def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
+        """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
+        unknown = sorted(k for k in features if k not in self.index)
+        if unknown:
+            raise ApiError(400, f"unknown feature names in {where}", {"unknown_features": unknown[:50]})
+        x = np.full(len(self.feature_names), np.nan, dtype=np.float32)
+        for name, value in features.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ApiError(
+                    400,
+                    f"feature {name!r} must be a number or null",
+                    {"feature": name, "got": type(value).__name__},
+                )
+            try:
+                v = float(value)
+            except OverflowError:
+                v = math.inf
+            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+                raise ApiError(400, f"feature {name!r} is out of range (finite float32)", {"feature": name})
+            x[self.index[name]] = v
+        missing = [self.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
+        return x, missing
+
+    def decide(self, p: float) -> str:
+        return self.model.decision(p)
+
+    def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
+        return predlog.LogRow(
+            ts=time.time(),
+            request_id=str(uuid.uuid4()),
+            client_id=client_id,
+            features=x,
+            probability=p,
+            decision=d,
+            model_id=self.model.model_id,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            role=getattr(request.state, "role", "unknown"),
+            endpoint=endpoint,
+        )
+
+
+def _completeness(x: np.ndarray) -> float:
+    return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
+
+
+def _parse_id(raw: str, name: str = "client_id") -> int:
+    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
+        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
+    return int(raw)
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    if not body:
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return msgspec.json.decode(body, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
+
+
+def _finite(p: float) -> float:
+    if not math.isfinite(p):  # score() never returns NaN; guard anyway rather than answer one
+        raise ApiError(500, "model returned a non-finite probability")
+    return float(p)
+
+
+# ---- the app --------------------------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings) -> Litestar:
+    svc = Service(settings)
+
+    def auth_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        if "role" not in handler.opt:  # not one of ours (OpenAPI pages): open
+            return
+        required = handler.opt["role"]
+        if required is not None:
+            role = svc.ring.role_for(connection.headers.get("authorization"))
+            if role is None:
+                raise ApiError(401, "missing or invalid API key", headers={"WWW-Authenticate": 'Bearer realm="credit"'})
+            if not svc.ring.allows(role, required):
+                raise ApiError(403, f"this endpoint needs the {required} role")
+            connection.state.role = role
+        unknown = sorted(set(connection.query_params) - _query_names(handler))
+        if unknown:  # strict: a misspelt parameter is an error, not silently ignored
+            raise ApiError(400, "unknown query parameters", {"unknown": unknown[:20]})
+
+    def score_body_schema() -> dict[str, Any]:
+        if svc.feature_names:
+            feats = {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {n: NUMBER_OR_NULL for n in svc.feature_names},
+            }
+        else:
+            feats = {"type": "object", "additionalProperties": NUMBER_OR_NULL}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["features"],
+            "properties": {"features": feats},
+        }
+
+    def batch_body_schema() -> dict[str, Any]:
+        n = settings.batch_max
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "description": f"exactly one of client_ids or applicants, at most {n} items",
+            "properties": {
+                "client_ids": {"type": "array", "items": ID_SCHEMA, "minItems": 1, "maxItems": n},
+                "applicants": {"type": "array", "items": score_body_schema(), "minItems": 1, "maxItems": n},
+            },
+            "oneOf": [{"required": ["client_ids"]}, {"required": ["applicants"]}],
+        }
+
+    public = {"role": None}
+    officer = {"role": "officer"}
+    admin = {"role": "admin"}
+    client_ops = _operation(errors=(400, 401, 403, 404, 503), path_ids=("client_id",))
+    explain_ops = _operation(errors=(400, 401, 403, 404, 501, 503), path_ids=("client_id",))
+
+    # -- open endpoints
+
+    @get("/healthz", sync_to_thread=False, opt=public, tags=["health"], operation_class=_operation(errors=()))
+    def healthz() -> s.Health:
+        """Liveness: the process answers."""
+        return s.Health(status="ok")
+
+    @get("/readyz", sync_to_thread=True, opt=public, tags=["health"], operation_class=_operation(errors=(503,)))
+    def readyz() -> s.Ready:
+        """Readiness: database opens, model loads (hash checked), feature lists agree, SQL model_id() matches."""
+        reason = svc.check_ready()
+        checks = svc.ready[1]
+        if reason:
+            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
+        return s.Ready(
+            status="ready", model_id=svc.model.model_id, n_features=len(svc.feature_names), checks=checks, reason=None
+        )
+
+    # -- clients
+
+    @get("/clients", sync_to_thread=False, opt=officer, security=SECURITY, tags=["clients"],
+         operation_class=_operation(errors=(400, 401, 403, 503)))  # fmt: skip
+    def search_clients(
+        prefix: Annotated[str, Parameter(pattern=r"^[0-9]{0,16}$", description="leading digits of a client id")] = "",
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
+    ) -> s.ClientSearch:
+        """Search suggestions: client ids starting with `prefix`, shortest (closest) first."""
+        if prefix and prefix.startswith("0"):
+            return s.ClientSearch(client_ids=[])
+        conn = svc.conn(model=False)
+        ids: list[int] = []
+        if not prefix:
+            ids = [r[0] for r in conn.execute("SELECT client_id FROM clients ORDER BY client_id LIMIT ?", (limit,))]
+            return s.ClientSearch(client_ids=ids)
+        base = int(prefix)
+        for k in range(0, 17 - len(prefix)):
+            lo, hi = base * 10**k, (base + 1) * 10**k - 1
+            if lo > s.MAX_ID:
+                break
+            ids.extend(
+                r[0]
+                for r in conn.execute(
+                    "SELECT client_id FROM clients WHERE client_id BETWEEN ? AND ? ORDER BY client_id LIMIT ?",
+                    (lo, min(hi, s.MAX_ID), limit - len(ids)),
+                )
+            )
+            if len(ids) >= limit:
+                break
+        return s.ClientSearch(client_ids=ids[:limit])
+
+    @get("/clients/{client_id:str}", sync_to_thread=False, opt=officer, security=SECURITY, tags=["clients"],
+         operation_class=client_ops)  # fmt: skip
+    def get_client(client_id: str) -> s.Client:
+        """The client's readable columns (table `clients`)."""
+        cid = _parse_id(client_id)
+        cur = svc.conn(model=False).execute("SELECT * FROM clients WHERE client_id = ?", (cid,))
+        row = cur.fetchone()
+        if row is None:
+            raise ApiError(404, "unknown client", {"client_id": cid})
+        names = [d[0] for d in cur.getdescription()]
+        fields = {n: _json_value(v) for n, v in zip(names, row, strict=True) if n != "client_id"}
+        return s.Client(client_id=cid, fields=fields)
+
+    @get("/clients/{client_id:str}/features", sync_to_thread=False, opt=officer, security=SECURITY,
+         tags=["clients"], operation_class=client_ops)  # fmt: skip
+    def get_features(client_id: str) -> s.ClientFeatures:
+        """The client's model features (null = missing): the starting point of a what-if."""
+        cid = _parse_id(client_id)
+        svc.require_model()
+        rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
+        if not rows:
+            raise ApiError(404, "unknown client", {"client_id": cid})
+        x = np.frombuffer(rows[0][1], dtype="<f4")
+        feats = {n: (None if v != v else float(v)) for n, v in zip(svc.feature_names, x.tolist(), strict=True)}
+        return s.ClientFeatures(client_id=cid, features=feats)
+
+    @get("/clients/{client_id:str}/score", opt=officer, security=SECURITY, tags=["scoring"],
+         operation_class=client_ops)  # fmt: skip
+    async def client_score(request: Request, client_id: str) -> s.ClientScore:
+        """Probability of default and decision for a known client (one SQL statement: lookup + inference).
+
+        The score is written to the prediction log before this answer is sent (503 if it cannot be).
+        """
+        t0 = time.perf_counter()
+        cid = _parse_id(client_id)
+        model = svc.require_model()
+        rows = svc.score_query("SELECT client_id, score_features(x), x FROM features WHERE client_id = ?", (cid,))
+        if not rows:
+            raise ApiError(404, "unknown client", {"client_id": cid})
+        row = rows[0][1:]
+        p = _finite(row[0])
+        d = svc.decide(p)
+        completeness = _completeness(np.frombuffer(row[1], dtype="<f4"))
+        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d)
+        await svc.write_log([entry])
+        return s.ClientScore(
+            client_id=cid,
+            probability=p,
+            decision=d,
+            threshold=model.threshold,
+            model_id=model.model_id,
+            completeness=completeness,
+            request_id=entry.request_id,
+        )
+
+    # -- scoring
+
+    @post("/score", status_code=200, opt=officer, security=SECURITY, tags=["scoring"],
+          operation_class=_operation(errors=(400, 401, 403, 413, 503), body=score_body_schema))  # fmt: skip
+    async def score_applicant(request: Request, body: bytes) -> s.Score:
+        """Score an applicant from raw features. Unknown names, non-numbers and NaN/Infinity literals are 400;
+        absent or null features are missing (NaN) and reported in `missing` and `completeness`. Logged before
+        the answer (503 if the log cannot be written)."""
+        t0 = time.perf_counter()
+        req = _decode(body, s.ScoreRequest)
+        model = svc.require_model()
+        x, missing = svc.vector(req.features)
+        p = _finite(model.predict_row(x))
+        d = svc.decide(p)
+        entry = svc.row(request, "POST /score", t0, None, x.astype("<f4").tobytes(), p, d)
+        await svc.write_log([entry])
+        return s.Score(
+            probability=p,
+            decision=d,
+            threshold=model.threshold,
+            model_id=model.model_id,
+            missing=missing,
+            completeness=_completeness(x),
+            request_id=entry.request_id,
+        )
+
+    @post("/score/batch", status_code=200, opt=officer, security=SECURITY, tags=["scoring"],
+          operation_class=_operation(errors=(400, 401, 403, 404, 413, 503), body=batch_body_schema),
+          description=f"Score up to CREDIT_BATCH_MAX ({settings.batch_max}) known clients or applicants in one "
+          "request. Every item is logged in one transaction before the answer. Unknown client ids: 404 naming "
+          "them, nothing scored.")  # fmt: skip
+    async def score_batch(request: Request, body: bytes) -> s.BatchScore:
+        t0 = time.perf_counter()
+        req = _decode(body, s.BatchRequest)
+        model = svc.require_model()
+        ids, applicants = req.client_ids, req.applicants
+        given = [k for k, v in (("client_ids", ids), ("applicants", applicants)) if v is not msgspec.UNSET]
+        if len(given) != 1:
+            raise ApiError(400, "give exactly one of client_ids or applicants", {"given": given})
+        items = ids if ids is not msgspec.UNSET else applicants
+        if len(items) > settings.batch_max:
+            raise ApiError(
+                400, f"batch too large: {len(items)} items, at most {settings.batch_max}", {"max": settings.batch_max}
+            )
+        if not items:
+            raise ApiError(400, "empty batch")
+        results: list[s.BatchItem] = []
+        rows: list[predlog.LogRow] = []
+        if ids is not msgspec.UNSET:
+            found: dict[int, tuple[float, bytes]] = {}
+            for cid, p, x in svc.score_query(
+                "SELECT client_id, score_features(x), x FROM features"
+                " WHERE client_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(set(ids))),),
+            ):
+                found[cid] = (p, x)
+            unknown = [cid for cid in dict.fromkeys(ids) if cid not in found]
+            if unknown:
+                raise ApiError(404, "unknown client ids", {"client_ids": unknown[:100], "count": len(unknown)})
+            for cid in ids:
+                p, xb = found[cid]
+                p = _finite(p)
+                d = svc.decide(p)
+                x = np.frombuffer(xb, dtype="<f4")
+                missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
+                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d)
+                rows.append(entry)
+                results.append(s.BatchItem(cid, p, d, _completeness(x), missing, entry.request_id))
+        else:
+            vecs = []
+            for i, a in enumerate(applicants):
+                vecs.append(svc.vector(a.features, where=f"applicants[{i}]"))
+            X = np.ascontiguousarray(np.stack([v[0] for v in vecs]), dtype=np.float32)
+            probs = model.predict(X)
+            for (x, missing), p in zip(vecs, probs, strict=True):
+                p = _finite(p)
+                d = svc.decide(p)
+                entry = svc.row(request, "POST /score/batch", t0, None, x.astype("<f4").tobytes(), p, d)
+                rows.append(entry)
+                results.append(s.BatchItem(None, p, d, _completeness(x), missing, entry.request_id))
+        await svc.write_log(rows)
+        return s.BatchScore(results=results, threshold=model.threshold, model_id=model.model_id)
+
+    # -- model
+
+    @get("/model", sync_to_thread=False, opt=officer, security=SECURITY, tags=["model"],
+         operation_class=_operation(errors=(401, 403, 503)))  # fmt: skip
+    def model_manifest() -> dict[str, Any]:
+        """The model manifest (features, threshold, costs, metrics, versions) without the drift reference sample."""
+        if svc.manifest is None:
+            raise ApiError(503, "model unavailable", svc.model_error)
+        return {k: v for k, v in svc.manifest.items() if k != "reference"}
+
+    # -- monitoring (admin)
+
+    @get("/monitoring/summary", sync_to_thread=True, opt=admin, security=SECURITY, tags=["monitoring"],
+         operation_class=_operation(errors=(400, 401, 403, 503), query=TIME_PARAMS))  # fmt: skip
+    def monitoring_summary(
+        since: Annotated[
+            float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC (default: first row)")
+        ] = None,
+        until: Annotated[
+            float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC (default: now)")
+        ] = None,
+    ) -> s.MonitoringSummary:
+        """Scores served in [since, until]: count, latency p50/p99, decisions, endpoints, score histogram per hour."""
+        for name, v in (("since", since), ("until", until)):
+            if v is not None and not math.isfinite(v):
+                raise ApiError(400, f"{name} must be a finite number of unix seconds")
+        try:
+            data = predlog.summary(svc.conn(model=False), since, until)
+        except Exception as exc:
+            if isinstance(exc, ApiError):
+                raise
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        return msgspec.convert(data, s.MonitoringSummary)
+
+    @get("/monitoring/log", sync_to_thread=True, opt=admin, security=SECURITY, tags=["monitoring"],
+         operation_class=_operation(errors=(400, 401, 403, 503)))  # fmt: skip
+    def monitoring_log(limit: Annotated[int, Parameter(ge=1, le=1000)] = 50) -> s.LogPage:
+        """The latest prediction log rows, newest first (feature vectors left out)."""
+        try:
+            rows = predlog.latest(svc.conn(model=False), limit)
+        except Exception as exc:
+            if isinstance(exc, ApiError):
+                raise
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        return s.LogPage(rows=[s.LogEntry(**r) for r in rows])
+
+    @get("/monitoring/drift", sync_to_thread=True, opt=admin, security=SECURITY, tags=["monitoring"],
+         operation_class=_operation(errors=(400, 401, 403, 404, 501, 503), query=TIME_PARAMS))  # fmt: skip
+    def monitoring_drift(
+        since: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC")] = None,
+        until: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC")] = None,
+        last: Annotated[int | None, Parameter(ge=1, le=10_000_000, description="the last N logged scores")] = None,
+    ) -> dict[str, Any]:
+        """Drift of the logged features against the training reference (PSI per feature; app.drift)."""
+        if importlib.util.find_spec("app.drift") is None:
+            raise ApiError(501, "drift report not available in this build")
+        from app import drift
+
+        if svc.manifest is None:
+            raise ApiError(503, "model unavailable", svc.model_error)
+        conn = svc.conn(model=False)
+        lo, hi = (0.0 if since is None else since), (math.inf if until is None else until)
+        try:
+            n = conn.execute("SELECT count(*) FROM prediction_log WHERE ts >= ? AND ts <= ?", (lo, hi)).fetchall()[0][0]
+        except apsw.Error as exc:
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        if n == 0:
+            raise ApiError(404, "no predictions logged in the window", {"since": since, "until": until})
+        try:
+            return drift.psi_report(
+                conn,
+                svc.manifest,
+                since=since,
+                until=until,
+                last=last,
+                psi_threshold=settings.psi_threshold,
+                drift_share=settings.drift_share,
+            )
+        except getattr(drift, "DriftError", ()) as exc:
+            raise ApiError(503, "drift report unavailable", str(exc)) from exc
+
+    # -- population (officer)
+
+    def features_param() -> dict[str, Any]:
+        items: dict[str, Any] = {"type": "string"}
+        if svc.feature_names:
+            items["enum"] = list(svc.feature_names)
+        return {
+            "schema": {"type": "array", "items": items, "minItems": 1, "maxItems": 20},
+            "style": "form",
+            "explode": False,
+            "description": "comma-separated model feature names (at most 20)",
+        }
+
+    @get("/population", sync_to_thread=True, opt=officer, security=SECURITY, tags=["clients"],
+         operation_class=_operation(errors=(400, 401, 403, 503), query={"features": features_param}))  # fmt: skip
+    def population(
+        features: Annotated[str | None, Parameter(description="comma-separated model feature names")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=5000)] = 500,
+    ) -> s.Population:
+        """A fixed random sample of clients: values of the requested features, probability and decision.
+
+        For the dashboard's comparison charts. Not written to the prediction log: it describes the portfolio,
+        it is not a decision served about one client."""
+        model = svc.require_model()
+        names = features.split(",") if features is not None else []
+        unknown = [n for n in names if n not in svc.index]
+        if unknown:
+            raise ApiError(400, "unknown feature names", {"unknown_features": unknown[:50]})
+        if len(names) > 20:
+            raise ApiError(400, "at most 20 features")
+        conn = svc.conn()
+        sample = _population_sample(svc, conn)[:limit]
+        cols = [svc.index[n] for n in names]
+        rows = []
+        for cid, p, xb in svc.score_query(  # rows whose length does not match the model are left out
+            "SELECT client_id, score_features(x), x FROM features WHERE client_id IN (SELECT value FROM json_each(?))"
+            " AND length(x) = ? ORDER BY client_id",
+            (json.dumps([int(i) for i in sample]), 4 * len(svc.feature_names)),
+        ):
+            x = np.frombuffer(xb, dtype="<f4")
+            vals = [None if x[c] != x[c] else float(x[c]) for c in cols]
+            p = _finite(p)
+            rows.append(s.PopulationRow(client_id=cid, values=vals, probability=p, decision=svc.decide(p)))
+        return s.Population(features=names, rows=rows, threshold=model.threshold, model_id=model.model_id)
+
+    # -- explanations (explain part; 501 until app.model.explain exists)
+
+    @get("/clients/{client_id:str}/explain", sync_to_thread=True, opt=officer, security=SECURITY,
+         tags=["explanations"], operation_class=explain_ops)  # fmt: skip
+    def explain_client(
+        client_id: str,
+        top: Annotated[int, Parameter(ge=1, le=50)] = 4,
+        lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
+    ) -> dict[str, Any]:
+        """SHAP contributions and plain-language reasons for a known client's score."""
+        cid = _parse_id(client_id)
+        explainer = _explainer(svc)
+        svc.require_model()
+        rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
+        if not rows:
+            raise ApiError(404, "unknown client", {"client_id": cid})
+        x = np.frombuffer(rows[0][1], dtype="<f4").copy()
+        return {"client_id": cid, **explainer.explain(x, top=top, lang=lang)}
+
+    @post("/explain", sync_to_thread=True, status_code=200, opt=officer, security=SECURITY, tags=["explanations"],
+          operation_class=_operation(errors=(400, 401, 403, 413, 501, 503), body=score_body_schema))  # fmt: skip
+    def explain_applicant(
+        body: bytes,
+        top: Annotated[int, Parameter(ge=1, le=50)] = 4,
+        lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
+    ) -> dict[str, Any]:
+        """SHAP contributions and reasons for an applicant's raw features (same body as POST /score)."""
+        req = _decode(body, s.ScoreRequest)
+        svc.require_model()
+        x, _missing = svc.vector(req.features)
+        return _explainer(svc).explain(x, top=top, lang=lang)
+
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            search_clients,
+            get_client,
+            get_features,
+            client_score,
+            score_applicant,
+            score_batch,
+            model_manifest,
+            monitoring_summary,
+            monitoring_log,
+            monitoring_drift,
+            population,
+            explain_client,
+            explain_applicant,
+        ],
+        guards=[auth_guard],
+        exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_exception},
+        request_max_body_size=settings.body_max,
+        on_startup=[svc.startup],
+        on_shutdown=[svc.shutdown],
+        logging_config=None,
+        debug=False,
+        openapi_config=OpenAPIConfig(
+            title="Prêt à dépenser credit scoring API",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+            components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
+            use_handler_docstrings=True,
+        ),
+    )
+    app.state.service = svc
+    return app
+
+
+_RESERVED = {"request", "body", "data", "state", "headers", "cookies", "query", "scope", "socket"}
+
+
+def _query_names(handler: BaseRouteHandler) -> set[str]:
+    """Names a handler accepts as query parameters (everything else in the query string is a 400)."""
+    names = handler.opt.get("_query_names")
+    if names is None:
+        path_params = set(re.findall(r"{(\w+)", "".join(handler.paths)))
+        names = set(handler.parsed_fn_signature.parameters) - _RESERVED - path_params
+        handler.opt["_query_names"] = names
+    return names
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+def _population_sample(svc: Service, conn: Any) -> np.ndarray:
+    """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
+    with svc.lock:
+        if svc.population_ids is None:
+            ids = np.fromiter((r[0] for r in conn.execute("SELECT client_id FROM features")), dtype=np.int64)
+            rng = np.random.default_rng(svc.settings.seed)
+            svc.population_ids = rng.permutation(ids)[:5000] if ids.size else ids
+        return svc.population_ids
+
+
+def _explainer(svc: Service) -> Any:
+    if importlib.util.find_spec("app.model.explain") is None:
+        raise ApiError(501, "explanations not available in this build")
+    svc.require_model()
+    with svc.lock:
+        if svc.explainer is None:
+            from app.model import explain
+
+            try:
+                svc.explainer = explain.Explainer.load(svc.model_dir)
+            except getattr(explain, "ExplainError", ()) as exc:
+                raise ApiError(503, "explanations unavailable", str(exc)) from exc
+        return svc.explainer
+
+
+def _readiness(svc: Service, checks: dict[str, str]) -> str | None:
+    """Fill `checks`; return the first failure's reason, or None when ready."""
+    if not svc.db_path.is_file():
+        checks["database"] = "missing"
+        return f"database {svc.db_path} not found"
+    try:
+        conn = apsw.Connection(str(svc.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+            # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
+            widths = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT length(x) FROM features WHERE client_id IN"
+                    " ((SELECT min(client_id) FROM features), (SELECT max(client_id) FROM features))"
+                )
+            }
+        finally:
+            conn.close()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = "error"
+        return f"database does not open: {type(exc).__name__}: {exc}"
+    if svc.model is None:
+        checks["model"] = "error"
+        return svc.model_error or "model not loaded"
+    checks["model"] = "ok"
+    if db_names != svc.feature_names:
+        checks["features"] = "mismatch"
+        return f"model features ({len(svc.feature_names)}) differ from the database's feature_names ({len(db_names)})"
+    if widths and 4 * len(db_names) not in widths:  # one bad row is that client's 503, not the service's
+        checks["features"] = "mismatch"
+        return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
+    checks["features"] = "ok"
+    try:
+        from app.db import connect
+
+        conn = connect(svc.db_path, svc.model_dir)
+        try:
+            sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
+            log_problem = predlog.check_writable(conn)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001
+        checks["sql"] = "error"
+        return f"SQL functions not available: {type(exc).__name__}: {exc}"
+    if sql_id != svc.model.model_id:
+        checks["sql"] = "mismatch"
+        return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
+    checks["sql"] = "ok"
+    if log_problem:
+        checks["prediction_log"] = "error"
+        return f"prediction log not writable: {log_problem}"
+    checks["prediction_log"] = "ok"
+    return None
+
+
+def app_from_env() -> Litestar:
+    """Factory for uvicorn (`app.api:app_from_env`, factory=True): settings from CREDIT_* environment variables."""
+    from app.config import load_settings
+
+    settings = load_settings(os.environ)
+    if settings.workers > 1:
+        _die_with_parent()
+    return create_app(settings)
+
+
+def _die_with_parent() -> None:
+    """In a uvicorn worker: get SIGTERM (graceful stop) if the supervisor dies, even by SIGKILL (Linux only)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the supervisor is already gone
+            os.kill(os.getpid(), signal.SIGTERM)

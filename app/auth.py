@@ -1,0 +1,86 @@
+"""API keys and roles.
+
+Keys come from `settings.api_keys` ("key1:officer,key2:admin"), or when that is empty from
+`settings.keys_file` (same `key:role` entries, one per line or comma separated, lines starting with `#` ignored).
+Roles are ordered: officer < admin (an admin key may do everything an officer key may).
+A request presents `Authorization: Bearer KEY`. The presented key is compared with EVERY configured
+key using `hmac.compare_digest`, so the time taken does not depend on which key (if any) matched.
+Keys are never logged, echoed in a response or put in an error message.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+ROLES = ("officer", "admin")  # increasing privilege
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
+
+
+class KeyConfigError(ValueError):
+    """The key configuration is malformed (the message never contains a key)."""
+
+
+def parse_keys(text: str, source: str = "CREDIT_API_KEYS") -> list[tuple[bytes, str]]:
+    """Parse `key:role` entries separated by commas or newlines; returns [(key bytes, role)]."""
+    keys: list[tuple[bytes, str]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            continue
+        for entry in line.split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            key, sep, role = entry.rpartition(":")
+            key, role = key.strip(), role.strip()
+            if not sep or not key:
+                raise KeyConfigError(f"{source} line {lineno}: an entry is not of the form key:role")
+            if role not in ROLE_RANK:
+                raise KeyConfigError(f"{source} line {lineno}: unknown role {role!r} (expected one of {ROLES})")
+            if any(c.isspace() for c in key):
+                raise KeyConfigError(f"{source} line {lineno}: a key contains white space")
+            keys.append((key.encode(), role))
+    return keys
+
+
+def load_keys(api_keys: str, keys_file: str | Path | None) -> list[tuple[bytes, str]]:
+    """Keys from the settings string, else from the keys file (missing file -> no keys)."""
+    if api_keys.strip():
+        return parse_keys(api_keys)
+    if keys_file:
+        path = Path(keys_file)
+        if path.is_file():
+            return parse_keys(path.read_text(), source=str(path))
+    return []
+
+
+class KeyRing:
+    def __init__(self, keys: list[tuple[bytes, str]]):
+        self._keys = list(keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def role_for(self, authorization: str | None) -> str | None:
+        """Role of the bearer key in an Authorization header value, or None (missing/unknown)."""
+        if not authorization:
+            return None
+        scheme, _, presented = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        candidate = presented.strip().encode("utf-8", "surrogateescape")
+        found: str | None = None
+        for key, role in self._keys:  # no early exit: constant time over the key list
+            if hmac.compare_digest(candidate, key) and found is None:
+                found = role
+        return found
+
+    @staticmethod
+    def allows(role: str, required: str) -> bool:
+        return ROLE_RANK[role] >= ROLE_RANK[required]
+
+    def first_with_role(self, role: str) -> str | None:
+        for key, r in self._keys:
+            if r == role:
+                return key.decode()
+        return None

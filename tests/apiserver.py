@@ -1,0 +1,116 @@
+"""Test helper: a real `credit serve` subprocess on a free loopback port.
+
+    with ApiServer(db, model_dir, keys=KEYS) as api:
+        httpx.get(api.url + "/healthz")
+
+The server's stdout and stderr go to a file (`api.output()`), so tests can check what it logged.
+`stop()` sends SIGTERM and returns the exit code (0 for a graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+
+OFFICER_KEY = "officer-test-key-6f1d0b9e2a"
+ADMIN_KEY = "admin-test-key-93c4e7a15b"
+KEYS = f"{OFFICER_KEY}:officer,{ADMIN_KEY}:admin"
+OFFICER = {"Authorization": f"Bearer {OFFICER_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def copy_pipeline(pipeline: SimpleNamespace, dest: Path) -> SimpleNamespace:
+    """A private copy of a pipeline's database and model folder (the server writes the log into the db)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    db = dest / "credit.db"
+    shutil.copy(pipeline.db, db)
+    model_dir = dest / "model"
+    shutil.copytree(pipeline.model_dir, model_dir, symlinks=True)
+    return SimpleNamespace(db=db, model_dir=model_dir, root=dest)
+
+
+class ApiServer:
+    def __init__(
+        self,
+        db: Path,
+        model_dir: Path,
+        *,
+        keys: str = KEYS,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        wait_for: str = "/readyz",
+        timeout: float = 60.0,
+    ):
+        self.db, self.model_dir, self.workers = Path(db), Path(model_dir), workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.keys, self.extra_env, self.wait_for, self.timeout = keys, env or {}, wait_for, timeout
+        self.proc: subprocess.Popen | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix="apiserver-"))
+        self.log_path = self._dir / "server.log"
+
+    def start(self) -> ApiServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+        env.update(
+            CREDIT_API_KEYS=self.keys,
+            CREDIT_KEYS_FILE=str(self._dir / "no-keys-file"),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        cmd = [sys.executable, "-m", "app.cli", "serve", "--db", str(self.db), "--model", str(self.model_dir)]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=self._dir, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + self.wait_for, timeout=2.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not answering {self.wait_for} within {self.timeout}s:\n{self.output()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
