@@ -8,9 +8,18 @@ default:
 demo *ARGS:
     credit demo {{ARGS}}
 
-# the whole test suite (installs Debian chromium and sqlite3 when missing)
+# the whole test suite (installs Debian chromium, sqlite3 and wrk when missing), then a dependency audit
 test *ARGS: system-deps
     python -m pytest {{ARGS}}
+    -just audit
+
+# known vulnerabilities in the installed dependencies (pip-audit); reports, does not fail the tests
+audit:
+    timeout 300 pip-audit --progress-spinner off --skip-editable || echo "pip-audit: see findings above"
+
+# refresh requirements.lock from the current .venv
+lock:
+    pip freeze --exclude-editable | grep -v '^lleaves' > requirements.lock
 
 # Debian packages the tests need: chromium for the dashboard, sqlite3 for the C extension
 system-deps:
@@ -19,6 +28,7 @@ system-deps:
     missing=""
     command -v chromium >/dev/null || missing="$missing chromium"
     command -v sqlite3 >/dev/null || missing="$missing sqlite3"
+    command -v wrk >/dev/null || missing="$missing wrk"
     [ -f /usr/include/sqlite3ext.h ] || missing="$missing libsqlite3-dev"
     [ -z "$missing" ] && exit 0
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

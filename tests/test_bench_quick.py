@@ -1,0 +1,55 @@
+"""The benchmark suite's quick pass: every part runs and every engine agrees with LightGBM.
+Times are never asserted (they belong in benchmarks/, as ratios)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import PARTS, correctness_failures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_quick_benchmark_pass(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert not results["errors"], results["errors"]
+    assert set(results["parts"]) == set(PARTS)
+    assert correctness_failures(results) == []
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    engines = {row["engine"] for row in results["parts"]["inference"]}
+    assert {
+        "LightGBM Booster.predict",
+        "ours (compiled library)",
+        "treelite GTIL",
+        "tl2cgen default build",
+        "lleaves (own venv)",
+        "ONNX Runtime",
+    } <= engines
+    for row in results["parts"]["inference"]:
+        assert "error" not in row, row
+
+
+def test_correctness_check_flags_a_wrong_engine():
+    results = {
+        "errors": {},
+        "parts": {
+            "inference": [
+                {"model": "m", "engine": "ours (compiled library)", "max_abs_diff": 1e-3},
+                {"model": "m", "engine": "ONNX Runtime", "max_abs_diff": 1e-3},
+            ]
+        },
+    }
+    assert correctness_failures(results) == ["m/ours (compiled library): max |diff| 0.001"]
