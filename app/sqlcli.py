@@ -121,6 +121,10 @@ def _results(cursor: apsw.Cursor) -> Iterable[tuple[list[str], list[tuple]]]:
         yield columns, rows
 
 
+def _deny_attach(op: int, *_args) -> int:
+    return apsw.SQLITE_DENY if op in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH) else apsw.SQLITE_OK
+
+
 @click.command("sql")
 @click.argument("query")
 @click.option(
@@ -138,6 +142,8 @@ def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, mod
     """
     limit = timeout if timeout is not None else load_settings(db=db, model_dir=model_dir).sql_timeout
     conn = _open(db, model_dir, require_model=False)
+    # VACUUM INTO writes a copy anywhere, even from a read-only connection; it needs ATTACH, so deny that
+    conn.authorizer = _deny_attach
     started = time.monotonic()
     deadline = started + limit if limit and limit > 0 else None
     if deadline is not None:
