@@ -27,7 +27,7 @@ def test_every_command_has_help():
 
 
 def test_every_setting_is_documented():
-    for name, var, default, _help in SETTINGS_DOC:
+    for _name, var, default, _help in SETTINGS_DOC:
         row = re.search(rf"^\| `{var}` \|.*$", README, re.MULTILINE)
         assert row, f"{var} missing from the README configuration table"
         assert f"`{default}`" in row.group(0), f"{var}: README default differs from {default!r}"

@@ -27,6 +27,7 @@ from typing import Any
 import click
 import numpy as np
 
+from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen
 from app.options import model_option
 from app.scoring import bind_library, predict_with, sha256_file
@@ -45,25 +46,6 @@ class ParityError(CompileError):
     def __init__(self, message: str, max_abs_diff: float) -> None:
         super().__init__(message)
         self.max_abs_diff = max_abs_diff
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fchmod(fh.fileno(), 0o644)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
 def _say(progress: bool, msg: str) -> None:

@@ -15,11 +15,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
-import json
-import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -29,6 +26,7 @@ import click
 import numpy as np
 
 from app import __version__
+from app.files import atomic_write_bytes, atomic_write_json
 from app.options import db_option, model_option
 
 IMBALANCE_STRATEGIES = ("none", "is_unbalance")
@@ -245,21 +243,6 @@ def _line(name: str, m: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- atomic files
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fchmod(fh.fileno(), 0o644)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
@@ -397,10 +380,10 @@ def train_arrays(
         "global_importance": [[n, v] for n, v in importance],
     }
     model_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_dir / "reference.npy", _npy_bytes(reference))
-    _atomic_write(model_dir / "reference_scores.npy", _npy_bytes(ref_scores))
-    _atomic_write(model_dir / "model.txt", model_text)
-    _atomic_write(model_dir / "manifest.json", (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(model_dir / "reference.npy", _npy_bytes(reference))
+    atomic_write_bytes(model_dir / "reference_scores.npy", _npy_bytes(ref_scores))
+    atomic_write_bytes(model_dir / "model.txt", model_text)
+    atomic_write_json(model_dir / "manifest.json", manifest)
     # score.so would still point at the previous model's library: drop it until `credit compile`
     with contextlib.suppress(FileNotFoundError):
         (model_dir / "score.so").unlink()
