@@ -103,7 +103,7 @@ def run(
 
     rows = rows or (50_000 if quick else 1_000_000)
     per_part = per_part or (10_000 if quick else 100_000)
-    trees = trees or (100 if quick else 500)
+    trees = trees or (100 if quick else 1000)
     model_dir, X_src = large_model(trees)
     model = CompiledModel.load(model_dir)
     names = model.feature_names

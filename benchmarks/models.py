@@ -77,7 +77,7 @@ def large_model(n_trees: int, leaves: int = 63, n_features: int = 200, rows: int
             "verbose": -1,
             "seed": 1,
             "deterministic": True,
-            "num_threads": 2,
+            "num_threads": 1,
         }
         booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=n_trees)
         booster.save_model(str(model_dir / "model.txt"))
