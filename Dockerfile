@@ -29,10 +29,10 @@ ENV VIRTUAL_ENV=/opt/venv \
 RUN python -m venv /opt/venv
 WORKDIR /app
 # dependencies first (cached while only the source changes)
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY app/__init__.py app/__init__.py
 COPY ui/__init__.py ui/__init__.py
-RUN pip install . && pip uninstall -y pret-a-depenser
+RUN pip install -c requirements.lock . && pip uninstall -y pret-a-depenser
 COPY app app
 COPY ui ui
 COPY sql sql

@@ -620,7 +620,7 @@ def create_app(settings: Settings) -> Litestar:
         """The model manifest (features, threshold, costs, metrics, versions) without the drift reference sample."""
         if svc.manifest is None:
             raise ApiError(503, "model unavailable", svc.model_error)
-        return {k: v for k, v in svc.manifest.items() if k != "reference"}
+        return {"serving_app_version": __version__} | {k: v for k, v in svc.manifest.items() if k != "reference"}
 
     # -- monitoring (admin)
 

@@ -195,6 +195,9 @@ def test_model_manifest_without_reference(http, data):
     manifest = json.loads((data.model_dir / "manifest.json").read_text())
     assert "reference" not in body
     assert body["model_id"] == manifest["model_id"] and body["features"] == manifest["features"]
+    from app import __version__
+
+    assert body["serving_app_version"] == __version__
 
 
 def test_population_sample(http, data):

@@ -244,6 +244,7 @@ def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api):
     page.goto(dashboard.url + "/model")
     manifest = httpx.get(api.url + "/model", headers=ADMIN, timeout=30).json()
     assert manifest["model_id"][:12] in page.get_by_test_id("model-id").inner_text()
+    assert page.get_by_test_id("app-version").inner_text() == "v" + manifest["serving_app_version"]
     page.get_by_text("Importance globale").wait_for()
     page.get_by_role("link", name="Surveillance").click()
     page.get_by_test_id("kpis").wait_for()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
+from app import __version__
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LANGS, other_lang, t
 
@@ -118,7 +119,9 @@ async def frame(active: str, title: str) -> ui.column:
     ui.run_javascript(f"document.documentElement.lang = '{lg}'")
     admin = await is_admin()
     with ui.header().classes("items-center justify-between flex-wrap gap-2 px-4 py-2").style("background:#0d47a1"):
-        ui.label(t("app_title", lg)).classes("text-lg font-bold text-white")
+        with ui.row().classes("items-baseline gap-2"):
+            ui.label(t("app_title", lg)).classes("text-lg font-bold text-white")
+            ui.label(f"v{__version__}").classes("text-xs text-white").props("data-testid=app-version")
         with ui.row().classes("items-center gap-1 flex-wrap").props('role=navigation aria-label="Menu"'):
             links = [("client", "/", t("nav_client", lg)), ("model", "/model", t("nav_model", lg))]
             if admin:
