@@ -20,6 +20,8 @@ from app.scoring import CompiledModel
 
 MODELS = Path(__file__).parent / "models"
 NAMES = ["nan_missing", "tiny_threshold", "zero_none", "none_only", "categorical"]
+# single rows: nested if/else (small models) or grouped node tables (large models); both must be exact
+ROW_PATHS = ["ifelse", "tables"]
 FAST = ("-O1",)
 
 
@@ -33,15 +35,16 @@ def _compile(name: str, dst: Path, **kw) -> Path:
 
 
 @pytest.fixture(scope="session")
-def compiled(tmp_path_factory) -> dict[str, tuple[CompiledModel, lgb.Booster, list[float]]]:
+def compiled(tmp_path_factory) -> dict[tuple[str, str], tuple[CompiledModel, lgb.Booster, list[float]]]:
     out = {}
     for name in NAMES:
-        d = _compile(name, tmp_path_factory.mktemp(name))
-        booster = lgb.Booster(model_file=str(d / "model.txt"))
-        cuts: list[float] = []
-        for t in codegen.thresholds_from_model_text((d / "model.txt").read_text()):
-            cuts.extend(t)
-        out[name] = (CompiledModel.load(d), booster, cuts)
+        for row_path in ROW_PATHS:
+            d = _compile(name, tmp_path_factory.mktemp(name), row_path=row_path)
+            booster = lgb.Booster(model_file=str(d / "model.txt"))
+            cuts: list[float] = []
+            for t in codegen.thresholds_from_model_text((d / "model.txt").read_text()):
+                cuts.extend(t)
+            out[name, row_path] = (CompiledModel.load(d), booster, cuts)
     return out
 
 
@@ -76,19 +79,21 @@ def _check(model: CompiledModel, booster: lgb.Booster, X: np.ndarray) -> None:
         assert abs(model.predict_row(X[i]) - got[i]) <= 1e-12
 
 
+@pytest.mark.parametrize("row_path", ROW_PATHS)
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-def test_compiled_matches_lightgbm(compiled, name, data):
-    model, booster, cuts = compiled[name]
+def test_compiled_matches_lightgbm(compiled, name, row_path, data):
+    model, booster, cuts = compiled[name, row_path]
     rows = data.draw(st.integers(1, 40))
     X = data.draw(hnp.arrays(np.float32, (rows, model.n_features), elements=_values(cuts)))
     _check(model, booster, np.ascontiguousarray(X))
 
 
+@pytest.mark.parametrize("row_path", ROW_PATHS)
 @pytest.mark.parametrize("name", NAMES)
-def test_batch_sizes_around_block(compiled, name):
-    model, booster, _ = compiled[name]
+def test_batch_sizes_around_block(compiled, name, row_path):
+    model, booster, _ = compiled[name, row_path]
     rng = np.random.default_rng(1)
     for n in (0, 1, 15, 16, 17, 33, 1000):
         X = rng.normal(0, 2, (n, model.n_features)).astype(np.float32)

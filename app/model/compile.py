@@ -179,6 +179,7 @@ def compile_model(
     flags: tuple[str, ...] | list[str] | None = None,
     tl2cgen_reference: bool = True,
     block: int = codegen.DEFAULT_BLOCK,
+    row_path: str = "auto",
     with_native: bool = True,
 ) -> dict:
     """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]."""
@@ -231,6 +232,7 @@ def compile_model(
         model_id=model_id,
         threshold=float(manifest["threshold"]),
         block=block,
+        row_path=row_path,
         model_text=model_bytes.decode("utf-8"),
         parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
     )
