@@ -91,6 +91,12 @@ def render(results: dict) -> str:
         "",
         f"Method: {results['method']}.",
     ]
+    if results.get("rerun_parts"):
+        out += [
+            "",
+            f"Parts measured in this run: {', '.join(results['rerun_parts'])}; the others come from the "
+            "previous full run on the same machine.",
+        ]
     for part, (title, columns) in SECTIONS.items():
         rows = results["parts"].get(part)
         if rows:

@@ -59,7 +59,13 @@ def run(parts: list[str], quick: bool, out_dir: Path) -> dict:
             print(results["errors"][part], file=sys.stderr)
         print(f"   {part}: {time.perf_counter() - t0:.1f} s, peak RSS {peak_rss_mb():.0f} MB", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    previous = out_dir / "results.json"
+    if set(parts) != set(PARTS) and previous.exists():  # a partial rerun updates those parts only
+        old = json.loads(previous.read_text())
+        old_parts = {k: v for k, v in old["parts"].items() if k not in results["parts"] and k not in results["errors"]}
+        results["parts"] = old_parts | results["parts"]
+        results["rerun_parts"] = parts
+    previous.write_text(json.dumps(results, indent=2))
     return results
 
 

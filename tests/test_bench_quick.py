@@ -4,6 +4,7 @@ Times are never asserted (they belong in benchmarks/, as ratios)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,14 @@ from benchmarks.run import PARTS, correctness_failures
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def clean_env() -> dict[str, str]:
+    """The suite's own environment, minus thread caps that earlier tests' Dask clusters leave behind
+    (OMP_NUM_THREADS=1 makes treelite refuse two threads)."""
+    return {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+    }
+
+
 @pytest.mark.slow
 def test_quick_benchmark_pass(tmp_path):
     proc = subprocess.run(
@@ -23,6 +32,7 @@ def test_quick_benchmark_pass(tmp_path):
         capture_output=True,
         text=True,
         timeout=1500,
+        env=clean_env(),
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert not results["errors"], results["errors"]
