@@ -202,11 +202,16 @@ def _sample_client(db: Path) -> int | None:
 
 
 def _credit_cmd() -> str:
-    found = shutil.which("credit")
+    """How to call this `credit` from the user's shell: `.venv/bin/credit` when the venv is here
+    (`./dev demo` puts it on PATH only for its own run)."""
     mine = Path(sys.executable).parent / "credit"
-    if found and mine.exists() and Path(found).resolve() == mine.resolve():
+    if not mine.exists():
         return "credit"
-    return shlex.quote(str(mine)) if mine.exists() else "credit"
+    try:
+        return shlex.quote(str(mine.relative_to(Path.cwd())))
+    except ValueError:
+        found = shutil.which("credit")
+        return "credit" if found and Path(found).resolve() == mine.resolve() else shlex.quote(str(mine))
 
 
 def child_env(settings: Settings, officer: str, admin: str, key_source: str) -> dict[str, str]:
