@@ -97,6 +97,15 @@ def render(results: dict) -> str:
             f"Parts measured in this run: {', '.join(results['rerun_parts'])}; the others come from the "
             "previous full run on the same machine.",
         ]
+    steps = results.get("steps", {})
+    if steps:
+        rows = [{"step": k, "seconds": v["seconds"], "peak_rss_mb": v["peak_rss_mb"]} for k, v in steps.items()]
+        out += [
+            "",
+            "### Time and peak memory of each part (its own process)",
+            "",
+            table(rows, ["step", "seconds", "peak_rss_mb"]),
+        ]
     for part, (title, columns) in SECTIONS.items():
         rows = results["parts"].get(part)
         if rows:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.common import ROOT, machine, peak_rss_mb
+from benchmarks.common import ROOT, machine
 
 PARTS = ["inference", "sql", "http", "explain", "drift", "ingest", "dask"]
 TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
@@ -32,6 +34,36 @@ def versions() -> dict:
     return out
 
 
+def part_rows(part: str, quick: bool) -> list[dict]:
+    if part == "ingest-full":
+        return importlib.import_module("benchmarks.bench_ingest").run_full()
+    return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick)
+
+
+def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None, float, float]:
+    """One part in its own process, so that its peak RSS is its own: (rows, error, seconds, MB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        code = (
+            "import json, sys, traceback\n"
+            "from benchmarks.run import part_rows\n"
+            "try:\n"
+            "    result = {'rows': part_rows(sys.argv[1], sys.argv[2] == '1')}\n"
+            "except Exception:\n"
+            "    result = {'error': traceback.format_exc()}\n"
+            "    print(result['error'], file=sys.stderr)\n"
+            "open(sys.argv[3], 'w').write(json.dumps(result))\n"
+        )
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, part, "1" if quick else "0", str(out)], cwd=ROOT)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if not out.exists():
+            return None, f"the {part} benchmark process died (wait status {status})", seconds, usage.ru_maxrss / 1024
+        result = json.loads(out.read_text())
+    return result.get("rows"), result.get("error"), seconds, usage.ru_maxrss / 1024
+
+
 def run(parts: list[str], quick: bool, out_dir: Path) -> dict:
     results = {
         "machine": machine(),
@@ -44,26 +76,23 @@ def run(parts: list[str], quick: bool, out_dir: Path) -> dict:
         "parts": {},
         "errors": {},
     }
+    results["steps"] = {}
     for part in parts:
         print(f"== {part}", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            if part == "ingest-full":
-                module = importlib.import_module("benchmarks.bench_ingest")
-                results["parts"][part] = module.run_full()
-            else:
-                module = importlib.import_module(f"benchmarks.bench_{part}")
-                results["parts"][part] = module.run(quick=quick)
-        except Exception:
-            results["errors"][part] = traceback.format_exc()
-            print(results["errors"][part], file=sys.stderr)
-        print(f"   {part}: {time.perf_counter() - t0:.1f} s, peak RSS {peak_rss_mb():.0f} MB", file=sys.stderr)
+        rows, error, seconds, rss = run_in_child(part, quick)
+        if error is None:
+            results["parts"][part] = rows
+        else:
+            results["errors"][part] = error
+        results["steps"][part] = {"seconds": seconds, "peak_rss_mb": rss}
+        print(f"   {part}: {seconds:.1f} s, peak RSS {rss:.0f} MB", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "results.json"
     if set(parts) != set(PARTS) and previous.exists():  # a partial rerun updates those parts only
         old = json.loads(previous.read_text())
         old_parts = {k: v for k, v in old["parts"].items() if k not in results["parts"] and k not in results["errors"]}
         results["parts"] = old_parts | results["parts"]
+        results["steps"] = {k: v for k, v in old.get("steps", {}).items() if k not in parts} | results["steps"]
         results["rerun_parts"] = parts
     previous.write_text(json.dumps(results, indent=2))
     return results
