@@ -374,7 +374,7 @@ def _finite(p: float) -> float:
 def create_app(settings: Settings) -> Litestar:
     svc = Service(settings)
 
-    def auth_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    async def auth_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         if "role" not in handler.opt:  # not one of ours (OpenAPI pages): open
             return
         required = handler.opt["role"]
