@@ -11,6 +11,7 @@ import json
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -128,19 +129,61 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(pipeline_cop
     assert "Traceback" not in output
     assert_all_answered_are_logged(report, data.db)
     assert integrity_check(data.db) == ["ok"]
-    # Known race (uvicorn): at SIGTERM an idle keep-alive connection is closed at once, even when a request was
-    # just written to it and not read yet; that client sees the connection close with no answer (ReadError /
-    # RemoteProtocolError). Seen ~1 request in 1 of 6 runs, sent < 100 ms before the signal. Reported as XFAIL
-    # (visible, not red) until the server drains (Connection: close during a short grace before closing);
-    # any other failure of a request sent before SIGTERM is a hard failure.
-    late_race = [f for f in failed if f[0] is None and f[2] < 100 and f[1].split(":")[0] in RACE_ERRORS]
-    hard = [f for f in failed if f not in late_race]
-    assert hard == [], f"{len(hard)} requests sent before SIGTERM did not get a 200: {hard[:5]}"
-    if late_race:
-        pytest.xfail(f"uvicorn closed {len(late_race)} keep-alive connection(s) holding an unread request: {late_race}")
+    assert failed == [], f"{len(failed)} requests sent before SIGTERM did not get a 200: {failed[:5]}"
 
 
-RACE_ERRORS = {"ReadError", "RemoteProtocolError", "WriteError"}
+def _get(sock: socket.socket, path: str) -> None:
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: {OFFICER['Authorization']}\r\n\r\n".encode())
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response with a Content-Length body, read from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    while len(body) < int(headers["content-length"]):
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_drains_idle_keep_alive_connections(pipeline_copy, workers):
+    """After SIGTERM a request written on an idle keep-alive connection still gets its answer (with Connection:
+    close), new connections are refused, and the server exits 0 once the connection is gone."""
+    data = pipeline_copy
+    cid = first_ids(data.db, 1)[0]
+    api = ApiServer(data.db, data.model_dir, workers=workers).start()
+    conns: list[socket.socket] = []
+    try:
+        conns += [socket.create_connection(("127.0.0.1", api.port), timeout=10) for _ in range(4)]
+        for sock in conns:
+            _get(sock, "/healthz")
+            assert _read_response(sock)[0] == 200
+        api.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # uvicorn alone closes idle keep-alive connections at once
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", api.port), timeout=2)
+        for sock in conns:
+            _get(sock, f"/clients/{cid}/score")
+            status, headers, body = _read_response(sock)
+            assert status == 200, body
+            assert headers.get("connection") == "close"
+            assert json.loads(body)["client_id"] == cid
+            assert sock.recv(1) == b""  # then the server closes the connection
+        assert api.proc.wait(10) == 0
+    finally:
+        for sock in conns:
+            sock.close()
+        if api.proc.poll() is None:
+            kill_tree(api.proc.pid)
+        api.stop()
+    assert "Traceback" not in api.output()
+    assert integrity_check(data.db) == ["ok"]
 
 
 # ---- broken model folder --------------------------------------------------------------------------------------
