@@ -83,7 +83,9 @@ def wrk(url: str, ids: list[int], connections: int, seconds: int) -> dict:
 
 def serve(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_ready(f"http://127.0.0.1:{port}/readyz" if "credit" in cmd[0] else f"http://127.0.0.1:{port}/docs", proc)
+    wait_ready(
+        f"http://127.0.0.1:{port}/docs" if "baseline" in " ".join(cmd) else f"http://127.0.0.1:{port}/readyz", proc
+    )
     return proc
 
 
@@ -106,6 +108,10 @@ def run(quick: bool) -> list[dict]:
         "CREDIT_API_KEYS": f"{KEY}:officer",
     }
     bindir = Path(sys.executable).parent
+
+    def uvicorn(target: str, port: int) -> list[str]:
+        return [str(bindir / "uvicorn"), target, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+
     servers = {
         "ours (Litestar + msgspec + SQL score())": lambda port: [
             str(bindir / "credit"),
@@ -115,15 +121,12 @@ def run(quick: bool) -> list[dict]:
             "--workers",
             "1",
         ],
-        "baseline (FastAPI + pydantic + Booster.predict)": lambda port: [
-            str(bindir / "uvicorn"),
-            "benchmarks.baseline_fastapi:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        "floor (Litestar hello world, no database, no log)": lambda port: uvicorn(
+            "benchmarks.floor_litestar:app", port
+        ),
+        "baseline (FastAPI + pydantic + Booster.predict)": lambda port: uvicorn(
+            "benchmarks.baseline_fastapi:app", port
+        ),
     }
     seconds = 2 if quick else 10
     rows = []
