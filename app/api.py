@@ -6,7 +6,7 @@ Design notes (kept short; the README's API section is built from them):
 - Every error, Litestar's own included (404 route, 405, 413, 500), has the shape {"error": str, "detail": ...};
   a 500 says "internal server error" and never carries a traceback.
 - Auth: `Authorization: Bearer KEY`, roles officer < admin (app.auth). /healthz, /readyz and /schema* are open.
-- Connections: apsw connections are not thread-safe, so each thread has its own (threading.local). Scoring
+- State (app.service): settings, keys, model, one apsw connection per thread, the log writer. Scoring
   handlers are light (one SQL statement does lookup + inference) and run on the event loop thread; heavier ones
   (monitoring, population, readiness, explain, drift) run in worker threads.
 - Prediction log (app.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
@@ -19,7 +19,6 @@ Design notes (kept short; the README's API section is built from them):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import json
@@ -27,11 +26,7 @@ import logging
 import math
 import os
 import re
-import threading
 import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import apsw
@@ -48,15 +43,22 @@ from litestar.params import Parameter
 
 from app import __version__, predlog
 from app import schemas as s
-from app.auth import KeyRing, load_keys
 from app.config import Settings
+from app.service import (
+    FLOAT32_MAX,
+    ApiError,
+    Service,
+    decode,
+    explainer_for,
+    feature_completeness,
+    finite,
+    parse_id,
+    population_sample,
+)
 
 log = logging.getLogger("app.api")
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
 SECURITY = [{"bearer": []}]
-READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
 MAX_TS = 32_503_680_000.0  # 3000-01-01: time bounds beyond it are 400
 
 
@@ -68,12 +70,6 @@ TIME_PARAMS = {"since": _time_param, "until": _time_param}
 
 
 # ---- errors ---------------------------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
 def _error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -157,215 +153,6 @@ def _operation(
         return out
 
     return type("StrictOperation", (Operation,), {"to_schema": to_schema})
-
-
-# ---- the service: settings, model, keys, per-thread connections ------------------------------------------------
-
-
-@dataclass
-class Scored:
-    probability: float
-    decision: str
-    completeness: float
-    missing: list[str]
-
-
-class Service:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.db_path = Path(settings.db)
-        self.model_dir = Path(settings.model_dir)
-        self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.conns: list[Any] = []
-        self.manifest: dict[str, Any] | None = None
-        self.model: Any = None
-        self.model_error: str | None = None
-        self.feature_names: list[str] = []
-        self.index: dict[str, int] = {}
-        self.population_ids: np.ndarray | None = None
-        self.explainer: Any = None
-        self.writer = predlog.GroupWriter(self.db_path)
-        self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
-        try:
-            self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
-            self.feature_names = list(self.manifest["features"])
-            self.index = {n: i for i, n in enumerate(self.feature_names)}
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and 503s
-            self.model_error = f"manifest unreadable: {type(exc).__name__}: {exc}"
-        if self.model_error is None:
-            try:
-                from app.scoring import CompiledModel
-
-                self.model = CompiledModel.load(self.model_dir)
-            except Exception as exc:  # noqa: BLE001
-                self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
-
-    # lifecycle
-    def startup(self) -> None:
-        if not len(self.ring):
-            log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
-        if not self.db_path.is_file():
-            log.warning("database %s not found", self.db_path)
-            return
-        try:
-            import apsw
-
-            conn = apsw.Connection(str(self.db_path), flags=apsw.SQLITE_OPEN_READWRITE)
-            try:
-                predlog.ensure_schema(conn)
-            finally:
-                conn.close()
-        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
-            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
-        reason = self.check_ready()
-        if reason:
-            log.warning("not ready: %s", reason)
-
-    def check_ready(self) -> str | None:
-        """Run the readiness checks now; remember the result (scoring is refused while not ready)."""
-        checks: dict[str, str] = {}
-        reason = _readiness(self, checks)
-        self.ready = (reason, checks, time.monotonic())
-        return reason
-
-    def shutdown(self) -> None:
-        self.writer.close()
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    # resources
-    def require_model(self) -> Any:
-        """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
-        if self.model is None:
-            raise ApiError(503, "model unavailable", self.model_error)
-        reason, checks, at = self.ready
-        if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
-            reason = self.check_ready()
-            checks = self.ready[1]
-        if reason is not None:
-            log.warning("refusing to score, not ready: %s", reason)
-            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
-        return self.model
-
-    def conn(self, model: bool = True) -> Any:
-        """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
-        attr = "conn" if model else "plain"
-        conn = getattr(self.local, attr, None)
-        if conn is not None:
-            return conn
-        if model:
-            self.require_model()
-        if not self.db_path.is_file():
-            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
-        try:
-            from app.db import connect
-
-            conn = connect(self.db_path, self.model_dir if model else None)
-            predlog.prepare(conn)
-        except ApiError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-        setattr(self.local, attr, conn)
-        with self.lock:
-            self.conns.append(conn)
-        return conn
-
-    def score_query(self, sql: str, args: tuple) -> list[tuple]:
-        """Run a scoring statement; an SQL error (e.g. a features row of the wrong length) is a 503, not a 500."""
-        try:
-            rows = self.conn().execute(sql, args).fetchall()
-        except apsw.Error as exc:
-            log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
-            raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
-        width = 4 * len(self.feature_names)
-        for r in rows:
-            if len(r[-1]) != width:
-                raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
-        return rows
-
-    async def write_log(self, rows: list[predlog.LogRow]) -> None:
-        """Wait until the rows are committed (group commit, app.predlog.GroupWriter); 503 if they cannot be."""
-        try:
-            await asyncio.wrap_future(self.writer.submit(rows))
-        except predlog.PredictionLogError as exc:
-            log.error("prediction log write failed: %s", exc)
-            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
-
-    # scoring helpers
-    def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
-        """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
-        unknown = sorted(k for k in features if k not in self.index)
-        if unknown:
-            raise ApiError(400, f"unknown feature names in {where}", {"unknown_features": unknown[:50]})
-        x = np.full(len(self.feature_names), np.nan, dtype=np.float32)
-        for name, value in features.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ApiError(
-                    400,
-                    f"feature {name!r} must be a number or null",
-                    {"feature": name, "got": type(value).__name__},
-                )
-            try:
-                v = float(value)
-            except OverflowError:
-                v = math.inf
-            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
-                raise ApiError(400, f"feature {name!r} is out of range (finite float32)", {"feature": name})
-            x[self.index[name]] = v
-        missing = [self.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-        return x, missing
-
-    def decide(self, p: float) -> str:
-        return self.model.decision(p)
-
-    def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
-        return predlog.LogRow(
-            ts=time.time(),
-            request_id=str(uuid.uuid4()),
-            client_id=client_id,
-            features=x,
-            probability=p,
-            decision=d,
-            model_id=self.model.model_id,
-            latency_ms=(time.perf_counter() - t0) * 1000.0,
-            role=getattr(request.state, "role", "unknown"),
-            endpoint=endpoint,
-        )
-
-
-def _completeness(x: np.ndarray) -> float:
-    return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
-
-
-def _parse_id(raw: str, name: str = "client_id") -> int:
-    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
-        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
-    return int(raw)
-
-
-def _decode(body: bytes, kind: type[Any]) -> Any:
-    if not body:
-        raise ApiError(400, "request body must be a JSON object")
-    try:
-        return msgspec.json.decode(body, type=kind, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
-
-
-def _finite(p: float) -> float:
-    if not math.isfinite(p):  # score() never returns NaN; guard anyway rather than answer one
-        raise ApiError(500, "model returned a non-finite probability")
-    return float(p)
 
 
 # ---- the app --------------------------------------------------------------------------------------------------
@@ -478,7 +265,7 @@ def create_app(settings: Settings) -> Litestar:
          operation_class=client_ops)  # fmt: skip
     def get_client(client_id: str) -> s.Client:
         """The client's readable columns (table `clients`)."""
-        cid = _parse_id(client_id)
+        cid = parse_id(client_id)
         cur = svc.conn(model=False).execute("SELECT * FROM clients WHERE client_id = ?", (cid,))
         row = cur.fetchone()
         if row is None:
@@ -491,7 +278,7 @@ def create_app(settings: Settings) -> Litestar:
          tags=["clients"], operation_class=client_ops)  # fmt: skip
     def get_features(client_id: str) -> s.ClientFeatures:
         """The client's model features (null = missing): the starting point of a what-if."""
-        cid = _parse_id(client_id)
+        cid = parse_id(client_id)
         svc.require_model()
         rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
         if not rows:
@@ -508,15 +295,15 @@ def create_app(settings: Settings) -> Litestar:
         The score is written to the prediction log before this answer is sent (503 if it cannot be).
         """
         t0 = time.perf_counter()
-        cid = _parse_id(client_id)
+        cid = parse_id(client_id)
         model = svc.require_model()
         rows = svc.score_query("SELECT client_id, score_features(x), x FROM features WHERE client_id = ?", (cid,))
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
         row = rows[0][1:]
-        p = _finite(row[0])
+        p = finite(row[0])
         d = svc.decide(p)
-        completeness = _completeness(np.frombuffer(row[1], dtype="<f4"))
+        completeness = feature_completeness(np.frombuffer(row[1], dtype="<f4"))
         entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d)
         await svc.write_log([entry])
         return s.ClientScore(
@@ -538,10 +325,10 @@ def create_app(settings: Settings) -> Litestar:
         absent or null features are missing (NaN) and reported in `missing` and `completeness`. Logged before
         the answer (503 if the log cannot be written)."""
         t0 = time.perf_counter()
-        req = _decode(body, s.ScoreRequest)
+        req = decode(body, s.ScoreRequest)
         model = svc.require_model()
         x, missing = svc.vector(req.features)
-        p = _finite(model.predict_row(x))
+        p = finite(model.predict_row(x))
         d = svc.decide(p)
         entry = svc.row(request, "POST /score", t0, None, x.astype("<f4").tobytes(), p, d)
         await svc.write_log([entry])
@@ -551,7 +338,7 @@ def create_app(settings: Settings) -> Litestar:
             threshold=model.threshold,
             model_id=model.model_id,
             missing=missing,
-            completeness=_completeness(x),
+            completeness=feature_completeness(x),
             request_id=entry.request_id,
         )
 
@@ -562,7 +349,7 @@ def create_app(settings: Settings) -> Litestar:
           "them, nothing scored.")  # fmt: skip
     async def score_batch(request: Request, body: bytes) -> s.BatchScore:
         t0 = time.perf_counter()
-        req = _decode(body, s.BatchRequest)
+        req = decode(body, s.BatchRequest)
         model = svc.require_model()
         ids, applicants = req.client_ids, req.applicants
         given = [k for k, v in (("client_ids", ids), ("applicants", applicants)) if v is not msgspec.UNSET]
@@ -590,13 +377,13 @@ def create_app(settings: Settings) -> Litestar:
                 raise ApiError(404, "unknown client ids", {"client_ids": unknown[:100], "count": len(unknown)})
             for cid in ids:
                 p, xb = found[cid]
-                p = _finite(p)
+                p = finite(p)
                 d = svc.decide(p)
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
                 entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d)
                 rows.append(entry)
-                results.append(s.BatchItem(cid, p, d, _completeness(x), missing, entry.request_id))
+                results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
             vecs = []
             for i, a in enumerate(applicants):
@@ -604,11 +391,11 @@ def create_app(settings: Settings) -> Litestar:
             X = np.ascontiguousarray(np.stack([v[0] for v in vecs]), dtype=np.float32)
             probs = model.predict(X)
             for (x, missing), p in zip(vecs, probs, strict=True):
-                p = _finite(p)
+                p = finite(p)
                 d = svc.decide(p)
                 entry = svc.row(request, "POST /score/batch", t0, None, x.astype("<f4").tobytes(), p, d)
                 rows.append(entry)
-                results.append(s.BatchItem(None, p, d, _completeness(x), missing, entry.request_id))
+                results.append(s.BatchItem(None, p, d, feature_completeness(x), missing, entry.request_id))
         await svc.write_log(rows)
         return s.BatchScore(results=results, threshold=model.threshold, model_id=model.model_id)
 
@@ -724,7 +511,7 @@ def create_app(settings: Settings) -> Litestar:
         if len(names) > 20:
             raise ApiError(400, "at most 20 features")
         conn = svc.conn()
-        sample = _population_sample(svc, conn)[:limit]
+        sample = population_sample(svc, conn)[:limit]
         cols = [svc.index[n] for n in names]
         rows = []
         for cid, p, xb in svc.score_query(  # rows whose length does not match the model are left out
@@ -734,7 +521,7 @@ def create_app(settings: Settings) -> Litestar:
         ):
             x = np.frombuffer(xb, dtype="<f4")
             vals = [None if x[c] != x[c] else float(x[c]) for c in cols]
-            p = _finite(p)
+            p = finite(p)
             rows.append(s.PopulationRow(client_id=cid, values=vals, probability=p, decision=svc.decide(p)))
         return s.Population(features=names, rows=rows, threshold=model.threshold, model_id=model.model_id)
 
@@ -748,8 +535,8 @@ def create_app(settings: Settings) -> Litestar:
         lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
     ) -> dict[str, Any]:
         """SHAP contributions and plain-language reasons for a known client's score."""
-        cid = _parse_id(client_id)
-        explainer = _explainer(svc)
+        cid = parse_id(client_id)
+        explainer = explainer_for(svc)
         svc.require_model()
         rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
         if not rows:
@@ -765,10 +552,10 @@ def create_app(settings: Settings) -> Litestar:
         lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
     ) -> dict[str, Any]:
         """SHAP contributions and reasons for an applicant's raw features (same body as POST /score)."""
-        req = _decode(body, s.ScoreRequest)
+        req = decode(body, s.ScoreRequest)
         svc.require_model()
         x, _missing = svc.vector(req.features)
-        return _explainer(svc).explain(x, top=top, lang=lang)
+        return explainer_for(svc).explain(x, top=top, lang=lang)
 
     app = Litestar(
         route_handlers=[
@@ -827,88 +614,6 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.hex()
     return v
-
-
-def _population_sample(svc: Service, conn: Any) -> np.ndarray:
-    """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
-    with svc.lock:
-        if svc.population_ids is None:
-            ids = np.fromiter((r[0] for r in conn.execute("SELECT client_id FROM features")), dtype=np.int64)
-            rng = np.random.default_rng(svc.settings.seed)
-            svc.population_ids = rng.permutation(ids)[:5000] if ids.size else ids
-        return svc.population_ids
-
-
-def _explainer(svc: Service) -> Any:
-    if importlib.util.find_spec("app.model.explain") is None:
-        raise ApiError(501, "explanations not available in this build")
-    svc.require_model()
-    with svc.lock:
-        if svc.explainer is None:
-            from app.model import explain
-
-            try:
-                svc.explainer = explain.Explainer.load(svc.model_dir)
-            except getattr(explain, "ExplainError", ()) as exc:
-                raise ApiError(503, "explanations unavailable", str(exc)) from exc
-        return svc.explainer
-
-
-def _readiness(svc: Service, checks: dict[str, str]) -> str | None:
-    """Fill `checks`; return the first failure's reason, or None when ready."""
-    if not svc.db_path.is_file():
-        checks["database"] = "missing"
-        return f"database {svc.db_path} not found"
-    try:
-        conn = apsw.Connection(str(svc.db_path), flags=apsw.SQLITE_OPEN_READONLY)
-        try:
-            db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
-            # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
-            widths = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT length(x) FROM features WHERE client_id IN"
-                    " ((SELECT min(client_id) FROM features), (SELECT max(client_id) FROM features))"
-                )
-            }
-        finally:
-            conn.close()
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["database"] = "error"
-        return f"database does not open: {type(exc).__name__}: {exc}"
-    if svc.model is None:
-        checks["model"] = "error"
-        return svc.model_error or "model not loaded"
-    checks["model"] = "ok"
-    if db_names != svc.feature_names:
-        checks["features"] = "mismatch"
-        return f"model features ({len(svc.feature_names)}) differ from the database's feature_names ({len(db_names)})"
-    if widths and 4 * len(db_names) not in widths:  # one bad row is that client's 503, not the service's
-        checks["features"] = "mismatch"
-        return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
-    checks["features"] = "ok"
-    try:
-        from app.db import connect
-
-        conn = connect(svc.db_path, svc.model_dir)
-        try:
-            sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
-            log_problem = predlog.check_writable(conn)
-        finally:
-            conn.close()
-    except Exception as exc:  # noqa: BLE001
-        checks["sql"] = "error"
-        return f"SQL functions not available: {type(exc).__name__}: {exc}"
-    if sql_id != svc.model.model_id:
-        checks["sql"] = "mismatch"
-        return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
-    checks["sql"] = "ok"
-    if log_problem:
-        checks["prediction_log"] = "error"
-        return f"prediction log not writable: {log_problem}"
-    checks["prediction_log"] = "ok"
-    return None
 
 
 def app_from_env() -> Litestar:

@@ -1,0 +1,323 @@
+"""The API's state, shared by its routes: settings, keys, the compiled model, per-thread database
+connections, the prediction log writer and the readiness checks; and the strict parsing helpers.
+
+apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
+while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+import numpy as np
+from litestar import Request
+
+from app import predlog
+from app import schemas as s
+from app.auth import KeyRing, load_keys
+from app.config import Settings
+
+log = logging.getLogger("app.api")
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
+READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db_path = Path(settings.db)
+        self.model_dir = Path(settings.model_dir)
+        self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.conns: list[Any] = []
+        self.manifest: dict[str, Any] | None = None
+        self.model: Any = None
+        self.model_error: str | None = None
+        self.feature_names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.population_ids: np.ndarray | None = None
+        self.explainer: Any = None
+        self.writer = predlog.GroupWriter(self.db_path)
+        self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        try:
+            self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
+            self.feature_names = list(self.manifest["features"])
+            self.index = {n: i for i, n in enumerate(self.feature_names)}
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and 503s
+            self.model_error = f"manifest unreadable: {type(exc).__name__}: {exc}"
+        if self.model_error is None:
+            try:
+                from app.scoring import CompiledModel
+
+                self.model = CompiledModel.load(self.model_dir)
+            except Exception as exc:  # noqa: BLE001
+                self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
+
+    # lifecycle
+    def startup(self) -> None:
+        if not len(self.ring):
+            log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
+        if not self.db_path.is_file():
+            log.warning("database %s not found", self.db_path)
+            return
+        try:
+            import apsw
+
+            conn = apsw.Connection(str(self.db_path), flags=apsw.SQLITE_OPEN_READWRITE)
+            try:
+                predlog.ensure_schema(conn)
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
+            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
+        reason = self.check_ready()
+        if reason:
+            log.warning("not ready: %s", reason)
+
+    def check_ready(self) -> str | None:
+        """Run the readiness checks now; remember the result (scoring is refused while not ready)."""
+        checks: dict[str, str] = {}
+        reason = readiness(self, checks)
+        self.ready = (reason, checks, time.monotonic())
+        return reason
+
+    def shutdown(self) -> None:
+        self.writer.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # resources
+    def require_model(self) -> Any:
+        """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if self.model is None:
+            raise ApiError(503, "model unavailable", self.model_error)
+        reason, checks, at = self.ready
+        if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
+            reason = self.check_ready()
+            checks = self.ready[1]
+        if reason is not None:
+            log.warning("refusing to score, not ready: %s", reason)
+            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
+        return self.model
+
+    def conn(self, model: bool = True) -> Any:
+        """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
+        attr = "conn" if model else "plain"
+        conn = getattr(self.local, attr, None)
+        if conn is not None:
+            return conn
+        if model:
+            self.require_model()
+        if not self.db_path.is_file():
+            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
+        try:
+            from app.db import connect
+
+            conn = connect(self.db_path, self.model_dir if model else None)
+            predlog.prepare(conn)
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
+        setattr(self.local, attr, conn)
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def score_query(self, sql: str, args: tuple) -> list[tuple]:
+        """Run a scoring statement; an SQL error (e.g. a features row of the wrong length) is a 503, not a 500."""
+        try:
+            rows = self.conn().execute(sql, args).fetchall()
+        except apsw.Error as exc:
+            log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
+            raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
+        width = 4 * len(self.feature_names)
+        for r in rows:
+            if len(r[-1]) != width:
+                raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
+        return rows
+
+    async def write_log(self, rows: list[predlog.LogRow]) -> None:
+        """Wait until the rows are committed (group commit, app.predlog.GroupWriter); 503 if they cannot be."""
+        try:
+            await asyncio.wrap_future(self.writer.submit(rows))
+        except predlog.PredictionLogError as exc:
+            log.error("prediction log write failed: %s", exc)
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+
+    # scoring helpers
+    def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
+        """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
+        unknown = sorted(k for k in features if k not in self.index)
+        if unknown:
+            raise ApiError(400, f"unknown feature names in {where}", {"unknown_features": unknown[:50]})
+        x = np.full(len(self.feature_names), np.nan, dtype=np.float32)
+        for name, value in features.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ApiError(
+                    400,
+                    f"feature {name!r} must be a number or null",
+                    {"feature": name, "got": type(value).__name__},
+                )
+            try:
+                v = float(value)
+            except OverflowError:
+                v = math.inf
+            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+                raise ApiError(400, f"feature {name!r} is out of range (finite float32)", {"feature": name})
+            x[self.index[name]] = v
+        missing = [self.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
+        return x, missing
+
+    def decide(self, p: float) -> str:
+        return self.model.decision(p)
+
+    def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
+        return predlog.LogRow(
+            ts=time.time(),
+            request_id=str(uuid.uuid4()),
+            client_id=client_id,
+            features=x,
+            probability=p,
+            decision=d,
+            model_id=self.model.model_id,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            role=getattr(request.state, "role", "unknown"),
+            endpoint=endpoint,
+        )
+
+
+def feature_completeness(x: np.ndarray) -> float:
+    return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
+
+
+def parse_id(raw: str, name: str = "client_id") -> int:
+    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
+        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
+    return int(raw)
+
+
+def decode(body: bytes, kind: type[Any]) -> Any:
+    if not body:
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return msgspec.json.decode(body, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
+
+
+def finite(p: float) -> float:
+    if not math.isfinite(p):  # score() never returns NaN; guard anyway rather than answer one
+        raise ApiError(500, "model returned a non-finite probability")
+    return float(p)
+
+
+def population_sample(svc: Service, conn: Any) -> np.ndarray:
+    """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
+    with svc.lock:
+        if svc.population_ids is None:
+            ids = np.fromiter((r[0] for r in conn.execute("SELECT client_id FROM features")), dtype=np.int64)
+            rng = np.random.default_rng(svc.settings.seed)
+            svc.population_ids = rng.permutation(ids)[:5000] if ids.size else ids
+        return svc.population_ids
+
+
+def explainer_for(svc: Service) -> Any:
+    if importlib.util.find_spec("app.model.explain") is None:
+        raise ApiError(501, "explanations not available in this build")
+    svc.require_model()
+    with svc.lock:
+        if svc.explainer is None:
+            from app.model import explain
+
+            try:
+                svc.explainer = explain.Explainer.load(svc.model_dir)
+            except getattr(explain, "ExplainError", ()) as exc:
+                raise ApiError(503, "explanations unavailable", str(exc)) from exc
+        return svc.explainer
+
+
+def readiness(svc: Service, checks: dict[str, str]) -> str | None:
+    """Fill `checks`; return the first failure's reason, or None when ready."""
+    if not svc.db_path.is_file():
+        checks["database"] = "missing"
+        return f"database {svc.db_path} not found"
+    try:
+        conn = apsw.Connection(str(svc.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+            # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
+            widths = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT length(x) FROM features WHERE client_id IN"
+                    " ((SELECT min(client_id) FROM features), (SELECT max(client_id) FROM features))"
+                )
+            }
+        finally:
+            conn.close()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = "error"
+        return f"database does not open: {type(exc).__name__}: {exc}"
+    if svc.model is None:
+        checks["model"] = "error"
+        return svc.model_error or "model not loaded"
+    checks["model"] = "ok"
+    if db_names != svc.feature_names:
+        checks["features"] = "mismatch"
+        return f"model features ({len(svc.feature_names)}) differ from the database's feature_names ({len(db_names)})"
+    if widths and 4 * len(db_names) not in widths:  # one bad row is that client's 503, not the service's
+        checks["features"] = "mismatch"
+        return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
+    checks["features"] = "ok"
+    try:
+        from app.db import connect
+
+        conn = connect(svc.db_path, svc.model_dir)
+        try:
+            sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
+            log_problem = predlog.check_writable(conn)
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001
+        checks["sql"] = "error"
+        return f"SQL functions not available: {type(exc).__name__}: {exc}"
+    if sql_id != svc.model.model_id:
+        checks["sql"] = "mismatch"
+        return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
+    checks["sql"] = "ok"
+    if log_problem:
+        checks["prediction_log"] = "error"
+        return f"prediction log not writable: {log_problem}"
+    checks["prediction_log"] = "ok"
+    return None
