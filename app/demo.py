@@ -33,19 +33,10 @@ from pathlib import Path
 import click
 
 from app.config import SETTINGS_DOC, Settings, load_settings
+from app.data import KAGGLE_FILES
 from app.options import db_option, model_option
 
 STAMP = "_generated.json"
-KAGGLE_FILES = (
-    "application_train.csv",
-    "application_test.csv",
-    "bureau.csv",
-    "bureau_balance.csv",
-    "previous_application.csv",
-    "POS_CASH_balance.csv",
-    "installments_payments.csv",
-    "credit_card_balance.csv",
-)
 STOP_GRACE_SECONDS = 35.0  # the API drains in-flight requests for up to 30 s
 READY_TIMEOUT_SECONDS = 120.0
 

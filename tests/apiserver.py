@@ -45,7 +45,69 @@ def copy_pipeline(pipeline: SimpleNamespace, dest: Path) -> SimpleNamespace:
     return SimpleNamespace(db=db, model_dir=model_dir, root=dest)
 
 
-class ApiServer:
+class ServerProcess:
+    """A server subprocess, its stdout and stderr in `log_path` (`output()`); a context manager.
+
+    A subclass sets `cmd`, `env` and `cwd` in its constructor; `start()` waits until `url + ready_path` answers.
+    """
+
+    name = "server"  # in error messages
+    poll_seconds = 0.1
+    stop_seconds = 30.0
+
+    def __init__(self, url: str, ready_path: str, timeout: float) -> None:
+        self.url, self.ready_path, self.timeout = url, ready_path, timeout
+        self.cmd: list[str] = []
+        self.env: dict[str, str] = {}
+        self.cwd: Path | None = None
+        self.proc: subprocess.Popen | None = None
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self.log_path = self._dir / "server.log"
+
+    def is_ready(self, status: int) -> bool:
+        return status == 200
+
+    def start(self):
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._log.close()
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if self.is_ready(httpx.get(self.url + self.ready_path, timeout=2.0).status_code):
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(self.poll_seconds)
+        self.stop()
+        raise RuntimeError(f"{self.name} not answering {self.ready_path} within {self.timeout}s:\n{self.output()}")
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_seconds if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ApiServer(ServerProcess):
     def __init__(
         self,
         db: Path,
@@ -59,58 +121,13 @@ class ApiServer:
     ):
         self.db, self.model_dir, self.workers = Path(db), Path(model_dir), workers
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.keys, self.extra_env, self.wait_for, self.timeout = keys, env or {}, wait_for, timeout
-        self.proc: subprocess.Popen | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="apiserver-"))
-        self.log_path = self._dir / "server.log"
-
-    def start(self) -> ApiServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-        env.update(
-            CREDIT_API_KEYS=self.keys,
-            CREDIT_KEYS_FILE=str(self._dir / "no-keys-file"),
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(self.extra_env)
-        cmd = [sys.executable, "-m", "app.cli", "serve", "--db", str(self.db), "--model", str(self.model_dir)]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, env=env, cwd=self._dir, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + self.wait_for, timeout=2.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server not answering {self.wait_for} within {self.timeout}s:\n{self.output()}")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().__init__(f"http://127.0.0.1:{self.port}", wait_for, timeout)
+        self.cmd = [sys.executable, "-m", "app.cli", "serve", "--db", str(self.db), "--model", str(self.model_dir)]
+        self.cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+        self.env.update(CREDIT_API_KEYS=keys, CREDIT_KEYS_FILE=str(self._dir / "no-keys-file"), PYTHONUNBUFFERED="1")
+        self.env.update(env or {})
+        self.cwd = self._dir
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30.0, **kwargs)
-
-    def __enter__(self) -> ApiServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

@@ -1,12 +1,17 @@
-"""Shared fixtures: one small pipeline (generate -> ingest -> train -> compile) per test session."""
+"""Shared fixtures: one small pipeline (generate -> ingest -> train -> compile) per test session; for the API
+tests, a module's private copy of it (`data`), a `credit serve` over that copy (`api`) and a known client (`known`).
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import apsw
 import pytest
+from apiserver import ApiServer, copy_pipeline
 
 PIPELINE_CLIENTS = 3000
 PIPELINE_SEED = 7
@@ -44,3 +49,26 @@ def pipeline_copy(pipeline, tmp_path) -> SimpleNamespace:
     model_dir = tmp_path / "model"
     shutil.copytree(pipeline.model_dir, model_dir, symlinks=True)
     return SimpleNamespace(data_dir=pipeline.data_dir, db=db, model_dir=model_dir, root=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def data(pipeline, tmp_path_factory, request) -> SimpleNamespace:
+    """The module's private copy of the pipeline (the API server writes its log into the database)."""
+    return copy_pipeline(pipeline, tmp_path_factory.mktemp(request.module.__name__))
+
+
+@pytest.fixture(scope="module")
+def api(data):
+    with ApiServer(data.db, data.model_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def known(data) -> tuple[int, list[str]]:
+    """A client id in the database (the smallest) and the model's feature names."""
+    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        cid = conn.execute("SELECT min(client_id) FROM features").fetchall()[0][0]
+    finally:
+        conn.close()
+    return cid, json.loads((data.model_dir / "manifest.json").read_text())["features"]

@@ -123,48 +123,64 @@ def mixed_requests(client_ids: list[int], applicants: list[dict[str, Any]], ever
             yield ("GET", f"/clients/{next(ids)}/score", None, "client")
 
 
-async def _run(
-    url: str,
-    requests: Iterator[Request],
-    *,
-    headers: dict[str, str] | None,
-    connections: int,
-    duration: float,
-    max_requests: int | None,
-    timeout: float,
-    stop: threading.Event | None,
-    report: LoadReport,
-) -> None:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    deadline = time.monotonic() + duration
-    counter = itertools.count()
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=timeout) as http:
+@dataclass
+class _Run:
+    """One bounded run, the same for both engines: what to send where, how many at once, when to stop."""
+
+    url: str
+    requests: Iterator[Request]
+    headers: dict[str, str] | None
+    connections: int
+    duration: float
+    max_requests: int | None
+    timeout: float
+    stop: threading.Event | None
+    report: LoadReport
+    deadline: float = 0.0
+    taken: Iterator[int] = field(default_factory=itertools.count)
+
+    def start_clock(self) -> None:
+        self.deadline = time.monotonic() + self.duration
+
+    def next_request(self) -> Request | None:
+        """The next request to send; None once the run is over (deadline, `stop` set or `max_requests` taken)."""
+        if time.monotonic() >= self.deadline or (self.stop is not None and self.stop.is_set()):
+            return None
+        if self.max_requests is not None and next(self.taken) >= self.max_requests:
+            return None
+        return next(self.requests)
+
+
+def _keep_answer_ids(res: Result, answer: Any) -> None:
+    if isinstance(answer, dict):
+        res.request_id = answer.get("request_id")
+        res.probability = answer.get("probability")
+        res.client_id = answer.get("client_id")
+
+
+async def _run_httpx(run: _Run) -> None:
+    limits = httpx.Limits(max_connections=run.connections, max_keepalive_connections=run.connections)
+    run.start_clock()
+    async with httpx.AsyncClient(base_url=run.url, headers=run.headers, limits=limits, timeout=run.timeout) as http:
 
         async def worker() -> None:
-            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
-                n = next(counter)
-                if max_requests is not None and n >= max_requests:
-                    return
-                method, path, body, tag = next(requests)
+            while (request := run.next_request()) is not None:
+                method, path, body, tag = request
                 t0 = time.monotonic()
                 res = Result(tag=tag, sent_at=t0, latency_ms=0.0, status=None, body=body)
                 try:
                     resp = await http.request(method, path, json=body)
                     res.status = resp.status_code
                     if resp.status_code == 200:
-                        data = resp.json()
-                        if isinstance(data, dict):
-                            res.request_id = data.get("request_id")
-                            res.probability = data.get("probability")
-                            res.client_id = data.get("client_id")
+                        _keep_answer_ids(res, resp.json())
                 except httpx.HTTPError as exc:
                     res.error = f"{type(exc).__name__}: {exc}"
                 except json.JSONDecodeError as exc:
                     res.error = f"BadJSON: {exc}"
                 res.latency_ms = (time.monotonic() - t0) * 1000.0
-                report.results.append(res)
+                run.report.results.append(res)
 
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await asyncio.gather(*(worker() for _ in range(run.connections)))
 
 
 class _RawError(Exception):
@@ -214,36 +230,21 @@ def _close(conn: list) -> None:
     conn[0] = conn[1] = None
 
 
-async def _run_raw(
-    url: str,
-    requests: Iterator[Request],
-    *,
-    headers: dict[str, str] | None,
-    connections: int,
-    duration: float,
-    max_requests: int | None,
-    timeout: float,
-    stop: threading.Event | None,
-    report: LoadReport,
-) -> None:
-    """The same loop as _run with a minimal keep-alive HTTP/1.1 client (several times cheaper than httpx, so
+async def _run_raw(run: _Run) -> None:
+    """The same loop as _run_httpx with a minimal keep-alive HTTP/1.1 client (several times cheaper than httpx, so
     on a small machine the server, not the load generator, is what gets measured)."""
     import msgspec
 
-    parsed = httpx.URL(url)
+    parsed = httpx.URL(run.url)
     host, port = parsed.host, parsed.port or 80
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    deadline = time.monotonic() + duration
-    counter = itertools.count()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (run.headers or {}).items())
+    run.start_clock()
 
     async def worker() -> None:
         conn: list = [None, None]
         try:
-            while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
-                n = next(counter)
-                if max_requests is not None and n >= max_requests:
-                    return
-                method, path, body, tag = next(requests)
+            while (request := run.next_request()) is not None:
+                method, path, body, tag = request
                 payload = msgspec.json.encode(body) if body is not None else None
                 head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
                 if payload is not None:
@@ -251,24 +252,21 @@ async def _run_raw(
                 t0 = time.monotonic()
                 res = Result(tag=tag, sent_at=t0, latency_ms=0.0, status=None, body=body)
                 try:
-                    res.status, data = await _raw_request(conn, host, port, (head + "\r\n").encode(), payload, timeout)
+                    request_bytes = (head + "\r\n").encode()
+                    res.status, data = await _raw_request(conn, host, port, request_bytes, payload, run.timeout)
                     if res.status == 200:
-                        obj = msgspec.json.decode(data)
-                        if isinstance(obj, dict):
-                            res.request_id = obj.get("request_id")
-                            res.probability = obj.get("probability")
-                            res.client_id = obj.get("client_id")
+                        _keep_answer_ids(res, msgspec.json.decode(data))
                 except _RawError as exc:
                     res.error = str(exc)
                     _close(conn)
                 except msgspec.DecodeError as exc:
                     res.error = f"BadJSON: {exc}"
                 res.latency_ms = (time.monotonic() - t0) * 1000.0
-                report.results.append(res)
+                run.report.results.append(res)
         finally:
             _close(conn)
 
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker() for _ in range(run.connections)))
 
 
 def run_load(
@@ -295,19 +293,8 @@ def run_load(
     report = report if report is not None else LoadReport()
     report.connections = connections
     report.started = time.monotonic()
-    asyncio.run(
-        (_run_raw if engine == "raw" else _run)(
-            url,
-            requests,
-            headers=headers,
-            connections=connections,
-            duration=duration,
-            max_requests=max_requests,
-            timeout=timeout,
-            stop=stop,
-            report=report,
-        )
-    )
+    run = _Run(url, requests, headers, connections, duration, max_requests, timeout, stop, report)
+    asyncio.run(_run_raw(run) if engine == "raw" else _run_httpx(run))
     report.elapsed_s = time.monotonic() - report.started
     return report
 

@@ -12,18 +12,7 @@ import apsw
 import httpx
 import numpy as np
 import pytest
-from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
-
-
-@pytest.fixture(scope="module")
-def data(pipeline, tmp_path_factory):
-    return copy_pipeline(pipeline, tmp_path_factory.mktemp("api"))
-
-
-@pytest.fixture(scope="module")
-def api(data):
-    with ApiServer(data.db, data.model_dir) as server:
-        yield server
+from apiserver import ADMIN, OFFICER, ApiServer
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,6 @@ BODY_MAX = 4096
 
 
 @pytest.fixture(scope="module")
-def data(pipeline, tmp_path_factory):
-    return copy_pipeline(pipeline, tmp_path_factory.mktemp("api-errors"))
-
-
-@pytest.fixture(scope="module")
 def api(data):
     env = {"CREDIT_BATCH_MAX": str(BATCH_MAX), "CREDIT_BODY_MAX": str(BODY_MAX)}
     with ApiServer(data.db, data.model_dir, env=env) as server:
@@ -29,17 +24,6 @@ def api(data):
 def http(api):
     with api.client(headers=OFFICER) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def known(data) -> tuple[int, list[str]]:
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        cid = conn.execute("SELECT min(client_id) FROM features").fetchall()[0][0]
-    finally:
-        conn.close()
-    names = json.loads((data.model_dir / "manifest.json").read_text())["features"]
-    return cid, names
 
 
 def log_count(db) -> int:

@@ -12,10 +12,9 @@ import json
 import string
 from urllib.parse import quote
 
-import apsw
 import httpx
 import pytest
-from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
+from apiserver import ADMIN, OFFICER
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loadgen import db_state
@@ -26,30 +25,9 @@ POST_PATHS = ["/score", "/score/batch", "/explain"]
 
 
 @pytest.fixture(scope="module")
-def data(pipeline, tmp_path_factory):
-    return copy_pipeline(pipeline, tmp_path_factory.mktemp("bad-input"))
-
-
-@pytest.fixture(scope="module")
-def api(data):
-    with ApiServer(data.db, data.model_dir) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def http(api):
     with api.client(headers=ADMIN) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def known(data) -> tuple[int, list[str]]:
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        cid = conn.execute("SELECT min(client_id) FROM features").fetchall()[0][0]
-    finally:
-        conn.close()
-    return cid, json.loads((data.model_dir / "manifest.json").read_text())["features"]
 
 
 @pytest.fixture

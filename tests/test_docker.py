@@ -208,11 +208,6 @@ def first_client(db: Path) -> int:
 # ---------------------------------------------------------------- credit demo
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("demo")
-
-
 def demo_env(root: Path, **extra: str) -> dict[str, str]:
     return clean_env(
         CREDIT_DB=str(root / "data" / "credit.db"),
@@ -223,10 +218,22 @@ def demo_env(root: Path, **extra: str) -> dict[str, str]:
     )
 
 
-def test_demo_no_serve_writes_private_keys_and_prints_working_commands(demo_dir):
+def run_demo_no_serve(root: Path, timeout: float) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "credit"), "demo", "--no-serve", "--clients", "1500", "--quick", "--no-progress"]
-    res = subprocess.run(cmd, env=demo_env(demo_dir), cwd=demo_dir, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=demo_env(root), cwd=root, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo_no_serve(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The first `credit demo --no-serve` in a fresh folder (data, model and keys): the folder and the run."""
+    demo_dir = tmp_path_factory.mktemp("demo")
+    res = run_demo_no_serve(demo_dir, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
+    return demo_dir, res
+
+
+def test_demo_no_serve_writes_private_keys_and_prints_working_commands(demo_no_serve):
+    demo_dir, res = demo_no_serve
     keys = demo_dir / ".credit-keys"
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
     text = keys.read_text()
@@ -243,16 +250,15 @@ def test_demo_no_serve_writes_private_keys_and_prints_working_commands(demo_dir)
 
     # a rerun is quick: every step is up to date, the same keys are kept
     t0 = time.monotonic()
-    res2 = subprocess.run(cmd, env=demo_env(demo_dir), cwd=demo_dir, capture_output=True, text=True, timeout=120)
+    res2 = run_demo_no_serve(demo_dir, timeout=120)
     assert res2.returncode == 0
     assert "generate up to date, ingest up to date, train up to date, compile up to date" in res2.stderr
     assert time.monotonic() - t0 < 30
     assert keys.read_text() == text
 
 
-def test_demo_serves_and_stops_on_sigterm(demo_dir):
-    if not (demo_dir / ".credit-keys").exists():
-        pytest.skip("needs the data prepared by the --no-serve test")
+def test_demo_serves_and_stops_on_sigterm(demo_no_serve):
+    demo_dir, _ = demo_no_serve
     api_port, ui_port = free_port(), free_port()
     cmd = [str(BIN / "credit"), "demo", "--clients", "1500", "--quick", "--no-progress",
            "--port", str(api_port), "--ui-port", str(ui_port)]  # fmt: skip

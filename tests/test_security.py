@@ -19,7 +19,7 @@ from pathlib import Path
 import apsw
 import httpx
 import pytest
-from apiserver import ADMIN, ADMIN_KEY, OFFICER, OFFICER_KEY, ApiServer, copy_pipeline
+from apiserver import ADMIN, ADMIN_KEY, OFFICER, OFFICER_KEY
 from loadgen import db_state
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,23 +30,8 @@ SECRETS = (OFFICER_KEY, ADMIN_KEY, WRONG_KEY)
 
 
 @pytest.fixture(scope="module")
-def data(pipeline, tmp_path_factory):
-    return copy_pipeline(pipeline, tmp_path_factory.mktemp("security"))
-
-
-@pytest.fixture(scope="module")
-def api(data):
-    with ApiServer(data.db, data.model_dir) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def cid(data) -> int:
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return conn.execute("SELECT min(client_id) FROM features").fetchall()[0][0]
-    finally:
-        conn.close()
+def cid(known) -> int:
+    return known[0]
 
 
 @pytest.fixture(scope="module")

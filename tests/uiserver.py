@@ -7,72 +7,26 @@ with UiServer(api_url, key) as dash:
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from apiserver import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class _Process(ServerProcess):
+    """Run from the repository root; up as soon as it answers below 500."""
 
-
-class _Process:
-    name = "process"
+    poll_seconds = 0.2
+    stop_seconds = 20.0
 
     def __init__(self, cmd: list[str], url: str, ready_path: str, env: dict[str, str], timeout: float) -> None:
-        self.cmd, self.url, self.ready_path, self.env, self.timeout = cmd, url, ready_path, env, timeout
-        self.proc: subprocess.Popen | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        self.log_path = self._dir / "server.log"
+        super().__init__(url, ready_path, timeout)
+        self.cmd, self.env, self.cwd = cmd, env, ROOT
 
-    def start(self):
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._log.close()
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + self.ready_path, timeout=2.0).status_code < 500:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} not answering within {self.timeout}s:\n{self.output()}")
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def is_ready(self, status: int) -> bool:
+        return status < 500
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:

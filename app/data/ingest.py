@@ -15,6 +15,7 @@ Same code path for the real Kaggle download and for `credit generate` output.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -351,6 +352,32 @@ def remove_temp(tmp: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def building_database(db_path: Path) -> Iterator[apsw.Connection]:
+    """A bulk-load connection to `<db>.tmp` holding the empty schema, moved over `db_path` when the block succeeds.
+
+    On any failure the temporary files are removed and `db_path` is left as it was; a database or value error
+    becomes an IngestError naming the temporary file.
+    """
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db_path.with_name(db_path.name + ".tmp")
+    remove_temp(tmp)
+    conn = None
+    try:
+        conn = apsw.Connection(str(tmp))
+        bulk_pragmas(conn)
+        conn.execute(read_sql("schema.sql"))
+        yield conn
+        finish_database(conn, tmp, db_path)
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        remove_temp(tmp)
+        if isinstance(exc, apsw.Error | ValueError) and not isinstance(exc, IngestError):
+            raise IngestError(f"building {tmp} failed: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
 def write_meta(conn: apsw.Connection, source: str, fingerprint: str) -> None:
     conn.execute("DELETE FROM meta")
     conn.executemany(
@@ -378,14 +405,7 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
     if absent:
         raise IngestError(f"missing file(s) in {data_dir}: {', '.join(absent)}")
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db_path.with_name(db_path.name + ".tmp")
-    remove_temp(tmp)
-    conn = None
-    try:
-        conn = apsw.Connection(str(tmp))
-        bulk_pragmas(conn)
-        conn.execute(read_sql("schema.sql"))
+    with building_database(db_path) as conn:
         tables = []
         for file_name, columns in schema.items():
             table = table_name(file_name)
@@ -406,14 +426,18 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
         build_features(conn, progress=progress)
         write_meta(conn, "home-credit", data_fingerprint(conn))
         conn.execute("COMMIT")
-        finish_database(conn, tmp, db_path)
-    except BaseException as exc:
-        if conn is not None:
-            conn.close()
-        remove_temp(tmp)
-        if isinstance(exc, apsw.Error | ValueError) and not isinstance(exc, IngestError):
-            raise IngestError(f"building {tmp} failed: {type(exc).__name__}: {exc}") from exc
-        raise
+
+
+@contextlib.contextmanager
+def echo_warnings() -> Iterator[None]:
+    """Echo the block's warnings to stderr when it ends, even on error (every IngestWarning, repeats included)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IngestWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                click.echo(f"warning: {w.message}", err=True)
 
 
 @click.command("ingest")
@@ -426,13 +450,8 @@ def ingest_command(data_dir: Path | None, progress: bool, db: str | None) -> Non
 
     settings = load_settings(db=db)
     data_dir = data_dir or Path(settings.data_dir)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", IngestWarning)
-        try:
-            ingest(data_dir, settings.db_path, progress=progress)
-        finally:
-            for w in caught:
-                click.echo(f"warning: {w.message}", err=True)
+    with echo_warnings():
+        ingest(data_dir, settings.db_path, progress=progress)
     conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()

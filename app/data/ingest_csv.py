@@ -22,7 +22,6 @@ import re
 import warnings
 from pathlib import Path
 
-import apsw
 import click
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,13 +30,11 @@ import pyarrow.csv as pacsv
 from app.data.ingest import (
     IngestError,
     IngestWarning,
-    bulk_pragmas,
+    building_database,
+    echo_warnings,
     explain_arrow_error,
-    finish_database,
     quote_ident,
     read_header,
-    read_sql,
-    remove_temp,
     write_meta,
 )
 from app.options import db_option
@@ -270,14 +267,7 @@ def ingest_csv(
         raise IngestError(f"{label}: {len(exprs)} features is too many (limit {MAX_FEATURES}); lower --max-levels")
     feature_sql = "SELECT\n  client_id,\n  " + ",\n  ".join(exprs) + "\nFROM csv_data"
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db_path.with_name(db_path.name + ".tmp")
-    remove_temp(tmp)
-    conn = None
-    try:
-        conn = apsw.Connection(str(tmp))
-        bulk_pragmas(conn)
-        conn.execute(read_sql("schema.sql"))
+    with building_database(db_path) as conn:
         typed = [f"{quote_ident(sql_names[c])} {'REAL' if numbers[c] is not None else 'TEXT'}" for c in data_cols]
         columns_sql = ",\n  ".join(typed)
         conn.execute(
@@ -312,14 +302,6 @@ def ingest_csv(
             ],
         )
         conn.execute("COMMIT")
-        finish_database(conn, tmp, db_path)
-    except BaseException as exc:
-        if conn is not None:
-            conn.close()
-        remove_temp(tmp)
-        if isinstance(exc, apsw.Error | ValueError) and not isinstance(exc, IngestError):
-            raise IngestError(f"building {tmp} failed: {type(exc).__name__}: {exc}") from exc
-        raise
     labelled = sum(t is not None for t in targets)
     return {"rows": len(ids), "labelled": labelled, "features": len(names), "positive": positive_text}
 
@@ -351,21 +333,16 @@ def ingest_csv_command(
     from app.config import load_settings
 
     settings = load_settings(db=db)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", IngestWarning)
-        try:
-            summary = ingest_csv(
-                file,
-                settings.db_path,
-                id_col=id_col,
-                target_col=target_col,
-                positive=positive,
-                max_levels=max_levels,
-                progress=progress,
-            )
-        finally:
-            for w in caught:
-                click.echo(f"warning: {w.message}", err=True)
+    with echo_warnings():
+        summary = ingest_csv(
+            file,
+            settings.db_path,
+            id_col=id_col,
+            target_col=target_col,
+            positive=positive,
+            max_levels=max_levels,
+            progress=progress,
+        )
     click.echo(
         f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
         f"{summary['features']} features",

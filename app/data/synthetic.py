@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from app.data import KAGGLE_FILES as FILES
+
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 FIRST_CLIENT_ID = 100002
 FIRST_BUREAU_ID = 5000000
@@ -33,17 +35,6 @@ BLOCK_CLIENTS = 10_000
 DAYS_ANOMALY = 365243
 # logistic intercept, tuned so that about 8% of clients default
 TARGET_INTERCEPT = -3.8
-
-FILES = (
-    "application_train.csv",
-    "application_test.csv",
-    "bureau.csv",
-    "bureau_balance.csv",
-    "previous_application.csv",
-    "POS_CASH_balance.csv",
-    "installments_payments.csv",
-    "credit_card_balance.csv",
-)
 
 
 def load_schema() -> dict[str, list[tuple[str, str]]]:
