@@ -5,8 +5,9 @@ default:
     @just --list
 
 # the main job: generate data, ingest, train, compile, then serve API and dashboard
+# (`exec` in the long-running recipes: a SIGTERM sent to just then reaches the server itself)
 demo *ARGS:
-    credit demo {{ARGS}}
+    exec credit demo {{ARGS}}
 
 # a dependency audit, then the whole test suite (installs Debian chromium, sqlite3 and wrk when missing)
 test *ARGS: system-deps
@@ -58,11 +59,11 @@ fmt:
 
 # the API on 127.0.0.1:8000
 serve *ARGS:
-    credit serve {{ARGS}}
+    exec credit serve {{ARGS}}
 
 # the dashboard on 127.0.0.1:8080, against the API
 ui *ARGS:
-    credit ui {{ARGS}}
+    exec credit ui {{ARGS}}
 
 docker-build:
     docker build -t pret-a-depenser .
