@@ -37,7 +37,7 @@ COPY app app
 COPY ui ui
 COPY sql sql
 COPY docker docker
-# editable: sql/ is read from /app/sql at run time, next to the package
+# editable: the runtime stage runs the source in /app (app/sql links to /app/sql)
 RUN pip install --no-deps -e .
 
 ARG CLIENTS=20000

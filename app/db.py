@@ -14,9 +14,10 @@ from pathlib import Path
 
 import apsw
 
+from app import SQL_DIR
 from app.scoring import CompiledModel, ModelError
 
-VIEWS_SQL = Path(__file__).resolve().parent.parent / "sql" / "views.sql"
+VIEWS_SQL = SQL_DIR / "views.sql"
 ENTRY_POINT = "sqlite3_score_init"
 BUSY_TIMEOUT_MS = 5000
 

@@ -24,9 +24,12 @@ from pathlib import Path
 import apsw
 import numpy as np
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "sql" / "predlog.sql"
+from app import SQL_DIR
+
+SCHEMA_PATH = SQL_DIR / "predlog.sql"
 BUSY_TIMEOUT_MS = 30_000
 HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
+
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"

@@ -16,13 +16,13 @@ import numbers
 import struct
 from collections.abc import Iterable, Mapping
 from itertools import islice
-from pathlib import Path
 
 import apsw
 import numpy as np
 from tqdm import tqdm
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from app import SQL_DIR
+
 # run in this order; each creates f_<source>
 FEATURE_SCRIPTS = [
     "features_application.sql",

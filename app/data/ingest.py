@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from app import SQL_DIR
 from app.options import db_option
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 SQL_TYPES = {"int64": "INTEGER", "float64": "REAL", "object": "TEXT"}
 ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "object": pa.string()}
