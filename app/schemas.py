@@ -31,6 +31,12 @@ class ScoreRequest(Strict):
     features: dict[str, Any]
 
 
+class WhatIfRequest(Strict):
+    """Raw application columns of a known client to change (column -> number, text or null)."""
+
+    application: dict[str, Any]
+
+
 class BatchRequest(Strict):
     """Exactly one of `client_ids` or `applicants` (null is not accepted for either)."""
 
@@ -99,6 +105,27 @@ class BatchItem(msgspec.Struct):
     completeness: Share
     missing: list[str]
     request_id: str
+
+
+class ClientApplication(msgspec.Struct):
+    client_id: int
+    application: dict[str, Any]
+
+
+class FeatureChange(msgspec.Struct):
+    before: float | None
+    after: float | None
+
+
+class WhatIf(msgspec.Struct):
+    client_id: int
+    probability: Probability
+    decision: Decision
+    threshold: float
+    model_id: str
+    completeness: Share
+    request_id: str
+    changed_features: dict[str, FeatureChange]
 
 
 class BatchScore(msgspec.Struct):

@@ -171,6 +171,40 @@ class Service:
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc
 
     # scoring helpers
+    def application(self, client_id: int) -> dict[str, Any]:
+        """The client's raw application columns (404 for an unknown client or a database without them)."""
+        from app.data.whatif import application_columns, application_row
+
+        conn = self.conn(model=False)
+        cols = application_columns(conn)
+        if cols is None:
+            raise ApiError(404, "this database has no Home Credit application tables")
+        row = application_row(conn, client_id, cols)
+        if row is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        return row
+
+    def what_if(self, client_id: int, changes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(stored x, x with the application features recomputed after `changes`); 400/404 as ApiError."""
+        from app.data.whatif import WhatIfError, what_if
+
+        conn = self.conn(model=False)
+        row = conn.execute("SELECT x FROM features WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        x = np.frombuffer(row[0], dtype="<f4")
+        if x.size != len(self.feature_names):
+            raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": client_id})
+        try:
+            result = what_if(conn, client_id, changes, self.feature_names, x)
+        except WhatIfError as exc:
+            raise ApiError(400, str(exc), exc.detail) from None
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+        if result is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        return x, result[0]
+
     def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
         """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
         unknown = sorted(k for k in features if k not in self.index)

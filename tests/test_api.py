@@ -177,6 +177,64 @@ def test_batch_of_client_ids_and_applicants(http, data, ids, expected):
     assert len(log_rows(data.db)) == before + len(batch) + 2
 
 
+def test_what_if_without_changes_is_the_stored_score(http, ids, expected):
+    cid = ids[3]
+    r = http.post(f"/clients/{cid}/what-if", headers=OFFICER, json={"application": {}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["changed_features"] == {}
+    assert body["probability"] == pytest.approx(expected[cid], abs=1e-12)
+
+
+def test_what_if_recomputes_derived_features_and_scores_them(http, data, ids):
+    cid = ids[4]
+    raw = http.get(f"/clients/{cid}/application", headers=OFFICER).json()["application"]
+    credit, income = raw["AMT_CREDIT"], raw["AMT_INCOME_TOTAL"]
+    r = http.post(f"/clients/{cid}/what-if", headers=OFFICER, json={"application": {"AMT_CREDIT": 2 * credit}})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    changed = body["changed_features"]
+    assert changed["AMT_CREDIT"]["after"] == pytest.approx(2 * credit, rel=1e-6)
+    assert changed["CREDIT_INCOME_RATIO"]["after"] == pytest.approx(2 * credit / income, rel=1e-6)
+    assert "EXT_SOURCE_MEAN" not in changed  # untouched inputs, unchanged features
+    # the same vector through POST /score gives the same probability
+    features = http.get(f"/clients/{cid}/features", headers=OFFICER).json()["features"]
+    features.update({name: c["after"] for name, c in changed.items()})
+    again = http.post("/score", headers=OFFICER, json={"features": features}).json()
+    assert body["probability"] == pytest.approx(again["probability"], abs=1e-12)
+    logged = log_rows(data.db, "WHERE request_id = ?", (body["request_id"],))
+    assert [(row[1], row[2], row[6]) for row in logged] == [(cid, body["probability"], "POST /clients/{id}/what-if")]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"AMT_CREDITT": 1.0}, "unknown application columns"),
+        ({"SK_ID_CURR": 5}, "unknown application columns"),
+        ({"CNT_CHILDREN": 1.5}, "CNT_CHILDREN must be an integer or null"),
+        ({"AMT_CREDIT": "7"}, "AMT_CREDIT must be a finite number or null"),
+        ({"AMT_CREDIT": True}, "AMT_CREDIT must be a finite number or null"),
+        ({"AMT_CREDIT": 1e300}, "AMT_CREDIT is out of range (|value| <= 1e15)"),
+        ({"NAME_EDUCATION_TYPE": 3}, "NAME_EDUCATION_TYPE must be text of at most 200 characters or null"),
+    ],
+)
+def test_what_if_bad_changes_are_400_naming_the_column(http, data, ids, change, error):
+    before = len(log_rows(data.db))
+    r = http.post(f"/clients/{ids[0]}/what-if", headers=OFFICER, json={"application": change})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == error
+    assert len(log_rows(data.db)) == before
+
+
+def test_what_if_and_application_unknown_client_and_keys(http):
+    assert http.post("/clients/1/what-if", headers=OFFICER, json={"application": {}}).status_code == 404
+    assert http.get("/clients/1/application", headers=OFFICER).status_code == 404
+    assert http.post("/clients/1/what-if", json={"application": {}}).status_code == 401
+    assert http.get("/clients/1/application").status_code == 401
+    r = http.post("/clients/1/what-if", headers=OFFICER, json={"application": {}, "extra": 1})
+    assert r.status_code == 400
+
+
 def test_model_manifest_without_reference(http, data):
     import json
 

@@ -217,6 +217,14 @@ def test_whatif_features_replace_only_known_names():
     assert base["A"] == 1.0  # not modified in place
 
 
+def test_column_value_keeps_integer_columns_integer():
+    assert logic.column_value(2.0, 1) == 2 and isinstance(logic.column_value(2.0, 1), int)
+    assert logic.column_value(2.5, 1) == 2.5  # the API answers 400 naming the column
+    assert isinstance(logic.column_value(2.0, 1.5), float)
+    assert logic.column_value(float("nan"), 1.0) is None and logic.column_value(None, 1) is None
+    assert isinstance(logic.column_value(1.0, True), float)  # a bool is not an integer column
+
+
 def test_top_features_and_metrics():
     model = {"features": ["A", "B", "C"], "global_importance": [["C", 0.5], ["A", 0.2], ["B", 0.1]]}
     assert logic.top_features(model, 2) == ["C", "A"]

@@ -168,7 +168,7 @@ def test_comparison_charts_and_neighbours(page, dashboard, client_id):
     assert "centile" in text and "15 clients les plus similaires" in text
 
 
-def test_whatif_changes_the_score(page, dashboard, api, client_id):
+def test_whatif_changes_the_application_and_recomputes_the_ratios(page, dashboard, api, client_id):
     search(page, dashboard.url, client_id)
     original = shown_probability(page)
     page.get_by_role("tab", name="Simulation").click()
@@ -176,31 +176,30 @@ def test_whatif_changes_the_score(page, dashboard, api, client_id):
     result.wait_for()
     page.wait_for_function("() => document.querySelector('[data-testid=whatif-result]')?.dataset.value !== undefined")
     assert float(result.get_attribute("data-value")) == pytest.approx(original, abs=1e-9)
-    features = httpx.get(f"{api.url}/clients/{client_id}/features", headers=ADMIN, timeout=30).json()["features"]
-    # try the most important features one by one, pushing each to extreme values, until the score moves
-    inputs = page.locator("input[data-feature]")
-    assert inputs.count() >= 1
-    for i in range(inputs.count()):
-        box = inputs.nth(i)
-        name = box.get_attribute("data-feature")
-        for new_value in (1e6, -1e6, 0):
-            box.fill(str(new_value))
-            box.press("Tab")
-            expected = httpx.post(
-                f"{api.url}/score", json={"features": {**features, name: new_value}}, headers=ADMIN, timeout=30
-            ).json()["probability"]
-            if abs(expected - original) < 1e-6:
-                continue
-            page.wait_for_function(
-                "v => Math.abs(parseFloat(document.querySelector('[data-testid=whatif-result]').dataset.value) - v)"
-                " < 1e-9",
-                arg=expected,
-            )
-            assert "%" in result.inner_text()
-            return
-        box.fill("" if features[name] is None else str(features[name]))
-        box.press("Tab")
-    pytest.fail("no what-if edit changed the score")
+    raw = httpx.get(f"{api.url}/clients/{client_id}/application", headers=ADMIN, timeout=30).json()["application"]
+    candidates = [("EXT_SOURCE_2", 0.0), ("EXT_SOURCE_3", 0.0), ("AMT_CREDIT", 3 * raw["AMT_CREDIT"])]
+    for column, value in candidates:  # raw application columns, not model features; the first edit that matters
+        expected = httpx.post(
+            f"{api.url}/clients/{client_id}/what-if",
+            json={"application": {column: value}},
+            headers=ADMIN,
+            timeout=30,
+        ).json()
+        if abs(expected["probability"] - original) > 1e-6:
+            break
+    else:
+        pytest.fail("no candidate edit changes this client's score")
+    assert len(expected["changed_features"]) > 1  # the column itself and the features derived from it
+    box = page.locator(f"input[data-feature={column}]")
+    box.fill(str(value))
+    box.press("Tab")
+    page.wait_for_function(
+        "v => Math.abs(parseFloat(document.querySelector('[data-testid=whatif-result]').dataset.value) - v) < 1e-9",
+        arg=expected["probability"],
+    )
+    assert "%" in result.inner_text()
+    recomputed = page.get_by_test_id("whatif-recomputed").inner_text()
+    assert "Variables recalculées" in recomputed
 
 
 def test_language_toggle(page, dashboard, client_id):

@@ -94,6 +94,13 @@ class ApiClient:
         data = await self.get(f"/clients/{int(client_id)}/features")
         return dict(data.get("features", {}))
 
+    async def application(self, client_id: int) -> dict:
+        data = await self.get(f"/clients/{int(client_id)}/application")
+        return dict(data.get("application", {}))
+
+    async def what_if(self, client_id: int, changes: dict) -> dict:
+        return await self.request("POST", f"/clients/{int(client_id)}/what-if", json={"application": changes})
+
     async def score_features(self, features: dict[str, float | None]) -> dict:
         return await self.request("POST", "/score", json={"features": features})
 

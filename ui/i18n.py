@@ -70,6 +70,10 @@ LABELS: dict[str, dict[str, str]] = {
         "missing": "manquant",
         "whatif_title": "Simulation : modifiez quelques valeurs",
         "whatif_hint": "Le score est recalculé dès qu'une valeur change.",
+        "whatif_hint_raw": (
+            "Modifiez la demande : le score est recalculé dès qu'une valeur change, avec les ratios qui en dépendent."
+        ),
+        "whatif_recomputed": "Variables recalculées : {features}",
         "whatif_input_aria": "Nouvelle valeur pour {feature}",
         "whatif_result": "Nouvelle probabilité {probability} ({delta} par rapport au dossier) : {decision}",
         "whatif_reset": "Réinitialiser",
@@ -180,6 +184,8 @@ LABELS: dict[str, dict[str, str]] = {
         "missing": "missing",
         "whatif_title": "What-if: change a few values",
         "whatif_hint": "The score is recomputed as soon as a value changes.",
+        "whatif_hint_raw": "Change the application: the score and the ratios that depend on it follow every change.",
+        "whatif_recomputed": "Recomputed features: {features}",
         "whatif_input_aria": "New value for {feature}",
         "whatif_result": "New probability {probability} ({delta} against the file): {decision}",
         "whatif_reset": "Reset",

@@ -509,6 +509,15 @@ def whatif_features(base: dict[str, float | None], edits: dict[str, float | None
     return out
 
 
+def column_value(edited: float | None, original: object) -> float | int | None:
+    """A what-if input as the application column expects it: integers stay integers (CNT_CHILDREN, DAYS_*)."""
+    if edited is None or (isinstance(edited, float) and not math.isfinite(edited)):
+        return None
+    if isinstance(original, int) and not isinstance(original, bool) and float(edited).is_integer():
+        return int(edited)
+    return float(edited)
+
+
 def slider_range(value: float | None, col: np.ndarray | None = None) -> tuple[float, float, float]:
     """(min, max, step) for a what-if slider: the population's 1-99 % range widened to include value."""
     lo = hi = None

@@ -14,6 +14,18 @@ from ui.i18n import feature_label, t
 from ui.pages.common import _attr, api, chart, error_box, frame, lang, login_redirect
 
 WHATIF_FEATURES = 6
+# raw application columns offered in the what-if (when the database has the Home Credit tables)
+WHATIF_COLUMNS = (
+    "AMT_INCOME_TOTAL",
+    "AMT_CREDIT",
+    "AMT_ANNUITY",
+    "AMT_GOODS_PRICE",
+    "EXT_SOURCE_1",
+    "EXT_SOURCE_2",
+    "EXT_SOURCE_3",
+    "CNT_CHILDREN",
+    "DAYS_EMPLOYED",
+)
 COMPARE_DEFAULT = 3
 NEIGHBOURS = 15
 POPULATION_LIMIT = 2000
@@ -178,7 +190,7 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
             with box:
                 error_box(e, lg)
         return
-    await fill_whatif(whatif_box, features, model, probability, lg)
+    await fill_whatif(whatif_box, client_id, features, model, probability, lg)
     await fill_comparison(compare_box, client_id, features, model, lg)
 
 
@@ -203,20 +215,45 @@ async def fill_explanation(box: ui.column, client_id: int, lg: str) -> None:
                             ui.label(str(sentence))
 
 
-async def fill_whatif(box: ui.column, features: dict, model: dict, probability: float, lg: str) -> None:
-    names = [f for f in logic.top_features(model, 50) if f in features][:WHATIF_FEATURES]
-    if not names:
-        names = list(features)[:WHATIF_FEATURES]
-    edits: dict[str, float | None] = {n: features.get(n) for n in names}
+async def whatif_source(client_id: int, features: dict, model: dict):
+    """(names, base values, hint key, score(edits) coroutine): raw application columns when the API has
+    them (derived features are recomputed server-side), else the model's most important features."""
+    try:
+        raw = await api().application(client_id)
+    except ApiError:
+        raw = {}  # a database without the Home Credit tables: edit model features directly
+    names = [c for c in WHATIF_COLUMNS if c in raw]
+    if names:
+        base = {n: raw[n] for n in names}
+
+        async def score_raw(edits: dict) -> dict:
+            shown = {n: None if v is None else round(float(v), 6) for n, v in base.items()}
+            changes = {n: logic.column_value(v, base[n]) for n, v in edits.items() if v != shown[n]}
+            return await api().what_if(client_id, changes)
+
+        return names, base, "whatif_hint_raw", score_raw
+    names = [f for f in logic.top_features(model, 50) if f in features][:WHATIF_FEATURES] or list(features)[
+        :WHATIF_FEATURES
+    ]
+
+    async def score_features(edits: dict) -> dict:
+        return await api().score_features(logic.whatif_features(features, edits))
+
+    return names, {n: features.get(n) for n in names}, "whatif_hint", score_features
+
+
+async def fill_whatif(box: ui.column, client_id: int, features: dict, model: dict, probability: float, lg: str) -> None:
+    names, base, hint, score = await whatif_source(client_id, features, model)
+    edits: dict[str, float | None] = dict(base)
     state = {"seq": 0}
     with box, ui.card().classes("w-full"):
         ui.label(t("whatif_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
-        ui.label(t("whatif_hint", lg)).classes("text-sm").style("color:#374151")
+        ui.label(t(hint, lg)).classes("text-sm").style("color:#374151")
         inputs: dict[str, ui.number] = {}
         with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-3 w-full"):
             for i, name in enumerate(names):
                 label = feature_label(name, lg)
-                value = features.get(name)
+                value = base[name]
                 inputs[name] = (
                     ui.number(label, value=None if value is None else round(float(value), 6), format="%.6g")
                     .props(f'outlined dense aria-label="{_attr(t("whatif_input_aria", lg, feature=label))}"')
@@ -232,11 +269,12 @@ async def fill_whatif(box: ui.column, features: dict, model: dict, probability: 
                 .mark("whatif-result")
             )
             reset = ui.button(t("whatif_reset", lg), icon="restart_alt").props("outline")
+        recomputed = ui.label("").classes("text-sm").style("color:#374151").props("data-testid=whatif-recomputed")
 
     async def rescore(e=None) -> None:
         state["seq"] += 1
         seq = state["seq"]
-        if e is not None:  # typing: score once the user pauses (each POST /score is logged by the API)
+        if e is not None:  # typing: score once the user pauses (each score is logged by the API)
             await asyncio.sleep(DEBOUNCE_S)
             if seq != state["seq"]:
                 return
@@ -244,7 +282,7 @@ async def fill_whatif(box: ui.column, features: dict, model: dict, probability: 
             v = el.value
             edits[n] = None if v is None or v == "" else float(v)
         try:
-            out = await api().score_features(logic.whatif_features(features, edits))
+            out = await score(edits)
         except ApiError as e:
             result.set_text(e.message(lg))
             return
@@ -258,10 +296,12 @@ async def fill_whatif(box: ui.column, features: dict, model: dict, probability: 
         )
         result.style(f"color:{view['fg']}")
         result.props(f"data-value={p!r} data-decision={view['key']}")
+        derived = [feature_label(n, lg) for n in out.get("changed_features", {}) if n not in inputs]
+        recomputed.set_text(t("whatif_recomputed", lg, features=", ".join(derived[:8])) if derived else "")
 
     def do_reset() -> None:
         for n, el in inputs.items():
-            v = features.get(n)
+            v = base[n]
             el.value = None if v is None else round(float(v), 6)
 
     for el in inputs.values():
