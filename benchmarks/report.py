@@ -71,7 +71,7 @@ SECTIONS = {
             "explain_ms_p99",
         ],
     ),
-    "explain": ("Explanations", ["name", "ms_median", "ms_p99", "additivity_error"]),
+    "explain": ("Explanations and what-if", ["name", "ms_median", "ms_p99", "additivity_error", "max_abs_diff"]),
     "drift": ("Drift", ["name", "seconds", "dataset_drift"]),
     "ingest": ("Data at demo size", ["name", "seconds", "peak_rss_mb", "mb"]),
     "ingest-full": ("Data at full Kaggle scale", ["name", "seconds", "peak_rss_mb", "mb"]),
