@@ -325,18 +325,9 @@ def create_app(settings: Settings) -> Litestar:
         row = rows[0][1:]
         p = finite(row[0])
         d = svc.decide(p)
-        completeness = feature_completeness(np.frombuffer(row[1], dtype="<f4"))
         entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d)
         await svc.write_log([entry])
-        return s.ClientScore(
-            client_id=cid,
-            probability=p,
-            decision=d,
-            threshold=model.threshold,
-            model_id=model.model_id,
-            completeness=completeness,
-            request_id=entry.request_id,
-        )
+        return _client_score(s.ClientScore, entry, np.frombuffer(row[1], dtype="<f4"), model.threshold)
 
     @post("/clients/{client_id:str}/what-if", status_code=200, opt=officer, security=SECURITY, tags=["scoring"],
           operation_class=_operation(errors=(400, 401, 403, 404, 413, 503), path_ids=("client_id",),
@@ -360,16 +351,7 @@ def create_app(settings: Settings) -> Litestar:
             svc.feature_names[i]: s.FeatureChange(before=_json_value(float(before[i])), after=_json_value(float(x[i])))
             for i in moved
         }
-        return s.WhatIf(
-            client_id=cid,
-            probability=p,
-            decision=d,
-            threshold=model.threshold,
-            model_id=model.model_id,
-            completeness=feature_completeness(x),
-            request_id=entry.request_id,
-            changed_features=changed,
-        )
+        return _client_score(s.WhatIf, entry, x, model.threshold, changed_features=changed)
 
     # -- scoring
 
@@ -663,6 +645,20 @@ def _query_names(handler: BaseRouteHandler) -> set[str]:
         names = set(handler.parsed_fn_signature.parameters) - _RESERVED - path_params
         handler.opt["_query_names"] = names
     return names
+
+
+def _client_score(kind: type, entry: Any, x: np.ndarray, threshold: float, **extra: Any) -> Any:
+    """A ClientScore (or subclass) for the logged `entry` of a known client's vector `x`."""
+    return kind(
+        client_id=entry.client_id,
+        probability=entry.probability,
+        decision=entry.decision,
+        threshold=threshold,
+        model_id=entry.model_id,
+        completeness=feature_completeness(x),
+        request_id=entry.request_id,
+        **extra,
+    )
 
 
 def _json_value(v: Any) -> Any:

@@ -117,14 +117,7 @@ class FeatureChange(msgspec.Struct):
     after: float | None
 
 
-class WhatIf(msgspec.Struct):
-    client_id: int
-    probability: Probability
-    decision: Decision
-    threshold: float
-    model_id: str
-    completeness: Share
-    request_id: str
+class WhatIf(ClientScore):
     changed_features: dict[str, FeatureChange]
 
 

@@ -239,7 +239,9 @@ def test_layout_and_screenshots(browser, dashboard, client_id, name, width, heig
     assert (ARTIFACTS / f"dashboard-{name}-{width}x{height}.png").stat().st_size > 10_000
 
 
-def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api):
+def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api, client_id):
+    # at least one logged score, so that the drift summary has a window (whatever ran before)
+    httpx.get(f"{api.url}/clients/{client_id}/score", headers=ADMIN, timeout=30).raise_for_status()
     page.goto(dashboard.url + "/model")
     manifest = httpx.get(api.url + "/model", headers=ADMIN, timeout=30).json()
     assert manifest["model_id"][:12] in page.get_by_test_id("model-id").inner_text()

@@ -23,25 +23,23 @@ async def monitoring_page():
             error_box(t("admin_only", lg), lg)
             return
         with ui.card().classes("w-full"):
-            try:
-                summary = await api().monitoring_summary()
-            except ApiError as e:
-                summary = None
-                error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
-            if summary is not None:
-                show_summary(summary, lg)
+            await fetch_and_show(api().monitoring_summary, show_summary, lg)
         with ui.card().classes("w-full"):
             ui.label(t("drift_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            try:
-                drift = await api().monitoring_drift()
-            except ApiError as e:
-                drift = None
-                error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
-            if drift is not None:
-                show_drift(drift, lg)
+            await fetch_and_show(api().monitoring_drift, show_drift, lg)
             ui.button(t("drift_report", lg), icon="open_in_new").props(
                 "href=/reports/drift tag=a target=_blank outline data-testid=drift-report"
             )
+
+
+async def fetch_and_show(fetch, show, lg: str) -> None:
+    """Show what the API returns, or say why not (a 404 means this build has no such part)."""
+    try:
+        data = await fetch()
+    except ApiError as e:
+        error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
+        return
+    show(data, lg)
 
 
 def show_summary(summary: dict, lg: str) -> None:
