@@ -28,6 +28,7 @@ from app import SQL_DIR
 
 SCHEMA_PATH = SQL_DIR / "predlog.sql"
 BUSY_TIMEOUT_MS = 30_000
+BUSY_RETRY_S = 0.0005  # pause between tries of a busy write lock
 HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
 
 
@@ -70,9 +71,28 @@ class LogRow:
 
 
 def prepare(conn: apsw.Connection) -> None:
-    """Per-connection settings for log writers: busy timeout, durable commits."""
-    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    """Per-connection settings for log writers: retry a busy write lock often (for up to BUSY_TIMEOUT_MS),
+    durable commits."""
+    conn.set_busy_handler(_retry_every(BUSY_RETRY_S, BUSY_TIMEOUT_MS / 1000))
     conn.execute("PRAGMA synchronous = FULL")
+
+
+def _retry_every(pause_s: float, limit_s: float):
+    """A busy handler that waits `pause_s` between tries. SQLite's own (busy_timeout) backs off to 100 ms
+    sleeps, so with two worker processes committing in turn a waiting commit often slept long after the
+    lock was free: p99 0.5 s at 32 connections on 2 workers."""
+    started = [0.0]
+
+    def handler(tries: int) -> bool:
+        now = time.monotonic()
+        if tries == 0:
+            started[0] = now
+        if now - started[0] >= limit_s:
+            return False
+        time.sleep(pause_s)
+        return True
+
+    return handler
 
 
 def ensure_schema(conn: apsw.Connection) -> None:

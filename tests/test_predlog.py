@@ -187,3 +187,24 @@ def test_group_writer_reports_an_unwritable_log(tmp_path):
     finally:
         writer.close()
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_busy_write_lock_is_retried_soon_and_given_up_after_the_limit(tmp_path):
+    db = tmp_path / "log.db"
+    first, second = apsw.Connection(str(db)), apsw.Connection(str(db))
+    predlog.ensure_schema(first)
+    predlog.prepare(second)
+    first.execute("BEGIN IMMEDIATE")  # hold the write lock
+    releaser = threading.Timer(0.05, lambda: first.execute("COMMIT"))
+    releaser.start()
+    t0 = time.monotonic()
+    second.execute("BEGIN IMMEDIATE")  # waits for the lock instead of failing with "database is locked"
+    waited = time.monotonic() - t0
+    second.execute("ROLLBACK")
+    releaser.join()
+    assert waited > 0.04
+    handler = predlog._retry_every(0.001, 0.02)
+    assert handler(0) and handler(1)
+    time.sleep(0.03)
+    assert handler(2) is False  # past the limit: SQLITE_BUSY reaches the caller
+    assert handler(0) is True  # a new wait starts a new clock
