@@ -215,6 +215,10 @@ def test_what_if_recomputes_derived_features_and_scores_them(http, data, ids):
         ({"AMT_CREDIT": "7"}, "AMT_CREDIT must be a finite number or null"),
         ({"AMT_CREDIT": True}, "AMT_CREDIT must be a finite number or null"),
         ({"AMT_CREDIT": 1e300}, "AMT_CREDIT is out of range (|value| <= 1e15)"),
+        ({"AMT_CREDIT": 10**400}, "AMT_CREDIT is out of range (|value| <= 1e15)"),
+        ({"CNT_CHILDREN": -(10**400)}, "CNT_CHILDREN is out of range (|value| <= 1e15)"),
+        ({"AMT_CREDIT": ["7"]}, "AMT_CREDIT must be a finite number or null"),
+        ({"NAME_CONTRACT_TYPE": "x" * 201}, "NAME_CONTRACT_TYPE must be text of at most 200 characters or null"),
         ({"NAME_EDUCATION_TYPE": 3}, "NAME_EDUCATION_TYPE must be text of at most 200 characters or null"),
     ],
 )

@@ -8,7 +8,6 @@ The recomputation runs on TEMP objects inside a savepoint that is rolled back: n
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import apsw
@@ -19,6 +18,7 @@ from app.data.features import pack_rows, read_sql
 APPLICATION_SCRIPT = "features_application.sql"
 KEY = "SK_ID_CURR"
 MAX_TEXT = 200
+INF = float("inf")  # compared, not converted: a JSON integer of 400 digits does not fit a float
 
 
 class WhatIfError(ValueError):
@@ -63,7 +63,7 @@ def check_changes(changes: dict[str, Any], cols: dict[str, str]) -> None:
         if cols[col] == "TEXT":
             if not isinstance(value, str) or len(value) > MAX_TEXT:
                 raise WhatIfError(f"{col} must be text of at most {MAX_TEXT} characters or null", {"column": col})
-        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (INF, -INF):
             raise WhatIfError(f"{col} must be a finite number or null", {"column": col})
         elif cols[col] == "INTEGER" and not isinstance(value, int):
             raise WhatIfError(f"{col} must be an integer or null", {"column": col})
