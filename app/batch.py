@@ -46,6 +46,7 @@ import click
 import numpy as np
 
 from app.options import db_option, model_option
+from app.scoring import sha256_file
 
 FEATURES_FILE = "_manifest/_features.json"
 EXPORT_FORMAT = "credit-features-parquet/1"
@@ -55,14 +56,6 @@ DEFAULT_ROWS_PER_PARTITION = 100_000
 
 # --------------------------------------------------------------------------------------------
 # Export
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _features_table(ids: np.ndarray, X: np.ndarray):
@@ -92,7 +85,7 @@ class PartitionWriter:
         name = PART_TEMPLATE.format(len(self.partitions))
         path = self.out_dir / name
         pq.write_table(_features_table(ids, X), path, row_group_size=max(len(ids), 1), compression="snappy")
-        self.partitions.append({"file": name, "rows": int(len(ids)), "sha256": _sha256_file(path)})
+        self.partitions.append({"file": name, "rows": int(len(ids)), "sha256": sha256_file(path)})
 
     def finish(self) -> dict[str, Any]:
         manifest = {

@@ -3,6 +3,7 @@ our compiled library, lleaves and ONNX Runtime. Every engine's output is checked
 
 from __future__ import annotations
 
+import abc
 import json
 import shutil
 import subprocess
@@ -16,11 +17,12 @@ import numpy as np
 from benchmarks.common import CACHE, timeit
 
 
-class Engine:
+class Engine(abc.ABC):
     name = "?"
 
+    @abc.abstractmethod
     def batch(self, X: np.ndarray, threads: int) -> np.ndarray:
-        raise NotImplementedError
+        """Probabilities for the rows of X, with `threads` threads."""
 
     def one(self, row: np.ndarray) -> float:
         return float(self.batch(row.reshape(1, -1), 1)[0])

@@ -46,14 +46,14 @@ def read_sql(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
-def _quote(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def create_application_view(conn: apsw.Connection) -> None:
     """TEMP VIEW application_all: application_train UNION ALL application_test (common columns) + split."""
     test_cols = [r[1] for r in conn.execute("PRAGMA main.table_info(application_test)")]
-    cols = ", ".join(_quote(c) for c in test_cols)
+    cols = ", ".join(quote_ident(c) for c in test_cols)
     conn.execute(
         "CREATE TEMP VIEW application_all AS "
         f"SELECT 'train' AS split, {cols} FROM main.application_train "
@@ -77,7 +77,7 @@ def build_features(conn: apsw.Connection, progress: bool = True) -> list[str]:
         for name, kind in conn.execute(
             "SELECT name, type FROM temp.sqlite_schema WHERE type IN ('table', 'view')"
         ).fetchall():
-            conn.execute(f"DROP {kind.upper()} temp.{_quote(name)}")
+            conn.execute(f"DROP {kind.upper()} temp.{quote_ident(name)}")
     return names
 
 

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from app import SQL_DIR
+from app.data.features import quote_ident, read_sql
 from app.options import db_option
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
@@ -79,17 +79,9 @@ def table_name(file_name: str) -> str:
     return file_name.removesuffix(".csv").lower()
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def raw_table_ddl(table: str, columns: list[tuple[str, str]]) -> str:
     cols = ",\n  ".join(f"{quote_ident(c)} {SQL_TYPES[t]}" for c, t in columns)
     return f"CREATE TABLE {quote_ident(table)} (\n  {cols}\n)"
-
-
-def read_sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- CSV reading

@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from app.data.features import quote_ident
 from app.data.ingest import (
     IngestError,
     IngestWarning,
     building_database,
     echo_warnings,
     explain_arrow_error,
-    quote_ident,
     read_header,
     write_meta,
 )

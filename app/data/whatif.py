@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 import numpy as np
 
-from app.data.features import pack_rows, read_sql
+from app.data.features import pack_rows, quote_ident, read_sql
 
 APPLICATION_SCRIPT = "features_application.sql"
 KEY = "SK_ID_CURR"
@@ -29,10 +29,6 @@ class WhatIfError(ValueError):
         self.detail = detail
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def application_columns(conn: apsw.Connection) -> dict[str, str] | None:
     """Column -> declared type of the application columns features are made from; None without the tables."""
     cols = {r[1]: str(r[2]).upper() for r in conn.execute("PRAGMA main.table_info(application_test)")}
@@ -44,7 +40,7 @@ def application_columns(conn: apsw.Connection) -> dict[str, str] | None:
 
 def application_row(conn: apsw.Connection, client_id: int, cols: dict[str, str]) -> dict[str, Any] | None:
     """The client's raw application values (train or test), or None if the client has none."""
-    select = ", ".join(_quote(c) for c in cols)
+    select = ", ".join(quote_ident(c) for c in cols)
     for table in ("application_train", "application_test"):
         row = conn.execute(f"SELECT {select} FROM main.{table} WHERE {KEY} = ?", (client_id,)).fetchone()
         if row is not None:
@@ -77,7 +73,7 @@ def application_features(
     """(feature names, float32 values) of sql/features_application.sql for one application row."""
     conn.execute("SAVEPOINT whatif")
     try:
-        decl = ", ".join(f"{_quote(c)} {t}" for c, t in cols.items())
+        decl = ", ".join(f"{quote_ident(c)} {t}" for c, t in cols.items())
         conn.execute(f"CREATE TEMP TABLE whatif_application ({decl})")
         marks = ", ".join("?" for _ in cols)
         conn.execute(f"INSERT INTO temp.whatif_application VALUES ({marks})", [row[c] for c in cols])
