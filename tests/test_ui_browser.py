@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 30_000
 
-if shutil.which(CHROMIUM) is None:
+if shutil.which(CHROMIUM) is None:  # `just test` installs it; in CI a missing browser is a failure, not a skip
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} not installed (just system-deps)", pytrace=False)
     pytest.skip(f"{CHROMIUM} not installed (just system-deps)", allow_module_level=True)
 
 
