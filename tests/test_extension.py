@@ -12,11 +12,12 @@ import apsw
 import numpy as np
 import pytest
 from native_stub.build import NAN_TRIGGER, build_stub_model, make_features_db, predict_reference
+from needs import needs
 
 from app.db import DatabaseMissingError, connect
 from app.scoring import CompiledModel, ModelError
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+pytestmark = needs("gcc", "apt-get install gcc")
 SQLITE3 = shutil.which("sqlite3")
 
 
@@ -276,7 +277,7 @@ def shell(db, *args):
     return subprocess.run([SQLITE3, str(db), *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.skipif(SQLITE3 is None, reason="needs the sqlite3 shell (apt-get install sqlite3)")
+@needs("sqlite3", "just system-deps")
 def test_shell_loads_score_so_and_matches_apsw(stub, conn):
     res = shell(
         stub.db,
@@ -296,7 +297,7 @@ def test_shell_loads_score_so_and_matches_apsw(stub, conn):
     )
 
 
-@pytest.mark.skipif(SQLITE3 is None, reason="needs the sqlite3 shell (apt-get install sqlite3)")
+@needs("sqlite3", "just system-deps")
 def test_shell_errors(stub):
     res = shell(stub.db, f".load {stub.model_dir / 'score'}", "SELECT score('7');")
     assert res.returncode != 0
@@ -344,7 +345,7 @@ def test_hot_swap_with_old_model_in_global_scope(stub, tmp_path):
     assert res.stdout.strip() == repr((new["model_id"], predict_reference(stub.X[k], 0.5)))
 
 
-@pytest.mark.skipif(SQLITE3 is None, reason="needs the sqlite3 shell (apt-get install sqlite3)")
+@needs("sqlite3", "just system-deps")
 def test_pipeline_shell_equals_apsw(pipeline):
     """The real compiled model: the Debian sqlite3 shell and apsw give the same bits for every client."""
     res = shell(

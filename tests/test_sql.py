@@ -5,16 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from native_stub.build import build_stub_model, make_features_db, predict_reference
+from needs import needs
 
 from app.cli import cli
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+pytestmark = needs("gcc", "apt-get install gcc")
 
 
 @pytest.fixture(scope="module")

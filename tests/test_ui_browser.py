@@ -7,8 +7,6 @@ Screenshots go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,10 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, OFFICER_KEY, ApiServer, copy_pipeline
+from needs import needs
 from playwright.sync_api import sync_playwright
 from uiserver import UiServer, free_port
-
-pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,10 +32,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 30_000
 
-if shutil.which(CHROMIUM) is None:  # `just test` installs it; in CI a missing browser is a failure, not a skip
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} not installed (just system-deps)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed (just system-deps)", allow_module_level=True)
+pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
 
 
 # ---- servers and browser ----------------------------------------------------------------------------------------
