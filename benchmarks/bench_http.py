@@ -109,18 +109,15 @@ def run(quick: bool) -> list[dict]:
     }
     bindir = Path(sys.executable).parent
 
+    def credit_serve(port: int, workers: int) -> list[str]:
+        return [str(bindir / "credit"), "serve", "--port", str(port), "--workers", str(workers)]
+
     def uvicorn(target: str, port: int) -> list[str]:
         return [str(bindir / "uvicorn"), target, "--port", str(port), "--log-level", "warning", "--no-access-log"]
 
     servers = {
-        "ours (Litestar + msgspec + SQL score())": lambda port: [
-            str(bindir / "credit"),
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        "ours (Litestar + msgspec + SQL score())": lambda port: credit_serve(port, 1),
+        "ours, 2 workers": lambda port: credit_serve(port, 2),
         "floor (Litestar hello world, no database, no log)": lambda port: uvicorn(
             "benchmarks.floor_litestar:app", port
         ),
