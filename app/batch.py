@@ -29,15 +29,16 @@ on a multi-machine cluster).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ from typing import Any
 import click
 import numpy as np
 
-from app.options import db_option, model_option
+from app.bundle import ModelBundle, ModelError
+from app.db import connect, read_meta
+from app.options import allow_other_data_option, db_option, model_option
 from app.scoring import sha256_file
 
 FEATURES_FILE = "_manifest/_features.json"
@@ -106,7 +109,7 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished tmp folder to out; an existing previous export is replaced."""
     if out.exists():
         if any(out.iterdir()) and not (out / FEATURES_FILE).is_file():
-            raise click.ClickException(f"{out} exists and is not a feature export; refusing to replace it")
+            raise BatchError(f"{out} exists and is not a feature export; refusing to replace it")
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
         os.replace(tmp, out)
@@ -124,26 +127,29 @@ def export_features(
 
     db_path, out_dir = Path(db_path), Path(out_dir)
     if rows_per_partition < 1:
-        raise click.ClickException("--rows-per-partition must be >= 1")
+        raise BatchError("--rows-per-partition must be >= 1")
     if not db_path.is_file():
-        raise click.ClickException(f"database {db_path} not found (run `credit ingest` first)")
-    conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
+        raise BatchError(f"database {db_path} not found (run `credit ingest` first)")
+    conn = connect(db_path, readonly=True)
     try:
         try:
             names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
             total = conn.execute("SELECT count(*) FROM features").fetchone()[0]
         except apsw.SQLError as e:
-            raise click.ClickException(f"{db_path}: no features table ({e}); run `credit ingest` first") from None
-        meta: dict[str, str] = {}
-        with contextlib.suppress(apsw.SQLError):
-            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            raise BatchError(f"{db_path}: no features table ({e}); run `credit ingest` first") from None
+        meta = read_meta(conn)
         if not names:
-            raise click.ClickException(f"{db_path}: feature_names is empty")
+            raise BatchError(f"{db_path}: feature_names is empty")
         p = len(names)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
         try:
-            source = {"source_db": str(db_path.resolve()), "data_fingerprint": meta.get("data_fingerprint")}
+            source = {
+                "source_db": str(db_path.resolve()),
+                "source": meta.get("source"),
+                "data_fingerprint": meta.get("data_fingerprint"),
+                "schema_fingerprint": meta.get("schema_fingerprint"),
+            }
             writer = PartitionWriter(tmp, names, source=source)
             ids: list[int] = []
             blobs: list[bytes] = []
@@ -151,7 +157,7 @@ def export_features(
             for client_id, blob in conn.execute("SELECT client_id, x FROM features ORDER BY client_id"):
                 if not isinstance(blob, bytes) or len(blob) != 4 * p:
                     size = len(blob) if isinstance(blob, bytes) else type(blob).__name__
-                    raise click.ClickException(
+                    raise BatchError(
                         f"{db_path}: features.x of client_id {client_id} has {size} bytes, expected {4 * p}"
                     )
                 ids.append(client_id)
@@ -190,7 +196,10 @@ def export_command(db: str | None, out: str, rows_per_partition: int) -> None:
 
     settings = load_settings(db=db)
     t0 = time.perf_counter()
-    manifest = export_features(settings.db_path, Path(out), rows_per_partition=rows_per_partition)
+    try:
+        manifest = export_features(settings.db_path, Path(out), rows_per_partition=rows_per_partition)
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(
         f"exported {manifest['rows']:,} rows x {manifest['n_features']} features into "
         f"{len(manifest['partitions'])} partitions in {out} ({time.perf_counter() - t0:.1f} s)"
@@ -206,17 +215,21 @@ def read_export_manifest(input_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise click.ClickException(f"{path} not found: is {input_dir} a `credit export` folder?") from None
+        raise BatchError(f"{path} not found: is {input_dir} a `credit export` folder?") from None
     except ValueError as e:
-        raise click.ClickException(f"{path}: invalid JSON ({e})") from None
+        raise BatchError(f"{path}: invalid JSON ({e})") from None
     if manifest.get("format") != EXPORT_FORMAT:
-        raise click.ClickException(f"{path}: format {manifest.get('format')!r}, expected {EXPORT_FORMAT!r}")
+        raise BatchError(f"{path}: format {manifest.get('format')!r}, expected {EXPORT_FORMAT!r}")
     return manifest
+
+
+class BatchError(RuntimeError):
+    """A portfolio export or scoring run that cannot proceed (the message says why)."""
 
 
 @dataclass(frozen=True)
 class ModelPackage:
-    """What is shipped to the workers: the manifest text and the library bytes."""
+    """What is shipped to the workers: the manifest text and the library bytes of a verified bundle."""
 
     model_id: str
     manifest_text: str
@@ -224,24 +237,12 @@ class ModelPackage:
     so_bytes: bytes
 
     @classmethod
-    def from_dir(cls, model_dir: Path) -> ModelPackage:
-        model_dir = Path(model_dir)
-        try:
-            manifest_text = (model_dir / "manifest.json").read_text()
-            manifest = json.loads(manifest_text)
-            so_name = manifest["library"]["file"]
-        except FileNotFoundError:
-            raise click.ClickException(f"{model_dir}/manifest.json not found (run `credit train`)") from None
-        except (KeyError, TypeError, ValueError):
-            msg = f"{model_dir}/manifest.json has no library entry (run `credit compile`)"
-            raise click.ClickException(msg) from None
-        so_path = model_dir / so_name
-        if not so_path.is_file():
-            raise click.ClickException(f"{so_path} not found (run `credit compile`)")
-        return cls(manifest["model_id"], manifest_text, so_name, so_path.read_bytes())
+    def from_bundle(cls, bundle: ModelBundle) -> ModelPackage:
+        manifest_text = json.dumps(bundle.raw_manifest, allow_nan=False)
+        return cls(bundle.model_id, manifest_text, bundle.library_path.name, bundle.library_path.read_bytes())
 
 
-_MODELS: dict[tuple[str, str], Any] = {}  # (model_id, library sha256) -> CompiledModel
+_MODELS: dict[tuple[str, str], ModelBundle] = {}  # (model_id, library sha256) -> bundle
 _MODELS_LOCK = threading.Lock()
 
 
@@ -254,8 +255,8 @@ def _worker_dir() -> Path:
         return Path(tempfile.gettempdir())
 
 
-def worker_model(package: ModelPackage):
-    """The CompiledModel for package, loaded once per process.
+def worker_model(package: ModelPackage) -> ModelBundle:
+    """The verified ModelBundle for package, loaded once per process.
 
     The cache key is (model id, library sha256 from the shipped manifest). The shipped bytes are
     hashed on every call (about 1 ms per MB of library, small next to scoring a partition), so a
@@ -276,14 +277,12 @@ def worker_model(package: ModelPackage):
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            from app.scoring import CompiledModel
-
             folder = Path(tempfile.mkdtemp(prefix=f"credit-model-{package.model_id[:12]}-", dir=_worker_dir()))
             (folder / "manifest.json").write_text(package.manifest_text)
             (folder / package.so_name).write_bytes(package.so_bytes)
             if package.so_name != "score.so":
                 (folder / "score.so").symlink_to(package.so_name)
-            model = CompiledModel.load(folder)  # checks the sha256 again, on the bytes written here
+            model = ModelBundle.load(folder)  # re-verifies everything on the bytes written here
             if model.model_id != package.model_id:
                 raise RuntimeError(f"loaded model id {model.model_id} != shipped {package.model_id}")
             _MODELS[key] = model
@@ -352,7 +351,7 @@ def score_partition(
     if len(prob) != len(ids) or not np.all(np.isfinite(prob)):
         raise RuntimeError(f"{src}: model returned {len(prob)} scores for {len(ids)} rows or non-finite values")
     prob_arr = pa.array(prob, type=pa.float64())
-    decision = pc.if_else(pc.greater_equal(prob_arr, float(model.threshold)), "refuse", "accept")
+    decision = pc.if_else(pa.array(model.refuses(prob)), "refuse", "accept")
     n = len(ids)
     model_col = pa.array([package.model_id], pa.string()).take(pa.array(np.zeros(n, np.int32)))
     out = pa.Table.from_arrays(
@@ -393,7 +392,7 @@ class BatchResult:
 def run_batch(
     input_dir: Path,
     output_dir: Path,
-    model_dir: Path,
+    model_dir: Path | ModelBundle,
     *,
     scheduler: str | None = None,
     workers: int = 2,
@@ -401,25 +400,33 @@ def run_batch(
     retries: int = 2,
     force: bool = False,
     progress: bool = True,
+    allow_other_data: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> BatchResult:
-    """Score every partition of input_dir into output_dir on a Dask cluster (local unless scheduler)."""
+    """Score every partition of input_dir into output_dir on a Dask cluster (local unless scheduler).
+
+    Raises BatchError; `notify` receives warnings (default: the logging module)."""
+    notify = notify or logging.getLogger(__name__).warning
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     export = read_export_manifest(input_dir)
-    package = ModelPackage.from_dir(Path(model_dir))
-    model_features = json.loads(package.manifest_text).get("features")
-    if export["features"] != model_features:
-        extra = sorted(set(export["features"]) - set(model_features or []))[:5]
-        missing = sorted(set(model_features or []) - set(export["features"]))[:5]
-        raise click.ClickException(
-            f"feature names of {input_dir} differ from model {package.model_id[:12]} "
-            f"({len(export['features'])} vs {len(model_features or [])} features; not in model: {extra}; "
-            f"missing: {missing}{'; same names, different order' if not extra and not missing else ''})"
+    try:
+        bundle = model_dir if isinstance(model_dir, ModelBundle) else ModelBundle.load(model_dir)
+        warning = bundle.check_data(
+            {k: v for k, v in export.items() if k in ("source", "schema_fingerprint") and v},
+            list(export["features"]),
+            db_label=str(input_dir),
+            allow_other=allow_other_data,
         )
+    except ModelError as exc:
+        raise BatchError(str(exc)) from None
+    if warning:
+        notify(f"warning: {warning}")
+    package = ModelPackage.from_bundle(bundle)
     if input_dir == output_dir:
-        raise click.ClickException("--output must differ from --input")
+        raise BatchError("--output must differ from --input")
     output_dir.mkdir(parents=True, exist_ok=True)
 
     cluster = None
@@ -440,7 +447,7 @@ def run_batch(
     try:
         worker_addrs = list(client.scheduler_info(n_workers=-1)["workers"])
         if not worker_addrs:
-            raise click.ClickException(f"no workers connected to {scheduler or 'the local cluster'}")
+            raise BatchError(f"no workers connected to {scheduler or 'the local cluster'}")
         pkg = client.scatter(package, broadcast=True)
         # preflight: every worker loads (and hash-checks) the library before any partition is submitted
         pre = [
@@ -450,7 +457,7 @@ def run_batch(
             try:
                 f.result()
             except Exception as e:  # noqa: BLE001 - shown to the user
-                raise click.ClickException(f"worker could not load model {package.model_id[:12]}: {e}") from None
+                raise BatchError(f"worker could not load model {package.model_id[:12]}: {e}") from None
         run_id = uuid.uuid4().hex[:8]
         t_start = time.perf_counter()
         startup = t_start - t0
@@ -500,6 +507,7 @@ def run_batch(
 )
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True, help="retries per partition")
 @click.option("--force", is_flag=True, help="rescore partitions whose output is already current")
+@allow_other_data_option
 def score_batch_command(
     input_dir: str,
     output_dir: str,
@@ -509,23 +517,29 @@ def score_batch_command(
     threads_per_worker: int,
     retries: int,
     force: bool,
+    allow_other_data: bool,
 ) -> None:
     """Score Parquet partitions on a Dask cluster (a local one unless --scheduler)."""
     from app.config import load_settings
 
-    settings = load_settings(model_dir=model_dir)
+    settings = load_settings(model_dir=model_dir, allow_other_data=allow_other_data or None)
     if scheduler and (workers != 2 or threads_per_worker != 1):
         click.echo("note: --workers/--threads-per-worker are ignored with --scheduler", err=True)
-    result = run_batch(
-        Path(input_dir),
-        Path(output_dir),
-        settings.model_path,
-        scheduler=scheduler,
-        workers=workers,
-        threads_per_worker=threads_per_worker,
-        retries=retries,
-        force=force,
-    )
+    try:
+        result = run_batch(
+            Path(input_dir),
+            Path(output_dir),
+            settings.model_path,
+            scheduler=scheduler,
+            workers=workers,
+            threads_per_worker=threads_per_worker,
+            retries=retries,
+            force=force,
+            allow_other_data=settings.allow_other_data,
+            notify=lambda msg: click.echo(msg, err=True),
+        )
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from None
     scored = [d for d in result.done if d["status"] == "scored"]
     skipped = [d for d in result.done if d["status"] == "skipped"]
     rate = sum(d["rows"] for d in scored) / result.seconds if result.seconds else 0.0
@@ -537,6 +551,4 @@ def score_batch_command(
     if result.failed:
         for name, err in result.failed:
             click.echo(f"FAILED {name}: {err}", err=True)
-        raise click.ClickException(
-            f"{len(result.failed)} partition(s) failed: {', '.join(n for n, _ in result.failed)}"
-        )
+        raise click.ClickException(f"{len(result.failed)} partition(s) failed: {', '.join(n for n, _ in result.failed)}")

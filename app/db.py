@@ -1,8 +1,8 @@
 """apsw connection factory: pragmas, and the compiled model loaded as an SQLite extension.
 
-`connect(db, model_dir)` checks the model library's sha256 (app.scoring.CompiledModel.load), then
-loads that same versioned file (model_dir/model-<id12>.so, never the score.so symlink: dlopen caches
-by path) with entry point sqlite3_score_init. The connection then has score(client_id),
+`connect(db, bundle)` loads the library of a verified app.bundle.ModelBundle (a model folder path
+is verified first) as an extension: that same versioned file (model_dir/model-<id12>.so, never the
+score.so symlink: dlopen caches by path) with entry point sqlite3_score_init. The connection then has score(client_id),
 decision(client_id), score_features(blob), model_id(), model_threshold(), the eponymous table
 score_model_info, and the TEMP views of sql/views.sql. A connection keeps the model it was opened
 with for its whole life; connections opened after `credit compile` get the new one.
@@ -15,13 +15,13 @@ from pathlib import Path
 import apsw
 
 from app import SQL_DIR
-from app.scoring import CompiledModel, ModelError
+from app.bundle import ModelBundle, ModelError
 
 VIEWS_SQL = SQL_DIR / "views.sql"
 ENTRY_POINT = "sqlite3_score_init"
 BUSY_TIMEOUT_MS = 5000
 
-__all__ = ["BUSY_TIMEOUT_MS", "DatabaseMissingError", "ModelError", "connect", "load_model"]
+__all__ = ["BUSY_TIMEOUT_MS", "DatabaseMissingError", "ModelError", "connect", "load_model", "read_meta", "verify_data"]
 
 
 class DatabaseMissingError(FileNotFoundError):
@@ -39,37 +39,62 @@ def _apply_pragmas(conn: apsw.Connection, readonly: bool) -> None:
         conn.pragma("synchronous", "normal")  # durable enough in WAL mode, much cheaper commits
 
 
-def load_model(conn: apsw.Connection, model_dir: Path | str) -> CompiledModel:
-    """Verify and load the model library of `model_dir` into `conn`, then create the TEMP views.
+def as_bundle(model: ModelBundle | Path | str) -> ModelBundle:
+    return model if isinstance(model, ModelBundle) else ModelBundle.load(model)
 
-    Raises app.scoring.ModelError when the folder, manifest or library is wrong.
+
+def load_model(conn: apsw.Connection, model: ModelBundle | Path | str) -> ModelBundle:
+    """Load the verified library of `model` into `conn`, then create the TEMP views.
+
+    Raises app.bundle.ModelError when the folder, manifest or library is wrong.
     """
-    model = CompiledModel.load(model_dir)  # sha256 check, then dlopen (RTLD_LOCAL) of the same path
+    model = as_bundle(model)
     # Enable the C API loader only (not the SQL load_extension() function), and only for this call.
     previous = conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1)
     conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1)
     try:
-        conn.load_extension(str(model.so_path), ENTRY_POINT)
+        conn.load_extension(str(model.library_path), ENTRY_POINT)
     except apsw.ExtensionLoadingError as exc:
-        raise ModelError(f"{model.so_path}: cannot load as an SQLite extension: {exc}") from None
+        raise ModelError(f"{model.library_path}: cannot load as an SQLite extension: {exc}") from None
     finally:
         conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, previous)
     sql_id = conn.execute("SELECT model_id()").get
     if sql_id != model.model_id:
-        raise ModelError(f"{model.so_path}: SQL model_id() is {sql_id}, manifest says {model.model_id}")
+        raise ModelError(f"{model.library_path}: SQL model_id() is {sql_id}, manifest says {model.model_id}")
     conn.execute(VIEWS_SQL.read_text(encoding="utf-8"))
     return model
 
 
-def connect(db_path: Path | str, model_dir: Path | str | None = None, *, readonly: bool = False) -> apsw.Connection:
-    """Open `db_path` with the project's pragmas; with `model_dir`, load the scoring functions.
+def read_meta(conn: apsw.Connection) -> dict[str, str]:
+    """The database's meta table (source, data and schema fingerprints...); empty when it has none."""
+    try:
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM main.meta")}
+    except apsw.SQLError:
+        return {}
+
+
+def verify_data(conn: apsw.Connection, bundle: ModelBundle, *, allow_other: bool = False) -> str | None:
+    """Refuse (DataMismatchError) a database whose features are not the ones `bundle` was trained on.
+
+    With allow_other, return the mismatch as a warning for the caller to log instead."""
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM main.feature_names ORDER BY idx")]
+    except apsw.SQLError:
+        names = []
+    return bundle.check_data(read_meta(conn), names, db_label=conn.filename or "(memory)", allow_other=allow_other)
+
+
+def connect(
+    db_path: Path | str, model: ModelBundle | Path | str | None = None, *, readonly: bool = False
+) -> apsw.Connection:
+    """Open `db_path` with the project's pragmas; with a model bundle (or folder), load the scoring functions.
 
     readonly opens with SQLITE_OPEN_READONLY. A missing file raises DatabaseMissingError when
     readonly or when a model is loaded (a scoring connection never creates an empty database);
     otherwise the file is created.
     """
     path = Path(db_path)
-    must_exist = readonly or model_dir is not None
+    must_exist = readonly or model is not None
     if must_exist and not path.is_file():
         raise DatabaseMissingError(f"database {path} does not exist (run `credit ingest` first, or pass --db)")
     if readonly:
@@ -79,8 +104,8 @@ def connect(db_path: Path | str, model_dir: Path | str | None = None, *, readonl
     conn = apsw.Connection(str(path), flags=flags)
     try:
         _apply_pragmas(conn, readonly)
-        if model_dir is not None:
-            load_model(conn, model_dir)
+        if model is not None:
+            load_model(conn, model)
     except BaseException:
         conn.close()
         raise

@@ -6,7 +6,7 @@ Each step is skipped when its output is up to date, so a rerun starts serving in
               and the database's data_fingerprint (meta table) right after ingest;
   - train:    model_dir/manifest.json's data_fingerprint equals the database's (and a model demo trained
               with --quick is retrained without it, and the other way round);
-  - compile:  app.scoring.CompiledModel.load succeeds (library present, sha256 matches manifest).
+  - compile:  app.bundle.ModelBundle.load succeeds (library present, sha256 matches manifest).
 When CREDIT_API_KEYS is empty, an officer key and an admin key (random) are written to the keys file
 (settings.keys_file, mode 0600; it is in .gitignore) or reused from it. The API (`credit serve`) and
 the dashboard (`credit ui`) run as child processes, configured through CREDIT_* environment variables;
@@ -34,6 +34,7 @@ import click
 
 from app.config import SETTINGS_DOC, Settings, load_settings
 from app.data import KAGGLE_FILES
+from app.db import connect
 from app.options import db_option, model_option
 
 STAMP = "_generated.json"
@@ -51,7 +52,7 @@ def _db_fingerprint(db: Path) -> str | None:
     if not db.is_file():
         return None
     try:
-        conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = connect(db, readonly=True)
     except apsw.Error:
         return None
     try:
@@ -134,10 +135,10 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         status["train"] = f"done in {time.perf_counter() - t0:.1f} s"
 
     # compile
-    from app.scoring import CompiledModel, ModelError
+    from app.bundle import ModelBundle, ModelError
 
     try:
-        CompiledModel.load(model_dir)
+        ModelBundle.load(model_dir)
         status["compile"] = "up to date"
     except ModelError:
         from app.model.compile import compile_model
@@ -182,9 +183,8 @@ def ensure_keys(settings: Settings) -> tuple[str, str, str]:
 
 
 def _sample_client(db: Path) -> int | None:
-    import apsw
 
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(db, readonly=True)
     try:
         row = conn.execute("SELECT min(client_id) FROM clients").fetchone()
         return row[0] if row else None

@@ -42,6 +42,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from app.db import connect
 from app.options import db_option, model_option
 
 EPS = 1e-4
@@ -307,6 +308,16 @@ def _import_evidently():
     return Report, Dataset, DataDefinition, DataDriftPreset
 
 
+def _manifest(model_dir: Path) -> dict:
+    """The model's manifest, parsed and typed-checked by its owner (app.bundle)."""
+    from app.bundle import ModelError, read_manifest
+
+    try:
+        return read_manifest(Path(model_dir))[1]
+    except ModelError as exc:
+        raise DriftError(str(exc)) from None
+
+
 def _choose_columns(names, manifest, flagged: list[str], max_columns: int, max_extra: int) -> tuple[list, list]:
     """(counted, extra): the max_columns most important features (by manifest global_importance, then
     feature order) and up to max_extra PSI-flagged features outside them (shown, not counted)."""
@@ -350,7 +361,7 @@ def evidently_report(
 
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
-    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest = _manifest(model_dir)
     names = list(manifest["features"])
     ref = manifest.get("reference") or {}
     ref_file = model_dir / ref.get("file", "reference.npy")
@@ -546,20 +557,19 @@ def drift_command(
 
     Exit status: 0 ok, 1 drift with --fail-on-drift, 2 empty window.
     """
-    import apsw
 
     from app.config import load_settings
 
     if html_path and psi_only:
         raise click.UsageError("--html needs the Evidently report: drop --psi-only")
     settings = load_settings(db=db, model_dir=model_dir)
-    manifest_path = settings.model_path / "manifest.json"
-    if not manifest_path.exists():
-        raise click.ClickException(f"{manifest_path}: no model manifest (run `credit train` first)")
+    try:
+        manifest = _manifest(settings.model_path)
+    except DriftError as exc:
+        raise click.ClickException(str(exc)) from None
     if not settings.db_path.exists():
         raise click.ClickException(f"{settings.db_path}: database not found")
-    manifest = json.loads(manifest_path.read_text())
-    conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(settings.db_path, readonly=True)
     try:
         try:
             report = psi_report(

@@ -18,3 +18,10 @@ model_option = click.option(
     default=None,
     help="model folder [env CREDIT_MODEL_DIR, default compiled/]",
 )
+
+allow_other_data_option = click.option(
+    "--allow-other-data",
+    is_flag=True,
+    help="score a database whose feature schema is not the model's (printed as a warning) "
+    "[env CREDIT_ALLOW_OTHER_DATA]",
+)

@@ -1,20 +1,17 @@
-"""Load the compiled model (model_dir/model-<id12>.so) and score float32 rows through its C ABI.
+"""The compiled model's C ABI: bind a library (model-<id12>.so) and score float32 rows through it.
 
-The library's sha256 is checked against manifest["library"]["sha256"] before it is loaded, because
-loading a shared library runs its code. Imports only numpy, ctypes, json, hashlib (no pandas,
-LightGBM or shap on the scoring path).
+Loading and verifying a model folder is app.bundle.ModelBundle's job (it checks the library's
+sha256 before it is loaded, because loading a shared library runs its code). Imports only numpy,
+ctypes and hashlib (no pandas, LightGBM or shap on the scoring path).
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
-
-MANIFEST = "manifest.json"
 
 
 class ModelError(RuntimeError):
@@ -42,6 +39,10 @@ def bind_library(so_path: Path) -> ctypes.CDLL:
     lib.credit_model_id.argtypes = []
     lib.credit_threshold.restype = ctypes.c_double
     lib.credit_threshold.argtypes = []
+    lib.credit_manifest_sha256.restype = ctypes.c_char_p
+    lib.credit_manifest_sha256.argtypes = []
+    lib.credit_refuses.restype = ctypes.c_int
+    lib.credit_refuses.argtypes = [ctypes.c_double, ctypes.c_double]
     return lib
 
 
@@ -66,54 +67,21 @@ def predict_with(lib: ctypes.CDLL, X: np.ndarray) -> np.ndarray:
 
 
 class CompiledModel:
-    """A verified, loaded model library plus its manifest."""
+    """A loaded model library (verified by app.bundle.ModelBundle.load, which builds this)."""
 
-    def __init__(self, lib: ctypes.CDLL, manifest: dict, so_path: Path) -> None:
+    def __init__(self, lib: ctypes.CDLL, model_id: str, feature_names: list[str], so_path: Path) -> None:
         self._lib = lib
-        self.manifest = manifest
+        self.model_id = model_id
+        self.feature_names = feature_names
+        self.n_features = len(feature_names)
         self.so_path = so_path
-        self.model_id: str = manifest["model_id"]
-        self.threshold: float = float(manifest["threshold"])
-        self.feature_names: list[str] = list(manifest["features"])
-        self.n_features: int = len(self.feature_names)
 
     @classmethod
     def load(cls, model_dir: Path | str) -> CompiledModel:
-        model_dir = Path(model_dir)
-        manifest_path = model_dir / MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(f"{manifest_path}: no manifest; run `credit train` then `credit compile`") from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{manifest_path}: unreadable manifest: {exc}") from None
-        lib_info = manifest.get("library")
-        if not isinstance(lib_info, dict) or "file" not in lib_info or "sha256" not in lib_info:
-            raise ModelError(f"{manifest_path}: the model is not compiled; run `credit compile --model {model_dir}`")
-        name = str(lib_info["file"])
-        if "/" in name or name.startswith("."):
-            raise ModelError(f"{manifest_path}: library file name {name!r} is not a plain file name")
-        so_path = model_dir / name
-        if not so_path.is_file():
-            raise ModelError(f"{so_path}: compiled library is missing; run `credit compile --model {model_dir}`")
-        expected = str(lib_info["sha256"])
-        found = sha256_file(so_path)
-        if found != expected:
-            raise ModelError(
-                f"{so_path}: refusing to load: manifest expected sha256 {expected}, found {found} "
-                f"(the library was modified or replaced; run `credit compile --model {model_dir}`)"
-            )
-        try:
-            lib = bind_library(so_path)
-        except (OSError, AttributeError) as exc:
-            raise ModelError(f"{so_path}: cannot load compiled library: {exc}") from None
-        lib_id = lib.credit_model_id().decode("ascii", "replace")
-        if lib_id != manifest.get("model_id"):
-            raise ModelError(f"{so_path}: library is for model {lib_id}, manifest says {manifest.get('model_id')}")
-        n = lib.credit_num_features()
-        if n != len(manifest.get("features", [])):
-            raise ModelError(f"{so_path}: library expects {n} features, manifest lists {len(manifest['features'])}")
-        return cls(lib, manifest, so_path)
+        """The library of a verified model folder (shorthand for ModelBundle.load(model_dir).model)."""
+        from app.bundle import ModelBundle
+
+        return ModelBundle.load(model_dir).model
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of default (float64[n]) for float32 rows (n x n_features, C-contiguous)."""
@@ -126,6 +94,3 @@ class CompiledModel:
             raise ValueError(f"expected shape ({self.n_features},), got {x.shape}")
         x = np.ascontiguousarray(x)
         return float(self._lib.credit_predict_row(x.ctypes.data))
-
-    def decision(self, p: float) -> str:
-        return "refuse" if p >= self.threshold else "accept"

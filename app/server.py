@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 import uvicorn
 
-from app.config import SETTINGS_DOC, load_settings
+from app.config import load_settings
 from app.options import db_option, model_option
 
 GRACEFUL_SECONDS = 30
@@ -140,19 +141,14 @@ def serve_command(
     settings = load_settings(db=db, model_dir=model_dir, host=host, port=port, workers=workers)
     if not Path(settings.db).is_file():
         raise click.ClickException(f"database {settings.db} not found (run `credit ingest` first or pass --db)")
-    overrides = {
-        "db": str(Path(settings.db).resolve()),
-        "model_dir": str(Path(settings.model_dir).resolve()),
-        "host": settings.host,
-        "port": settings.port,
-        "workers": settings.workers,
-    }
-    env_names = {name: var for name, var, _d, _h in SETTINGS_DOC}
-    for name, value in overrides.items():
-        os.environ[env_names[name]] = str(value)
+    # the worker processes read their settings from the environment (app.api.app_from_env)
+    settings = msgspec.structs.replace(
+        settings, db=str(settings.db_path.resolve()), model_dir=str(settings.model_path.resolve())
+    )
+    os.environ.update(settings.to_env())
     click.echo(
         f"credit API on http://{settings.host}:{settings.port} ({settings.workers} worker(s)); "
-        f"db={overrides['db']} model={overrides['model_dir']}",
+        f"db={settings.db} model={settings.model_dir}",
         err=True,
     )
     # uvicorn re-raises the signal that stopped it once shutdown is complete; ending here with status 0

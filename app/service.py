@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import json
 import logging
 import math
 import re
@@ -28,7 +27,9 @@ from litestar import Request
 from app import predlog
 from app import schemas as s
 from app.auth import KeyRing, load_keys
+from app.bundle import DataMismatchError, ModelBundle
 from app.config import Settings
+from app.db import connect
 
 log = logging.getLogger("app.api")
 
@@ -52,40 +53,41 @@ class Service:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.conns: list[Any] = []
-        self.manifest: dict[str, Any] | None = None
-        self.model: Any = None
-        self.model_error: str | None = None
+        self.model: ModelBundle | None = None
+        self.model_error: str | None = "not started"
+        self.data_warning: str | None = None
         self.feature_names: list[str] = []
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Any = None
         self.writer = predlog.GroupWriter(self.db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
-        try:
-            self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
-            self.feature_names = list(self.manifest["features"])
-            self.index = {n: i for i, n in enumerate(self.feature_names)}
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and 503s
-            self.model_error = f"manifest unreadable: {type(exc).__name__}: {exc}"
-        if self.model_error is None:
-            try:
-                from app.scoring import CompiledModel
 
-                self.model = CompiledModel.load(self.model_dir)
-            except Exception as exc:  # noqa: BLE001
-                self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        return self.model.raw_manifest if self.model is not None else None
+
+    def load_bundle(self) -> None:
+        """Load and verify the model folder once (app.bundle); a failure is reported by /readyz and 503s."""
+        try:
+            self.model = ModelBundle.load(self.model_dir)
+        except Exception as exc:  # noqa: BLE001
+            self.model, self.model_error = None, f"model not loaded: {type(exc).__name__}: {exc}"
+            return
+        self.model_error = None
+        self.feature_names = self.model.feature_names
+        self.index = {n: i for i, n in enumerate(self.feature_names)}
 
     # lifecycle
     def startup(self) -> None:
+        self.load_bundle()
         if not len(self.ring):
             log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
         if not self.db_path.is_file():
             log.warning("database %s not found", self.db_path)
             return
         try:
-            import apsw
-
-            conn = apsw.Connection(str(self.db_path), flags=apsw.SQLITE_OPEN_READWRITE)
+            conn = connect(self.db_path)
             try:
                 predlog.ensure_schema(conn)
             finally:
@@ -112,7 +114,7 @@ class Service:
                 conn.close()
 
     # resources
-    def require_model(self) -> Any:
+    def require_model(self) -> ModelBundle:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
         if self.model is None:
             raise ApiError(503, "model unavailable", self.model_error)
@@ -138,7 +140,7 @@ class Service:
         try:
             from app.db import connect
 
-            conn = connect(self.db_path, self.model_dir if model else None)
+            conn = connect(self.db_path, self.model if model else None)
             predlog.prepare(conn)
         except ApiError:
             raise
@@ -231,7 +233,7 @@ class Service:
         return x, missing
 
     def decide(self, p: float) -> str:
-        return self.model.decision(p)
+        return self.require_model().decide(p)
 
     def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
         return predlog.LogRow(
@@ -241,7 +243,7 @@ class Service:
             features=x,
             probability=p,
             decision=d,
-            model_id=self.model.model_id,
+            model_id=self.require_model().model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             role=getattr(request.state, "role", "unknown"),
             endpoint=endpoint,
@@ -294,7 +296,7 @@ def explainer_for(svc: Service) -> Any:
             from app.model import explain
 
             try:
-                svc.explainer = explain.Explainer.load(svc.model_dir)
+                svc.explainer = explain.Explainer.from_bundle(svc.require_model())
             except getattr(explain, "ExplainError", ()) as exc:
                 raise ApiError(503, "explanations unavailable", str(exc)) from exc
         return svc.explainer
@@ -306,7 +308,7 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         checks["database"] = "missing"
         return f"database {svc.db_path} not found"
     try:
-        conn = apsw.Connection(str(svc.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = connect(svc.db_path, readonly=True)
         try:
             db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
             # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
@@ -335,17 +337,24 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
     checks["features"] = "ok"
     try:
-        from app.db import connect
+        from app.db import verify_data
 
-        conn = connect(svc.db_path, svc.model_dir)
+        conn = connect(svc.db_path, svc.model)
         try:
+            svc.data_warning = verify_data(conn, svc.model, allow_other=svc.settings.allow_other_data)
             sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
             log_problem = predlog.check_writable(conn)
         finally:
             conn.close()
+    except DataMismatchError as exc:
+        checks["data"] = "mismatch"
+        return str(exc)
     except Exception as exc:  # noqa: BLE001
         checks["sql"] = "error"
         return f"SQL functions not available: {type(exc).__name__}: {exc}"
+    if svc.data_warning:
+        log.warning("scoring other data (--allow-other-data): %s", svc.data_warning)
+        checks["data"] = "other data allowed"
     if sql_id != svc.model.model_id:
         checks["sql"] = "mismatch"
         return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"

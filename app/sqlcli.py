@@ -11,30 +11,42 @@ import apsw
 import click
 
 from app.config import load_settings
-from app.options import db_option, model_option
+from app.options import allow_other_data_option, db_option, model_option
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
 
 
-def _open(db: str | None, model_dir: str | None, *, require_model: bool) -> apsw.Connection:
-    from app.db import DatabaseMissingError, connect
-    from app.scoring import ModelError
+def _open(
+    db: str | None, model_dir: str | None, *, require_model: bool, allow_other_data: bool = False
+) -> apsw.Connection:
+    from app.bundle import MANIFEST, ModelBundle, ModelError
+    from app.db import DatabaseMissingError, connect, verify_data
 
-    settings = load_settings(db=db, model_dir=model_dir)
+    settings = load_settings(db=db, model_dir=model_dir, allow_other_data=allow_other_data or None)
     model_path = settings.model_path
-    load = require_model or (model_path / "manifest.json").is_file()
+    load = require_model or (model_path / MANIFEST).is_file()
     if not load:
         click.echo(
-            f"warning: {model_path} has no manifest.json; score() and friends are not available "
+            f"warning: {model_path} has no {MANIFEST}; score() and friends are not available "
             "(run `credit train` and `credit compile`, or pass --model)",
             err=True,
         )
     try:
-        return connect(settings.db_path, model_path if load else None, readonly=True)
+        bundle = ModelBundle.load(model_path) if load else None
+        conn = connect(settings.db_path, bundle, readonly=True)
     except (DatabaseMissingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from None
     except apsw.Error as exc:
         raise click.ClickException(f"{settings.db_path}: {exc}") from None
+    if bundle is not None:
+        try:
+            warning = verify_data(conn, bundle, allow_other=settings.allow_other_data)
+        except ModelError as exc:
+            conn.close()
+            raise click.ClickException(str(exc)) from None
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
+    return conn
 
 
 @click.command("score")
@@ -42,9 +54,10 @@ def _open(db: str | None, model_dir: str | None, *, require_model: bool) -> apsw
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @db_option
 @model_option
-def score_command(client_id: int, as_json: bool, db: str | None, model_dir: str | None) -> None:
+@allow_other_data_option
+def score_command(client_id: int, as_json: bool, db: str | None, model_dir: str | None, allow_other_data: bool) -> None:
     """Score one client: probability of default, decision, threshold, model id."""
-    conn = _open(db, model_dir, require_model=True)
+    conn = _open(db, model_dir, require_model=True, allow_other_data=allow_other_data)
     try:
         # the view runs the model once (score() + decision() would run it twice)
         row = conn.execute(

@@ -33,6 +33,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from app.db import connect
 from app.options import db_option
 
 DRIFTS = ("income", "ext-source", "age")
@@ -277,12 +278,11 @@ def run_traffic(
     timeout: float = 10.0,
 ) -> dict:
     """Send n scoring requests; returns counts, errors, decisions and latency percentiles."""
-    import apsw
 
     db_path = Path(db_path)
     if not db_path.exists():
         raise TrafficError(f"{db_path}: database not found")
-    conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(db_path, readonly=True)
     try:
         _ids, X, names = load_clients(conn, n, seed)
     finally:

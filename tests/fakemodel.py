@@ -9,6 +9,7 @@ that follows docs/contracts.md.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 import time
 import uuid
@@ -137,6 +138,10 @@ def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0
         "global_importance": sorted(([n, float(v)] for n, v in zip(names, imp, strict=True)), key=lambda t: -t[1]),
     }
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    if shutil.which("gcc"):  # a served model is always compiled (app.bundle verifies the library)
+        from app.model.compile import compile_model
+
+        manifest["library"] = compile_model(model_dir, progress=False, tl2cgen_reference=False)
     return manifest
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,8 +12,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from distributed import Client
 
-from app.batch import FEATURES_FILE, export_command, export_features, run_batch, score_batch_command
+from app.batch import (
+    FEATURES_FILE,
+    ModelPackage,
+    export_command,
+    export_features,
+    run_batch,
+    score_batch_command,
+    worker_model,
+)
+from app.bundle import ModelBundle
 
 ROWS_PER_PARTITION = 700
 
@@ -25,9 +36,9 @@ def src(pipeline):
 @pytest.fixture(scope="module")
 def expected(src):
     """client_id -> probability, from CompiledModel.predict over load_matrix and from SQL score()."""
+    from app.bundle import ModelBundle
     from app.data.features import load_matrix
     from app.db import connect
-    from app.scoring import CompiledModel
 
     conn = connect(src.db, src.model_dir)
     try:
@@ -35,7 +46,7 @@ def expected(src):
         sql = dict(conn.execute("SELECT client_id, score(client_id) FROM features"))
     finally:
         conn.close()
-    model = CompiledModel.load(src.model_dir)
+    model = ModelBundle.load(src.model_dir)
     assert names == model.feature_names
     prob = model.predict(np.ascontiguousarray(X, dtype=np.float32))
     return {"ids": ids, "X": X, "names": names, "prob": prob, "sql": sql, "model": model}
@@ -115,7 +126,7 @@ def test_score_batch_cli_matches_sql_and_rerun_is_idempotent(src, expected, expo
     assert max(abs(got[c] - expected["sql"][c]) for c in got) <= 1e-12  # and to SQL score(client_id)
     model = expected["model"]
     dec = table.column("decision").to_pylist()
-    assert dec == [model.decision(p) for p in table.column("probability").to_pylist()]
+    assert dec == [model.decide(p) for p in table.column("probability").to_pylist()]
     assert set(table.column("model_id").to_pylist()) == {model.model_id}
 
     mtimes = {f.name: f.stat().st_mtime_ns for f in files}
@@ -170,8 +181,13 @@ def test_tampered_library_is_refused_on_the_worker(src, export_dir, cluster, tmp
     args = ["--input", str(export_dir), "--output", str(out), "--model", str(model_dir)]
     res = CliRunner().invoke(score_batch_command, [*args, "--scheduler", cluster.scheduler_address])
     assert res.exit_code == 1, res.output
-    assert "worker could not load model" in res.output and "refusing to load" in res.output
+    assert "refusing to load" in res.output  # the client verifies the bundle before shipping it
     assert not list(out.glob("part-*.parquet"))
+    # and a worker refuses a package whose library bytes were changed on the way
+    genuine = ModelPackage.from_bundle(ModelBundle.load(src.model_dir))
+    tampered = dataclasses.replace(genuine, so_bytes=bytes(data))
+    with pytest.raises(RuntimeError, match="refusing to load"), Client(cluster.scheduler_address) as client:
+        client.submit(worker_model, tampered, pure=False).result()
 
 
 def test_feature_names_must_match_the_model(src, export_dir, tmp_path):

@@ -196,7 +196,7 @@ def test_parity_failure_cli_exit_code(tmp_path, monkeypatch):
 def test_compile_refuses_model_txt_not_matching_manifest(tmp_path):
     d = prepare_model_dir(MODELS / "none_only.txt", tmp_path / "m")
     (d / "model.txt").write_bytes((MODELS / "zero_none.txt").read_bytes())
-    with pytest.raises(Exception, match="does not match manifest"):
+    with pytest.raises(Exception, match="is not the model id"):
         compile_model(d, progress=False, flags=FAST, tl2cgen_reference=False, with_native=False)
 
 

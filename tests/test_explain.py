@@ -206,11 +206,11 @@ def test_pipeline_explanations_match_the_compiled_model(pipeline):
     """On the real pipeline: sigmoid(base + sum shap) equals the compiled model's probability."""
     import apsw
 
+    from app.bundle import ModelBundle
     from app.model.explain import client_vector
-    from app.scoring import CompiledModel
 
     ex = Explainer.load(pipeline.model_dir)
-    compiled = CompiledModel.load(pipeline.model_dir)
+    compiled = ModelBundle.load(pipeline.model_dir)
     conn = apsw.Connection(str(pipeline.db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         ids = [r[0] for r in conn.execute("SELECT client_id FROM features ORDER BY client_id LIMIT 30")]
@@ -218,7 +218,7 @@ def test_pipeline_explanations_match_the_compiled_model(pipeline):
             x = client_vector(conn, cid, ex.n_features)
             out = ex.explain(x, lang="fr")
             assert out["probability"] == pytest.approx(compiled.predict_row(x), abs=1e-6)
-            assert out["decision"] == compiled.decision(compiled.predict_row(x))
+            assert out["decision"] == compiled.decide(compiled.predict_row(x))
             assert all(r["sentence"] for r in out["reasons"])
     finally:
         conn.close()

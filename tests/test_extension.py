@@ -228,7 +228,7 @@ def test_tampered_library_is_refused(stub, tmp_path):
 
 
 def test_missing_database_is_not_created(stub, tmp_path):
-    for kwargs in ({"readonly": True}, {"model_dir": stub.model_dir}):
+    for kwargs in ({"readonly": True}, {"model": stub.model_dir}):
         with pytest.raises(DatabaseMissingError, match="does not exist"):
             connect(tmp_path / "nope.db", **kwargs)
     assert not (tmp_path / "nope.db").exists()

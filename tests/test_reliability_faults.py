@@ -224,6 +224,15 @@ CORRUPTIONS = {
     "manifest_model_id_wrong": lambda d: _edit_manifest(d, lambda m: m.update(model_id="f" * 64)),
     "manifest_features_swapped": lambda d: _edit_manifest(d, _swap_features),
     "manifest_feature_dropped": lambda d: _edit_manifest(d, lambda m: m.update(features=m["features"][:-1])),
+    "manifest_threshold_edited": lambda d: _edit_manifest(d, lambda m: m.update(threshold=0.9)),
+    "manifest_calibration_edited": lambda d: _edit_manifest(d, lambda m: m.update(calibration={"a": 2.0, "b": 0.0})),
+    "model_txt_byte_changed": lambda d: (d / "model.txt").write_text((d / "model.txt").read_text() + " "),
+}
+# what /readyz must name for the corruptions the model bundle catches (app.bundle)
+REASONS = {
+    "manifest_threshold_edited": "threshold",
+    "manifest_calibration_edited": "manifest differs",
+    "model_txt_byte_changed": "is not the model id",
 }
 
 
@@ -237,7 +246,9 @@ def test_broken_model_starts_but_is_not_ready_and_never_scores(pipeline, tmp_pat
         before = db_state(data.db)
         ready = assert_error(http.get("/readyz"), 503)
         assert ready["error"].startswith("not ready") and len(ready["error"]) > len("not ready: "), ready
+        assert REASONS.get(corruption, "") in ready["error"], ready
         assert_error(http.get(f"/clients/{cid}/score"), 503)
+        assert_error(http.get(f"/clients/{cid}/explain"), 503)
         assert_error(http.post("/score", json={"features": {names[0]: 1.0, names[1]: 2.0}}), 503)
         assert_error(http.post("/score/batch", json={"client_ids": [cid]}), 503)
         assert_error(http.post("/score/batch", json={"applicants": [{"features": {}}]}), 503)

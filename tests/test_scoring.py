@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.bundle import ModelBundle
 from app.model.compile import compile_model, prepare_model_dir
 from app.scoring import CompiledModel, ModelError, sha256_file
 
@@ -40,13 +41,14 @@ def _so(d: Path) -> Path:
 
 
 def test_load_and_attributes(model_dir):
-    m = CompiledModel.load(model_dir)
+    b = ModelBundle.load(model_dir)
+    m = b.model
     man = json.loads((model_dir / "manifest.json").read_text())
-    assert m.model_id == man["model_id"]
-    assert m.threshold == 0.3
+    assert m.model_id == b.model_id == man["model_id"]
+    assert b.threshold == 0.3
     assert m.n_features == len(m.feature_names) == 5
-    assert m.so_path == _so(model_dir)
-    assert m.decision(0.3) == "refuse" and m.decision(0.2999) == "accept"
+    assert m.so_path == _so(model_dir) == b.library_path
+    assert b.decide(0.3) == "refuse" and b.decide(0.2999) == "accept"
 
 
 def test_probabilities_finite_for_extreme_rows(model_dir):

@@ -190,11 +190,11 @@ def test_sql_score_features_what_if(stub):
 
 
 def test_pipeline_sql_equals_compiled_model(pipeline):
+    from app.bundle import ModelBundle
     from app.data.features import load_matrix
     from app.db import connect
-    from app.scoring import CompiledModel
 
-    model = CompiledModel.load(pipeline.model_dir)
+    model = ModelBundle.load(pipeline.model_dir)
     conn = connect(pipeline.db, pipeline.model_dir, readonly=True)
     ids, X, _y, names = load_matrix(conn, labelled_only=False)
     assert names == model.feature_names
@@ -204,7 +204,7 @@ def test_pipeline_sql_equals_compiled_model(pipeline):
     assert [r[0] for r in rows] == ids[order].tolist()
     got = np.array([r[1] for r in rows])
     assert np.array_equal(got, expected[order])
-    assert [r[2] for r in rows] == [model.decision(p) for p in got]
+    assert [r[2] for r in rows] == [model.decide(p) for p in got]
     assert conn.execute("SELECT model_id()").fetchone()[0] == model.model_id
     conn.close()
 

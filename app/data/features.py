@@ -180,6 +180,22 @@ def vector_from_mapping(names: Iterable[str], mapping: Mapping[str, float | None
     return out
 
 
+def home_credit_feature_sql() -> str:
+    """The text of every SQL script that defines the Home Credit features, in the order they run."""
+    return "\n".join(read_sql(script) for script in [*FEATURE_SCRIPTS, CLIENTS_SCRIPT, FINAL_SCRIPT])
+
+
+def schema_fingerprint(conn: apsw.Connection, source: str, feature_sql: str) -> str:
+    """sha256 over the kind of source (home-credit, csv), the feature SQL and the feature names in order:
+    what a model depends on. Two imports of different clients with the same definitions share it."""
+    h = hashlib.sha256()
+    h.update(source.split(":", 1)[0].encode("utf-8") + b"\0")
+    h.update(feature_sql.encode("utf-8") + b"\0")
+    for name in feature_names(conn):
+        h.update(name.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
 def data_fingerprint(conn: apsw.Connection) -> str:
     """sha256 over the feature names (in idx order, each + newline), then for every client in id order
     its id (int64 little-endian) and its x blob."""

@@ -33,6 +33,7 @@ import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from app.data.features import quote_ident, read_sql
+from app.db import connect
 from app.options import db_option
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
@@ -370,13 +371,16 @@ def building_database(db_path: Path) -> Iterator[apsw.Connection]:
         raise
 
 
-def write_meta(conn: apsw.Connection, source: str, fingerprint: str) -> None:
+def write_meta(conn: apsw.Connection, source: str, fingerprint: str, feature_sql: str) -> None:
+    from app.data.features import schema_fingerprint
+
     conn.execute("DELETE FROM meta")
     conn.executemany(
         "INSERT INTO meta(key, value) VALUES (?, ?)",
         [
             ("source", source),
             ("data_fingerprint", fingerprint),
+            ("schema_fingerprint", schema_fingerprint(conn, source, feature_sql)),
             ("ingested_at", datetime.now(UTC).isoformat(timespec="seconds")),
         ],
     )
@@ -384,7 +388,7 @@ def write_meta(conn: apsw.Connection, source: str, fingerprint: str) -> None:
 
 def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
     """Import the eight Home Credit CSVs from `data_dir` and build features into `db_path`."""
-    from app.data.features import build_features, data_fingerprint
+    from app.data.features import build_features, data_fingerprint, home_credit_feature_sql
 
     data_dir, db_path = Path(data_dir), Path(db_path)
     if not data_dir.is_dir():
@@ -416,7 +420,7 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
         conn.execute("BEGIN")
         conn.execute("INSERT INTO labels(client_id, target) SELECT SK_ID_CURR, TARGET FROM application_train")
         build_features(conn, progress=progress)
-        write_meta(conn, "home-credit", data_fingerprint(conn))
+        write_meta(conn, "home-credit", data_fingerprint(conn), home_credit_feature_sql())
         conn.execute("COMMIT")
 
 
@@ -444,7 +448,7 @@ def ingest_command(data_dir: Path | None, progress: bool, db: str | None) -> Non
     data_dir = data_dir or Path(settings.data_dir)
     with echo_warnings():
         ingest(data_dir, settings.db_path, progress=progress)
-    conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(settings.db_path, readonly=True)
     try:
         n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()
     finally:

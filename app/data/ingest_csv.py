@@ -291,7 +291,7 @@ def ingest_csv(
             "INSERT INTO labels(client_id, target) SELECT client_id, target FROM csv_data WHERE target IS NOT NULL"
         )
         names = write_feature_rows(conn, feature_sql, progress=progress, total=len(ids))
-        write_meta(conn, f"csv:{label}", data_fingerprint(conn))
+        write_meta(conn, f"csv:{label}", data_fingerprint(conn), feature_sql)
         conn.executemany(
             "INSERT INTO meta(key, value) VALUES (?, ?)",
             [

@@ -296,6 +296,9 @@ static double credit_link(double raw) {
 CREDIT_EXPORT int32_t credit_num_features(void) { return CREDIT_NF; }
 CREDIT_EXPORT const char *credit_model_id(void) { return credit_id_str; }
 CREDIT_EXPORT double credit_threshold(void) { return %(threshold)s; }
+CREDIT_EXPORT const char *credit_manifest_sha256(void) { return "%(manifest_sha256)s"; }
+/* The decision rule (app/bundle.py `refuses` is the same rule in Python; a test proves they agree). */
+CREDIT_EXPORT int credit_refuses(double p, double threshold) { return p >= threshold; }
 
 CREDIT_EXPORT double credit_predict_row(const float *x) {
   double acc[1] = {0.0};
@@ -337,6 +340,7 @@ def generate_units(
     *,
     model_id: str,
     threshold: float,
+    manifest_sha256: str = "",
     block: int = DEFAULT_BLOCK,
     model_text: str | None = None,
     use_tables: bool = True,
@@ -424,6 +428,7 @@ def generate_units(
         "row_fn": "credit_row_tables(x, acc)" if row_path == "tables" else "credit_rows(x, 1, acc)",
         "sigmoid": c_double(sigmoid),
         "threshold": c_double(float(threshold)),
+        "manifest_sha256": manifest_sha256,
     }
     tables = [
         f"static const credit_node NODES[{max(len(table_nodes), 1)}] = {{",

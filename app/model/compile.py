@@ -15,7 +15,6 @@ import _ctypes
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import click
 import numpy as np
 
+from app.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen
 from app.options import model_option
@@ -189,18 +189,16 @@ def compile_model(
     model_dir = Path(model_dir)
     cc = cc or DEFAULT_CC
     flags = tuple(flags) if flags is not None else DEFAULT_FLAGS
-    manifest_path = model_dir / "manifest.json"
-    model_path = model_dir / "model.txt"
+    manifest_path = model_dir / MANIFEST
+    model_path = model_dir / MODEL_TEXT
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        model_bytes = model_path.read_bytes()
-    except FileNotFoundError as exc:
-        raise CompileError(f"{exc.filename}: not found; run `credit train --model {model_dir}` first") from None
-    model_id = hashlib.sha256(model_bytes).hexdigest()
-    if manifest.get("model_id") != model_id:
-        raise CompileError(
-            f"{model_path}: sha256 {model_id} does not match manifest model_id {manifest.get('model_id')}"
-        )
+        typed, manifest = read_manifest(model_dir)
+        model_bytes = read_model_text(model_dir, typed.model_id)
+    except ModelError as exc:
+        raise CompileError(str(exc)) from None
+    if model_bytes is None:
+        raise CompileError(f"{model_path}: not found; run `credit train --model {model_dir}` first")
+    model_id = typed.model_id
     n_features = len(manifest["features"])
     build = model_dir / "build"
     build.mkdir(parents=True, exist_ok=True)
@@ -231,6 +229,7 @@ def compile_model(
         dump,
         model_id=model_id,
         threshold=float(manifest["threshold"]),
+        manifest_sha256=manifest_digest(manifest),
         block=block,
         row_path=row_path,
         model_text=model_bytes.decode("utf-8"),
@@ -342,5 +341,5 @@ def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold
         "n_features": len(names),
         "threshold": threshold,
     }
-    atomic_write_json(model_dir / "manifest.json", manifest)
+    atomic_write_json(model_dir / MANIFEST, manifest)
     return model_dir

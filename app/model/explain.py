@@ -21,6 +21,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from app.bundle import decide
+from app.db import connect
 from app.model.labels import label, label_for, reason_sentence
 from app.options import db_option, model_option
 
@@ -29,8 +31,7 @@ class ExplainError(ValueError):
     pass
 
 
-_CACHE: dict[tuple[str, int, int], Explainer] = {}
-_BY_MODEL_ID: dict[str, Explainer] = {}
+_CACHE: dict[tuple[str, str], Explainer] = {}
 _LOCK = threading.Lock()
 
 
@@ -64,66 +65,60 @@ class Explainer:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model_dir: str | Path) -> Explainer:
-        """Load (or reuse) the explainer of the model in `model_dir`; cached per model_id."""
-        model_dir = Path(model_dir)
-        manifest_path = model_dir / "manifest.json"
+        """The explainer of the verified model in `model_dir` (app.bundle.ModelBundle.load)."""
+        from app.bundle import ModelBundle, ModelError
+
         try:
-            st = manifest_path.stat()
-        except FileNotFoundError:
-            raise ExplainError(f"{manifest_path}: no model manifest (run `credit train` first)") from None
-        key = (str(manifest_path.resolve()), st.st_mtime_ns, st.st_size)
-        with _LOCK:
-            hit = _CACHE.get(key)
-            if hit is not None:
-                return hit
-        manifest = json.loads(manifest_path.read_text())
-        model_id = manifest.get("model_id", "")
-        with _LOCK:
-            hit = _BY_MODEL_ID.get(model_id) if model_id else None
-            if hit is not None:
-                _CACHE[key] = hit
-                return hit
-        explainer = cls._build(model_dir, manifest)
-        with _LOCK:
-            _CACHE[key] = explainer
-            if model_id:
-                _BY_MODEL_ID[model_id] = explainer
-        return explainer
+            bundle = ModelBundle.load(model_dir, require_text=True)
+        except ModelError as exc:
+            raise ExplainError(str(exc)) from None
+        return cls.from_bundle(bundle)
 
     @classmethod
-    def _build(cls, model_dir: Path, manifest: dict) -> Explainer:
+    def from_bundle(cls, bundle) -> Explainer:
+        """Load (or reuse) the explainer of a verified bundle; cached per (model id, manifest digest)."""
+        key = (bundle.model_id, bundle.digest)
+        with _LOCK:
+            hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+        explainer = cls._build(bundle)
+        with _LOCK:
+            return _CACHE.setdefault(key, explainer)
+
+    @classmethod
+    def _build(cls, bundle) -> Explainer:
         import lightgbm as lgb
 
-        model_txt = model_dir / "model.txt"
-        if not model_txt.exists():
-            raise ExplainError(f"{model_txt}: model file not found")
-        booster = lgb.Booster(model_file=str(model_txt))
-        names = list(manifest["features"])
+        from app.bundle import ModelError
+
+        try:
+            text = bundle.model_text()  # re-checked against the model id
+        except ModelError as exc:
+            raise ExplainError(str(exc)) from None
+        booster = lgb.Booster(model_str=text)
+        names = bundle.feature_names
         if booster.num_feature() != len(names):
-            raise ExplainError(f"{model_txt}: model has {booster.num_feature()} features, manifest lists {len(names)}")
-        typical, binary = cls._typical_values(model_dir, manifest, len(names))
-        explainer = cls(booster, manifest, model_dir, typical)
+            raise ExplainError(f"model.txt has {booster.num_feature()} features, manifest lists {len(names)}")
+        typical, binary = cls._typical_values(bundle)
+        explainer = cls(booster, bundle.raw_manifest, bundle.model_dir, typical)
         explainer.units = ["flag" if b else label_for(n).unit for n, b in zip(names, binary, strict=True)]
         return explainer
 
     @staticmethod
-    def _typical_values(model_dir: Path, manifest: dict, p: int) -> tuple[np.ndarray, np.ndarray]:
+    def _typical_values(bundle) -> tuple[np.ndarray, np.ndarray]:
         """(median of each feature over reference rows scored below the threshold (accepted),
         whether each column only holds 0/1 in the reference sample)."""
-        ref = manifest.get("reference") or {}
-        ref_file = model_dir / ref.get("file", "reference.npy")
-        scores_file = model_dir / ref.get("scores_file", "reference_scores.npy")
+        p = bundle.n_features
         nothing = (np.full(p, np.nan), np.zeros(p, dtype=bool))
-        if not ref_file.exists():
-            return nothing
-        X = np.load(ref_file, allow_pickle=False)
-        if X.ndim != 2 or X.shape[1] != p:
+        X = bundle.reference_rows()
+        if X is None or X.ndim != 2 or X.shape[1] != p:
             return nothing
         finite = np.where(np.isnan(X), 0, X)
         binary = np.all((finite == 0) | (finite == 1), axis=0) & np.any(finite == 1, axis=0)
-        if scores_file.exists():
-            scores = np.load(scores_file, allow_pickle=False)
-            accepted = X[scores < float(manifest.get("threshold", 0.5))]
+        scores = bundle.reference_scores()
+        if scores is not None and len(scores) == len(X):
+            accepted = X[~bundle.refuses(scores)]
             if len(accepted):
                 X = accepted
         with np.errstate(all="ignore"):
@@ -206,7 +201,7 @@ class Explainer:
             "margin": margin,
             "probability": probability,
             "threshold": self.threshold,
-            "decision": "refuse" if probability >= self.threshold else "accept",
+            "decision": decide(probability, self.threshold),
             "contributions": contributions,
             "reasons": reasons,
         }
@@ -259,7 +254,6 @@ def _check_feature_names(conn, explainer: Explainer) -> None:
 @model_option
 def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, db, model_dir) -> None:
     """Explain one client's score: SHAP contributions and the main reasons for refusal."""
-    import apsw
 
     from app.config import load_settings
 
@@ -271,7 +265,7 @@ def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, d
         explainer = Explainer.load(settings.model_path)
     except ExplainError as e:
         raise click.ClickException(str(e)) from None
-    conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(settings.db_path, readonly=True)
     try:
         _check_feature_names(conn, explainer)
         try:

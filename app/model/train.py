@@ -26,6 +26,7 @@ import click
 import numpy as np
 
 from app import __version__
+from app.db import connect
 from app.files import atomic_write_bytes, atomic_write_json
 from app.options import db_option, model_option
 
@@ -272,6 +273,8 @@ def train_arrays(
     quick: bool = False,
     progress: bool = True,
     data_fingerprint: str | None = None,
+    data_source: str | None = None,
+    schema_fingerprint: str | None = None,
     strategies: tuple[str, ...] = IMBALANCE_STRATEGIES,
     num_threads: int = 1,
     max_rounds: int | None = None,
@@ -362,6 +365,8 @@ def train_arrays(
         "baselines": baselines,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data_fingerprint": data_fingerprint or fingerprint_arrays(X, names),
+        "data_source": data_source,
+        "schema_fingerprint": schema_fingerprint,
         "versions": {
             "lightgbm": lgb.__version__,
             "numpy": np.__version__,
@@ -402,14 +407,6 @@ def _lgb_names(names: list[str]) -> list[str]:
     return ["".join("_" if ch in bad or ch.isspace() else ch for ch in n) for n in names]
 
 
-def read_fingerprint(conn: Any) -> str | None:
-    try:
-        rows = list(conn.execute("SELECT value FROM meta WHERE key = 'data_fingerprint'"))
-    except Exception:
-        return None
-    return str(rows[0][0]) if rows else None
-
-
 def train(
     db_path: Path | str,
     model_dir: Path | str,
@@ -422,18 +419,18 @@ def train(
     progress: bool = True,
 ) -> dict:
     """Train from the database's labelled clients (app.data.features.load_matrix)."""
-    import apsw
 
     from app.data.features import load_matrix
+    from app.db import read_meta
 
     db_path = Path(db_path)
     if not db_path.is_file():
         raise FileNotFoundError(f"{db_path}: database not found; run `credit ingest` first")
-    conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = connect(db_path, readonly=True)
     try:
         t0 = time.perf_counter()
         _ids, X, y, names = load_matrix(conn, labelled_only=True)
-        fingerprint = read_fingerprint(conn)
+        meta = read_meta(conn)
     finally:
         conn.close()
     _say(progress, f"loaded {X.shape[0]} x {X.shape[1]} features from {db_path} in {time.perf_counter() - t0:.1f} s")
@@ -450,7 +447,9 @@ def train(
         folds=folds,
         quick=quick,
         progress=progress,
-        data_fingerprint=fingerprint,
+        data_fingerprint=meta.get("data_fingerprint"),
+        data_source=meta.get("source"),
+        schema_fingerprint=meta.get("schema_fingerprint"),
     )
 
 

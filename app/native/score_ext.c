@@ -9,7 +9,7 @@
 **   score(client_id)    REAL probability for features.x of that client;
 **                       NULL for an unknown client or a NULL argument;
 **                       error for a TEXT / REAL / BLOB argument.
-**   decision(client_id) 'accept' | 'refuse' (refuse when p >= threshold).
+**   decision(client_id) 'accept' | 'refuse' (credit_refuses: refuse when p >= threshold).
 **   score_features(x)   probability for a float32 feature BLOB.
 **   model_id()          credit_model_id() of the library this connection loaded.
 **   model_threshold()   credit_threshold().
@@ -55,6 +55,8 @@ CREDIT_ABI int32_t credit_num_features(void);
 CREDIT_ABI double credit_predict_row(const float *x);
 CREDIT_ABI const char *credit_model_id(void);
 CREDIT_ABI double credit_threshold(void);
+CREDIT_ABI const char *credit_manifest_sha256(void);
+CREDIT_ABI int credit_refuses(double p, double threshold);
 
 typedef struct ScoreCtx {
   sqlite3 *db;
@@ -367,7 +369,7 @@ static void fn_decision(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   double p;
   if (score_client(ctx, argv[0], "decision(client_id)", &p) == 1) {
     ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
-    sqlite3_result_text(ctx, p >= c->threshold ? "refuse" : "accept", -1, SQLITE_STATIC);
+    sqlite3_result_text(ctx, credit_refuses(p, c->threshold) ? "refuse" : "accept", -1, SQLITE_STATIC);
   }
 }
 
@@ -416,7 +418,8 @@ __attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char 
   int n = credit_num_features();
   const char *mid = credit_model_id();
   double thr = credit_threshold();
-  if (n <= 0 || n > (1 << 20) || !mid || !(thr >= 0.0 && thr <= 1.0)) {
+  const char *manifest_sha = credit_manifest_sha256();
+  if (n <= 0 || n > (1 << 20) || !mid || !manifest_sha || !(thr >= 0.0 && thr <= 1.0)) {
     *pzErrMsg = sqlite3_mprintf("score extension: invalid model library (n_features=%d, threshold=%f)", n, thr);
     return SQLITE_ERROR;
   }

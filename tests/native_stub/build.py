@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.bundle import manifest_digest
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 NATIVE_DIR = ROOT / "app" / "native"
@@ -53,17 +55,6 @@ def build_stub_model(
     model_id = model_id_for(bias, threshold)
     so_name = f"model-{model_id[:12]}.so"
     tmp = model_dir / f".{so_name}.tmp"
-    sources = [STUB_C, *sorted(NATIVE_DIR.glob("*.c"))]
-    # Same shape of command as app/model/compile.py (no -Bsymbolic, default visibility): the
-    # worst case for two model libraries loaded in one process.
-    cmd = [
-        cc, "-shared", "-fPIC", "-std=gnu11", "-O2", "-Wall", "-Werror", *extra_flags,
-        f'-DSTUB_MODEL_ID="{model_id}"', f"-DSTUB_BIAS={bias!r}", f"-DSTUB_THRESHOLD={threshold!r}",
-        f"-I{NATIVE_DIR}", "-o", str(tmp), *map(str, sources), "-lm",
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    os.replace(tmp, model_dir / so_name)
-    digest = hashlib.sha256((model_dir / so_name).read_bytes()).hexdigest()
     manifest = {
         "model_id": model_id,
         "app_version": "test",
@@ -71,8 +62,20 @@ def build_stub_model(
         "n_features": len(FEATURES),
         "threshold": threshold,
         "costs": {"fn": 10.0, "fp": 1.0},
-        "library": {"file": so_name, "sha256": digest, "compiler": cc, "flags": " ".join(extra_flags)},
     }
+    sources = [STUB_C, *sorted(NATIVE_DIR.glob("*.c"))]
+    # Same shape of command as app/model/compile.py (no -Bsymbolic, default visibility): the
+    # worst case for two model libraries loaded in one process.
+    cmd = [
+        cc, "-shared", "-fPIC", "-std=gnu11", "-O2", "-Wall", "-Werror", *extra_flags,
+        f'-DSTUB_MODEL_ID="{model_id}"', f"-DSTUB_BIAS={bias!r}", f"-DSTUB_THRESHOLD={threshold!r}",
+        f'-DSTUB_MANIFEST_SHA256="{manifest_digest(manifest)}"',
+        f"-I{NATIVE_DIR}", "-o", str(tmp), *map(str, sources), "-lm",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    os.replace(tmp, model_dir / so_name)
+    digest = hashlib.sha256((model_dir / so_name).read_bytes()).hexdigest()
+    manifest["library"] = {"file": so_name, "sha256": digest, "compiler": cc, "flags": " ".join(extra_flags)}
     (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     link_tmp = model_dir / ".score.so.tmp"
     link_tmp.unlink(missing_ok=True)

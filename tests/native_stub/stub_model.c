@@ -11,6 +11,9 @@
 #ifndef STUB_MODEL_ID
 #define STUB_MODEL_ID "0000000000000000000000000000000000000000000000000000000000000000"
 #endif
+#ifndef STUB_MANIFEST_SHA256
+#define STUB_MANIFEST_SHA256 ""
+#endif
 #ifndef STUB_BIAS
 #define STUB_BIAS -1.0
 #endif
@@ -47,3 +50,7 @@ void credit_predict_batch(const float *x, int64_t n, double *out) {
 const char *credit_model_id(void) { return STUB_MODEL_ID; }
 
 double credit_threshold(void) { return STUB_THRESHOLD; }
+
+const char *credit_manifest_sha256(void) { return STUB_MANIFEST_SHA256; }
+
+int credit_refuses(double p, double threshold) { return p >= threshold; }
