@@ -551,4 +551,6 @@ def score_batch_command(
     if result.failed:
         for name, err in result.failed:
             click.echo(f"FAILED {name}: {err}", err=True)
-        raise click.ClickException(f"{len(result.failed)} partition(s) failed: {', '.join(n for n, _ in result.failed)}")
+        raise click.ClickException(
+            f"{len(result.failed)} partition(s) failed: {', '.join(n for n, _ in result.failed)}"
+        )

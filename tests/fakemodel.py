@@ -9,8 +9,8 @@ that follows docs/contracts.md.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
