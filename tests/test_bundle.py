@@ -27,7 +27,7 @@ MODELS = Path(__file__).parent / "models"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("bundle") / "model"
-    fm.make_model_dir(d, p=8, n=1500, n_trees=12)
+    fm.make_model_dir(d, p=16, n=1500, n_trees=12)
     return d
 
 
