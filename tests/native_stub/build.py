@@ -103,7 +103,9 @@ def make_features_db(db_path: Path, *, n_clients: int = 200, seed: int = 0) -> t
         conn.execute(
             "CREATE TABLE features(client_id INTEGER PRIMARY KEY, x BLOB NOT NULL);"
             "CREATE TABLE clients(client_id INTEGER PRIMARY KEY, split TEXT NOT NULL);"
+            "CREATE TABLE feature_names(idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
         )
+        conn.executemany("INSERT INTO feature_names VALUES (?, ?)", list(enumerate(FEATURES)))
         conn.executemany(
             "INSERT INTO features VALUES (?, ?)", [(int(i), X[k].astype("<f4").tobytes()) for k, i in enumerate(ids)]
         )
