@@ -58,6 +58,11 @@ class KeyRing:
     def __init__(self, keys: list[tuple[bytes, str]]):
         self._keys = list(keys)
 
+    @classmethod
+    def from_settings(cls, settings) -> KeyRing:
+        """The keys of `settings` (CREDIT_API_KEYS, else the keys file): the one way keys are read."""
+        return cls(load_keys(settings.api_keys, settings.keys_file))
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -84,3 +89,13 @@ class KeyRing:
             if r == role:
                 return key.decode()
         return None
+
+    def client_key(self, preferred: str = "", role: str = "admin") -> str | None:
+        """The key a client of the API presents: `preferred` (CREDIT_UI_KEY) if set, else the first key
+        with `role`, else the first key (None when there are none)."""
+        if preferred:
+            return preferred
+        key = self.first_with_role(role)
+        if key is None and self._keys:
+            key = self._keys[0][0].decode()
+        return key

@@ -31,8 +31,9 @@ import urllib.request
 from pathlib import Path
 
 import click
+import msgspec
 
-from app.config import SETTINGS_DOC, Settings, load_settings
+from app.config import Settings, load_settings
 from app.data import KAGGLE_FILES
 from app.db import connect
 from app.options import db_option, model_option
@@ -152,17 +153,14 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
 
 def ensure_keys(settings: Settings) -> tuple[str, str, str]:
     """(officer key, admin key, where they come from). Writes the keys file (0600) when needed."""
-    from app.auth import parse_keys
+    from app.auth import KeyRing
 
+    ring = KeyRing.from_settings(settings)
     if settings.api_keys.strip():
-        keys = parse_keys(settings.api_keys)
         source = "CREDIT_API_KEYS"
     else:
         path = Path(settings.keys_file)
-        keys = []
-        if path.is_file():
-            keys = parse_keys(path.read_text(), source=str(path))
-        if not any(r == "officer" for _k, r in keys) or not any(r == "admin" for _k, r in keys):
+        if ring.first_with_role("officer") is None or ring.first_with_role("admin") is None:
             officer, admin = "off-" + secrets.token_urlsafe(24), "adm-" + secrets.token_urlsafe(24)
             text = f"# demo API keys written by `credit demo`; keep private\n{officer}:officer\n{admin}:admin\n"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,11 +170,10 @@ def ensure_keys(settings: Settings) -> tuple[str, str, str]:
                 os.fchmod(fh.fileno(), 0o600)
                 fh.write(text)
             os.replace(tmp, path)
-            keys = parse_keys(text)
+            ring = KeyRing.from_settings(settings)
         os.chmod(path, 0o600)
         source = str(path)
-    officer = next((k.decode() for k, r in keys if r == "officer"), None)
-    admin = next((k.decode() for k, r in keys if r == "admin"), None)
+    officer, admin = ring.first_with_role("officer"), ring.first_with_role("admin")
     if admin is None:
         raise click.ClickException(f"{source} has no admin key")
     return officer or admin, admin, source
@@ -206,22 +203,15 @@ def _credit_cmd() -> str:
 
 
 def child_env(settings: Settings, officer: str, admin: str, key_source: str) -> dict[str, str]:
-    env = dict(os.environ)
     values = {
         "db": str(settings.db_path.resolve()),
         "model_dir": str(settings.model_path.resolve()),
-        "host": settings.host,
-        "port": str(settings.port),
-        "ui_port": str(settings.ui_port),
         "api_url": f"http://{_client_host(settings.host)}:{settings.port}",
         "ui_key": settings.ui_key or admin,
     }
     if key_source != "CREDIT_API_KEYS":
         values["api_keys"] = f"{officer}:officer,{admin}:admin"
-    var = {name: v for name, v, _d, _h in SETTINGS_DOC}
-    for name, value in values.items():
-        env[var[name]] = value
-    return env
+    return {**os.environ, **msgspec.structs.replace(settings, **values).to_env()}
 
 
 def _client_host(host: str) -> str:

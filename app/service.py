@@ -26,7 +26,7 @@ from litestar import Request
 
 from app import predlog
 from app import schemas as s
-from app.auth import KeyRing, load_keys
+from app.auth import KeyRing
 from app.bundle import DataMismatchError, ModelBundle
 from app.config import Settings
 from app.db import connect
@@ -49,7 +49,7 @@ class Service:
         self.settings = settings
         self.db_path = Path(settings.db)
         self.model_dir = Path(settings.model_dir)
-        self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
+        self.ring = KeyRing.from_settings(settings)
         self.local = threading.local()
         self.lock = threading.Lock()
         self.conns: list[Any] = []

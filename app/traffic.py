@@ -191,18 +191,12 @@ def load_clients(conn, n: int, seed: int | None) -> tuple[np.ndarray, np.ndarray
 
 def default_key(settings) -> str | None:
     """CREDIT_UI_KEY, else the first admin key of CREDIT_API_KEYS / the keys file, else the first key."""
-    if settings.ui_key:
-        return settings.ui_key
-    from app.auth import KeyConfigError, load_keys
+    from app.auth import KeyConfigError, KeyRing
 
     try:
-        keys = load_keys(settings.api_keys, settings.keys_file)
+        return KeyRing.from_settings(settings).client_key(settings.ui_key, "admin")
     except KeyConfigError as e:
         raise TrafficError(str(e)) from None
-    for key, role in keys:
-        if role == "admin":
-            return key.decode()
-    return keys[0][0].decode() if keys else None
 
 
 async def _replay(api: str, key: str | None, bodies: list[bytes], concurrency: int, timeout: float) -> dict:
