@@ -12,6 +12,11 @@ one. After DRAIN_SECONDS, or as soon as no connection is left, uvicorn's own gra
 Without the draining phase uvicorn closes idle keep-alive connections immediately, and a request the
 client had just written on one of them is lost unanswered.
 
+Hostile and slow clients (app.httpguard): request line + headers at most 16 KiB and 100 headers (431), URL
+at most 8 KiB (414), headers complete within 10 s (else the connection is closed), 1024 connections per
+worker (503 beyond), keep-alive connections closed after 5 idle seconds; protocol errors answer 400 in the
+API's JSON error shape.
+
 With `--workers N` the parent binds the socket, runs N worker processes that share it, replaces a worker
 that dies, and forwards SIGTERM/SIGINT to all of them.
 """
@@ -32,9 +37,11 @@ import click
 import uvicorn
 
 from app.config import SETTINGS_DOC, load_settings
+from app.httpguard import GuardedHttpToolsProtocol
 from app.options import db_option, log_db_option, model_option
 
 GRACEFUL_SECONDS = 30
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this (uvicorn's own timer)
 DRAIN_SECONDS = 2.0
 
 log = logging.getLogger("uvicorn.error")
@@ -176,6 +183,8 @@ def serve_command(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        http=GuardedHttpToolsProtocol,  # header caps -> 431, header deadline, connection cap (app.httpguard)
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_level="info",
         lifespan="on",
     )
