@@ -330,6 +330,10 @@ def decode(body: bytes, kind: type[Any]) -> Any:
         raise ApiError(400, f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec checks UTF-8 only when it builds a str
+        raise ApiError(400, "request body is not valid UTF-8", {"byte_offset": exc.start}) from None
+    except RecursionError:  # msgspec's own depth limit (about 1,000 levels)
+        raise ApiError(400, "JSON nested too deeply") from None
 
 
 def finite(p: float) -> float:

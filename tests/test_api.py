@@ -61,7 +61,10 @@ def log_rows(db, where: str = "", args: tuple = ()) -> list[tuple]:
 
 def test_healthz_and_readyz(http, data):
     assert http.get("/healthz").json() == {"status": "ok"}
-    r = http.get("/readyz")
+    r = http.get("/readyz")  # without an admin key: status and checks, no model identity
+    assert r.status_code == 200
+    assert r.json()["model_id"] is None and set(r.json()["checks"].values()) == {"ok"}
+    r = http.get("/readyz", headers=ADMIN)
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ready"

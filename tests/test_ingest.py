@@ -107,6 +107,19 @@ def test_unparseable_value_names_file_line_column(tiny, tmp_path):
     assert err.message == "bureau.csv line 3 column AMT_CREDIT_SUM: cannot parse 'abc' as a number"
 
 
+@pytest.mark.parametrize("text", ["inf", "-Infinity", "1e400", "9" * 400, "1e39", "NaN"])
+def test_non_finite_number_names_file_line_column(tiny, tmp_path, text):
+    path = tiny / "bureau.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace(",3000.0,", f",{text},")
+    path.write_text("".join(lines))
+    if text == "NaN":  # a missing value, as everywhere else
+        ingest(tiny, tmp_path / "c.db", progress=False)
+        return
+    err = run_failing(tiny, tmp_path / "c.db", "not a finite number")
+    assert err.message.startswith("bureau.csv line 3 column AMT_CREDIT_SUM: "), err.message
+
+
 def test_bad_integer(tiny, tmp_path):
     path = tiny / "installments_payments.csv"
     path.write_text(path.read_text().replace("100001,1.0,2,", "100001,1.0,2.5,"))

@@ -235,8 +235,11 @@ def test_broken_model_starts_but_is_not_ready_and_never_scores(pipeline, tmp_pat
     CORRUPTIONS[corruption](data.model_dir)
     with ApiServer(data.db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
         before = db_state(data.db)
-        ready = assert_error(http.get("/readyz"), 503)
+        ready = assert_error(http.get("/readyz", headers=ADMIN), 503)
         assert ready["error"].startswith("not ready") and len(ready["error"]) > len("not ready: "), ready
+        public = assert_error(http.get("/readyz", headers={"Authorization": ""}), 503)  # no key: a reason code only
+        assert public["error"] == "not ready" and public["detail"]["reason"] != "not_ready", public
+        assert str(data.root) not in json.dumps(public)
         assert_error(http.get(f"/clients/{cid}/score"), 503)
         assert_error(http.post("/score", json={"features": {names[0]: 1.0, names[1]: 2.0}}), 503)
         assert_error(http.post("/score/batch", json={"client_ids": [cid]}), 503)

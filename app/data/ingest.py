@@ -221,6 +221,22 @@ def iter_batches(
         raise explain_arrow_error(exc, path, label, header, block_size) from None
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # features are stored as float32: a larger number would become infinite
+
+
+def first_non_finite(arr: pa.Array | pa.ChunkedArray) -> int | None:
+    """Index of the first value that is infinite or beyond float32 (NaN/null are missing values), or None."""
+    if not pa.types.is_floating(arr.type):
+        return None
+    bad = pc.fill_null(pc.greater(pc.abs(arr), pa.scalar(FLOAT32_MAX, arr.type)), False)
+    if not pc.any(bad).as_py():
+        return None
+    return pc.index(bad, True).as_py()
+
+
+NON_FINITE = "is not a finite number within float32 range (inf, -Infinity, 1e400 and longer numbers are refused)"
+
+
 def batch_rows(batch: pa.RecordBatch, dtypes: list[str]) -> Iterator[tuple]:
     """Python rows for executemany. Numbers go through numpy (fast); NaN binds as SQL NULL."""
     cols = []
@@ -284,6 +300,11 @@ def load_table(
                 if arr.null_count:
                     first = pc.index(pc.is_null(arr), True).as_py()
                     raise IngestError(f"{label} line {rows + first + 2} column {c}: the key is empty")
+            for i, (c, _t) in enumerate(columns):
+                first = first_non_finite(batch.column(i))
+                if first is not None:
+                    value = batch.column(i)[first].as_py()
+                    raise IngestError(f"{label} line {rows + first + 2} column {c}: {value!r} {NON_FINITE}")
             conn.executemany(insert, batch_rows(batch, dtypes))
             rows += batch.num_rows
             bar.update(min(BLOCK_SIZE, bar.total - bar.n))  # one batch ~ one block of the file

@@ -29,21 +29,25 @@ import pyarrow.csv as pacsv
 
 from app.data.features import quote_ident
 from app.data.ingest import (
+    NON_FINITE,
     IngestError,
     IngestWarning,
     building_database,
     echo_warnings,
     explain_arrow_error,
+    first_non_finite,
     read_header,
     write_meta,
 )
 from app.options import db_option, log_db_option
+from app.schemas import MAX_ID
 
 BLOCK_SIZE = 32 << 20  # longest row accepted
 MAX_LEVEL_CHARS = 64
 MAX_RANK = 255
 MAX_FEATURES = 1900  # SQLite allows 2000 columns in a result
 GOOD_BAD = {"good", "bad"}
+MIN_LABELLED = 3  # labelled rows, with both classes present
 
 
 class _Names:
@@ -138,8 +142,12 @@ def _ids(table: pa.Table, id_col: str | None, label: str) -> list[int]:
         shown = "an empty value" if v is None else repr(v[:60])
         raise IngestError(f"{label} line {line} column {id_col}: the id must be an integer, got {shown}")
     ids = [int(v) for v in values]
-    if any(not -(2**63) <= i < 2**63 for i in ids):
-        raise IngestError(f"{label} column {id_col}: id out of the 64-bit range")
+    line = _first_bad_line(ids, lambda i: 1 <= i <= MAX_ID)
+    if line > 0:
+        raise IngestError(
+            f"{label} line {line} column {id_col}: id {values[line - 2][:40]} is outside 1 .. 2**53 "
+            "(the API could never serve it)"
+        )
     seen: dict[int, int] = {}
     for i, v in enumerate(ids):
         if v in seen:
@@ -161,7 +169,9 @@ def _targets(table: pa.Table, target_col: str, positive: str | None, label: str)
         except ValueError:
             break
     if positive is None and len(numeric) == len(levels) and set(numeric.values()) <= {0.0, 1.0}:
-        return [None if v is None else int(numeric[v.lower()]) for v in values], "target 1 = '1'"
+        return _enough([None if v is None else int(numeric[v.lower()]) for v in values], target_col, label), (
+            "target 1 = '1'"
+        )
     if len(levels) > 2:
         shown = ", ".join(repr(v[:30]) for v in levels[:10]) + (", ..." if len(levels) > 10 else "")
         raise IngestError(
@@ -180,7 +190,23 @@ def _targets(table: pa.Table, target_col: str, positive: str | None, label: str)
     if match not in levels:
         shown = " / ".join(repr(v) for v in levels)
         raise IngestError(f"{label} column {target_col}: --positive {positive!r} is not one of the labels {shown}")
-    return [None if v is None else int(v.lower() == match) for v in values], f"target 1 = {match!r}"
+    return _enough([None if v is None else int(v.lower() == match) for v in values], target_col, label), (
+        f"target 1 = {match!r}"
+    )
+
+
+def _enough(targets: list[int | None], target_col: str, label: str) -> list[int | None]:
+    """Refuse a target a model cannot learn from: fewer than MIN_LABELLED labelled rows, or a single class."""
+    labelled = [t for t in targets if t is not None]
+    if len(labelled) < MIN_LABELLED:
+        raise IngestError(
+            f"{label} column {target_col}: {len(labelled)} labelled row(s); at least {MIN_LABELLED} are needed"
+        )
+    if len(set(labelled)) < 2:
+        raise IngestError(
+            f"{label} column {target_col}: the target is {labelled[0]} on every labelled row (a constant target)"
+        )
+    return targets
 
 
 def _encode_text(name: str, col: pa.ChunkedArray, max_levels: int, label: str, names: _Names) -> list[str]:
@@ -255,6 +281,12 @@ def ingest_csv(
     taken = {"client_id", "target", "split"}
     sql_names = {c: _unique_name(c, taken) for c in data_cols}
     numbers = {c: _as_numbers(table.column(c)) for c in data_cols}
+    for c, col in numbers.items():
+        first = None if col is None else first_non_finite(col)
+        if first is not None:
+            raise IngestError(
+                f"{label} line {first + 2} column {c}: {table.column(c)[first].as_py()[:60]!r} {NON_FINITE}"
+            )
 
     exprs = []
     namer = _Names()
