@@ -70,6 +70,7 @@ class Service:
         self.explainer: Any = None
         self.writer = predlog.GroupWriter(self.log_db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        self.lib_stamp: tuple[int, ...] | None = None
         try:
             self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
             self.feature_names = list(self.manifest["features"])
@@ -81,6 +82,7 @@ class Service:
                 from app.scoring import CompiledModel
 
                 self.model = CompiledModel.load(self.model_dir)
+                self.lib_stamp = _file_stamp(self.model.so_path)
             except Exception as exc:  # noqa: BLE001
                 self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
 
@@ -126,6 +128,8 @@ class Service:
     # resources
     def require_model(self) -> Any:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if self.model is not None and _file_stamp(self.model.so_path) != self.lib_stamp:
+            self.library_changed()
         if self.model is None:
             raise ApiError(503, "model unavailable", self.model_error)
         reason, checks, at = self.ready
@@ -136,6 +140,32 @@ class Service:
             log.warning("refusing to score, not ready: %s", reason)
             raise ApiError(503, f"not ready: {reason}", {"checks": checks})
         return self.model
+
+    def library_changed(self) -> None:
+        """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
+        (touched, or copied over with the same content) are fine; anything else may already have changed the
+        code mapped into this process, so nothing is scored any more until a restart."""
+        from app.scoring import sha256_file
+
+        model = self.model
+        if model is None:
+            return
+        stamp = _file_stamp(model.so_path)
+        try:
+            same = sha256_file(model.so_path) == model.manifest["library"]["sha256"]
+        except OSError:
+            same = False
+        with self.lock:
+            if same:
+                self.lib_stamp = stamp
+                return
+            self.model = None
+            self.model_error = (
+                f"the loaded model library {model.so_path.name} changed on disk while in use: restart the API "
+                "(`credit compile` installs a new file and never rewrites a loaded one)"
+            )
+        log.error("%s", self.model_error)
+        self.check_ready()
 
     def conn(self, model: bool = True) -> Any:
         """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
@@ -309,6 +339,15 @@ class Service:
             role=getattr(request.state, "role", "unknown"),
             endpoint=endpoint,
         )
+
+
+def _file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is rewritten, replaced or touched: device, inode, size, mtime, ctime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def feature_completeness(x: np.ndarray) -> float:

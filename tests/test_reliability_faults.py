@@ -417,3 +417,50 @@ def test_fifty_app_lifecycles_leak_no_file_descriptors_or_threads(pipeline, tmp_
     print(f"50 lifecycles: fds {fds0} -> {fds1}, threads {threads0} -> {threads1}")
     assert fds1 <= fds0 + 2, (fds0, fds1)
     assert threads1 <= threads0 + 1, (threads0, threads1)
+
+
+# ---- recovery and tampering (issue 18) -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_read_only_store_recovers_at_the_next_readiness_check(pipeline, tmp_path):
+    data = copy_pipeline(pipeline, tmp_path)
+    cid = first_ids(data.db, 1)[0]
+    with tmpfs(f"{data.db.stat().st_size * 2 + (4 << 20)}") as mnt:
+        db = mnt / "credit.db"
+        shutil.copy(data.db, db)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with ApiServer(db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
+            body = assert_error(http.get("/readyz", headers=ADMIN), 503)
+            assert "log" in body["error"], body
+            assert_error(http.get(f"/clients/{cid}/score"), 503)
+            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+            time.sleep(1.1)  # scoring re-runs the checks at most once a second while not ready
+            r = http.get(f"/clients/{cid}/score")
+            assert r.status_code == 200, r.text
+            assert http.get("/readyz").status_code == 200
+            rid = r.json()["request_id"]
+            assert "Traceback" not in api.output()
+        assert rid in log_rows(db)
+
+
+def test_library_rewritten_in_place_stops_scoring_at_once(pipeline, tmp_path):
+    data = copy_pipeline(pipeline, tmp_path)
+    cid = first_ids(data.db, 1)[0]
+    manifest = json.loads((data.model_dir / "manifest.json").read_text())
+    lib = data.model_dir / manifest["library"]["file"]
+    with ApiServer(data.db, data.model_dir) as api, api.client(headers=OFFICER) as http:
+        assert http.get(f"/clients/{cid}/score").status_code == 200
+        os.utime(lib)  # touched, same bytes: still serving
+        assert http.get(f"/clients/{cid}/score").status_code == 200
+        before = db_state(data.db)["log_rows"]
+        with open(lib, "r+b") as fh:  # rewritten in place: same inode, other bytes
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\0" * 64)
+        for _ in range(20):  # not one more score from the changed file
+            assert_error(http.get(f"/clients/{cid}/score"), 503)
+            assert_error(http.post("/score", json={"features": {}}), 503)
+        body = assert_error(http.get("/readyz", headers=ADMIN), 503)
+        assert "changed on disk" in body["error"], body
+        assert db_state(data.db)["log_rows"] == before
+        assert "Traceback" not in api.output()

@@ -16,7 +16,7 @@ import time
 import httpx
 import psutil
 import pytest
-from apiserver import ApiServer
+from apiserver import OFFICER_KEY, ApiServer
 
 from app import httpguard
 
@@ -192,3 +192,18 @@ def test_connections_beyond_the_cap_are_refused_in_the_error_shape(data):
                 sock.close()
         time.sleep(0.5)
         assert httpx.get(api.url + "/healthz").status_code == 200
+
+
+@pytest.mark.slow
+def test_client_disconnect_mid_body_is_not_a_server_error(data):
+    with ApiServer(data.db, data.model_dir) as api:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+                head = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                head += b"Authorization: Bearer " + OFFICER_KEY.encode() + b"\r\nContent-Length: 1000\r\n\r\n"
+                sock.sendall(head + b'{"features"')
+            time.sleep(0.3)
+        assert httpx.get(api.url + "/healthz").status_code == 200
+        time.sleep(0.5)
+        output = api.output()
+    assert "500" not in output and "internal server error" not in output.lower() and "Traceback" not in output, output
