@@ -9,7 +9,8 @@ Design notes (kept short; the README's API section is built from them):
 - State (app.service): settings, keys, model, one apsw connection per thread, the log writer. Scoring
   handlers are light (one SQL statement does lookup + inference) and run on the event loop thread; heavier ones
   (monitoring, population, readiness, explain, drift) run in worker threads.
-- Prediction log (app.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
+- Prediction log (app.predlog): every score served is committed to `prediction_log`, in the operational store
+  (app.store, its own file that re-imports never touch), BEFORE the response is sent
   (a batch is one transaction). Commits are durable (synchronous=FULL) and grouped: one writer thread per process
   commits the rows of all requests waiting at that moment in one transaction. If the log cannot be written, the
   request fails with 503 {"error": "prediction log unavailable"}: the API never answers a score it could not log.
@@ -28,7 +29,7 @@ import math
 import os
 import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import apsw
 import msgspec
@@ -84,6 +85,9 @@ def _on_api_error(_: Request, exc: ApiError) -> Response:
 
 
 def _on_http_exception(_: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500 and exc.detail == "client disconnected prematurely":  # Litestar's words, not ours
+        log.info("client disconnected before sending its whole request body")
+        return _error_response(400, "client disconnected before the end of the request body")
     if exc.status_code >= 500:
         log.error("server error %s: %s", exc.status_code, exc.detail)
         return _error_response(exc.status_code, "internal server error")
@@ -92,6 +96,34 @@ def _on_http_exception(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException):
         error = "invalid request"
     return _error_response(exc.status_code, str(error).lower(), detail, dict(exc.headers or {}) or None)
+
+
+NOT_FOUND_JSON = b'{"error":"not found","detail":null}'
+
+
+def json_not_found_under_schema(app: Any) -> Any:
+    """ASGI middleware: the OpenAPI pages answer an unknown /schema/... path with an HTML 404 of their own; send
+    the one JSON error shape instead (nothing else is changed)."""
+
+    async def middleware(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/schema/"):
+            await app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_json_404(message: dict) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 404:
+                replaced = True
+                headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(NOT_FOUND_JSON))]
+                await send({"type": "http.response.start", "status": 404, "headers": headers})
+                await send({"type": "http.response.body", "body": NOT_FOUND_JSON, "more_body": False})
+            elif not replaced:
+                await send(message)
+
+        await app(scope, receive, send_json_404)
+
+    return middleware
 
 
 def _on_exception(request: Request, exc: Exception) -> Response:
@@ -232,12 +264,20 @@ def create_app(settings: Settings) -> Litestar:
         return s.Health(status="ok")
 
     @get("/readyz", sync_to_thread=True, opt=public, tags=["health"], operation_class=_operation(errors=(503,)))
-    def readyz() -> s.Ready:
-        """Readiness: database opens, model loads (hash checked), feature lists agree, SQL model_id() matches."""
+    def readyz(request: Request) -> s.Ready:
+        """Readiness: database opens, model loads (hash checked), feature lists agree, SQL model_id() matches, the
+        log is writable. With an admin key: the reason in words (file paths included) and the model id; without:
+        the check results and a reason code only (e.g. `features_mismatch`)."""
         reason = svc.check_ready()
         checks = svc.ready[1]
+        admin = svc.ring.role_for(request.headers.get("authorization")) == "admin"
         if reason:
-            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
+            code = next((f"{k}_{v}" for k, v in checks.items() if v != "ok"), "not_ready")
+            if admin:
+                raise ApiError(503, f"not ready: {reason}", {"checks": checks, "reason": code})
+            raise ApiError(503, "not ready", {"checks": checks, "reason": code})
+        if not admin:
+            return s.Ready(status="ready", checks=checks)
         return s.Ready(
             status="ready", model_id=svc.model.model_id, n_features=len(svc.feature_names), checks=checks, reason=None
         )
@@ -463,7 +503,7 @@ def create_app(settings: Settings) -> Litestar:
             if v is not None and not math.isfinite(v):
                 raise ApiError(400, f"{name} must be a finite number of unix seconds")
         try:
-            data = predlog.summary(svc.conn(model=False), since, until)
+            data = predlog.summary(svc.log_conn(), since, until)
         except Exception as exc:
             if isinstance(exc, ApiError):
                 raise
@@ -475,7 +515,7 @@ def create_app(settings: Settings) -> Litestar:
     def monitoring_log(limit: Annotated[int, Parameter(ge=1, le=1000)] = 50) -> s.LogPage:
         """The latest prediction log rows, newest first (feature vectors left out)."""
         try:
-            rows = predlog.latest(svc.conn(model=False), limit)
+            rows = predlog.latest(svc.log_conn(), limit)
         except Exception as exc:
             if isinstance(exc, ApiError):
                 raise
@@ -496,7 +536,7 @@ def create_app(settings: Settings) -> Litestar:
 
         if svc.manifest is None:
             raise ApiError(503, "model unavailable", svc.model_error)
-        conn = svc.conn(model=False)
+        conn = svc.log_conn()
         lo, hi = (0.0 if since is None else since), (math.inf if until is None else until)
         try:
             n = conn.execute("SELECT count(*) FROM prediction_log WHERE ts >= ? AND ts <= ?", (lo, hi)).fetchall()[0][0]
@@ -569,7 +609,7 @@ def create_app(settings: Settings) -> Litestar:
     def explain_client(
         client_id: str,
         top: Annotated[int, Parameter(ge=1, le=50)] = 4,
-        lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
+        lang: Annotated[Literal["fr", "en"], Parameter(description="language of the reasons")] = "fr",
     ) -> dict[str, Any]:
         """SHAP contributions and plain-language reasons for a known client's score."""
         cid = parse_id(client_id)
@@ -579,14 +619,19 @@ def create_app(settings: Settings) -> Litestar:
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
         x = np.frombuffer(rows[0][1], dtype="<f4").copy()
-        return {"client_id": cid, **explainer.explain(x, top=top, lang=lang)}
+        try:
+            return {"client_id": cid, **explainer.explain(x, top=top, lang=lang)}
+        except Exception as exc:  # a stored value the explainer cannot handle: say so, never a 500
+            log.warning("explanation of client %d failed: %s: %s", cid, type(exc).__name__, exc)
+            bad = [svc.feature_names[i] for i in np.flatnonzero(np.isinf(x))][:20]
+            raise ApiError(503, "cannot explain this client's stored features", {"infinite_features": bad}) from exc
 
     @post("/explain", sync_to_thread=True, status_code=200, opt=officer, security=SECURITY, tags=["explanations"],
           operation_class=_operation(errors=(400, 401, 403, 413, 501, 503), body=score_body_schema))  # fmt: skip
     def explain_applicant(
         body: bytes,
         top: Annotated[int, Parameter(ge=1, le=50)] = 4,
-        lang: Annotated[str, Parameter(pattern="^(fr|en)$")] = "fr",
+        lang: Annotated[Literal["fr", "en"], Parameter(description="language of the reasons")] = "fr",
     ) -> dict[str, Any]:
         """SHAP contributions and reasons for an applicant's raw features (same body as POST /score)."""
         req = decode(body, s.ScoreRequest)
@@ -615,6 +660,7 @@ def create_app(settings: Settings) -> Litestar:
             explain_applicant,
         ],
         guards=[auth_guard],
+        middleware=[json_not_found_under_schema],
         exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_exception},
         request_max_body_size=settings.body_max,
         on_startup=[svc.startup],

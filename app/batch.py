@@ -15,9 +15,9 @@ under 5 % of a partition's scoring time, so the simpler, order-safe layout was k
 
 Scoring ships the model with the job: the client reads ``manifest.json`` and the ``.so`` bytes and
 scatters them to the workers; each worker process writes them to its own folder, checks the sha256
-against the manifest (``app.scoring.CompiledModel.load`` refuses a mismatch, since loading a library
+against the manifest (``app.bundle.ModelBundle.load`` refuses a mismatch, since loading a library
 runs its code) and keeps the loaded model in a per-process cache keyed by model id. One task scores
-one whole partition with ``CompiledModel.predict`` and writes ``part-NNNNN.parquet`` (client_id int64,
+one whole partition with ``ModelBundle.predict`` and writes ``part-NNNNN.parquet`` (client_id int64,
 probability float64, decision string, model_id string) to a temporary name, then ``os.replace``.
 
 Reruns are idempotent: a partition is skipped when its output exists, is readable, and its Parquet

@@ -23,7 +23,17 @@ def documented(var: str, help: str) -> msgspec.Meta:
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting: type, default, environment variable and help, in one place."""
 
-    db: Annotated[str, documented("CREDIT_DB", "SQLite database file (raw tables, features, log)")] = "data/credit.db"
+    db: Annotated[
+        str, documented("CREDIT_DB", "SQLite database file (raw tables, features); replaced by each import")
+    ] = "data/credit.db"
+    log_db: Annotated[
+        str,
+        documented(
+            "CREDIT_LOG_DB",
+            "operational store: prediction log and history, kept across imports (empty: beside the database,"
+            " data/credit.db -> data/credit-log.db)",
+        ),
+    ] = ""
     model_dir: Annotated[str, documented("CREDIT_MODEL_DIR", "model folder: model.txt, manifest.json, model.so")] = (
         "compiled"
     )
@@ -67,6 +77,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def db_path(self) -> Path:
         return Path(self.db)
+
+    @property
+    def log_db_path(self) -> Path:
+        """The operational store (app.store): CREDIT_LOG_DB / --log-db, else beside the data database."""
+        from app.store import default_path
+
+        return Path(self.log_db) if self.log_db else default_path(self.db)
 
     @property
     def model_path(self) -> Path:

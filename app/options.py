@@ -25,3 +25,10 @@ allow_other_data_option = click.option(
     help="score a database whose feature schema is not the model's (printed as a warning) "
     "[env CREDIT_ALLOW_OTHER_DATA]",
 )
+log_db_option = click.option(
+    "--log-db",
+    "log_db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="operational store: prediction log and history [env CREDIT_LOG_DB, default beside the database: <db>-log.db]",
+)

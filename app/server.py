@@ -12,6 +12,11 @@ one. After DRAIN_SECONDS, or as soon as no connection is left, uvicorn's own gra
 Without the draining phase uvicorn closes idle keep-alive connections immediately, and a request the
 client had just written on one of them is lost unanswered.
 
+Hostile and slow clients (app.httpguard): request line + headers at most 16 KiB and 100 headers (431), URL
+at most 8 KiB (414), headers complete within 10 s (else the connection is closed), 1024 connections per
+worker (503 beyond), keep-alive connections closed after 5 idle seconds; protocol errors answer 400 in the
+API's JSON error shape.
+
 With `--workers N` the parent binds the socket, runs N worker processes that share it, replaces a worker
 that dies, and forwards SIGTERM/SIGINT to all of them.
 """
@@ -33,9 +38,11 @@ import msgspec
 import uvicorn
 
 from app.config import load_settings
-from app.options import db_option, model_option
+from app.httpguard import GuardedHttpToolsProtocol
+from app.options import db_option, log_db_option, model_option
 
 GRACEFUL_SECONDS = 30
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this (uvicorn's own timer)
 DRAIN_SECONDS = 2.0
 
 log = logging.getLogger("uvicorn.error")
@@ -128,6 +135,7 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 @click.command("serve")
 @db_option
+@log_db_option
 @model_option
 @click.option("--host", default=None, help="bind address [env CREDIT_HOST, default 127.0.0.1]")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="port [env CREDIT_PORT, default 8000]")
@@ -135,20 +143,28 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     "--workers", type=click.IntRange(1, 64), default=None, help="worker processes [env CREDIT_WORKERS, default 1]"
 )
 def serve_command(
-    db: str | None, model_dir: str | None, host: str | None, port: int | None, workers: int | None
+    db: str | None,
+    log_db: str | None,
+    model_dir: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /schema)."""
-    settings = load_settings(db=db, model_dir=model_dir, host=host, port=port, workers=workers)
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, host=host, port=port, workers=workers)
     if not Path(settings.db).is_file():
         raise click.ClickException(f"database {settings.db} not found (run `credit ingest` first or pass --db)")
     # the worker processes read their settings from the environment (app.api.app_from_env)
     settings = msgspec.structs.replace(
-        settings, db=str(settings.db_path.resolve()), model_dir=str(settings.model_path.resolve())
+        settings,
+        db=str(settings.db_path.resolve()),
+        log_db=str(settings.log_db_path.resolve()),
+        model_dir=str(settings.model_path.resolve()),
     )
     os.environ.update(settings.to_env())
     click.echo(
         f"credit API on http://{settings.host}:{settings.port} ({settings.workers} worker(s)); "
-        f"db={settings.db} model={settings.model_dir}",
+        f"db={settings.db} log={settings.log_db} model={settings.model_dir}",
         err=True,
     )
     # uvicorn re-raises the signal that stopped it once shutdown is complete; ending here with status 0
@@ -165,6 +181,8 @@ def serve_command(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        http=GuardedHttpToolsProtocol,  # header caps -> 431, header deadline, connection cap (app.httpguard)
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         log_level="info",
         lifespan="on",
     )

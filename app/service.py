@@ -3,6 +3,13 @@ connections, the prediction log writer and the readiness checks; and the strict 
 
 apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
 while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
+
+The data database is opened read-only; the prediction log goes to the operational store (app.store,
+`settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
+thread takes its data connection, the path's (device, inode) is compared with the file that connection
+opened (one stat call); on a change the connection is reopened on the new file after the readiness checks
+pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
+once its replacement is visible.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import msgspec
 import numpy as np
 from litestar import Request
 
-from app import predlog
+from app import predlog, store
 from app import schemas as s
 from app.auth import KeyRing
 from app.bundle import DataMismatchError, ModelBundle
@@ -48,6 +55,8 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db_path = Path(settings.db)
+        self.log_db_path = settings.log_db_path
+        self.data_identity: tuple[int, int] | None = None  # (device, inode) of the data file last checked ready
         self.model_dir = Path(settings.model_dir)
         self.ring = KeyRing.from_settings(settings)
         self.local = threading.local()
@@ -60,8 +69,9 @@ class Service:
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Any = None
-        self.writer = predlog.GroupWriter(self.db_path)
+        self.writer = predlog.GroupWriter(self.log_db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        self.lib_stamp: tuple[int, ...] | None = None
 
     @property
     def manifest(self) -> dict[str, Any] | None:
@@ -75,6 +85,7 @@ class Service:
             self.model, self.model_error = None, f"model not loaded: {type(exc).__name__}: {exc}"
             return
         self.model_error = None
+        self.lib_stamp = _file_stamp(self.model.library_path)
         self.feature_names = self.model.feature_names
         self.index = {n: i for i, n in enumerate(self.feature_names)}
 
@@ -83,17 +94,22 @@ class Service:
         self.load_bundle()
         if not len(self.ring):
             log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
+        try:
+            conn = store.open_store(self.log_db_path)
+            try:
+                added = store.import_legacy(conn, self.db_path)
+            finally:
+                conn.close()
+            if added:
+                log.info("copied %d prediction log rows from %s into %s", added, self.db_path, self.log_db_path)
+        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
+            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
         if not self.db_path.is_file():
             log.warning("database %s not found", self.db_path)
             return
-        try:
-            conn = connect(self.db_path)
-            try:
-                predlog.ensure_schema(conn)
-            finally:
-                conn.close()
-        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
-            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
+        from app.db import file_identity
+
+        self.data_identity = file_identity(self.db_path)
         reason = self.check_ready()
         if reason:
             log.warning("not ready: %s", reason)
@@ -116,6 +132,8 @@ class Service:
     # resources
     def require_model(self) -> ModelBundle:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
+            self.library_changed()
         if self.model is None:
             raise ApiError(503, "model unavailable", self.model_error)
         reason, checks, at = self.ready
@@ -127,26 +145,103 @@ class Service:
             raise ApiError(503, f"not ready: {reason}", {"checks": checks})
         return self.model
 
+    def library_changed(self) -> None:
+        """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
+        (touched, or copied over with the same content) are fine; anything else may already have changed the
+        code mapped into this process, so nothing is scored any more until a restart."""
+        from app.scoring import sha256_file
+
+        model = self.model
+        if model is None:
+            return
+        stamp = _file_stamp(model.library_path)
+        try:
+            same = sha256_file(model.library_path) == model.manifest.library.sha256
+        except OSError:
+            same = False
+        with self.lock:
+            if same:
+                self.lib_stamp = stamp
+                return
+            self.model = None
+            self.model_error = (
+                f"the loaded model library {model.library_path.name} changed on disk while in use: restart the API "
+                "(`credit compile` installs a new file and never rewrites a loaded one)"
+            )
+        log.error("%s", self.model_error)
+        self.check_ready()
+
     def conn(self, model: bool = True) -> Any:
-        """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
+        """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
+        plain one. Reopened when the file at the path is no longer the one it opened (a re-import)."""
+        from app.db import file_identity
+
         attr = "conn" if model else "plain"
-        conn = getattr(self.local, attr, None)
-        if conn is not None:
-            return conn
+        ident = file_identity(self.db_path)
+        cached = getattr(self.local, attr, None)
+        if cached is not None:
+            if cached[1] == ident:
+                return cached[0]
+            setattr(self.local, attr, None)
+            self._forget(cached[0])
+        if ident is None:
+            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
+        if ident != self.data_identity:
+            self.data_replaced(ident)
         if model:
             self.require_model()
-        if not self.db_path.is_file():
-            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
         try:
             from app.db import connect
 
-            conn = connect(self.db_path, self.model if model else None)
-            predlog.prepare(conn)
+            for _attempt in range(3):
+                conn = connect(self.db_path, self.model if model else None, readonly=True)
+                if file_identity(self.db_path) == ident:
+                    break
+                conn.close()  # replaced while opening: take the newer file
+                ident = file_identity(self.db_path)
+            else:
+                raise ApiError(503, "database unavailable", "the data file is being replaced, try again")
         except ApiError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-        setattr(self.local, attr, conn)
+        setattr(self.local, attr, (conn, ident))
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def data_replaced(self, ident: tuple[int, int] | None) -> None:
+        """The data file at the path is a new one (or the first seen): forget what was read from the old one and
+        run the readiness checks on the new one (scoring answers 503 with the reason if they fail)."""
+        with self.lock:
+            if ident == self.data_identity:
+                return
+            first = self.data_identity is None
+            self.data_identity = ident
+            self.population_ids = None
+        if not first:
+            log.warning("data file %s was replaced: checking the new one", self.db_path)
+        reason = self.check_ready()
+        if reason and not first:
+            self.ready = (f"data file replaced: {reason}", self.ready[1], self.ready[2])
+
+    def _forget(self, conn: Any) -> None:
+        with self.lock:
+            if conn in self.conns:
+                self.conns.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def log_conn(self) -> Any:
+        """This thread's connection to the operational store, for reads (monitoring, drift)."""
+        conn = getattr(self.local, "store", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = store.open_store(self.log_db_path)
+        except store.StoreError as exc:
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+        self.local.store = conn
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -250,6 +345,15 @@ class Service:
         )
 
 
+def _file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is rewritten, replaced or touched: device, inode, size, mtime, ctime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def feature_completeness(x: np.ndarray) -> float:
     return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
 
@@ -269,6 +373,10 @@ def decode(body: bytes, kind: type[Any]) -> Any:
         raise ApiError(400, f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec checks UTF-8 only when it builds a str
+        raise ApiError(400, "request body is not valid UTF-8", {"byte_offset": exc.start}) from None
+    except RecursionError:  # msgspec's own depth limit (about 1,000 levels)
+        raise ApiError(400, "JSON nested too deeply") from None
 
 
 def finite(p: float) -> float:
@@ -339,11 +447,10 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
     try:
         from app.db import verify_data
 
-        conn = connect(svc.db_path, svc.model)
+        conn = connect(svc.db_path, svc.model, readonly=True)
         try:
             svc.data_warning = verify_data(conn, svc.model, allow_other=svc.settings.allow_other_data)
             sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
-            log_problem = predlog.check_writable(conn)
         finally:
             conn.close()
     except DataMismatchError as exc:
@@ -359,6 +466,14 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         checks["sql"] = "mismatch"
         return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
     checks["sql"] = "ok"
+    try:  # opened afresh each time, so a store that was read-only recovers as soon as it is writable
+        conn = store.open_store(svc.log_db_path)
+        try:
+            log_problem = predlog.check_writable(conn)
+        finally:
+            conn.close()
+    except store.StoreError as exc:
+        log_problem = str(exc)
     if log_problem:
         checks["prediction_log"] = "error"
         return f"prediction log not writable: {log_problem}"

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
-import io
+import math
 import time
 from collections.abc import Iterable, Sequence
 
 import apsw
 import click
 
-from app.config import load_settings
+from app.config import SettingsError, load_settings
 from app.options import allow_other_data_option, db_option, model_option
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
+MAX_TIMEOUT = 3600.0  # seconds: the longest time limit --timeout or CREDIT_SQL_TIMEOUT may set
+MAX_ROWS = 100_000  # rows held in memory for --format table or json (csv streams, without a cap)
 
 
 def _open(
@@ -22,7 +24,10 @@ def _open(
     from app.bundle import MANIFEST, ModelBundle, ModelError
     from app.db import DatabaseMissingError, connect, verify_data
 
-    settings = load_settings(db=db, model_dir=model_dir, allow_other_data=allow_other_data or None)
+    try:
+        settings = load_settings(db=db, model_dir=model_dir, allow_other_data=allow_other_data or None)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     model_path = settings.model_path
     load = require_model or (model_path / MANIFEST).is_file()
     if not load:
@@ -120,31 +125,73 @@ def _plain(value: object) -> object:
 
 
 def _results(cursor: apsw.Cursor) -> Iterable[tuple[list[str], list[tuple]]]:
-    """(column names, rows) for each statement of the query that returned rows."""
+    """(column names, rows) for each statement of the query that returned rows, at most MAX_ROWS rows in all."""
     columns: list[str] | None = None
     rows: list[tuple] = []
-    for row in cursor:
+    for total, row in enumerate(cursor, 1):
         names = [d[0] for d in cursor.get_description()]
         if names != columns:
             if columns is not None:
                 yield columns, rows
             columns, rows = names, []
+        if total > MAX_ROWS:
+            raise RowCapError(total - 1)
         rows.append(row)
     if columns is not None:
         yield columns, rows
+
+
+def _stream_csv(cursor: apsw.Cursor) -> None:
+    """Write each row as it comes (nothing held in memory); a blank line between the statements' results."""
+    out = click.get_text_stream("stdout")
+    writer = csv.writer(out, lineterminator="\n")
+    columns: list[str] | None = None
+    for row in cursor:
+        names = [d[0] for d in cursor.get_description()]
+        if names != columns:
+            if columns is not None:
+                out.write("\n")
+            writer.writerow(names)
+            columns = names
+        writer.writerow([_plain(v) for v in row])
+    out.flush()
+
+
+class RowCapError(Exception):
+    def __init__(self, rows: int):
+        super().__init__(rows)
+        self.rows = rows
 
 
 def _deny_attach(op: int, *_args) -> int:
     return apsw.SQLITE_DENY if op in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH) else apsw.SQLITE_OK
 
 
+def check_timeout(value: float, where: str) -> float:
+    """A positive, finite number of seconds, at most MAX_TIMEOUT (0, negatives, nan and inf would remove the
+    limit)."""
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise click.BadParameter(f"{value!r} is not a number of seconds in (0, {MAX_TIMEOUT:g}]", param_hint=where)
+    return value
+
+
+def _timeout_option(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    return None if value is None else check_timeout(value, "'--timeout'")
+
+
 @click.command("sql")
 @click.argument("query")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
-    help="output format",
+    help="output format (csv is streamed: any number of rows; table and json hold at most 100,000)",
 )  # fmt: skip
-@click.option("--timeout", type=float, default=None, help="seconds the query may run [env CREDIT_SQL_TIMEOUT, 30]")
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    callback=_timeout_option,
+    help=f"seconds the query may run, at most {MAX_TIMEOUT:g} [env CREDIT_SQL_TIMEOUT, 30]",
+)
 @db_option
 @model_option
 def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, model_dir: str | None) -> None:
@@ -153,20 +200,33 @@ def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, mod
 
     Example: credit sql "SELECT * FROM client_scores ORDER BY probability DESC LIMIT 10"
     """
-    limit = timeout if timeout is not None else load_settings(db=db, model_dir=model_dir).sql_timeout
+    if timeout is None:
+        try:
+            timeout = check_timeout(load_settings(db=db, model_dir=model_dir).sql_timeout, "CREDIT_SQL_TIMEOUT")
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+    limit = timeout
     conn = _open(db, model_dir, require_model=False)
     # VACUUM INTO writes a copy anywhere, even from a read-only connection; it needs ATTACH, so deny that
     conn.authorizer = _deny_attach
     started = time.monotonic()
-    deadline = started + limit if limit and limit > 0 else None
-    if deadline is not None:
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    deadline = started + limit
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    results: list[tuple[list[str], list[tuple]]] = []
     try:
+        if fmt == "csv":
+            _stream_csv(conn.cursor().execute(query))
+            return
         results = list(_results(conn.cursor().execute(query)))
     except apsw.InterruptError:
         raise click.ClickException(
             f"query stopped after {time.monotonic() - started:.1f} s: time limit {limit:g} s "
             "(--timeout, env CREDIT_SQL_TIMEOUT)"
+        ) from None
+    except RowCapError as exc:
+        raise click.ClickException(
+            f"query stopped: more than {exc.rows:,} rows for --format {fmt} (use --format csv, which streams, "
+            "or add a LIMIT)"
         ) from None
     except apsw.ReadOnlyError as exc:
         raise click.ClickException(f"the database is opened read-only: {exc}") from None
@@ -182,15 +242,6 @@ def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, mod
         else:
             payload = [[dict(zip(cols, map(_plain, r), strict=True)) for r in rows] for cols, rows in results]
         click.echo(msgspec.json.encode(payload).decode())
-    elif fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for i, (cols, rows) in enumerate(results):
-            if i:
-                buf.write("\n")
-            writer.writerow(cols)
-            writer.writerows([_plain(v) for v in r] for r in rows)
-        click.echo(buf.getvalue(), nl=False)
     else:
         click.echo("\n\n".join(_table(cols, rows) for cols, rows in results))
 

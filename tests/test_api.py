@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer
 
+from app.store import default_path
+
 
 @pytest.fixture(scope="module")
 def http(api):
@@ -43,7 +45,8 @@ def expected(data, ids) -> dict[int, float]:
 
 
 def log_rows(db, where: str = "", args: tuple = ()) -> list[tuple]:
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    """Rows of the prediction log the API keeps for the data file `db` (the operational store beside it)."""
+    conn = apsw.Connection(str(default_path(db)), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         return list(
             conn.execute(
@@ -58,7 +61,10 @@ def log_rows(db, where: str = "", args: tuple = ()) -> list[tuple]:
 
 def test_healthz_and_readyz(http, data):
     assert http.get("/healthz").json() == {"status": "ok"}
-    r = http.get("/readyz")
+    r = http.get("/readyz")  # without an admin key: status and checks, no model identity
+    assert r.status_code == 200
+    assert r.json()["model_id"] is None and set(r.json()["checks"].values()) == {"ok"}
+    r = http.get("/readyz", headers=ADMIN)
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ready"
@@ -312,7 +318,7 @@ def test_explain_and_drift_answer_or_say_why(http, ids):
 
 def test_concurrent_burst_log_equals_responses(http, data, ids):
     """200 requests from 16 threads: every answered score has exactly one log row with the same values."""
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
     start_id = conn.execute("SELECT coalesce(max(id), 0) FROM prediction_log").fetchall()[0][0]
     conn.close()
 

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 
+from app.store import default_path
+
 BATCH_MAX = 5
 BODY_MAX = 4096
 
@@ -27,7 +29,8 @@ def http(api):
 
 
 def log_count(db) -> int:
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    """Rows in the prediction log the API keeps for the data file `db` (the operational store beside it)."""
+    conn = apsw.Connection(str(default_path(db)), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         return conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0]
     finally:
@@ -144,7 +147,7 @@ def test_log_write_failure_is_503_and_nothing_is_answered(pipeline, tmp_path, kn
     data = copy_pipeline(pipeline, tmp_path)
     with ApiServer(data.db, data.model_dir) as api, api.client(headers=OFFICER) as http:
         assert http.get(f"/clients/{known[0]}/score").status_code == 200
-        conn = apsw.Connection(str(data.db))
+        conn = apsw.Connection(str(default_path(data.db)))
         conn.execute(
             "CREATE TRIGGER log_full BEFORE INSERT ON prediction_log BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )

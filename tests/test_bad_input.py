@@ -352,3 +352,44 @@ def test_officer_key_gets_the_same_error_shapes(api, known):
     with api.client(headers=OFFICER) as http:
         assert_4xx(http.post("/score", content=b"{", headers={"content-type": "application/json"}), 400)
         assert_4xx(http.get("/monitoring/log"), 403)
+
+
+# ---- the issue-18 list: invalid UTF-8, deep nesting, ?lang, /schema 404s ---------------------------------------
+
+
+def _deep(n: int) -> bytes:
+    return b"[" * n + b"]" * n
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "body_of",
+    [
+        lambda f, cid: b'{"features": {"a\xff": 1}}',
+        lambda f, cid: b'{"features": {"' + f.encode() + b'": "\xc3\x28"}}',
+        lambda f, cid: b'{"features": {"' + f.encode() + b'": ' + _deep(1000) + b"}}",
+        lambda f, cid: b'{"features": {"' + f.encode() + b'": ' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}}",
+    ],
+    ids=["utf8-key", "utf8-value", "depth-1000", "depth-5000"],
+)
+def test_invalid_utf8_and_deep_nesting_are_400_everywhere(http, known, body_of):
+    cid, names = known
+    body = body_of(names[0], cid)
+    batch = b'{"applicants": [' + body + b"]}"
+    whatif = body.replace(b'{"features"', b'{"application"', 1)
+    for path, content in (("/score", body), ("/explain", body), ("/score/batch", batch),
+                          (f"/clients/{cid}/what-if", whatif)):  # fmt: skip
+        assert_4xx(http.post(path, content=content, headers={"content-type": "application/json"}), 400)
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("lang", ["fr%0A", "en%0A", "fr%00", "FR", "fr ", "de", ""])
+def test_lang_must_match_exactly(http, known, lang):
+    cid, names = known
+    assert_4xx(http.get(f"/clients/{cid}/explain?lang={lang}"), 400)
+    assert_4xx(http.post(f"/explain?lang={lang}", json={"features": {}}), 400)
+
+
+@pytest.mark.parametrize("path", ["/schema/nothing", "/schema/swagger", "/schema/openapi.yaml.bak", "/schema/x/y"])
+def test_unknown_schema_pages_are_json_404(http, path):
+    assert_4xx(http.get(path), 404)

@@ -64,17 +64,17 @@ def test_yes_no_needs_positive(tmp_path):
 
 def test_zero_one_target_and_row_number_ids(tmp_path):
     csv = tmp_path / "01.csv"
-    csv.write_text("x,cat,y\n1,a,0\n2,b,1\n3,a,\n")
+    csv.write_text("x,cat,y\n1,a,0\n2,b,1\n3,a,\n4,b,1\n")
     ingest_csv(csv, tmp_path / "c.db", id_col=None, target_col="y", progress=False)
     conn = open_db(tmp_path / "c.db")
-    assert dict(conn.execute("SELECT client_id, target FROM labels")) == {1: 0, 2: 1}
-    assert dict(conn.execute("SELECT client_id, split FROM clients")) == {1: "train", 2: "train", 3: "test"}
+    assert dict(conn.execute("SELECT client_id, target FROM labels")) == {1: 0, 2: 1, 4: 1}
+    assert dict(conn.execute("SELECT client_id, split FROM clients")) == {1: "train", 2: "train", 3: "test", 4: "train"}
     conn.close()
 
 
 def test_high_cardinality_gets_rank(tmp_path):
     csv = tmp_path / "hc.csv"
-    rows = [f"{i},{'c' + str(i % 12)},{i % 2}" for i in range(48)]
+    rows = [f"{i + 1},{'c' + str(i % 12)},{i % 2}" for i in range(48)]
     csv.write_text("id,city,y\n" + "\n".join(rows) + "\n")
     ingest_csv(csv, tmp_path / "c.db", id_col="id", target_col="y", max_levels=3, progress=False)
     conn = open_db(tmp_path / "c.db")
@@ -96,6 +96,17 @@ def test_high_cardinality_gets_rank(tmp_path):
         (b"id,x,X,y\n1,2,3,0\n", {}, r"bad\.csv line 1: duplicate column name"),
         (b"id,x,y\n1,caf\xe9,0\n", {}, r"bad\.csv line 2 column x: text is not valid UTF-8"),
         (b"id,\xff,y\n1,2,0\n", {}, r"bad\.csv line 1: the header is not valid UTF-8"),
+        (b"id,x,y\n1,2,0\n0,3,1\n", {}, r"bad\.csv line 3 column id: id 0 is outside 1 \.\. 2\*\*53"),
+        (b"id,x,y\n-4,2,0\n", {}, r"bad\.csv line 2 column id: id -4 is outside"),
+        (b"id,x,y\n1,2,0\n9007199254740993,3,1\n", {}, r"bad\.csv line 3 column id: id 9007199254740993 is outside"),
+        (b"id,x,y\n1,2,1\n2,3,1\n3,4,1\n4,5,\n", {}, r"bad\.csv column y: the target is 1 on every labelled row"),
+        (b"id,x,y\n1,2,0\n", {}, r"bad\.csv column y: 1 labelled row\(s\); at least 3"),
+        (b"id,x,y\n1,2,0\n2,3,1\n", {}, r"bad\.csv column y: 2 labelled row\(s\); at least 3"),
+        (b"id,x,y\n1,2,0\n2,inf,1\n3,4,0\n", {}, r"bad\.csv line 3 column x: 'inf' is not a finite number"),
+        (b"id,x,y\n1,-Infinity,0\n2,3,1\n3,4,0\n", {}, r"bad\.csv line 2 column x: '-Infinity' is not a finite"),
+        (b"id,x,y\n1,2,0\n2,3,1\n3,1e400,0\n", {}, r"bad\.csv line 4 column x: '1e400' is not a finite"),
+        (b"id,x,y\n1,2,0\n2,3,1\n3," + b"9" * 400 + b",0\n", {}, r"bad\.csv line 4 column x: '9999.*' is not a finite"),
+        (b"id,x,y\n1,2,0\n2,1e39,1\n3,4,0\n", {}, r"bad\.csv line 3 column x: '1e39' is not a finite"),
     ],
 )
 def test_bad_files_clear_errors_and_no_database(tmp_path, content, kwargs, match):

@@ -24,7 +24,7 @@ import httpx
 import psutil
 import pytest
 from apiserver import ADMIN, KEYS, OFFICER, ApiServer, copy_pipeline
-from loadgen import BackgroundLoad, client_score_requests, db_state, integrity_check, kill_tree, log_rows
+from loadgen import BackgroundLoad, client_score_requests, db_state, integrity_check, kill_tree, log_db, log_rows
 
 
 def first_ids(db: Path, n: int = 200) -> list[int]:
@@ -77,7 +77,7 @@ def test_sigkill_under_load_loses_no_answered_request(pipeline_copy, workers):
             api.stop()
         assert status.get(api.proc.pid) == -signal.SIGKILL, (trial, status)
         assert len(status) >= 1 + (workers if workers > 1 else 0), status  # the worker processes died too
-        assert integrity_check(data.db) == ["ok"], trial
+        assert integrity_check(log_db(data.db)) == ["ok"], trial
         assert_all_answered_are_logged(report, data.db)
         total_ok += len(report.ok)
         print(f"kill -9 trial {trial} (workers={workers}): {len(report.ok)} answered, {len(report.errors)} cut off")
@@ -129,7 +129,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(pipeline_cop
     )
     assert "Traceback" not in output
     assert_all_answered_are_logged(report, data.db)
-    assert integrity_check(data.db) == ["ok"]
+    assert integrity_check(log_db(data.db)) == ["ok"]
     assert failed == [], f"{len(failed)} requests sent before SIGTERM did not get a 200: {failed[:5]}"
 
 
@@ -184,7 +184,7 @@ def test_sigterm_drains_idle_keep_alive_connections(pipeline_copy, workers):
             kill_tree(api.proc.pid)
         api.stop()
     assert "Traceback" not in api.output()
-    assert integrity_check(data.db) == ["ok"]
+    assert integrity_check(log_db(data.db)) == ["ok"]
 
 
 # ---- broken model folder --------------------------------------------------------------------------------------
@@ -244,9 +244,12 @@ def test_broken_model_starts_but_is_not_ready_and_never_scores(pipeline, tmp_pat
     CORRUPTIONS[corruption](data.model_dir)
     with ApiServer(data.db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
         before = db_state(data.db)
-        ready = assert_error(http.get("/readyz"), 503)
+        ready = assert_error(http.get("/readyz", headers=ADMIN), 503)
         assert ready["error"].startswith("not ready") and len(ready["error"]) > len("not ready: "), ready
         assert REASONS.get(corruption, "") in ready["error"], ready
+        public = assert_error(http.get("/readyz", headers={"Authorization": ""}), 503)  # no key: a reason code only
+        assert public["error"] == "not ready" and public["detail"]["reason"] != "not_ready", public
+        assert str(data.root) not in json.dumps(public)
         assert_error(http.get(f"/clients/{cid}/score"), 503)
         assert_error(http.get(f"/clients/{cid}/explain"), 503)
         assert_error(http.post("/score", json={"features": {names[0]: 1.0, names[1]: 2.0}}), 503)
@@ -323,11 +326,11 @@ def tmpfs(size: str):
 
 
 def _prepare_log(db: Path) -> None:
-    from app import predlog
+    """Create the operational store beside `db`, checkpointed (so copying the main file copies it all)."""
+    from app import store
 
-    conn = apsw.Connection(str(db))
+    conn = store.open_store(log_db(db))
     try:
-        predlog.ensure_schema(conn)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
@@ -344,6 +347,7 @@ def test_read_only_file_system_score_is_503_not_unlogged(pipeline, tmp_path):
     with tmpfs(f"{data.db.stat().st_size * 2 + (1 << 20)}") as mnt:
         db = mnt / "credit.db"
         shutil.copy(data.db, db)
+        shutil.copy(log_db(data.db), log_db(db))
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         before = db_state(db)
         with ApiServer(db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
@@ -386,7 +390,7 @@ def test_full_disk_score_is_503_and_every_answer_is_logged(pipeline, tmp_path):
         assert set(statuses) <= {200, 503}
         logged = log_rows(db)
         assert [rid for rid in served if rid not in logged] == []
-        assert integrity_check(db) == ["ok"]
+        assert integrity_check(log_db(db)) == ["ok"]
 
 
 # ---- 50 start/stop cycles in one process ----------------------------------------------------------------------
@@ -424,3 +428,50 @@ def test_fifty_app_lifecycles_leak_no_file_descriptors_or_threads(pipeline, tmp_
     print(f"50 lifecycles: fds {fds0} -> {fds1}, threads {threads0} -> {threads1}")
     assert fds1 <= fds0 + 2, (fds0, fds1)
     assert threads1 <= threads0 + 1, (threads0, threads1)
+
+
+# ---- recovery and tampering (issue 18) -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_read_only_store_recovers_at_the_next_readiness_check(pipeline, tmp_path):
+    data = copy_pipeline(pipeline, tmp_path)
+    cid = first_ids(data.db, 1)[0]
+    with tmpfs(f"{data.db.stat().st_size * 2 + (4 << 20)}") as mnt:
+        db = mnt / "credit.db"
+        shutil.copy(data.db, db)
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with ApiServer(db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
+            body = assert_error(http.get("/readyz", headers=ADMIN), 503)
+            assert "log" in body["error"], body
+            assert_error(http.get(f"/clients/{cid}/score"), 503)
+            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+            time.sleep(1.1)  # scoring re-runs the checks at most once a second while not ready
+            r = http.get(f"/clients/{cid}/score")
+            assert r.status_code == 200, r.text
+            assert http.get("/readyz").status_code == 200
+            rid = r.json()["request_id"]
+            assert "Traceback" not in api.output()
+        assert rid in log_rows(db)
+
+
+def test_library_rewritten_in_place_stops_scoring_at_once(pipeline, tmp_path):
+    data = copy_pipeline(pipeline, tmp_path)
+    cid = first_ids(data.db, 1)[0]
+    manifest = json.loads((data.model_dir / "manifest.json").read_text())
+    lib = data.model_dir / manifest["library"]["file"]
+    with ApiServer(data.db, data.model_dir) as api, api.client(headers=OFFICER) as http:
+        assert http.get(f"/clients/{cid}/score").status_code == 200
+        os.utime(lib)  # touched, same bytes: still serving
+        assert http.get(f"/clients/{cid}/score").status_code == 200
+        before = db_state(data.db)["log_rows"]
+        with open(lib, "r+b") as fh:  # rewritten in place: same inode, other bytes
+            fh.seek(0, os.SEEK_END)
+            fh.write(b"\0" * 64)
+        for _ in range(20):  # not one more score from the changed file
+            assert_error(http.get(f"/clients/{cid}/score"), 503)
+            assert_error(http.post("/score", json={"features": {}}), 503)
+        body = assert_error(http.get("/readyz", headers=ADMIN), 503)
+        assert "changed on disk" in body["error"], body
+        assert db_state(data.db)["log_rows"] == before
+        assert "Traceback" not in api.output()

@@ -220,3 +220,39 @@ def test_pipeline_cli_score(pipeline):
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["probability"] == p
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "-inf", "3601", "1e308"])
+def test_sql_timeout_must_be_positive_finite_and_capped(stub, value):
+    res = run(stub, "sql", "SELECT 1", "--timeout", value)
+    assert res.exit_code == 2 and "--timeout" in res.output and "Traceback" not in res.output, res.output
+    res = run(stub, "sql", "SELECT 1", env={"CREDIT_SQL_TIMEOUT": value})
+    assert res.exit_code == 2 and "CREDIT_SQL_TIMEOUT" in res.output, res.output
+
+
+def test_sql_timeout_not_a_number_in_environment_is_a_clean_error(stub):
+    res = run(stub, "sql", "SELECT 1", env={"CREDIT_SQL_TIMEOUT": "abc"})
+    assert res.exit_code == 1 and "CREDIT_SQL_TIMEOUT='abc' is not a valid float" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_sql_endless_select_is_capped_in_table_and_json(stub, monkeypatch):
+    from app import sqlcli
+
+    monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)
+    forever = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT i FROM r"
+    for fmt in ("table", "json"):
+        res = run(stub, "sql", forever, "--format", fmt, "--timeout", "20")
+        assert res.exit_code == 1 and "more than 1,000 rows" in res.output and "--format csv" in res.output, fmt
+
+
+def test_sql_csv_streams_rows_until_the_time_limit(stub, monkeypatch):
+    from app import sqlcli
+
+    monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)  # no cap for csv: rows are written as they come
+    res = run(stub, "sql", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 5000) SELECT i FROM r",
+              "--format", "csv")  # fmt: skip
+    assert res.exit_code == 0 and res.stdout.splitlines()[:2] == ["i", "1"] and len(res.stdout.splitlines()) == 5001
+    forever = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT i FROM r"
+    res = run(stub, "sql", forever, "--format", "csv", "--timeout", "0.5")
+    assert res.exit_code == 1 and "time limit 0.5 s" in res.output

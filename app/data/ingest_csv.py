@@ -29,21 +29,25 @@ import pyarrow.csv as pacsv
 
 from app.data.features import quote_ident
 from app.data.ingest import (
+    NON_FINITE,
     IngestError,
     IngestWarning,
     building_database,
     echo_warnings,
     explain_arrow_error,
+    first_non_finite,
     read_header,
     write_meta,
 )
-from app.options import db_option
+from app.options import db_option, log_db_option
+from app.schemas import MAX_ID
 
 BLOCK_SIZE = 32 << 20  # longest row accepted
 MAX_LEVEL_CHARS = 64
 MAX_RANK = 255
 MAX_FEATURES = 1900  # SQLite allows 2000 columns in a result
 GOOD_BAD = {"good", "bad"}
+MIN_LABELLED = 3  # labelled rows, with both classes present
 
 
 class _Names:
@@ -138,8 +142,12 @@ def _ids(table: pa.Table, id_col: str | None, label: str) -> list[int]:
         shown = "an empty value" if v is None else repr(v[:60])
         raise IngestError(f"{label} line {line} column {id_col}: the id must be an integer, got {shown}")
     ids = [int(v) for v in values]
-    if any(not -(2**63) <= i < 2**63 for i in ids):
-        raise IngestError(f"{label} column {id_col}: id out of the 64-bit range")
+    line = _first_bad_line(ids, lambda i: 1 <= i <= MAX_ID)
+    if line > 0:
+        raise IngestError(
+            f"{label} line {line} column {id_col}: id {values[line - 2][:40]} is outside 1 .. 2**53 "
+            "(the API could never serve it)"
+        )
     seen: dict[int, int] = {}
     for i, v in enumerate(ids):
         if v in seen:
@@ -161,7 +169,9 @@ def _targets(table: pa.Table, target_col: str, positive: str | None, label: str)
         except ValueError:
             break
     if positive is None and len(numeric) == len(levels) and set(numeric.values()) <= {0.0, 1.0}:
-        return [None if v is None else int(numeric[v.lower()]) for v in values], "target 1 = '1'"
+        return _enough([None if v is None else int(numeric[v.lower()]) for v in values], target_col, label), (
+            "target 1 = '1'"
+        )
     if len(levels) > 2:
         shown = ", ".join(repr(v[:30]) for v in levels[:10]) + (", ..." if len(levels) > 10 else "")
         raise IngestError(
@@ -180,7 +190,23 @@ def _targets(table: pa.Table, target_col: str, positive: str | None, label: str)
     if match not in levels:
         shown = " / ".join(repr(v) for v in levels)
         raise IngestError(f"{label} column {target_col}: --positive {positive!r} is not one of the labels {shown}")
-    return [None if v is None else int(v.lower() == match) for v in values], f"target 1 = {match!r}"
+    return _enough([None if v is None else int(v.lower() == match) for v in values], target_col, label), (
+        f"target 1 = {match!r}"
+    )
+
+
+def _enough(targets: list[int | None], target_col: str, label: str) -> list[int | None]:
+    """Refuse a target a model cannot learn from: fewer than MIN_LABELLED labelled rows, or a single class."""
+    labelled = [t for t in targets if t is not None]
+    if len(labelled) < MIN_LABELLED:
+        raise IngestError(
+            f"{label} column {target_col}: {len(labelled)} labelled row(s); at least {MIN_LABELLED} are needed"
+        )
+    if len(set(labelled)) < 2:
+        raise IngestError(
+            f"{label} column {target_col}: the target is {labelled[0]} on every labelled row (a constant target)"
+        )
+    return targets
 
 
 def _encode_text(name: str, col: pa.ChunkedArray, max_levels: int, label: str, names: _Names) -> list[str]:
@@ -230,8 +256,10 @@ def ingest_csv(
     positive: str | None = None,
     max_levels: int = 10,
     progress: bool = True,
+    log_db: Path | None = None,
 ) -> dict:
-    """Import one CSV; returns a summary {rows, labelled, features, positive}."""
+    """Import one CSV; returns a summary {rows, labelled, features, positive}. `db_path` is replaced atomically
+    at the end; the operational store `log_db` (default beside it) keeps the log."""
     from app.data.features import data_fingerprint, write_feature_rows
 
     csv_path, db_path = Path(csv_path), Path(db_path)
@@ -253,6 +281,12 @@ def ingest_csv(
     taken = {"client_id", "target", "split"}
     sql_names = {c: _unique_name(c, taken) for c in data_cols}
     numbers = {c: _as_numbers(table.column(c)) for c in data_cols}
+    for c, col in numbers.items():
+        first = None if col is None else first_non_finite(col)
+        if first is not None:
+            raise IngestError(
+                f"{label} line {first + 2} column {c}: {table.column(c)[first].as_py()[:60]!r} {NON_FINITE}"
+            )
 
     exprs = []
     namer = _Names()
@@ -267,7 +301,7 @@ def ingest_csv(
         raise IngestError(f"{label}: {len(exprs)} features is too many (limit {MAX_FEATURES}); lower --max-levels")
     feature_sql = "SELECT\n  client_id,\n  " + ",\n  ".join(exprs) + "\nFROM csv_data"
 
-    with building_database(db_path) as conn:
+    with building_database(db_path, log_db) as conn:
         typed = [f"{quote_ident(sql_names[c])} {'REAL' if numbers[c] is not None else 'TEXT'}" for c in data_cols]
         columns_sql = ",\n  ".join(typed)
         conn.execute(
@@ -320,6 +354,7 @@ def ingest_csv(
 )
 @click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
 @db_option
+@log_db_option
 def ingest_csv_command(
     file: Path,
     id_col: str | None,
@@ -328,11 +363,12 @@ def ingest_csv_command(
     max_levels: int,
     progress: bool,
     db: str | None,
+    log_db: str | None,
 ) -> None:
     """Import one credit CSV FILE (numeric and text columns, a binary target) as clients and features."""
     from app.config import load_settings
 
-    settings = load_settings(db=db)
+    settings = load_settings(db=db, log_db=log_db)
     with echo_warnings():
         summary = ingest_csv(
             file,
@@ -342,6 +378,7 @@ def ingest_csv_command(
             positive=positive,
             max_levels=max_levels,
             progress=progress,
+            log_db=settings.log_db_path,
         )
     click.echo(
         f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
