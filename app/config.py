@@ -34,6 +34,8 @@ SETTINGS_DOC: list[tuple[str, str, object, str]] = [
     ("drift_share", "CREDIT_DRIFT_SHARE", 0.3, "share of drifted features above which the data set drifted"),
     ("sql_timeout", "CREDIT_SQL_TIMEOUT", 30.0, "seconds an ad hoc `credit sql` query may run"),
     ("lang", "CREDIT_LANG", "fr", "interface language: fr or en"),
+    ("min_outcomes", "CREDIT_MIN_OUTCOMES", 100, "fewest outcomes for a realised AUC, cost or calibration figure"),
+    ("sensitive", "CREDIT_SENSITIVE", "gender,age_band,family_status", "sensitive attributes examined for fairness"),
 ]
 
 
@@ -59,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drift_share: float = 0.3
     sql_timeout: float = 30.0
     lang: str = "fr"
+    min_outcomes: int = 100
+    sensitive: str = "gender,age_band,family_status"
 
     @property
     def db_path(self) -> Path:

@@ -1,0 +1,270 @@
+"""Fairness of decisions per group of a sensitive attribute (fairlearn's MetricFrame).
+
+Per group: clients decided, approval rate, and among clients with an observed outcome: default rate among
+the accepted, true positive rate (defaulters refused / defaulters) and false positive rate (good clients
+refused / good clients); "positive" is a default and the positive prediction is a refusal. The
+approval-rate ratio divides a group's approval rate by the best-treated group's; below `ratio_floor` (the
+four-fifths rule, 0.8) the group is flagged. Groups with fewer than `min_group` clients get no ratio and
+are not candidates for best-treated (too few to compare).
+
+Sensitive attributes are names: `age_band` (from clients.age_years), or any column of the data's
+`clients` table (`gender`, `family_status`, ...). Missing values form the group "unknown".
+
+Used at training (out-of-fold predictions, app.model.card) and in monitoring (the latest decision per
+client in the log window, with outcomes where observed).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+DEFAULT_ATTRIBUTES = ("gender", "age_band", "family_status")
+AGE_BANDS = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"))
+RATIO_FLOOR = 0.8
+MIN_GROUP = 30
+UNKNOWN = "unknown"
+
+
+class FairnessError(ValueError):
+    pass
+
+
+def parse_attributes(text: str | None) -> tuple[str, ...]:
+    """'gender, age_band' -> ('gender', 'age_band'); empty -> the defaults."""
+    names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
+    return names or DEFAULT_ATTRIBUTES
+
+
+def age_band(age_years: np.ndarray) -> np.ndarray:
+    a = np.asarray(age_years, dtype=np.float64)
+    out = np.full(len(a), UNKNOWN, dtype=object)
+    out[a >= AGE_BANDS[-1][1]] = f"{AGE_BANDS[-1][1]}+"
+    for lo, hi, label in AGE_BANDS:
+        out[(a >= lo) & (a < hi)] = label
+    return out
+
+
+# ---- metrics: plain numpy, NaN (never a warning) when a group has no row to count -------------------------
+
+
+def _mean(v: np.ndarray) -> float:
+    return float(np.mean(v)) if len(v) else math.nan
+
+
+def approval_rate(y_true, y_pred) -> float:
+    """y_pred = refused (bool)."""
+    return _mean(~np.asarray(y_pred, dtype=bool))
+
+
+def default_rate_accepted(y_true, y_pred) -> float:
+    y, refused = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    return _mean(y[~refused])
+
+
+def true_positive_rate(y_true, y_pred) -> float:
+    y, refused = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    return _mean(refused[y])
+
+
+def false_positive_rate(y_true, y_pred) -> float:
+    y, refused = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    return _mean(refused[~y])
+
+
+def count(y_true, y_pred) -> int:
+    return len(y_true)
+
+
+def _clean(v) -> float | int | None:
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def group_table(
+    groups: np.ndarray,
+    refused: np.ndarray,
+    defaulted: np.ndarray,
+    *,
+    min_group: int = MIN_GROUP,
+    ratio_floor: float = RATIO_FLOOR,
+) -> dict:
+    """Fairness figures of one sensitive attribute. `defaulted` is float: 1, 0, or NaN (no outcome)."""
+    import pandas as pd
+    from fairlearn.metrics import MetricFrame
+
+    groups = np.asarray(groups, dtype=object)
+    refused = np.asarray(refused, dtype=bool)
+    defaulted = np.asarray(defaulted, dtype=np.float64)
+    if not len(groups) == len(refused) == len(defaulted):
+        raise FairnessError("groups, decisions and outcomes differ in length")
+    if len(groups) == 0:
+        raise FairnessError("no decisions to examine")
+    decided = MetricFrame(
+        metrics={"clients": count, "approval_rate": approval_rate},
+        y_true=np.zeros(len(refused), dtype=bool),
+        y_pred=refused,
+        sensitive_features=pd.Series(groups, name="group"),
+    ).by_group
+    seen = ~np.isnan(defaulted)
+    observed = None
+    if seen.any():
+        observed = MetricFrame(
+            metrics={
+                "outcomes": count,
+                "default_rate_accepted": default_rate_accepted,
+                "tpr": true_positive_rate,
+                "fpr": false_positive_rate,
+            },
+            y_true=defaulted[seen].astype(bool),
+            y_pred=refused[seen],
+            sensitive_features=pd.Series(groups[seen], name="group"),
+        ).by_group
+    rows = []
+    for g in decided.index:
+        n = int(decided.loc[g, "clients"])
+        row = {"group": str(g), "clients": n, "approval_rate": _clean(decided.loc[g, "approval_rate"])}
+        if observed is not None and g in observed.index:
+            o = observed.loc[g]
+            row |= {
+                "outcomes": int(o["outcomes"]),
+                "default_rate_accepted": _clean(o["default_rate_accepted"]),
+                "tpr": _clean(o["tpr"]),
+                "fpr": _clean(o["fpr"]),
+            }
+        else:
+            row |= {"outcomes": 0, "default_rate_accepted": None, "tpr": None, "fpr": None}
+        row["too_few"] = n < min_group
+        rows.append(row)
+    eligible = [r for r in rows if not r["too_few"] and r["approval_rate"] is not None]
+    best = max(eligible, key=lambda r: r["approval_rate"], default=None)
+    for r in rows:
+        if best is None or r["too_few"] or not best["approval_rate"]:
+            r["approval_ratio"], r["flagged"] = None, False
+        else:
+            r["approval_ratio"] = r["approval_rate"] / best["approval_rate"]
+            r["flagged"] = r["approval_ratio"] < ratio_floor
+    return {
+        "best_group": None if best is None else best["group"],
+        "min_ratio": min((r["approval_ratio"] for r in rows if r["approval_ratio"] is not None), default=None),
+        "flagged": [r["group"] for r in rows if r["flagged"]],
+        "groups": rows,
+    }
+
+
+def fairness(
+    sensitive: dict[str, np.ndarray],
+    refused: np.ndarray,
+    defaulted: np.ndarray,
+    *,
+    min_group: int = MIN_GROUP,
+    ratio_floor: float = RATIO_FLOOR,
+) -> dict:
+    """group_table for every attribute, in order."""
+    attrs = {
+        name: group_table(groups, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor)
+        for name, groups in sensitive.items()
+    }
+    return {
+        "ratio_floor": ratio_floor,
+        "min_group": min_group,
+        "definitions": {
+            "approval_rate": "accepted / decided",
+            "default_rate_accepted": "defaulted / accepted (clients with an outcome)",
+            "tpr": "refused defaulters / defaulters",
+            "fpr": "refused good clients / good clients",
+            "approval_ratio": "approval rate / approval rate of the best-treated group (flag below ratio_floor)",
+        },
+        "clients": int(len(refused)),
+        "outcomes": int(np.count_nonzero(~np.isnan(np.asarray(defaulted, dtype=np.float64)))),
+        "attributes": attrs,
+        "flagged": {k: v["flagged"] for k, v in attrs.items() if v["flagged"]},
+    }
+
+
+# ---- reading the attributes and the live decisions ------------------------------------------------------
+
+
+def sensitive_values(data_conn, client_ids: np.ndarray, attributes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each attribute's value for each client id (data's `clients` table); unknown ids -> 'unknown'."""
+    cols = {r[1] for r in data_conn.execute("PRAGMA table_info(clients)")}
+    wanted = []
+    for a in attributes:
+        col = "age_years" if a == "age_band" else a
+        if col not in cols:
+            raise FairnessError(f"sensitive attribute {a!r}: no column {col!r} in the clients table")
+        wanted.append(col)
+    uniq = list(dict.fromkeys(wanted))
+    select = ", ".join(f'"{c}"' for c in uniq)
+    rows = data_conn.execute(f"SELECT client_id, {select} FROM clients ORDER BY client_id").fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    client_ids = np.asarray(client_ids, dtype=np.int64)
+    n = len(client_ids)
+    pos = np.searchsorted(ids, client_ids)
+    found = pos < len(ids)
+    found[found] = ids[pos[found]] == client_ids[found]
+    at = pos[found]
+    out: dict[str, np.ndarray] = {}
+    for a, col in zip(attributes, wanted, strict=True):
+        j = uniq.index(col) + 1
+        if a == "age_band":
+            ages = np.full(n, np.nan)
+            ages[found] = np.array([np.nan if r[j] is None else float(r[j]) for r in rows], dtype=np.float64)[at]
+            out[a] = age_band(ages)
+        else:
+            vals = np.full(n, UNKNOWN, dtype=object)
+            vals[found] = np.array([UNKNOWN if r[j] is None else str(r[j]) for r in rows], dtype=object)[at]
+            out[a] = vals
+    return out
+
+
+DECISIONS_SQL = """
+SELECT client_id, decision = 'refuse', max(ts), model_id FROM prediction_log
+WHERE client_id IS NOT NULL AND ts >= ? AND ts < ?
+GROUP BY client_id
+"""
+
+
+def live_report(
+    store_conn,
+    data_conn,
+    *,
+    attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES,
+    since: float | None = None,
+    until: float | None = None,
+    min_group: int = MIN_GROUP,
+    ratio_floor: float = RATIO_FLOOR,
+) -> dict:
+    """Fairness of the live decisions: the latest decision per known client in [since, until), with the
+    client's observed outcome where there is one."""
+    t0 = time.perf_counter()
+    lo = -math.inf if since is None else float(since)
+    hi = math.inf if until is None else float(until)
+    rows = store_conn.execute(DECISIONS_SQL, (lo, hi)).fetchall()
+    if not rows:
+        raise FairnessError("no decisions about known clients logged in the window")
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    refused = np.array([bool(r[1]) for r in rows], dtype=bool)
+    models: dict[str, int] = {}
+    for r in rows:
+        models[r[3]] = models.get(r[3], 0) + 1
+    out_rows = store_conn.execute("SELECT client_id, defaulted FROM outcomes ORDER BY client_id").fetchall()
+    o_ids = np.array([r[0] for r in out_rows], dtype=np.int64)
+    o_val = np.array([r[1] for r in out_rows], dtype=np.float64)
+    defaulted = np.full(len(ids), np.nan)
+    if len(o_ids):
+        pos = np.minimum(np.searchsorted(o_ids, ids), len(o_ids) - 1)
+        hit = o_ids[pos] == ids
+        defaulted[hit] = o_val[pos[hit]]
+    sens = sensitive_values(data_conn, ids, attributes)
+    rep = fairness(sens, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor)
+    return rep | {
+        "source": "live decisions (latest per client in the window)",
+        "window": {"since": None if since is None else lo, "until": None if until is None else hi},
+        "models": models,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
