@@ -179,3 +179,52 @@ def test_last_n_keeps_only_recent_decisions(tmp_path):
     assert sorted(j.client_id.tolist()) == [7, 8, 9, 10]
     with pytest.raises(performance.PerformanceError):
         performance.join(conn, last=0)
+
+
+# ---- the CLI ------------------------------------------------------------------------------------------------
+
+
+def test_cli_performance_exit_codes(pipeline_copy, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from app.cli import cli
+    from app.db import connect
+
+    env = {"CREDIT_DB": str(pipeline_copy.db), "CREDIT_MODEL_DIR": str(pipeline_copy.model_dir)}
+    conn = connect(pipeline_copy.db, pipeline_copy.model_dir)
+    conn.execute(SCHEMA_PATH.read_text())
+    with conn:  # every labelled client scored once, with the compiled model, as the API would log it
+        conn.execute(
+            "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
+            " latency_ms, role, endpoint) SELECT ?, 'r' || f.client_id, f.client_id, f.x, score_features(f.x),"
+            " CASE WHEN score_features(f.x) >= model_threshold() THEN 'refuse' ELSE 'accept' END, model_id(), 1,"
+            " 'officer', 'GET /clients/{id}/score' FROM features f JOIN labels USING (client_id)",
+            (T0,),
+        )
+    conn.close()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["performance"], env=env)
+    assert res.exit_code == 2 and "no outcome joins a decision" in res.output  # no outcomes yet
+    assert runner.invoke(cli, ["outcomes", "simulate"], env=env).exit_code == 0
+    html = tmp_path / "perf.html"
+    res = runner.invoke(cli, ["performance", "--json", "--html", str(html), "--period", "all"], env=env)
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    (model,) = rep["models"]
+    assert model["model_id"] == json.loads((pipeline_copy.model_dir / "manifest.json").read_text())["model_id"]
+    assert 0.5 < model["auc"] < 1 and rep["never_scored"]["count"] == 0
+    conn = connect(pipeline_copy.db, readonly=True)
+    y, p = zip(*conn.execute("SELECT o.defaulted, l.probability FROM outcomes o JOIN prediction_log l USING (client_id)"))
+    conn.close()
+    assert model["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert "Realised performance" in html.read_text() and model["model_id"][:12] in html.read_text()
+    res = runner.invoke(cli, ["performance", "--fail-below-auc", "0.5"], env=env)
+    assert res.exit_code == 0 and "too few" not in res.output.splitlines()[3]
+    res = runner.invoke(cli, ["performance", "--fail-below-auc", "1.0"], env=env)
+    assert res.exit_code == 1 and "realised AUC below 1.0" in res.output
+    res = runner.invoke(cli, ["performance", "--fail-below-auc", "0.5", "--min-outcomes", "1000000"], env=env)
+    assert res.exit_code == 2 and "too few outcomes" in res.output
+    res = runner.invoke(cli, ["performance", "--since", "yesterday"], env=env)
+    assert res.exit_code == 2 and "not a date/time" in res.output  # click usage error
