@@ -216,7 +216,8 @@ def test_cli_performance_exit_codes(pipeline_copy, tmp_path):
     assert model["model_id"] == json.loads((pipeline_copy.model_dir / "manifest.json").read_text())["model_id"]
     assert 0.5 < model["auc"] < 1 and rep["never_scored"]["count"] == 0
     conn = connect(pipeline_copy.db, readonly=True)
-    y, p = zip(*conn.execute("SELECT o.defaulted, l.probability FROM outcomes o JOIN prediction_log l USING (client_id)"))
+    joined = "SELECT o.defaulted, l.probability FROM outcomes o JOIN prediction_log l USING (client_id)"
+    y, p = zip(*conn.execute(joined), strict=True)
     conn.close()
     assert model["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert "Realised performance" in html.read_text() and model["model_id"][:12] in html.read_text()

@@ -144,13 +144,16 @@ def performance_command(
 
 def summary_text(rep: dict) -> str:
     w = rep["window"]
+    unscored = rep["never_scored"]
+    example = f" (e.g. {', '.join(map(str, unscored['client_ids'][:5]))})" if unscored["count"] else ""
     lines = [
         f"window: {w['since']} .. {w['until']}" + ("" if w["last"] is None else f" (last {w['last']} predictions)"),
         f"outcomes: {rep['outcomes_total']} stored, {rep['matched']} joined with the decision served, "
         f"{rep['never_scored']['count']} never scored"
-        + (f" (e.g. {', '.join(map(str, rep['never_scored']['client_ids'][:5]))})" if rep["never_scored"]["count"] else "")
+        + example
         + f", {rep['outside_window']} decided outside the window",
-        f"{'model':<14} {'period':<12} {'outcomes':>8} {'defaults':>8} {'AUC':>7} {'cost/client':>11} {'accept-all':>10}",
+        f"{'model':<14} {'period':<12} {'outcomes':>8} {'defaults':>8} {'AUC':>7} {'cost/client':>11}"
+        f" {'accept-all':>10}",
     ]
 
     def line(model: str, period: str, f: dict) -> str:
