@@ -9,7 +9,8 @@ Design notes (kept short; the README's API section is built from them):
 - State (app.service): settings, keys, model, one apsw connection per thread, the log writer. Scoring
   handlers are light (one SQL statement does lookup + inference) and run on the event loop thread; heavier ones
   (monitoring, population, readiness, explain, drift) run in worker threads.
-- Prediction log (app.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
+- Prediction log (app.predlog): every score served is committed to `prediction_log`, in the operational store
+  (app.store, its own file that re-imports never touch), BEFORE the response is sent
   (a batch is one transaction). Commits are durable (synchronous=FULL) and grouped: one writer thread per process
   commits the rows of all requests waiting at that moment in one transaction. If the log cannot be written, the
   request fails with 503 {"error": "prediction log unavailable"}: the API never answers a score it could not log.
@@ -463,7 +464,7 @@ def create_app(settings: Settings) -> Litestar:
             if v is not None and not math.isfinite(v):
                 raise ApiError(400, f"{name} must be a finite number of unix seconds")
         try:
-            data = predlog.summary(svc.conn(model=False), since, until)
+            data = predlog.summary(svc.log_conn(), since, until)
         except Exception as exc:
             if isinstance(exc, ApiError):
                 raise
@@ -475,7 +476,7 @@ def create_app(settings: Settings) -> Litestar:
     def monitoring_log(limit: Annotated[int, Parameter(ge=1, le=1000)] = 50) -> s.LogPage:
         """The latest prediction log rows, newest first (feature vectors left out)."""
         try:
-            rows = predlog.latest(svc.conn(model=False), limit)
+            rows = predlog.latest(svc.log_conn(), limit)
         except Exception as exc:
             if isinstance(exc, ApiError):
                 raise
@@ -496,7 +497,7 @@ def create_app(settings: Settings) -> Litestar:
 
         if svc.manifest is None:
             raise ApiError(503, "model unavailable", svc.model_error)
-        conn = svc.conn(model=False)
+        conn = svc.log_conn()
         lo, hi = (0.0 if since is None else since), (math.inf if until is None else until)
         try:
             n = conn.execute("SELECT count(*) FROM prediction_log WHERE ts >= ? AND ts <= ?", (lo, hi)).fetchall()[0][0]

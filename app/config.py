@@ -13,7 +13,14 @@ import msgspec
 
 # name, environment variable, default, help
 SETTINGS_DOC: list[tuple[str, str, object, str]] = [
-    ("db", "CREDIT_DB", "data/credit.db", "SQLite database file (raw tables, features, log)"),
+    ("db", "CREDIT_DB", "data/credit.db", "SQLite database file (raw tables, features); replaced by each import"),
+    (
+        "log_db",
+        "CREDIT_LOG_DB",
+        "",
+        "operational store: prediction log and history, kept across imports (empty: beside the database,"
+        " data/credit.db -> data/credit-log.db)",
+    ),
     ("model_dir", "CREDIT_MODEL_DIR", "compiled", "model folder: model.txt, manifest.json, model.so"),
     ("data_dir", "CREDIT_DATA_DIR", "data/raw", "folder of the eight Home Credit CSV files"),
     ("api_keys", "CREDIT_API_KEYS", "", "API keys as key1:officer,key2:admin (never logged)"),
@@ -41,6 +48,7 @@ SETTINGS_DOC: list[tuple[str, str, object, str]] = [
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db: str = "data/credit.db"
+    log_db: str = ""
     model_dir: str = "compiled"
     data_dir: str = "data/raw"
     api_keys: str = ""
@@ -67,6 +75,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def db_path(self) -> Path:
         return Path(self.db)
+
+    @property
+    def log_db_path(self) -> Path:
+        """The operational store (app.store): CREDIT_LOG_DB / --log-db, else beside the data database."""
+        from app.store import default_path
+
+        return Path(self.log_db) if self.log_db else default_path(self.db)
 
     @property
     def model_path(self) -> Path:

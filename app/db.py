@@ -10,6 +10,7 @@ with for its whole life; connections opened after `credit compile` get the new o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import apsw
@@ -21,7 +22,7 @@ VIEWS_SQL = SQL_DIR / "views.sql"
 ENTRY_POINT = "sqlite3_score_init"
 BUSY_TIMEOUT_MS = 5000
 
-__all__ = ["BUSY_TIMEOUT_MS", "DatabaseMissingError", "ModelError", "connect", "load_model"]
+__all__ = ["BUSY_TIMEOUT_MS", "DatabaseMissingError", "ModelError", "connect", "file_identity", "load_model"]
 
 
 class DatabaseMissingError(FileNotFoundError):
@@ -85,3 +86,13 @@ def connect(db_path: Path | str, model_dir: Path | str | None = None, *, readonl
         conn.close()
         raise
     return conn
+
+
+def file_identity(path: Path | str) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path` now, or None when there is none. `credit ingest` replaces the data
+    file with a new one (a new inode), so a connection opened on the old file can tell by comparing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

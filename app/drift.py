@@ -1,7 +1,7 @@
 """Drift monitoring over the prediction log.
 
-Two reports over a window of `prediction_log` (the float32 feature vectors actually scored and the
-probabilities returned):
+Two reports over a window of `prediction_log` (in the operational store, app.store; the float32 feature
+vectors actually scored and the probabilities returned):
 
 * `psi_report` (fast path, numpy only): Population Stability Index of every feature and of the score
   against the training reference bins stored in the manifest:
@@ -42,7 +42,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from app.options import db_option, model_option
+from app.options import db_option, log_db_option, model_option
 
 EPS = 1e-4
 DEFAULT_BINS = 10
@@ -538,28 +538,30 @@ def _print_table(report: dict, limit: int) -> None:
     help="Evidently: subsample the window to at most N rows",
 )
 @db_option
+@log_db_option
 @model_option
 def drift_command(
-    since, until, last, html_path, as_json, fail_on_drift, psi_only, limit, max_columns, max_rows, db, model_dir
+    since, until, last, html_path, as_json, fail_on_drift, psi_only, limit, max_columns, max_rows, db, log_db, model_dir
 ) -> None:
     """Drift of the logged predictions against the training reference (PSI, then Evidently).
 
     Exit status: 0 ok, 1 drift with --fail-on-drift, 2 empty window.
     """
-    import apsw
-
+    from app import store
     from app.config import load_settings
 
     if html_path and psi_only:
         raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    settings = load_settings(db=db, model_dir=model_dir)
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir)
     manifest_path = settings.model_path / "manifest.json"
     if not manifest_path.exists():
         raise click.ClickException(f"{manifest_path}: no model manifest (run `credit train` first)")
-    if not settings.db_path.exists():
-        raise click.ClickException(f"{settings.db_path}: database not found")
     manifest = json.loads(manifest_path.read_text())
-    conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:  # the log lives in the operational store; a data database of an earlier version may still hold one
+        conn = store.open_store(settings.log_db_path)
+        store.import_legacy(conn, settings.db_path)
+    except store.StoreError as e:
+        raise click.ClickException(str(e)) from None
     try:
         try:
             report = psi_report(

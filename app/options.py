@@ -18,3 +18,10 @@ model_option = click.option(
     default=None,
     help="model folder [env CREDIT_MODEL_DIR, default compiled/]",
 )
+log_db_option = click.option(
+    "--log-db",
+    "log_db",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="operational store: prediction log and history [env CREDIT_LOG_DB, default beside the database: <db>-log.db]",
+)

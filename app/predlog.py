@@ -1,6 +1,7 @@
 """Prediction log: every score the API serves is written here before the answer is sent.
 
-Table `prediction_log` (sql/predlog.sql) lives in the main database file. Each write is one
+Table `prediction_log` (sql/store/001_prediction_log.sql) lives in the operational store (app.store, its own
+SQLite file, `--log-db`), never in the data database that `credit ingest` replaces. Each write is one
 `BEGIN IMMEDIATE ... COMMIT` transaction (a batch request is one transaction for all its rows) on a
 connection in WAL mode with a busy timeout, so several worker processes writing at once wait for the
 write lock instead of failing with "database is locked". Commits use `synchronous=FULL`: once a
@@ -24,9 +25,8 @@ from pathlib import Path
 import apsw
 import numpy as np
 
-from app import SQL_DIR
+from app import store
 
-SCHEMA_PATH = SQL_DIR / "predlog.sql"
 BUSY_TIMEOUT_MS = 30_000
 BUSY_RETRY_S = 0.0005  # pause between tries of a busy write lock
 HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
@@ -96,18 +96,13 @@ def _retry_every(pause_s: float, limit_s: float):
 
 
 def ensure_schema(conn: apsw.Connection) -> None:
-    """Create the log table and its index if absent (idempotent, safe from several processes)."""
+    """Bring a store connection's schema up to date (app.store migrations; idempotent, safe from several
+    processes) in WAL mode, with the log writers' settings."""
     prepare(conn)
     mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
     if str(mode).lower() != "wal":
         conn.execute("PRAGMA journal_mode = WAL").fetchall()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(SCHEMA_PATH.read_text())
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    store.migrate(conn)
 
 
 def write(conn: apsw.Connection, rows: list[LogRow]) -> None:
@@ -206,6 +201,7 @@ class GroupWriter:
     MAX_GROUP = 2000  # rows per transaction, at most
 
     def __init__(self, db_path: str | Path):
+        """`db_path` is the operational store (app.store), whose schema is already migrated."""
         import queue
         import threading
 
@@ -272,13 +268,18 @@ class GroupWriter:
             try:
                 write(conn, [r for rows, _fut in group for r in rows])
             except PredictionLogError:
+                failed = False
                 for rows, fut in group:  # isolate the failing submission(s)
                     try:
                         write(conn, rows)
                     except PredictionLogError as exc:
+                        failed = True
                         fut.set_exception(exc)
                     else:
                         fut.set_result(None)
+                if failed:  # e.g. opened while the file was read-only: the next group opens it afresh
+                    conn.close()
+                    conn = None
                 continue
             for _rows, fut in group:
                 fut.set_result(None)

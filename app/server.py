@@ -32,7 +32,7 @@ import click
 import uvicorn
 
 from app.config import SETTINGS_DOC, load_settings
-from app.options import db_option, model_option
+from app.options import db_option, log_db_option, model_option
 
 GRACEFUL_SECONDS = 30
 DRAIN_SECONDS = 2.0
@@ -127,6 +127,7 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 @click.command("serve")
 @db_option
+@log_db_option
 @model_option
 @click.option("--host", default=None, help="bind address [env CREDIT_HOST, default 127.0.0.1]")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="port [env CREDIT_PORT, default 8000]")
@@ -134,14 +135,20 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     "--workers", type=click.IntRange(1, 64), default=None, help="worker processes [env CREDIT_WORKERS, default 1]"
 )
 def serve_command(
-    db: str | None, model_dir: str | None, host: str | None, port: int | None, workers: int | None
+    db: str | None,
+    log_db: str | None,
+    model_dir: str | None,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /schema)."""
-    settings = load_settings(db=db, model_dir=model_dir, host=host, port=port, workers=workers)
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, host=host, port=port, workers=workers)
     if not Path(settings.db).is_file():
         raise click.ClickException(f"database {settings.db} not found (run `credit ingest` first or pass --db)")
     overrides = {
         "db": str(Path(settings.db).resolve()),
+        "log_db": str(settings.log_db_path.resolve()),
         "model_dir": str(Path(settings.model_dir).resolve()),
         "host": settings.host,
         "port": settings.port,
@@ -152,7 +159,7 @@ def serve_command(
         os.environ[env_names[name]] = str(value)
     click.echo(
         f"credit API on http://{settings.host}:{settings.port} ({settings.workers} worker(s)); "
-        f"db={overrides['db']} model={overrides['model_dir']}",
+        f"db={overrides['db']} log={overrides['log_db']} model={overrides['model_dir']}",
         err=True,
     )
     # uvicorn re-raises the signal that stopped it once shutdown is complete; ending here with status 0

@@ -3,6 +3,13 @@ connections, the prediction log writer and the readiness checks; and the strict 
 
 apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
 while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
+
+The data database is opened read-only; the prediction log goes to the operational store (app.store,
+`settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
+thread takes its data connection, the path's (device, inode) is compared with the file that connection
+opened (one stat call); on a change the connection is reopened on the new file after the readiness checks
+pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
+once its replacement is visible.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import msgspec
 import numpy as np
 from litestar import Request
 
-from app import predlog
+from app import predlog, store
 from app import schemas as s
 from app.auth import KeyRing, load_keys
 from app.config import Settings
@@ -47,6 +54,8 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db_path = Path(settings.db)
+        self.log_db_path = settings.log_db_path
+        self.data_identity: tuple[int, int] | None = None  # (device, inode) of the data file last checked ready
         self.model_dir = Path(settings.model_dir)
         self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
         self.local = threading.local()
@@ -59,7 +68,7 @@ class Service:
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Any = None
-        self.writer = predlog.GroupWriter(self.db_path)
+        self.writer = predlog.GroupWriter(self.log_db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         try:
             self.manifest = json.loads((self.model_dir / "manifest.json").read_text())
@@ -79,19 +88,22 @@ class Service:
     def startup(self) -> None:
         if not len(self.ring):
             log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
+        try:
+            conn = store.open_store(self.log_db_path)
+            try:
+                added = store.import_legacy(conn, self.db_path)
+            finally:
+                conn.close()
+            if added:
+                log.info("copied %d prediction log rows from %s into %s", added, self.db_path, self.log_db_path)
+        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
+            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
         if not self.db_path.is_file():
             log.warning("database %s not found", self.db_path)
             return
-        try:
-            import apsw
+        from app.db import file_identity
 
-            conn = apsw.Connection(str(self.db_path), flags=apsw.SQLITE_OPEN_READWRITE)
-            try:
-                predlog.ensure_schema(conn)
-            finally:
-                conn.close()
-        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
-            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
+        self.data_identity = file_identity(self.db_path)
         reason = self.check_ready()
         if reason:
             log.warning("not ready: %s", reason)
@@ -126,25 +138,76 @@ class Service:
         return self.model
 
     def conn(self, model: bool = True) -> Any:
-        """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
+        """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
+        plain one. Reopened when the file at the path is no longer the one it opened (a re-import)."""
+        from app.db import file_identity
+
         attr = "conn" if model else "plain"
-        conn = getattr(self.local, attr, None)
-        if conn is not None:
-            return conn
+        ident = file_identity(self.db_path)
+        cached = getattr(self.local, attr, None)
+        if cached is not None:
+            if cached[1] == ident:
+                return cached[0]
+            setattr(self.local, attr, None)
+            self._forget(cached[0])
+        if ident is None:
+            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
+        if ident != self.data_identity:
+            self.data_replaced(ident)
         if model:
             self.require_model()
-        if not self.db_path.is_file():
-            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
         try:
             from app.db import connect
 
-            conn = connect(self.db_path, self.model_dir if model else None)
-            predlog.prepare(conn)
+            for _attempt in range(3):
+                conn = connect(self.db_path, self.model_dir if model else None, readonly=True)
+                if file_identity(self.db_path) == ident:
+                    break
+                conn.close()  # replaced while opening: take the newer file
+                ident = file_identity(self.db_path)
+            else:
+                raise ApiError(503, "database unavailable", "the data file is being replaced, try again")
         except ApiError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-        setattr(self.local, attr, conn)
+        setattr(self.local, attr, (conn, ident))
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def data_replaced(self, ident: tuple[int, int] | None) -> None:
+        """The data file at the path is a new one (or the first seen): forget what was read from the old one and
+        run the readiness checks on the new one (scoring answers 503 with the reason if they fail)."""
+        with self.lock:
+            if ident == self.data_identity:
+                return
+            first = self.data_identity is None
+            self.data_identity = ident
+            self.population_ids = None
+        if not first:
+            log.warning("data file %s was replaced: checking the new one", self.db_path)
+        reason = self.check_ready()
+        if reason and not first:
+            self.ready = (f"data file replaced: {reason}", self.ready[1], self.ready[2])
+
+    def _forget(self, conn: Any) -> None:
+        with self.lock:
+            if conn in self.conns:
+                self.conns.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def log_conn(self) -> Any:
+        """This thread's connection to the operational store, for reads (monitoring, drift)."""
+        conn = getattr(self.local, "store", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = store.open_store(self.log_db_path)
+        except store.StoreError as exc:
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+        self.local.store = conn
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -337,10 +400,9 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
     try:
         from app.db import connect
 
-        conn = connect(svc.db_path, svc.model_dir)
+        conn = connect(svc.db_path, svc.model_dir, readonly=True)
         try:
             sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
-            log_problem = predlog.check_writable(conn)
         finally:
             conn.close()
     except Exception as exc:  # noqa: BLE001
@@ -350,6 +412,14 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         checks["sql"] = "mismatch"
         return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
     checks["sql"] = "ok"
+    try:  # opened afresh each time, so a store that was read-only recovers as soon as it is writable
+        conn = store.open_store(svc.log_db_path)
+        try:
+            log_problem = predlog.check_writable(conn)
+        finally:
+            conn.close()
+    except store.StoreError as exc:
+        log_problem = str(exc)
     if log_problem:
         checks["prediction_log"] = "error"
         return f"prediction log not writable: {log_problem}"

@@ -14,17 +14,20 @@ import numpy as np
 from benchmarks.models import project_pipeline
 
 
-def fill_log(db: Path, model_dir: Path, n: int) -> None:
-    """n prediction_log rows with real feature vectors and their compiled-model scores."""
+def fill_log(db: Path, model_dir: Path, n: int) -> Path:
+    """n prediction_log rows, in the operational store beside `db` (returned), with real feature vectors of
+    `db` and their compiled-model scores."""
     import apsw
 
-    from app.predlog import SCHEMA_PATH
+    from app import store
     from app.scoring import CompiledModel
 
     model = CompiledModel.load(model_dir)
-    conn = apsw.Connection(str(db))
-    conn.execute(SCHEMA_PATH.read_text())
-    blobs = [r[0] for r in conn.execute("SELECT x FROM features")]
+    data = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    blobs = [r[0] for r in data.execute("SELECT x FROM features")]
+    data.close()
+    log_db = store.default_path(db)
+    conn = store.open_store(log_db)
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(blobs), n)
     X = np.frombuffer(b"".join(blobs[i] for i in picks), dtype="<f4").reshape(n, -1)
@@ -51,6 +54,7 @@ def fill_log(db: Path, model_dir: Path, n: int) -> None:
             ),
         )
     conn.close()
+    return log_db
 
 
 def run(quick: bool) -> list[dict]:
@@ -63,9 +67,9 @@ def run(quick: bool) -> list[dict]:
     db = work / "credit.db"
     shutil.copy(pipe.db, db)
     try:
-        fill_log(db, pipe.model_dir, n)
+        log_db = fill_log(db, pipe.model_dir, n)
         manifest = json.loads((pipe.model_dir / "manifest.json").read_text())
-        conn = connect(db, readonly=True)
+        conn = connect(log_db, readonly=True)
         t0 = time.perf_counter()
         psi = psi_report(conn, manifest)
         psi_s = time.perf_counter() - t0

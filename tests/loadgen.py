@@ -335,7 +335,8 @@ def _ro(db: str | Path) -> apsw.Connection:
 
 
 def db_state(db: str | Path) -> dict[str, Any]:
-    """prediction_log row count (0 when absent) and a sha256 over every (client_id, x) of `features`."""
+    """A sha256 over every (client_id, x) of `features` in the data file `db`, and the prediction_log row count
+    (0 when absent) of the operational store beside it (app.store.default_path)."""
     conn = _ro(db)
     try:
         h = hashlib.sha256()
@@ -344,17 +345,35 @@ def db_state(db: str | Path) -> dict[str, Any]:
             h.update(struct.pack("<q", cid))
             h.update(x if isinstance(x, bytes) else repr(x).encode())
             n += 1
-        has_log = conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'prediction_log'").fetchall()[0][0]
-        log_rows = conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] if has_log else 0
         tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"))
-        return {"features": n, "features_sha256": h.hexdigest(), "log_rows": log_rows, "tables": tables}
+    finally:
+        conn.close()
+    return {"features": n, "features_sha256": h.hexdigest(), "log_rows": log_count(db), "tables": tables}
+
+
+def log_db(db: str | Path) -> Path:
+    """The operational store the API writes for the data file `db` (its default place, beside it)."""
+    from app.store import default_path
+
+    return default_path(db)
+
+
+def log_count(db: str | Path) -> int:
+    """Rows in the prediction_log of the store beside the data file `db` (0 when there is none yet)."""
+    path = log_db(db)
+    if not path.is_file():
+        return 0
+    conn = _ro(path)
+    try:
+        has_log = conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'prediction_log'").fetchall()[0][0]
+        return conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] if has_log else 0
     finally:
         conn.close()
 
 
 def log_rows(db: str | Path) -> dict[str, tuple[int | None, float, bytes]]:
-    """request_id -> (client_id, probability, features) for every prediction_log row."""
-    conn = _ro(db)
+    """request_id -> (client_id, probability, features) for every prediction_log row of the store beside `db`."""
+    conn = _ro(log_db(db))
     try:
         out: dict[str, tuple[int | None, float, bytes]] = {}
         for rid, cid, p, x in conn.execute("SELECT request_id, client_id, probability, features FROM prediction_log"):

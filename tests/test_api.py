@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer
 
+from app.store import default_path
+
 
 @pytest.fixture(scope="module")
 def http(api):
@@ -43,7 +45,8 @@ def expected(data, ids) -> dict[int, float]:
 
 
 def log_rows(db, where: str = "", args: tuple = ()) -> list[tuple]:
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    """Rows of the prediction log the API keeps for the data file `db` (the operational store beside it)."""
+    conn = apsw.Connection(str(default_path(db)), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         return list(
             conn.execute(
@@ -312,7 +315,7 @@ def test_explain_and_drift_answer_or_say_why(http, ids):
 
 def test_concurrent_burst_log_equals_responses(http, data, ids):
     """200 requests from 16 threads: every answered score has exactly one log row with the same values."""
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
     start_id = conn.execute("SELECT coalesce(max(id), 0) FROM prediction_log").fetchall()[0][0]
     conn.close()
 

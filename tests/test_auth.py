@@ -7,6 +7,7 @@ import pytest
 from apiserver import ADMIN, ADMIN_KEY, KEYS, OFFICER, OFFICER_KEY, ApiServer, copy_pipeline
 
 from app.auth import KeyConfigError, KeyRing, load_keys, parse_keys
+from app.store import default_path
 
 
 def test_parse_keys_commas_and_lines():
@@ -90,7 +91,7 @@ def test_open_endpoints(server):
 def test_admin_role_is_logged_not_the_key(server):
     with server.client() as http:
         body = http.get(f"/clients/{server.cid}/score", headers=ADMIN).json()
-    conn = apsw.Connection(str(server.db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(default_path(server.db)), flags=apsw.SQLITE_OPEN_READONLY)
     role = conn.execute("SELECT role FROM prediction_log WHERE request_id = ?", (body["request_id"],)).fetchall()
     dump = "\n".join(str(r) for r in conn.execute("SELECT * FROM prediction_log"))
     conn.close()

@@ -15,11 +15,11 @@ RUNTIME_CHECK = """
 import app, apsw
 from app.data.ingest import read_sql
 from app.db import VIEWS_SQL
-from app.predlog import SCHEMA_PATH, ensure_schema
+from app.store import MIGRATIONS_DIR, migrations, open_store
 conn = apsw.Connection(":memory:")
 conn.execute(read_sql("schema.sql"))
-ensure_schema(conn)
-print(app.__file__, VIEWS_SQL.is_file(), SCHEMA_PATH.is_file())
+open_store("store.db").close()
+print(app.__file__, VIEWS_SQL.is_file(), len(migrations()) >= 1 and MIGRATIONS_DIR.is_dir())
 """
 
 
@@ -51,7 +51,7 @@ def test_installed_wheel_finds_its_sql_scripts(tmp_path):
     )
     (wheel,) = wheels.glob("pret_a_depenser-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"app/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql")} <= names
+    assert {f"app/sql/{p.relative_to(ROOT / 'sql')}" for p in (ROOT / "sql").rglob("*.sql")} <= names
     assert {"app/native/score_ext.c", "app/data/kaggle_schema.json"} <= names
 
     target = tmp_path / "site"

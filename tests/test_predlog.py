@@ -15,6 +15,7 @@ import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 
 from app import predlog
+from app.store import default_path
 
 
 def fresh_db(path) -> apsw.Connection:
@@ -147,7 +148,7 @@ def test_two_uvicorn_workers_log_every_answer(pipeline, tmp_path):
     request_ids = [a["request_id"] for a in answers if "request_id" in a]
     request_ids += [x["request_id"] for a in answers if "results" in a for x in a["results"]]
     assert len(request_ids) == 320 + 80 * 3
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
     logged = {r[0]: r[1] for r in conn.execute("SELECT request_id, probability FROM prediction_log")}
     conn.close()
     assert len(logged) == len(request_ids) == summary["requests"]

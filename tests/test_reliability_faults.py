@@ -24,7 +24,7 @@ import httpx
 import psutil
 import pytest
 from apiserver import ADMIN, KEYS, OFFICER, ApiServer, copy_pipeline
-from loadgen import BackgroundLoad, client_score_requests, db_state, integrity_check, kill_tree, log_rows
+from loadgen import BackgroundLoad, client_score_requests, db_state, integrity_check, kill_tree, log_db, log_rows
 
 
 def first_ids(db: Path, n: int = 200) -> list[int]:
@@ -77,7 +77,7 @@ def test_sigkill_under_load_loses_no_answered_request(pipeline_copy, workers):
             api.stop()
         assert status.get(api.proc.pid) == -signal.SIGKILL, (trial, status)
         assert len(status) >= 1 + (workers if workers > 1 else 0), status  # the worker processes died too
-        assert integrity_check(data.db) == ["ok"], trial
+        assert integrity_check(log_db(data.db)) == ["ok"], trial
         assert_all_answered_are_logged(report, data.db)
         total_ok += len(report.ok)
         print(f"kill -9 trial {trial} (workers={workers}): {len(report.ok)} answered, {len(report.errors)} cut off")
@@ -129,7 +129,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_exits_0(pipeline_cop
     )
     assert "Traceback" not in output
     assert_all_answered_are_logged(report, data.db)
-    assert integrity_check(data.db) == ["ok"]
+    assert integrity_check(log_db(data.db)) == ["ok"]
     assert failed == [], f"{len(failed)} requests sent before SIGTERM did not get a 200: {failed[:5]}"
 
 
@@ -184,7 +184,7 @@ def test_sigterm_drains_idle_keep_alive_connections(pipeline_copy, workers):
             kill_tree(api.proc.pid)
         api.stop()
     assert "Traceback" not in api.output()
-    assert integrity_check(data.db) == ["ok"]
+    assert integrity_check(log_db(data.db)) == ["ok"]
 
 
 # ---- broken model folder --------------------------------------------------------------------------------------
@@ -312,11 +312,11 @@ def tmpfs(size: str):
 
 
 def _prepare_log(db: Path) -> None:
-    from app import predlog
+    """Create the operational store beside `db`, checkpointed (so copying the main file copies it all)."""
+    from app import store
 
-    conn = apsw.Connection(str(db))
+    conn = store.open_store(log_db(db))
     try:
-        predlog.ensure_schema(conn)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
@@ -333,6 +333,7 @@ def test_read_only_file_system_score_is_503_not_unlogged(pipeline, tmp_path):
     with tmpfs(f"{data.db.stat().st_size * 2 + (1 << 20)}") as mnt:
         db = mnt / "credit.db"
         shutil.copy(data.db, db)
+        shutil.copy(log_db(data.db), log_db(db))
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         before = db_state(db)
         with ApiServer(db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
@@ -375,7 +376,7 @@ def test_full_disk_score_is_503_and_every_answer_is_logged(pipeline, tmp_path):
         assert set(statuses) <= {200, 503}
         logged = log_rows(db)
         assert [rid for rid in served if rid not in logged] == []
-        assert integrity_check(db) == ["ok"]
+        assert integrity_check(log_db(db)) == ["ok"]
 
 
 # ---- 50 start/stop cycles in one process ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import apsw
 import numpy as np
 import pytest
 from apiserver import OFFICER, ApiServer
-from loadgen import db_state, log_rows, mixed_requests, run_load
+from loadgen import db_state, log_db, log_rows, mixed_requests, run_load
 
 LOAD_SECONDS = float(os.environ.get("CREDIT_LOAD_SECONDS", "60"))
 CONNECTIONS = 64
@@ -142,16 +142,14 @@ def _writer(db: str, n: int, start, out) -> None:
 
 @pytest.mark.slow
 def test_several_processes_write_the_log_at_once(pipeline_copy):
-    from app import predlog
+    from app import store
 
     db = str(pipeline_copy.db)
-    conn = apsw.Connection(db)
-    predlog.ensure_schema(conn)
-    conn.close()
+    store.open_store(log_db(db)).close()
     before = db_state(db)["log_rows"]
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(db, WRITES, start, out)) for _ in range(WRITERS)]
+    procs = [ctx.Process(target=_writer, args=(str(log_db(db)), WRITES, start, out)) for _ in range(WRITERS)]
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every child import and open its connection, then release them together
@@ -163,7 +161,7 @@ def test_several_processes_write_the_log_at_once(pipeline_copy):
     assert errors == []
     assert not any("locked" in e for e in errors)
     assert db_state(db)["log_rows"] == before + WRITERS * WRITES
-    conn = apsw.Connection(db, flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(log_db(db)), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         per = conn.execute("SELECT count(DISTINCT endpoint), count(DISTINCT request_id) FROM prediction_log").fetchall()
         assert per[0] == (WRITERS, before + WRITERS * WRITES)

@@ -22,6 +22,8 @@ import pytest
 from apiserver import ADMIN, ADMIN_KEY, OFFICER, OFFICER_KEY
 from loadgen import db_state
 
+from app.store import default_path
+
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 ADMIN_PREFIXES = ("/monitoring",)
@@ -138,7 +140,7 @@ def test_keys_never_appear_in_logs_bodies_schema_or_database(api, data, operatio
         assert secret not in output, "a key appears in the server's stdout/stderr"
         for text in bodies:
             assert secret not in text
-    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    conn = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         dump = "\n".join(str(r) for r in conn.execute("SELECT role, endpoint, request_id FROM prediction_log"))
     finally:

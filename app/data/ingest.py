@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from app.data.features import quote_ident, read_sql
-from app.options import db_option
+from app.options import db_option, log_db_option
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 
@@ -328,15 +328,50 @@ def bulk_pragmas(conn: apsw.Connection) -> None:
 
 
 def finish_database(conn: apsw.Connection, tmp: Path, db_path: Path) -> None:
-    """Analyze, switch to WAL, close, then atomically move the temp file over the target."""
+    """Analyze, close, then atomically move the temp file over the target.
+
+    The data file is left in rollback-journal mode (DELETE): it is read-only once built (the API opens it
+    read-only, the log is in the operational store), so readers create no -wal/-shm beside it, and a later
+    re-import can rename a new file over it while an API is reading the old one.
+    """
     conn.execute("PRAGMA locking_mode=NORMAL")
     conn.execute("PRAGMA analysis_limit=1000")  # approximate statistics: seconds, not minutes
     conn.execute("ANALYZE")
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA journal_mode=DELETE")
     conn.close()
-    for suffix in ("-wal", "-shm"):  # stale side files of an older database would corrupt the new one
-        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _remove_side_files(db_path)  # a -wal left by an older WAL-mode file would be replayed onto the new one
     os.replace(tmp, db_path)
+    _remove_side_files(db_path)  # and one created by a reader of the old file in between
+    dir_fd = os.open(db_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _remove_side_files(db_path: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+
+
+def keep_log(db_path: Path, log_db: Path | None) -> None:
+    """Before `db_path` is replaced: copy a prediction log kept inside it by an earlier version into the store."""
+    from app import store
+
+    if not db_path.is_file():
+        return
+    conn = store.open_store(store.default_path(db_path) if log_db is None else log_db)
+    try:
+        added = store.import_legacy(conn, db_path)
+    finally:
+        conn.close()
+    if added:
+        click.echo(f"{db_path}: {added} prediction log rows moved to the operational store first", err=True)
 
 
 def remove_temp(tmp: Path) -> None:
@@ -345,8 +380,11 @@ def remove_temp(tmp: Path) -> None:
 
 
 @contextlib.contextmanager
-def building_database(db_path: Path) -> Iterator[apsw.Connection]:
+def building_database(db_path: Path, log_db: Path | None = None) -> Iterator[apsw.Connection]:
     """A bulk-load connection to `<db>.tmp` holding the empty schema, moved over `db_path` when the block succeeds.
+
+    Before the move, a prediction log still inside the old `db_path` (earlier versions kept it there) is copied
+    into the operational store `log_db` (default beside the database), so a re-import never loses a log row.
 
     On any failure the temporary files are removed and `db_path` is left as it was; a database or value error
     becomes an IngestError naming the temporary file.
@@ -360,6 +398,7 @@ def building_database(db_path: Path) -> Iterator[apsw.Connection]:
         bulk_pragmas(conn)
         conn.execute(read_sql("schema.sql"))
         yield conn
+        keep_log(db_path, log_db)
         finish_database(conn, tmp, db_path)
     except BaseException as exc:
         if conn is not None:
@@ -382,8 +421,9 @@ def write_meta(conn: apsw.Connection, source: str, fingerprint: str) -> None:
     )
 
 
-def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
-    """Import the eight Home Credit CSVs from `data_dir` and build features into `db_path`."""
+def ingest(data_dir: Path, db_path: Path, progress: bool = True, log_db: Path | None = None) -> None:
+    """Import the eight Home Credit CSVs from `data_dir` and build features into `db_path` (replaced at the end,
+    atomically; the operational store `log_db` is never touched except to receive an old in-file log)."""
     from app.data.features import build_features, data_fingerprint
 
     data_dir, db_path = Path(data_dir), Path(db_path)
@@ -397,7 +437,7 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True) -> None:
     if absent:
         raise IngestError(f"missing file(s) in {data_dir}: {', '.join(absent)}")
 
-    with building_database(db_path) as conn:
+    with building_database(db_path, log_db) as conn:
         tables = []
         for file_name, columns in schema.items():
             table = table_name(file_name)
@@ -436,14 +476,17 @@ def echo_warnings() -> Iterator[None]:
 @click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--progress/--no-progress", default=True, help="show a progress bar per file (stderr)")
 @db_option
-def ingest_command(data_dir: Path | None, progress: bool, db: str | None) -> None:
-    """Import the eight Home Credit CSVs from DATA_DIR (default: settings data_dir) and build features."""
+@log_db_option
+def ingest_command(data_dir: Path | None, progress: bool, db: str | None, log_db: str | None) -> None:
+    """Import the eight Home Credit CSVs from DATA_DIR (default: settings data_dir) and build features.
+
+    Safe while the API runs: the new database replaces the old file atomically and the API switches to it."""
     from app.config import load_settings
 
-    settings = load_settings(db=db)
+    settings = load_settings(db=db, log_db=log_db)
     data_dir = data_dir or Path(settings.data_dir)
     with echo_warnings():
-        ingest(data_dir, settings.db_path, progress=progress)
+        ingest(data_dir, settings.db_path, progress=progress, log_db=settings.log_db_path)
     conn = apsw.Connection(str(settings.db_path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()

@@ -37,7 +37,7 @@ from app.data.ingest import (
     read_header,
     write_meta,
 )
-from app.options import db_option
+from app.options import db_option, log_db_option
 
 BLOCK_SIZE = 32 << 20  # longest row accepted
 MAX_LEVEL_CHARS = 64
@@ -230,8 +230,10 @@ def ingest_csv(
     positive: str | None = None,
     max_levels: int = 10,
     progress: bool = True,
+    log_db: Path | None = None,
 ) -> dict:
-    """Import one CSV; returns a summary {rows, labelled, features, positive}."""
+    """Import one CSV; returns a summary {rows, labelled, features, positive}. `db_path` is replaced atomically
+    at the end; the operational store `log_db` (default beside it) keeps the log."""
     from app.data.features import data_fingerprint, write_feature_rows
 
     csv_path, db_path = Path(csv_path), Path(db_path)
@@ -267,7 +269,7 @@ def ingest_csv(
         raise IngestError(f"{label}: {len(exprs)} features is too many (limit {MAX_FEATURES}); lower --max-levels")
     feature_sql = "SELECT\n  client_id,\n  " + ",\n  ".join(exprs) + "\nFROM csv_data"
 
-    with building_database(db_path) as conn:
+    with building_database(db_path, log_db) as conn:
         typed = [f"{quote_ident(sql_names[c])} {'REAL' if numbers[c] is not None else 'TEXT'}" for c in data_cols]
         columns_sql = ",\n  ".join(typed)
         conn.execute(
@@ -320,6 +322,7 @@ def ingest_csv(
 )
 @click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
 @db_option
+@log_db_option
 def ingest_csv_command(
     file: Path,
     id_col: str | None,
@@ -328,11 +331,12 @@ def ingest_csv_command(
     max_levels: int,
     progress: bool,
     db: str | None,
+    log_db: str | None,
 ) -> None:
     """Import one credit CSV FILE (numeric and text columns, a binary target) as clients and features."""
     from app.config import load_settings
 
-    settings = load_settings(db=db)
+    settings = load_settings(db=db, log_db=log_db)
     with echo_warnings():
         summary = ingest_csv(
             file,
@@ -342,6 +346,7 @@ def ingest_csv_command(
             positive=positive,
             max_levels=max_levels,
             progress=progress,
+            log_db=settings.log_db_path,
         )
     click.echo(
         f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
