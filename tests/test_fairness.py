@@ -10,7 +10,7 @@ import pytest
 
 from app.monitoring import fairness, outcomes
 from app.monitoring.outcomes import Outcome
-from app.predlog import SCHEMA_PATH
+from app.store import open_store
 
 # 10 clients. Group A: 6 clients, B: 4 clients.
 #            A  A  A  A  A  A  B  B  B  B
@@ -86,9 +86,7 @@ def test_sensitive_values_from_clients(tmp_path):
 
 def test_live_report_latest_decision_per_client(tmp_path):
     data = _data_db(tmp_path / "data.db")
-    store = apsw.Connection(str(tmp_path / "store.db"))
-    store.execute(SCHEMA_PATH.read_text())
-    outcomes.ensure_schema(store)
+    store = open_store(tmp_path / "store.db")
     rows = [(1, 10.0, "refuse"), (1, 20.0, "accept"), (2, 15.0, "refuse"), (3, 5.0, "accept"), (None, 30.0, "refuse")]
     with store:
         for cid, ts, dec in rows:

@@ -13,14 +13,11 @@ from click.testing import CliRunner
 from app.cli import cli
 from app.monitoring import outcomes
 from app.monitoring.outcomes import Outcome, OutcomeError
-from app.predlog import SCHEMA_PATH
+from app.store import default_path, open_store
 
 
 def store(path) -> apsw.Connection:
-    conn = apsw.Connection(str(path))
-    conn.execute(SCHEMA_PATH.read_text())
-    outcomes.ensure_schema(conn)
-    return conn
+    return open_store(path)
 
 
 def rows(conn) -> list[tuple]:
@@ -123,9 +120,10 @@ def test_cli_import_and_simulate(pipeline_copy, tmp_path):
     from app.db import connect
 
     env = {"CREDIT_DB": str(pipeline_copy.db), "CREDIT_MODEL_DIR": str(pipeline_copy.model_dir)}
-    conn = connect(pipeline_copy.db)
-    conn.execute(SCHEMA_PATH.read_text())
-    ids = [r[0] for r in conn.execute("SELECT client_id FROM labels ORDER BY client_id LIMIT 50")]
+    data = connect(pipeline_copy.db, readonly=True)
+    ids = [r[0] for r in data.execute("SELECT client_id FROM labels ORDER BY client_id LIMIT 50")]
+    data.close()
+    conn = open_store(default_path(pipeline_copy.db))
     with conn:
         for cid in ids:
             conn.execute(

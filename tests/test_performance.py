@@ -14,17 +14,14 @@ from sklearn.metrics import roc_auc_score
 
 from app.monitoring import outcomes, performance
 from app.monitoring.outcomes import Outcome
-from app.predlog import SCHEMA_PATH
+from app.store import default_path, open_store
 
 DAY = 86400.0
 T0 = datetime(2025, 3, 3, tzinfo=UTC).timestamp()  # a Monday
 
 
 def store(path) -> apsw.Connection:
-    conn = apsw.Connection(str(path))
-    conn.execute(SCHEMA_PATH.read_text())
-    outcomes.ensure_schema(conn)
-    return conn
+    return open_store(path)
 
 
 def log(conn, client_id, ts, p, model="m1", threshold=0.3):
@@ -193,15 +190,20 @@ def test_cli_performance_exit_codes(pipeline_copy, tmp_path):
     from app.db import connect
 
     env = {"CREDIT_DB": str(pipeline_copy.db), "CREDIT_MODEL_DIR": str(pipeline_copy.model_dir)}
-    conn = connect(pipeline_copy.db, pipeline_copy.model_dir)
-    conn.execute(SCHEMA_PATH.read_text())
-    with conn:  # every labelled client scored once, with the compiled model, as the API would log it
-        conn.execute(
+    data = connect(pipeline_copy.db, pipeline_copy.model_dir)
+    scored = data.execute(  # every labelled client scored once, with the compiled model, as the API would log it
+        "SELECT ?, 'r' || f.client_id, f.client_id, f.x, score_features(f.x),"
+        " CASE WHEN score_features(f.x) >= model_threshold() THEN 'refuse' ELSE 'accept' END, model_id(), 1,"
+        " 'officer', 'GET /clients/{id}/score' FROM features f JOIN labels USING (client_id)",
+        (T0,),
+    ).fetchall()
+    data.close()
+    conn = open_store(default_path(pipeline_copy.db))
+    with conn:
+        conn.executemany(
             "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-            " latency_ms, role, endpoint) SELECT ?, 'r' || f.client_id, f.client_id, f.x, score_features(f.x),"
-            " CASE WHEN score_features(f.x) >= model_threshold() THEN 'refuse' ELSE 'accept' END, model_id(), 1,"
-            " 'officer', 'GET /clients/{id}/score' FROM features f JOIN labels USING (client_id)",
-            (T0,),
+            " latency_ms, role, endpoint) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            scored,
         )
     conn.close()
     runner = CliRunner()
@@ -215,7 +217,7 @@ def test_cli_performance_exit_codes(pipeline_copy, tmp_path):
     (model,) = rep["models"]
     assert model["model_id"] == json.loads((pipeline_copy.model_dir / "manifest.json").read_text())["model_id"]
     assert 0.5 < model["auc"] < 1 and rep["never_scored"]["count"] == 0
-    conn = connect(pipeline_copy.db, readonly=True)
+    conn = open_store(default_path(pipeline_copy.db))
     joined = "SELECT o.defaulted, l.probability FROM outcomes o JOIN prediction_log l USING (client_id)"
     y, p = zip(*conn.execute(joined), strict=True)
     conn.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from app.options import db_option, model_option
+from app.options import db_option, log_db_option, model_option
 
 EXIT_OK, EXIT_BELOW, EXIT_EMPTY = 0, 1, 2
 
@@ -21,7 +21,8 @@ def outcomes_command() -> None:
 @outcomes_command.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
-def import_command(file: str, db: str | None) -> None:
+@log_db_option
+def import_command(file: str, db: str | None, log_db: str | None) -> None:
     """Import FILE.csv with the header client_id,defaulted,observed_at (observed_at: ISO 8601 date or date-time,
     UTC when naive; a date alone means the end of that day). The latest observation of a client wins, so
     importing the same file again changes nothing. Any bad line: every error is listed by line and column
@@ -29,8 +30,8 @@ def import_command(file: str, db: str | None) -> None:
     from app.config import load_settings
     from app.monitoring import outcomes, stores
 
-    settings = load_settings(db=db)
-    conn = _open(stores.open_store, settings, write=True)
+    settings = load_settings(db=db, log_db=log_db)
+    conn = _open(stores.open_store, settings)
     try:
         got = outcomes.import_file(conn, Path(file))
         total = outcomes.counts(conn)
@@ -49,16 +50,21 @@ def import_command(file: str, db: str | None) -> None:
               help="share of the logged clients (with a label) that get an outcome")  # fmt: skip
 @click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
 @db_option
-def simulate_command(share: float, seed: int | None, db: str | None) -> None:
+@log_db_option
+def simulate_command(share: float, seed: int | None, db: str | None, log_db: str | None) -> None:
     """Outcomes for the clients in the prediction log, drawn from the data's own labels (the TARGET of the
     generated or imported training data), observed now. For demonstrations: the whole loop without real
     outcomes. Clients without a label (test split) get none."""
     from app.config import load_settings
     from app.monitoring import outcomes, stores
 
-    settings = load_settings(db=db, seed=seed)
-    conn = _open(stores.open_store, settings, write=True)
-    data = _open(stores.open_data, settings)
+    settings = load_settings(db=db, log_db=log_db, seed=seed)
+    conn = _open(stores.open_store, settings)
+    try:
+        data = _open(stores.open_data, settings)
+    except click.ClickException:
+        conn.close()
+        raise
     try:
         got = outcomes.simulate(conn, data, share=share, seed=settings.seed)
     except outcomes.OutcomeError as exc:
@@ -85,9 +91,10 @@ def simulate_command(share: float, seed: int | None, db: str | None) -> None:
 @click.option("--fail-below-auc", type=click.FloatRange(0, 1), default=None,
               help="exit with status 1 when a model's realised AUC is below this")  # fmt: skip
 @db_option
+@log_db_option
 @model_option
 def performance_command(
-    since, until, last, period, min_outcomes, as_json, html_path, fail_below_auc, db, model_dir
+    since, until, last, period, min_outcomes, as_json, html_path, fail_below_auc, db, log_db, model_dir
 ) -> None:
     """Realised performance: observed outcomes joined with the decision served at the time (the log row, not a
     re-score): realised AUC, calibration by score band, cost per client at the threshold, per model id and per
@@ -101,7 +108,7 @@ def performance_command(
     from app.monitoring import performance, stores
     from app.monitoring.html import render
 
-    settings = load_settings(db=db, model_dir=model_dir, min_outcomes=min_outcomes)
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, min_outcomes=min_outcomes)
     try:
         t0, t1 = parse_time(since), parse_time(until)
     except DriftError as exc:
@@ -179,10 +186,10 @@ def _costs(settings) -> tuple[float, float]:
     return settings.fn_cost, settings.fp_cost
 
 
-def _open(opener, settings, **kw):
-    from app.db import DatabaseMissingError
+def _open(opener, settings):
+    from app.monitoring.stores import StoreUnavailable
 
     try:
-        return opener(settings, **kw)
-    except DatabaseMissingError as exc:
+        return opener(settings)
+    except StoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,6 +1,7 @@
 """Observed outcomes: did a client default, and when was it observed.
 
-Table `outcomes` (sql/store/002_outcomes.sql) lives beside the prediction log in the operational store.
+Table `outcomes` (store migration sql/store/002_outcomes.sql) lives beside the prediction log in the
+operational store (app.store), so it outlives re-imports of the client data.
 One row per client; the latest observation wins: a write replaces a row only when its `observed_at` is at
 least the stored one, so re-importing a file is idempotent and an older observation never overwrites a
 newer one. Every write is one `BEGIN IMMEDIATE ... COMMIT` transaction.
@@ -21,9 +22,6 @@ from pathlib import Path
 
 import apsw
 
-from app import SQL_DIR
-
-MIGRATION = SQL_DIR / "store" / "002_outcomes.sql"
 COLUMNS = ("client_id", "defaulted", "observed_at")
 MAX_ID = 2**53
 MAX_ERRORS = 20  # errors listed before the import gives up
@@ -50,22 +48,6 @@ class Outcome:
     client_id: int
     defaulted: int
     observed_at: float  # unix seconds UTC
-
-
-def ensure_schema(conn: apsw.Connection) -> None:
-    """Create the outcomes table and the log's (client_id, ts) index if absent (idempotent).
-
-    Stand-in for the store's migration runner until it applies sql/store/ itself."""
-    from app.predlog import SCHEMA_PATH  # the index below is on the log: make sure the log exists
-
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(SCHEMA_PATH.read_text())
-        conn.execute(MIGRATION.read_text())
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def parse_date(text: str) -> float:

@@ -1,43 +1,33 @@
-"""Where monitoring reads and writes: the operational store (prediction log, outcomes) and the data file
-(clients' attributes, labels). One place to change when the store moves to its own file."""
+"""Where monitoring reads and writes: the operational store (prediction log, outcomes; app.store, migrated on
+open) and the data file (clients' attributes, labels; read-only)."""
 
 from __future__ import annotations
 
 import apsw
 
 from app.config import Settings
-from app.monitoring import outcomes
 
 
-def store_path(settings: Settings) -> str:
-    """The file holding `prediction_log` and `outcomes` (today the data file)."""
-    return str(settings.db_path)
+class StoreUnavailable(RuntimeError):
+    """A file cannot be opened (the message names it and the cause)."""
 
 
-def open_store(settings: Settings, *, write: bool = False) -> apsw.Connection:
-    """A connection to the store with the outcomes table present (created if absent)."""
-    from pathlib import Path
+def open_store(settings: Settings) -> apsw.Connection:
+    """The operational store, created and migrated as needed; an old in-file log is copied in once."""
+    from app import store
 
-    from app.db import DatabaseMissingError, connect
-
-    path = store_path(settings)
-    if not Path(path).is_file():
-        raise DatabaseMissingError(f"database {path} does not exist (run `credit ingest` first, or pass --db)")
-    conn = connect(path)
     try:
-        if write or not _has_outcomes(conn):
-            outcomes.ensure_schema(conn)
-    except BaseException:
-        conn.close()
-        raise
+        conn = store.open_store(settings.log_db_path)
+        store.import_legacy(conn, settings.db_path)
+    except store.StoreError as exc:
+        raise StoreUnavailable(str(exc)) from None
     return conn
 
 
 def open_data(settings: Settings) -> apsw.Connection:
-    from app.db import connect
+    from app.db import DatabaseMissingError, connect
 
-    return connect(settings.db_path, readonly=True)
-
-
-def _has_outcomes(conn: apsw.Connection) -> bool:
-    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outcomes'").fetchall())
+    try:
+        return connect(settings.db_path, readonly=True)
+    except DatabaseMissingError as exc:
+        raise StoreUnavailable(str(exc)) from None
