@@ -34,6 +34,7 @@ def test_group_table_by_hand():
     # FPR = refused good / good: A good 1, 3, 4, 6 -> 6 refused; B good 9 -> refused
     assert a["fpr"] == pytest.approx(1 / 4) and b["fpr"] == pytest.approx(1.0)
     assert a["outcomes"] == 6 and b["outcomes"] == 3
+    assert a["defaults"] == 2 and b["defaults"] == 2
     # ratio to the best-treated group (A): B = (1/4) / (4/6) = 0.375 < 0.8 -> flagged
     assert t["best_group"] == "A"
     assert a["approval_ratio"] == pytest.approx(1.0) and not a["flagged"]

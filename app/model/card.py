@@ -74,6 +74,33 @@ def training_fairness(
     return rep | {"source": "out-of-fold predictions at training (honest: no client scored by a model fitted on it)"}
 
 
+def sensitive_for_training(conn: Any, ids: np.ndarray, attributes: str | None = None) -> dict[str, np.ndarray] | None:
+    """Sensitive attributes (CREDIT_SENSITIVE unless given) of the training clients, from the data's `clients`
+    table; attributes the table lacks (e.g. a data set imported with ingest-csv) are left out; None when none
+    is available."""
+    from app.config import load_settings
+    from app.monitoring.fairness import parse_attributes, sensitive_values
+
+    wanted = parse_attributes(load_settings().sensitive if attributes is None else attributes)
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(clients)")}
+        usable = tuple(a for a in wanted if ("age_years" if a == "age_band" else a) in cols)
+        return sensitive_values(conn, ids, usable) if usable else None
+    except Exception:  # noqa: BLE001 - the card says "not recorded"; training must not fail for its report
+        return None
+
+
+def write_at_training(
+    model_dir: Path, manifest: dict, *, y: np.ndarray, oof: np.ndarray, sensitive: dict[str, np.ndarray] | None
+) -> Path:
+    """Called by app.model.train at the end of training: fairness.json (when attributes are known), then
+    model_card.md."""
+    fair = None
+    if sensitive:
+        fair = training_fairness(sensitive, y, oof, float(manifest["threshold"]))
+    return write(model_dir, manifest, fair, tuple(sensitive or ()))
+
+
 def _fairness_section(fair: dict | None) -> list[str]:
     if not fair:
         return [f"Training-time fairness: {NOT_RECORDED} (no sensitive attributes available)."]

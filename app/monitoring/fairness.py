@@ -78,6 +78,10 @@ def count(y_true, y_pred) -> int:
     return len(y_true)
 
 
+def defaults(y_true, y_pred) -> int:
+    return int(np.sum(np.asarray(y_true, dtype=bool)))
+
+
 def _clean(v) -> float | int | None:
     if v is None:
         return None
@@ -116,6 +120,7 @@ def group_table(
         observed = MetricFrame(
             metrics={
                 "outcomes": count,
+                "defaults": defaults,
                 "default_rate_accepted": default_rate_accepted,
                 "tpr": true_positive_rate,
                 "fpr": false_positive_rate,
@@ -132,12 +137,13 @@ def group_table(
             o = observed.loc[g]
             row |= {
                 "outcomes": int(o["outcomes"]),
+                "defaults": int(o["defaults"]),
                 "default_rate_accepted": _clean(o["default_rate_accepted"]),
                 "tpr": _clean(o["tpr"]),
                 "fpr": _clean(o["fpr"]),
             }
         else:
-            row |= {"outcomes": 0, "default_rate_accepted": None, "tpr": None, "fpr": None}
+            row |= {"outcomes": 0, "defaults": 0, "default_rate_accepted": None, "tpr": None, "fpr": None}
         row["too_few"] = n < min_group
         rows.append(row)
     eligible = [r for r in rows if not r["too_few"] and r["approval_rate"] is not None]
