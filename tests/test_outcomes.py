@@ -33,6 +33,8 @@ def test_parse_date_end_of_day_and_time_zones():
     assert ts("2025-03-31T12:00:00") == datetime(2025, 3, 31, 12, tzinfo=UTC).timestamp()
     assert ts("2025-03-31T12:00:00+02:00") == datetime(2025, 3, 31, 10, tzinfo=UTC).timestamp()
     assert ts("2025-03-31T12:00:00Z") == datetime(2025, 3, 31, 12, tzinfo=UTC).timestamp()
+    with pytest.raises(ValueError, match="out of range"):
+        ts("9999-12-31")
 
 
 def test_parse_csv_duplicates_latest_date_wins():

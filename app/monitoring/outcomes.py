@@ -54,13 +54,16 @@ def parse_date(text: str) -> float:
     """ISO 8601 date or date-time -> unix seconds UTC. A date alone (2025-03-31) means the END of that day,
     so a decision logged that day counts as made before the outcome. Naive date-times are UTC."""
     s = text.strip()
-    if len(s) == 10:
-        day = datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=UTC)  # ValueError if not a date
-        return (day + timedelta(days=1)).timestamp() - 0.001
-    dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    try:
+        if len(s) == 10:
+            day = datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=UTC)  # ValueError if not a date
+            return (day + timedelta(days=1)).timestamp() - 0.001
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.timestamp()
+    except OverflowError:  # 9999-12-31 + one day
+        raise ValueError(f"date out of range: {text!r}") from None
 
 
 def parse_value(column: str, raw: str) -> int | float:
