@@ -141,13 +141,14 @@ class Joined:
     window: dict
 
 
+# For each outcome, the client's latest decision at or before observed_at inside the window (SQLite: the bare
+# columns of a max() aggregate come from the row holding the max); read from the covering index only.
 JOIN_SQL = """
-SELECT o.client_id, o.defaulted, l.ts, l.probability, l.decision = 'refuse', l.model_id
+SELECT o.client_id, o.defaulted, max(l.ts), l.probability, l.decision = 'refuse', l.model_id
 FROM outcomes AS o
-JOIN prediction_log AS l ON l.id = (
-    SELECT id FROM prediction_log
-    WHERE client_id = o.client_id AND ts <= o.observed_at AND ts >= ?1 AND ts < ?2
-    ORDER BY ts DESC, id DESC LIMIT 1)
+JOIN prediction_log AS l INDEXED BY prediction_log_client_ts
+    ON l.client_id = o.client_id AND l.ts <= o.observed_at AND l.ts >= ?1 AND l.ts < ?2
+GROUP BY o.client_id
 """
 
 UNSCORED_SQL = """
@@ -202,17 +203,19 @@ def period_key(ts: np.ndarray, period: str) -> np.ndarray:
         raise PerformanceError(f"period must be one of {', '.join(PERIODS)}")
     if period == "all":
         return np.full(len(ts), "all", dtype=object)
-    days = np.floor(ts / 86400).astype("int64").astype("datetime64[D]")
+    day_numbers, inverse = np.unique(np.floor(ts / 86400).astype("int64"), return_inverse=True)
+    days = day_numbers.astype("datetime64[D]")  # labels are made once per distinct day
     if period == "day":
-        return days.astype(str).astype(object)
-    if period == "month":
-        return days.astype("datetime64[M]").astype(str).astype(object)
-    # ISO week: Monday-based; the year of the week's Thursday
-    weekday = (days.astype("int64") + 3) % 7  # 1970-01-01 was a Thursday -> 3
-    thursday = days - weekday.astype("timedelta64[D]") + np.timedelta64(3, "D")
-    year = thursday.astype("datetime64[Y]")
-    week = (thursday - year.astype("datetime64[D]")).astype("int64") // 7 + 1
-    return np.array([f"{y}-W{w:02d}" for y, w in zip(year.astype(str), week, strict=True)], dtype=object)
+        labels = days.astype(str)
+    elif period == "month":
+        labels = days.astype("datetime64[M]").astype(str)
+    else:  # ISO week: Monday-based; the year of the week's Thursday
+        weekday = (day_numbers + 3) % 7  # 1970-01-01 was a Thursday -> 3
+        thursday = days - weekday.astype("timedelta64[D]") + np.timedelta64(3, "D")
+        year = thursday.astype("datetime64[Y]")
+        week = (thursday - year.astype("datetime64[D]")).astype("int64") // 7 + 1
+        labels = np.array([f"{y}-W{w:02d}" for y, w in zip(year.astype(str), week, strict=True)])
+    return labels.astype(object)[inverse]
 
 
 def report(
@@ -237,10 +240,15 @@ def report(
     def figures(mask: np.ndarray) -> dict:
         return evaluate(j.defaulted[mask], j.probability[mask], j.refused[mask], **kw)
 
+    model_ids, model_code = np.unique(j.model_id.astype(str), return_inverse=True)
+    period_ids, period_code = np.unique(keys.astype(str), return_inverse=True)
     models = []
-    for mid in sorted(set(j.model_id.tolist())):
-        m = j.model_id == mid
-        periods = [{"period": k, **figures(m & (keys == k))} for k in sorted(set(keys[m].tolist()))]
+    for i, mid in enumerate(model_ids.tolist()):
+        m = model_code == i
+        periods = [
+            {"period": str(period_ids[k]), **figures(m & (period_code == k))}
+            for k in np.unique(period_code[m]).tolist()
+        ]
         models.append({"model_id": mid, **figures(m), "periods": periods})
     overall = figures(np.ones(len(j.defaulted), dtype=bool))
     return {
