@@ -115,14 +115,12 @@ def run(quick: bool) -> list[dict]:
         store_path, data_path = fill(work, n_log, n_outcomes, n_clients)
         fill_s = time.perf_counter() - t0
         store = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY)
-        data = apsw.Connection(str(data_path), flags=apsw.SQLITE_OPEN_READONLY)
         repeat = 1 if quick else 3
         perf_s, perf_cpu, rep = best_of(lambda: performance.report(store, fn_cost=10, fp_cost=1, period="week"), repeat)
-        fair_s, fair_cpu, fair = best_of(lambda: fairness.live_report(store, data), repeat)
+        fair_s, fair_cpu, fair = best_of(lambda: fairness.live_report(store_path, data_path), repeat)
         j = performance.join(store)
         auc_diff = abs(rep["overall"]["auc"] - roc_auc_score(j.defaulted, j.probability))
         store.close()
-        data.close()
         size_mb = store_path.stat().st_size / 2**20
         label = f"{n_log:,} log rows, {rep['matched']:,} outcomes joined"
         return [

@@ -85,10 +85,7 @@ def test_sensitive_values_from_clients(tmp_path):
         fairness.sensitive_values(conn, np.array([1]), ("religion",))
 
 
-def test_live_report_latest_decision_per_client(tmp_path):
-    data = _data_db(tmp_path / "data.db")
-    store = open_store(tmp_path / "store.db")
-    rows = [(1, 10.0, "refuse"), (1, 20.0, "accept"), (2, 15.0, "refuse"), (3, 5.0, "accept"), (None, 30.0, "refuse")]
+def _log(store, rows):
     with store:
         for cid, ts, dec in rows:
             store.execute(
@@ -96,12 +93,57 @@ def test_live_report_latest_decision_per_client(tmp_path):
                 " latency_ms, role, endpoint) VALUES (?,?,?,x'',0.5,?,'m',1,'officer','e')",
                 (ts, str(uuid.uuid4()), cid, dec),
             )
+
+
+def test_live_report_latest_decision_per_client(tmp_path):
+    _data_db(tmp_path / "data.db").close()
+    store = open_store(tmp_path / "store.db")
+    rows = [(1, 10.0, "refuse"), (1, 20.0, "accept"), (2, 15.0, "refuse"), (3, 5.0, "accept"), (None, 30.0, "refuse")]
+    _log(store, rows)
     outcomes.upsert(store, [Outcome(2, 1, 100.0)], "test")
-    rep = fairness.live_report(store, data, min_group=1)
+    rep = fairness.live_report(tmp_path / "store.db", tmp_path / "data.db", min_group=1)
     assert rep["clients"] == 3 and rep["outcomes"] == 1
     g = {r["group"]: r for r in rep["attributes"]["gender"]["groups"]}
     assert g["F"]["approval_rate"] == 1.0  # client 1's latest decision is accept, client 3 accept
     assert g["M"]["approval_rate"] == 0.0 and g["M"]["tpr"] == 1.0
     assert rep["flagged"] == {"gender": ["M"], "age_band": ["65+"], "family_status": ["unknown"]}
     with pytest.raises(fairness.FairnessError, match="no decisions"):
-        fairness.live_report(store, data, since=1000.0)
+        fairness.live_report(tmp_path / "store.db", tmp_path / "data.db", since=1000.0)
+    with pytest.raises(fairness.FairnessError, match="no column 'religion'"):
+        fairness.live_report(tmp_path / "store.db", tmp_path / "data.db", attributes=("religion",))
+
+
+def test_live_report_in_sql_equals_the_row_by_row_computation(tmp_path):
+    """The SQL counting of live_report gives the figures of fairness() over per-client rows (sensitive_values)."""
+    rng = np.random.default_rng(5)
+    n = 400
+    data = apsw.Connection(str(tmp_path / "data.db"))
+    data.execute(
+        "CREATE TABLE clients (client_id INTEGER PRIMARY KEY, gender TEXT, age_years REAL, family_status TEXT)"
+    )
+    ages = rng.choice([np.nan, 18.0, 24.99, 25.0, 44.9, 45.0, 64.99, 65.0, 80.0], n)
+    with data:
+        data.executemany(
+            "INSERT INTO clients VALUES (?, ?, ?, ?)",
+            [(i + 1, rng.choice(["F", "M", None]), None if np.isnan(a) else float(a), rng.choice(["A", "B", "C"]))
+             for i, a in enumerate(ages)],
+        )  # fmt: skip
+    store = open_store(tmp_path / "store.db")
+    picks = rng.integers(1, n + 60, 1500)  # some ids unknown to the data (-> 'unknown' groups)
+    _log(store, [(int(c), float(t), rng.choice(["accept", "refuse"])) for t, c in enumerate(picks)])
+    outs = [Outcome(int(c), int(rng.integers(0, 2)), 1e9) for c in np.unique(picks)[::2]]
+    outcomes.upsert(store, outs, "test")
+    got = fairness.live_report(tmp_path / "store.db", tmp_path / "data.db", min_group=5)
+    latest = {}
+    for t, c in enumerate(picks):
+        latest[int(c)] = t
+    rows = store.execute("SELECT client_id, decision = 'refuse' FROM prediction_log ORDER BY ts").fetchall()
+    last = dict(rows)
+    ids = np.array(sorted(latest))
+    refused = np.array([last[i] for i in ids], dtype=bool)
+    o = {x.client_id: x.defaulted for x in outs}
+    dflt = np.array([o.get(int(i), np.nan) for i in ids], dtype=float)
+    want = fairness.fairness(fairness.sensitive_values(data, ids, fairness.DEFAULT_ATTRIBUTES), refused, dflt,
+                             min_group=5)  # fmt: skip
+    assert got["attributes"] == want["attributes"]
+    assert (got["clients"], got["outcomes"]) == (want["clients"], want["outcomes"])

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 import time
+import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
 DEFAULT_ATTRIBUTES = ("gender", "age_band", "family_status")
-AGE_BANDS = ((0, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"))
+AGE_BANDS = ((-math.inf, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"))
 RATIO_FLOOR = 0.8
 MIN_GROUP = 30
 UNKNOWN = "unknown"
@@ -83,21 +85,22 @@ def defaults(y_true, y_pred, sample_weight) -> int:
     return int(np.sum(np.asarray(sample_weight)[np.asarray(y_true, dtype=bool)]))
 
 
-def _compress(groups: np.ndarray, y: np.ndarray, refused: np.ndarray) -> tuple[np.ndarray, ...]:
-    """One row per distinct (group, outcome, decision) with its count as the weight. fairlearn 0.15 copies every
-    row through np.stack for every metric and group (70 s for 300,000 clients here); on the compressed rows the
-    same weighted metrics take milliseconds and give the same figures."""
+def _compress(groups: np.ndarray, y: np.ndarray, refused: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One row per distinct (group, outcome, decision), weighted by the number of clients it stands for.
+    fairlearn 0.15 copies every row through np.stack for every metric and group (70 s for 300,000 clients
+    here); on the compressed rows the same weighted metrics take milliseconds and give the same figures."""
     labels, code = np.unique(groups.astype(str), return_inverse=True)
     key = code * 4 + y.astype(np.int64) * 2 + refused.astype(np.int64)
-    present, weight = np.unique(key, return_counts=True)
+    present, inverse = np.unique(key, return_inverse=True)
+    weight = np.bincount(inverse, weights=weights, minlength=len(present))
     return labels[present // 4].astype(object), (present // 2) % 2 == 1, present % 2 == 1, weight
 
 
-def _frame(metrics: dict, groups: np.ndarray, y: np.ndarray, refused: np.ndarray):
+def _frame(metrics: dict, groups: np.ndarray, y: np.ndarray, refused: np.ndarray, weights: np.ndarray):
     import pandas as pd
     from fairlearn.metrics import MetricFrame
 
-    g, yc, rc, w = _compress(groups, y, refused)
+    g, yc, rc, w = _compress(groups, y, refused, weights)
     return MetricFrame(
         metrics=metrics,
         y_true=yc,
@@ -121,17 +124,24 @@ def group_table(
     *,
     min_group: int = MIN_GROUP,
     ratio_floor: float = RATIO_FLOOR,
+    weights: np.ndarray | None = None,
 ) -> dict:
-    """Fairness figures of one sensitive attribute. `defaulted` is float: 1, 0, or NaN (no outcome)."""
+    """Fairness figures of one sensitive attribute. `defaulted` is float: 1, 0, or NaN (no outcome). `weights`:
+    how many clients each row stands for (default one each)."""
     groups = np.asarray(groups, dtype=object)
     refused = np.asarray(refused, dtype=bool)
     defaulted = np.asarray(defaulted, dtype=np.float64)
-    if not len(groups) == len(refused) == len(defaulted):
-        raise FairnessError("groups, decisions and outcomes differ in length")
+    weights = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if not len(groups) == len(refused) == len(defaulted) == len(weights):
+        raise FairnessError("groups, decisions, outcomes and weights differ in length")
     if len(groups) == 0:
         raise FairnessError("no decisions to examine")
     decided = _frame(
-        {"clients": count, "approval_rate": approval_rate}, groups, np.zeros(len(refused), dtype=bool), refused
+        {"clients": count, "approval_rate": approval_rate},
+        groups,
+        np.zeros(len(refused), dtype=bool),
+        refused,
+        weights,
     )
     seen = ~np.isnan(defaulted)
     observed = None
@@ -147,6 +157,7 @@ def group_table(
             groups[seen],
             defaulted[seen].astype(bool),
             refused[seen],
+            weights[seen],
         )
     rows = []
     for g in decided.index:
@@ -188,12 +199,15 @@ def fairness(
     *,
     min_group: int = MIN_GROUP,
     ratio_floor: float = RATIO_FLOOR,
+    weights: np.ndarray | None = None,
 ) -> dict:
     """group_table for every attribute, in order."""
     attrs = {
-        name: group_table(groups, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor)
+        name: group_table(groups, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor, weights=weights)
         for name, groups in sensitive.items()
     }
+    w = np.ones(len(refused)) if weights is None else np.asarray(weights, dtype=np.float64)
+    seen = ~np.isnan(np.asarray(defaulted, dtype=np.float64))
     return {
         "ratio_floor": ratio_floor,
         "min_group": min_group,
@@ -204,8 +218,8 @@ def fairness(
             "fpr": "refused good clients / good clients",
             "approval_ratio": "approval rate / approval rate of the best-treated group (flag below ratio_floor)",
         },
-        "clients": int(len(refused)),
-        "outcomes": int(np.count_nonzero(~np.isnan(np.asarray(defaulted, dtype=np.float64)))),
+        "clients": int(w.sum()),
+        "outcomes": int(w[seen].sum()),
         "attributes": attrs,
         "flagged": {k: v["flagged"] for k, v in attrs.items() if v["flagged"]},
     }
@@ -248,16 +262,30 @@ def sensitive_values(data_conn, client_ids: np.ndarray, attributes: tuple[str, .
 
 
 # the latest decision of each client (bare columns of max()), read from the covering index in client order
-DECISIONS_SQL = """
-SELECT client_id, decision = 'refuse', max(ts) FROM prediction_log INDEXED BY prediction_log_client_ts
-WHERE client_id IS NOT NULL AND ts >= ? AND ts < ?
-GROUP BY client_id
+def _sql_group(attribute: str) -> str:
+    """The SQL expression of an attribute's group over the attached data's `clients` (alias c); the same labels
+    as age_band() and sensitive_values()."""
+    if attribute == "age_band":
+        whens = " ".join(f"WHEN c.age_years < {hi} THEN '{label}'" for _lo, hi, label in AGE_BANDS)
+        return f"CASE WHEN c.age_years IS NULL THEN '{UNKNOWN}' {whens} ELSE '{AGE_BANDS[-1][1]}+' END"
+    return f"coalesce(CAST(c.\"{attribute}\" AS TEXT), '{UNKNOWN}')"
+
+
+# each client's latest decision in the window (bare columns of max(), from the covering index in client order),
+# its attributes and its outcome, counted per distinct combination: a few dozen rows reach Python
+COUNTS_SQL = """
+WITH d AS (
+    SELECT client_id, decision = 'refuse' AS refused, max(ts) FROM prediction_log INDEXED BY prediction_log_client_ts
+    WHERE client_id IS NOT NULL AND ts >= ?1 AND ts < ?2 GROUP BY client_id)
+SELECT {groups}, o.defaulted, d.refused, count(*)
+FROM d LEFT JOIN data.clients AS c ON c.client_id = d.client_id LEFT JOIN outcomes AS o ON o.client_id = d.client_id
+GROUP BY {positions}
 """
 
 
 def live_report(
-    store_conn,
-    data_conn,
+    store_path: str | Path,
+    data_path: str | Path,
     *,
     attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES,
     since: float | None = None,
@@ -266,25 +294,38 @@ def live_report(
     ratio_floor: float = RATIO_FLOOR,
 ) -> dict:
     """Fairness of the live decisions: the latest decision per known client in [since, until), with the
-    client's observed outcome where there is one."""
+    client's observed outcome where there is one. Opens its own read-only connection to the store with the data
+    file attached read-only, and counts in SQL."""
+    import apsw
+
     t0 = time.perf_counter()
     lo = -math.inf if since is None else float(since)
     hi = math.inf if until is None else float(until)
-    rows = store_conn.execute(DECISIONS_SQL, (lo, hi)).fetchall()
+    conn = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        conn.set_busy_timeout(5000)
+        uri = "file:" + urllib.parse.quote(str(Path(data_path).resolve())) + "?mode=ro"
+        conn.execute("ATTACH DATABASE ? AS data", (uri,))
+        cols = {r[1] for r in conn.execute("PRAGMA data.table_info(clients)")}
+        for a in attributes:
+            col = "age_years" if a == "age_band" else a
+            if col not in cols:
+                raise FairnessError(f"sensitive attribute {a!r}: no column {col!r} in the clients table")
+        k = len(attributes)
+        sql = COUNTS_SQL.format(
+            groups=", ".join(_sql_group(a) for a in attributes), positions=", ".join(str(i) for i in range(1, k + 3))
+        )
+        rows = conn.execute(sql, (lo, hi)).fetchall()
+    finally:
+        conn.close()
     if not rows:
         raise FairnessError("no decisions about known clients logged in the window")
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    refused = np.array([r[1] for r in rows], dtype=bool)
-    out_rows = store_conn.execute("SELECT client_id, defaulted FROM outcomes ORDER BY client_id").fetchall()
-    o_ids = np.array([r[0] for r in out_rows], dtype=np.int64)
-    o_val = np.array([r[1] for r in out_rows], dtype=np.float64)
-    defaulted = np.full(len(ids), np.nan)
-    if len(o_ids):
-        pos = np.minimum(np.searchsorted(o_ids, ids), len(o_ids) - 1)
-        hit = o_ids[pos] == ids
-        defaulted[hit] = o_val[pos[hit]]
-    sens = sensitive_values(data_conn, ids, attributes)
-    rep = fairness(sens, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor)
+    cells = list(zip(*rows, strict=True))
+    defaulted = np.array([np.nan if v is None else float(v) for v in cells[k]], dtype=np.float64)
+    refused = np.array(cells[k + 1], dtype=bool)
+    weights = np.array(cells[k + 2], dtype=np.float64)
+    sens = {a: np.array(cells[i], dtype=object) for i, a in enumerate(attributes)}
+    rep = fairness(sens, refused, defaulted, min_group=min_group, ratio_floor=ratio_floor, weights=weights)
     return rep | {
         "source": "live decisions (latest per client in the window)",
         "window": {"since": None if since is None else lo, "until": None if until is None else hi},

@@ -181,12 +181,12 @@ class MonitoringController(Controller):
 
         _bounds(since, until)
         svc = _svc(request)
-        store = svc.log_conn()
-        data = svc.conn(model=False)
+        if not svc.log_db_path.is_file():
+            raise ApiError(404, "no decisions logged yet", {"since": since, "until": until})
         try:
             return fairness.live_report(
-                store,
-                data,
+                svc.log_db_path,
+                svc.db_path,
                 attributes=fairness.parse_attributes(svc.settings.sensitive),
                 since=since,
                 until=until,
