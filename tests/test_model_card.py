@@ -19,6 +19,18 @@ def test_every_trained_model_has_a_card_naming_its_model_id(pipeline):
         assert section in text, section
     assert f"{manifest['threshold']:.4f}" in text
     assert manifest["data_fingerprint"] in text
+    assert "gender: GENDER_F" in text and "DAYS_BIRTH" in text and "FAMILY_MARRIED" in text
+
+
+def test_sensitive_features_mapping():
+    names = ["DAYS_BIRTH", "EMPLOYED_BIRTH_RATIO", "GENDER_F", "FAMILY_WIDOW", "SUITE_FAMILY", "AMT_CREDIT"]
+    names.append("AGE_YEARS")
+    got = card.sensitive_features(names, ("gender", "age_band", "family_status", "education"))
+    assert got == {
+        "gender": ["GENDER_F"],
+        "age_band": ["DAYS_BIRTH", "EMPLOYED_BIRTH_RATIO", "AGE_YEARS"],
+        "family_status": ["FAMILY_WIDOW"],
+    }
 
 
 def test_training_fairness_is_on_out_of_fold_decisions(pipeline):

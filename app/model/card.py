@@ -47,6 +47,23 @@ LIMITATIONS = (
 )
 
 
+# model features derived from each sensitive attribute (sql/features_application.sql)
+def _derived(attribute: str, name: str) -> bool:
+    if attribute == "gender":
+        return name == "GENDER_F" or name.startswith("CODE_GENDER")
+    if attribute == "age_band":
+        return name in ("DAYS_BIRTH", "AGE_YEARS", "CAR_AGE_AGE_RATIO") or name.endswith("_BIRTH_RATIO")
+    if attribute == "family_status":
+        return name.startswith(("FAMILY_", "NAME_FAMILY_STATUS"))
+    return name.lower() == attribute.lower()
+
+
+def sensitive_features(features: list[str], attributes: tuple[str, ...]) -> dict[str, list[str]]:
+    """{attribute: [model features derived from it]} (only attributes with at least one)."""
+    out = {a: [n for n in features if _derived(a, n)] for a in attributes}
+    return {a: names for a, names in out.items() if names}
+
+
 def _fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return NOT_RECORDED
@@ -135,7 +152,8 @@ def render(manifest: dict, fairness: dict | None = None, sensitive_attributes: t
     versions = manifest.get("versions") or {}
     features = manifest.get("features") or []
     model_id = manifest.get("model_id", NOT_RECORDED)
-    used = [a for a in sensitive_attributes if a in features]
+    derived = sensitive_features(features, tuple(sensitive_attributes))
+    used = "; ".join(f"{a}: {', '.join(names)}" for a, names in derived.items()) or "none"
     lines = [
         f"# Model card: {model_id[:12]}",
         "",
@@ -159,9 +177,9 @@ def render(manifest: dict, fairness: dict | None = None, sensitive_attributes: t
         "## Features",
         "",
         f"- {manifest.get('n_features', len(features))} features, aggregated per client in SQL (`sql/features_*.sql`).",
-        f"- Sensitive attributes examined: {', '.join(sensitive_attributes) or 'none'}; used as model features: "
-        f"{', '.join(used) or 'none'} (the features are derived from application data; age enters through "
-        "DAYS_BIRTH-based features and gender through CODE_GENDER where the feature SQL keeps them).",
+        f"- Sensitive attributes examined: {', '.join(sensitive_attributes) or 'none'}. Model features derived "
+        f"from them (used, not excluded): {used}. Excluding them by configuration is not available yet; the "
+        "fairness figures below show how decisions differ between groups with them in the model.",
         "- Most important (mean |SHAP|): "
         + (", ".join(n for n, _v in (manifest.get("global_importance") or [])[:8]) or NOT_RECORDED),
         "",
