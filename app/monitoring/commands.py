@@ -54,7 +54,8 @@ def import_command(file: str, db: str | None, log_db: str | None) -> None:
 def simulate_command(share: float, seed: int | None, db: str | None, log_db: str | None) -> None:
     """Outcomes for the clients in the prediction log, drawn from the data's own labels (the TARGET of the
     generated or imported training data), observed now. For demonstrations: the whole loop without real
-    outcomes. Clients without a label (test split) get none."""
+    outcomes. Clients without a label (test split) get none. The model was trained on these very labels, so
+    the realised figures of simulated outcomes are in-sample (optimistic)."""
     from app.config import load_settings
     from app.monitoring import outcomes, stores
 
@@ -154,7 +155,8 @@ def summary_text(rep: dict) -> str:
     unscored = rep["never_scored"]
     example = f" (e.g. {', '.join(map(str, unscored['client_ids'][:5]))})" if unscored["count"] else ""
     lines = [
-        f"window: {w['since']} .. {w['until']}" + ("" if w["last"] is None else f" (last {w['last']} predictions)"),
+        f"window: {w['since'] or 'first decision'} .. {w['until'] or 'now'}"
+        + ("" if w["last"] is None else f" (last {w['last']} predictions)"),
         f"outcomes: {rep['outcomes_total']} stored, {rep['matched']} joined with the decision served, "
         f"{rep['never_scored']['count']} never scored"
         + example
