@@ -5,7 +5,7 @@ Design notes (kept short; the README's API section is built from them):
   conversion; path ids are parsed with a strict pattern (1 .. 2**53, digits only).
 - Every error, Litestar's own included (404 route, 405, 413, 500), has the shape {"error": str, "detail": ...};
   a 500 says "internal server error" and never carries a traceback.
-- Auth: `Authorization: Bearer KEY`, roles officer < admin (app.auth). /healthz, /readyz and /schema* are open.
+- Auth: `Authorization: Bearer KEY`, roles officer < risk < admin (app.auth). /healthz, /readyz and /schema* are open.
 - State (app.service): settings, keys, model, one apsw connection per thread, the log writer. Scoring
   handlers are light (one SQL statement does lookup + inference) and run on the event loop thread; heavier ones
   (monitoring, population, readiness, explain, drift) run in worker threads.
@@ -658,6 +658,7 @@ def create_app(settings: Settings) -> Litestar:
             population,
             explain_client,
             explain_applicant,
+            importlib.import_module("app.monitoring.routes").MonitoringController,  # issue 19: outcomes, fairness
         ],
         guards=[auth_guard],
         middleware=[json_not_found_under_schema],

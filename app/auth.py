@@ -2,7 +2,8 @@
 
 Keys come from `settings.api_keys` ("key1:officer,key2:admin"), or when that is empty from
 `settings.keys_file` (same `key:role` entries, one per line or comma separated, lines starting with `#` ignored).
-Roles are ordered: officer < admin (an admin key may do everything an officer key may).
+Roles are ordered: officer < risk < admin (a key may do everything a lower role's key may). `risk` is the risk
+team: it records outcomes (POST /outcomes) and reads realised performance and fairness.
 A request presents `Authorization: Bearer KEY`. The presented key is compared with EVERY configured
 key using `hmac.compare_digest`, so the time taken does not depend on which key (if any) matched.
 Keys are never logged, echoed in a response or put in an error message.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
-ROLES = ("officer", "admin")  # increasing privilege
+ROLES = ("officer", "risk", "admin")  # increasing privilege
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("app.server:serve_command", "Run the HTTP API."),
     "ui": ("ui.main:ui_command", "Run the dashboard."),
     "drift": ("app.drift:drift_command", "Drift report over the prediction log."),
+    "outcomes": ("app.monitoring.commands:outcomes_command", "Import or simulate observed outcomes."),
+    "performance": ("app.monitoring.commands:performance_command", "Realised performance from outcomes."),
     "traffic": ("app.traffic:traffic_command", "Replay scoring requests against the API."),
     "export": ("app.batch:export_command", "Export features as partitioned Parquet."),
     "score-batch": ("app.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),

@@ -70,6 +70,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         30.0
     )
     lang: Annotated[str, documented("CREDIT_LANG", "interface language: fr or en")] = "fr"
+    min_outcomes: Annotated[
+        int, documented("CREDIT_MIN_OUTCOMES", "fewest outcomes for a realised AUC, cost or calibration figure")
+    ] = 100
+    sensitive: Annotated[str, documented("CREDIT_SENSITIVE", "sensitive attributes examined for fairness")] = (
+        "gender,age_band,family_status"
+    )
     allow_other_data: Annotated[
         bool, documented("CREDIT_ALLOW_OTHER_DATA", "score a database whose feature schema is not the model's (logged)")
     ] = False

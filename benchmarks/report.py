@@ -73,6 +73,10 @@ SECTIONS = {
     ),
     "explain": ("Explanations and what-if", ["name", "ms_median", "ms_p99", "additivity_error", "max_abs_diff"]),
     "drift": ("Drift", ["name", "seconds", "dataset_drift"]),
+    "monitoring": (
+        "Realised performance and fairness (budget 2 s each)",
+        ["name", "seconds", "cpu_seconds", "budget_s", "max_abs_diff"],
+    ),
     "ingest": ("Data at demo size", ["name", "seconds", "peak_rss_mb", "mb"]),
     "ingest-full": ("Data at full Kaggle scale", ["name", "seconds", "peak_rss_mb", "mb"]),
     "dask": (

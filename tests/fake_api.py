@@ -239,6 +239,36 @@ async def population(request: Request, features: str = "", limit: int = 2000) ->
     return {"features": names, "rows": rows}
 
 
+@get("/monitoring/performance")
+async def performance(request: Request, period: str = "day") -> dict:
+    if _role(request) != "admin":
+        raise HTTPException(status_code=403, detail="risk role required")
+    band = {"band": [0.1, 0.2], "n": 80, "mean_predicted": 0.15, "observed_default_rate": 0.175}
+    overall = {"outcomes": 120, "defaults": 18, "too_few_outcomes": False, "auc": 0.7312, "cost_per_client": 0.61,
+               "accept_all_cost_per_client": 1.5, "calibration": [band]}  # fmt: skip
+    return {"matched": 120, "min_outcomes": 100, "never_scored": {"count": 3, "client_ids": [1, 2, 3]},
+            "overall": overall, "models": []}  # fmt: skip
+
+
+@get("/monitoring/fairness")
+async def fairness(request: Request) -> dict:
+    if _role(request) != "admin":
+        raise HTTPException(status_code=403, detail="risk role required")
+    groups = [
+        {"group": "F", "clients": 200, "approval_rate": 0.8, "approval_ratio": 1.0, "tpr": 0.5, "fpr": 0.1,
+         "flagged": False},
+        {"group": "M", "clients": 100, "approval_rate": 0.6, "approval_ratio": 0.75, "tpr": 0.6, "fpr": 0.2,
+         "flagged": True},
+    ]  # fmt: skip
+    return {"ratio_floor": 0.8, "clients": 300, "attributes": {"gender": {"groups": groups}}}
+
+
+@get("/model/card", media_type="text/markdown")
+async def model_card(request: Request) -> str:
+    _role(request)
+    return f"# Model card: {MODEL_ID[:12]}\n\n- Model id: `{MODEL_ID}`\n"
+
+
 def _error(request: Request, exc: HTTPException) -> Response:
     return Response(
         {"error": exc.detail if exc.status_code >= 500 else "error", "detail": exc.detail}, status_code=exc.status_code
@@ -247,7 +277,22 @@ def _error(request: Request, exc: HTTPException) -> Response:
 
 def create_app() -> Litestar:
     return Litestar(
-        [healthz, suggest, client, score, features, score_post, explain, model, summary, drift, population],
+        [
+            healthz,
+            suggest,
+            client,
+            score,
+            features,
+            score_post,
+            explain,
+            model,
+            summary,
+            drift,
+            population,
+            performance,
+            fairness,
+            model_card,
+        ],  # fmt: skip
         exception_handlers={HTTPException: _error},
     )
 

@@ -11,7 +11,7 @@ import fakemodel as fm
 import httpx
 import numpy as np
 import pytest
-from apiserver import OFFICER, ApiServer, copy_pipeline
+from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from needs import needs
@@ -176,7 +176,7 @@ def test_api_sql_and_cli_refuse_a_database_of_other_data(pipeline, tmp_path):
     res = CliRunner().invoke(score_command, [*args, "--allow-other-data"])
     assert res.exit_code == 0 and "warning" in res.output, res.output
     with ApiServer(data.db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
-        ready = http.get("/readyz")
+        ready = http.get("/readyz", headers=ADMIN)
         assert ready.status_code == 503 and "feature definitions differ" in ready.json()["error"]
         assert http.get(f"/clients/{cid}/score").status_code == 503
 

@@ -34,6 +34,11 @@ OPERATIONS = [
     ("GET", "/population"),
     ("GET", "/clients/{client_id}/explain"),
     ("POST", "/explain"),
+    ("POST", "/outcomes"),
+    ("GET", "/monitoring/performance"),
+    ("GET", "/monitoring/fairness"),
+    ("GET", "/model/fairness"),
+    ("GET", "/model/card"),
 ]
 
 
@@ -52,6 +57,11 @@ def no_float_integers(case) -> bool:
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("client_ids"), list):
         return not any(isinstance(v, float) for v in body["client_ids"])
+    if isinstance(body, dict) and isinstance(body.get("outcomes"), list):  # POST /outcomes
+        return not any(
+            isinstance(o, dict) and any(isinstance(o.get(k), float) for k in ("client_id", "defaulted"))
+            for o in body["outcomes"]
+        )
     return True
 
 

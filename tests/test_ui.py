@@ -470,6 +470,21 @@ def test_page_monitoring_for_an_admin(simulate):
         await user.should_see("1\u202f234")  # request count from /monitoring/summary, French grouping
         await user.should_see("Distribution des scores dans le temps")
         await user.should_see("variables en dérive sur 8")
+        await user.should_see("Performance réalisée (défauts observés)")  # issue 19 sections
+        await user.should_see("0,731")
+        await user.should_see("Équité des décisions")
+        await user.should_see("⚠ Sous le ratio : M")  # group M below the 0.8 ratio
+        await user.should_see("Fiche du modèle")
+
+    simulate(scenario)
+
+
+def test_page_model_card(simulate):
+    import fake_api
+
+    async def scenario(user):
+        await user.open("/model-card")
+        await user.should_see(f"Model card: {fake_api.MODEL_ID[:12]}")
 
     simulate(scenario)
 

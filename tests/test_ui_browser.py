@@ -250,6 +250,12 @@ def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api, client_id
     # the full drift report is proxied with the dashboard's key; "not available" when the API has none
     report = httpx.get(dashboard.url + "/reports/drift", timeout=30)
     assert report.status_code == 200
+    # issue 19: realised performance and fairness sections, and the model card behind its link
+    page.get_by_test_id("perf-kpis").wait_for()
+    page.get_by_test_id("fairness-gender").wait_for()
+    page.get_by_test_id("model-card-link").click()
+    page.get_by_test_id("model-card").wait_for()
+    assert manifest["model_id"] in page.get_by_test_id("model-card").inner_text()
 
 
 def test_officer_key_has_no_monitoring(browser, api):

@@ -278,6 +278,7 @@ def train_arrays(
     strategies: tuple[str, ...] = IMBALANCE_STRATEGIES,
     num_threads: int = 1,
     max_rounds: int | None = None,
+    sensitive: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Cross-validate, pick the imbalance strategy and threshold, refit, write the model folder."""
     import lightgbm as lgb
@@ -392,6 +393,11 @@ def train_arrays(
     # score.so would still point at the previous model's library: drop it until `credit compile`
     with contextlib.suppress(FileNotFoundError):
         (model_dir / "score.so").unlink()
+    # ---- issue 19: model card + training-time fairness on the out-of-fold predictions (app.model.card)
+    from app.model import card
+
+    card.write_at_training(model_dir, manifest, y=y, oof=oof, sensitive=sensitive)
+    # ---- end issue 19
     _say(
         progress,
         f"model {model_id[:12]} ({chosen}): threshold {threshold:.4f}, cost/client "
@@ -431,6 +437,9 @@ def train(
         t0 = time.perf_counter()
         _ids, X, y, names = load_matrix(conn, labelled_only=True)
         meta = read_meta(conn)
+        from app.model.card import sensitive_for_training  # issue 19: fairness at training
+
+        sensitive = sensitive_for_training(conn, _ids)
     finally:
         conn.close()
     _say(progress, f"loaded {X.shape[0]} x {X.shape[1]} features from {db_path} in {time.perf_counter() - t0:.1f} s")
@@ -450,6 +459,7 @@ def train(
         data_fingerprint=meta.get("data_fingerprint"),
         data_source=meta.get("source"),
         schema_fingerprint=meta.get("schema_fingerprint"),
+        sensitive=sensitive,
     )
 
 

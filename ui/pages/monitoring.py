@@ -1,4 +1,5 @@
-"""Monitoring page (admin keys only): requests, latency, scores over time, drift, drift report."""
+"""Monitoring page (admin keys only): requests, latency, scores over time, drift, drift report; realised
+performance and fairness of the live decisions (issue 19), and the model card (/model-card)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ async def monitoring_page():
             await fetch_and_show(api().monitoring_drift, show_drift, lg)
             ui.button(t("drift_report", lg), icon="open_in_new").props(
                 "href=/reports/drift tag=a target=_blank outline data-testid=drift-report"
+            )
+        # ---- issue 19: realised performance, fairness, model card
+        with ui.card().classes("w-full"):
+            ui.label(t("perf_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
+            await fetch_and_show(lambda: api().get("/monitoring/performance", period="all"), show_performance, lg)
+        with ui.card().classes("w-full"):
+            ui.label(t("fairness_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
+            await fetch_and_show(lambda: api().get("/monitoring/fairness"), show_fairness, lg)
+            ui.button(t("model_card", lg), icon="description").props(
+                "href=/model-card tag=a outline data-testid=model-card-link"
             )
 
 
@@ -104,3 +115,114 @@ async def drift_report(request: Request):
     if not isinstance(html, str):
         html = str(html)
     return HTMLResponse(html)
+
+
+# ---- issue 19: realised performance, fairness, model card -----------------------------------------------------
+
+
+def performance_kpis(rep: dict) -> list[tuple[str, object]]:
+    """(label key, value) pairs for the realised-performance headline; value None when too few outcomes."""
+    o = rep.get("overall") or {}
+    few = o.get("too_few_outcomes", True)
+    return [
+        ("perf_outcomes", rep.get("matched", 0)),
+        ("perf_auc", None if few else o.get("auc")),
+        ("perf_cost", None if few else o.get("cost_per_client")),
+        ("perf_accept_all", None if few else o.get("accept_all_cost_per_client")),
+        ("perf_never_scored", (rep.get("never_scored") or {}).get("count", 0)),
+    ]
+
+
+def show_performance(rep: dict, lg: str) -> None:
+    with ui.row().classes("gap-4 flex-wrap").props("data-testid=perf-kpis"):
+        for key, value in performance_kpis(rep):
+            with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:9rem"):
+                ui.label(t(key, lg)).classes("text-sm").style("color:#374151")
+                shown = logic.fmt_value(round(value, 4) if isinstance(value, float) else value, lg)
+                ui.label("—" if value is None else shown).classes("text-2xl font-bold")
+    o = rep.get("overall") or {}
+    if o.get("too_few_outcomes", True):
+        ui.label(t("perf_too_few", lg, n=rep.get("matched", 0), min=rep.get("min_outcomes", "?"))).props(
+            "data-testid=perf-too-few"
+        )
+        return
+    rows = [
+        {
+            "band": f"{logic.fmt_prob(b['band'][0])} – {logic.fmt_prob(b['band'][1])}",
+            "n": b["n"],
+            "predicted": logic.fmt_prob(b["mean_predicted"]),
+            "observed": "—" if b["observed_default_rate"] is None else logic.fmt_prob(b["observed_default_rate"]),
+        }
+        for b in o.get("calibration", [])
+        if b["n"]
+    ]
+    ui.table(
+        columns=[
+            {"name": "band", "label": t("perf_band", lg), "field": "band", "align": "left"},
+            {"name": "n", "label": t("perf_n", lg), "field": "n", "align": "right"},
+            {"name": "predicted", "label": t("perf_predicted", lg), "field": "predicted", "align": "right"},
+            {"name": "observed", "label": t("perf_observed", lg), "field": "observed", "align": "right"},
+        ],
+        rows=rows,
+        row_key="band",
+        pagination={"rowsPerPage": 0},
+    ).props("dense flat hide-bottom data-testid=calibration").classes("w-full")
+
+
+def fairness_rows(table: dict) -> list[dict]:
+    return [
+        {
+            "group": g["group"],
+            "clients": g["clients"],
+            "approval": logic.fmt_prob(g["approval_rate"]),
+            "ratio": "—" if g.get("approval_ratio") is None else f"{g['approval_ratio']:.2f}",
+            "tpr": logic.fmt_prob(g.get("tpr")),
+            "fpr": logic.fmt_prob(g.get("fpr")),
+            "flag": "⚠" if g.get("flagged") else "",
+        }
+        for g in table.get("groups", [])
+    ]
+
+
+def show_fairness(rep: dict, lg: str) -> None:
+    ui.label(t("fairness_caption", lg, floor=rep.get("ratio_floor", 0.8), n=rep.get("clients", 0)))
+    cols = [
+        ("group", "fair_group", "left"),
+        ("clients", "perf_n", "right"),
+        ("approval", "fair_approval", "right"),
+        ("ratio", "fair_ratio", "right"),
+        ("tpr", "fair_tpr", "right"),
+        ("fpr", "fair_fpr", "right"),
+        ("flag", "fair_flag", "left"),
+    ]
+    for attr, table in (rep.get("attributes") or {}).items():
+        ui.label(attr).classes("font-bold mt-2")
+        flagged = [g["group"] for g in table.get("groups", []) if g.get("flagged")]
+        if flagged:
+            fg, bg = logic.COLORS["refuse"]
+            ui.label(t("fair_flagged", lg, groups=", ".join(flagged))).style(f"color:{fg};background:{bg}").classes(
+                "px-2 rounded"
+            ).props(f"data-testid=fairness-flag-{attr}")
+        ui.table(
+            columns=[{"name": c, "label": t(k, lg), "field": c, "align": a} for c, k, a in cols],
+            rows=fairness_rows(table),
+            row_key="group",
+            pagination={"rowsPerPage": 0},
+        ).props(f"dense flat hide-bottom data-testid=fairness-{attr}").classes("w-full")
+
+
+@ui.page("/model-card", response_timeout=20)
+async def model_card_page():
+    """The model card (GET /model/card, markdown) for anyone logged in."""
+    if (redirect := login_redirect()) is not None:
+        return redirect
+    lg = lang()
+    main = await frame("model", t("model_card", lg))
+    with main:
+        try:
+            text = await api().get("/model/card")
+        except ApiError as e:
+            error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
+            return
+        with ui.card().classes("w-full"):
+            ui.markdown(str(text)).props("data-testid=model-card")

@@ -1,0 +1,1 @@
+"""Monitoring after the decision: outcomes, realised performance, fairness (issue 19)."""
