@@ -12,6 +12,8 @@ protocol errors are plain text. This protocol adds, per connection:
   parser buffers them) and at most MAX_HEADERS headers -> 431; a URL longer than MAX_URL_BYTES -> 414;
 - header deadline: a request's line and headers must be complete within HEAD_TIMEOUT seconds of the
   connection opening or of the previous response -> the connection is closed (with 408 if some bytes came);
+- body deadline: once the headers are in, the body must be complete within BODY_TIMEOUT seconds -> 408 (a
+  client that sends its body one byte a second holds a request, a task and the connection otherwise);
 - connection cap: beyond MAX_CONNECTIONS open connections in this worker, a new one is answered 503 and closed;
 - protocol errors (malformed request line or headers, bad Content-Length, NUL/CR in a header) -> 400.
 
@@ -31,6 +33,7 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 MAX_URL_BYTES = 8 * 1024
 HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
 
 
 def _connection_cap(wanted: int = 1024, reserve: int = 64) -> int:
@@ -82,6 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._reject: _Reject | None = None
         self._head_timer: Any = None
+        self._body_timer: Any = None
 
     # -- connection
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -94,6 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -135,8 +140,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        self._body_timer = self.loop.call_later(BODY_TIMEOUT, self._body_timeout)
 
     def on_message_complete(self) -> None:
+        self._cancel_body_timer()
         super().on_message_complete()
         self._in_head, self._head_bytes, self._head_seen, self._tail = True, 0, 0, b""
         self._n_headers = self._url_bytes = 0
@@ -169,6 +176,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()  # idle: nothing was asked, nothing to answer
 
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        log.warning("request body not received within %.0f s: closing the connection", BODY_TIMEOUT)
+        if self.cycle is not None and not self.cycle.response_started:
+            self._send_and_close(
+                error_response(408, "request body not received in time", {"timeout_seconds": BODY_TIMEOUT})
+            )
+        else:
+            self.transport.close()
+
     def _refuse(self, reject: _Reject) -> None:
         if reject.status != 400:
             log.warning("refused a request: %s %s", reject.status, reject.error)
@@ -176,6 +200,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _send_and_close(self, response: bytes) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         self._in_head = False
         if not self.transport.is_closing():
             self.transport.write(response)

@@ -13,7 +13,8 @@ Without the draining phase uvicorn closes idle keep-alive connections immediatel
 client had just written on one of them is lost unanswered.
 
 Hostile and slow clients (app.httpguard): request line + headers at most 16 KiB and 100 headers (431), URL
-at most 8 KiB (414), headers complete within 10 s (else the connection is closed), 1024 connections per
+at most 8 KiB (414), headers complete within 10 s (else the connection is closed), the body within 30 s
+(408), 1024 connections per
 worker (503 beyond), keep-alive connections closed after 5 idle seconds; protocol errors answer 400 in the
 API's JSON error shape.
 

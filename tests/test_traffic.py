@@ -136,6 +136,7 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
     from click.testing import CliRunner
 
     from app.drift import psi_report
+    from app.store import default_path
     from app.traffic import traffic_command
 
     env = copy_pipeline(pipeline, tmp_path / "p")
@@ -150,7 +151,7 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
         assert out["ok"] == 400 and not out["errors"], out
         assert out["latency_ms"]["p50"] > 0
     manifest = json.loads((env.model_dir / "manifest.json").read_text())
-    conn = apsw.Connection(str(env.db))
+    conn = apsw.Connection(str(default_path(env.db)))  # the log is in the operational store beside the db
     try:
         rep = psi_report(conn, manifest)
     finally:
