@@ -126,20 +126,21 @@ def test_processes_opening_a_new_store_at_once_apply_each_migration_once(tmp_pat
     assert store.schema_version(conn) == store.migrations()[-1][0]
 
 
-def test_read_only_store_is_refused_with_its_name(tmp_path):
-    path = tmp_path / "log.db"
-    store.open_store(path).close()
-    path.chmod(0o444)
-    try:
-        conn = apsw.Connection(str(path))
-        writable = not conn.readonly("main")
-        conn.close()
-        if writable:
-            pytest.skip("running as a user that can write a 0444 file (root)")
-        with pytest.raises(store.StoreError, match="read-only"):
-            store.open_store(path)
-    finally:
-        path.chmod(0o644)
+def test_read_only_store_is_refused_with_its_name():
+    """A store on a read-only file system (root can write a 0444 file, so the mount is what makes it read-only)."""
+    import subprocess
+
+    from test_reliability_faults import tmpfs
+
+    with tmpfs("16m") as mnt:
+        path = mnt / "log.db"
+        store.open_store(path).close()
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        try:
+            with pytest.raises(store.StoreError, match="read-only"):
+                store.open_store(path)
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
 
 
 def _legacy_db(path: Path, n: int) -> list[str]:
