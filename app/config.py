@@ -32,6 +32,13 @@ SETTINGS_DOC: list[tuple[str, str, object, str]] = [
     ("body_max", "CREDIT_BODY_MAX", 1_048_576, "largest request body in bytes (413 above)"),
     ("psi_threshold", "CREDIT_PSI_THRESHOLD", 0.2, "PSI above which a feature counts as drifted"),
     ("drift_share", "CREDIT_DRIFT_SHARE", 0.3, "share of drifted features above which the data set drifted"),
+    ("drift_min_rows", "CREDIT_DRIFT_MIN_ROWS", 200, "fewest scored rows in a window for a drift verdict"),
+    (
+        "ui_allowed_hosts",
+        "CREDIT_UI_ALLOWED_HOSTS",
+        "localhost,127.0.0.1,[::1]",
+        "Host header names the dashboard answers (comma separated; * for any)",
+    ),
     ("sql_timeout", "CREDIT_SQL_TIMEOUT", 30.0, "seconds an ad hoc `credit sql` query may run"),
     ("lang", "CREDIT_LANG", "fr", "interface language: fr or en"),
 ]
@@ -57,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     body_max: int = 1_048_576
     psi_threshold: float = 0.2
     drift_share: float = 0.3
+    drift_min_rows: int = 200
+    ui_allowed_hosts: str = "localhost,127.0.0.1,[::1]"
     sql_timeout: float = 30.0
     lang: str = "fr"
 
