@@ -11,7 +11,7 @@ import apsw
 import click
 
 from app.config import load_settings
-from app.options import db_option, model_option
+from app.options import CLIENT_ID, db_option, model_option
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
 
@@ -38,7 +38,7 @@ def _open(db: str | None, model_dir: str | None, *, require_model: bool) -> apsw
 
 
 @click.command("score")
-@click.argument("client_id", type=click.IntRange(-(2**63), 2**63 - 1))
+@click.argument("client_id", type=CLIENT_ID)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @db_option
 @model_option
