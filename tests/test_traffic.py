@@ -168,6 +168,7 @@ def test_help_and_error_say_the_applicants_come_from_a_local_database(tmp_path):
 
     runner = CliRunner()
     assert "drawn from a LOCAL client database" in runner.invoke(traffic_command, ["--help"]).output
-    res = runner.invoke(traffic_command, ["--db", str(tmp_path / "none.db"), "--api", "http://127.0.0.1:9", "--key", "k"])
+    args = ["--db", str(tmp_path / "none.db"), "--api", "http://127.0.0.1:9", "--key", "k"]
+    res = runner.invoke(traffic_command, args)
     assert res.exit_code == 1
     assert "draws the applicants it sends from a local copy of the client database: pass --db PATH" in res.output
