@@ -1,6 +1,7 @@
 # Recipes; run them through ./dev on a fresh machine (it makes .venv first).
 set dotenv-load := false
 
+# this list
 default:
     @just --list
 
@@ -63,12 +64,11 @@ bench *ARGS:
 bench-full:
     credit bench --full
 
-# ruff, hadolint and actionlint
+# ruff and hadolint
 lint:
     ruff check .
     ruff format --check .
     hadolint Dockerfile
-    actionlint .github/workflows/*.yml
 
 # format and fix what ruff can
 fmt:
@@ -82,6 +82,10 @@ serve *ARGS:
 # the dashboard on 127.0.0.1:8080, against the API
 ui *ARGS:
     exec credit ui {{ARGS}}
+
+# Datasette on 127.0.0.1:8001: browse the database and run score() / decision() in SQL, read-only
+datasette *ARGS:
+    exec datasette "${CREDIT_DB:-data/credit.db}" --load-extension "${CREDIT_MODEL_DIR:-compiled}/score.so:sqlite3_score_init" --host 127.0.0.1 --port 8001 {{ARGS}}
 
 # build the container image
 docker-build:

@@ -35,11 +35,11 @@ def _portfolio_db(pipe, n_clients: int):
     tmp = db.with_suffix(".tmp")
     shutil.copy(pipe.db, tmp)
     conn = apsw.Connection(str(tmp))
-    have = conn.execute("SELECT count(*) FROM features").fetchone()[0]
+    base = have = conn.execute("SELECT count(*) FROM features").fetchone()[0]
     conn.execute("BEGIN")
     k = 1
     while have < n_clients:
-        take = min(have, n_clients - have)
+        take = min(base, n_clients - have)
         conn.execute(
             "INSERT INTO features(client_id, x) SELECT client_id + ?, x FROM features WHERE client_id < 1000000 "
             "ORDER BY client_id LIMIT ?",
