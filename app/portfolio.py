@@ -76,8 +76,14 @@ class Snapshot:
         self.threshold, self.model_id, self.seconds = threshold, model_id, seconds
         self.scored_at = time.time()
         self.first_refused = int(np.searchsorted(self.probs, threshold, side="left"))  # probs >= threshold
+        self._summary: PortfolioSummary | None = None
 
     def summary(self) -> PortfolioSummary:
+        if self._summary is None:
+            self._summary = self._summarise()
+        return self._summary
+
+    def _summarise(self) -> PortfolioSummary:
         n = len(self.probs)
         refused = n - self.first_refused
         band = np.minimum((self.probs * N_BANDS).astype(np.int64), N_BANDS - 1)
