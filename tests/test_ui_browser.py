@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000  # the first explanation loads LightGBM: seconds, more on a shared machine
 
 pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
 

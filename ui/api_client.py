@@ -14,6 +14,8 @@ import httpx
 
 from ui.i18n import t
 
+EXPLAIN_TIMEOUT_S = 60.0
+
 
 class ApiError(Exception):
     def __init__(self, kind: str, *, status: int | None = None, detail: str = "", url: str = "") -> None:
@@ -110,7 +112,9 @@ class ApiClient:
         return await self.request("POST", "/score", json={"features": features})
 
     async def explain(self, client_id: int, top: int = 8, lang: str = "fr") -> dict:
-        return await self.get(f"/clients/{int(client_id)}/explain", top=top, lang=lang)
+        # the API loads LightGBM on its first explanation (seconds, more on a busy machine): a longer wait
+        params = {"top": top, "lang": lang}
+        return await self.request("GET", f"/clients/{int(client_id)}/explain", params=params, timeout=EXPLAIN_TIMEOUT_S)
 
     async def model(self) -> dict:
         return await self.get("/model")
