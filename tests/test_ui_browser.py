@@ -380,6 +380,8 @@ def test_client_page_timing_with_concurrent_calls(page, dashboard, client_id):
         t0 = time.perf_counter()
         page.goto(f"{dashboard.url}/?client_id={client_id}")
         page.get_by_test_id("reasons").wait_for()
+        page.get_by_test_id("client-fields").wait_for()
+        page.get_by_role("tab", name="Simulation").click()  # tab panels are drawn when shown
         page.wait_for_function(
             "() => document.querySelector('[data-testid=whatif-result]')?.dataset.value !== undefined"
         )

@@ -15,6 +15,7 @@ import httpx
 from ui.i18n import t
 
 EXPLAIN_TIMEOUT_S = 60.0
+REPORT_TIMEOUT_S = 180.0
 
 
 class ApiError(Exception):
@@ -126,7 +127,9 @@ class ApiClient:
         return await self.get("/monitoring/drift")
 
     async def drift_report_html(self) -> str:
-        return await self.request("GET", "/monitoring/drift/report", headers={"Accept": "text/html"})
+        # Evidently builds the report in seconds to tens of seconds
+        headers = {"Accept": "text/html"}
+        return await self.request("GET", "/monitoring/drift/report", headers=headers, timeout=REPORT_TIMEOUT_S)
 
     async def portfolio(self) -> dict:
         return await self.get("/portfolio")

@@ -85,6 +85,7 @@ async def client_page(client_id: int | None = None):
         search.value = str(client)
         suggestions.clear()
         app.storage.user["client"] = client
+        ui.navigate.history.replace(f"/?client_id={client}")  # a reload (language toggle) keeps the file
         await show_client(result, client, lg)
 
     async def submit() -> None:
@@ -96,6 +97,7 @@ async def client_page(client_id: int | None = None):
             return
         suggestions.clear()
         app.storage.user["client"] = int(text)
+        ui.navigate.history.replace(f"/?client_id={int(text)}")  # a reload (language toggle) keeps the file
         await show_client(result, int(text), lg)
 
     search.on_value_change(suggest)
