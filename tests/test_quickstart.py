@@ -69,7 +69,7 @@ def test_quickstart_commands_as_printed_in_a_fresh_clone(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
         assert "probability of default" in out.stdout
         assert "Available recipes:" in out.stdout and "demo" in out.stdout
-        assert re.search(r"^\d+\s", out.stdout, re.MULTILINE)  # the SQL result rows
+        assert re.search(r"^\s*\d+\s+0\.\d+\s+(accept|refuse)$", out.stdout, re.MULTILINE)  # the SQL result rows
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole foreground group
