@@ -55,7 +55,13 @@ def test_quickstart_commands_as_printed_in_a_fresh_clone(tmp_path):
     log = tmp_path / "demo.log"
     with log.open("w") as fh:
         demo = subprocess.Popen(
-            ["sh", "-c", first[0]], cwd=clone, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            # `exec`: the wrapper shell stands for the user's terminal shell, which is not in the job's process group
+            ["sh", "-c", "exec " + first[0]],
+            cwd=clone,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 900
