@@ -53,3 +53,27 @@ def test_a_bad_client_id_says_what_a_client_id_is(args, bad):
         assert f"{bad!r} is not a client id: a client id is a whole number from 1 to" in res.output
         assert "e.g. 100002" in res.output
         assert "valid integer" not in res.output
+
+
+def test_compile_keeps_treelite_notes_out_of_the_console(pipeline_copy):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    for so in pipeline_copy.model_dir.glob("*.so"):
+        so.unlink()
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "compile", "--model", str(pipeline_copy.model_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    console = out.stdout + out.stderr
+    for noise in ("Treelite version", "Parallel compilation", "originated from a newer"):
+        assert noise not in console, console
+    assert "treelite + tl2cgen C" in console and "parity" in console
+    log = (pipeline_copy.model_dir / "build" / "tl2cgen.log").read_text()
+    assert "Treelite" in log or "Parallel compilation" in log
