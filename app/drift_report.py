@@ -17,7 +17,7 @@ import apsw
 from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 
-from app.api import MAX_TS, SECURITY, _operation
+from app.api import MAX_TS, SECURITY, TIME_PARAMS, _operation
 from app.service import ApiError
 
 REPORT_TTL_S = 60.0
@@ -35,7 +35,7 @@ class DriftReportController(Controller):
         sync_to_thread=True,
         opt={"role": "admin"},
         media_type="text/html",
-        operation_class=_operation(errors=(400, 401, 403, 409, 501, 503)),
+        operation_class=_operation(errors=(400, 401, 403, 409, 501, 503), query={"since": TIME_PARAMS["since"]}),
     )
     def drift_report(
         self,
