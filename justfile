@@ -1,18 +1,22 @@
 # Recipes; run them through ./dev on a fresh machine (it makes .venv first).
 set dotenv-load := false
 
+# this list
 default:
     @just --list
 
+# Implementation note (not shown by `just --list`, which shows the comment line right above a recipe):
+# the long-running recipes `exec` the server, so a SIGTERM sent to just reaches the server itself;
+# ./dev runs demo, serve and ui without just in between, so a requested stop exits 0.
+
 # the main job: generate data, ingest, train, compile, then serve API and dashboard
-# (`exec` in the long-running recipes: a SIGTERM sent to just then reaches the server itself)
 demo *ARGS:
     exec credit demo {{ARGS}}
 
-# a dependency audit, then the whole test suite (installs Debian chromium, sqlite3 and wrk when missing)
+# a dependency audit, then the whole test suite with line coverage (Debian chromium, sqlite3, wrk: apt, as root)
 test *ARGS: system-deps
     -just audit
-    python -m pytest {{ARGS}}
+    python -m pytest --cov=app --cov=ui --cov-report=term:skip-covered {{ARGS}}
 
 # known vulnerabilities in the locked dependencies (pip-audit); reports, does not fail the tests
 audit:
@@ -20,10 +24,14 @@ audit:
     # verdict first; the packages the vulnerability service could not look up are counted and listed in .audit.txt
     timeout 300 pip-audit --progress-spinner off -r requirements.lock --no-deps --disable-pip \
         > .audit.txt 2>&1 || echo "pip-audit: findings below"
-    grep -m 1 -E 'known vulnerabilit|Found [0-9]+ ' .audit.txt || tail -n 3 .audit.txt
     locked=$(grep -c '==' requirements.lock)
-    skipped=$(grep -c 'could not be audited' .audit.txt)
-    [ "$skipped" -gt 0 ] && echo "pip-audit: $skipped of $locked locked packages could not be audited (vulnerability service unreachable?)"
+    skipped=$(grep -c 'could not be audited' .audit.txt || true)
+    if [ "$skipped" -ge "$locked" ]; then
+        echo "pip-audit: not audited: none of the $locked locked packages could be looked up (vulnerability service unreachable?)"
+    else
+        grep -m 1 -E 'known vulnerabilit|Found [0-9]+ ' .audit.txt || tail -n 3 .audit.txt
+        [ "$skipped" -gt 0 ] && echo "pip-audit: $skipped of $locked locked packages could not be audited (vulnerability service unreachable?)"
+    fi
     echo "pip-audit: full report in .audit.txt"
 
 # refresh requirements.lock from the current .venv
@@ -41,9 +49,12 @@ system-deps:
     [ -f /usr/include/sqlite3ext.h ] || missing="$missing libsqlite3-dev"
     [ -z "$missing" ] && exit 0
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    echo "installing Debian packages:$missing" >&2
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+    echo "installing Debian packages:$missing (apt-get; output in .apt.log, shown if it fails)" >&2
+    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing; } > .apt.log 2>&1; then
+        cat .apt.log >&2
+        echo "apt-get failed (needs root or sudo): install$missing yourself, then run ./dev test again" >&2
+        exit 1
+    fi
 
 # benchmarks (add --quick for the short correctness pass CI runs)
 bench *ARGS:
@@ -53,11 +64,13 @@ bench *ARGS:
 bench-full:
     credit bench --full
 
+# ruff and hadolint
 lint:
     ruff check .
     ruff format --check .
     hadolint Dockerfile
 
+# format and fix what ruff can
 fmt:
     ruff format .
     ruff check --fix .
@@ -70,8 +83,14 @@ serve *ARGS:
 ui *ARGS:
     exec credit ui {{ARGS}}
 
+# Datasette on 127.0.0.1:8001: browse the database and run score() / decision() in SQL, read-only
+datasette *ARGS:
+    exec datasette "${CREDIT_DB:-data/credit.db}" --load-extension "${CREDIT_MODEL_DIR:-compiled}/score.so:sqlite3_score_init" --host 127.0.0.1 --port 8001 {{ARGS}}
+
+# build the container image
 docker-build:
     docker build -t pret-a-depenser .
 
+# run the container image (API on 8000, dashboard on 8080)
 docker-run:
     docker run --rm -p 8000:8000 -p 8080:8080 -e CREDIT_API_KEYS pret-a-depenser

@@ -157,6 +157,7 @@ ERROR_TEXT = {
     401: "missing or unknown API key",
     403: "the API key's role may not use this endpoint",
     404: "unknown client (drift: no predictions logged in the window)",
+    409: "not enough logged traffic in the window for a drift verdict (fewer than CREDIT_DRIFT_MIN_ROWS rows)",
     413: "request body larger than the configured limit",
     501: "not available in this build",
     503: "model, database or prediction log unavailable",
@@ -659,12 +660,13 @@ def create_app(settings: Settings) -> Litestar:
             explain_client,
             explain_applicant,
             importlib.import_module("app.monitoring.routes").MonitoringController,  # issue 19: outcomes, fairness
+            *_dashboard_routes(),  # app/portfolio.py (worklist), app/drift_report.py (Evidently HTML)
         ],
         guards=[auth_guard],
         middleware=[json_not_found_under_schema],
         exception_handlers={ApiError: _on_api_error, HTTPException: _on_http_exception, Exception: _on_exception},
         request_max_body_size=settings.body_max,
-        on_startup=[svc.startup],
+        on_startup=[svc.startup, _warm_portfolio],
         on_shutdown=[svc.shutdown],
         logging_config=None,
         debug=False,
@@ -679,6 +681,19 @@ def create_app(settings: Settings) -> Litestar:
     )
     app.state.service = svc
     return app
+
+
+def _dashboard_routes() -> list[Any]:
+    from app.drift_report import DriftReportController
+    from app.portfolio import PortfolioController
+
+    return [PortfolioController, DriftReportController]
+
+
+def _warm_portfolio(app: Litestar) -> None:
+    from app.portfolio import warm_up
+
+    warm_up(app)
 
 
 _RESERVED = {"request", "body", "data", "state", "headers", "cookies", "query", "scope", "socket"}

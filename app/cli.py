@@ -53,6 +53,9 @@ def cli() -> None:
 
 
 def main() -> None:
+    from app.progress import install
+
+    install()  # progress bars on a terminal, plain lines in log files (before any command module is imported)
     cli()
 
 

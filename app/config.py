@@ -66,6 +66,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drift_share: Annotated[
         float, documented("CREDIT_DRIFT_SHARE", "share of drifted features above which the data set drifted")
     ] = 0.3
+    drift_min_rows: Annotated[
+        int, documented("CREDIT_DRIFT_MIN_ROWS", "fewest scored rows in a window for a drift verdict")
+    ] = 200
+    ui_allowed_hosts: Annotated[
+        str,
+        documented("CREDIT_UI_ALLOWED_HOSTS", "Host header names the dashboard answers (comma separated; * for any)"),
+    ] = "localhost,127.0.0.1,[::1]"
     sql_timeout: Annotated[float, documented("CREDIT_SQL_TIMEOUT", "seconds an ad hoc `credit sql` query may run")] = (
         30.0
     )

@@ -207,7 +207,7 @@ def child_env(settings: Settings, officer: str, admin: str, key_source: str) -> 
         "db": str(settings.db_path.resolve()),
         "model_dir": str(settings.model_path.resolve()),
         "api_url": f"http://{_client_host(settings.host)}:{settings.port}",
-        "ui_key": settings.ui_key or admin,
+        "ui_key": settings.ui_key,  # empty: the dashboard uses the officer key, the admin key for monitoring
     }
     if key_source != "CREDIT_API_KEYS":
         values["api_keys"] = f"{officer}:officer,{admin}:admin"

@@ -47,6 +47,9 @@ from app.options import db_option, log_db_option, model_option
 EPS = 1e-4
 DEFAULT_BINS = 10
 SCORE_COLUMN = "score"
+EXIT_DRIFT = 1  # with --fail-on-drift
+EXIT_ERROR = 2  # no reference in the manifest, unreadable log
+EXIT_NO_VERDICT = 3  # fewer scored rows in the window than the minimum: no verdict either way
 
 
 class DriftError(RuntimeError):
@@ -437,6 +440,24 @@ def evidently_report(
     return summary
 
 
+def too_few_rows(rows: int, min_rows: int) -> str | None:
+    """The "no verdict" message when a window has fewer than `min_rows` scored rows, else None."""
+    if rows >= min_rows:
+        return None
+    return (
+        f"not enough traffic to judge drift ({rows:,} scored row{'s' if rows != 1 else ''} in the window, "
+        f"at least {min_rows:,} needed); run `credit traffic` or wait"
+    )
+
+
+def json_summary(report: dict, limit: int) -> dict:
+    """A report with its per-feature list cut to the `limit` first rows (highest PSI / drifted first)."""
+    out = dict(report)
+    out["features"] = report["features"][:limit]
+    out["features_shown"] = len(out["features"])
+    return out
+
+
 def _summarise(data: dict, drift_share: float, extra: set[str] = frozenset()) -> dict:
     metrics = {m["id"]: m for m in data.get("metrics", [])}
     status = {}
@@ -472,10 +493,13 @@ def _summarise(data: dict, drift_share: float, extra: set[str] = frozenset()) ->
     # Evidently's own share counts the score column and the extra PSI-flagged columns too;
     # ours is over the counted (most important) features only
     share = n_drifted / len(counted) if counted else 0.0
+    extra_rows = [c for c in features if not c["counted"]]
     return {
         "features": features,
         "n_features": len(counted),
         "n_drifted": n_drifted,
+        "n_extra": len(extra_rows),
+        "n_extra_drifted": sum(c["drifted"] for c in extra_rows),
         "share_drifted": share,
         "drift_share": drift_share,
         "dataset_drift": share >= drift_share,
@@ -501,23 +525,32 @@ def _print_table(report: dict, limit: int) -> None:
         if report["score_psi"] is not None:
             click.echo(f"{'(score)':<40} {report['score_psi']:>8.4f}  {'YES' if report['score_drifted'] else 'no'}")
     else:
-        click.echo(f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted")
+        click.echo(f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted")
         rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])
         for f in rows:
             sc = "-" if f["score"] is None else f"{f['score']:.4f}"
+            counted = "score" if f["column"] == SCORE_COLUMN else ("yes" if f.get("counted", True) else "extra")
             click.echo(
                 f"{f['column']:<40} {str(f['test'])[:32]:<32} {sc:>8} {f['threshold'] or 0:>6.3g}  "
-                f"{'YES' if f['drifted'] else 'no'}"
+                f"{'YES' if f['drifted'] else 'no':<7}  {counted}"
             )
-    more = report["n_features"] - min(limit, report["n_features"])
+    shown = len(report["features"][:limit])
+    more = len(report["features"]) - shown
     if more > 0:
-        click.echo(f"... {more} more features (use --json for all)")
-    click.echo(
-        f"drifted features: {report['n_drifted']}/{report['n_features']} "
+        click.echo(f"... {more} more features (use --json --details for all)")
+    what = "drifted features" if report["method"] == "psi" else "drifted among the most important features"
+    line = (
+        f"{what}: {report['n_drifted']}/{report['n_features']} "
         f"(share {report['share_drifted']:.2f}, limit {report['drift_share']}) -> "
         f"{'DATASET DRIFT' if report['dataset_drift'] else 'no dataset drift'}; "
         f"score {'drifted' if report['score_drifted'] else 'stable'}; {report['seconds']:.2f} s"
     )
+    click.echo(line)
+    if report.get("n_extra"):
+        click.echo(
+            f"not counted: {report['n_extra_drifted']}/{report['n_extra']} extra features the PSI flagged "
+            "(rows marked 'extra'), and the score"
+        )
     if report.get("html"):
         click.echo(f"HTML report: {report['html']}")
 
@@ -527,7 +560,14 @@ def _print_table(report: dict, limit: int) -> None:
 @click.option("--until", default=None, help="window end (exclusive), same formats")
 @click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="write Evidently HTML here")
-@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary (the --top features of each report)")
+@click.option("--details", is_flag=True, help="with --json: every feature of each report")
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="fewest scored rows for a verdict [env CREDIT_DRIFT_MIN_ROWS, default 200]",
+)
 @click.option("--fail-on-drift", is_flag=True, help="exit with status 1 when the data set has drifted")
 @click.option("--psi-only", is_flag=True, help="only the fast PSI report (no Evidently)")
 @click.option("--top", "limit", type=int, default=25, show_default=True, help="rows shown in the table")
@@ -551,18 +591,35 @@ def _print_table(report: dict, limit: int) -> None:
 @log_db_option
 @model_option
 def drift_command(
-    since, until, last, html_path, as_json, fail_on_drift, psi_only, limit, max_columns, max_rows, db, log_db, model_dir
+    since,
+    until,
+    last,
+    html_path,
+    as_json,
+    details,
+    min_rows,
+    fail_on_drift,
+    psi_only,
+    limit,
+    max_columns,
+    max_rows,
+    db,
+    log_db,
+    model_dir,
 ) -> None:
     """Drift of the logged predictions against the training reference (PSI, then Evidently).
 
-    Exit status: 0 ok, 1 drift with --fail-on-drift, 2 empty window.
+    \b
+    Exit status: 0 no drift (or drift without --fail-on-drift); 1 drift with --fail-on-drift;
+    2 no drift reference or unreadable log; 3 no verdict: fewer scored rows in the window than
+    --min-rows (a window right after the demo has one or two).
     """
     from app import store
     from app.config import load_settings
 
     if html_path and psi_only:
         raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir)
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, drift_min_rows=min_rows)
     try:
         manifest = _manifest(settings.model_path)
     except DriftError as exc:
@@ -583,6 +640,21 @@ def drift_command(
                 psi_threshold=settings.psi_threshold,
                 drift_share=settings.drift_share,
             )
+        except DriftError as e:
+            if "no predictions logged" not in str(e):
+                click.echo(f"Error: {e}", err=True)
+                sys.exit(EXIT_ERROR)
+            report = None
+        rows = report["window"]["rows"] if report else 0
+        message = too_few_rows(rows, settings.drift_min_rows)
+        if message:
+            if as_json:
+                out = {"verdict": "no verdict", "reason": message, "rows": rows, "min_rows": settings.drift_min_rows}
+                click.echo(json.dumps(out, indent=2))
+            else:
+                click.echo(message)
+            sys.exit(EXIT_NO_VERDICT)
+        try:
             ev = None
             if not psi_only:
                 ev = evidently_report(
@@ -599,12 +671,16 @@ def drift_command(
                 )
         except DriftError as e:
             click.echo(f"Error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_ERROR)
     finally:
         conn.close()
     drifted = report["dataset_drift"] or bool(ev and ev["dataset_drift"])
     if as_json:
-        click.echo(json.dumps({"psi": report, "evidently": ev, "dataset_drift": drifted}, indent=2, default=str))
+        if not details:
+            report, ev = json_summary(report, limit), (json_summary(ev, limit) if ev else None)
+        verdict = "drift" if drifted else "no drift"
+        out = {"verdict": verdict, "dataset_drift": drifted, "psi": report, "evidently": ev}
+        click.echo(json.dumps(out, indent=2, default=str))
     else:
         _print_table(report, limit)
         if ev is not None:
@@ -612,7 +688,7 @@ def drift_command(
             click.echo("Evidently DataDriftPreset:")
             _print_table(ev, limit)
     if fail_on_drift and drifted:
-        sys.exit(1)
+        sys.exit(EXIT_DRIFT)
 
 
 __all__ = [

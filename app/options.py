@@ -32,3 +32,29 @@ log_db_option = click.option(
     default=None,
     help="operational store: prediction log and history [env CREDIT_LOG_DB, default beside the database: <db>-log.db]",
 )
+MAX_CLIENT_ID = 2**53  # the largest id a JSON client reads exactly (the API's limit too)
+
+
+class ClientId(click.ParamType):
+    """A client id: a whole number from 1 to 2**53 (SK_ID_CURR in the Kaggle files, e.g. 100002)."""
+
+    name = "CLIENT_ID"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            number = int(text) if text.isascii() and text.isdigit() else None
+        if number is None or not 1 <= number <= MAX_CLIENT_ID:
+            self.fail(
+                f"{value!r} is not a client id: a client id is a whole number from 1 to {MAX_CLIENT_ID:,} "
+                '(SK_ID_CURR in the Kaggle files, e.g. 100002); `credit sql "SELECT client_id FROM clients LIMIT 5"` '
+                "lists some",
+                param,
+                ctx,
+            )
+        return number
+
+
+CLIENT_ID = ClientId()

@@ -11,7 +11,7 @@ import apsw
 import click
 
 from app.config import SettingsError, load_settings
-from app.options import allow_other_data_option, db_option, model_option
+from app.options import CLIENT_ID, allow_other_data_option, db_option, model_option
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
 MAX_TIMEOUT = 3600.0  # seconds: the longest time limit --timeout or CREDIT_SQL_TIMEOUT may set
@@ -55,7 +55,7 @@ def _open(
 
 
 @click.command("score")
-@click.argument("client_id", type=click.IntRange(-(2**63), 2**63 - 1))
+@click.argument("client_id", type=CLIENT_ID)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @db_option
 @model_option

@@ -275,7 +275,10 @@ def run_traffic(
 
     db_path = Path(db_path)
     if not db_path.exists():
-        raise TrafficError(f"{db_path}: database not found")
+        raise TrafficError(
+            f"{db_path}: database not found; `credit traffic` draws the applicants it sends from a local copy of "
+            "the client database: pass --db PATH (or set CREDIT_DB)"
+        )
     conn = connect(db_path, readonly=True)
     try:
         _ids, X, names = load_clients(conn, n, seed)
@@ -299,7 +302,12 @@ def run_traffic(
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @db_option
 def traffic_command(n, drift, api, key, concurrency, seed, as_json, db) -> None:
-    """Replay N scoring requests (random clients' features, as applicants) against the API."""
+    """Replay N scoring requests (random clients' features, as applicants) against the API.
+
+    The applicants are drawn from a LOCAL client database (--db, env CREDIT_DB, default
+    data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
+    API, or with a copy of it.
+    """
     from app.config import load_settings
 
     settings = load_settings(db=db, api_url=api)

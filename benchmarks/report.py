@@ -79,6 +79,10 @@ SECTIONS = {
     ),
     "ingest": ("Data at demo size", ["name", "seconds", "peak_rss_mb", "mb"]),
     "ingest-full": ("Data at full Kaggle scale", ["name", "seconds", "peak_rss_mb", "mb"]),
+    "portfolio": (
+        "Dashboard worklist over HTTP (GET /portfolio...), full-scale portfolio",
+        ["name", "clients", "seconds", "ms_median", "ms_p99", "ms_max", "budget_ms"],
+    ),
     "dask": (
         "Portfolio scoring on Dask",
         ["name", "rows", "workers", "rows_per_s", "us_per_row", "ratio_vs_single_process"],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, machine
 
-PARTS = ["inference", "sql", "http", "explain", "drift", "monitoring", "ingest", "dask"]
+PARTS = ["inference", "sql", "http", "explain", "drift", "monitoring", "ingest", "dask", "portfolio"]
 TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
 DEFAULT_TOLERANCE = 1e-6
 

@@ -77,6 +77,28 @@ def _role(request: Request) -> str:
     return role
 
 
+# every request seen: (path, bearer key, start, end) in perf_counter seconds; DELAY_S slows every answer
+CALLS: list[tuple[str, str, float, float]] = []
+DELAY = {"s": 0.0}
+
+
+def _record(app):
+    import asyncio
+    import time
+
+    async def middleware(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        t0 = time.perf_counter()
+        if DELAY["s"]:
+            await asyncio.sleep(DELAY["s"])
+        await app(scope, receive, send)
+        key = dict(scope["headers"]).get(b"authorization", b"").decode().removeprefix("Bearer ")
+        CALLS.append((scope["path"], key, t0, time.perf_counter()))
+
+    return middleware
+
+
 def _vals(x: np.ndarray) -> dict[str, float | None]:
     return {f: (None if math.isnan(v) else float(v)) for f, v in zip(FEATURES, x, strict=True)}
 
@@ -210,6 +232,7 @@ async def drift(request: Request) -> dict:
     if _role(request) != "admin":
         raise HTTPException(status_code=403, detail="admin role required")
     return {
+        "window": {"rows": 5000},
         "psi_threshold": 0.2,
         "dataset_drift": False,
         "features": [
@@ -269,6 +292,43 @@ async def model_card(request: Request) -> str:
     return f"# Model card: {MODEL_ID[:12]}\n\n- Model id: `{MODEL_ID}`\n"
 
 
+@get("/portfolio")
+async def portfolio(request: Request) -> dict:
+    _role(request)
+    probs = np.array([predict(x) for x in X])
+    band = np.minimum((probs * 10).astype(int), 9)
+    refused = int((probs >= THRESHOLD).sum())
+    bands = [
+        {"band": k, "lower": k / 10, "upper": (k + 1) / 10, "clients": int((band == k).sum()),
+         "refused": int(((band == k) & (probs >= THRESHOLD)).sum())}
+        for k in range(10) if (band == k).any()
+    ]  # fmt: skip
+    return {
+        "model_id": MODEL_ID, "threshold": THRESHOLD, "clients": N, "accepted": N - refused, "refused": refused,
+        "refusal_rate": refused / N, "bands": bands, "scored_at": 1764072000.0, "scoring_seconds": 0.01,
+    }  # fmt: skip
+
+
+@get("/portfolio/recent")
+async def recent(request: Request, limit: int = 10) -> dict:
+    _role(request)
+    rows = [
+        {"client_id": int(c), "probability": predict(x), "decision": _decision(predict(x)), "ts": 1764072000.0 - i}
+        for i, (c, x) in enumerate(list(zip(IDS, X, strict=True))[:limit])
+    ]
+    return {"rows": rows, "threshold": THRESHOLD, "model_id": MODEL_ID}
+
+
+@get("/portfolio/borderline")
+async def borderline(request: Request, limit: int = 10) -> dict:
+    _role(request)
+    probs = np.array([predict(x) for x in X])
+    order = np.argsort(np.abs(probs - THRESHOLD), kind="stable")[:limit]
+    rows = [{"client_id": int(IDS[i]), "probability": float(probs[i]), "decision": _decision(float(probs[i]))}
+            for i in order]  # fmt: skip
+    return {"rows": rows, "threshold": THRESHOLD, "model_id": MODEL_ID}
+
+
 def _error(request: Request, exc: HTTPException) -> Response:
     return Response(
         {"error": exc.detail if exc.status_code >= 500 else "error", "detail": exc.detail}, status_code=exc.status_code
@@ -292,8 +352,12 @@ def create_app() -> Litestar:
             performance,
             fairness,
             model_card,
+            portfolio,
+            recent,
+            borderline,
         ],  # fmt: skip
         exception_handlers={HTTPException: _error},
+        middleware=[_record],
     )
 
 

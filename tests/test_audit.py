@@ -43,3 +43,30 @@ def test_audit_reads_the_lock_and_reports_the_verdict_and_what_was_not_audited(t
     assert "pip-audit: 2 of 3 locked packages could not be audited (vulnerability service unreachable?)" in lines
     assert "-r requirements.lock --no-deps" in (tmp_path / "args").read_text()
     assert "PYSEC-0000-1" in (work / ".audit.txt").read_text()
+
+
+NOTHING_LOOKED_UP = """#!/bin/sh
+echo "No known vulnerabilities found"
+echo "Name Skip Reason"
+echo "foo Dependency not found on PyPI and could not be audited: foo (1.0)"
+echo "bar Dependency not found on PyPI and could not be audited: bar (2.0)"
+exit 0
+"""
+
+
+def test_audit_says_not_audited_when_nothing_could_be_looked_up(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "pip-audit"
+    fake.write_text(NOTHING_LOOKED_UP)
+    fake.chmod(0o755)
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(ROOT / "justfile", work / "justfile")
+    (work / "requirements.lock").write_text("foo==1.0\nbar==2.0\n")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    just = Path(sys.executable).parent / "just"
+    out = subprocess.run([str(just), "audit"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "No known vulnerabilities" not in out.stdout
+    assert out.stdout.splitlines()[0].startswith("pip-audit: not audited: none of the 2 locked packages")

@@ -147,8 +147,8 @@ def test_empty_window_gives_a_clear_error(tmp_path, model):
         evidently_report(conn, root / "model", since="2999-01-01")
     conn.close()
     res = CliRunner().invoke(drift_command, ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model")])
-    assert res.exit_code == 2
-    assert "no predictions logged in the window" in res.output
+    assert res.exit_code == 3  # no verdict
+    assert "not enough traffic to judge drift (0 scored rows" in res.output
 
 
 def test_cli_table_json_and_fail_on_drift(tmp_path, model):
@@ -218,3 +218,63 @@ def test_evidently_columns_are_the_most_important_plus_psi_flagged():
     assert counted == ["F45", "F46", "F47", "F48", "F49"]  # highest importance (listed first)
     assert extra == ["F0"]
     assert _choose_columns(names[:4], manifest, [], 5, 1) == (names[:4], [])
+
+
+def test_below_the_minimum_window_there_is_no_verdict(tmp_path, model, monkeypatch):
+    root, manifest, names, booster = model
+    X = fm.sample(150, names, np.random.default_rng(5)) * 3 + 1  # drifted, but too few rows to say so
+    _log(tmp_path, model, X).close()
+    args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--psi-only"]
+    runner = CliRunner()
+    res = runner.invoke(drift_command, [*args, "--fail-on-drift"])
+    assert res.exit_code == 3, res.output
+    assert res.output.strip() == (
+        "not enough traffic to judge drift (150 scored rows in the window, at least 200 needed); "
+        "run `credit traffic` or wait"
+    )
+    assert "DRIFT" not in res.output
+    res = runner.invoke(drift_command, [*args, "--json"])
+    assert res.exit_code == 3
+    assert json.loads(res.output)["verdict"] == "no verdict"
+    # the minimum is a setting and an option
+    monkeypatch.setenv("CREDIT_DRIFT_MIN_ROWS", "100")
+    res = runner.invoke(drift_command, [*args, "--fail-on-drift"])
+    assert res.exit_code == 1 and "DATASET DRIFT" in res.output
+    monkeypatch.delenv("CREDIT_DRIFT_MIN_ROWS")
+    res = runner.invoke(drift_command, [*args, "--min-rows", "151"])
+    assert res.exit_code == 3
+
+
+def test_json_is_a_summary_unless_details_are_asked_for(tmp_path, model):
+    root, manifest, names, booster = model
+    _log(tmp_path, model, fm.sample(400, names, np.random.default_rng(6))).close()
+    args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--psi-only", "--json"]
+    runner = CliRunner()
+    short = json.loads(runner.invoke(drift_command, [*args, "--top", "5"]).output)
+    assert short["verdict"] in ("drift", "no drift")
+    assert len(short["psi"]["features"]) == 5 == short["psi"]["features_shown"]
+    assert short["psi"]["n_features"] == len(names)
+    full = runner.invoke(drift_command, [*args, "--details"])
+    assert full.exit_code == 0
+    assert len(json.loads(full.output)["psi"]["features"]) == len(names)
+    assert len(runner.invoke(drift_command, args).output.splitlines()) < 200
+
+
+def test_evidently_counts_and_the_rows_listed_describe_the_same_thing(tmp_path, model):
+    root, manifest, names, booster = model
+    X = fm.sample(600, names, np.random.default_rng(8))
+    X[:, :] = X * 3 + 1
+    _log(tmp_path, model, X).close()
+    args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--columns", "5", "--top", "50"]
+    res = CliRunner().invoke(drift_command, args)
+    assert res.exit_code == 0, res.output
+    ev_part = res.output.split("Evidently DataDriftPreset:")[1]
+    rows = [ln for ln in ev_part.splitlines() if ln.rstrip().endswith((" yes", " extra", " score"))]
+    counted_yes = [ln for ln in rows if ln.rstrip().endswith(" yes") and " YES " in ln]
+    counted = [ln for ln in rows if ln.rstrip().endswith(" yes")]
+    summary = next(ln for ln in ev_part.splitlines() if ln.startswith("drifted among the most important features:"))
+    assert f": {len(counted_yes)}/{len(counted)} " in summary
+    extra = [ln for ln in rows if ln.rstrip().endswith(" extra")]
+    if extra:
+        extra_yes = [ln for ln in extra if " YES " in ln]
+        assert f"not counted: {len(extra_yes)}/{len(extra)} extra features" in ev_part

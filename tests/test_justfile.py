@@ -46,3 +46,25 @@ def test_sigterm_to_just_serve_stops_the_server(pipeline):
     finally:
         if just.poll() is None:
             just.kill()
+
+
+def test_dev_runs_credit_directly_and_recipes_describe_themselves_for_users():
+    """`./dev credit ...` works without the venv on PATH; `./dev demo|serve|ui` bypass just (a requested stop
+    exits 0 instead of just's "interrupted by SIGTERM", 143); recipe comments are for users."""
+    dev = (ROOT / "dev").read_text()
+    assert "credit) shift; exec .venv/bin/credit" in dev
+    assert "demo | serve | ui) exec .venv/bin/credit" in dev
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    if (ROOT / ".venv" / "bin" / "credit").exists():
+        out = subprocess.run([str(ROOT / "dev"), "credit", "--version"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=900)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "credit, version" in out.stdout
+    listing = subprocess.run(
+        [str(Path(sys.executable).parent / "just"), "--list"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout
+    for line in listing.splitlines()[1:]:
+        assert "exec" not in line and "`" not in line, line  # no implementation notes
+    assert "# the main job" in listing

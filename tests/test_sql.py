@@ -68,7 +68,7 @@ def test_score_unknown_client(stub, arg):
 def test_score_not_an_integer(stub):
     res = run(stub, "score", "7.0")
     assert res.exit_code == 2
-    assert "is not a valid integer" in res.output
+    assert "'7.0' is not a client id: a client id is a whole number from 1 to" in res.output
 
 
 def test_score_missing_database(stub, tmp_path):

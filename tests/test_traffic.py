@@ -160,3 +160,16 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
     drifted = {f["feature"] for f in rep["features"] if f["drifted"]}
     assert "EXT_SOURCE_2" in drifted
     assert drifted <= {"EXT_SOURCE_2", "EXT_SOURCE_MEAN", "EXT_SOURCE_MIN", "EXT_SOURCE_MAX", "EXT_SOURCE_PRODUCT"}
+
+
+def test_help_and_error_say_the_applicants_come_from_a_local_database(tmp_path):
+    from click.testing import CliRunner
+
+    from app.traffic import traffic_command
+
+    runner = CliRunner()
+    assert "drawn from a LOCAL client database" in runner.invoke(traffic_command, ["--help"]).output
+    args = ["--db", str(tmp_path / "none.db"), "--api", "http://127.0.0.1:9", "--key", "k"]
+    res = runner.invoke(traffic_command, args)
+    assert res.exit_code == 1
+    assert "draws the applicants it sends from a local copy of the client database: pass --db PATH" in res.output

@@ -14,7 +14,7 @@ from nicegui import ui
 from ui import logic
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LABELS, LANGS, t
-from ui.main import build_config, first_admin_key, is_loopback
+from ui.main import build_config, dashboard_keys, is_loopback
 
 # ---- i18n -------------------------------------------------------------------------------------------------------
 
@@ -369,13 +369,29 @@ def test_ui_command_refuses_public_host_without_password(monkeypatch):
     assert result.exit_code != 0 and "CREDIT_UI_PASSWORD" in result.output
 
 
-def test_first_admin_key(tmp_path):
-    assert first_admin_key("a:officer, b:admin,c:admin") == "b"
-    assert first_admin_key("a:officer") == "a"
-    assert first_admin_key("") == ""
+def test_dashboard_keys_officer_for_pages_admin_for_monitoring(tmp_path):
+    assert dashboard_keys("a:officer, b:admin,c:admin") == ("a", "b")
+    assert dashboard_keys("a:officer") == ("a", "a")
+    assert dashboard_keys("b:admin") == ("b", "b")
+    assert dashboard_keys("") == ("", "")
+    assert dashboard_keys("a:officer,b:admin", ui_key="u") == ("u", "u")  # an explicit key serves every page
     keys = tmp_path / "keys"
     keys.write_text("# comment\nx:officer\ny:admin\n")
-    assert first_admin_key("", str(keys)) == "y"
+    assert dashboard_keys("", str(keys)) == ("x", "y")
+
+
+def test_host_names_and_the_allow_list():
+    from ui.hosts import allowed, host_name, parse_hosts
+
+    hosts = parse_hosts("localhost, 127.0.0.1,[::1]")
+    assert (
+        host_name("LocalHost:8080") == "localhost" and host_name("[::1]:80") == "[::1]" and host_name("::1") == "[::1]"
+    )
+    for ok in ("localhost", "localhost:8080", "127.0.0.1:8080", "[::1]:8080"):
+        assert allowed(ok, hosts), ok
+    for bad in ("attacker.example", "attacker.example:8080", "127.0.0.1.attacker.example", "", None, "localhost.evil"):
+        assert not allowed(bad, hosts), bad
+    assert allowed("anything.example", parse_hosts("*"))
 
 
 # ---- pages in-process: NiceGUI's user simulation against tests/fake_api.py (no browser, no network) ------------
@@ -397,13 +413,21 @@ def simulate(tmp_path, monkeypatch):
     monkeypatch.setattr(Storage, "path", tmp_path / "storage")
     monkeypatch.setattr(app, "storage", Storage())
 
-    def run(scenario, *, key: str = "admin-key", password: str = "", transport=None):
+    def run(scenario, *, key: str = "admin-key", password: str = "", transport=None, admin_key: str | None = None):
         async def main():
             async with user_simulation() as user:
-                common.configure(common.UiConfig(api_url="http://fake-api", key=key, lang="fr", password=password))
+                common.configure(
+                    common.UiConfig(
+                        api_url="http://fake-api", key=key, lang="fr", password=password, admin_key=admin_key
+                    )
+                )
                 common._api = ApiClient(
                     "http://fake-api", key, transport=transport or httpx.ASGITransport(app=fake_api.app)
                 )
+                if admin_key is not None and admin_key != key:
+                    common._admin_api = ApiClient(
+                        "http://fake-api", admin_key, transport=transport or httpx.ASGITransport(app=fake_api.app)
+                    )
                 from ui.pages import client, login, model, monitoring
 
                 for module in (client, login, model, monitoring):  # re-register the routes reset by the simulation
@@ -516,8 +540,85 @@ def test_page_search_suggestions(simulate):
     async def scenario(user):
         await user.open("/")
         user.find(marker="search").type("10000")
-        await user.should_see("100003", retries=20)  # GET /clients?prefix=10000 -> buttons
+        await user.should_see(kind=ui.button, content="100003", retries=20)  # GET /clients?prefix=10000 -> buttons
         user.find(kind=ui.button, content="100003").click()
         await user.should_see("Client 100003", retries=20)
 
     simulate(scenario)
+
+
+def test_page_landing_worklist_counts_bands_and_rows_that_open_the_file(simulate):
+    import fake_api
+
+    probs = np.array([fake_api.predict(x) for x in fake_api.X])
+    refused = int((probs >= fake_api.THRESHOLD).sum())
+
+    async def scenario(user):
+        await user.open("/")
+        await user.should_see("Portefeuille du jour", retries=20)
+        await user.should_see("Dossiers proches du seuil")
+        await user.should_see("Derniers clients scorés")
+        await user.should_see(logic.fmt_value(refused, "fr"))
+        await user.should_see(logic.fmt_value(fake_api.N - refused, "fr"))
+        await user.should_see("Clients par tranche de probabilité de défaut")
+        nearest = int(fake_api.IDS[np.argmin(np.abs(probs - fake_api.THRESHOLD))])
+        links = [el for el in user.find(kind=ui.link).elements if f"client_id={nearest}" in str(el.props.get("href"))]
+        assert links, "the borderline client has no link to its file"
+        await user.open(f"/?client_id={nearest}")
+        await user.should_see(f"Client {nearest}", retries=20)
+
+    simulate(scenario)
+
+
+def test_page_client_information_is_labelled_without_internal_fields(simulate):
+    async def scenario(user):
+        await user.open("/?client_id=100002")
+        await user.should_see("Informations du client", retries=20)
+        table = next(iter(user.find(marker="client-fields").elements))
+        fields = [r["field"] for r in table.rows]
+        assert "split" not in fields and "Âge (ans)" in fields and "Revenu annuel" in fields
+        assert not any("_" in f for f in fields)
+
+    simulate(scenario)
+
+
+def test_page_client_calls_run_concurrently_with_the_officer_key(simulate):
+    import fake_api
+
+    async def scenario(user):
+        fake_api.CALLS.clear()
+        fake_api.DELAY["s"] = 0.2
+        try:
+            await user.open("/?client_id=100002")
+            await user.should_see("par rapport au dossier", retries=40)
+        finally:
+            fake_api.DELAY["s"] = 0.0
+        calls = [c for c in fake_api.CALLS if c[0].startswith(("/clients/100002", "/model"))]
+        assert len(calls) >= 5
+        in_flight = max(sum(1 for c in calls if c[2] <= t < c[3]) for _p, _k, t, _e in calls)
+        assert in_flight >= 4, f"at most {in_flight} API calls at once: {[c[0] for c in calls]}"
+        # serial: the sum of the call times; concurrent: the span from the first start to the last end
+        serial = sum(e - b for _p, _k, b, e in calls)
+        span = max(e for *_x, e in calls) - min(b for _p, _k, b, _e in calls)
+        print(
+            f"\nclient page, 0.2 s per API call: {len(calls)} calls in {span:.2f} s (one after another {serial:.2f} s)"
+        )
+        assert {k for _p, k, _b, _e in fake_api.CALLS if not _p.startswith("/monitoring")} == {"officer-key"}
+
+    simulate(scenario, key="officer-key", admin_key="admin-key")
+
+
+def test_page_monitoring_uses_the_admin_key_labels_latencies_and_the_minimum_window(simulate, monkeypatch):
+    import fake_api
+
+    async def scenario(user):
+        fake_api.CALLS.clear()
+        await user.open("/monitoring")
+        await user.should_see("Temps de calcul dans le serveur, p50 (ms)", retries=20)
+        await user.should_see("Temps de réponse HTTP vu par le tableau de bord, p50 (ms)")
+        await user.should_not_see("Latence p50")
+        await user.should_see("Pas assez de trafic pour juger la dérive (5000 scores dans la fenêtre, au moins 6000")
+        assert {k for p, k, _b, _e in fake_api.CALLS if p.startswith("/monitoring")} == {"admin-key"}
+
+    monkeypatch.setenv("CREDIT_DRIFT_MIN_ROWS", "6000")
+    simulate(scenario, key="officer-key", admin_key="admin-key")

@@ -6,11 +6,16 @@ down (connection refused), timeout, unauthorized (401), forbidden (403), not_fou
 
 from __future__ import annotations
 
+import collections
+import time
 from typing import Any
 
 import httpx
 
 from ui.i18n import t
+
+EXPLAIN_TIMEOUT_S = 60.0
+REPORT_TIMEOUT_S = 180.0
 
 
 class ApiError(Exception):
@@ -45,6 +50,7 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        self.latencies_ms: collections.deque[float] = collections.deque(maxlen=200)  # successful calls, newest last
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -57,6 +63,7 @@ class ApiClient:
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.base_url}{path}"
+        t0 = time.perf_counter()
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -70,6 +77,7 @@ class ApiClient:
                 detail = response.text[:300]
             kind = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(response.status_code, "api")
             raise ApiError(kind, status=response.status_code, detail=detail or response.reason_phrase, url=url)
+        self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         ctype = response.headers.get("content-type", "")
         if "json" in ctype:
             return response.json()
@@ -105,7 +113,9 @@ class ApiClient:
         return await self.request("POST", "/score", json={"features": features})
 
     async def explain(self, client_id: int, top: int = 8, lang: str = "fr") -> dict:
-        return await self.get(f"/clients/{int(client_id)}/explain", top=top, lang=lang)
+        # the API loads LightGBM on its first explanation (seconds, more on a busy machine): a longer wait
+        params = {"top": top, "lang": lang}
+        return await self.request("GET", f"/clients/{int(client_id)}/explain", params=params, timeout=EXPLAIN_TIMEOUT_S)
 
     async def model(self) -> dict:
         return await self.get("/model")
@@ -117,7 +127,18 @@ class ApiClient:
         return await self.get("/monitoring/drift")
 
     async def drift_report_html(self) -> str:
-        return await self.request("GET", "/monitoring/drift/report", headers={"Accept": "text/html"})
+        # Evidently builds the report in seconds to tens of seconds
+        headers = {"Accept": "text/html"}
+        return await self.request("GET", "/monitoring/drift/report", headers=headers, timeout=REPORT_TIMEOUT_S)
+
+    async def portfolio(self) -> dict:
+        return await self.get("/portfolio")
+
+    async def recent(self, limit: int = 10) -> dict:
+        return await self.get("/portfolio/recent", limit=limit)
+
+    async def borderline(self, limit: int = 10) -> dict:
+        return await self.get("/portfolio/borderline", limit=limit)
 
     async def population(self, features: list[str], limit: int = 2000) -> Any:
         return await self.get("/population", features=",".join(features), limit=limit)

@@ -693,3 +693,91 @@ def drift_rows(drift: dict) -> list[dict]:
             }
         )
     return rows
+
+
+# ---- client information and worklist ------------------------------------------------------------------------------
+
+# the columns of the `clients` table an officer reads, in this order (internal ones such as `split` are left out)
+CLIENT_FIELDS = (
+    "gender",
+    "age_years",
+    "family_status",
+    "children",
+    "education",
+    "income_type",
+    "occupation",
+    "organization",
+    "years_employed",
+    "income",
+    "contract_type",
+    "credit",
+    "annuity",
+    "goods_price",
+    "housing_type",
+    "own_car",
+    "own_realty",
+    "ext_source_1",
+    "ext_source_2",
+    "ext_source_3",
+)
+
+
+def client_rows(fields: dict, lang: str) -> list[dict[str, str]]:
+    """Rows {"key", "field", "value"} of the client information table, labelled in `lang`."""
+    rows = []
+    for key in CLIENT_FIELDS:
+        if key not in fields:
+            continue
+        v = fields[key]
+        if key == "gender" and v in ("F", "M"):
+            text = t("female" if v == "F" else "male", lang)
+        elif key in ("own_car", "own_realty") and v in ("Y", "N"):
+            text = t("yes" if v == "Y" else "no", lang)
+        elif key in ("age_years", "years_employed") and isinstance(v, (int, float)) and math.isfinite(v):
+            text = fmt_value(round(float(v)), lang)
+        elif key.startswith("ext_source") and isinstance(v, (int, float)) and math.isfinite(v):
+            text = f"{float(v):.2f}".replace(".", "," if lang == "fr" else ".")
+        elif isinstance(v, (int, float)) and key in ("income", "credit", "annuity", "goods_price"):
+            text = fmt_value(round(float(v)), lang) if math.isfinite(float(v)) else t("missing", lang)
+        else:
+            text = fmt_value(v, lang)
+        rows.append({"key": key, "field": t(f"cf_{key}", lang), "value": text})
+    return rows
+
+
+def band_label(lower: float, upper: float) -> str:
+    return f"{lower * 100:.0f}–{upper * 100:.0f} %"
+
+
+def bands_option(bands: list[dict], threshold: float, lang: str) -> dict:
+    """Bar chart of clients per probability band, refused share stacked on accepted."""
+    labels = [band_label(b["lower"], b["upper"]) for b in bands]
+    accepted = [b["clients"] - b["refused"] for b in bands]
+    refused = [b["refused"] for b in bands]
+    acc_fg, _ = COLORS["accept"]
+    ref_fg, _ = COLORS["refuse"]
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"data": [t("accept", lang), t("refuse", lang)]},
+        "grid": {"left": 56, "right": 16, "top": 36, "bottom": 40},
+        "xAxis": {"type": "category", "data": labels, "name": t("probability", lang), "nameLocation": "middle",
+                  "nameGap": 28},
+        "yAxis": {"type": "value", "name": t("worklist_clients", lang)},
+        "series": [
+            {"name": t("accept", lang), "type": "bar", "stack": "n", "data": accepted, "itemStyle": {"color": acc_fg}},
+            {"name": t("refuse", lang), "type": "bar", "stack": "n", "data": refused, "itemStyle": {"color": ref_fg}},
+        ],
+    }  # fmt: skip
+
+
+def bands_caption(bands: list[dict], lang: str) -> str:
+    if not bands:
+        return t("no_data", lang)
+    top = max(bands, key=lambda b: b["clients"])
+    return t(
+        "worklist_bands_caption",
+        lang,
+        n=len(bands),
+        band=band_label(top["lower"], top["upper"]),
+        clients=fmt_value(int(top["clients"]), lang),
+    )

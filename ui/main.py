@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from pathlib import Path
 
 import click
 
+from app.auth import KeyRing, load_keys
 from app.config import load_settings
+from ui.hosts import AllowedHosts, parse_hosts
 
 PASSWORD_ENV = "CREDIT_UI_PASSWORD"
 SECRET_ENV = "CREDIT_UI_STORAGE_SECRET"
@@ -24,20 +25,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def first_admin_key(api_keys: str, keys_file: str | None = None) -> str:
-    """The first key with the admin role in 'key1:officer,key2:admin' (or the keys file's lines)."""
-    text = api_keys
-    if not text.strip() and keys_file and Path(keys_file).is_file():
-        text = Path(keys_file).read_text(encoding="utf-8")
-    pairs = [p.strip() for chunk in text.splitlines() for p in chunk.split(",") if p.strip() and not p.startswith("#")]
-    parsed = [p.rsplit(":", 1) if ":" in p else [p, "officer"] for p in pairs]
-    for key, role in parsed:
-        if role.strip() == "admin":
-            return key.strip()
-    return parsed[0][0].strip() if parsed else ""
+def dashboard_keys(api_keys: str, keys_file: str | None = None, ui_key: str = "") -> tuple[str, str]:
+    """(key for the client and model pages, key for monitoring).
+
+    `ui_key` (CREDIT_UI_KEY, --key) serves both when set. Otherwise the API's own keys (app.auth.load_keys):
+    the first officer key for everything an officer does, the first admin key only when monitoring is asked
+    for; each falls back on the other when the key list has only one role."""
+    if ui_key:
+        return ui_key, ui_key
+    ring = KeyRing(load_keys(api_keys, keys_file))
+    officer, admin = ring.first_with_role("officer"), ring.first_with_role("admin")
+    return officer or admin or "", admin or officer or ""
 
 
-def build_config(*, api_url: str, key: str, lang: str, host: str, password: str | None):
+def build_config(
+    *,
+    api_url: str,
+    key: str,
+    lang: str,
+    host: str,
+    password: str | None,
+    admin_key: str | None = None,
+    allowed_hosts: str = "localhost,127.0.0.1,[::1]",
+):
     from ui.pages.common import UiConfig
 
     if not is_loopback(host) and not password:
@@ -45,7 +55,14 @@ def build_config(*, api_url: str, key: str, lang: str, host: str, password: str 
             f"the dashboard is bound to {host}, which is reachable from other machines: "
             f"set {PASSWORD_ENV} to require a password, or use --host 127.0.0.1"
         )
-    return UiConfig(api_url=api_url, key=key, lang=lang if lang in ("fr", "en") else "fr", password=password or "")
+    return UiConfig(
+        api_url=api_url,
+        key=key,
+        admin_key=key if admin_key is None else admin_key,
+        lang=lang if lang in ("fr", "en") else "fr",
+        password=password or "",
+        allowed_hosts=parse_hosts(allowed_hosts),
+    )
 
 
 def register_pages() -> None:
@@ -61,7 +78,11 @@ def register_pages() -> None:
 @click.command("ui")
 @click.option("--port", type=int, default=None, help="dashboard port [env CREDIT_UI_PORT, default 8080]")
 @click.option("--api", "api_url", default=None, help="API base URL [env CREDIT_API_URL, default http://127.0.0.1:8000]")
-@click.option("--key", default=None, help="API key [env CREDIT_UI_KEY, default the first admin key]")
+@click.option(
+    "--key",
+    default=None,
+    help="API key for every page [env CREDIT_UI_KEY; default: the first officer key, admin key for monitoring]",
+)
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help=f"bind address (non-loopback needs {PASSWORD_ENV})"
 )
@@ -69,16 +90,24 @@ def register_pages() -> None:
 def ui_command(port: int | None, api_url: str | None, key: str | None, host: str, lang: str | None) -> None:
     """Run the dashboard (NiceGUI) against the HTTP API."""
     settings = load_settings(ui_port=port, api_url=api_url, ui_key=key, lang=lang)
-    api_key = settings.ui_key or first_admin_key(settings.api_keys, settings.keys_file)
+    officer_key, admin_key = dashboard_keys(settings.api_keys, settings.keys_file, settings.ui_key)
     cfg = build_config(
-        api_url=settings.api_url, key=api_key, lang=settings.lang, host=host, password=os.environ.get(PASSWORD_ENV)
+        api_url=settings.api_url,
+        key=officer_key,
+        admin_key=admin_key,
+        lang=settings.lang,
+        host=host,
+        password=os.environ.get(PASSWORD_ENV),
+        allowed_hosts=settings.ui_allowed_hosts,
     )
-    from nicegui import ui
+    from nicegui import app, ui
 
     from ui.pages.common import configure
 
     configure(cfg)
     register_pages()
+    # a DNS-rebinding page reaches a loopback dashboard under its own host name: answer only the names allowed
+    app.add_middleware(AllowedHosts, allowed=cfg.allowed_hosts)
     click.echo(f"dashboard on http://{host}:{settings.ui_port} (API {settings.api_url})", err=True)
     ui.run(
         host=host,

@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -171,6 +172,27 @@ def check_parity(so_path: Path, booster: Any, X: np.ndarray, model_id: str, n_fe
     return max(diff, diff_row)
 
 
+@contextlib.contextmanager
+def native_output_to(path: Path):
+    """Send what native libraries print (C++ to file descriptors 1 and 2, and treelite's Python log callback)
+    to the file `path` instead of the user's console."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a", encoding="utf-8") as log:
+        try:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def compile_model(
     model_dir: Path | str,
     *,
@@ -212,13 +234,14 @@ def compile_model(
         import treelite
 
         t0 = time.perf_counter()
-        tl_model = treelite.frontend.load_lightgbm_model(model_path)
-        step("treelite load", t0)
-        t0 = time.perf_counter()
-        tl_dir = build / "tl2cgen"
-        shutil.rmtree(tl_dir, ignore_errors=True)
-        tl2cgen.generate_c_code(tl_model, tl_dir, params={})
-        step("tl2cgen C (build/tl2cgen/)", t0)
+        tl_log = build / "tl2cgen.log"
+        tl_log.unlink(missing_ok=True)
+        with native_output_to(tl_log):  # tl2cgen's own treelite (4.1) notes on a newer model, and its tips
+            tl_model = treelite.frontend.load_lightgbm_model(model_path)
+            tl_dir = build / "tl2cgen"
+            shutil.rmtree(tl_dir, ignore_errors=True)
+            tl2cgen.generate_c_code(tl_model, tl_dir, params={})
+        step("treelite + tl2cgen C (build/tl2cgen/)", t0)
 
     t0 = time.perf_counter()
     booster = lgb.Booster(model_file=str(model_path))

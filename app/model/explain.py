@@ -24,7 +24,7 @@ import numpy as np
 from app.bundle import decide
 from app.db import connect
 from app.model.labels import label, label_for, reason_sentence
-from app.options import db_option, model_option
+from app.options import CLIENT_ID, db_option, model_option
 
 
 class ExplainError(ValueError):
@@ -246,8 +246,10 @@ def _check_feature_names(conn, explainer: Explainer) -> None:
 
 
 @click.command("explain")
-@click.argument("client_id", type=int)
-@click.option("--top", default=4, show_default=True, type=click.IntRange(0, 100), help="number of reasons")
+@click.argument("client_id", type=CLIENT_ID)
+@click.option(
+    "--top", default=4, show_default=True, type=click.IntRange(0, 100), help="reasons and contributions shown"
+)
 @click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="language [default: CREDIT_LANG, fr]")
 @click.option("--json", "as_json", is_flag=True, help="print the whole explanation as JSON")
 @db_option
@@ -293,10 +295,18 @@ def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, d
             click.echo(f"  - {r['sentence']}")
     else:
         click.echo("Aucun facteur ne pousse vers le refus." if fr else "No feature pushes towards refusal.")
-    n = max(top, 4)
-    click.echo(("Contributions (log-odds), " if fr else "Contributions (log-odds), ") + f"top {n}:")
+    n = min(top, len(out["contributions"]))
+    if n:
+        click.echo(
+            f"Contributions au logit (positives : vers le refus), les {n} principales :"
+            if fr
+            else f"Contributions (log-odds; positive: towards refusal), top {n}:"
+        )
     width = max((len(c["label"]) for c in out["contributions"][:n]), default=10)
     for c in out["contributions"][:n]:
-        v = "NaN" if c["value"] is None else f"{c['value']:.6g}"
+        v = ("non renseigné" if fr else "missing") if c["value"] is None else f"{c['value']:.6g}"
         click.echo(f"  {c['label']:<{width}}  {c['shap']:+.4f}  ({c['feature']} = {v})")
-    click.echo(f"  {'base' if not fr else 'valeur de base'}: {out['base_value']:+.4f}, margin {out['margin']:+.4f}")
+    if fr:
+        click.echo(f"  valeur de base : {out['base_value']:+.4f} ; marge : {out['margin']:+.4f}")
+    else:
+        click.echo(f"  base value: {out['base_value']:+.4f}; margin: {out['margin']:+.4f}")

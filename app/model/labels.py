@@ -244,6 +244,329 @@ BASE: dict[str, tuple[str, str, str, str]] = {
     "CNT_INSTALMENT_FUTURE": ("Échéances restantes", "Instalments left", "count", "f"),
     "MONTHS_BALANCE": ("Mois du relevé", "Balance month", "count", "m"),
     "STATUS_DPD": ("Mois en retard", "Months past due", "count", "m"),
+    # --- application: building (normalised values; suffixes _AVG, _MODE, _MEDI are aggregates)
+    "APARTMENTS": ("Immeuble : appartements", "Building: apartments", "number", "v"),
+    "BASEMENTAREA": ("Immeuble : surface du sous-sol", "Building: basement area", "number", "v"),
+    "YEARS_BEGINEXPLUATATION": ("Immeuble : début d'exploitation", "Building: start of use", "number", "v"),
+    "YEARS_BUILD": ("Immeuble : année de construction", "Building: year built", "number", "v"),
+    "COMMONAREA": ("Immeuble : parties communes", "Building: common area", "number", "v"),
+    "ELEVATORS": ("Immeuble : ascenseurs", "Building: elevators", "number", "v"),
+    "ENTRANCES": ("Immeuble : entrées", "Building: entrances", "number", "v"),
+    "FLOORSMAX": ("Immeuble : étage le plus haut", "Building: highest floor", "number", "v"),
+    "FLOORSMIN": ("Immeuble : étage le plus bas", "Building: lowest floor", "number", "v"),
+    "LANDAREA": ("Immeuble : surface du terrain", "Building: land area", "number", "v"),
+    "LIVINGAPARTMENTS": ("Immeuble : logements habitables", "Building: living apartments", "number", "v"),
+    "LIVINGAREA": ("Immeuble : surface habitable", "Building: living area", "number", "v"),
+    "NONLIVINGAPARTMENTS": ("Immeuble : logements non habitables", "Building: non-living apartments", "number", "v"),
+    "NONLIVINGAREA": ("Immeuble : surface non habitable", "Building: non-living area", "number", "v"),
+    "TOTALAREA": ("Immeuble : surface totale", "Building: total area", "number", "v"),
+    # --- application: contact and address flags, bureau enquiries
+    "FLAG_MOBIL": ("Téléphone mobile fourni", "Mobile phone given", "flag", "m"),
+    "FLAG_EMP_PHONE": ("Téléphone professionnel fourni", "Work phone given", "flag", "m"),
+    "FLAG_WORK_PHONE": ("Téléphone au travail fourni", "Phone at work given", "flag", "m"),
+    "FLAG_CONT_MOBILE": ("Joignable sur mobile", "Reachable on mobile", "flag", "m"),
+    "FLAG_PHONE": ("Téléphone fixe fourni", "Home phone given", "flag", "m"),
+    "FLAG_EMAIL": ("Adresse électronique fournie", "E-mail address given", "flag", "f"),
+    "REG_REGION_NOT_LIVE_REGION": (
+        "Région déclarée différente de la région de résidence",
+        "Registered region differs from home region",
+        "flag",
+        "f",
+    ),
+    "REG_REGION_NOT_WORK_REGION": (
+        "Région déclarée différente de la région du travail",
+        "Registered region differs from work region",
+        "flag",
+        "f",
+    ),
+    "LIVE_REGION_NOT_WORK_REGION": (
+        "Région de résidence différente de la région du travail",
+        "Home region differs from work region",
+        "flag",
+        "f",
+    ),
+    "REG_CITY_NOT_LIVE_CITY": (
+        "Ville déclarée différente de la ville de résidence",
+        "Registered city differs from home city",
+        "flag",
+        "f",
+    ),
+    "REG_CITY_NOT_WORK_CITY": (
+        "Ville déclarée différente de la ville du travail",
+        "Registered city differs from work city",
+        "flag",
+        "f",
+    ),
+    "LIVE_CITY_NOT_WORK_CITY": (
+        "Ville de résidence différente de la ville du travail",
+        "Home city differs from work city",
+        "flag",
+        "f",
+    ),
+    "AMT_REQ_CREDIT_BUREAU_HOUR": (
+        "Consultations du bureau de crédit (1 h)",
+        "Credit bureau enquiries (hour)",
+        "count",
+        "f",
+    ),
+    "AMT_REQ_CREDIT_BUREAU_DAY": (
+        "Consultations du bureau de crédit (1 jour)",
+        "Credit bureau enquiries (day)",
+        "count",
+        "f",
+    ),
+    "AMT_REQ_CREDIT_BUREAU_WEEK": (
+        "Consultations du bureau de crédit (1 semaine)",
+        "Credit bureau enquiries (week)",
+        "count",
+        "f",
+    ),
+    "AMT_REQ_CREDIT_BUREAU_MON": (
+        "Consultations du bureau de crédit (1 mois)",
+        "Credit bureau enquiries (month)",
+        "count",
+        "f",
+    ),
+    "AMT_REQ_CREDIT_BUREAU_QRT": (
+        "Consultations du bureau de crédit (3 mois)",
+        "Credit bureau enquiries (quarter)",
+        "count",
+        "f",
+    ),
+    # --- credit bureau
+    "BUREAU_ACTIVE_SHARE": ("Part des crédits en cours (bureau)", "Share of active credits (bureau)", "share", "f"),
+    "BUREAU_CLOSED_SHARE": ("Part des crédits clos (bureau)", "Share of closed credits (bureau)", "share", "f"),
+    "SOLD_OR_BAD_DEBT": ("Créances cédées ou douteuses", "Sold or bad debt", "share", "f"),
+    "FOREIGN_CURRENCY": ("Crédits en devise étrangère", "Foreign-currency credits", "share", "m"),
+    "CREDIT_TYPE": ("Types de crédit", "Credit types", "count", "m"),
+    "CONSUMER": ("Crédits à la consommation", "Consumer credits", "share", "m"),
+    "CARD": ("Cartes de crédit", "Credit cards", "share", "f"),
+    "CAR_LOAN": ("Prêts automobiles", "Car loans", "share", "m"),
+    "MORTGAGE": ("Prêts immobiliers", "Mortgages", "share", "m"),
+    "MICROLOAN": ("Microcrédits", "Microloans", "share", "m"),
+    "DAYS_ENDDATE": ("Fin prévue du crédit", "Planned credit end", "days", "f"),
+    "DAYS_ENDDATE_FACT": ("Fin effective du crédit", "Actual credit end", "days_ago", "f"),
+    "ENDDATE": ("Fin prévue du crédit", "Planned credit end", "days", "f"),
+    "ENDDATE_FACT": ("Fin effective du crédit", "Actual credit end", "days_ago", "f"),
+    "ENDED_EARLY_DAYS": ("Jours d'avance à la clôture", "Days ended early", "days", "m"),
+    "DAYS_UPDATE": ("Dernière mise à jour", "Last update", "days_ago", "f"),
+    "DAY_OVERDUE": ("Jours de retard", "Days overdue", "days", "m"),
+    "OVERDUE": ("Crédits en retard", "Credits overdue", "share", "m"),
+    "AMT_MAX_OVERDUE": ("Plus gros montant en retard", "Largest amount overdue", "amount", "m"),
+    "PROLONG": ("Prolongations", "Extensions", "count", "f"),
+    "AMT_DEBT": ("Dette restante", "Outstanding debt", "amount", "f"),
+    "AMT_LIMIT": ("Plafond de crédit", "Credit limit", "amount", "m"),
+    "AMT_OVERDUE": ("Montant en retard", "Amount overdue", "amount", "m"),
+    "OVERDUE_DEBT_RATIO": ("Part de la dette en retard", "Overdue share of debt", "ratio", "f"),
+    "BUREAU_WITH_BALANCE_COUNT": (
+        "Crédits avec historique mensuel (bureau)",
+        "Credits with a monthly history (bureau)",
+        "count",
+        "m",
+    ),
+    "BUREAU_BALANCE_MONTHS": ("Mois d'historique (bureau)", "Months of history (bureau)", "count", "m"),
+    "BUREAU_BALANCE_MONTHS_MEAN": (
+        "Mois d'historique par crédit (bureau, moyenne)",
+        "Months of history per credit (bureau, mean)",
+        "count",
+        "m",
+    ),
+    "BUREAU_BALANCE_FIRST_MONTH": ("Premier mois connu (bureau)", "First month on record (bureau)", "count", "m"),
+    "BUREAU_BALANCE_LATE30_SHARE": (
+        "Part des mois avec plus de 30 j de retard (bureau)",
+        "Share of months 30+ days late (bureau)",
+        "share",
+        "f",
+    ),
+    "BUREAU_BALANCE_CLOSED_SHARE": ("Part des mois clos (bureau)", "Share of months closed (bureau)", "share", "f"),
+    "BUREAU_BALANCE_UNKNOWN_SHARE": (
+        "Part des mois au statut inconnu (bureau)",
+        "Share of months with an unknown status (bureau)",
+        "share",
+        "f",
+    ),
+    "BUREAU_BALANCE_LATE_SHARE_MAX": (
+        "Part des mois en retard du crédit le plus touché (bureau)",
+        "Share of months late on the worst credit (bureau)",
+        "share",
+        "f",
+    ),
+    "BUREAU_BALANCE_WORST_STATUS": ("Pire statut mensuel (bureau)", "Worst monthly status (bureau)", "count", "m"),
+    # --- previous applications
+    "PREV_CANCELED_SHARE": (
+        "Part des demandes précédentes annulées",
+        "Share of previous applications cancelled",
+        "share",
+        "f",
+    ),
+    "PREV_UNUSED_SHARE": ("Part des offres précédentes non utilisées", "Share of previous offers unused", "share", "f"),
+    "PREV_CASH_SHARE": (
+        "Part des prêts d'espèces (demandes précédentes)",
+        "Share of cash loans (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_CONSUMER_SHARE": (
+        "Part des crédits à la consommation (demandes précédentes)",
+        "Share of consumer loans (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_REVOLVING_SHARE": (
+        "Part des crédits renouvelables (demandes précédentes)",
+        "Share of revolving loans (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_CLIENT_NEW_SHARE": (
+        "Part des demandes comme nouveau client",
+        "Share of applications as a new client",
+        "share",
+        "f",
+    ),
+    "PREV_CLIENT_REPEATER_SHARE": (
+        "Part des demandes comme client déjà connu",
+        "Share of applications as a returning client",
+        "share",
+        "f",
+    ),
+    "PREV_PAY_THROUGH_BANK_SHARE": (
+        "Part des remboursements par prélèvement bancaire (demandes précédentes)",
+        "Share repaid through a bank (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_REJECT_HC_SHARE": (
+        "Part des refus pour le motif codé HC (demandes précédentes)",
+        "Share refused for the coded reason HC (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_REJECT_LIMIT_SHARE": (
+        "Part des refus pour plafond dépassé (demandes précédentes)",
+        "Share refused over the limit (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_REJECT_SCOFR_SHARE": (
+        "Part des refus pour le motif codé SCOFR (demandes précédentes)",
+        "Share refused for the coded reason SCOFR (previous applications)",
+        "share",
+        "f",
+    ),
+    "PREV_CHANNEL_OFFICE_SHARE": (
+        "Part des demandes faites en agence",
+        "Share of applications made in a branch",
+        "share",
+        "f",
+    ),
+    "PREV_CHANNEL_COUNTRY_WIDE_SHARE": (
+        "Part des demandes faites par le réseau national",
+        "Share of applications through the country-wide network",
+        "share",
+        "f",
+    ),
+    "PREV_CHANNEL_AP_CASH_SHARE": (
+        "Part des demandes faites par le canal espèces",
+        "Share of applications through the cash channel",
+        "share",
+        "f",
+    ),
+    "PREV_PORTFOLIO_POS_SHARE": ("Part des crédits en point de vente", "Share of point-of-sale loans", "share", "f"),
+    "PREV_WALK_IN_SHARE": ("Part des clients venus sans rendez-vous", "Share of walk-in clients", "share", "f"),
+    "PREV_LAST_APPL_PER_CONTRACT_SHARE": (
+        "Part des dernières demandes de chaque contrat",
+        "Share of last applications of each contract",
+        "share",
+        "f",
+    ),
+    "PREV_YIELD_GROUP_MEAN": (
+        "Groupe de taux des demandes précédentes (moyenne)",
+        "Interest-rate group of previous applications (mean)",
+        "number",
+        "m",
+    ),
+    "PREV_INSURED_SHARE": (
+        "Part des demandes précédentes assurées",
+        "Share of previous applications insured",
+        "share",
+        "f",
+    ),
+    "AMT_DOWN_PAYMENT": ("Apport", "Down payment", "amount", "m"),
+    "RATE_DOWN_PAYMENT": ("Taux d'apport", "Down payment rate", "share", "m"),
+    "RATE_INTEREST_PRIMARY": ("Taux d'intérêt normalisé", "Normalised interest rate", "number", "m"),
+    "RATE_INTEREST_PRIVILEGED": ("Taux d'intérêt préférentiel", "Privileged interest rate", "number", "m"),
+    "HOUR_APPR": ("Heure de la demande", "Application hour", "count", "f"),
+    "SELLERPLACE_AREA": ("Zone du vendeur", "Seller area", "number", "f"),
+    "APP_CREDIT_RATIO": (
+        "Montant demandé rapporté au crédit accordé",
+        "Amount applied for to credit granted",
+        "ratio",
+        "m",
+    ),
+    "TOTAL_REPAID_CREDIT_RATIO": ("Total remboursé rapporté au crédit", "Total repaid to credit", "ratio", "m"),
+    "DAYS_FIRST_DRAWING": ("Premier tirage", "First drawing", "days_ago", "m"),
+    "DAYS_FIRST_DUE": ("Première échéance", "First due date", "days_ago", "f"),
+    "DAYS_LAST_DUE_1ST": ("Dernière échéance prévue à l'origine", "Originally planned last due date", "days_ago", "f"),
+    "DAYS_LAST_DUE": ("Dernière échéance", "Last due date", "days_ago", "f"),
+    "DAYS_TERMINATION": ("Clôture prévue", "Expected termination", "days_ago", "f"),
+    "LAST_DUE_SHIFT": ("Décalage de la dernière échéance", "Shift of the last due date", "days", "m"),
+    # --- POS and cash loans
+    "POS_MONTHS": ("Mois d'historique (crédits PDV/espèces)", "Months of history (POS/cash loans)", "count", "m"),
+    "CNT_INSTALMENT": ("Nombre d'échéances", "Number of instalments", "count", "m"),
+    "PAID_SHARE": ("Part remboursée", "Share repaid", "share", "f"),
+    "DPD_DEF": ("Jours de retard (tolérance déduite)", "Days past due (with tolerance)", "days", "m"),
+    "POS_DPD_DEF_SHARE": (
+        "Part des mois en retard, tolérance déduite (crédits PDV/espèces)",
+        "Share of months late, with tolerance (POS/cash loans)",
+        "share",
+        "f",
+    ),
+    "COMPLETED": ("Crédits terminés", "Completed loans", "share", "m"),
+    "OTHER_STATUS": ("Autres statuts", "Other statuses", "share", "m"),
+    "COMPLETED_LOAN": ("Crédits terminés", "Completed loans", "count", "m"),
+    # --- instalments
+    "PAID_INSTALMENT_RATIO": (
+        "Échéances payées rapportées aux échéances dues",
+        "Instalments paid to instalments due",
+        "ratio",
+        "f",
+    ),
+    "DAYS_ENTRY_PAYMENT": ("Date du paiement", "Payment date", "days_ago", "f"),
+    "DAYS_INSTALMENT": ("Date d'échéance", "Due date", "days_ago", "f"),
+    "NUMBER": ("Numéro d'échéance", "Instalment number", "count", "m"),
+    "VERSION": ("Versions du calendrier", "Schedule versions", "count", "f"),
+    # --- credit cards
+    "CC_MONTHS": ("Mois d'historique (cartes de crédit)", "Months of history (credit cards)", "count", "m"),
+    "LIMIT": ("Plafond de la carte", "Card limit", "amount", "m"),
+    "AMT_DRAWINGS": ("Retraits", "Drawings", "amount", "m"),
+    "AMT_DRAWINGS_ATM": ("Retraits au distributeur", "Cash machine drawings", "amount", "m"),
+    "AMT_DRAWINGS_POS": ("Achats en magasin", "Point-of-sale drawings", "amount", "m"),
+    "AMT_DRAWINGS_OTHER": ("Autres retraits", "Other drawings", "amount", "m"),
+    "CNT_DRAWINGS": ("Nombre de retraits", "Number of drawings", "count", "m"),
+    "CNT_DRAWINGS_ATM": ("Nombre de retraits au distributeur", "Number of cash machine drawings", "count", "m"),
+    "CNT_DRAWINGS_POS": ("Nombre d'achats en magasin", "Number of point-of-sale drawings", "count", "m"),
+    "DRAWINGS_LIMIT_RATIO": ("Retraits rapportés au plafond", "Drawings to limit", "ratio", "m"),
+    "AMT_MIN_INSTALMENT": ("Échéance minimale", "Minimum instalment", "amount", "f"),
+    "AMT_PAYMENT_TOTAL": ("Paiements totaux", "Total payments", "amount", "m"),
+    "PAYMENT_MIN_INSTALMENT_RATIO": (
+        "Paiement rapporté à l'échéance minimale",
+        "Payment to minimum instalment",
+        "ratio",
+        "m",
+    ),
+    "PAID_LESS_THAN_MIN": ("Mois payés sous le minimum", "Months paid below the minimum", "share", "m"),
+    "AMT_RECEIVABLE_PRINCIPAL": ("Capital restant dû", "Principal receivable", "amount", "m"),
+    "AMT_RECEIVABLE": ("Montant à recevoir", "Amount receivable", "amount", "m"),
+    "AMT_TOTAL_RECEIVABLE": ("Total à recevoir", "Total receivable", "amount", "m"),
+    "CNT_INSTALMENT_MATURE": ("Échéances arrivées à terme", "Matured instalments", "count", "f"),
+    "CC_DPD_SHARE": ("Part des mois en retard (cartes de crédit)", "Share of months late (credit cards)", "share", "f"),
+    "CC_DPD_DEF_SHARE": (
+        "Part des mois en retard, tolérance déduite (cartes de crédit)",
+        "Share of months late, with tolerance (credit cards)",
+        "share",
+        "f",
+    ),
 }
 
 # source-table prefixes of aggregated features (longest match wins)
@@ -424,6 +747,61 @@ CATEGORY_GROUPS: dict[str, tuple[str, str, str]] = {
     "FONDKAPREMONT": ("Fonds de rénovation", "Renovation fund", "m"),
     "WEEKDAY": ("Jour de la demande", "Application weekday", "m"),
 }
+# French for the category levels found in one-hot column names (the English is the level itself)
+CATEGORY_VALUES: dict[str, tuple[str, str]] = {
+    "f": ("femme", "female"),
+    "m": ("homme", "male"),
+    "working": ("salarié", "working"),
+    "commercial": ("commercial", "commercial associate"),
+    "pensioner": ("retraité", "pensioner"),
+    "state servant": ("fonctionnaire", "state servant"),
+    "other": ("autre", "other"),
+    "married": ("marié", "married"),
+    "single": ("célibataire", "single"),
+    "civil marriage": ("union civile", "civil marriage"),
+    "separated": ("séparé", "separated"),
+    "widow": ("veuf ou veuve", "widowed"),
+    "house": ("maison ou appartement", "house or apartment"),
+    "with parents": ("chez les parents", "with parents"),
+    "municipal": ("logement municipal", "municipal apartment"),
+    "rented": ("location", "rented"),
+    "unaccompanied": ("seul", "unaccompanied"),
+    "family": ("famille", "family"),
+    "spouse": ("conjoint", "spouse"),
+    "missing": ("non renseignée", "not given"),
+    "laborers": ("ouvriers", "laborers"),
+    "sales": ("vente", "sales staff"),
+    "core": ("personnel de base", "core staff"),
+    "managers": ("cadres", "managers"),
+    "drivers": ("chauffeurs", "drivers"),
+    "high skill tech": ("techniciens qualifiés", "high-skill technicians"),
+    "accountants": ("comptables", "accountants"),
+    "medicine": ("santé", "medicine"),
+    "security": ("sécurité", "security"),
+    "cooking": ("cuisine", "cooking"),
+    "cleaning": ("nettoyage", "cleaning"),
+    "low skill": ("peu qualifiés", "low-skill laborers"),
+    "none": ("aucun", "none"),
+    "business": ("entreprise", "business"),
+    "self employed": ("indépendant", "self-employed"),
+    "public": ("secteur public", "public sector"),
+    "education": ("enseignement", "education"),
+    "trade": ("commerce", "trade"),
+    "industry": ("industrie", "industry"),
+    "transport": ("transports", "transport"),
+    "construction": ("bâtiment", "construction"),
+    "finance": ("finance", "finance"),
+    "services": ("services", "services"),
+    "other sector": ("autre secteur", "other sector"),
+    "reg oper": ("compte régional", "regional account"),
+    "reg oper spec": ("compte régional spécial", "special regional account"),
+    "org spec": ("compte spécial d'organisme", "special organisation account"),
+    "block of flats": ("immeuble collectif", "block of flats"),
+    "panel": ("panneaux", "panel"),
+    "stone brick": ("pierre ou brique", "stone or brick"),
+    "block": ("blocs", "block"),
+}
+
 # period suffixes: INST_LATE_SHARE_12M
 PERIODS: dict[str, tuple[str, str]] = {
     "12M": ("12 derniers mois", "last 12 months"),
@@ -496,11 +874,16 @@ def label_for(name: str) -> Label:
         if upper.startswith(group + "_") and len(name) > len(group) + 1:
             fr, en, gender = CATEGORY_GROUPS[group]
             category = name[len(group) + 1 :].replace("_", " ").lower()
-            return Label(f"{fr} : {category}", f"{en}: {category}", "flag", gender)
+            cat_fr, cat_en = CATEGORY_VALUES.get(category, (category, category))
+            return Label(f"{fr} : {cat_fr}", f"{en}: {cat_en}", "flag", gender)
     for period, (pfr, pen) in PERIODS.items():
         if upper.endswith("_" + period) and len(name) > len(period) + 1:
             inner = label_for(name[: -(len(period) + 1)])
             return Label(f"{inner.fr} ({pfr})", f"{inner.en} ({pen})", inner.unit, "v")
+    document = re.fullmatch(r"FLAG_DOCUMENT_(\d+)", upper)
+    if document:
+        n = document.group(1)
+        return Label(f"Document n° {n} fourni", f"Document {n} provided", "flag", "m")
     core = name
     prefix = None
     for p in sorted(PREFIXES, key=len, reverse=True):
@@ -509,7 +892,9 @@ def label_for(name: str) -> Label:
             core = core[len(p) + 1 :]
             break
     aggregate = None
-    for a in sorted(AGGREGATES, key=len, reverse=True):
+    # a known ratio column keeps its _RATIO (BUREAU_DEBT_CREDIT_RATIO is DEBT_CREDIT_RATIO, not a ratio of DEBT_CREDIT)
+    known_ratio = core.upper() in BASE and core.upper().endswith("_RATIO")
+    for a in () if known_ratio else sorted(AGGREGATES, key=len, reverse=True):
         if core.upper().endswith("_" + a) and len(core) > len(a) + 1:
             aggregate = AGGREGATES[a]
             core = core[: -(len(a) + 1)]

@@ -12,6 +12,7 @@ from ui import logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages.common import _attr, api, chart, error_box, frame, lang, login_redirect
+from ui.pages.worklist import fill_worklist
 
 WHATIF_FEATURES = 6
 # raw application columns offered in the what-if (when the database has the Home Credit tables)
@@ -84,6 +85,7 @@ async def client_page(client_id: int | None = None):
         search.value = str(client)
         suggestions.clear()
         app.storage.user["client"] = client
+        ui.navigate.history.replace(f"/?client_id={client}")  # a reload (language toggle) keeps the file
         await show_client(result, client, lg)
 
     async def submit() -> None:
@@ -95,31 +97,53 @@ async def client_page(client_id: int | None = None):
             return
         suggestions.clear()
         app.storage.user["client"] = int(text)
+        ui.navigate.history.replace(f"/?client_id={int(text)}")  # a reload (language toggle) keeps the file
         await show_client(result, int(text), lg)
 
     search.on_value_change(suggest)
     search.on("keydown.enter", submit)
     button.on_click(submit)
 
-    start = client_id if client_id is not None else app.storage.user.get("client")
-    if start is not None:
-        search.value = str(start)
+    if client_id is not None:
+        search.value = str(client_id)
         suggestions.clear()
-        await show_client(result, int(start), lg)
+        await show_client(result, int(client_id), lg)
+    else:  # the landing page: the officer's worklist
+        await fill_worklist(result, lg)
+
+
+async def _settle(*tasks: asyncio.Task) -> None:
+    """Cancel what is still running and collect every result, so no task error goes unretrieved."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def show_client(container: ui.column, client_id: int, lg: str) -> None:
+    """The client's file. The six API calls it needs are independent: they all start at once and each part
+    of the page is drawn as soon as its own answers are in (before: one call after another)."""
     container.clear()
     with container:
         spinner = ui.spinner(size="lg").props(f'aria-label="{t("loading", lg)}"')
+    client = api()
+    score_t = asyncio.create_task(client.score(client_id))
+    info_t = asyncio.create_task(client.client(client_id))
+    explain_t = asyncio.create_task(client.explain(client_id, top=8, lang=lg))
+    model_t = asyncio.create_task(client.model())
+    features_t = asyncio.create_task(client.features(client_id))
+    application_t = asyncio.create_task(_application_or_empty(client_id))
+    later = (explain_t, model_t, features_t, application_t)
     try:
-        score = await api().score(client_id)
-        info = await api().client(client_id)
+        score, info = await asyncio.gather(score_t, info_t)
     except ApiError as e:
+        await _settle(score_t, info_t, *later)
         container.clear()
         with container:
             error_box(e, lg)
         return
+    except BaseException:
+        await _settle(score_t, info_t, *later)
+        raise
     spinner.delete()
     probability = float(score["probability"])
     threshold = float(score["threshold"])
@@ -160,16 +184,18 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
             with ui.card().classes("w-full"):
                 ui.label(t("fields", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
                 fields = info.get("fields", {}) if isinstance(info, dict) else {}
-                rows = [{"field": k, "value": logic.fmt_value(v, lg)} for k, v in fields.items()]
+                rows = logic.client_rows(fields, lg)
                 ui.table(
                     columns=[
                         {"name": "field", "label": t("field", lg), "field": "field", "align": "left"},
                         {"name": "value", "label": t("value", lg), "field": "value", "align": "right"},
                     ],
                     rows=rows,
-                    row_key="field",
+                    row_key="key",
                     pagination={"rowsPerPage": 0},
-                ).props("dense flat hide-bottom").classes("w-full max-h-96")
+                ).props("dense flat hide-bottom data-testid=client-fields").classes("w-full max-h-96").mark(
+                    "client-fields"
+                )
         with ui.tabs().classes("w-full").props("align=left outside-arrows mobile-arrows") as tabs:
             tab_explain = ui.tab("explain", label=t("tab_explain", lg), icon="insights")
             ui.tab("compare", label=t("tab_compare", lg), icon="bar_chart")
@@ -181,23 +207,30 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
                 compare_box = ui.column().classes("w-full")
             with ui.tab_panel("whatif").classes("p-0 pt-2"):
                 whatif_box = ui.column().classes("w-full")
-    await fill_explanation(explain_box, client_id, lg)
+    await fill_explanation(explain_box, explain_t, lg)
     try:
-        model = await api().model()
-        features = await api().features(client_id)
+        model, features = await asyncio.gather(model_t, features_t)
     except ApiError as e:
+        await _settle(model_t, features_t, application_t)
         for box in (compare_box, whatif_box):
             with box:
                 error_box(e, lg)
         return
-    await fill_whatif(whatif_box, client_id, features, model, probability, lg)
+    await fill_whatif(whatif_box, client_id, features, model, probability, lg, application=await application_t)
     await fill_comparison(compare_box, client_id, features, model, lg)
 
 
-async def fill_explanation(box: ui.column, client_id: int, lg: str) -> None:
+async def _application_or_empty(client_id: int) -> dict:
+    try:
+        return await api().application(client_id)
+    except ApiError:
+        return {}  # a database without the Home Credit tables: the what-if edits model features directly
+
+
+async def fill_explanation(box: ui.column, explanation_task: asyncio.Task, lg: str) -> None:
     with box:
         try:
-            explanation = await api().explain(client_id, top=8, lang=lg)
+            explanation = await explanation_task
         except ApiError as e:
             error_box(e, lg)
             return
@@ -215,13 +248,11 @@ async def fill_explanation(box: ui.column, client_id: int, lg: str) -> None:
                             ui.label(str(sentence))
 
 
-async def whatif_source(client_id: int, features: dict, model: dict):
+async def whatif_source(client_id: int, features: dict, model: dict, raw: dict | None = None):
     """(names, base values, hint key, score(edits) coroutine): raw application columns when the API has
     them (derived features are recomputed server-side), else the model's most important features."""
-    try:
-        raw = await api().application(client_id)
-    except ApiError:
-        raw = {}  # a database without the Home Credit tables: edit model features directly
+    if raw is None:
+        raw = await _application_or_empty(client_id)
     names = [c for c in WHATIF_COLUMNS if c in raw]
     if names:
         base = {n: raw[n] for n in names}
@@ -242,8 +273,16 @@ async def whatif_source(client_id: int, features: dict, model: dict):
     return names, {n: features.get(n) for n in names}, "whatif_hint", score_features
 
 
-async def fill_whatif(box: ui.column, client_id: int, features: dict, model: dict, probability: float, lg: str) -> None:
-    names, base, hint, score = await whatif_source(client_id, features, model)
+async def fill_whatif(
+    box: ui.column,
+    client_id: int,
+    features: dict,
+    model: dict,
+    probability: float,
+    lg: str,
+    application: dict | None = None,
+) -> None:
+    names, base, hint, score = await whatif_source(client_id, features, model, application)
     edits: dict[str, float | None] = dict(base)
     state = {"seq": 0}
     with box, ui.card().classes("w-full"):

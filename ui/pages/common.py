@@ -16,36 +16,50 @@ from ui.i18n import LANGS, other_lang, t
 @dataclass
 class UiConfig:
     api_url: str = "http://127.0.0.1:8000"
-    key: str = ""
+    key: str = ""  # officer key: client and model pages
     lang: str = "fr"
     password: str = ""  # empty: no login (only allowed on a loopback host)
     timeout: float = 10.0
+    admin_key: str | None = None  # monitoring only; None: the same key
+    allowed_hosts: frozenset[str] = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 CONFIG = UiConfig()
 _api: ApiClient | None = None
+_admin_api: ApiClient | None = None
 _role: dict[str, bool] = {}
 
 
 def configure(cfg: UiConfig) -> None:
-    global CONFIG, _api
+    global CONFIG, _api, _admin_api
     CONFIG = cfg
-    _api = None
+    _api = _admin_api = None
     _role.clear()
 
 
 def api() -> ApiClient:
+    """The API with the officer key (everything but monitoring)."""
     global _api
     if _api is None:
         _api = ApiClient(CONFIG.api_url, CONFIG.key, timeout=CONFIG.timeout)
     return _api
 
 
+def admin_api() -> ApiClient:
+    """The API with the admin key: only when monitoring is asked for."""
+    global _admin_api
+    if CONFIG.admin_key is None or CONFIG.admin_key == CONFIG.key:
+        return api()
+    if _admin_api is None:
+        _admin_api = ApiClient(CONFIG.api_url, CONFIG.admin_key, timeout=CONFIG.timeout)
+    return _admin_api
+
+
 async def close_api() -> None:
-    global _api
-    if _api is not None:
-        await _api.aclose()
-        _api = None
+    global _api, _admin_api
+    for client in {id(c): c for c in (_api, _admin_api) if c is not None}.values():
+        await client.aclose()
+    _api = _admin_api = None
 
 
 def lang() -> str:
@@ -70,7 +84,7 @@ async def is_admin() -> bool:
     if "admin" in _role:
         return _role["admin"]
     try:
-        await api().monitoring_summary()
+        await admin_api().monitoring_summary()
         _role["admin"] = True
     except ApiError as e:
         if e.kind in ("forbidden", "unauthorized"):

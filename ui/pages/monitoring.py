@@ -3,14 +3,16 @@ performance and fairness of the live decisions (issue 19), and the model card (/
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from nicegui import app, ui
 
+from app.config import load_settings
 from ui import logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
-from ui.pages.common import api, chart, error_box, frame, is_admin, lang, logged_in, login_redirect
+from ui.pages.common import admin_api, api, chart, error_box, frame, is_admin, lang, logged_in, login_redirect
 
 
 @ui.page("/monitoring", response_timeout=20)
@@ -24,10 +26,10 @@ async def monitoring_page():
             error_box(t("admin_only", lg), lg)
             return
         with ui.card().classes("w-full"):
-            await fetch_and_show(api().monitoring_summary, show_summary, lg)
+            await fetch_and_show(admin_api().monitoring_summary, show_summary, lg)
         with ui.card().classes("w-full"):
             ui.label(t("drift_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(api().monitoring_drift, show_drift, lg)
+            await fetch_and_show(admin_api().monitoring_drift, show_drift, lg)
             ui.button(t("drift_report", lg), icon="open_in_new").props(
                 "href=/reports/drift tag=a target=_blank outline data-testid=drift-report"
             )
@@ -55,11 +57,20 @@ async def fetch_and_show(fetch, show, lg: str) -> None:
 
 def show_summary(summary: dict, lg: str) -> None:
     kpis = logic.summary_kpis(summary)
+    seen = list(admin_api().latencies_ms) + list(api().latencies_ms)
+    http_p50 = float(np.median(seen)) if seen else None
+    items = (
+        ("requests", kpis["count"]),
+        ("latency_compute_p50", kpis["p50"]),
+        ("latency_compute_p99", kpis["p99"]),
+        ("latency_http_p50", http_p50),
+    )
     with ui.row().classes("gap-4 flex-wrap").props("data-testid=kpis"):
-        for key, value in (("requests", kpis["count"]), ("latency_p50", kpis["p50"]), ("latency_p99", kpis["p99"])):
-            with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:9rem"):
+        for key, value in items:
+            with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:9rem;max-width:16rem"):
                 ui.label(t(key, lg)).classes("text-sm").style("color:#374151")
-                ui.label(logic.fmt_value(value, lg)).classes("text-2xl font-bold")
+                ui.label(logic.fmt_value(value, lg)).classes("text-2xl font-bold").props(f"data-testid={key}")
+    ui.label(t("latency_note", lg, n=len(seen))).classes("text-sm").style("color:#374151")
     ui.label(t("score_over_time", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
     series = logic.score_series(summary)
     if not series["periods"]:
@@ -69,6 +80,11 @@ def show_summary(summary: dict, lg: str) -> None:
 
 
 def show_drift(drift: dict, lg: str) -> None:
+    rows = int((drift.get("window") or {}).get("rows") or 0)
+    min_rows = load_settings().drift_min_rows
+    if rows < min_rows:  # the rule of `credit drift`: no verdict on too small a window
+        ui.label(t("drift_not_enough", lg, rows=rows, min_rows=min_rows)).props("data-testid=drift-caption")
+        return
     rows_raw = logic.drift_rows(drift)
     drifted = sum(1 for r in rows_raw if r["drifted"])
     share_flag = drift.get("dataset_drift", drift.get("drift_detected"))
@@ -108,7 +124,7 @@ async def drift_report(request: Request):
     if not logged_in():
         return PlainTextResponse("login required", status_code=401)
     try:
-        html = await api().drift_report_html()
+        html = await admin_api().drift_report_html()
     except ApiError as e:
         text = t("not_available", lg) if e.kind == "not_found" else e.message(lg)
         return HTMLResponse(f"<!doctype html><html lang={lg}><body><p>{text}</p></body></html>", status_code=200)
