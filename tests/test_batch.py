@@ -210,7 +210,7 @@ def test_each_worker_loads_the_library_once(src, export_dir, cluster, tmp_path):
     def loaded():
         import app.batch
 
-        return {model_id: str(m.so_path) for (model_id, _sha), m in app.batch._MODELS.items()}
+        return {model_id: str(m.library_path) for (model_id, _sha), m in app.batch._MODELS.items()}
 
     per_worker = cluster_run(cluster, loaded)
     model_id = expected_model_id(src)
