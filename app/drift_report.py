@@ -7,6 +7,7 @@ Same window rule as `credit drift`: below `drift_min_rows` scored rows there is 
 
 from __future__ import annotations
 
+import math
 import tempfile
 import threading
 import time
@@ -47,6 +48,8 @@ class DriftReportController(Controller):
         from app import drift
 
         svc = request.app.state.service
+        if since is not None and not math.isfinite(since):
+            raise ApiError(400, "since must be a finite number of unix seconds")
         if svc.manifest is None:
             raise ApiError(503, "model unavailable", svc.model_error)
         conn = svc.log_conn()
