@@ -1,8 +1,11 @@
-"""The API's state, shared by its routes: settings, keys, the compiled model, per-thread database
-connections, the prediction log writer and the readiness checks; and the strict parsing helpers.
+"""The API's state, shared by its routes: settings, keys, the model bundle, per-thread database
+connections, the prediction log writer and the readiness checks.
 
+Routes receive it by dependency injection (`svc`, provided by `provide_service`); `lifespan` loads the
+bundle and prepares the log at startup and closes the writer and every connection at shutdown.
 apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
 while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
+HTTP helpers (the error shape, id parsing, strict decoding) are in app.http.
 """
 
 from __future__ import annotations
@@ -12,36 +15,32 @@ import contextlib
 import importlib.util
 import logging
 import math
-import re
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
-import msgspec
 import numpy as np
-from litestar import Request
+from litestar import Litestar, Request
+from litestar.datastructures import State
 
 from app import predlog
-from app import schemas as s
 from app.auth import KeyRing, load_keys
 from app.bundle import DataMismatchError, ModelBundle
 from app.config import Settings
 from app.db import connect
+from app.http import ApiError
+
+if TYPE_CHECKING:
+    from app.model.explain import Explainer
 
 log = logging.getLogger("app.api")
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
 class Service:
@@ -52,14 +51,14 @@ class Service:
         self.ring = KeyRing(load_keys(settings.api_keys, settings.keys_file))
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.conns: list[Any] = []
+        self.conns: list[apsw.Connection] = []
         self.model: ModelBundle | None = None
         self.model_error: str | None = "not started"
         self.data_warning: str | None = None
         self.feature_names: list[str] = []
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
-        self.explainer: Any = None
+        self.explainer: Explainer | None = None
         self.writer = predlog.GroupWriter(self.db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
 
@@ -78,7 +77,7 @@ class Service:
         self.feature_names = self.model.feature_names
         self.index = {n: i for i, n in enumerate(self.feature_names)}
 
-    # lifecycle
+    # lifecycle (see `lifespan`)
     def startup(self) -> None:
         self.load_bundle()
         if not len(self.ring):
@@ -127,7 +126,7 @@ class Service:
             raise ApiError(503, f"not ready: {reason}", {"checks": checks})
         return self.model
 
-    def conn(self, model: bool = True) -> Any:
+    def conn(self, model: bool = True) -> apsw.Connection:
         """This thread's connection: with the scoring functions (model=True) or a plain one for reads."""
         attr = "conn" if model else "plain"
         conn = getattr(self.local, attr, None)
@@ -138,8 +137,6 @@ class Service:
         if not self.db_path.is_file():
             raise ApiError(503, "database unavailable", f"{self.db_path} not found")
         try:
-            from app.db import connect
-
             conn = connect(self.db_path, self.model if model else None)
             predlog.prepare(conn)
         except ApiError:
@@ -235,7 +232,9 @@ class Service:
     def decide(self, p: float) -> str:
         return self.require_model().decide(p)
 
-    def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
+    def row(
+        self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str
+    ) -> predlog.LogRow:
         return predlog.LogRow(
             ts=time.time(),
             request_id=str(uuid.uuid4()),
@@ -254,30 +253,7 @@ def feature_completeness(x: np.ndarray) -> float:
     return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
 
 
-def parse_id(raw: str, name: str = "client_id") -> int:
-    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
-        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
-    return int(raw)
-
-
-def decode(body: bytes, kind: type[Any]) -> Any:
-    if not body:
-        raise ApiError(400, "request body must be a JSON object")
-    try:
-        return msgspec.json.decode(body, type=kind, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
-
-
-def finite(p: float) -> float:
-    if not math.isfinite(p):  # score() never returns NaN; guard anyway rather than answer one
-        raise ApiError(500, "model returned a non-finite probability")
-    return float(p)
-
-
-def population_sample(svc: Service, conn: Any) -> np.ndarray:
+def population_sample(svc: Service, conn: apsw.Connection) -> np.ndarray:
     """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
     with svc.lock:
         if svc.population_ids is None:
@@ -287,7 +263,7 @@ def population_sample(svc: Service, conn: Any) -> np.ndarray:
         return svc.population_ids
 
 
-def explainer_for(svc: Service) -> Any:
+def explainer_for(svc: Service) -> Explainer:
     if importlib.util.find_spec("app.model.explain") is None:
         raise ApiError(501, "explanations not available in this build")
     svc.require_model()
@@ -364,3 +340,20 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         return f"prediction log not writable: {log_problem}"
     checks["prediction_log"] = "ok"
     return None
+
+
+def provide_service(state: State) -> Service:
+    """The `svc` dependency of every route (app-level `dependencies`, cached): the app's Service."""
+    return state.service
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Load and verify the bundle, prepare the log and run the readiness checks; on the way out close the log
+    writer and every connection the routes opened."""
+    svc: Service = app.state.service
+    svc.startup()
+    try:
+        yield
+    finally:
+        svc.shutdown()
