@@ -93,7 +93,8 @@ def test_openapi_schema_and_docs_are_served_without_key(http):
     ):
         assert path in paths, path
     assert paths["/clients/{client_id}/score"]["get"]["parameters"][0]["schema"]["type"] == "integer"
-    assert "maxItems" in str(paths["/score/batch"]["post"]["requestBody"])
+    assert paths["/score/batch"]["post"]["requestBody"] == {"$ref": "#/components/requestBodies/Batch"}
+    assert "maxItems" in str(r.json()["components"]["requestBodies"]["Batch"])
     docs = http.get("/schema/")
     assert docs.status_code == 200 and "<html" in docs.text.lower()
 
@@ -263,6 +264,8 @@ def test_population_sample(http, data):
         assert len(row["values"]) == 2 and row["decision"] in ("accept", "refuse")
     again = http.get("/population", params={"features": ",".join(names), "limit": 25}, headers=OFFICER).json()
     assert again == body  # a fixed sample: the dashboard's charts do not jump between refreshes
+    repeated = http.get("/population", params=[("features", n) for n in names] + [("limit", 25)], headers=OFFICER)
+    assert repeated.json() == body  # features=A&features=B (what generated clients send) means features=A,B
 
 
 def test_monitoring_summary_and_log(http, ids):
