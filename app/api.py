@@ -30,7 +30,6 @@ import os
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
@@ -41,7 +40,7 @@ from app.config import Settings
 from app.http import EXCEPTION_HANDLERS, auth_guard
 from app.routes import CONTROLLERS
 from app.routes.openapi import components
-from app.service import Service, lifespan, provide_service
+from app.service import Service, lifespan, service_provider
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -49,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     security = Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")})
     app = Litestar(
         route_handlers=CONTROLLERS,
-        dependencies={"svc": Provide(provide_service, sync_to_thread=False, use_cache=True)},
+        dependencies={"svc": service_provider(svc)},
         guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.body_max,
