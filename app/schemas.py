@@ -223,10 +223,14 @@ class ClientExplanation(Explanation):
 
 
 class DriftWindow(msgspec.Struct):
+    """The window asked for (ISO 8601 UTC, null: open) and the logged rows found in it (first and last time)."""
+
     since: str | None
     until: str | None
     last: int | None
     rows: int
+    first_ts: str | None
+    last_ts: str | None
 
 
 class FeatureDrift(msgspec.Struct):

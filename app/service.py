@@ -1,7 +1,7 @@
 """The API's state, shared by its routes: settings, keys, the model bundle, per-thread database
 connections, the prediction log writer and the readiness checks.
 
-Routes receive it by dependency injection (`svc`, provided by `provide_service`); `lifespan` loads the
+Routes receive it by dependency injection (`svc`, provided by `service_provider(svc)`); `lifespan` loads the
 bundle and prepares the log at startup and closes the writer and every connection at shutdown.
 apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
 while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.

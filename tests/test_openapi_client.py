@@ -168,7 +168,8 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     log = call(monitoring_log, models.LogPage, client=admin, limit=2)
     assert isinstance(log.rows[0], models.LogEntry) and log.rows[0].id > log.rows[1].id
     drift = call(monitoring_drift, models.DriftReport, client=admin)
-    assert drift.window.rows == summary.requests and drift.n_features == len(drift.features) == len(names)
+    assert drift.window.rows == summary.requests and drift.window.first_ts <= drift.window.last_ts
+    assert drift.n_features == len(drift.features) == len(names)
     assert isinstance(drift.features[0], models.FeatureDrift)
 
     # errors come back as the one typed Error
