@@ -37,10 +37,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app import __version__
 from app.config import Settings
-from app.http import EXCEPTION_HANDLERS, auth_guard
+from app.http import EXCEPTION_HANDLERS, MAX_TS, SECURITY, TIME_PARAMS, auth_guard
+from app.http import operation as _operation
 from app.routes import CONTROLLERS
 from app.routes.openapi import components
 from app.service import Service, lifespan, service_provider
+
+# Names controllers written against the single-closure app imported from here; new code imports app.http.
+__all__ = ["MAX_TS", "SECURITY", "TIME_PARAMS", "_operation", "app_from_env", "create_app"]
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -29,12 +29,14 @@ T = TypeVar("T")
 SECURITY = [{"bearer": []}]
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
 MAX_TS = 32_503_680_000.0  # 3000-01-01: time bounds beyond it are 400
 ERROR_TEXT = {
     400: "invalid request (strict decoding; the message names the field or feature)",
     401: "missing or unknown API key",
     403: "the API key's role may not use this endpoint",
     404: "unknown client (drift: no predictions logged in the window)",
+    409: "not enough logged traffic in the window for a verdict",
     413: "request body larger than the configured limit",
     501: "not available in this build",
     503: "model, database or prediction log unavailable",
@@ -169,15 +171,19 @@ def errors(*codes: int) -> dict[int, ResponseSpec]:
 def operation(
     *,
     path_ids: tuple[str, ...] = (),
-    body: str | None = None,
+    body: str | dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     query: dict[str, Callable[[], dict[str, Any]]] | None = None,
     param_refs: dict[str, str] | None = None,
+    errors: tuple[int, ...] = (),
 ) -> type[Operation]:
     """An Operation class documenting strict path ids, query parameter schemas and a raw JSON body.
 
     `body` names a shared request body (`#/components/requestBodies/NAME`) and `param_refs` maps a query parameter
     to a shared parameter (`#/components/parameters/NAME`), both written by app.routes.openapi: bodies are decoded
-    by the route itself (strictly), so Litestar cannot infer them."""
+    by the route itself (strictly), so Litestar cannot infer them. A dict (or a callable returning one) is an
+    inline body schema instead. `errors` documents error answers here rather than with `responses=errors(...)`
+    (for routes written against the earlier `app.api._operation`): the same $ref to the `Error` component,
+    which the core routes register."""
 
     def to_schema(self: Operation) -> dict[str, Any]:
         out = Operation.to_schema(self)
@@ -192,8 +198,17 @@ def operation(
                 {"$ref": f"#/components/parameters/{param_refs[p['name']]}"} if p.get("name") in param_refs else p
                 for p in out.get("parameters", [])
             ]
-        if body is not None:
+        if isinstance(body, str):
             out["requestBody"] = {"$ref": f"#/components/requestBodies/{body}"}
+        elif body is not None:
+            schema = body() if callable(body) else body
+            out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        responses = out.setdefault("responses", {})
+        for code in errors:
+            responses[str(code)] = {
+                "description": ERROR_TEXT[code],
+                "content": {"application/json": {"schema": ERROR_REF}},
+            }
         return out
 
     return type("StrictOperation", (Operation,), {"to_schema": to_schema})
