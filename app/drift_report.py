@@ -18,8 +18,8 @@ import apsw
 from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 
-from app.api import MAX_TS, SECURITY, TIME_PARAMS, _operation
-from app.service import ApiError
+from app.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError
+from app.http import operation as _operation
 
 REPORT_TTL_S = 60.0
 _lock = threading.Lock()

@@ -25,8 +25,9 @@ import numpy as np
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from app.api import SECURITY, _operation
-from app.service import ApiError, Service
+from app.http import SECURITY, ApiError
+from app.http import operation as _operation
+from app.service import Service
 
 log = logging.getLogger("app.api")
 

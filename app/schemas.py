@@ -2,7 +2,9 @@
 
 Request bodies are decoded by the API itself with `msgspec.json.Decoder(T, strict=True)`; every request
 Struct forbids unknown fields. Feature values are decoded as raw JSON values and checked one by one
-(`app.api`) so that an error names the offending feature.
+(`app.service.Service.vector`) so that an error names the offending feature. Their OpenAPI schemas depend
+on the model's features and are written by app.routes.openapi. Every response is a Struct here, so the
+OpenAPI schema types every answer; `Error` is the one error shape (one shared component).
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ class BatchRequest(Strict):
 
 
 class Error(msgspec.Struct):
+    """Every 4xx/5xx answer: a short message and details (null, or an object naming what was wrong)."""
+
     error: str
-    detail: Any = None
+    detail: Any
 
 
 class Health(msgspec.Struct):
@@ -179,3 +183,116 @@ class Population(msgspec.Struct):
     rows: list[PopulationRow]
     threshold: float
     model_id: str
+
+
+# ---- explanations ---------------------------------------------------------------------------------------------
+
+
+class Contribution(msgspec.Struct):
+    feature: str
+    label: str
+    value: float | None
+    shap: float
+
+
+class Reason(msgspec.Struct):
+    feature: str
+    sentence: str
+    shap: float
+    typical: float | None
+
+
+class Explanation(msgspec.Struct):
+    """SHAP contributions (every feature, by |shap|) and up to `top` reasons for a refusal (app.model.explain)."""
+
+    model_id: str
+    base_value: float
+    margin: float
+    probability: Probability
+    threshold: float
+    decision: Decision
+    contributions: list[Contribution]
+    reasons: list[Reason]
+
+
+class ClientExplanation(Explanation):
+    client_id: int
+
+
+# ---- drift ----------------------------------------------------------------------------------------------------
+
+
+class DriftWindow(msgspec.Struct):
+    """The window asked for (ISO 8601 UTC, null: open) and the logged rows found in it (first and last time)."""
+
+    since: str | None
+    until: str | None
+    last: int | None
+    rows: int
+    first_ts: str | None
+    last_ts: str | None
+
+
+class FeatureDrift(msgspec.Struct):
+    feature: str
+    psi: float
+    drifted: bool
+
+
+class DriftReport(msgspec.Struct):
+    """PSI of every feature and of the score over a window of the log, against the training reference (app.drift)."""
+
+    method: str
+    model_id: str | None
+    window: DriftWindow
+    psi_threshold: float
+    drift_share: float
+    features: list[FeatureDrift]
+    n_features: int
+    n_drifted: int
+    share_drifted: float
+    dataset_drift: bool
+    score_psi: float | None
+    score_drifted: bool
+    seconds: float
+
+
+# ---- the model manifest ---------------------------------------------------------------------------------------
+
+
+class ModelLibrary(msgspec.Struct):
+    """The compiled library's record (`credit compile`)."""
+
+    file: str
+    sha256: str
+    compiler: str | msgspec.UnsetType = msgspec.UNSET
+    flags: str | msgspec.UnsetType = msgspec.UNSET
+    parity_max_abs_diff: float | None | msgspec.UnsetType = msgspec.UNSET
+    parity_rows: int | None | msgspec.UnsetType = msgspec.UNSET
+    compiled_at: str | msgspec.UnsetType = msgspec.UNSET
+    compile_seconds: float | None | msgspec.UnsetType = msgspec.UNSET
+    native_sources: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class ModelInfo(msgspec.Struct):
+    """GET /model: manifest.json without the drift reference sample, plus the serving app's version.
+    Keys absent from the manifest are absent here too (not null)."""
+
+    serving_app_version: str
+    model_id: str
+    features: list[str]
+    threshold: float
+    n_features: int | msgspec.UnsetType = msgspec.UNSET
+    app_version: str | msgspec.UnsetType = msgspec.UNSET
+    costs: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+    metrics: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    baselines: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    trained_at: str | msgspec.UnsetType = msgspec.UNSET
+    data_fingerprint: str | None | msgspec.UnsetType = msgspec.UNSET
+    data_source: str | None | msgspec.UnsetType = msgspec.UNSET
+    schema_fingerprint: str | None | msgspec.UnsetType = msgspec.UNSET
+    versions: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    params: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    calibration: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+    global_importance: list[tuple[str, float]] | msgspec.UnsetType = msgspec.UNSET
+    library: ModelLibrary | None | msgspec.UnsetType = msgspec.UNSET

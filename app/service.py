@@ -1,6 +1,8 @@
-"""The API's state, shared by its routes: settings, keys, the compiled model, per-thread database
-connections, the prediction log writer and the readiness checks; and the strict parsing helpers.
+"""The API's state, shared by its routes: settings, keys, the model bundle, per-thread database
+connections, the prediction log writer and the readiness checks.
 
+Routes receive it by dependency injection (`svc`, provided by `service_provider(svc)`); `lifespan` loads the
+bundle and prepares the log at startup and closes the writer and every connection at shutdown.
 apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
 while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
 
@@ -10,6 +12,7 @@ thread takes its data connection, the path's (device, inode) is compared with th
 opened (one stat call); on a change the connection is reopened on the new file after the readiness checks
 pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
 once its replacement is visible.
+HTTP helpers (the error shape, id parsing, strict decoding) are in app.http.
 """
 
 from __future__ import annotations
@@ -19,36 +22,32 @@ import contextlib
 import importlib.util
 import logging
 import math
-import re
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apsw
-import msgspec
 import numpy as np
-from litestar import Request
+from litestar import Litestar, Request
+from litestar.di import Provide
 
 from app import predlog, store
-from app import schemas as s
 from app.auth import KeyRing
 from app.bundle import DataMismatchError, ModelBundle
 from app.config import Settings
 from app.db import connect
+from app.http import ApiError, decode  # noqa: F401 - decode: re-exported for routes that imported it from here
+
+if TYPE_CHECKING:
+    from app.model.explain import Explainer
 
 log = logging.getLogger("app.api")
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None):
-        super().__init__(error)
-        self.status, self.error, self.detail, self.headers = status, error, detail, headers
 
 
 class Service:
@@ -61,14 +60,14 @@ class Service:
         self.ring = KeyRing.from_settings(settings)
         self.local = threading.local()
         self.lock = threading.Lock()
-        self.conns: list[Any] = []
+        self.conns: list[apsw.Connection] = []
         self.model: ModelBundle | None = None
         self.model_error: str | None = "not started"
         self.data_warning: str | None = None
         self.feature_names: list[str] = []
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
-        self.explainer: Any = None
+        self.explainer: Explainer | None = None
         self.writer = predlog.GroupWriter(self.log_db_path)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         self.lib_stamp: tuple[int, ...] | None = None
@@ -89,7 +88,7 @@ class Service:
         self.feature_names = self.model.feature_names
         self.index = {n: i for i, n in enumerate(self.feature_names)}
 
-    # lifecycle
+    # lifecycle (see `lifespan`)
     def startup(self) -> None:
         self.load_bundle()
         if not len(self.ring):
@@ -171,7 +170,7 @@ class Service:
         log.error("%s", self.model_error)
         self.check_ready()
 
-    def conn(self, model: bool = True) -> Any:
+    def conn(self, model: bool = True) -> apsw.Connection:
         """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
         plain one. Reopened when the file at the path is no longer the one it opened (a re-import)."""
         from app.db import file_identity
@@ -191,8 +190,6 @@ class Service:
         if model:
             self.require_model()
         try:
-            from app.db import connect
-
             for _attempt in range(3):
                 conn = connect(self.db_path, self.model if model else None, readonly=True)
                 if file_identity(self.db_path) == ident:
@@ -330,7 +327,9 @@ class Service:
     def decide(self, p: float) -> str:
         return self.require_model().decide(p)
 
-    def row(self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str):
+    def row(
+        self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str
+    ) -> predlog.LogRow:
         return predlog.LogRow(
             ts=time.time(),
             request_id=str(uuid.uuid4()),
@@ -358,34 +357,7 @@ def feature_completeness(x: np.ndarray) -> float:
     return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
 
 
-def parse_id(raw: str, name: str = "client_id") -> int:
-    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
-        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
-    return int(raw)
-
-
-def decode(body: bytes, kind: type[Any]) -> Any:
-    if not body:
-        raise ApiError(400, "request body must be a JSON object")
-    try:
-        return msgspec.json.decode(body, type=kind, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, f"invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"malformed JSON (NaN and Infinity are not JSON): {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec checks UTF-8 only when it builds a str
-        raise ApiError(400, "request body is not valid UTF-8", {"byte_offset": exc.start}) from None
-    except RecursionError:  # msgspec's own depth limit (about 1,000 levels)
-        raise ApiError(400, "JSON nested too deeply") from None
-
-
-def finite(p: float) -> float:
-    if not math.isfinite(p):  # score() never returns NaN; guard anyway rather than answer one
-        raise ApiError(500, "model returned a non-finite probability")
-    return float(p)
-
-
-def population_sample(svc: Service, conn: Any) -> np.ndarray:
+def population_sample(svc: Service, conn: apsw.Connection) -> np.ndarray:
     """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
     with svc.lock:
         if svc.population_ids is None:
@@ -395,7 +367,7 @@ def population_sample(svc: Service, conn: Any) -> np.ndarray:
         return svc.population_ids
 
 
-def explainer_for(svc: Service) -> Any:
+def explainer_for(svc: Service) -> Explainer:
     if importlib.util.find_spec("app.model.explain") is None:
         raise ApiError(501, "explanations not available in this build")
     svc.require_model()
@@ -479,3 +451,27 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         return f"prediction log not writable: {log_problem}"
     checks["prediction_log"] = "ok"
     return None
+
+
+def service_provider(svc: Service) -> Provide:
+    """The `svc` dependency of every route (app-level `dependencies`): the app's Service, cached.
+
+    The provider takes no parameter, so Litestar has nothing to parse for it on each request (a `state`
+    parameter would cost a State copy and a second signature parse per request on the hot path)."""
+
+    def provide_service() -> Service:
+        return svc
+
+    return Provide(provide_service, sync_to_thread=False, use_cache=True)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Load and verify the bundle, prepare the log and run the readiness checks; on the way out close the log
+    writer and every connection the routes opened."""
+    svc: Service = app.state.service
+    svc.startup()
+    try:
+        yield
+    finally:
+        svc.shutdown()

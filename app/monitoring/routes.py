@@ -19,9 +19,9 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
-from app.api import MAX_TS, SECURITY, TIME_PARAMS, _operation
+from app.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError, decode
+from app.http import operation as _operation
 from app.monitoring import outcomes as oc
-from app.service import ApiError, decode
 
 MAX_OUTCOMES = 10_000  # per request
 RISK = {"role": "risk"}
@@ -89,7 +89,7 @@ def _costs(svc: Any) -> tuple[float, float]:
     return float(costs.get("fn", svc.settings.fn_cost)), float(costs.get("fp", svc.settings.fp_cost))
 
 
-class MonitoringController(Controller):
+class OutcomesController(Controller):
     path = "/"
     security = SECURITY
 
