@@ -296,3 +296,35 @@ class ModelInfo(msgspec.Struct):
     calibration: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
     global_importance: list[tuple[str, float]] | msgspec.UnsetType = msgspec.UNSET
     library: ModelLibrary | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class PerformanceReport(msgspec.Struct, kw_only=True):
+    """Realised performance of the decisions served (app.monitoring.performance.report)."""
+
+    window: dict[str, Any]
+    period: str
+    costs: dict[str, float]
+    min_outcomes: int
+    outcomes_total: int
+    matched: int
+    never_scored: dict[str, Any]
+    outside_window: int
+    overall: dict[str, Any] | None
+    models: Any
+    seconds: float
+
+
+class FairnessReport(msgspec.Struct, kw_only=True):
+    """Fairness per sensitive group (app.monitoring.fairness): live decisions, or out-of-fold at training."""
+
+    ratio_floor: float
+    min_group: int
+    definitions: dict[str, str]
+    clients: int
+    outcomes: int
+    attributes: dict[str, Any]
+    flagged: dict[str, Any]
+    source: str = ""
+    window: dict[str, Any] | None = None
+    seconds: float | None = None
+    model_id: str | None = None

@@ -4,6 +4,7 @@ tmp_path), imported, and every operation called through it against a real server
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import subprocess
@@ -63,6 +64,9 @@ def test_every_error_response_refers_to_the_one_error_component(spec):
     for path, item in spec["paths"].items():
         for method, op in item.items():
             for code, response in op["responses"].items():
+                if "application/json" not in response.get("content", {}):  # an HTML or markdown page
+                    assert set(response["content"]) <= {"text/html", "text/markdown"}, (method, path, code)
+                    continue
                 schema = response["content"]["application/json"]["schema"]
                 if int(code) >= 400:
                     assert schema == ERROR_REF, (method, path, code)
@@ -101,8 +105,17 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     from credit_client.api.clients import get_application, get_client, get_features, population, search_clients
     from credit_client.api.explanations import explain_applicant, explain_client
     from credit_client.api.health import healthz, readyz
-    from credit_client.api.model import model_manifest
-    from credit_client.api.monitoring import monitoring_drift, monitoring_log, monitoring_summary
+    from credit_client.api.model import model_card, model_fairness, model_manifest
+    from credit_client.api.monitoring import (
+        drift_report,
+        monitoring_drift,
+        monitoring_fairness,
+        monitoring_log,
+        monitoring_performance,
+        monitoring_summary,
+        post_outcomes,
+    )
+    from credit_client.api.portfolio import borderline, portfolio, recent
     from credit_client.api.scoring import client_score, client_what_if, score_applicant, score_batch
 
     called: set[str] = set()
@@ -118,7 +131,8 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     names = manifest["features"]
 
     assert call(healthz, models.Health, client=anonymous).status == "ok"
-    ready = call(readyz, models.Ready, client=anonymous)
+    assert call(readyz, models.Ready, client=anonymous).model_id is None  # details are for admins
+    ready = call(readyz, models.Ready, client=admin)
     assert ready.status == "ready" and ready.model_id == manifest["model_id"]
 
     found = call(search_clients, models.ClientSearch, client=officer, prefix=str(cid), limit=3)
@@ -156,11 +170,15 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     shown = call(population, models.Population, client=officer, features=wanted, limit=5)
     assert shown.features == names[:2] and len(shown.rows) == 5 and len(shown.rows[0].values) == 2
 
-    explained = call(explain_client, models.ClientExplanation, client=officer, client_id=cid, top=3, lang="en")
+    explained = call(
+        explain_client, models.ClientExplanation, client=officer, client_id=cid, top=3, lang=models.ExplainClientLang.EN
+    )
     assert explained.client_id == cid and explained.probability == pytest.approx(p, abs=1e-6)
     assert isinstance(explained.contributions[0], models.Contribution) and len(explained.reasons) <= 3
     body = models.ExplainApplicantApplicant.from_dict({"features": features})
-    again = call(explain_applicant, models.Explanation, client=officer, body=body, top=3, lang="en")
+    again = call(
+        explain_applicant, models.Explanation, client=officer, body=body, top=3, lang=models.ExplainApplicantLang.EN
+    )
     assert again.probability == pytest.approx(explained.probability, abs=1e-9)
 
     summary = call(monitoring_summary, models.MonitoringSummary, client=admin)
@@ -171,6 +189,31 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     assert drift.window.rows == summary.requests and drift.window.first_ts <= drift.window.last_ts
     assert drift.n_features == len(drift.features) == len(names)
     assert isinstance(drift.features[0], models.FeatureDrift)
+
+    # the risk team's and the officer's worklist routes
+    today = datetime.date.today().isoformat()
+    outcome = {"outcomes": [{"client_id": cid, "defaulted": 1, "observed_at": today}]}
+    posted = call(post_outcomes, models.OutcomesOut, client=admin, body=models.PostOutcomesOutcomes.from_dict(outcome))
+    assert posted.received == 1 and posted.never_scored == 0
+    realised = call(monitoring_performance, models.PerformanceReport, client=admin)
+    assert realised.outcomes_total >= 1
+    fair = monitoring_fairness.sync(client=admin)
+    assert isinstance(fair, models.FairnessReport) and fair.clients >= 1
+    called.add("monitoring_fairness")
+    trained = model_fairness.sync(client=officer)  # 404 Error when the training data had no sensitive column
+    assert isinstance(trained, models.FairnessReport | models.Error)
+    called.add("model_fairness")
+    card = model_card.sync_detailed(client=officer)
+    assert card.status_code == 200 and manifest["model_id"] in card.content.decode()
+    called.add("model_card")
+    report = drift_report.sync_detailed(client=admin)  # 409 below the minimum window, else the HTML page
+    assert report.status_code in (200, 409), report.status_code
+    called.add("drift_report")
+    book = call(portfolio, models.PortfolioSummary, client=officer)
+    assert book.clients > 0 and book.accepted + book.refused == book.clients
+    assert call(recent, models.Worklist, client=officer, limit=3).rows[0].client_id == cid
+    edge = call(borderline, models.Worklist, client=officer, limit=3)
+    assert isinstance(edge.rows[0], models.WorklistRow)
 
     # errors come back as the one typed Error
     unknown = client_score.sync(client=officer, client_id=2**53)
@@ -184,7 +227,9 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
 
 
 def assert_log_has(db: Path, *request_ids: str) -> None:
-    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    from app.store import default_path
+
+    conn = apsw.Connection(str(default_path(db)), flags=apsw.SQLITE_OPEN_READONLY)  # the operational store
     try:
         for rid in request_ids:
             assert (

@@ -10,6 +10,7 @@ from apiserver import ADMIN, OFFICER
 
 from app.db import connect
 from app.portfolio import Snapshot
+from app.store import default_path
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_same_auth_and_error_shape(api):
 
 def test_drift_report_needs_the_minimum_window_then_serves_evidently_html(api, data):
     with api.client(headers=ADMIN) as c:
-        conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
         logged = conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0]
         conn.close()
         if logged < 200:

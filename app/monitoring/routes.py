@@ -22,6 +22,7 @@ from litestar.params import Parameter
 from app.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError, decode
 from app.http import operation as _operation
 from app.monitoring import outcomes as oc
+from app.schemas import FairnessReport, PerformanceReport
 
 MAX_OUTCOMES = 10_000  # per request
 RISK = {"role": "risk"}
@@ -94,7 +95,7 @@ class OutcomesController(Controller):
     security = SECURITY
 
     @post("/outcomes", status_code=200, sync_to_thread=True, opt=RISK, tags=["monitoring"],
-          operation_class=_operation(errors=(400, 401, 403, 413, 503), body=OUTCOMES_BODY))  # fmt: skip
+          operation_class=_operation(errors=(400, 401, 403, 413, 503), body="Outcomes"))  # fmt: skip
     def post_outcomes(self, request: Request, body: bytes) -> OutcomesOut:
         """Record observed outcomes (risk or admin role). Re-sending the same outcomes changes nothing; an older
         observation never replaces a newer one. Every bad item is a 400 naming it; nothing is written then."""
@@ -138,7 +139,7 @@ class OutcomesController(Controller):
         until: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="decisions before (unix s)")] = None,
         last: Annotated[int | None, Parameter(ge=1, le=10_000_000, description="the last N logged scores")] = None,
         period: Annotated[Literal["day", "week", "month", "all"], Parameter(description="per-period figures")] = "day",
-    ) -> dict[str, Any]:
+    ) -> PerformanceReport:
         """Realised performance: outcomes joined with the decision served (the log row, not a re-score): AUC,
         calibration by score band, cost per client, per model id and period. Groups with fewer outcomes than
         CREDIT_MIN_OUTCOMES say so instead of giving a number; outcomes of clients never scored are counted."""
@@ -148,7 +149,7 @@ class OutcomesController(Controller):
         svc = _svc(request)
         fn, fp = _costs(svc)
         try:
-            return performance.report(
+            rep = performance.report(
                 svc.log_conn(),
                 fn_cost=fn,
                 fp_cost=fp,
@@ -158,6 +159,7 @@ class OutcomesController(Controller):
                 period=period,
                 min_outcomes=svc.settings.min_outcomes,
             )
+            return msgspec.convert(rep, PerformanceReport)
         except performance.PerformanceError as exc:
             raise ApiError(400, str(exc)) from None
         except ApiError:
@@ -173,7 +175,7 @@ class OutcomesController(Controller):
         since: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="decisions from (unix s)")] = None,
         until: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="decisions before (unix s)")] = None,
         min_group: Annotated[int, Parameter(ge=1, le=1_000_000, description="smallest group compared")] = 30,
-    ) -> dict[str, Any]:
+    ) -> FairnessReport:
         """Fairness of the live decisions (latest per client in the window) per group of each sensitive attribute
         (CREDIT_SENSITIVE): approval rate, default rate among the accepted, TPR/FPR, approval-rate ratio to the
         best-treated group (flagged below 0.8). 404 when no decision about a known client is in the window."""
@@ -184,7 +186,7 @@ class OutcomesController(Controller):
         if not svc.log_db_path.is_file():
             raise ApiError(404, "no decisions logged yet", {"since": since, "until": until})
         try:
-            return fairness.live_report(
+            rep = fairness.live_report(
                 svc.log_db_path,
                 svc.db_path,
                 attributes=fairness.parse_attributes(svc.settings.sensitive),
@@ -192,6 +194,7 @@ class OutcomesController(Controller):
                 until=until,
                 min_group=min_group,
             )
+            return msgspec.convert(rep, FairnessReport)
         except fairness.FairnessError as exc:
             if "no decisions" in str(exc):
                 raise ApiError(404, str(exc), {"since": since, "until": until}) from None
@@ -203,7 +206,7 @@ class OutcomesController(Controller):
 
     @get("/model/fairness", sync_to_thread=True, opt=OFFICER, tags=["model"],
          operation_class=_operation(errors=(401, 403, 404, 503)))  # fmt: skip
-    def model_fairness(self, request: Request) -> dict[str, Any]:
+    def model_fairness(self, request: Request) -> FairnessReport:
         """Training-time fairness of the served model, on its honest out-of-fold predictions (written by
         `credit train` beside the manifest). 404 when the model was trained without it."""
         from app.model import card
@@ -217,7 +220,7 @@ class OutcomesController(Controller):
         data = json.loads(path.read_text())
         if data.get("model_id") != svc.manifest.get("model_id"):
             raise ApiError(404, "the fairness file belongs to another model (retrain)")
-        return data
+        return msgspec.convert(data, FairnessReport)
 
     @get("/model/card", sync_to_thread=True, opt=OFFICER, tags=["model"], media_type="text/markdown",
          operation_class=_operation(errors=(401, 403, 404, 503)))  # fmt: skip

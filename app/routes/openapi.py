@@ -79,6 +79,12 @@ def what_if(_: Service) -> dict[str, Any]:
     }
 
 
+def outcomes(_: Service) -> dict[str, Any]:
+    from app.monitoring.routes import OUTCOMES_BODY
+
+    return {**OUTCOMES_BODY, "title": "Outcomes"}
+
+
 def population_features(svc: Service) -> dict[str, Any]:
     items: dict[str, Any] = {"type": "string"}
     if svc.feature_names:
@@ -134,6 +140,7 @@ def components(svc: Service) -> Components:
         "Applicant": (applicant, "an applicant's features (POST /score, POST /explain)"),
         "Batch": (batch, "known clients or applicants to score (POST /score/batch)"),
         "WhatIf": (what_if, "raw application values to change (POST /clients/{client_id}/what-if)"),
+        "Outcomes": (outcomes, "observed outcomes of clients (POST /outcomes)"),
     }
     return Components(
         request_bodies={

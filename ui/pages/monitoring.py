@@ -36,10 +36,10 @@ async def monitoring_page():
         # ---- issue 19: realised performance, fairness, model card
         with ui.card().classes("w-full"):
             ui.label(t("perf_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(lambda: api().get("/monitoring/performance", period="all"), show_performance, lg)
+            await fetch_and_show(lambda: admin_api().get("/monitoring/performance", period="all"), show_performance, lg)
         with ui.card().classes("w-full"):
             ui.label(t("fairness_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(lambda: api().get("/monitoring/fairness"), show_fairness, lg)
+            await fetch_and_show(lambda: admin_api().get("/monitoring/fairness"), show_fairness, lg)
             ui.button(t("model_card", lg), icon="description").props(
                 "href=/model-card tag=a outline data-testid=model-card-link"
             )
