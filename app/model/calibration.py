@@ -23,8 +23,9 @@ IDENTITY = {"method": "none", "a": 1.0, "b": 0.0}
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    return 1.0 / (1.0 + np.exp(-z))
+    from scipy.special import expit
+
+    return expit(np.asarray(z, dtype=np.float64))
 
 
 def apply(margin: np.ndarray, cal: dict[str, Any]) -> np.ndarray:
@@ -33,7 +34,8 @@ def apply(margin: np.ndarray, cal: dict[str, Any]) -> np.ndarray:
     The same expression, in the same order, as credit_link() in the generated C.
     """
     m = np.asarray(margin, dtype=np.float64)
-    return 1.0 / (1.0 + np.exp(-(float(cal["a"]) * m + float(cal["b"]))))
+    with np.errstate(over="ignore"):  # exp overflow -> inf -> p = 0, as in C
+        return 1.0 / (1.0 + np.exp(-(float(cal["a"]) * m + float(cal["b"]))))
 
 
 def fit_platt(margin: np.ndarray, y: np.ndarray, iters: int = 100) -> dict[str, Any]:
@@ -47,16 +49,26 @@ def fit_platt(margin: np.ndarray, y: np.ndarray, iters: int = 100) -> dict[str, 
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     # Platt (1999): targets (n_pos + 1) / (n_pos + 2) and 1 / (n_neg + 2) instead of 1 and 0
     t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    def loss(a: float, b: float) -> float:
+        z = a * m + b
+        return float(np.sum(np.logaddexp(0.0, z) - t * z))
+
     a, b = 1.0, 0.0
+    current = loss(a, b)
     for _ in range(iters):
         p = sigmoid(a * m + b)
         w = np.maximum(p * (1 - p), 1e-12)
         g = np.array([np.sum((p - t) * m), np.sum(p - t)])
         h = np.array([[np.sum(w * m * m), np.sum(w * m)], [np.sum(w * m), np.sum(w)]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.max(np.abs(step)) < 1e-12:
+        scale = 1.0  # backtracking: never increase the loss (separable data would diverge)
+        while scale > 1e-10 and loss(a - scale * step[0], b - scale * step[1]) > current:
+            scale /= 2
+        a, b = a - scale * step[0], b - scale * step[1]
+        new = loss(a, b)
+        if abs(current - new) <= 1e-12 * max(1.0, abs(current)) or np.max(np.abs(scale * step)) < 1e-12:
             break
+        current = new
     if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
         return dict(IDENTITY)
     return {"method": "platt", "a": float(a), "b": float(b)}
