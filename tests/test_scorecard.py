@@ -122,3 +122,26 @@ def test_calibrated_scorecard_compiles_and_serves(fitted, tmp_path):
     from app.model.evaluation import auc
 
     assert auc(y, got) == auc(y, sc.margin(X))  # calibration keeps the ranking
+
+
+def test_explanations_of_a_calibrated_model_add_up_to_the_calibrated_score(fitted, tmp_path):
+    import hashlib
+
+    from app.model.explain import Explainer
+
+    sc, _booster, X, _y, path = fitted
+    text = path.read_bytes()
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model.txt").write_bytes(text)
+    cal = {"method": "platt", "a": 0.6, "b": 0.3}
+    names = [f"f{i}" for i in range(P)]
+    manifest = {"model_id": hashlib.sha256(text).hexdigest(), "features": names, "threshold": 0.3, "calibration": cal}
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    ex = Explainer.load(d)
+    for i in range(5):
+        out = ex.explain(X[i], top=3, lang="en")
+        total = out["base_value"] + sum(c["shap"] for c in out["contributions"])
+        assert total == pytest.approx(0.6 * sc.margin(X[i : i + 1])[0] + 0.3, abs=1e-9)
+        assert out["margin"] == pytest.approx(total, abs=1e-12)
+        assert out["probability"] == pytest.approx(calibration.apply(sc.margin(X[i : i + 1]), cal)[0], abs=1e-12)
