@@ -280,8 +280,7 @@ def train_arrays(
 
     # ------------------------------------------------------------ final model: the champion's procedure on all rows
     t0 = time.perf_counter()
-    cal = {k: v for k, v in results[champ]["calibration"].items() if k != "honest_log_loss"}
-    cal["honest_log_loss"] = results[champ]["calibration"]["honest_log_loss"]
+    cal = results[champ]["calibration"]  # fitted on all the champion's out-of-fold margins (calibration.choose)
     p_oof = calibration.apply(oof[champ], cal)
     threshold, _ = best_threshold(y, p_oof, fn_cost, fp_cost)
     everyone = np.arange(len(y))
