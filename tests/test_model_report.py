@@ -64,3 +64,32 @@ def test_model_page_uses_translated_names(manifest, lang):
 
 def test_old_manifest_falls_back():
     assert not mr.has_evaluation({"metrics": {"auc": 0.7}})
+
+
+@pytest.fixture
+def page_sim(tmp_path, monkeypatch):
+    from tests import test_ui
+
+    return test_ui.simulate.__wrapped__(tmp_path, monkeypatch)
+
+
+def test_model_page_shows_translated_figures(manifest, page_sim):
+    import httpx
+
+    served = {"serving_app_version": "0.1.0", **{k: v for k, v in manifest.items() if k != "reference"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/model":
+            return httpx.Response(200, json=served)
+        return httpx.Response(403, json={"error": "admin role required", "detail": None})
+
+    async def scenario(user):
+        await user.open("/model")
+        await user.should_see("AUC honnête (hors échantillon)", retries=20)
+        await user.should_see("Comparaison honnête des modèles")
+        (table,) = user.find(marker="comparison").elements
+        assert [r["model"] for r in table.rows][-2:] == ["Accepter tout le monde", "Refuser tout le monde"]
+        await user.should_see("Fiabilité : probabilité prédite et taux de défaut observé")
+        await user.should_not_see("cost_per_client")
+
+    page_sim(scenario, key="officer-key", transport=httpx.MockTransport(handler))

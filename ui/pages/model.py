@@ -90,7 +90,7 @@ def _quality_cards(model: dict, lg: str) -> None:
         ]
         ui.table(columns=columns, rows=mr.comparison(model, lg), row_key="model").props(
             "dense flat hide-bottom data-testid=comparison"
-        ).classes("w-full")
+        ).classes("w-full").mark("comparison")
     for title, option in mr.charts(model, lg):
         with ui.card().classes("w-full"):
             ui.label(title).classes("font-bold").props("role=heading aria-level=2")
