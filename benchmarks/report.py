@@ -105,6 +105,7 @@ SECTIONS = {
             "max_abs_diff",
             "train_s",
             "train_s_mean",
+            "cpu_s",
             "peak_rss_mb",
             "load_before",
             "threads",
@@ -113,7 +114,17 @@ SECTIONS = {
     ),
     "train-full": (
         "Training at full Kaggle scale (default search)",
-        ["dataset", "clients", "train_s", "peak_rss_mb", "load_before", "threads", "champions", "reported_auc"],
+        [
+            "dataset",
+            "clients",
+            "train_s",
+            "cpu_s",
+            "peak_rss_mb",
+            "load_before",
+            "threads",
+            "champions",
+            "reported_auc",
+        ],
     ),
 }
 

@@ -309,3 +309,25 @@ def test_cli_exit_code_when_the_trivial_policy_wins(tmp_path):
     assert res.exit_code == 1 and "does not beat the trivial policy" in res.output and "--force" in res.output
     res = CliRunner().invoke(train_command, [*args, "--force"])
     assert res.exit_code == 0 and "FORCED" in res.output
+
+
+def test_search_trials_defaults_then_steady_then_random_on_the_inner_split_only():
+    from app.model import search
+
+    X, y, _ = _data(n=600, p=6)
+    idx = np.arange(0, 600, 2)  # only even rows may be looked at
+    res = search.tune(X, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
+    assert [t["trial"] for t in res["trials"]] == [0, 1, 2]
+    assert res["trials"][0]["learning_rate"] == search.base_params(0, False, 1)["learning_rate"]
+    assert res["trials"][1]["learning_rate"] == search.STEADY["learning_rate"]
+    assert res["inner_auc"] == max(t["inner_auc"] for t in res["trials"])
+    tr, va = search.inner_split(y, idx, 0)
+    assert set(tr) | set(va) == set(idx) and not set(tr) & set(va)
+    assert (
+        search.patience({"learning_rate": 0.02}, False) == 100 and search.patience({"learning_rate": 0.2}, True) == 10
+    )
+    # changing rows outside idx changes nothing
+    X2 = X.copy()
+    X2[1::2] = np.nan
+    again = search.tune(X2, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
+    assert again["trials"] == res["trials"]
