@@ -327,7 +327,7 @@ def train_budget(clients: int) -> dict:
             "threads": manifest["search"]["threads"],
             "champions": manifest["champion"]["kind"],
             "reported_auc": manifest["metrics"]["oof_auc"],
-            "withheld_cost": manifest["metrics"]["cost_per_client"],
+            "honest_cost": manifest["metrics"]["cost_per_client"],
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -94,6 +94,7 @@ SECTIONS = {
             "LightGBM default auc",
             "LightGBM tuned auc",
             "withheld_cost",
+            "honest_cost",
             "logistic regression cost",
             "LightGBM default cost",
             "LightGBM tuned cost",
