@@ -49,6 +49,7 @@ def fit_platt(margin: np.ndarray, y: np.ndarray, iters: int = 100) -> dict[str, 
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     # Platt (1999): targets (n_pos + 1) / (n_pos + 2) and 1 / (n_neg + 2) instead of 1 and 0
     t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
     def loss(a: float, b: float) -> float:
         z = a * m + b
         return float(np.sum(np.logaddexp(0.0, z) - t * z))
