@@ -157,7 +157,10 @@ def _nested_margins(kind: str, X, y, fold_id, cfg: dict) -> tuple[np.ndarray, di
 def honest_figures(y, margins, fold_id, fn_cost: float, fp_cost: float) -> tuple[dict, np.ndarray]:
     """Figures of out-of-fold margins: AUC, calibration choice, cross-fitted cost; + honest probabilities."""
     cal, p_honest, _losses = calibration.choose(margins, y, fold_id)
-    cf = cross_fitted_cost(y, p_honest, fold_id, fn_cost, fp_cost)
+    # The cost is cross-fitted on the margins: a strictly increasing calibration fitted on the other folds
+    # moves a threshold chosen on the other folds and the held fold's scores together, so the decisions are
+    # the same, and no calibration map fitted with the held fold's labels is involved.
+    cf = cross_fitted_cost(y, margins, fold_id, fn_cost, fp_cost)
     aucs = fold_aucs(y, margins, fold_id)
     figures = {
         "oof_auc": auc(y, margins),
@@ -165,7 +168,7 @@ def honest_figures(y, margins, fold_id, fn_cost: float, fp_cost: float) -> tuple
         "auc_std": float(np.std(aucs)),
         "auc_folds": aucs,
         "cost_per_client": cf["cost_per_client"],
-        "fold_thresholds": cf["fold_thresholds"],
+        "fold_margin_thresholds": cf["fold_thresholds"],
         "fold_costs": cf["fold_costs"],
         "confusion": cf["confusion"],
         "calibration": cal,
