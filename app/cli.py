@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("app.data.synthetic:generate_command", "Write synthetic Home Credit CSV files."),
     "ingest": ("app.data.ingest:ingest_command", "Import the Home Credit CSVs and build features."),
     "ingest-csv": ("app.data.ingest_csv:ingest_csv_command", "Import any one-table credit CSV."),
-    "train": ("app.model.train:train_command", "Cross-validate and train LightGBM; pick the threshold."),
+    "train": ("app.model.train:train_command", "Nested CV of tuned LightGBM and a scorecard; calibrated champion."),
     "compile": ("app.model.compile:compile_command", "Compile the model to a native library."),
     "score": ("app.sqlcli:score_command", "Score one client."),
     "sql": ("app.sqlcli:sql_command", "Run SQL with score() and friends available."),

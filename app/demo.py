@@ -128,8 +128,17 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
 
         t0 = time.perf_counter()
         _say(f"[3/4] train on {db} -> {model_dir}{' (quick)' if quick else ''}")
+        # one search trial (the default parameters, early-stopped inside each fold) keeps the demo within its
+        # budget; `credit train` searches more by default
         manifest = train(
-            db, model_dir, fn_cost=settings.fn_cost, fp_cost=settings.fp_cost, seed=seed, quick=quick, progress=progress
+            db,
+            model_dir,
+            fn_cost=settings.fn_cost,
+            fp_cost=settings.fp_cost,
+            seed=seed,
+            quick=quick,
+            progress=progress,
+            trials=1,
         )
         state = _read_json(state_path) or {}
         _write_json(state_path, {**state, "trained": {"model_id": manifest.get("model_id"), "quick": quick}})

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, machine
 
-PARTS = ["inference", "sql", "http", "explain", "drift", "monitoring", "ingest", "dask", "portfolio"]
+PARTS = ["inference", "sql", "http", "explain", "drift", "monitoring", "ingest", "dask", "portfolio", "quality"]
 TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
 DEFAULT_TOLERANCE = 1e-6
 
@@ -37,6 +37,8 @@ def versions() -> dict:
 def part_rows(part: str, quick: bool) -> list[dict]:
     if part == "ingest-full":
         return importlib.import_module("benchmarks.bench_ingest").run_full()
+    if part == "train-full":
+        return importlib.import_module("benchmarks.bench_quality").run_full()
     return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick)
 
 
@@ -111,7 +113,7 @@ def correctness_failures(results: dict) -> list[str]:
             continue
         for row in rows:
             if row.get("max_abs_diff", 0) > DEFAULT_TOLERANCE:
-                bad.append(f"{part}/{row.get('name')}: max |diff| {row['max_abs_diff']:.3g}")
+                bad.append(f"{part}/{row.get('name', row.get('dataset'))}: max |diff| {row['max_abs_diff']:.3g}")
     return bad
 
 
@@ -119,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short correctness pass (CI)")
     parser.add_argument("--only", nargs="*", choices=PARTS, default=None)
-    parser.add_argument("--full", action="store_true", help="also ingest at full Kaggle scale")
+    parser.add_argument("--full", action="store_true", help="also ingest and train at full Kaggle scale")
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
     args = parser.parse_args(argv)
     out = args.out or (ROOT / "benchmarks" / ("quick" if args.quick else ""))
-    parts = list(args.only or PARTS) + (["ingest-full"] if args.full else [])
+    parts = list(args.only or PARTS) + (["ingest-full", "train-full"] if args.full else [])
     results = run(parts, args.quick, out)
     if not args.quick and args.out is None:
         from benchmarks.report import write_readme

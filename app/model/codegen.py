@@ -289,8 +289,7 @@ static void credit_block_part(const float *x, int n, double *acc) {
 }
 
 static double credit_link(double raw) {
-  double p = 1.0 / (1.0 + exp(-%(sigmoid)s * raw));
-  return p;
+%(link)s
 }
 
 CREDIT_EXPORT int32_t credit_num_features(void) { return CREDIT_NF; }
@@ -330,6 +329,25 @@ def parse_sigmoid(objective: str) -> float:
     return 1.0
 
 
+def link_body(sigmoid: float, calibration: tuple[float, float]) -> str:
+    """Body of credit_link(raw): LightGBM's sigmoid, then the manifest's Platt map p = sigmoid(a * margin + b).
+
+    The identity map (a = 1, b = 0) emits LightGBM's own expression, so an uncalibrated model stays
+    bit-identical to Booster.predict. Otherwise the order of operations is that of
+    app.model.calibration.apply(sigmoid * raw), which the parity gate compares against.
+    """
+    a, b = (float(v) for v in calibration)
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
+        raise CodegenError(f"calibration must have a finite slope a > 0 and a finite b, got a={a}, b={b}")
+    if a == 1.0 and b == 0.0:
+        return f"  double p = 1.0 / (1.0 + exp(-{c_double(sigmoid)} * raw));\n  return p;"
+    return (
+        f"  double margin = {c_double(sigmoid)} * raw;\n"
+        f"  double p = 1.0 / (1.0 + exp(-({c_double(a)} * margin + {c_double(b)})));\n"
+        "  return p;"
+    )
+
+
 def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
     """C source for the whole model as one file (see generate_units)."""
     return generate_units(dump, parts=0, **kwargs)[0]
@@ -346,6 +364,7 @@ def generate_units(
     use_tables: bool = True,
     parts: int = 2,
     row_path: str = "auto",
+    calibration: tuple[float, float] = (1.0, 0.0),
 ) -> list[str]:
     """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
 
@@ -426,7 +445,7 @@ def generate_units(
         "part_calls": "\n".join(part_calls),
         "row_calls": "\n".join(row_calls),
         "row_fn": "credit_row_tables(x, acc)" if row_path == "tables" else "credit_rows(x, 1, acc)",
-        "sigmoid": c_double(sigmoid),
+        "link": link_body(sigmoid, calibration),
         "threshold": c_double(float(threshold)),
         "manifest_sha256": manifest_sha256,
     }

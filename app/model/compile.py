@@ -4,7 +4,9 @@ Steps: verify model.txt against the manifest's model_id; treelite loads model.tx
 its C into model_dir/build/tl2cgen/ (kept for inspection); app/model/codegen.py writes
 model_dir/build/model.c (one NaN-aware compare per node, rows in blocks); gcc builds it together
 with every app/native/*.c into a temporary library; parity gate against Booster.predict on the
-reference sample plus adversarial rows (NaN, +-inf, huge, tiny, exact thresholds); only then is the
+reference sample plus adversarial rows (NaN, +-inf, huge, tiny, exact thresholds), the reference being
+Booster.predict followed by the manifest's calibration map in float64 numpy (identity: Booster.predict
+itself); only then is the
 library renamed to model_dir/model-<id12>.so, manifest["library"] written, and the symlink
 model_dir/score.so repointed (so the sqlite3 shell can `.load DIR/score`).
 """
@@ -154,17 +156,44 @@ def _dlclose(lib: Any) -> None:
         _ctypes.dlclose(lib._handle)
 
 
-def check_parity(so_path: Path, booster: Any, X: np.ndarray, model_id: str, n_features: int) -> float:
+def calibration_of(manifest: dict) -> tuple[float, float]:
+    """(a, b) of the manifest's calibration map (identity when absent): the one owner of the map."""
+    cal = manifest.get("calibration") or {}
+    return float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+
+
+def reference_probabilities(booster: Any, X: np.ndarray, cal: tuple[float, float], sigmoid: float = 1.0) -> np.ndarray:
+    """What the library must return: Booster.predict, then the calibration map in float64 numpy."""
+    if cal == (1.0, 0.0):
+        return booster.predict(X, num_threads=1)
+    from app.model.calibration import apply
+
+    margin = sigmoid * np.asarray(booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+    return apply(margin, {"a": cal[0], "b": cal[1]})
+
+
+def check_parity(
+    so_path: Path,
+    booster: Any,
+    X: np.ndarray,
+    model_id: str,
+    n_features: int,
+    cal: tuple[float, float] = (1.0, 0.0),
+    threshold: float | None = None,
+    sigmoid: float = 1.0,
+) -> float:
     lib = bind_library(so_path)
     try:
         got_id = lib.credit_model_id().decode()
         if got_id != model_id or lib.credit_num_features() != n_features:
             raise ParityError(f"library reports model {got_id} / {lib.credit_num_features()} features", float("inf"))
+        if threshold is not None and lib.credit_threshold() != threshold:
+            raise ParityError(f"library threshold {lib.credit_threshold()!r} != manifest {threshold!r}", float("inf"))
         got = predict_with(lib, X)
         rows = np.array([lib.credit_predict_row(X[i].ctypes.data) for i in range(min(len(X), 512))])
     finally:
         _dlclose(lib)
-    want = booster.predict(X, num_threads=1)
+    want = reference_probabilities(booster, X, cal, sigmoid)
     if not np.all(np.isfinite(got)) or got.min() < 0 or got.max() > 1:
         return float("inf")
     diff = float(np.max(np.abs(got - want))) if len(X) else 0.0
@@ -256,6 +285,7 @@ def compile_model(
         block=block,
         row_path=row_path,
         model_text=model_bytes.decode("utf-8"),
+        calibration=calibration_of(manifest),
         parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
     )
     for old in build.glob("model*.c"):
@@ -282,7 +312,16 @@ def compile_model(
         if ref_name and (model_dir / ref_name).is_file():
             reference = np.load(model_dir / ref_name, allow_pickle=False)
         X = parity_rows(dump, n_features, reference)
-        diff = check_parity(tmp_so, booster, X, model_id, n_features)
+        diff = check_parity(
+            tmp_so,
+            booster,
+            X,
+            model_id,
+            n_features,
+            calibration_of(manifest),
+            float(manifest["threshold"]),
+            codegen.parse_sigmoid(str(dump.get("objective", ""))),
+        )
         step(f"parity on {len(X)} rows: max|diff| {diff:.3g}", t0)
         if not diff <= PARITY_TOL:
             raise ParityError(

@@ -3,8 +3,9 @@
 The contributions come from LightGBM's own TreeSHAP (`Booster.predict(x, pred_contrib=True)`), which
 is exact for trees and agrees with `shap.TreeExplainer` (tests/test_explain.py checks both); it is
 the faster of the two on one row (see `credit explain` timings in the report / README), so it is
-the one used here. Contributions are in the model's raw margin (log-odds) space:
-    base_value + sum(shap) == margin, probability == sigmoid(margin).
+the one used here. Contributions are in the model's calibrated margin (log-odds) space: with the
+manifest's Platt map (a, b), every contribution is scaled by a and the base value is a * base + b, so
+    base_value + sum(shap) == margin, probability == sigmoid(margin) == the calibrated score().
 
 A *reason* is a feature that pushes the client towards refusal (positive SHAP), told as a sentence
 that compares the client's value with a typical accepted client: the median of that feature over
@@ -58,6 +59,8 @@ class Explainer:
         self.feature_names: list[str] = list(manifest["features"])
         self.n_features = len(self.feature_names)
         self.threshold = float(manifest.get("threshold", 0.5))
+        cal = manifest.get("calibration") or {}  # Platt map p = sigmoid(a * margin + b), owned by the manifest
+        self.cal_a, self.cal_b = float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
         self.typical = typical  # float64[p], NaN when unknown
         self._index = {n: i for i, n in enumerate(self.feature_names)}
         self.units = [label_for(n).unit for n in self.feature_names]
@@ -147,17 +150,22 @@ class Explainer:
 
     # ------------------------------------------------------------------ SHAP
     def shap_values(self, X: np.ndarray) -> np.ndarray:
-        """TreeSHAP via LightGBM: float64[n, p+1], last column = base value (raw margin space)."""
+        """TreeSHAP via LightGBM: float64[n, p+1], last column = base value (calibrated margin space)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[None, :]
-        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
+        out = np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
+        if (self.cal_a, self.cal_b) != (1.0, 0.0):  # calibrated log-odds: contributions scale by a
+            out[:, :-1] *= self.cal_a
+            out[:, -1] = self.cal_a * out[:, -1] + self.cal_b
+        return out
 
     def margin(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[None, :]
-        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+        raw = np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+        return self.cal_a * raw + self.cal_b
 
     # ------------------------------------------------------------------ explanation
     def explain(self, x, top: int = 4, lang: str = "fr") -> dict:

@@ -1,10 +1,13 @@
-"""Model page: identity, metrics, threshold, business cost, global importance (GET /model)."""
+"""Model page: identity, honest figures with translated names, the comparison of candidates, baselines and
+trivial policies, the report's four charts (ROC, reliability, cost against threshold, score bands) and the
+global importance (GET /model)."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
 from ui import logic
+from ui import model_report as mr
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages.common import api, chart, error_box, frame, lang, login_redirect
@@ -37,28 +40,61 @@ async def model_page():
                 if model.get("trained_at"):
                     ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
                 metrics = model.get("metrics") or {}
-                headline = logic.headline_metrics(metrics)
+                quality = mr.has_evaluation(model)
+                headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
+                champion = model.get("champion") or {}
+                if champion.get("why"):
+                    ui.label(f"{mr.tr('why', lg)} : {champion['why']}").classes("text-sm").props(
+                        "data-testid=champion-why"
+                    )
+                if champion.get("forced"):
+                    ui.label(mr.tr("forced", lg)).classes("text-sm font-bold").style("color:#b91c1c")
                 if headline:
                     with ui.row().classes("gap-3 flex-wrap mt-2").props("data-testid=headline-metrics"):
                         for name, value in headline:
                             with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:8rem"):
                                 ui.label(name).classes("text-sm").style("color:#374151")
                                 ui.label(value).classes("text-xl font-bold")
-                rows = [{"metric": k, "value": v} for k, v in logic.flatten_metrics(metrics)]
-                with ui.expansion(t("metrics", lg), icon="table_chart").classes("w-full mt-2"):
-                    ui.table(
-                        columns=[
-                            {"name": "metric", "label": t("metric", lg), "field": "metric", "align": "left"},
-                            {"name": "value", "label": t("value", lg), "field": "value", "align": "right"},
-                        ],
-                        rows=rows,
-                        row_key="metric",
-                        pagination={"rowsPerPage": 0},
-                    ).props("dense flat wrap-cells hide-bottom data-testid=metrics").classes("w-full")
+                if not quality:  # a model trained before issue 16: its raw metrics
+                    rows = [{"metric": k, "value": v} for k, v in logic.flatten_metrics(metrics)]
+                    with ui.expansion(t("metrics", lg), icon="table_chart").classes("w-full mt-2"):
+                        ui.table(
+                            columns=[
+                                {"name": "metric", "label": t("metric", lg), "field": "metric", "align": "left"},
+                                {"name": "value", "label": t("value", lg), "field": "value", "align": "right"},
+                            ],
+                            rows=rows,
+                            row_key="metric",
+                            pagination={"rowsPerPage": 0},
+                        ).props("dense flat wrap-cells hide-bottom data-testid=metrics").classes("w-full")
+            if quality:
+                _quality_cards(model, lg)
             with ui.card().classes("w-full"):
                 ui.label(t("global_importance", lg)).classes("font-bold").props("role=heading aria-level=2")
                 top = ", ".join(feature_label(f, lg) for f in logic.top_features(model, 5))
                 chart(logic.importance_option(model, lg), t("importance_caption", lg, top=top or "—"), "h-96")
+
+
+def _quality_cards(model: dict, lg: str) -> None:
+    with ui.card().classes("w-full md:col-span-2"):
+        ui.label(mr.tr("comparison", lg)).classes("font-bold").props("role=heading aria-level=2")
+        columns = [
+            {"name": k, "label": mr.tr(label, lg), "field": k, "align": "left" if k in ("model", "role") else "right"}
+            for k, label in (
+                ("model", "model"),
+                ("role", "role"),
+                ("auc", "auc"),
+                ("cost", "cost"),
+                ("brier", "brier_short"),
+            )
+        ]
+        ui.table(columns=columns, rows=mr.comparison(model, lg), row_key="model").props(
+            "dense flat hide-bottom data-testid=comparison"
+        ).classes("w-full").mark("comparison")
+    for title, option in mr.charts(model, lg):
+        with ui.card().classes("w-full"):
+            ui.label(title).classes("font-bold").props("role=heading aria-level=2")
+            chart(option, title, "h-72")
 
 
 def _float(v: object) -> float | None:

@@ -1,0 +1,215 @@
+"""The model report: comparison table (terminal) and report.html (inline SVG, no script, no network).
+
+Everything is drawn from the manifest (candidates, baselines, evaluation curves), the one owner of
+these figures; the dashboard's model page draws the same series from GET /model.
+"""
+
+from __future__ import annotations
+
+import html as _html
+from typing import Any
+
+NAMES = {
+    "lightgbm": "LightGBM (tuned)",
+    "scorecard": "logistic scorecard (WoE)",
+    "logistic_regression": "logistic regression (baseline)",
+    "accept_all": "accept everybody",
+    "refuse_all": "refuse everybody",
+}
+
+
+def line(kind: str, m: dict[str, Any]) -> str:
+    c = m["confusion"]
+    return (
+        f"{NAMES.get(kind, kind):<32s} AUC {m['oof_auc']:.4f} (folds {m['auc_mean']:.4f} ± {m['auc_std']:.4f}) | "
+        f"honest cost/client {m['cost_per_client']:.4f} | Brier {m['calibrated']['brier']:.4f} | "
+        f"tn={c['tn']} fp={c['fp']} fn={c['fn']} tp={c['tp']}"
+    )
+
+
+def rows(manifest: dict) -> list[dict[str, Any]]:
+    """One row per candidate, baseline and trivial policy: name, role, AUC, fold mean ± std, cost, Brier."""
+    champ = (manifest.get("champion") or {}).get("kind")
+    out = []
+    for group, role in (("candidates", "candidate"), ("baselines", "baseline")):
+        for kind, m in (manifest.get(group) or {}).items():
+            out.append(
+                {
+                    "kind": kind,
+                    "name": NAMES.get(kind, kind),
+                    "role": "champion" if kind == champ else role,
+                    "auc": m.get("oof_auc"),
+                    "auc_mean": m.get("auc_mean"),
+                    "auc_std": m.get("auc_std"),
+                    "cost": m.get("cost_per_client"),
+                    "brier": (m.get("calibrated") or {}).get("brier"),
+                    "brier_before": (m.get("uncalibrated") or {}).get("brier"),
+                    "calibration": m.get("calibration"),
+                }
+            )
+    for kind, cost in ((manifest.get("evaluation") or {}).get("trivial") or {}).items():
+        out.append({"kind": kind, "name": NAMES.get(kind, kind), "role": "trivial", "auc": 0.5, "cost": cost})
+    return out
+
+
+def _f(v: Any, fmt: str = ".4f") -> str:
+    return "—" if v is None else format(float(v), fmt)
+
+
+def table(manifest: dict) -> list[str]:
+    head = f"{'':<32s} {'role':<10s} {'AUC':>7s} {'fold mean ± std':>17s} {'cost/client':>12s} {'Brier':>7s}"
+    lines = [head, "-" * len(head)]
+    for r in rows(manifest):
+        spread = f"{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}" if r.get("auc_mean") is not None else "—"
+        lines.append(
+            f"{r['name']:<32s} {r['role']:<10s} {_f(r['auc']):>7s} {spread:>17s} {_f(r['cost']):>12s} "
+            f"{_f(r.get('brier')):>7s}"
+        )
+    cal = manifest.get("calibration") or {}
+    champ = manifest.get("champion") or {}
+    lines.append(
+        f"champion: {NAMES.get(champ.get('kind'), champ.get('kind'))} ({champ.get('why')}); calibration "
+        f"{cal.get('method')} (a={_f(cal.get('a'))}, b={_f(cal.get('b'))}); threshold {_f(manifest.get('threshold'))}"
+        + ("; FORCED although it does not beat the trivial policy" if champ.get("forced") else "")
+    )
+    return lines
+
+
+# ---------------------------------------------------------------- SVG charts
+
+
+def _svg(
+    series: list[tuple[str, list[list[float]], str]],
+    *,
+    x_label: str,
+    y_label: str,
+    diag: bool = False,
+    point: tuple[float, float] | None = None,
+    bars: bool = False,
+) -> str:
+    w, h, pad = 420, 300, 44
+    xs = [p[0] for _, pts, _ in series for p in pts] or [0, 1]
+    ys = [p[1] for _, pts, _ in series for p in pts] or [0, 1]
+    x0, x1 = min(0.0, min(xs)), max(xs) or 1.0
+    y0, y1 = min(0.0, min(ys)), max(ys) or 1.0
+    if diag:
+        x1 = y1 = max(x1, y1)
+
+    def sx(v: float) -> float:
+        return pad + (v - x0) / ((x1 - x0) or 1) * (w - 2 * pad)
+
+    def sy(v: float) -> float:
+        return h - pad - (v - y0) / ((y1 - y0) or 1) * (h - 2 * pad)
+
+    parts = [f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" xmlns="http://www.w3.org/2000/svg">']
+    parts.append(f'<rect x="{pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" fill="none" stroke="#999"/>')
+    if diag:
+        parts.append(
+            f'<line x1="{sx(x0)}" y1="{sy(y0)}" x2="{sx(x1)}" y2="{sy(y1)}" stroke="#bbb" stroke-dasharray="4"/>'
+        )
+    for k, (name, pts, color) in enumerate(series):
+        if bars:
+            bw = (w - 2 * pad) / max(len(pts), 1) * 0.8
+            for i, (_x, v) in enumerate(pts):
+                bx = pad + (i + 0.1) * (w - 2 * pad) / max(len(pts), 1)
+                parts.append(
+                    f'<rect x="{bx:.1f}" y="{sy(v):.1f}" width="{bw:.1f}" '
+                    f'height="{sy(y0) - sy(v):.1f}" fill="{color}"/>'
+                )
+        else:
+            d = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in pts)
+            parts.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts.append(
+            f'<text x="{pad + 6}" y="{pad + 16 + 14 * k}" font-size="12" fill="{color}">{_html.escape(name)}</text>'
+        )
+    if point is not None:
+        parts.append(f'<circle cx="{sx(point[0]):.1f}" cy="{sy(point[1]):.1f}" r="5" fill="#d62728"/>')
+    parts.append(f'<text x="{w / 2}" y="{h - 8}" font-size="12" text-anchor="middle">{_html.escape(x_label)}</text>')
+    parts.append(
+        f'<text x="12" y="{h / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {h / 2})">'
+        f"{_html.escape(y_label)}</text>"
+    )
+    for v in (x0, x1):
+        parts.append(f'<text x="{sx(v)}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{v:.3g}</text>')
+    for v in (y0, y1):
+        parts.append(f'<text x="{pad - 4}" y="{sy(v) + 4}" font-size="10" text-anchor="end">{v:.3g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def charts(manifest: dict) -> dict[str, str]:
+    ev = manifest.get("evaluation") or {}
+    rel = ev.get("reliability") or {}
+    chosen = ev.get("chosen") or {}
+    bands = ev.get("score_bands") or []
+    return {
+        "ROC curve (out-of-fold)": _svg(
+            [("champion", ev.get("roc") or [], "#1f77b4")],
+            x_label="false positive rate",
+            y_label="true positive rate",
+            diag=True,
+        ),
+        "Reliability (out-of-fold, 10 equal-count bins)": _svg(
+            [
+                (
+                    "before calibration",
+                    [[r["predicted"], r["observed"]] for r in rel.get("uncalibrated", [])],
+                    "#ff7f0e",
+                ),
+                ("after calibration", [[r["predicted"], r["observed"]] for r in rel.get("calibrated", [])], "#2ca02c"),
+            ],
+            x_label="predicted probability of default",
+            y_label="observed default rate",
+            diag=True,
+        ),
+        "Cost per client against threshold": _svg(
+            [("cost per client", ev.get("cost_curve") or [], "#9467bd")],
+            x_label="threshold (calibrated probability)",
+            y_label="cost per client",
+            point=(chosen["threshold"], chosen["cost_per_client"]) if chosen else None,
+        ),
+        "Observed default rate by score decile": _svg(
+            [("default rate", [[i, b["default_rate"]] for i, b in enumerate(bands)], "#8c564b")],
+            x_label="score decile (low to high risk)",
+            y_label="observed default rate",
+            bars=True,
+        ),
+    }
+
+
+def html(manifest: dict) -> str:
+    esc = _html.escape
+    rows_html = "".join(
+        f"<tr><td>{esc(r['name'])}</td><td>{esc(r['role'])}</td><td>{_f(r['auc'])}</td>"
+        f"<td>{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}</td><td>{_f(r['cost'])}</td>"
+        f"<td>{_f(r.get('brier_before'))} → {_f(r.get('brier'))}</td></tr>"
+        for r in rows(manifest)
+    )
+    ev = manifest.get("evaluation") or {}
+    bands = "".join(
+        f"<tr><td>{i + 1}</td><td>{_f(b['low'])} – {_f(b['high'])}</td><td>{b['n']}</td>"
+        f"<td>{_f(b['default_rate'])}</td></tr>"
+        for i, b in enumerate(ev.get("score_bands") or [])
+    )
+    figs = "".join(f"<figure><figcaption>{esc(t)}</figcaption>{svg}</figure>" for t, svg in charts(manifest).items())
+    summary = "<br>".join(esc(x) for x in table(manifest)[-1:])
+    m = manifest.get("metrics") or {}
+    costs = manifest.get("costs") or {}
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Model report {esc(manifest.get("model_id", "")[:12])}</title>
+<style>body{{font-family:sans-serif;margin:2rem;max-width:70rem}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}}td:first-child{{text-align:left}}
+figure{{display:inline-block;margin:1rem}}</style></head><body>
+<h1>Model report</h1>
+<p>Model <code>{esc(manifest.get("model_id", ""))}</code>, trained {esc(str(manifest.get("trained_at", "")))} on
+{m.get("n_train", "?")} clients ({m.get("positives", "?")} defaults). {esc(ev.get("procedure", ""))}.
+Costs: a missed defaulter {costs.get("fn")}, a refused good client {costs.get("fp")}.</p>
+<p>{summary}</p>
+<h2>Comparison (honest figures)</h2>
+<table><tr><th>model</th><th>role</th><th>AUC (pooled out-of-fold)</th><th>AUC fold mean ± std</th>
+<th>cost per client (cross-fitted threshold)</th><th>Brier before → after calibration</th></tr>{rows_html}</table>
+<h2>Charts</h2>{figs}
+<h2>Score bands</h2>
+<table><tr><th>decile</th><th>probability</th><th>clients</th><th>observed default rate</th></tr>{bands}</table>
+</body></html>
+"""

@@ -1,0 +1,95 @@
+"""The model report: comparison table (terminal), report.html, and the dashboard's model page figures with
+translated metric names (never raw manifest keys)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from app.model import report
+from app.model.train import train_arrays
+from ui import model_report as mr
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(900, 5)).astype(np.float32)
+    logit = 1.2 * X[:, 0] - 0.8 * X[:, 1] - 2.0
+    y = (rng.random(900) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    d = tmp_path_factory.mktemp("report")
+    return train_arrays(X, y, [f"v{i}" for i in range(5)], d, seed=2, quick=True, progress=False, num_threads=1)
+
+
+def test_comparison_table_lists_every_model_and_policy(manifest):
+    rows = report.rows(manifest)
+    kinds = [r["kind"] for r in rows]
+    assert kinds == ["lightgbm", "scorecard", "logistic_regression", "accept_all", "refuse_all"]
+    assert [r["role"] for r in rows].count("champion") == 1
+    text = "\n".join(report.table(manifest))
+    assert "accept everybody" in text and "refuse everybody" in text and "champion:" in text
+    champ = next(r for r in rows if r["role"] == "champion")
+    assert champ["cost"] == manifest["metrics"]["cost_per_client"]
+
+
+def test_report_html_is_self_contained(manifest):
+    html = report.html(manifest)
+    assert html.count("<svg") == 4 and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+    for title in ("ROC curve", "Reliability", "Cost per client against threshold", "Observed default rate"):
+        assert title in html
+    assert len(re.findall(r"<tr><td>\d+</td>", html)) == len(manifest["evaluation"]["score_bands"])
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_model_page_uses_translated_names(manifest, lang):
+    raw_keys = {"cost_per_client", "oof_auc", "auc_mean", "cost_per_client_at_0_5", "brier", "ece"}
+    tiles = mr.headline(manifest, lang)
+    assert len(tiles) == 7
+    for name, value in tiles:
+        assert name not in raw_keys and value != "—"
+    assert set(mr.LABELS["fr"]) == set(mr.LABELS["en"])
+    rows = mr.comparison(manifest, lang)
+    assert [r["model"] for r in rows][-2:] == [mr.tr("accept_all", lang), mr.tr("refuse_all", lang)]
+    assert all(r["model"] not in ("accept_all", "refuse_all", "lightgbm", "scorecard") for r in rows)
+    charts = mr.charts(manifest, lang)
+    assert [title for title, _ in charts] == [mr.tr(k, lang) for k in ("roc", "reliability", "cost_curve", "bands")]
+    roc, rel, cost, bands = (opt for _, opt in charts)
+    assert roc["series"][0]["data"] == manifest["evaluation"]["roc"]
+    assert len(rel["series"][1]["data"]) == len(manifest["evaluation"]["reliability"]["calibrated"])
+    assert cost["series"][1]["data"] == [[manifest["threshold"], manifest["evaluation"]["chosen"]["cost_per_client"]]]
+    assert len(bands["series"][0]["data"]) == len(manifest["evaluation"]["score_bands"])
+
+
+def test_old_manifest_falls_back():
+    assert not mr.has_evaluation({"metrics": {"auc": 0.7}})
+
+
+@pytest.fixture
+def page_sim(tmp_path, monkeypatch):
+    from tests import test_ui
+
+    return test_ui.simulate.__wrapped__(tmp_path, monkeypatch)
+
+
+def test_model_page_shows_translated_figures(manifest, page_sim):
+    import httpx
+
+    served = {"serving_app_version": "0.1.0", **{k: v for k, v in manifest.items() if k != "reference"}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/model":
+            return httpx.Response(200, json=served)
+        return httpx.Response(403, json={"error": "admin role required", "detail": None})
+
+    async def scenario(user):
+        await user.open("/model")
+        await user.should_see("AUC honnête (hors échantillon)", retries=20)
+        await user.should_see("Comparaison honnête des modèles")
+        (table,) = user.find(marker="comparison").elements
+        assert [r["model"] for r in table.rows][-2:] == ["Accepter tout le monde", "Refuser tout le monde"]
+        await user.should_see("Fiabilité : probabilité prédite et taux de défaut observé")
+        await user.should_not_see("cost_per_client")
+
+    page_sim(scenario, key="officer-key", transport=httpx.MockTransport(handler))

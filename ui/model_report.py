@@ -1,0 +1,241 @@
+"""The model page's figures in words people read: translated metric names, the comparison table and the
+four charts of report.html (ROC, reliability, cost against threshold, score bands) as ECharts options.
+
+Everything comes from GET /model (the manifest): the rows are built by app.model.report.rows, the
+one owner of which models are compared; this module only names and draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.model.report import rows as report_rows
+
+LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "oof_auc": "AUC honnête (hors échantillon)",
+        "auc_folds": "AUC par pli (moyenne ± écart type)",
+        "cost_per_client": "Coût métier par client (seuil validé croisé)",
+        "brier": "Score de Brier (après calibration)",
+        "ece": "Erreur de calibration attendue",
+        "log_loss": "Log-loss (après calibration)",
+        "calibration": "Calibration",
+        "champion": "Modèle retenu",
+        "why": "Pourquoi",
+        "forced": "Forcé malgré une politique triviale moins coûteuse",
+        "model": "Modèle",
+        "role": "Rôle",
+        "auc": "AUC",
+        "cost": "Coût / client",
+        "brier_short": "Brier",
+        "comparison": "Comparaison honnête des modèles",
+        "roc": "Courbe ROC (hors échantillon)",
+        "reliability": "Fiabilité : probabilité prédite et taux de défaut observé",
+        "cost_curve": "Coût par client selon le seuil (point : seuil retenu)",
+        "bands": "Taux de défaut observé par décile de score",
+        "fpr": "Taux de faux positifs",
+        "tpr": "Taux de vrais positifs",
+        "predicted": "Probabilité prédite",
+        "observed": "Taux de défaut observé",
+        "threshold": "Seuil",
+        "decile": "Décile de score",
+        "before": "Avant calibration",
+        "after": "Après calibration",
+        "chosen": "Seuil retenu",
+        "lightgbm": "LightGBM optimisé",
+        "scorecard": "Grille de score logistique (WoE)",
+        "logistic_regression": "Régression logistique (référence)",
+        "accept_all": "Accepter tout le monde",
+        "refuse_all": "Refuser tout le monde",
+        "champion_role": "retenu",
+        "candidate": "candidat",
+        "baseline": "référence",
+        "trivial": "politique triviale",
+        "platt": "Platt",
+        "none": "aucune",
+        "report_link": "Rapport complet (report.html) à côté du manifeste",
+    },
+    "en": {
+        "oof_auc": "Honest AUC (out-of-fold)",
+        "auc_folds": "AUC per fold (mean ± std)",
+        "cost_per_client": "Business cost per client (cross-fitted threshold)",
+        "brier": "Brier score (after calibration)",
+        "ece": "Expected calibration error",
+        "log_loss": "Log-loss (after calibration)",
+        "calibration": "Calibration",
+        "champion": "Champion",
+        "why": "Why",
+        "forced": "Forced although a trivial policy costs less",
+        "model": "Model",
+        "role": "Role",
+        "auc": "AUC",
+        "cost": "Cost / client",
+        "brier_short": "Brier",
+        "comparison": "Honest comparison of the models",
+        "roc": "ROC curve (out-of-fold)",
+        "reliability": "Reliability: predicted probability and observed default rate",
+        "cost_curve": "Cost per client against the threshold (dot: chosen threshold)",
+        "bands": "Observed default rate per score decile",
+        "fpr": "False positive rate",
+        "tpr": "True positive rate",
+        "predicted": "Predicted probability",
+        "observed": "Observed default rate",
+        "threshold": "Threshold",
+        "decile": "Score decile",
+        "before": "Before calibration",
+        "after": "After calibration",
+        "chosen": "Chosen threshold",
+        "lightgbm": "Tuned LightGBM",
+        "scorecard": "Logistic scorecard (WoE)",
+        "logistic_regression": "Logistic regression (baseline)",
+        "accept_all": "Accept everybody",
+        "refuse_all": "Refuse everybody",
+        "champion_role": "champion",
+        "candidate": "candidate",
+        "baseline": "baseline",
+        "trivial": "trivial policy",
+        "platt": "Platt",
+        "none": "none",
+        "report_link": "Full report (report.html) beside the manifest",
+    },
+}
+
+
+def tr(key: str, lang: str) -> str:
+    return LABELS.get(lang, LABELS["en"]).get(key, key)
+
+
+def _num(v: Any, fmt: str = ".4f") -> str:
+    try:
+        return format(float(v), fmt)
+    except (TypeError, ValueError):
+        return "—"
+
+
+def has_evaluation(model: dict) -> bool:
+    return bool(model.get("evaluation")) and bool(model.get("candidates"))
+
+
+def headline(model: dict, lang: str) -> list[tuple[str, str]]:
+    """Tiles: champion, honest AUC, AUC per fold, honest cost, Brier, ECE, calibration (translated names)."""
+    m = model.get("metrics") or {}
+    champ = (model.get("champion") or {}).get("kind", "")
+    cal = (model.get("calibration") or {}).get("method", "none")
+    return [
+        (tr("champion", lang), tr(champ, lang)),
+        (tr("oof_auc", lang), _num(m.get("oof_auc"))),
+        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'))} ± {_num(m.get('auc_std'))}"),
+        (tr("cost_per_client", lang), _num(m.get("cost_per_client"))),
+        (tr("brier", lang), _num(m.get("brier"))),
+        (tr("ece", lang), _num(m.get("ece"))),
+        (tr("calibration", lang), tr(cal, lang)),
+    ]
+
+
+def comparison(model: dict, lang: str) -> list[dict[str, str]]:
+    """Rows of the comparison table (candidates, baselines, trivial policies), display text."""
+    out = []
+    for r in report_rows(model):
+        role = "champion_role" if r["role"] == "champion" else r["role"]
+        out.append(
+            {
+                "model": tr(r["kind"], lang),
+                "role": tr(role, lang),
+                "auc": _num(r.get("auc")),
+                "cost": _num(r.get("cost")),
+                "brier": _num(r.get("brier")),
+            }
+        )
+    return out
+
+
+def _axes(x_name: str, y_name: str, y_max: float | None = None) -> dict:
+    y_axis: dict[str, Any] = {"type": "value", "name": y_name, "nameLocation": "middle", "nameGap": 40, "min": 0}
+    if y_max is not None:
+        y_axis["max"] = y_max
+    return {
+        "aria": {"enabled": True},
+        "grid": {"left": 56, "right": 16, "top": 32, "bottom": 44},
+        "tooltip": {"trigger": "axis"},
+        "xAxis": {"type": "value", "name": x_name, "nameLocation": "middle", "nameGap": 28, "min": 0},
+        "yAxis": y_axis,
+    }
+
+
+def roc_option(model: dict, lang: str) -> dict:
+    ev = model.get("evaluation") or {}
+    opt = _axes(tr("fpr", lang), tr("tpr", lang), 1)
+    opt["xAxis"]["max"] = 1
+    opt["series"] = [
+        {"type": "line", "showSymbol": False, "name": tr("roc", lang), "data": ev.get("roc") or []},
+        {
+            "type": "line",
+            "showSymbol": False,
+            "data": [[0, 0], [1, 1]],
+            "lineStyle": {"type": "dashed", "color": "#999"},
+        },
+    ]
+    return opt
+
+
+def reliability_option(model: dict, lang: str) -> dict:
+    rel = (model.get("evaluation") or {}).get("reliability") or {}
+    pts = {k: [[round(r["predicted"], 4), round(r["observed"], 4)] for r in rel.get(k, [])] for k in rel}
+    top = max([p for series in pts.values() for pair in series for p in pair] or [1.0])
+    opt = _axes(tr("predicted", lang), tr("observed", lang))
+    opt["legend"] = {"top": 0}
+    opt["series"] = [
+        {"type": "line", "name": tr("before", lang), "data": pts.get("uncalibrated", [])},
+        {"type": "line", "name": tr("after", lang), "data": pts.get("calibrated", [])},
+        {
+            "type": "line",
+            "showSymbol": False,
+            "data": [[0, 0], [top, top]],
+            "lineStyle": {"type": "dashed", "color": "#999"},
+        },
+    ]
+    return opt
+
+
+def cost_option(model: dict, lang: str) -> dict:
+    ev = model.get("evaluation") or {}
+    chosen = ev.get("chosen") or {}
+    opt = _axes(tr("threshold", lang), tr("cost", lang))
+    opt["series"] = [
+        {"type": "line", "showSymbol": False, "name": tr("cost", lang), "data": ev.get("cost_curve") or []},
+        {
+            "type": "scatter",
+            "name": tr("chosen", lang),
+            "symbolSize": 12,
+            "data": [[chosen.get("threshold"), chosen.get("cost_per_client")]] if chosen else [],
+        },
+    ]
+    return opt
+
+
+def bands_option(model: dict, lang: str) -> dict:
+    bands = (model.get("evaluation") or {}).get("score_bands") or []
+    return {
+        "aria": {"enabled": True},
+        "grid": {"left": 56, "right": 16, "top": 16, "bottom": 44},
+        "tooltip": {"trigger": "axis"},
+        "xAxis": {
+            "type": "category",
+            "name": tr("decile", lang),
+            "nameLocation": "middle",
+            "nameGap": 28,
+            "data": [f"{_num(b['low'], '.3f')}–{_num(b['high'], '.3f')}" for b in bands],
+            "axisLabel": {"rotate": 30, "fontSize": 9},
+        },
+        "yAxis": {"type": "value", "name": tr("observed", lang), "nameLocation": "middle", "nameGap": 40},
+        "series": [{"type": "bar", "data": [round(b["default_rate"], 4) for b in bands]}],
+    }
+
+
+def charts(model: dict, lang: str) -> list[tuple[str, dict]]:
+    return [
+        (tr("roc", lang), roc_option(model, lang)),
+        (tr("reliability", lang), reliability_option(model, lang)),
+        (tr("cost_curve", lang), cost_option(model, lang)),
+        (tr("bands", lang), bands_option(model, lang)),
+    ]
