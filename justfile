@@ -18,6 +18,10 @@ test *ARGS: system-deps
     -just audit
     python -m pytest --cov=app --cov=ui --cov-report=term:skip-covered {{ARGS}}
 
+# the edit-run loop: every test except the browser, load/fault and benchmark ones (a few minutes on 2 cores)
+test-fast *ARGS:
+    python -m pytest -m "not slow and not browser" -p no:cacheprovider -q {{ARGS}}
+
 # known vulnerabilities in the locked dependencies (pip-audit); reports, does not fail the tests
 audit:
     #!/bin/sh
