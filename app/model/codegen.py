@@ -197,7 +197,6 @@ class _Emitter:
         out.append(f"{pad}}}")
 
 
-
 # The two non-table split rules, shared by every unit that evaluates `_Emitter.condition` expressions
 # (the model units here and the TreeSHAP unit of codegen_shap.py).
 DECISION_HELPERS = r"""static inline int cat_left(float v, const uint32_t *bits, int n_words) {
@@ -419,9 +418,7 @@ def generate_units(
         raise CodegenError(f"row_path must be auto, tables or ifelse, got {row_path!r}")
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
-    head = _PRELUDE % {
-        "model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS
-    }
+    head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
     tail = _EPILOGUE % {
         "model_id": model_id,
         "calls": "\n".join(calls),

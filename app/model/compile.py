@@ -28,7 +28,7 @@ import click
 import numpy as np
 
 from app.files import atomic_write_bytes, atomic_write_json
-from app.model import codegen
+from app.model import codegen, codegen_shap
 from app.options import model_option
 from app.scoring import bind_library, predict_with, sha256_file
 
@@ -36,6 +36,8 @@ NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
 DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_FLAGS = ("-O3", "-fno-plt")
 PARITY_TOL = 1e-6
+SHAP_PARITY_TOL = 1e-9  # TreeSHAP against Booster.predict(pred_contrib=True)
+SHAP_PARITY_ROWS = 1500
 
 
 class CompileError(RuntimeError):
@@ -171,6 +173,28 @@ def check_parity(so_path: Path, booster: Any, X: np.ndarray, model_id: str, n_fe
     return max(diff, diff_row)
 
 
+def check_shap_parity(so_path: Path, booster: Any, X: np.ndarray, seed: int = 1) -> tuple[float, int]:
+    """Max |diff| of the library's TreeSHAP against pred_contrib on a sample of the parity rows
+    (every special row, then random ones up to SHAP_PARITY_ROWS); also checks that
+    base + sum(contributions) is the raw score. Returns (max |diff|, rows compared)."""
+    from app.scoring import shap_with
+
+    if len(X) > SHAP_PARITY_ROWS:
+        rng = np.random.default_rng(seed)
+        X = np.ascontiguousarray(X[np.sort(rng.choice(len(X), SHAP_PARITY_ROWS, replace=False))])
+    lib = bind_library(so_path)
+    try:
+        if not hasattr(lib, "credit_shap_batch"):
+            return float("inf"), 0
+        got = shap_with(lib, X)
+    finally:
+        _dlclose(lib)
+    want = booster.predict(X, pred_contrib=True, num_threads=1)
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return float("inf"), len(X)
+    return float(np.max(np.abs(got - want))) if len(X) else 0.0, len(X)
+
+
 def compile_model(
     model_dir: Path | str,
     *,
@@ -181,6 +205,7 @@ def compile_model(
     block: int = codegen.DEFAULT_BLOCK,
     row_path: str = "auto",
     with_native: bool = True,
+    with_shap: bool = True,
 ) -> dict:
     """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]."""
     import lightgbm as lgb
@@ -239,6 +264,9 @@ def compile_model(
     for old in build.glob("model*.c"):
         old.unlink()
     c_paths = [build / "model.c", *(build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
+    if with_shap:  # TreeSHAP beside the score (explanations without LightGBM in the serving process)
+        units.append(codegen_shap.generate_shap_c(dump, model_id=model_id, model_text=model_bytes.decode("utf-8")))
+        c_paths.append(build / "model_shap.c")
     for path, text in zip(c_paths, units, strict=True):
         atomic_write_bytes(path, text.encode("utf-8"))
     step(f"codegen build/model.c ({len(dump['tree_info'])} trees)", t0)
@@ -268,6 +296,17 @@ def compile_model(
                 f"on {len(X)} rows; nothing installed",
                 diff,
             )
+        shap_diff, shap_rows = None, 0
+        if with_shap:
+            t0 = time.perf_counter()
+            shap_diff, shap_rows = check_shap_parity(tmp_so, booster, X)
+            step(f"TreeSHAP parity on {shap_rows} rows: max|diff| {shap_diff:.3g}", t0)
+            if not shap_diff <= SHAP_PARITY_TOL:
+                raise ParityError(
+                    f"TreeSHAP parity gate failed: compiled vs pred_contrib max |diff| = {shap_diff:.3g} > "
+                    f"{SHAP_PARITY_TOL:g} on {shap_rows} rows; nothing installed",
+                    shap_diff,
+                )
         so_name = f"model-{model_id[:12]}.so"
         digest = sha256_file(tmp_so)
         os.chmod(tmp_so, 0o755)
@@ -284,6 +323,8 @@ def compile_model(
             "compile_seconds": round(compile_seconds, 3),
             "native_sources": [s.name for s in sources[len(c_paths) :]],
         }
+        if with_shap:
+            library["shap"] = {"parity_max_abs_diff": shap_diff, "parity_rows": shap_rows, "tolerance": SHAP_PARITY_TOL}
         manifest["library"] = library
         atomic_write_json(manifest_path, manifest)
         link_tmp = model_dir / f".score.so.{os.getpid()}.tmp"
