@@ -1,10 +1,14 @@
 """Explanations of one client's score: exact TreeSHAP contributions and refusal reasons in words.
 
-The contributions come from LightGBM's own TreeSHAP (`Booster.predict(x, pred_contrib=True)`), which
-is exact for trees and agrees with `shap.TreeExplainer` (tests/test_explain.py checks both); it is
-the faster of the two on one row (see `credit explain` timings in the report / README), so it is
-the one used here. Contributions are in the model's raw margin (log-odds) space:
-    base_value + sum(shap) == margin, probability == sigmoid(margin).
+The contributions come from the compiled model library (`credit_shap_row`, emitted by
+app/model/codegen_shap.py): LightGBM's path-dependent TreeSHAP, the arithmetic of
+`Booster.predict(pred_contrib=True)`, checked against it to 1e-9 by `credit compile` before the
+library is installed (tests/test_shap.py checks it again on random rows). So explaining imports
+neither LightGBM nor scikit-learn, scipy or pandas: only numpy, ctypes and the hash-checked library.
+Contributions are in the model's raw margin (log-odds) space:
+    base_value + sum(shap) == margin.
+The probability is the library's own (`credit_predict_row`, the same number as `score()`), so a
+calibration map compiled into the library applies to it; without one it is sigmoid(margin).
 
 A *reason* is a feature that pushes the client towards refusal (positive SHAP), told as a sentence
 that compares the client's value with a typical accepted client: the median of that feature over
@@ -23,6 +27,7 @@ import numpy as np
 
 from app.model.labels import label, label_for, reason_sentence
 from app.options import db_option, model_option
+from app.scoring import CompiledModel, ModelError, shap_with
 
 
 class ExplainError(ValueError):
@@ -34,23 +39,16 @@ _BY_MODEL_ID: dict[str, Explainer] = {}
 _LOCK = threading.Lock()
 
 
-def _sigmoid(m: float) -> float:
-    if m >= 0:
-        return 1.0 / (1.0 + math.exp(-m))
-    e = math.exp(m)
-    return e / (1.0 + e)
-
-
 def _none_if_nan(v: float) -> float | None:
     v = float(v)
     return None if math.isnan(v) else v
 
 
 class Explainer:
-    """Holds the booster and the typical accepted values; one per model (see `load`)."""
+    """Holds the compiled model and the typical accepted values; one per model (see `load`)."""
 
-    def __init__(self, booster, manifest: dict, model_dir: Path, typical: np.ndarray) -> None:
-        self.booster = booster
+    def __init__(self, model: CompiledModel, manifest: dict, model_dir: Path, typical: np.ndarray) -> None:
+        self.model = model
         self.manifest = manifest
         self.model_dir = model_dir
         self.model_id: str = manifest.get("model_id", "")
@@ -92,17 +90,20 @@ class Explainer:
 
     @classmethod
     def _build(cls, model_dir: Path, manifest: dict) -> Explainer:
-        import lightgbm as lgb
-
-        model_txt = model_dir / "model.txt"
-        if not model_txt.exists():
-            raise ExplainError(f"{model_txt}: model file not found")
-        booster = lgb.Booster(model_file=str(model_txt))
+        try:
+            model = CompiledModel.load(model_dir)
+        except ModelError as exc:
+            raise ExplainError(str(exc)) from None
+        if not hasattr(model._lib, "credit_shap_batch"):
+            raise ExplainError(
+                f"{model.so_path}: this library has no TreeSHAP (compiled before explanations were compiled in);"
+                f" run `credit compile --model {model_dir}`"
+            )
         names = list(manifest["features"])
-        if booster.num_feature() != len(names):
-            raise ExplainError(f"{model_txt}: model has {booster.num_feature()} features, manifest lists {len(names)}")
+        if model.feature_names != names or model.model_id != manifest.get("model_id"):
+            raise ExplainError(f"{model_dir}: the manifest changed while loading; try again")
         typical, binary = cls._typical_values(model_dir, manifest, len(names))
-        explainer = cls(booster, manifest, model_dir, typical)
+        explainer = cls(model, manifest, model_dir, typical)
         explainer.units = ["flag" if b else label_for(n).unit for n, b in zip(names, binary, strict=True)]
         return explainer
 
@@ -151,18 +152,22 @@ class Explainer:
         return x
 
     # ------------------------------------------------------------------ SHAP
-    def shap_values(self, X: np.ndarray) -> np.ndarray:
-        """TreeSHAP via LightGBM: float64[n, p+1], last column = base value (raw margin space)."""
-        X = np.asarray(X, dtype=np.float64)
+    def _rows(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None, :]
-        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ExplainError(f"expected rows of {self.n_features} features, got shape {X.shape}")
+        return np.ascontiguousarray(X)
 
-    def margin(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            X = X[None, :]
-        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+    def shap_values(self, X) -> np.ndarray:
+        """TreeSHAP from the compiled library: float64[n, p+1], last column = base value (raw margin space),
+        equal to LightGBM's pred_contrib (float32 rows, as the model reads them)."""
+        return shap_with(self.model._lib, self._rows(X))
+
+    def margin(self, X) -> np.ndarray:
+        """Raw scores (log-odds before any calibration): base value + sum of the contributions."""
+        return self.shap_values(X).sum(axis=1)
 
     # ------------------------------------------------------------------ explanation
     def explain(self, x, top: int = 4, lang: str = "fr") -> dict:
@@ -199,7 +204,7 @@ class Explainer:
                     "typical": typ,
                 }
             )
-        probability = _sigmoid(margin)
+        probability = float(self.model.predict_row(x))  # the library's link: score() says the same
         return {
             "model_id": self.model_id,
             "base_value": base,
