@@ -92,24 +92,31 @@ class _Emitter:
         self.n_features = n_features
         self.thresholds: list[float] | None = None
         self.last_simple: tuple[int, np.float32, bool] | None = None
+        self.last_cat: tuple[int, list[int]] | None = None  # (feature, bitset words) of a categorical split
+        self.cat_words: list[int] = []  # every table node's bitset, concatenated (CAT_BITS)
         self.bitsets: list[str] = []
         self.n_nodes = 0
 
-    def table(self, root: dict[str, Any]) -> tuple[list[str], list[str], int] | None:
-        """Branch-free node table for a tree whose splits are all plain numerical compares.
+    def table(self, root: dict[str, Any]) -> tuple[list[str], list[str], int, list[str] | None] | None:
+        """Branch-free node table for a tree whose splits are numerical compares or categorical sets.
 
         Nodes in preorder; a leaf is a node that points to itself, so walking `depth` steps from
-        the root always ends on the row's leaf. Returns (node initialisers, leaf values, depth),
-        or None when the tree needs the general code (categorical, Zero-missing corner cases).
+        the root always ends on the row's leaf. A categorical node has a NaN threshold (so the compare
+        sends every row right) and its bitset in CAT_BITS at the node's `credit_cat` entry. Returns
+        (node initialisers, leaf values, depth, credit_cat initialisers or None without categorical
+        splits), or None when the tree needs the general code (Zero-missing corner cases).
         """
         nodes: list[list[Any]] = []
         leaves: list[str] = []
+        cats: list[str] = []
+        has_cat = False
         depth = 0
 
         def visit(node: dict[str, Any], d: int) -> int | None:
-            nonlocal depth
+            nonlocal depth, has_cat
             i = len(nodes)
             nodes.append([])
+            cats.append("{0, 0}")
             if "leaf_value" in node:
                 depth = max(depth, d)
                 nodes[i] = [0, "0.0f", i, i]
@@ -117,6 +124,12 @@ class _Emitter:
                 return i
             self.condition(node)
             simple = self.last_simple
+            if simple is None and self.last_cat is not None:
+                has_cat = True
+                cat_f, words = self.last_cat
+                cats[i] = f"{{{len(self.cat_words)}, {len(words)}}}"
+                self.cat_words.extend(words)
+                simple = (cat_f, None, False)
             if simple is None:
                 return None
             leaves.append("0")
@@ -127,13 +140,13 @@ class _Emitter:
             right = visit(node["right_child"], d + 1)
             if right is None:
                 return None
-            nodes[i] = [2 * f + int(nan_left), c_float(tf), right, left]
+            nodes[i] = [2 * f + int(nan_left), "NAN" if tf is None else c_float(tf), right, left]
             return i
 
         if visit(root, 0) is None:
             return None
         rows = [f"{{{a}, {b}, {{{c}, {d}}}}}" for a, b, c, d in nodes]
-        return rows, leaves, depth
+        return rows, leaves, depth, cats if has_cat else None
 
     def condition(self, node: dict[str, Any]) -> str:
         """C expression, true when the row goes to the left child."""
@@ -143,6 +156,7 @@ class _Emitter:
         v = f"x[{f}]"
         dt = node["decision_type"]
         self.last_simple = None
+        self.last_cat = None
         if dt == "==":
             cats = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
             if any(c < 0 for c in cats):
@@ -153,6 +167,7 @@ class _Emitter:
                 words[c // 32] |= 1 << (c % 32)
             name = f"cat{len(self.bitsets)}"
             self.bitsets.append(f"static const uint32_t {name}[{n_words}] = {{{', '.join(f'{w}u' for w in words)}}};")
+            self.last_cat = (f, words)
             return f"cat_left({v}, {name}, {n_words})"
         if dt != "<=":
             raise CodegenError(f"unsupported decision type {dt!r}")
@@ -209,6 +224,43 @@ static inline int num_left(float v, float t, int zero_left, int nan_left) {
   if (isnan(v)) return nan_left;
   if (fabsf(v) <= 1e-35f) return zero_left;
   return v <= t;
+}
+"""
+
+# Node-table walks for trees with categorical splits: a node with a NaN threshold is categorical
+# (numerical thresholds are never NaN), its bitset at C[node] in B.
+_CAT_WALKS = r"""
+typedef struct { uint32_t off, n_words; } credit_cat;
+
+static __attribute__((noinline)) void walk_full_cat(const credit_node *T, const credit_cat *C, const uint32_t *B,
+                                                    const double *L, int depth, const float *x, double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < CREDIT_BLOCK; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      int left = (v <= nd->t) | ((v != v) & nd->f);
+      if (nd->t != nd->t) left = cat_left(v, B + C[idx[r]].off, (int)C[idx[r]].n_words);
+      idx[r] = nd->c[left];
+    }
+  }
+  for (int r = 0; r < CREDIT_BLOCK; ++r) acc[r] += L[idx[r]];
+}
+
+static __attribute__((noinline)) void walk_part_cat(const credit_node *T, const credit_cat *C, const uint32_t *B,
+                                                    const double *L, int depth, const float *x, int n,
+                                                    double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < n; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      int left = (v <= nd->t) | ((v != v) & nd->f);
+      if (nd->t != nd->t) left = cat_left(v, B + C[idx[r]].off, (int)C[idx[r]].n_words);
+      idx[r] = nd->c[left];
+    }
+  }
+  for (int r = 0; r < n; ++r) acc[r] += L[idx[r]];
 }
 """
 
@@ -369,6 +421,7 @@ def generate_units(
     part_calls: list[str] = []
     table_nodes: list[str] = []
     table_leaves: list[str] = []
+    table_cats: list[str] = []  # credit_cat per table node, once a tree with categorical splits is seen
     row_calls: list[str] = []
     groups: list[str] = []
     pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
@@ -402,15 +455,26 @@ def generate_units(
             flush()
             row_calls.append(f"  tree{i}(x, 1, acc);")
         else:
-            rows, leaves, depth = tab
+            rows, leaves, depth, cats = tab
             off = len(table_nodes)
+            if cats is not None and len(table_cats) < off:  # the first categorical tree: pad the trees before
+                table_cats.extend(["{0, 0}"] * off)
+            if cats is not None or table_cats:
+                table_cats.extend(cats or ["{0, 0}"] * len(rows))
             table_nodes.extend(rows)
             table_leaves.extend(leaves)
-            full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
-            part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
-            pending.append((off, depth))
-            if len(pending) == TREE_GROUP:
+            if cats is None:
+                full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
+                part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
+                pending.append((off, depth))
+                if len(pending) == TREE_GROUP:
+                    flush()
+            else:  # single rows of a categorical tree take its if/else code
+                cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
+                full_calls.append(f"  walk_full_cat({cat_args}, acc);")
+                part_calls.append(f"  walk_part_cat({cat_args}, n, acc);")
                 flush()
+                row_calls.append(f"  tree{i}(x, 1, acc);")
     flush()
     if row_path == "auto":
         row_path = "tables" if len(table_nodes) >= ROW_TABLE_MIN_NODES else "ifelse"
@@ -438,6 +502,13 @@ def generate_units(
         "};",
         *groups,
     ]
+    if table_cats:
+        tables += [
+            _CAT_WALKS,
+            f"static const credit_cat CATS[{len(table_cats)}] = {{{', '.join(table_cats)}}};",
+            f"static const uint32_t CAT_BITS[{max(len(em.cat_words), 1)}] = "
+            f"{{{', '.join(f'{w}u' for w in em.cat_words) or '0u'}}};",
+        ]
     n_trees = len(bodies)
     if parts <= 0:
         return ["\n".join([head, *em.bitsets, *tables, "", *(line for b in bodies for line in b), tail])]
