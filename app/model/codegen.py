@@ -34,6 +34,8 @@ TREE_GROUP = 8  # single rows through node tables: this many trees walked side b
 # single rows take the node tables above this many table nodes (the if/else code no longer fits
 # the caches: measured on 1000 trees x 63 leaves), nested if/else below it
 ROW_TABLE_MIN_NODES = 20_000
+# batches: node tables over blocks of rows, or a loop over single rows; `credit compile` times both
+BATCH_PATHS = ("tables", "rows")  # index = credit_predict_batch_via's path argument
 
 
 class CodegenError(ValueError):
@@ -359,7 +361,8 @@ CREDIT_EXPORT double credit_predict_row(const float *x) {
   return credit_link(acc[0]);
 }
 
-CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) {
+/* batches through the node tables, blocks of CREDIT_BLOCK rows, tree-major */
+static void credit_batch_tables(const float *x, int64_t n, double *out) {
   for (int64_t i = 0; i < n; i += CREDIT_BLOCK) {
     int64_t m = n - i < CREDIT_BLOCK ? n - i : CREDIT_BLOCK;
     double acc[CREDIT_BLOCK] = {0.0};
@@ -369,6 +372,24 @@ CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) 
       credit_block_part(x + i * CREDIT_NF, (int)m, acc);
     for (int64_t r = 0; r < m; ++r) out[i + r] = credit_link(acc[r]);
   }
+}
+
+/* batches as a loop over single rows (faster for small models, whose if/else code stays in cache) */
+static void credit_batch_rows(const float *x, int64_t n, double *out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = credit_predict_row(x + i * CREDIT_NF);
+}
+
+/* both batch paths, for `credit compile` to time them on this machine (path 0 tables, 1 rows) */
+CREDIT_EXPORT void credit_predict_batch_via(int32_t path, const float *x, int64_t n, double *out) {
+  if (path == 1)
+    credit_batch_rows(x, n, out);
+  else
+    credit_batch_tables(x, n, out);
+}
+
+/* the path chosen at compile time (manifest library.batch_path) */
+CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) {
+  %(batch_fn)s(x, n, out);
 }
 """
 
@@ -398,6 +419,7 @@ def generate_units(
     use_tables: bool = True,
     parts: int = 2,
     row_path: str = "auto",
+    batch_path: str = "tables",
 ) -> list[str]:
     """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
 
@@ -480,6 +502,8 @@ def generate_units(
         row_path = "tables" if len(table_nodes) >= ROW_TABLE_MIN_NODES else "ifelse"
     if row_path not in ("tables", "ifelse"):
         raise CodegenError(f"row_path must be auto, tables or ifelse, got {row_path!r}")
+    if batch_path not in BATCH_PATHS:
+        raise CodegenError(f"batch_path must be one of {', '.join(BATCH_PATHS)}, got {batch_path!r}")
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
     head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
@@ -490,6 +514,7 @@ def generate_units(
         "part_calls": "\n".join(part_calls),
         "row_calls": "\n".join(row_calls),
         "row_fn": "credit_row_tables(x, acc)" if row_path == "tables" else "credit_rows(x, 1, acc)",
+        "batch_fn": f"credit_batch_{batch_path}",
         "sigmoid": c_double(sigmoid),
         "threshold": c_double(float(threshold)),
     }
