@@ -1,5 +1,10 @@
 """Inference engines on the same model and rows: LightGBM, treelite GTIL, tl2cgen default build,
-our compiled library, lleaves and ONNX Runtime. Every engine's output is checked against LightGBM."""
+our compiled library, lleaves, ONNX Runtime, oneDAL (scikit-learn-intelex's daal4py) and
+timber-compiler. Every engine's output is checked against LightGBM (max |diff|).
+
+Models: the project's own and the anchor models of benchmarks/models.py (500 trees x 31 leaves,
+1000 x 63, and 500 x 31 with 5 categorical columns); lleaves, oneDAL and timber run in private
+virtual environments under benchmarks/.cache (their pins conflict with the project's)."""
 
 from __future__ import annotations
 
@@ -104,6 +109,35 @@ def lleaves_python() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *LLEAVES_REQUIREMENTS], check=True)
         (venv / "ok").write_text("ok")
     return python
+
+
+VENV_ENGINES = {  # name in the table: (venv folder, pip requirements, runner engine argument)
+    "oneDAL (daal4py, own venv)": ("onedal-venv", ["scikit-learn-intelex", "lightgbm==4.7.0", "numpy<2.3"], "onedal"),
+    "timber-compiler (own venv)": ("timber-venv", ["timber-compiler", "lightgbm==4.7.0"], "timber"),
+}
+
+
+def venv_python(folder: str, requirements: list[str]) -> Path:
+    venv = CACHE / folder
+    python = venv / "bin" / "python"
+    if not (venv / "ok").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        (venv / "ok").write_text("ok")
+    return python
+
+
+def measure_venv_engine(name: str, model_txt: Path, work: Path, repeat: int) -> tuple[dict, np.ndarray]:
+    """One VENV_ENGINES engine on the batch/check/singles files that measure_lleaves wrote into work."""
+    folder, requirements, arg = VENV_ENGINES[name]
+    runner = Path(__file__).with_name("venv_engine_runner.py")
+    out = subprocess.run(
+        [str(venv_python(folder, requirements)), str(runner), arg, str(model_txt), str(work), str(repeat)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out), np.load(work / "check_out.npy")
 
 
 def measure_lleaves(model_txt: Path, work: Path, batch_X, check_X, singles, repeat: int) -> tuple[dict, np.ndarray]:
@@ -214,6 +248,15 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
     except (subprocess.CalledProcessError, OSError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         rows.append({"model": label, "engine": "lleaves (own venv)", "error": f"{exc} {detail[-500:]}"})
+    for name in VENV_ENGINES:
+        try:
+            figures, out = measure_venv_engine(name, model_txt, work, 2 if quick else 5)
+            rows.append(
+                {"model": label, "engine": name, **figures, "max_abs_diff": float(np.max(np.abs(out - expected)))}
+            )
+        except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+            detail = getattr(exc, "stderr", "") or ""
+            rows.append({"model": label, "engine": name, "error": f"{exc} {detail[-500:]}"})
     base = rows[0]
     for row in rows:
         if "error" in row:
@@ -224,12 +267,12 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
 
 
 def run(quick: bool) -> list[dict]:
-    from benchmarks.models import large_model, project_matrix, project_pipeline
+    from benchmarks.models import ANCHORS, anchor_model, project_matrix, project_pipeline
 
     pipe = project_pipeline(3000 if quick else 20000)
     _ids, X = project_matrix(pipe.db)
     rows = run_model("project", pipe.model_dir, X, quick=quick)
-    n_trees = 100 if quick else 1000
-    model_dir, X_large = large_model(n_trees)
-    rows += run_model(f"{n_trees} trees x 63 leaves", model_dir, X_large, quick=quick)
+    for name in ANCHORS:  # quick: the same shapes with 100 trees
+        model_dir, X_anchor = anchor_model(name, quick=quick)
+        rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick)
     return rows
