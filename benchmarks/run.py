@@ -19,7 +19,14 @@ from pathlib import Path
 from benchmarks.common import ROOT, machine
 
 PARTS = ["inference", "sql", "http", "explain", "drift", "ingest", "dask"]
-TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
+TOLERANCE = {  # engines that are close, not exact
+    "ONNX Runtime": 1e-2,  # evaluates trees in float32
+    "oneDAL (daal4py, own venv)": 1e-3,  # float32 thresholds in its model builder
+}
+# engines whose max |diff| is reported but not gated (why, in benchmarks/README.md)
+REPORT_ONLY = {
+    "timber-compiler (own venv)": "timber 0.6 sends missing values (NaN) another way than LightGBM",
+}
 DEFAULT_TOLERANCE = 1e-6
 
 
@@ -102,6 +109,8 @@ def correctness_failures(results: dict) -> list[str]:
     """Engines that disagree with LightGBM, and parts that crashed."""
     bad = [f"{part}: crashed" for part in results["errors"]]
     for row in results["parts"].get("inference", []):
+        if row.get("engine") in REPORT_ONLY:
+            continue
         if "error" in row:
             bad.append(f"{row['model']}/{row['engine']}: {row['error']}")
         elif row["max_abs_diff"] > TOLERANCE.get(row["engine"], DEFAULT_TOLERANCE):

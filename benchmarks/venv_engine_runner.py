@@ -29,13 +29,29 @@ def onedal(model_txt: str, work: Path):
 
 
 def timber(model_txt: str, work: Path):
-    """timber-compiler: the LightGBM model compiled to C99 by timber, loaded through its Python API."""
-    from timber_runtime import load  # noqa: PLC0415 (only in the timber venv)
+    """timber-compiler: the LightGBM model compiled to C99 by timber (float32 outputs), through its
+    ctypes predictor; one thread whatever `threads` says. timber 0.6 writes an infinite threshold
+    as the bare word `inf`, which C rejects, so its model_data.c is patched to INFINITY first."""
+    import re
 
-    model = load(model_txt, work / "timber")
+    from timber.codegen.c99 import C99Emitter, TargetSpec
+    from timber.frontends import parse_model
+    from timber.optimizer.pipeline import OptimizerPipeline
+    from timber.runtime import TimberPredictor
+
+    ir = OptimizerPipeline().run(parse_model(model_txt, format_hint="lightgbm")).ir
+    out_dir = work / "timber"
+    C99Emitter(target=TargetSpec()).emit(ir).write(out_dir)
+    for c_file in out_dir.glob("*.c"):
+        text = c_file.read_text()
+        fixed = re.sub(r"(?<![\w.])inf(?:\.0f)?(?![\w.])", "INFINITY", text)
+        if fixed != text:
+            c_file.write_text("#include <math.h>\n" + fixed)
+    model = TimberPredictor.from_artifact(out_dir, build=True)
 
     def predict(X: np.ndarray, threads: int) -> np.ndarray:
-        return np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)[:, -1]
+        out = np.asarray(model.predict(np.ascontiguousarray(X, dtype=np.float32)), dtype=np.float64)
+        return out.reshape(len(X), -1)[:, -1]
 
     return predict
 
