@@ -37,7 +37,8 @@ DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_FLAGS = ("-O3", "-fno-plt")
 PARITY_TOL = 1e-6
 SHAP_PARITY_TOL = 1e-9  # TreeSHAP against Booster.predict(pred_contrib=True)
-SHAP_PARITY_ROWS = 1500
+SHAP_PARITY_ROWS = 1500  # at most; fewer for large models (TreeSHAP costs ~ leaves x depth^2 a row), never < 200
+SHAP_PARITY_LEAF_ROWS = 3_000_000  # rows x total leaves compared at most
 ROWS_GUESS_MAX_LEAVES = 2000  # below this many leaves in all, batches first try the row loop
 
 
@@ -174,15 +175,22 @@ def check_parity(so_path: Path, booster: Any, X: np.ndarray, model_id: str, n_fe
     return max(diff, diff_row)
 
 
-def check_shap_parity(so_path: Path, booster: Any, X: np.ndarray, seed: int = 1) -> tuple[float, int]:
-    """Max |diff| of the library's TreeSHAP against pred_contrib on a sample of the parity rows
-    (every special row, then random ones up to SHAP_PARITY_ROWS); also checks that
-    base + sum(contributions) is the raw score. Returns (max |diff|, rows compared)."""
+def shap_parity_rows(dump: dict[str, Any]) -> int:
+    """How many parity rows the TreeSHAP gate compares, from the model's size."""
+    leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"]) or 1
+    return int(min(SHAP_PARITY_ROWS, max(200, SHAP_PARITY_LEAF_ROWS // leaves)))
+
+
+def check_shap_parity(
+    so_path: Path, booster: Any, X: np.ndarray, seed: int = 1, max_rows: int = SHAP_PARITY_ROWS
+) -> tuple[float, int]:
+    """Max |diff| of the library's TreeSHAP against pred_contrib on a random sample of `max_rows`
+    parity rows. Returns (max |diff|, rows compared)."""
     from app.scoring import shap_with
 
-    if len(X) > SHAP_PARITY_ROWS:
+    if len(X) > max_rows:
         rng = np.random.default_rng(seed)
-        X = np.ascontiguousarray(X[np.sort(rng.choice(len(X), SHAP_PARITY_ROWS, replace=False))])
+        X = np.ascontiguousarray(X[np.sort(rng.choice(len(X), max_rows, replace=False))])
     lib = bind_library(so_path)
     try:
         if not hasattr(lib, "credit_shap_batch"):
@@ -349,7 +357,7 @@ def compile_model(
         shap_diff, shap_rows = None, 0
         if with_shap:
             t0 = time.perf_counter()
-            shap_diff, shap_rows = check_shap_parity(tmp_so, booster, X)
+            shap_diff, shap_rows = check_shap_parity(tmp_so, booster, X, max_rows=shap_parity_rows(dump))
             step(f"TreeSHAP parity on {shap_rows} rows: max|diff| {shap_diff:.3g}", t0)
             if not shap_diff <= SHAP_PARITY_TOL:
                 raise ParityError(
