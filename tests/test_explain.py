@@ -13,9 +13,12 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from app.model.compile import compile_model
-from app.model.explain import Explainer, ExplainError, explain_client, explain_command
+from app.model.explain import Explainer, ExplainError, column_nanmedian, explain_client, explain_command
 from app.model.labels import label, label_for, reason_sentence
 
 
@@ -251,3 +254,19 @@ def test_a_library_without_treeshap_is_refused(tmp_path):
     compile_model(tmp_path / "m", progress=False, tl2cgen_reference=False, with_shap=False)
     with pytest.raises(ExplainError, match="no TreeSHAP.*credit compile"):
         Explainer.load(tmp_path / "m")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    X=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=30),
+        elements=st.one_of(st.just(np.nan), st.floats(-1e6, 1e6, width=32), st.integers(-3, 3).map(float)),
+    )
+)
+def test_column_nanmedian_is_numpys(X):
+    """The explainer's vectorised median equals np.nanmedian(axis=0) in float64, all-NaN columns NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.nanmedian(X.astype(np.float64), axis=0)
+    np.testing.assert_array_equal(column_nanmedian(X), want)
