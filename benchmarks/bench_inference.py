@@ -140,9 +140,14 @@ def measure_venv_engine(name: str, model_txt: Path, work: Path, repeat: int) -> 
     return json.loads(out), np.load(work / "check_out.npy")
 
 
-def measure_lleaves(model_txt: Path, work: Path, batch_X, check_X, singles, repeat: int) -> tuple[dict, np.ndarray]:
+def write_inputs(work: Path, batch_X, check_X, singles) -> None:
+    """The rows every out-of-process engine reads (batch.npy, check.npy, singles.npy)."""
     for name, arr in (("batch", batch_X), ("check", check_X), ("singles", singles)):
         np.save(work / f"{name}.npy", arr)
+
+
+def measure_lleaves(model_txt: Path, work: Path, batch_X, check_X, singles, repeat: int) -> tuple[dict, np.ndarray]:
+    write_inputs(work, batch_X, check_X, singles)
     runner = Path(__file__).with_name("lleaves_runner.py")
     out = subprocess.run(
         [str(lleaves_python()), str(runner), str(model_txt), str(work), str(repeat)],
@@ -191,26 +196,37 @@ def edge_rows(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rows
 
 
-def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> list[dict]:
-    """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call."""
+def run_model(
+    label: str,
+    model_dir: Path,
+    X: np.ndarray,
+    *,
+    quick: bool,
+    n_batch: int | None = None,
+    engines: set[str] | None = None,
+    threads_list: tuple[int, ...] = (1, 2),
+) -> list[dict]:
+    """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call.
+    (n_batch, engines, threads_list: a subset for a focused run, see main().)"""
     model_txt = model_dir / "model.txt"
     work = CACHE / f"engines-{label}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    n_batch = 5_000 if quick else 100_000
+    n_batch = n_batch or (5_000 if quick else 100_000)
     batch_X = np.ascontiguousarray(X[rng.choice(len(X), n_batch)], dtype=np.float32)
     check_X = np.ascontiguousarray(np.vstack([batch_X[:2000], edge_rows(X, rng)]), dtype=np.float32)
     singles = batch_X[: 50 if quick else 1000]
     reference = LightGBM(model_txt)
     expected = reference.batch(check_X, 2)
-    builders = [
-        lambda: reference,
-        lambda: Ours(model_dir),
-        lambda: GTIL(model_txt),
-        lambda: TL2cgenDefault(model_txt, work),
-        lambda: ONNXRuntime(model_txt, X.shape[1]),
-    ]
+    builders = {
+        "lightgbm": lambda: reference,
+        "ours": lambda: Ours(model_dir),
+        "gtil": lambda: GTIL(model_txt),
+        "tl2cgen": lambda: TL2cgenDefault(model_txt, work),
+        "onnx": lambda: ONNXRuntime(model_txt, X.shape[1]),
+    }
+    builders = [b for k, b in builders.items() if engines is None or k in engines or k == "lightgbm"]
     rows = []
     for build in builders:
         t0 = time.perf_counter()
@@ -223,7 +239,7 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
         diff = float(np.max(np.abs(engine.batch(check_X, 1) - expected)))
         row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": diff}
         repeat = 2 if quick else 5
-        for threads in (1, 2):
+        for threads in threads_list:
             t = timeit(lambda engine=engine, threads=threads: engine.batch(batch_X, threads), repeat=repeat)
             row[f"batch_us_per_row_{threads}t"] = t["min"] / n_batch * 1e6
             row[f"batch_median_us_per_row_{threads}t"] = t["median"] / n_batch * 1e6
@@ -235,22 +251,15 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
         row["one_row_us_median"] = float(np.median(per_call))
         row["one_row_us_p99"] = float(np.percentile(per_call, 99))
         rows.append(row)
-    try:
-        figures, out = measure_lleaves(model_txt, work, batch_X, check_X, singles, 2 if quick else 5)
-        rows.append(
-            {
-                "model": label,
-                "engine": "lleaves (own venv)",
-                **figures,
-                "max_abs_diff": float(np.max(np.abs(out - expected))),
-            }
-        )
-    except (subprocess.CalledProcessError, OSError) as exc:
-        detail = getattr(exc, "stderr", "") or ""
-        rows.append({"model": label, "engine": "lleaves (own venv)", "error": f"{exc} {detail[-500:]}"})
-    for name in VENV_ENGINES:
+    for name, key in (("lleaves (own venv)", "lleaves"), *((n, VENV_ENGINES[n][2]) for n in VENV_ENGINES)):
+        if engines is not None and key not in engines:
+            continue
         try:
-            figures, out = measure_venv_engine(name, model_txt, work, 2 if quick else 5)
+            if key == "lleaves":
+                figures, out = measure_lleaves(model_txt, work, batch_X, check_X, singles, 2 if quick else 5)
+            else:
+                write_inputs(work, batch_X, check_X, singles)
+                figures, out = measure_venv_engine(name, model_txt, work, 2 if quick else 5)
             rows.append(
                 {"model": label, "engine": name, **figures, "max_abs_diff": float(np.max(np.abs(out - expected)))}
             )
@@ -276,3 +285,38 @@ def run(quick: bool) -> list[dict]:
         model_dir, X_anchor = anchor_model(name, quick=quick)
         rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick)
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """A focused run: chosen engines on the anchor models, one thread, N rows; prints a table.
+
+    python -m benchmarks.bench_inference --engines ours,lleaves,onedal,timber --rows 20000
+    (LightGBM, the reference, always runs). The suite's own run is `credit bench --only inference`.
+    """
+    import argparse
+
+    from benchmarks.models import ANCHORS, anchor_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--engines", default="ours,lleaves")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--models", default=",".join(ANCHORS))
+    args = parser.parse_args(argv)
+    for name in args.models.split(","):
+        model_dir, X = anchor_model(name)
+        rows = run_model(
+            name, model_dir, X, quick=False, n_batch=args.rows, engines=set(args.engines.split(",")), threads_list=(1,)
+        )
+        for row in rows:
+            if "error" in row:
+                print(f"{name:12s} {row['engine']:32s} error {row['error'][:200]}")
+                continue
+            print(
+                f"{name:12s} {row['engine']:32s} batch {row['batch_us_per_row_1t']:8.2f} µs/row"
+                f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
