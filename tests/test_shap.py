@@ -146,13 +146,14 @@ def test_shap_values_in_sql(pipeline):
 
 def test_the_gate_refuses_a_wrong_treeshap(tmp_path, monkeypatch):
     """A library whose TreeSHAP disagrees with pred_contrib is never installed."""
-    real = codegen_shap.generate_shap_c
+    real = codegen_shap.generate_shap_units
 
     def off_by_a_little(dump, **kw):  # the expected value of every tree nudged by 1e-7
-        text = real(dump, **kw)
-        return text.replace("    out[SHAP_NF] += t->expected;", "    out[SHAP_NF] += t->expected + 1e-7;")
+        units = real(dump, **kw)
+        units[0] = units[0].replace("    out[SHAP_NF] += t->expected;", "    out[SHAP_NF] += t->expected + 1e-7;")
+        return units
 
-    monkeypatch.setattr(codegen_shap, "generate_shap_c", off_by_a_little)
+    monkeypatch.setattr(codegen_shap, "generate_shap_units", off_by_a_little)
     d = prepare_model_dir(MODELS / "nan_missing.txt", tmp_path / "m")
     with pytest.raises(ParityError, match="TreeSHAP parity gate failed"):
         compile_model(d, progress=False, tl2cgen_reference=False)

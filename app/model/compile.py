@@ -310,8 +310,14 @@ def compile_model(
         old.unlink()
     c_paths = [build / "model.c", *(build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
     if with_shap:  # TreeSHAP beside the score (explanations without LightGBM in the serving process)
-        units.append(codegen_shap.generate_shap_c(dump, model_id=model_id, model_text=model_bytes.decode("utf-8")))
-        c_paths.append(build / "model_shap.c")
+        shap_units = codegen_shap.generate_shap_units(
+            dump,
+            model_id=model_id,
+            model_text=model_bytes.decode("utf-8"),
+            parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 0,
+        )
+        units += shap_units
+        c_paths += [build / "model_shap.c", *(build / f"model_shap_{k}.c" for k in range(len(shap_units) - 1))]
     for path, text in zip(c_paths, units, strict=True):
         atomic_write_bytes(path, text.encode("utf-8"))
     step(f"codegen build/model.c ({len(dump['tree_info'])} trees)", t0)
