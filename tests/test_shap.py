@@ -179,7 +179,7 @@ def test_single_leaf_trees(tmp_path):
 @pytest.mark.parametrize("anchor", ["500x31", "1000x63", "categorical"])
 def test_anchor_models(anchor):
     """The engine benchmark's anchor models (benchmarks/models.py, cached there), random rows with
-    NaN, +-inf and values at thresholds."""
+    NaN, +-inf and values at thresholds: TreeSHAP to 1e-9, the score exactly."""
     from benchmarks.models import anchor_model
 
     model_dir, X = anchor_model(anchor)
@@ -194,7 +194,12 @@ def test_anchor_models(anchor):
     for r in range(len(rows)):  # a few features of every row exactly at a threshold
         for j in rng.choice(model.n_features, 5):
             rows[r, j] = codegen.float_down(cuts[rng.integers(len(cuts))])
-    _check(model, booster, np.ascontiguousarray(rows))
+    rows = np.ascontiguousarray(rows)
+    _check(model, booster, rows)
+    # the engine on the same rows: exact (max |diff| 0), whichever batch path compile chose, and row by row
+    want = booster.predict(rows, num_threads=1)
+    assert np.max(np.abs(model.predict(rows) - want)) == 0.0
+    assert max(abs(model.predict_row(rows[i]) - want[i]) for i in range(20)) == 0.0
 
 
 def _maps(pid: int) -> str:
