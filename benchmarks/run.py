@@ -19,13 +19,12 @@ from pathlib import Path
 from benchmarks.common import ROOT, machine
 
 PARTS = ["inference", "sql", "http", "explain", "drift", "ingest", "dask"]
-TOLERANCE = {  # engines that are close, not exact
-    "ONNX Runtime": 1e-2,  # evaluates trees in float32
-    "oneDAL (daal4py, own venv)": 1e-3,  # float32 thresholds in its model builder
-}
-# engines whose max |diff| is reported but not gated (why, in benchmarks/README.md)
+TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
+# engines whose max |diff| (or error) is reported but not gated
 REPORT_ONLY = {
-    "timber-compiler (own venv)": "timber 0.6 sends missing values (NaN) another way than LightGBM",
+    "oneDAL (daal4py, own venv)": "float32 thresholds (max |diff| ~7e-3 with ±inf and huge values); "
+    "no categorical splits (the model builder refuses them)",
+    "timber-compiler (own venv)": "timber 0.6 sends missing values (NaN) another way than LightGBM (max |diff| ~1)",
 }
 DEFAULT_TOLERANCE = 1e-6
 

@@ -234,6 +234,16 @@ static inline int num_left(float v, float t, int zero_left, int nan_left) {
 _CAT_WALKS = r"""
 typedef struct { uint32_t off, n_words; } credit_cat;
 
+/* 1 when v's category is in the node's bitset; 0 for numerical nodes (n_words 0, their compare decides;
+   a categorical node's NaN threshold makes its compare 0). Branch-free: selects, no jumps. */
+static inline int cat_bit(float v, credit_cat cc, const uint32_t *B) {
+  const int ok = (v > -1.0f) & (v < 2147483648.0f); /* NaN, negative, beyond int: right */
+  const uint32_t c = (uint32_t)(int)(ok ? v : 0.0f);
+  const int in = ok & ((c >> 5) < cc.n_words);
+  const uint32_t word = B[cc.off + (in ? (c >> 5) : 0u)];
+  return in & (int)((word >> (c & 31u)) & 1u);
+}
+
 static __attribute__((noinline)) void walk_full_cat(const credit_node *T, const credit_cat *C, const uint32_t *B,
                                                     const double *L, int depth, const float *x, double *acc) {
   int32_t idx[CREDIT_BLOCK] = {0};
@@ -241,9 +251,7 @@ static __attribute__((noinline)) void walk_full_cat(const credit_node *T, const 
     for (int r = 0; r < CREDIT_BLOCK; ++r) {
       const credit_node *nd = T + idx[r];
       const float v = x[r * CREDIT_NF + (nd->f >> 1)];
-      int left = (v <= nd->t) | ((v != v) & nd->f);
-      if (nd->t != nd->t) left = cat_left(v, B + C[idx[r]].off, (int)C[idx[r]].n_words);
-      idx[r] = nd->c[left];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f) | cat_bit(v, C[idx[r]], B)];
     }
   }
   for (int r = 0; r < CREDIT_BLOCK; ++r) acc[r] += L[idx[r]];
@@ -257,9 +265,7 @@ static __attribute__((noinline)) void walk_part_cat(const credit_node *T, const 
     for (int r = 0; r < n; ++r) {
       const credit_node *nd = T + idx[r];
       const float v = x[r * CREDIT_NF + (nd->f >> 1)];
-      int left = (v <= nd->t) | ((v != v) & nd->f);
-      if (nd->t != nd->t) left = cat_left(v, B + C[idx[r]].off, (int)C[idx[r]].n_words);
-      idx[r] = nd->c[left];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f) | cat_bit(v, C[idx[r]], B)];
     }
   }
   for (int r = 0; r < n; ++r) acc[r] += L[idx[r]];
