@@ -43,6 +43,11 @@ def bind_library(so_path: Path) -> ctypes.CDLL:
     lib.credit_manifest_sha256.argtypes = []
     lib.credit_refuses.restype = ctypes.c_int
     lib.credit_refuses.argtypes = [ctypes.c_double, ctypes.c_double]
+    if hasattr(lib, "credit_shap_batch"):  # TreeSHAP (app/model/codegen_shap.py); absent in older libraries
+        lib.credit_shap_row.restype = None
+        lib.credit_shap_row.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.credit_shap_batch.restype = None
+        lib.credit_shap_batch.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
     return lib
 
 
@@ -63,6 +68,14 @@ def predict_with(lib: ctypes.CDLL, X: np.ndarray) -> np.ndarray:
     out = np.empty(X.shape[0], dtype=np.float64)
     if X.shape[0]:
         lib.credit_predict_batch(X.ctypes.data, X.shape[0], out.ctypes.data)
+    return out
+
+
+def shap_with(lib: ctypes.CDLL, X: np.ndarray) -> np.ndarray:
+    """TreeSHAP of float32 rows: float64[n, n_features + 1], last column the expected value (raw margin)."""
+    out = np.empty((X.shape[0], X.shape[1] + 1), dtype=np.float64)
+    if X.shape[0]:
+        lib.credit_shap_batch(X.ctypes.data, X.shape[0], out.ctypes.data)
     return out
 
 

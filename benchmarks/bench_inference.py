@@ -1,5 +1,10 @@
 """Inference engines on the same model and rows: LightGBM, treelite GTIL, tl2cgen default build,
-our compiled library, lleaves and ONNX Runtime. Every engine's output is checked against LightGBM."""
+our compiled library, lleaves, ONNX Runtime, oneDAL (scikit-learn-intelex's daal4py) and
+timber-compiler. Every engine's output is checked against LightGBM (max |diff|).
+
+Models: the project's own and the anchor models of benchmarks/models.py (500 trees x 31 leaves,
+1000 x 63, and 500 x 31 with 5 categorical columns); lleaves, oneDAL and timber run in private
+virtual environments under benchmarks/.cache (their pins conflict with the project's)."""
 
 from __future__ import annotations
 
@@ -106,9 +111,43 @@ def lleaves_python() -> Path:
     return python
 
 
-def measure_lleaves(model_txt: Path, work: Path, batch_X, check_X, singles, repeat: int) -> tuple[dict, np.ndarray]:
+VENV_ENGINES = {  # name in the table: (venv folder, pip requirements, runner engine argument)
+    "oneDAL (daal4py, own venv)": ("onedal-venv", ["scikit-learn-intelex", "lightgbm==4.7.0", "numpy<2.3"], "onedal"),
+    "timber-compiler (own venv)": ("timber-venv", ["timber-compiler", "lightgbm==4.7.0"], "timber"),
+}
+
+
+def venv_python(folder: str, requirements: list[str]) -> Path:
+    venv = CACHE / folder
+    python = venv / "bin" / "python"
+    if not (venv / "ok").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        (venv / "ok").write_text("ok")
+    return python
+
+
+def measure_venv_engine(name: str, model_txt: Path, work: Path, repeat: int) -> tuple[dict, np.ndarray]:
+    """One VENV_ENGINES engine on the batch/check/singles files that measure_lleaves wrote into work."""
+    folder, requirements, arg = VENV_ENGINES[name]
+    runner = Path(__file__).with_name("venv_engine_runner.py")
+    out = subprocess.run(
+        [str(venv_python(folder, requirements)), str(runner), arg, str(model_txt), str(work), str(repeat)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out), np.load(work / "check_out.npy")
+
+
+def write_inputs(work: Path, batch_X, check_X, singles) -> None:
+    """The rows every out-of-process engine reads (batch.npy, check.npy, singles.npy)."""
     for name, arr in (("batch", batch_X), ("check", check_X), ("singles", singles)):
         np.save(work / f"{name}.npy", arr)
+
+
+def measure_lleaves(model_txt: Path, work: Path, batch_X, check_X, singles, repeat: int) -> tuple[dict, np.ndarray]:
+    write_inputs(work, batch_X, check_X, singles)
     runner = Path(__file__).with_name("lleaves_runner.py")
     out = subprocess.run(
         [str(lleaves_python()), str(runner), str(model_txt), str(work), str(repeat)],
@@ -157,26 +196,37 @@ def edge_rows(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rows
 
 
-def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> list[dict]:
-    """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call."""
+def run_model(
+    label: str,
+    model_dir: Path,
+    X: np.ndarray,
+    *,
+    quick: bool,
+    n_batch: int | None = None,
+    engines: set[str] | None = None,
+    threads_list: tuple[int, ...] = (1, 2),
+) -> list[dict]:
+    """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call.
+    (n_batch, engines, threads_list: a subset for a focused run, see main().)"""
     model_txt = model_dir / "model.txt"
     work = CACHE / f"engines-{label}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    n_batch = 5_000 if quick else 100_000
+    n_batch = n_batch or (5_000 if quick else 100_000)
     batch_X = np.ascontiguousarray(X[rng.choice(len(X), n_batch)], dtype=np.float32)
     check_X = np.ascontiguousarray(np.vstack([batch_X[:2000], edge_rows(X, rng)]), dtype=np.float32)
     singles = batch_X[: 50 if quick else 1000]
     reference = LightGBM(model_txt)
     expected = reference.batch(check_X, 2)
-    builders = [
-        lambda: reference,
-        lambda: Ours(model_dir),
-        lambda: GTIL(model_txt),
-        lambda: TL2cgenDefault(model_txt, work),
-        lambda: ONNXRuntime(model_txt, X.shape[1]),
-    ]
+    builders = {
+        "lightgbm": lambda: reference,
+        "ours": lambda: Ours(model_dir),
+        "gtil": lambda: GTIL(model_txt),
+        "tl2cgen": lambda: TL2cgenDefault(model_txt, work),
+        "onnx": lambda: ONNXRuntime(model_txt, X.shape[1]),
+    }
+    builders = [b for k, b in builders.items() if engines is None or k in engines or k == "lightgbm"]
     rows = []
     for build in builders:
         t0 = time.perf_counter()
@@ -189,7 +239,7 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
         diff = float(np.max(np.abs(engine.batch(check_X, 1) - expected)))
         row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": diff}
         repeat = 2 if quick else 5
-        for threads in (1, 2):
+        for threads in threads_list:
             t = timeit(lambda engine=engine, threads=threads: engine.batch(batch_X, threads), repeat=repeat)
             row[f"batch_us_per_row_{threads}t"] = t["min"] / n_batch * 1e6
             row[f"batch_median_us_per_row_{threads}t"] = t["median"] / n_batch * 1e6
@@ -201,19 +251,21 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
         row["one_row_us_median"] = float(np.median(per_call))
         row["one_row_us_p99"] = float(np.percentile(per_call, 99))
         rows.append(row)
-    try:
-        figures, out = measure_lleaves(model_txt, work, batch_X, check_X, singles, 2 if quick else 5)
-        rows.append(
-            {
-                "model": label,
-                "engine": "lleaves (own venv)",
-                **figures,
-                "max_abs_diff": float(np.max(np.abs(out - expected))),
-            }
-        )
-    except (subprocess.CalledProcessError, OSError) as exc:
-        detail = getattr(exc, "stderr", "") or ""
-        rows.append({"model": label, "engine": "lleaves (own venv)", "error": f"{exc} {detail[-500:]}"})
+    for name, key in (("lleaves (own venv)", "lleaves"), *((n, VENV_ENGINES[n][2]) for n in VENV_ENGINES)):
+        if engines is not None and key not in engines:
+            continue
+        try:
+            if key == "lleaves":
+                figures, out = measure_lleaves(model_txt, work, batch_X, check_X, singles, 2 if quick else 5)
+            else:
+                write_inputs(work, batch_X, check_X, singles)
+                figures, out = measure_venv_engine(name, model_txt, work, 2 if quick else 5)
+            rows.append(
+                {"model": label, "engine": name, **figures, "max_abs_diff": float(np.max(np.abs(out - expected)))}
+            )
+        except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+            detail = getattr(exc, "stderr", "") or ""
+            rows.append({"model": label, "engine": name, "error": f"{exc} {detail[-500:]}"})
     base = rows[0]
     for row in rows:
         if "error" in row:
@@ -224,12 +276,47 @@ def run_model(label: str, model_dir: Path, X: np.ndarray, *, quick: bool) -> lis
 
 
 def run(quick: bool) -> list[dict]:
-    from benchmarks.models import large_model, project_matrix, project_pipeline
+    from benchmarks.models import ANCHORS, anchor_model, project_matrix, project_pipeline
 
     pipe = project_pipeline(3000 if quick else 20000)
     _ids, X = project_matrix(pipe.db)
     rows = run_model("project", pipe.model_dir, X, quick=quick)
-    n_trees = 100 if quick else 1000
-    model_dir, X_large = large_model(n_trees)
-    rows += run_model(f"{n_trees} trees x 63 leaves", model_dir, X_large, quick=quick)
+    for name in ANCHORS:  # quick: the same shapes with 100 trees
+        model_dir, X_anchor = anchor_model(name, quick=quick)
+        rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick)
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """A focused run: chosen engines on the anchor models, one thread, N rows; prints a table.
+
+    python -m benchmarks.bench_inference --engines ours,lleaves,onedal,timber --rows 20000
+    (LightGBM, the reference, always runs). The suite's own run is `credit bench --only inference`.
+    """
+    import argparse
+
+    from benchmarks.models import ANCHORS, anchor_model
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--engines", default="ours,lleaves")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--models", default=",".join(ANCHORS))
+    args = parser.parse_args(argv)
+    for name in args.models.split(","):
+        model_dir, X = anchor_model(name)
+        rows = run_model(
+            name, model_dir, X, quick=False, n_batch=args.rows, engines=set(args.engines.split(",")), threads_list=(1,)
+        )
+        for row in rows:
+            if "error" in row:
+                print(f"{name:12s} {row['engine']:32s} error {row['error'][:200]}")
+                continue
+            print(
+                f"{name:12s} {row['engine']:32s} batch {row['batch_us_per_row_1t']:8.2f} µs/row"
+                f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -55,39 +55,93 @@ def project_matrix(db: Path) -> tuple[np.ndarray, np.ndarray]:
     return ids, X
 
 
-def large_model(n_trees: int, leaves: int = 63, n_features: int = 200, rows: int = 20_000) -> tuple[Path, np.ndarray]:
-    """A fixed LightGBM model of n_trees x leaves on synthetic data with NaNs, compiled like ours."""
+ANCHORS = ("500x31", "1000x63", "categorical")  # the engine budget's models (issue 20)
+
+
+def _cached_model(
+    model_dir: Path, X: np.ndarray, y: np.ndarray, n_trees: int, leaves: int, categorical: list[int] | None = None
+) -> None:
+    """Train (seeded, one thread) and compile into model_dir once; later calls reuse it."""
     import lightgbm as lgb
 
     from app.model.compile import compile_model
 
-    model_dir = CACHE / f"large-{n_trees}x{leaves}x{n_features}"
+    if (model_dir / "done").exists():
+        return
+    model_dir.mkdir(parents=True, exist_ok=True)
+    params = {
+        "objective": "binary",
+        "num_leaves": leaves,
+        "learning_rate": 0.05,
+        "min_data_in_leaf": 5,
+        "verbose": -1,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+    }
+    if categorical:
+        params["max_cat_to_onehot"] = 4
+    ds = lgb.Dataset(X, y, categorical_feature=categorical or "auto")
+    booster = lgb.train(params, ds, num_boost_round=n_trees)
+    booster.save_model(str(model_dir / "model.txt"))
+    import hashlib
+
+    model_id = hashlib.sha256((model_dir / "model.txt").read_bytes()).hexdigest()
+    n_features = X.shape[1]
+    names = [f"f{i}" for i in range(n_features)]
+    manifest = {"model_id": model_id, "features": names, "n_features": n_features, "threshold": 0.5}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    np.save(model_dir / "reference.npy", X[:2000], allow_pickle=False)
+    compile_model(model_dir, progress=False)
+    (model_dir / "done").write_text("ok")
+
+
+def _synthetic(rows: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     rng = np.random.default_rng(123)
     X = rng.normal(size=(rows, n_features)).astype(np.float32)
     X[rng.random(X.shape) < 0.1] = np.nan
     logit = np.nansum(X[:, :20] * rng.normal(size=20), axis=1) - 2.5
     y = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    if not (model_dir / "done").exists():
-        model_dir.mkdir(parents=True, exist_ok=True)
-        params = {
-            "objective": "binary",
-            "num_leaves": leaves,
-            "learning_rate": 0.05,
-            "min_data_in_leaf": 5,
-            "verbose": -1,
-            "seed": 1,
-            "deterministic": True,
-            "num_threads": 1,
-        }
-        booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=n_trees)
-        booster.save_model(str(model_dir / "model.txt"))
-        import hashlib
+    return X, y, rng
 
-        model_id = hashlib.sha256((model_dir / "model.txt").read_bytes()).hexdigest()
-        names = [f"f{i}" for i in range(n_features)]
-        manifest = {"model_id": model_id, "features": names, "n_features": n_features, "threshold": 0.5}
-        (model_dir / "manifest.json").write_text(json.dumps(manifest))
-        np.save(model_dir / "reference.npy", X[:2000], allow_pickle=False)
-        compile_model(model_dir, progress=False)
-        (model_dir / "done").write_text("ok")
+
+def large_model(n_trees: int, leaves: int = 63, n_features: int = 200, rows: int = 20_000) -> tuple[Path, np.ndarray]:
+    """A fixed LightGBM model of n_trees x leaves on synthetic data with NaNs, compiled like ours."""
+    model_dir = CACHE / f"large-{n_trees}x{leaves}x{n_features}"
+    X, y, _rng = _synthetic(rows, n_features)
+    _cached_model(model_dir, X, y, n_trees, leaves)
     return model_dir, X
+
+
+CATEGORY_LEVELS = (10, 40, 80, 150, 250)
+
+
+def categorical_model(
+    n_trees: int = 500, leaves: int = 31, n_features: int = 200, rows: int = 20_000
+) -> tuple[Path, np.ndarray]:
+    """The categorical anchor: n_trees x leaves, the first 5 columns categorical (10-250 levels) and
+    carrying most of the signal, so that nearly every tree has a categorical split."""
+    X, y, rng = _synthetic(rows, n_features)
+    logit = np.zeros(rows)
+    for j, levels in enumerate(CATEGORY_LEVELS):
+        codes = rng.integers(0, levels, rows)
+        effect = rng.normal(0, 1.0, levels)
+        logit += effect[codes]
+        col = codes.astype(np.float32)
+        col[rng.random(rows) < 0.05] = np.nan
+        X[:, j] = col
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(logit - 2.0 + 0.5 * np.nan_to_num(X[:, 5]))))).astype(int)
+    model_dir = CACHE / f"categorical-{n_trees}x{leaves}x{n_features}"
+    _cached_model(model_dir, X, y, n_trees, leaves, categorical=list(range(len(CATEGORY_LEVELS))))
+    return model_dir, X
+
+
+def anchor_model(name: str, quick: bool = False) -> tuple[Path, np.ndarray]:
+    """One of ANCHORS (quick: the same shapes with fewer trees, for correctness passes)."""
+    if name == "500x31":
+        return large_model(100 if quick else 500, leaves=31)
+    if name == "1000x63":
+        return large_model(100 if quick else 1000, leaves=63)
+    if name == "categorical":
+        return categorical_model(100 if quick else 500)
+    raise ValueError(f"unknown anchor model {name!r}; one of {', '.join(ANCHORS)}")

@@ -71,7 +71,21 @@ SECTIONS = {
             "explain_ms_p99",
         ],
     ),
-    "explain": ("Explanations and what-if", ["name", "ms_median", "ms_p99", "additivity_error", "max_abs_diff"]),
+    "explain": (
+        "Explanations and what-if",
+        [
+            "name",
+            "ms_median",
+            "ms_p99",
+            "rows_per_s",
+            "pred_contrib_rows_per_s",
+            "speedup_vs_pred_contrib",
+            "rss_mb",
+            "heavy_imports",
+            "additivity_error",
+            "max_abs_diff",
+        ],
+    ),
     "drift": ("Drift", ["name", "seconds", "dataset_drift"]),
     "monitoring": (
         "Realised performance and fairness (budget 2 s each)",

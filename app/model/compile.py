@@ -31,7 +31,7 @@ import numpy as np
 
 from app.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
 from app.files import atomic_write_bytes, atomic_write_json
-from app.model import codegen
+from app.model import codegen, codegen_shap
 from app.options import model_option
 from app.scoring import bind_library, predict_with, sha256_file
 
@@ -39,6 +39,10 @@ NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
 DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_FLAGS = ("-O3", "-fno-plt")
 PARITY_TOL = 1e-6
+SHAP_PARITY_TOL = 1e-9  # TreeSHAP against Booster.predict(pred_contrib=True)
+SHAP_PARITY_ROWS = 1500  # at most; fewer for large models (TreeSHAP costs ~ leaves x depth^2 a row), never < 200
+SHAP_PARITY_LEAF_ROWS = 3_000_000  # rows x total leaves compared at most
+ROWS_GUESS_MAX_LEAVES = 2000  # below this many leaves in all, batches first try the row loop
 
 
 class CompileError(RuntimeError):
@@ -222,6 +226,58 @@ def native_output_to(path: Path):
                 os.close(fd)
 
 
+def shap_parity_rows(dump: dict[str, Any]) -> int:
+    """How many parity rows the TreeSHAP gate compares, from the model's size."""
+    leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"]) or 1
+    return int(min(SHAP_PARITY_ROWS, max(200, SHAP_PARITY_LEAF_ROWS // leaves)))
+
+
+def check_shap_parity(
+    so_path: Path, booster: Any, X: np.ndarray, seed: int = 1, max_rows: int = SHAP_PARITY_ROWS
+) -> tuple[float, int]:
+    """Max |diff| of the library's TreeSHAP against pred_contrib on a random sample of `max_rows`
+    parity rows. Returns (max |diff|, rows compared)."""
+    from app.scoring import shap_with
+
+    if len(X) > max_rows:
+        rng = np.random.default_rng(seed)
+        X = np.ascontiguousarray(X[np.sort(rng.choice(len(X), max_rows, replace=False))])
+    lib = bind_library(so_path)
+    try:
+        if not hasattr(lib, "credit_shap_batch"):
+            return float("inf"), 0
+        got = shap_with(lib, X)
+    finally:
+        _dlclose(lib)
+    want = booster.predict(X, pred_contrib=True, num_threads=1)
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return float("inf"), len(X)
+    return float(np.max(np.abs(got - want))) if len(X) else 0.0, len(X)
+
+
+def time_batch_paths(so_path: Path, X: np.ndarray, rows: int = 2048, repeat: int = 5) -> dict[str, float]:
+    """µs per row of each batch path of a library (codegen.BATCH_PATHS), minimum over `repeat`
+    interleaved runs on `rows` rows (X tiled as needed), one thread."""
+    import ctypes
+
+    X = np.ascontiguousarray(np.resize(X, (rows, X.shape[1])), dtype=np.float32)
+    lib = bind_library(so_path)
+    try:
+        via = lib.credit_predict_batch_via
+        via.restype = None
+        via.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        out = np.empty(rows)
+        best = dict.fromkeys(codegen.BATCH_PATHS, float("inf"))
+        for _ in range(repeat):
+            for k, name in enumerate(codegen.BATCH_PATHS):
+                t0 = time.perf_counter_ns()
+                via(k, X.ctypes.data, rows, out.ctypes.data)
+                best[name] = min(best[name], (time.perf_counter_ns() - t0) / rows / 1e3)
+    finally:
+        _dlclose(lib)
+    return best
+
+
 def compile_model(
     model_dir: Path | str,
     *,
@@ -231,7 +287,9 @@ def compile_model(
     tl2cgen_reference: bool = True,
     block: int = codegen.DEFAULT_BLOCK,
     row_path: str = "auto",
+    batch_path: str = "auto",
     with_native: bool = True,
+    with_shap: bool = True,
 ) -> dict:
     """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]."""
     import lightgbm as lgb
@@ -277,20 +335,41 @@ def compile_model(
     dump = booster.dump_model()
     if int(dump["max_feature_idx"]) + 1 != n_features:
         raise CompileError(f"{model_path}: {int(dump['max_feature_idx']) + 1} features, manifest lists {n_features}")
-    units = codegen.generate_units(
-        dump,
-        model_id=model_id,
-        threshold=float(manifest["threshold"]),
-        manifest_sha256=manifest_digest(manifest),
-        block=block,
-        row_path=row_path,
-        model_text=model_bytes.decode("utf-8"),
-        calibration=calibration_of(manifest),
-        parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
-    )
+    if batch_path not in ("auto", *codegen.BATCH_PATHS):
+        raise CompileError(f"batch_path must be auto or one of {', '.join(codegen.BATCH_PATHS)}, got {batch_path!r}")
+
+    def main_units(path: str) -> list[str]:
+        return codegen.generate_units(
+            dump,
+            model_id=model_id,
+            threshold=float(manifest["threshold"]),
+            manifest_sha256=manifest_digest(manifest),
+            block=block,
+            row_path=row_path,
+            batch_path=path,
+            model_text=model_bytes.decode("utf-8"),
+            calibration=calibration_of(manifest),
+            parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
+        )
+
+    if batch_path == "auto":  # first guess: small models loop over rows (measured below, rebuilt if wrong)
+        n_leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"])
+        chosen = "rows" if n_leaves < ROWS_GUESS_MAX_LEAVES else "tables"
+    else:
+        chosen = batch_path
+    units = main_units(chosen)
     for old in build.glob("model*.c"):
         old.unlink()
     c_paths = [build / "model.c", *(build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
+    if with_shap:  # TreeSHAP beside the score (explanations without LightGBM in the serving process)
+        shap_units = codegen_shap.generate_shap_units(
+            dump,
+            model_id=model_id,
+            model_text=model_bytes.decode("utf-8"),
+            parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 0,
+        )
+        units += shap_units
+        c_paths += [build / "model_shap.c", *(build / f"model_shap_{k}.c" for k in range(len(shap_units) - 1))]
     for path, text in zip(c_paths, units, strict=True):
         atomic_write_bytes(path, text.encode("utf-8"))
     step(f"codegen build/model.c ({len(dump['tree_info'])} trees)", t0)
@@ -312,6 +391,19 @@ def compile_model(
         if ref_name and (model_dir / ref_name).is_file():
             reference = np.load(model_dir / ref_name, allow_pickle=False)
         X = parity_rows(dump, n_features, reference)
+        batch_timing = None
+        if batch_path == "auto":  # time both batch paths on this machine; rebuild if the other one wins
+            batch_timing = time_batch_paths(tmp_so, reference if reference is not None and len(reference) else X)
+            fastest = min(batch_timing, key=batch_timing.__getitem__)
+            step(f"batch paths (µs/row) {', '.join(f'{k} {v:.3g}' for k, v in batch_timing.items())}", t0)
+            if fastest != chosen and batch_timing[fastest] < 0.9 * batch_timing[chosen]:
+                t0 = time.perf_counter()
+                chosen = fastest
+                atomic_write_bytes(c_paths[0], main_units(chosen)[0].encode("utf-8"))
+                build_shared(sources, tmp_so, cc=cc, flags=flags)
+                compile_seconds += time.perf_counter() - t0
+                step(f"rebuilt with the {chosen} batch path", t0)
+            t0 = time.perf_counter()
         diff = check_parity(
             tmp_so,
             booster,
@@ -329,6 +421,17 @@ def compile_model(
                 f"on {len(X)} rows; nothing installed",
                 diff,
             )
+        shap_diff, shap_rows = None, 0
+        if with_shap:
+            t0 = time.perf_counter()
+            shap_diff, shap_rows = check_shap_parity(tmp_so, booster, X, max_rows=shap_parity_rows(dump))
+            step(f"TreeSHAP parity on {shap_rows} rows: max|diff| {shap_diff:.3g}", t0)
+            if not shap_diff <= SHAP_PARITY_TOL:
+                raise ParityError(
+                    f"TreeSHAP parity gate failed: compiled vs pred_contrib max |diff| = {shap_diff:.3g} > "
+                    f"{SHAP_PARITY_TOL:g} on {shap_rows} rows; nothing installed",
+                    shap_diff,
+                )
         so_name = f"model-{model_id[:12]}.so"
         digest = sha256_file(tmp_so)
         os.chmod(tmp_so, 0o755)
@@ -344,7 +447,12 @@ def compile_model(
             "compiled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "compile_seconds": round(compile_seconds, 3),
             "native_sources": [s.name for s in sources[len(c_paths) :]],
+            "batch_path": chosen,
         }
+        if batch_timing is not None:
+            library["batch_path_us_per_row"] = {k: round(v, 4) for k, v in batch_timing.items()}
+        if with_shap:
+            library["shap"] = {"parity_max_abs_diff": shap_diff, "parity_rows": shap_rows, "tolerance": SHAP_PARITY_TOL}
         manifest["library"] = library
         atomic_write_json(manifest_path, manifest)
         link_tmp = model_dir / f".score.so.{os.getpid()}.tmp"

@@ -13,6 +13,12 @@
 **   score_features(x)   probability for a float32 feature BLOB.
 **   model_id()          credit_model_id() of the library this connection loaded.
 **   model_threshold()   credit_threshold().
+**   shap_values(client_id)  TreeSHAP of that client as JSON text: an array of
+**                       n_features + 1 numbers (%!.17g, exact doubles), feature
+**                       contributions in manifest order then the expected value,
+**                       in raw margin (log-odds) space; NULL for an unknown client.
+**                       Registered only when the library has TreeSHAP (a weak
+**                       hidden reference to credit_shap_impl, codegen_shap.py).
 **   score_model_info    eponymous virtual table: one row (model_id,
 **                       n_features, threshold); see "close hook" below.
 **
@@ -57,6 +63,8 @@ CREDIT_ABI const char *credit_model_id(void);
 CREDIT_ABI double credit_threshold(void);
 CREDIT_ABI const char *credit_manifest_sha256(void);
 CREDIT_ABI int credit_refuses(double p, double threshold);
+/* TreeSHAP, out = n_features + 1 doubles; NULL in libraries built without it (weak, resolved at link). */
+extern void credit_shap_impl(const float *x, double *out) __attribute__((weak, visibility("hidden")));
 
 typedef struct ScoreCtx {
   sqlite3 *db;
@@ -407,6 +415,54 @@ static void fn_threshold(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_double(ctx, c->threshold);
 }
 
+static void fn_shap_values(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  static const char *fname = "shap_values(client_id)";
+  ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
+  int t = sqlite3_value_type(argv[0]);
+  if (t == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  if (t != SQLITE_INTEGER) {
+    char *msg = sqlite3_mprintf("%s: client_id must be an INTEGER, got %s", fname, type_name(t));
+    sqlite3_result_error(ctx, msg ? msg : "client_id must be an INTEGER", -1);
+    sqlite3_free(msg);
+    return;
+  }
+  int found = lookup_row(ctx, c, sqlite3_value_int64(argv[0]), fname);
+  if (found <= 0) {
+    if (found == 0) sqlite3_result_null(ctx);
+    return;
+  }
+  double *phi = sqlite3_malloc64(sizeof(double) * ((sqlite3_uint64)c->n_features + 1));
+  if (!phi) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  credit_shap_impl(c->buf, phi);
+  sqlite3_str *s = sqlite3_str_new(c->db);
+  sqlite3_str_appendchar(s, 1, '[');
+  for (int i = 0; i <= c->n_features; i++) {
+    if (!isfinite(phi[i])) { /* never hand NaN/inf to SQL */
+      sqlite3_free(phi);
+      sqlite3_free(sqlite3_str_finish(s));
+      sqlite3_result_error(ctx, "shap_values(client_id): the model returned a non-finite contribution", -1);
+      return;
+    }
+    sqlite3_str_appendf(s, i ? ",%!.17g" : "%!.17g", phi[i]);
+  }
+  sqlite3_str_appendchar(s, 1, ']');
+  sqlite3_free(phi);
+  int len = sqlite3_str_length(s);
+  char *text = sqlite3_str_finish(s);
+  if (!text) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, text, len, sqlite3_free);
+}
+
 /* ---------------------------------------------------------- entry point -- */
 
 #ifdef _WIN32
@@ -457,6 +513,11 @@ __attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char 
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof fns / sizeof fns[0]; i++) {
     c->refs++; /* released by xDestroy, which SQLite also calls when registration fails */
     rc = sqlite3_create_function_v2(db, fns[i].name, fns[i].nargs, fns[i].flags, c, fns[i].fn, 0, 0, ctx_unref);
+  }
+  if (rc == SQLITE_OK && credit_shap_impl) {
+    c->refs++;
+    rc = sqlite3_create_function_v2(db, "shap_values", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, c, fn_shap_values, 0, 0,
+                                    ctx_unref);
   }
   if (rc == SQLITE_OK) {
     c->refs++;
