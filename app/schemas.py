@@ -272,6 +272,9 @@ class ModelLibrary(msgspec.Struct):
     compiled_at: str | msgspec.UnsetType = msgspec.UNSET
     compile_seconds: float | None | msgspec.UnsetType = msgspec.UNSET
     native_sources: list[str] | msgspec.UnsetType = msgspec.UNSET
+    batch_path: str | msgspec.UnsetType = msgspec.UNSET
+    batch_path_us_per_row: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
+    shap: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ModelInfo(msgspec.Struct):
@@ -294,6 +297,10 @@ class ModelInfo(msgspec.Struct):
     versions: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     params: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     calibration: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+    champion: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    candidates: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    evaluation: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    search: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     global_importance: list[tuple[str, float]] | msgspec.UnsetType = msgspec.UNSET
     library: ModelLibrary | None | msgspec.UnsetType = msgspec.UNSET
 

@@ -110,7 +110,7 @@ def train_model(X, y, names, n_trees: int = 50, seed: int = 0, num_leaves: int =
     return lgb.train(params, ds, num_boost_round=n_trees)
 
 
-def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0.3) -> dict:
+def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0.3, compiled: bool = True) -> dict:
     from app.drift import reference_bins_all
 
     model_dir = Path(model_dir)
@@ -138,14 +138,16 @@ def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0
         "global_importance": sorted(([n, float(v)] for n, v in zip(names, imp, strict=True)), key=lambda t: -t[1]),
     }
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
-    if shutil.which("gcc"):  # a served model is always compiled (app.bundle verifies the library)
+    if compiled and shutil.which("gcc"):  # a served model is always compiled (app.bundle verifies the library)
         from app.model.compile import compile_model
 
         manifest["library"] = compile_model(model_dir, progress=False, tl2cgen_reference=False)
     return manifest
 
 
-def make_model_dir(model_dir: Path, p: int = 22, n: int = 4000, n_trees: int = 50, seed: int = 0):
+def make_model_dir(
+    model_dir: Path, p: int = 22, n: int = 4000, n_trees: int = 50, seed: int = 0, compiled: bool = True
+):
     """Train a small model on synthetic data; returns (manifest, X, names)."""
     rng = np.random.default_rng(seed)
     names = make_names(p)
@@ -153,7 +155,7 @@ def make_model_dir(model_dir: Path, p: int = 22, n: int = 4000, n_trees: int = 5
     y = (rng.random(n) < risk(X, names)).astype(int)
     booster = train_model(X, y, names, n_trees=n_trees, seed=seed)
     ref = X[rng.choice(n, min(n, 2000), replace=False)]
-    manifest = write_model_dir(model_dir, booster, names, ref)
+    manifest = write_model_dir(model_dir, booster, names, ref, compiled=compiled)
     return manifest, X, names
 
 

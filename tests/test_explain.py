@@ -244,13 +244,13 @@ def test_pipeline_explanations_match_the_compiled_model(pipeline):
 
 def test_an_uncompiled_model_cannot_be_explained(tmp_path):
     """Explanations come from the compiled library only: without it, a clear error naming the fix."""
-    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2)
+    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2, compiled=False)
     with pytest.raises(ExplainError, match="credit compile"):
         Explainer.load(tmp_path / "m")
 
 
 def test_a_library_without_treeshap_is_refused(tmp_path):
-    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2)
+    fm.make_model_dir(tmp_path / "m", p=22, n=600, n_trees=5, seed=2, compiled=False)
     compile_model(tmp_path / "m", progress=False, tl2cgen_reference=False, with_shap=False)
     with pytest.raises(ExplainError, match="no TreeSHAP.*credit compile"):
         Explainer.load(tmp_path / "m")

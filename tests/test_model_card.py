@@ -43,10 +43,13 @@ def test_training_fairness_is_on_out_of_fold_decisions(pipeline):
     assert fair["clients"] == n and fair["outcomes"] == n
     for table in fair["attributes"].values():
         assert sum(g["clients"] for g in table["groups"]) == n
-        # the groups' refused defaulters and refused good clients add up to the out-of-fold confusion matrix
+        # the groups' refused defaulters and refused good clients are the decisions of the shipped threshold on
+        # the honest out-of-fold probabilities: their cost is the one the evaluation reports at that threshold
         tp = sum(round((g["tpr"] or 0) * g["defaults"]) for g in table["groups"])
         fp = sum(round((g["fpr"] or 0) * (g["outcomes"] - g["defaults"])) for g in table["groups"])
-        assert (tp, fp) == (manifest["metrics"]["confusion"]["tp"], manifest["metrics"]["confusion"]["fp"])
+        costs, positives = manifest["costs"], manifest["metrics"]["positives"]
+        cost = (costs["fn"] * (positives - tp) + costs["fp"] * fp) / n
+        assert cost == pytest.approx(manifest["evaluation"]["chosen"]["cost_per_client"], abs=1e-12)
 
 
 def test_card_of_a_sparse_manifest_says_not_recorded():

@@ -36,7 +36,7 @@ class ExplainError(ValueError):
     pass
 
 
-_CACHE: dict[tuple[str, str], Explainer] = {}
+_CACHE: dict[tuple[str, str, str], Explainer] = {}
 _LOCK = threading.Lock()
 
 
@@ -122,8 +122,8 @@ class Explainer:
 
     @classmethod
     def from_bundle(cls, bundle) -> Explainer:
-        """Load (or reuse) the explainer of a verified bundle; cached per (model id, manifest digest)."""
-        key = (bundle.model_id, bundle.digest)
+        """Load (or reuse) the explainer of a verified bundle; cached per (model id, manifest digest, library)."""
+        key = (bundle.model_id, bundle.digest, bundle.manifest.library.sha256)
         with _LOCK:
             hit = _CACHE.get(key)
         if hit is not None:
