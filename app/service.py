@@ -39,7 +39,7 @@ from app.auth import KeyRing
 from app.bundle import DataMismatchError, ModelBundle
 from app.config import Settings
 from app.db import connect
-from app.http import ApiError, decode  # noqa: F401 - decode: re-exported for routes that imported it from here
+from app.http import ApiError
 
 if TYPE_CHECKING:
     from app.model.explain import Explainer
