@@ -447,8 +447,9 @@ def test_read_only_store_recovers_at_the_next_readiness_check(pipeline, tmp_path
             assert "log" in body["error"], body
             assert_error(http.get(f"/clients/{cid}/score"), 503)
             subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
-            time.sleep(1.1)  # scoring re-runs the checks at most once a second while not ready
-            r = http.get(f"/clients/{cid}/score")
+            deadline = time.monotonic() + 15  # scoring re-runs the checks at most once a second while not ready
+            while (r := http.get(f"/clients/{cid}/score")).status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
             assert r.status_code == 200, r.text
             assert http.get("/readyz").status_code == 200
             rid = r.json()["request_id"]
