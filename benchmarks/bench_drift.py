@@ -20,9 +20,9 @@ def fill_log(db: Path, model_dir: Path, n: int) -> Path:
     import apsw
 
     from app import store
-    from app.scoring import CompiledModel
+    from app.bundle import ModelBundle
 
-    model = CompiledModel.load(model_dir)
+    model = ModelBundle.load(model_dir)
     data = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
     blobs = [r[0] for r in data.execute("SELECT x FROM features")]
     data.close()
@@ -44,7 +44,7 @@ def fill_log(db: Path, model_dir: Path, n: int) -> Path:
                     None,
                     blobs[picks[i]],
                     float(probs[i]),
-                    model.decision(float(probs[i])),
+                    model.decide(float(probs[i])),
                     model.model_id,
                     1.0,
                     "officer",
