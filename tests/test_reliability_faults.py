@@ -441,6 +441,11 @@ def test_read_only_store_recovers_at_the_next_readiness_check(pipeline, tmp_path
     with tmpfs(f"{data.db.stat().st_size * 2 + (4 << 20)}") as mnt:
         db = mnt / "credit.db"
         shutil.copy(data.db, db)
+        # ingest leaves the data file in rollback mode; a test run may have switched the shared copy to WAL,
+        # and a WAL file cannot be opened on a read-only file system
+        conn = apsw.Connection(str(db))
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.close()
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         with ApiServer(db, data.model_dir, wait_for="/healthz") as api, api.client(headers=OFFICER) as http:
             body = assert_error(http.get("/readyz", headers=ADMIN), 503)
