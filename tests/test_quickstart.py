@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import needs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -42,9 +42,8 @@ def test_the_quickstart_is_what_this_test_runs():
 
 
 @pytest.mark.slow
+@needs("git", "apt-get install git")
 def test_quickstart_commands_as_printed_in_a_fresh_clone(tmp_path):
-    if shutil.which("git") is None:
-        pytest.skip("needs git")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
     venv_bin = str(Path(sys.executable).parent)
