@@ -16,7 +16,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-# gcc + libc headers compile the model; sqlite3ext.h is needed by app/native/score_ext.c
+# gcc + libc headers compile the model; sqlite3ext.h is needed by app/scoring/native/score_ext.c
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev libsqlite3-dev libgomp1 \

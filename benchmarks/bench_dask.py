@@ -3,11 +3,11 @@
 python -m benchmarks.bench_dask [--quick] [--rows N] [--rows-per-partition N] [--trees N]
 
 Rows are generated with numpy (resampled rows of the fixed 200-feature model's training matrix,
-NaNs included) and written straight to Parquet partitions with app.batch.PartitionWriter (the
+NaNs included) and written straight to Parquet partitions with app.scoring.batch.PartitionWriter (the
 layout `credit export` writes); no ingest. Engines, all on the same rows:
   - one process, CompiledModel.predict over the matrix already in memory (pure compute);
   - one process, read each Parquet partition + predict (the same I/O as a Dask task, no Dask);
-  - `credit score-batch` (app.batch.run_batch) on a LocalCluster with 1 and 2 worker processes,
+  - `credit score-batch` (app.scoring.batch.run_batch) on a LocalCluster with 1 and 2 worker processes,
     one thread each; the time is submit -> last partition written, cluster start-up and model
     shipping reported apart.
 It also times the two Parquet layouts a worker could read (one fixed_size_list<float32> column,
@@ -31,7 +31,7 @@ from benchmarks.models import large_model
 
 
 def _make_partitions(out: Path, X_src: np.ndarray, names: list[str], rows: int, per_part: int, seed: int = 0):
-    from app.batch import PartitionWriter
+    from app.scoring.batch import PartitionWriter
 
     rng = np.random.default_rng(seed)
     writer = PartitionWriter(out, names, source={"source_db": "benchmarks/bench_dask.py (generated)"})
@@ -53,7 +53,7 @@ def _layout_rows(tmp: Path, ids: np.ndarray, X: np.ndarray, names: list[str], re
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from app.batch import _features_table
+    from app.scoring.batch import _features_table
 
     a, b = tmp / "list.parquet", tmp / "columns.parquet"
     pq.write_table(_features_table(ids, X), a, row_group_size=len(ids))
@@ -98,8 +98,8 @@ def run(
 ) -> list[dict]:
     import pyarrow.parquet as pq
 
-    from app.batch import run_batch
-    from app.scoring import CompiledModel
+    from app.scoring.batch import run_batch
+    from app.scoring.library import CompiledModel
 
     rows = rows or (50_000 if quick else 1_000_000)
     per_part = per_part or (10_000 if quick else 100_000)

@@ -20,7 +20,7 @@ def fill_log(db: Path, model_dir: Path, n: int) -> Path:
     import apsw
 
     from app import store
-    from app.bundle import ModelBundle
+    from app.scoring.bundle import ModelBundle
 
     model = ModelBundle.load(model_dir)
     data = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
@@ -58,8 +58,8 @@ def fill_log(db: Path, model_dir: Path, n: int) -> Path:
 
 
 def run(quick: bool) -> list[dict]:
-    from app.db import connect
-    from app.drift import evidently_report, psi_report
+    from app.monitoring.drift import evidently_report, psi_report
+    from app.scoring.db import connect
 
     pipe = project_pipeline(3000 if quick else 20000)
     n = 5_000 if quick else 100_000

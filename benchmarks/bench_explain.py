@@ -39,7 +39,7 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t2 - t1) * 1e3, "rs
 def shap_throughput(label: str, model_dir, X: np.ndarray, n: int) -> dict:
     import lightgbm as lgb
 
-    from app.scoring import CompiledModel, shap_with
+    from app.scoring.library import CompiledModel, shap_with
 
     model = CompiledModel.load(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
@@ -80,7 +80,7 @@ def what_if_row(pipe, quick: bool) -> dict:
 
     from app.data.features import feature_names
     from app.data.whatif import what_if
-    from app.scoring import CompiledModel
+    from app.scoring.library import CompiledModel
 
     model = CompiledModel.load(pipe.model_dir)
     conn = apsw.Connection(str(pipe.db), flags=apsw.SQLITE_OPEN_READONLY)

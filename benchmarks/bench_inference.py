@@ -82,7 +82,7 @@ class Ours(Engine):
     name = "ours (compiled library)"
 
     def __init__(self, model_dir: Path):
-        from app.scoring import CompiledModel
+        from app.scoring.library import CompiledModel
 
         self.model = CompiledModel.load(model_dir)
         self.pool = ThreadPoolExecutor(2)

@@ -71,7 +71,7 @@ def run(quick: bool) -> list[dict]:
     work.mkdir(parents=True)
     run_db = work / "credit.db"
     shutil.copy(db, run_db)
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--db", str(run_db), "--model", str(pipe.model_dir)]
+    cmd = [sys.executable, "-m", "app.cli.main", "serve", "--db", str(run_db), "--model", str(pipe.model_dir)]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     t_start = time.perf_counter()
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -160,10 +160,10 @@ def _fold(name, header, rows, y, test_idx, work: Path, seed: int, quick: bool) -
 
     from app.data.features import load_matrix
     from app.data.ingest_csv import ingest_csv
-    from app.db import connect
     from app.model.compile import compile_model
     from app.model.evaluation import auc, business_cost
     from app.model.train import train
+    from app.scoring.db import connect
 
     _pkg, _rel, _member, target, positive, fn_cost = DATASETS[name]
     t_col = header.index(target)

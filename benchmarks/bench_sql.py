@@ -17,7 +17,7 @@ from benchmarks.models import project_matrix, project_pipeline
 def run(quick: bool) -> list[dict]:
     import lightgbm as lgb
 
-    from app.db import connect
+    from app.scoring.db import connect
 
     pipe = project_pipeline(3000 if quick else 20000)
     conn = connect(pipe.db, pipe.model_dir, readonly=True)

@@ -45,7 +45,7 @@ def project_pipeline(n_clients: int, seed: int = 42) -> SimpleNamespace:
 
 def project_matrix(db: Path) -> tuple[np.ndarray, np.ndarray]:
     from app.data.features import load_matrix
-    from app.db import connect
+    from app.scoring.db import connect
 
     conn = connect(db, readonly=True)
     try:

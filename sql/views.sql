@@ -1,5 +1,5 @@
--- Views over the scoring functions of app/native/score_ext.c.
--- app.db.connect(db, model_dir) runs this file on every connection that loaded the model. The views
+-- Views over the scoring functions of app/scoring/native/score_ext.c.
+-- app.scoring.db.connect(db, model_dir) runs this file on every connection that loaded the model. The views
 -- are TEMP (per connection) because the functions exist only on such connections, and because
 -- score() and decision() are SQLITE_DIRECTONLY: allowed in TEMP views, refused in views or triggers
 -- stored in the database file (an untrusted file's schema cannot make them run).

@@ -122,7 +122,7 @@ class ApiServer(ServerProcess):
         self.db, self.model_dir, self.workers = Path(db), Path(model_dir), workers
         self.port = free_port()
         super().__init__(f"http://127.0.0.1:{self.port}", wait_for, timeout)
-        self.cmd = [sys.executable, "-m", "app.cli", "serve", "--db", str(self.db), "--model", str(self.model_dir)]
+        self.cmd = [sys.executable, "-m", "app.cli.main", "serve", "--db", str(self.db), "--model", str(self.model_dir)]
         self.cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
         self.env.update(CREDIT_API_KEYS=keys, CREDIT_KEYS_FILE=str(self._dir / "no-keys-file"), PYTHONUNBUFFERED="1")

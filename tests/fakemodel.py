@@ -111,7 +111,7 @@ def train_model(X, y, names, n_trees: int = 50, seed: int = 0, num_leaves: int =
 
 
 def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0.3, compiled: bool = True) -> dict:
-    from app.drift import reference_bins_all
+    from app.monitoring.drift import reference_bins_all
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +138,7 @@ def write_model_dir(model_dir: Path, booster, names, X_ref, threshold: float = 0
         "global_importance": sorted(([n, float(v)] for n, v in zip(names, imp, strict=True)), key=lambda t: -t[1]),
     }
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
-    if compiled and shutil.which("gcc"):  # a served model is always compiled (app.bundle verifies the library)
+    if compiled and shutil.which("gcc"):  # a served model is always compiled (app.scoring.bundle verifies the library)
         from app.model.compile import compile_model
 
         manifest["library"] = compile_model(model_dir, progress=False, tl2cgen_reference=False)

@@ -35,7 +35,7 @@ def ids(data) -> list[int]:
 @pytest.fixture(scope="module")
 def expected(data, ids) -> dict[int, float]:
     """Probabilities computed in SQL by the database's own score(), for comparison with the API."""
-    from app.db import connect
+    from app.scoring.db import connect
 
     conn = connect(data.db, data.model_dir)
     try:
@@ -254,7 +254,7 @@ def test_model_manifest_without_reference(http, data):
     from app import __version__
 
     assert "reference" not in body
-    # typed (app.schemas.ModelInfo) yet the same JSON: every key of the manifest but the reference sample
+    # typed (app.service.schemas.ModelInfo) yet the same JSON: every key of the manifest but the reference sample
     assert body == {"serving_app_version": __version__} | {k: v for k, v in manifest.items() if k != "reference"}
 
 

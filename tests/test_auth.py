@@ -6,7 +6,7 @@ import apsw
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, KEYS, OFFICER, OFFICER_KEY, ApiServer, copy_pipeline
 
-from app.auth import KeyConfigError, KeyRing, load_keys, parse_keys
+from app.service.auth import KeyConfigError, KeyRing, load_keys, parse_keys
 from app.store import default_path
 
 

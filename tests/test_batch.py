@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client
 
-from app.batch import (
+from app.scoring.batch import (
     FEATURES_FILE,
     ModelPackage,
     export_command,
@@ -23,7 +23,7 @@ from app.batch import (
     score_batch_command,
     worker_model,
 )
-from app.bundle import ModelBundle
+from app.scoring.bundle import ModelBundle
 
 ROWS_PER_PARTITION = 700
 
@@ -36,9 +36,9 @@ def src(pipeline):
 @pytest.fixture(scope="module")
 def expected(src):
     """client_id -> probability, from CompiledModel.predict over load_matrix and from SQL score()."""
-    from app.bundle import ModelBundle
     from app.data.features import load_matrix
-    from app.db import connect
+    from app.scoring.bundle import ModelBundle
+    from app.scoring.db import connect
 
     conn = connect(src.db, src.model_dir)
     try:
@@ -208,9 +208,9 @@ def test_each_worker_loads_the_library_once(src, export_dir, cluster, tmp_path):
     run_batch(export_dir, tmp_path / "o2", src.model_dir, scheduler=cluster.scheduler_address, progress=False)
 
     def loaded():
-        import app.batch
+        import app.scoring.batch
 
-        return {model_id: str(m.library_path) for (model_id, _sha), m in app.batch._MODELS.items()}
+        return {model_id: str(m.library_path) for (model_id, _sha), m in app.scoring.batch._MODELS.items()}
 
     per_worker = cluster_run(cluster, loaded)
     model_id = expected_model_id(src)

@@ -1,4 +1,4 @@
-"""The model bundle (app.bundle): one verified owner of the model folder and of the decision rule."""
+"""The model bundle (app.scoring.bundle): one verified owner of the model folder and of the decision rule."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from needs import needs
 
-from app.bundle import DataMismatchError, ModelBundle, ModelError, decide, manifest_digest, refuses
-from app.db import connect, read_meta, verify_data
 from app.model.compile import compile_model, prepare_model_dir
+from app.scoring.bundle import DataMismatchError, ModelBundle, ModelError, decide, manifest_digest, refuses
+from app.scoring.db import connect, read_meta, verify_data
 
 pytestmark = needs("gcc", "Debian package gcc")
 MODELS = Path(__file__).parent / "models"
@@ -163,7 +163,7 @@ def test_other_data_is_refused_unless_allowed(pipeline):
 def test_api_sql_and_cli_refuse_a_database_of_other_data(pipeline, tmp_path):
     from click.testing import CliRunner
 
-    from app.sqlcli import score_command
+    from app.cli.sql import score_command
 
     data = copy_pipeline(pipeline, tmp_path)
     conn = connect(data.db)
@@ -185,7 +185,7 @@ def test_every_surface_gives_the_same_decision(pipeline, tmp_path):
     """SQL decision(), the bundle's rule on the compiled score, `credit score` and the API agree."""
     from click.testing import CliRunner
 
-    from app.sqlcli import score_command
+    from app.cli.sql import score_command
 
     data = copy_pipeline(pipeline, tmp_path)
     bundle = ModelBundle.load(data.model_dir)

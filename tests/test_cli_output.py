@@ -8,7 +8,7 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_compile_keeps_treelite_notes_out_of_the_console(pipeline_copy):
     for so in pipeline_copy.model_dir.glob("*.so"):
         so.unlink()
     out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "compile", "--model", str(pipeline_copy.model_dir)],
+        [sys.executable, "-m", "app.cli.main", "compile", "--model", str(pipeline_copy.model_dir)],
         capture_output=True,
         text=True,
         env=env,

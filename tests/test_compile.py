@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 from app.model import codegen
 from app.model.compile import ParityError, compile_command, compile_model, prepare_model_dir
-from app.scoring import CompiledModel
+from app.scoring.library import CompiledModel
 
 MODELS = Path(__file__).parent / "models"
 NAMES = ["nan_missing", "tiny_threshold", "zero_none", "none_only", "categorical"]
@@ -154,7 +154,7 @@ def test_tl2cgen_reference_and_native_sources(tmp_path):
     d = _compile("categorical", tmp_path / "m", tl2cgen_reference=True, with_native=True)
     assert any((d / "build" / "tl2cgen").iterdir())
     lib = json.loads((d / "manifest.json").read_text())["library"]
-    native = sorted(p.name for p in (Path(codegen.__file__).parent.parent / "native").glob("*.c"))
+    native = sorted(p.name for p in (Path(codegen.__file__).parent.parent / "scoring" / "native").glob("*.c"))
     assert lib["native_sources"] == native
     CompiledModel.load(d)
 
@@ -203,7 +203,7 @@ def test_compile_refuses_model_txt_not_matching_manifest(tmp_path):
 def test_units_split_for_parallel_build(tmp_path):
     """A model split over several translation units (parallel gcc) predicts the same."""
     from app.model.compile import build_shared
-    from app.scoring import bind_library, predict_with
+    from app.scoring.library import bind_library, predict_with
 
     text = (MODELS / "nan_missing.txt").read_text()
     booster = lgb.Booster(model_file=str(MODELS / "nan_missing.txt"))

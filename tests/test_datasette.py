@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db import connect
+from app.scoring.db import connect
 
 BIN = Path(sys.executable).parent
 

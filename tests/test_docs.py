@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from app.cli import COMMANDS, cli
+from app.cli.main import COMMANDS, cli
 from app.config import SETTINGS_DOC, Settings, load_settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from app.drift import (
+from app.monitoring.drift import (
     DriftError,
     bin_fractions,
     drift_command,
@@ -20,7 +20,7 @@ from app.drift import (
     psi_report,
     reference_bins,
 )
-from app.traffic import apply_drift
+from app.monitoring.traffic import apply_drift
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_psi_and_evidently_budget_over_100k_rows(tmp_path):
     rep = psi_report(conn, manifest)
     psi_s = time.perf_counter() - t
     assert rep["window"]["rows"] == 100_000
-    from app.drift import _import_evidently
+    from app.monitoring.drift import _import_evidently
 
     t = time.perf_counter()
     _import_evidently()  # a one-off per process (the API imports it once), timed apart
@@ -210,7 +210,7 @@ def test_psi_and_evidently_budget_over_100k_rows(tmp_path):
 
 
 def test_evidently_columns_are_the_most_important_plus_psi_flagged():
-    from app.drift import _choose_columns
+    from app.monitoring.drift import _choose_columns
 
     names = [f"F{i}" for i in range(50)]
     manifest = {"global_importance": [[f"F{i}", 1.0 / (i + 1)] for i in range(49, -1, -1)]}

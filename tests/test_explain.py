@@ -219,8 +219,8 @@ def test_pipeline_explanations_match_the_compiled_model(pipeline):
     """On the real pipeline: sigmoid(base + sum shap) equals the compiled model's probability."""
     import apsw
 
-    from app.bundle import ModelBundle
     from app.model.explain import client_vector
+    from app.scoring.bundle import ModelBundle
 
     ex = Explainer.load(pipeline.model_dir)
     compiled = ModelBundle.load(pipeline.model_dir)

@@ -1,4 +1,4 @@
-"""The SQLite extension app/native/score_ext.c, built with the stand-in model of tests/native_stub/.
+"""The SQLite extension app/scoring/native/score_ext.c, built with the stand-in model of tests/native_stub/.
 
 Real SQLite files; apsw (bundled SQLite) and the Debian sqlite3 shell (system SQLite) both load it.
 """
@@ -14,8 +14,8 @@ import pytest
 from native_stub.build import NAN_TRIGGER, build_stub_model, make_features_db, predict_reference
 from needs import needs
 
-from app.db import DatabaseMissingError, connect
-from app.scoring import CompiledModel, ModelError
+from app.scoring.db import DatabaseMissingError, connect
+from app.scoring.library import CompiledModel, ModelError
 
 pytestmark = needs("gcc", "apt-get install gcc")
 SQLITE3 = shutil.which("sqlite3")

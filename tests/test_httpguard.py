@@ -1,4 +1,4 @@
-"""app.httpguard in process: a real uvicorn server on 127.0.0.1 with the guarded protocol and a tiny ASGI app,
+"""app.service.httpguard in process: a real uvicorn server on 127.0.0.1 with the guarded protocol and a tiny ASGI app,
 with short limits (monkeypatched) so each limit is seen in a second: head size and count, URL, header and body
 deadlines, the connection cap, protocol errors; and normal requests, keep-alive and pipelined, still served."""
 
@@ -14,7 +14,7 @@ import time
 import pytest
 import uvicorn
 
-from app import httpguard
+from app.service import httpguard
 
 
 async def echo_app(scope, receive, send):

@@ -50,7 +50,7 @@ def cc(spec, tmp_path_factory) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def sql_scores(data) -> dict[int, float]:
-    from app.db import connect
+    from app.scoring.db import connect
 
     conn = connect(data.db, data.model_dir)
     try:

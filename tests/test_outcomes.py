@@ -10,7 +10,7 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.monitoring import outcomes
 from app.monitoring.outcomes import Outcome, OutcomeError
 from app.store import default_path, open_store
@@ -119,7 +119,7 @@ def test_simulate_uses_the_labels_of_logged_clients(tmp_path):
 
 
 def test_cli_import_and_simulate(pipeline_copy, tmp_path):
-    from app.db import connect
+    from app.scoring.db import connect
 
     env = {"CREDIT_DB": str(pipeline_copy.db), "CREDIT_MODEL_DIR": str(pipeline_copy.model_dir)}
     data = connect(pipeline_copy.db, readonly=True)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_CHECK = """
 import app, apsw
 from app.data.ingest import read_sql
-from app.db import VIEWS_SQL
+from app.scoring.db import VIEWS_SQL
 from app.store import MIGRATIONS_DIR, migrations, open_store
 conn = apsw.Connection(":memory:")
 conn.execute(read_sql("schema.sql"))
@@ -52,7 +52,7 @@ def test_installed_wheel_finds_its_sql_scripts(tmp_path):
     (wheel,) = wheels.glob("pret_a_depenser-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"app/sql/{p.relative_to(ROOT / 'sql')}" for p in (ROOT / "sql").rglob("*.sql")} <= names
-    assert {"app/native/score_ext.c", "app/data/kaggle_schema.json"} <= names
+    assert {"app/scoring/native/score_ext.c", "app/data/kaggle_schema.json"} <= names
 
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

@@ -186,8 +186,8 @@ def test_cli_performance_exit_codes(pipeline_copy, tmp_path):
 
     from click.testing import CliRunner
 
-    from app.cli import cli
-    from app.db import connect
+    from app.cli.main import cli
+    from app.scoring.db import connect
 
     env = {"CREDIT_DB": str(pipeline_copy.db), "CREDIT_MODEL_DIR": str(pipeline_copy.model_dir)}
     data = connect(pipeline_copy.db, pipeline_copy.model_dir)

@@ -1,4 +1,5 @@
-"""The officer's worklist endpoints (app/portfolio.py) and the drift report page (app/drift_report.py),
+"""The officer's worklist endpoints (app/service/portfolio.py) and the drift report page
+(app/monitoring/drift_report.py),
 against a real `credit serve` on the test pipeline: counts equal SQL, borderline equals a brute-force search."""
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER
 
-from app.db import connect
-from app.portfolio import Snapshot
+from app.scoring.db import connect
+from app.service.portfolio import Snapshot
 from app.store import default_path
 
 

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 
-from app import predlog
-from app.store import default_path
+from app.store import default_path, predlog
 
 
 def fresh_db(path) -> apsw.Connection:

@@ -228,7 +228,7 @@ CORRUPTIONS = {
     "manifest_calibration_edited": lambda d: _edit_manifest(d, lambda m: m.update(calibration={"a": 2.0, "b": 0.0})),
     "model_txt_byte_changed": lambda d: (d / "model.txt").write_text((d / "model.txt").read_text() + " "),
 }
-# what /readyz must name for the corruptions the model bundle catches (app.bundle)
+# what /readyz must name for the corruptions the model bundle catches (app.scoring.bundle)
 REASONS = {
     "manifest_threshold_edited": "threshold",
     "manifest_calibration_edited": "manifest differs",
@@ -400,8 +400,8 @@ def test_full_disk_score_is_503_and_every_answer_is_logged(pipeline, tmp_path):
 def test_fifty_app_lifecycles_leak_no_file_descriptors_or_threads(pipeline, tmp_path):
     from litestar.testing import TestClient
 
-    from app.api import create_app
     from app.config import Settings
+    from app.service.api import create_app
 
     data = copy_pipeline(pipeline, tmp_path)
     cid = first_ids(data.db, 1)[0]

@@ -1,4 +1,4 @@
-"""Hostile and slow HTTP clients against a real server (app.httpguard): header caps -> 431, long URLs -> 414,
+"""Hostile and slow HTTP clients against a real server (app.service.httpguard): header caps -> 431, long URLs -> 414,
 protocol errors -> 400, all in the one JSON error shape; idle and one-byte-a-second connections are closed
 while normal requests are still answered; memory after huge headers stays near the baseline.
 Figures are printed (`-s`) for the README's reliability table.
@@ -18,7 +18,7 @@ import psutil
 import pytest
 from apiserver import OFFICER_KEY, ApiServer
 
-from app import httpguard
+from app.service import httpguard
 
 
 def raw_request(port: int, data: bytes, *, chunk: int = 1 << 16, timeout: float = 20.0) -> tuple[int, dict, bytes]:

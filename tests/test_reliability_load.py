@@ -4,7 +4,7 @@
   0 non-2xx, every answered request in prediction_log exactly once (by request_id), scores equal to
   CompiledModel.predict and to SQL score(). The figures go to stdout (pytest -s) and to
   test-artifacts/load_report.json.
-- Several processes writing the log at once through app.predlog: no "database is locked", exact row count.
+- Several processes writing the log at once through app.store.predlog: no "database is locked", exact row count.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ def as_mapping(names: list[str], blob: bytes) -> dict[str, float | None]:
 
 @pytest.mark.slow
 def test_load_64_connections_two_workers_nothing_lost(pipeline_copy):
-    from app.db import connect
-    from app.scoring import CompiledModel
+    from app.scoring.db import connect
+    from app.scoring.library import CompiledModel
 
     data = pipeline_copy
     model = CompiledModel.load(data.model_dir)
@@ -120,7 +120,7 @@ WRITERS, WRITES = 4, 500
 
 
 def _writer(db: str, n: int, start, out) -> None:
-    from app import predlog
+    from app.store import predlog
 
     conn = apsw.Connection(db)
     predlog.prepare(conn)

@@ -32,7 +32,7 @@ def features_by_id(db: Path, ids: list[int]) -> dict[int, bytes]:
 
 
 def sql_scores(db: Path, model_dir: Path, ids: list[int]) -> dict[int, float]:
-    from app.db import connect
+    from app.scoring.db import connect
 
     conn = connect(db, model_dir, readonly=True)
     try:
@@ -74,7 +74,16 @@ def test_reimport_under_load_loses_nothing_and_serves_the_new_data(pipeline_copy
             load.wait_for(200)
             t0 = time.monotonic()
             done = subprocess.run(
-                [sys.executable, "-m", "app.cli", "ingest", str(new_raw_data), "--db", str(data.db), "--no-progress"],
+                [
+                    sys.executable,
+                    "-m",
+                    "app.cli.main",
+                    "ingest",
+                    str(new_raw_data),
+                    "--db",
+                    str(data.db),
+                    "--no-progress",
+                ],
                 capture_output=True,
                 text=True,
                 timeout=300,

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from app.bundle import ModelBundle
 from app.model import calibration, scorecard
 from app.model.compile import compile_model
+from app.scoring.bundle import ModelBundle
 from tests.needs import needs
 
 P = 5

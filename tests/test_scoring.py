@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.bundle import ModelBundle
 from app.model.compile import compile_model, prepare_model_dir
-from app.scoring import CompiledModel, ModelError, sha256_file
+from app.scoring.bundle import ModelBundle
+from app.scoring.library import CompiledModel, ModelError, sha256_file
 
 MODELS = Path(__file__).parent / "models"
 
@@ -120,7 +120,7 @@ def test_missing_pieces(model_dir):
 
 def test_scoring_imports_no_heavy_modules(built):
     code = (
-        "import sys, numpy as np; from app.scoring import CompiledModel; "
+        "import sys, numpy as np; from app.scoring.library import CompiledModel; "
         f"m = CompiledModel.load({str(built)!r}); m.predict(np.zeros((3, 5), np.float32)); "
         "bad = [k for k in ('pandas', 'lightgbm', 'shap', 'sklearn') if k in sys.modules]; print(bad)"
     )

@@ -151,7 +151,7 @@ def test_keys_never_appear_in_logs_bodies_schema_or_database(api, data, operatio
 
 
 def test_key_comparison_is_constant_time():
-    from app import auth
+    from app.service import auth
 
     source = inspect.getsource(auth)
     assert "hmac.compare_digest" in source
@@ -183,7 +183,7 @@ def credit(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=timeout, env=full_env,
+        [sys.executable, "-m", "app.cli.main", *args], capture_output=True, text=True, timeout=timeout, env=full_env,
         cwd=ROOT,
     )  # fmt: skip
 

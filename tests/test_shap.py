@@ -24,7 +24,7 @@ from test_compile import NAMES, _values
 
 from app.model import codegen, codegen_shap
 from app.model.compile import ParityError, compile_model, prepare_model_dir
-from app.scoring import CompiledModel, shap_with
+from app.scoring.library import CompiledModel, shap_with
 
 MODELS = Path(__file__).parent / "models"
 TOL = 1e-9

@@ -1,4 +1,4 @@
-"""`credit score` and `credit sql` (app/sqlcli.py) on a real SQLite file, plus SQL == Python on the pipeline."""
+"""`credit score` and `credit sql` (app/cli/sql.py) on a real SQLite file, plus SQL == Python on the pipeline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from native_stub.build import build_stub_model, make_features_db, predict_reference
 from needs import needs
 
-from app.cli import cli
+from app.cli.main import cli
 
 pytestmark = needs("gcc", "apt-get install gcc")
 
@@ -190,9 +190,9 @@ def test_sql_score_features_what_if(stub):
 
 
 def test_pipeline_sql_equals_compiled_model(pipeline):
-    from app.bundle import ModelBundle
     from app.data.features import load_matrix
-    from app.db import connect
+    from app.scoring.bundle import ModelBundle
+    from app.scoring.db import connect
 
     model = ModelBundle.load(pipeline.model_dir)
     conn = connect(pipeline.db, pipeline.model_dir, readonly=True)
@@ -210,7 +210,7 @@ def test_pipeline_sql_equals_compiled_model(pipeline):
 
 
 def test_pipeline_cli_score(pipeline):
-    from app.db import connect
+    from app.scoring.db import connect
 
     conn = connect(pipeline.db, pipeline.model_dir, readonly=True)
     cid, p = conn.execute("SELECT client_id, score(client_id) FROM features LIMIT 1").fetchone()
@@ -239,7 +239,7 @@ def test_sql_timeout_not_a_number_in_environment_is_a_clean_error(stub):
 
 
 def test_sql_endless_select_is_capped_in_table_and_json(stub, monkeypatch):
-    from app import sqlcli
+    from app.cli import sql as sqlcli
 
     monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)
     forever = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT i FROM r"
@@ -249,7 +249,7 @@ def test_sql_endless_select_is_capped_in_table_and_json(stub, monkeypatch):
 
 
 def test_sql_csv_streams_rows_until_the_time_limit(stub, monkeypatch):
-    from app import sqlcli
+    from app.cli import sql as sqlcli
 
     monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)  # no cap for csv: rows are written as they come
     res = run(stub, "sql", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 5000) SELECT i FROM r",

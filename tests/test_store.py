@@ -11,8 +11,9 @@ import apsw
 import numpy as np
 import pytest
 
-from app import predlog, store
+from app import store
 from app.data.ingest_csv import ingest_csv
+from app.store import predlog
 
 LOANS = Path(__file__).parent / "data" / "loans.csv"
 

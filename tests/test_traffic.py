@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.config import load_settings
-from app.traffic import DRIFTS, TrafficError, apply_drift, default_key, drifted_features, payload
+from app.monitoring.traffic import DRIFTS, TrafficError, apply_drift, default_key, drifted_features, payload
 
 NAMES = fm.make_names(22) + [
     "EXT_SOURCE_MIN",
@@ -135,9 +135,9 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
     from apiserver import ADMIN_KEY, ApiServer, copy_pipeline
     from click.testing import CliRunner
 
-    from app.drift import psi_report
+    from app.monitoring.drift import psi_report
+    from app.monitoring.traffic import traffic_command
     from app.store import default_path
-    from app.traffic import traffic_command
 
     env = copy_pipeline(pipeline, tmp_path / "p")
     with ApiServer(env.db, env.model_dir) as api:
@@ -165,7 +165,7 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
 def test_help_and_error_say_the_applicants_come_from_a_local_database(tmp_path):
     from click.testing import CliRunner
 
-    from app.traffic import traffic_command
+    from app.monitoring.traffic import traffic_command
 
     runner = CliRunner()
     assert "drawn from a LOCAL client database" in runner.invoke(traffic_command, ["--help"]).output

@@ -102,7 +102,7 @@ def test_search_shows_the_score_of_the_api_and_of_credit_score(page, dashboard, 
     search(page, dashboard.url, client_id)
     api_score = httpx.get(f"{api.url}/clients/{client_id}/score", headers=ADMIN, timeout=30).json()
     cli = subprocess.run(
-        [sys.executable, "-m", "app.cli", "score", str(client_id), "--json"]
+        [sys.executable, "-m", "app.cli.main", "score", str(client_id), "--json"]
         + ["--db", str(api.pipeline.db), "--model", str(api.pipeline.model_dir)],
         capture_output=True,
         text=True,
@@ -315,7 +315,7 @@ def test_password_login(browser, api):
 
 
 def test_landing_worklist_counts_equal_sql(page, dashboard, api):
-    from app.db import connect
+    from app.scoring.db import connect
 
     page.goto(dashboard.url + "/")
     page.get_by_test_id("worklist-clients").wait_for()

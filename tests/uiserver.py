@@ -53,7 +53,7 @@ class UiServer(_Process):
         timeout: float = 60.0,
     ) -> None:
         self.port = free_port()
-        cmd = [sys.executable, "-m", "app.cli", "ui", "--port", str(self.port), "--api", api_url, "--key", key]
+        cmd = [sys.executable, "-m", "app.cli.main", "ui", "--port", str(self.port), "--api", api_url, "--key", key]
         cmd += ["--host", host, "--lang", lang]
         super().__init__(cmd, f"http://{host}:{self.port}", "/login", _env(env), timeout)
 

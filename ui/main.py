@@ -8,8 +8,8 @@ import secrets
 
 import click
 
-from app.auth import KeyRing, load_keys
 from app.config import load_settings
+from app.service.auth import KeyRing, load_keys
 from ui.hosts import AllowedHosts, parse_hosts
 
 PASSWORD_ENV = "CREDIT_UI_PASSWORD"
@@ -28,7 +28,7 @@ def is_loopback(host: str) -> bool:
 def dashboard_keys(api_keys: str, keys_file: str | None = None, ui_key: str = "") -> tuple[str, str]:
     """(key for the client and model pages, key for monitoring).
 
-    `ui_key` (CREDIT_UI_KEY, --key) serves both when set. Otherwise the API's own keys (app.auth.load_keys):
+    `ui_key` (CREDIT_UI_KEY, --key) serves both when set. Otherwise the API's own keys (app.service.auth.load_keys):
     the first officer key for everything an officer does, the first admin key only when monitoring is asked
     for; each falls back on the other when the key list has only one role."""
     if ui_key:

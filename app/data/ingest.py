@@ -32,9 +32,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident, read_sql
-from app.db import connect
-from app.options import db_option, log_db_option
+from app.scoring.db import connect
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident
 from app.data.ingest import (
     NON_FINITE,
@@ -39,8 +40,7 @@ from app.data.ingest import (
     read_header,
     write_meta,
 )
-from app.options import db_option, log_db_option
-from app.schemas import MAX_ID
+from app.service.schemas import MAX_ID
 
 BLOCK_SIZE = 32 << 20  # longest row accepted
 MAX_LEVEL_CHARS = 64

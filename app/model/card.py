@@ -84,8 +84,8 @@ def training_fairness(
     **kw: Any,
 ) -> dict:
     """Fairness of the out-of-fold decisions (refuse when oof >= threshold) against the true labels."""
-    from app.bundle import refuses
     from app.monitoring.fairness import fairness
+    from app.scoring.bundle import refuses
 
     refused = refuses(np.asarray(oof, dtype=np.float64), threshold)
     rep = fairness(sensitive, refused, np.asarray(y, dtype=np.float64), **kw)

@@ -366,7 +366,7 @@ CREDIT_EXPORT int32_t credit_num_features(void) { return CREDIT_NF; }
 CREDIT_EXPORT const char *credit_model_id(void) { return credit_id_str; }
 CREDIT_EXPORT double credit_threshold(void) { return %(threshold)s; }
 CREDIT_EXPORT const char *credit_manifest_sha256(void) { return "%(manifest_sha256)s"; }
-/* The decision rule (app/bundle.py `refuses` is the same rule in Python; a test proves they agree). */
+/* The decision rule (app/scoring/bundle.py `refuses` is the same rule in Python; a test proves they agree). */
 CREDIT_EXPORT int credit_refuses(double p, double threshold) { return p >= threshold; }
 
 CREDIT_EXPORT double credit_predict_row(const float *x) {

@@ -8,7 +8,7 @@ is compiled into the same library as the model (app/model/compile.py) and export
 
 in raw margin space: out[j] is feature j's contribution, out[n_features] the expected value, and
 their sum is the raw score (log-odds). It also defines the hidden `credit_shap_impl`, which
-app/native/score_ext.c references weakly to register `shap_values()` only in libraries that have it.
+app/scoring/native/score_ext.c references weakly to register `shap_values()` only in libraries that have it.
 
 Same arithmetic as LightGBM (src/io/tree.cpp: ExtendPath, UnwindPath, UnwoundPathSum, TreeSHAP;
 include/LightGBM/tree.h: PredictContrib, data_count; ExpectedValue), expression by expression and
@@ -179,7 +179,7 @@ CREDIT_EXPORT void credit_shap_batch(const float *x, int64_t n, double *out) {
 
 CREDIT_EXPORT void credit_shap_row(const float *x, double *out) { credit_shap_batch(x, 1, out); }
 
-/* for app/native/score_ext.c (weak reference: libraries without TreeSHAP have no shap_values()) */
+/* for app/scoring/native/score_ext.c (weak reference: libraries without TreeSHAP have no shap_values()) */
 __attribute__((visibility("hidden"))) void credit_shap_impl(const float *x, double *out) {
   credit_shap_batch(x, 1, out);
 }

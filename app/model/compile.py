@@ -3,7 +3,7 @@
 Steps: verify model.txt against the manifest's model_id; treelite loads model.txt and tl2cgen writes
 its C into model_dir/build/tl2cgen/ (kept for inspection); app/model/codegen.py writes
 model_dir/build/model.c (one NaN-aware compare per node, rows in blocks); gcc builds it together
-with every app/native/*.c into a temporary library; parity gate against Booster.predict on the
+with every app/scoring/native/*.c into a temporary library; parity gate against Booster.predict on the
 reference sample plus adversarial rows (NaN, +-inf, huge, tiny, exact thresholds), the reference being
 Booster.predict followed by the manifest's calibration map in float64 numpy (identity: Booster.predict
 itself); only then is the
@@ -29,13 +29,13 @@ from typing import Any
 import click
 import numpy as np
 
-from app.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
+from app.cli.options import model_option
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
-from app.options import model_option
-from app.scoring import bind_library, predict_with, sha256_file
+from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
+from app.scoring.library import bind_library, predict_with, sha256_file
 
-NATIVE_DIR = Path(__file__).resolve().parent.parent / "native"
+NATIVE_DIR = Path(__file__).resolve().parent.parent / "scoring" / "native"
 DEFAULT_CC = os.environ.get("CC", "gcc")
 DEFAULT_FLAGS = ("-O3", "-fno-plt")
 PARITY_TOL = 1e-6
@@ -237,7 +237,7 @@ def check_shap_parity(
 ) -> tuple[float, int]:
     """Max |diff| of the library's TreeSHAP against pred_contrib on a random sample of `max_rows`
     parity rows. Returns (max |diff|, rows compared)."""
-    from app.scoring import shap_with
+    from app.scoring.library import shap_with
 
     if len(X) > max_rows:
         rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app.bundle import refuses
+from app.scoring.bundle import refuses
 
 # ---------------------------------------------------------------- business cost and threshold
 

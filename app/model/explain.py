@@ -25,11 +25,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from app.bundle import decide
-from app.db import connect
+from app.cli.options import CLIENT_ID, db_option, model_option
 from app.model.labels import label, label_for, reason_sentence
-from app.options import CLIENT_ID, db_option, model_option
-from app.scoring import CompiledModel, ModelError, shap_with
+from app.scoring.bundle import decide
+from app.scoring.db import connect
+from app.scoring.library import CompiledModel, ModelError, shap_with
 
 
 class ExplainError(ValueError):
@@ -111,8 +111,8 @@ class Explainer:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, model_dir: str | Path) -> Explainer:
-        """The explainer of the verified model in `model_dir` (app.bundle.ModelBundle.load)."""
-        from app.bundle import ModelBundle
+        """The explainer of the verified model in `model_dir` (app.scoring.bundle.ModelBundle.load)."""
+        from app.scoring.bundle import ModelBundle
 
         try:
             bundle = ModelBundle.load(model_dir)

@@ -36,7 +36,7 @@ import click
 import numpy as np
 
 from app import __version__
-from app.db import connect
+from app.cli.options import db_option, model_option
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import calibration, report, scorecard, search
 from app.model.artifacts import fingerprint_arrays, lgb_names, npy_bytes, psi_bins
@@ -54,7 +54,7 @@ from app.model.evaluation import (
     score_bands,
     trivial_policies,
 )
-from app.options import db_option, model_option
+from app.scoring.db import connect
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
 # that made 2 threads ten times slower than 1 (measured here under load 11 on 2 cores: 47.8 s vs 4.4 s for
@@ -433,8 +433,8 @@ def _monotone_vector(monotone: dict[str, int] | None, names: list[str]) -> list[
 def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, **kwargs: Any) -> dict:
     """Train from the database's labelled clients (app.data.features.load_matrix); kwargs as train_arrays."""
     from app.data.features import load_matrix
-    from app.db import read_meta
     from app.model.card import sensitive_for_training
+    from app.scoring.db import read_meta
 
     db_path = Path(db_path)
     if not db_path.is_file():

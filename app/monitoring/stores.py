@@ -25,7 +25,7 @@ def open_store(settings: Settings) -> apsw.Connection:
 
 
 def open_data(settings: Settings) -> apsw.Connection:
-    from app.db import DatabaseMissingError, connect
+    from app.scoring.db import DatabaseMissingError, connect
 
     try:
         return connect(settings.db_path, readonly=True)

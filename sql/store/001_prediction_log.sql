@@ -1,5 +1,5 @@
 -- Store migration 001: the prediction log, one row per score served by the API (single, batch item,
--- applicant). Written by app/predlog.py: BEGIN IMMEDIATE ... COMMIT, WAL, synchronous=FULL.
+-- applicant). Written by app/store/predlog.py: BEGIN IMMEDIATE ... COMMIT, WAL, synchronous=FULL.
 -- Applied by app/store in one transaction with `PRAGMA user_version = 1`.
 CREATE TABLE IF NOT EXISTS prediction_log (
     id          INTEGER PRIMARY KEY,

@@ -3,7 +3,7 @@
     .venv/bin/python tests/native_stub/bench_lookup.py                      # stand-in model (3 features)
     .venv/bin/python tests/native_stub/bench_lookup.py --model-dir DIR      # a compiled model (DIR/build/model*.c)
 
-Builds app/native/score_ext.c twice with the model C (default, and -DSCORE_EXT_BLOB_LOOKUP), fills a
+Builds app/scoring/native/score_ext.c twice with the model C (default, and -DSCORE_EXT_BLOB_LOOKUP), fills a
 features table with random float32 rows (10% NaN), and reports the minimum over --repeat runs, in
 microseconds per row, of:
   scan      SELECT sum(length(x)) FROM features              (cost of reading the rows)
@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-SHIM = ROOT / "app" / "native" / "score_ext.c"
+SHIM = ROOT / "app" / "scoring" / "native" / "score_ext.c"
 
 
 def build(model_c: list[Path], out: Path, flags: list[str]) -> Path:
@@ -54,7 +54,7 @@ def build(model_c: list[Path], out: Path, flags: list[str]) -> Path:
 def make_db(path: Path, n_rows: int, n_features: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     conn = apsw.Connection(str(path))
-    conn.pragma("journal_mode", "wal")  # as app.db.connect sets it
+    conn.pragma("journal_mode", "wal")  # as app.scoring.db.connect sets it
     with conn:
         conn.execute("CREATE TABLE features(client_id INTEGER PRIMARY KEY, x BLOB NOT NULL)")
         for start in range(0, n_rows, 10_000):

@@ -1,7 +1,7 @@
-"""Build the stand-in model (stub_model.c + every app/native/*.c) into a model folder like `credit compile`.
+"""Build the stand-in model (stub_model.c + every app/scoring/native/*.c) into a model folder like `credit compile`.
 
 The folder gets model-<id12>.so, manifest.json (model_id, features, threshold, library.sha256, ...)
-and the symlink score.so, so app.scoring.CompiledModel.load and app.db.connect accept it.
+and the symlink score.so, so app.scoring.library.CompiledModel.load and app.scoring.db.connect accept it.
 `predict_reference` is the same model in Python, for parity tests.
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bundle import manifest_digest
+from app.scoring.bundle import manifest_digest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-NATIVE_DIR = ROOT / "app" / "native"
+NATIVE_DIR = ROOT / "app" / "scoring" / "native"
 STUB_C = HERE / "stub_model.c"
 FEATURES = ["f0", "f1", "f2"]
 NAN_TRIGGER = 777.0  # x[2] == 777 makes the stub return NaN

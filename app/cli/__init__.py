@@ -1,0 +1,1 @@
+"""The `credit` command: click commands only; they parse options, call the domain and print."""

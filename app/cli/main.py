@@ -1,0 +1,63 @@
+"""The `credit` command. Subcommands are imported only when run, so `credit score` stays light."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from app import __version__
+
+# command name -> ("module:attribute" of a click.Command, one-line help shown by `credit --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("app.data.synthetic:generate_command", "Write synthetic Home Credit CSV files."),
+    "ingest": ("app.data.ingest:ingest_command", "Import the Home Credit CSVs and build features."),
+    "ingest-csv": ("app.data.ingest_csv:ingest_csv_command", "Import any one-table credit CSV."),
+    "train": ("app.model.train:train_command", "Nested CV of tuned LightGBM and a scorecard; calibrated champion."),
+    "compile": ("app.model.compile:compile_command", "Compile the model to a native library."),
+    "score": ("app.cli.sql:score_command", "Score one client."),
+    "sql": ("app.cli.sql:sql_command", "Run SQL with score() and friends available."),
+    "explain": ("app.model.explain:explain_command", "Explain one client's score (SHAP, reasons)."),
+    "serve": ("app.service.server:serve_command", "Run the HTTP API."),
+    "ui": ("ui.main:ui_command", "Run the dashboard."),
+    "drift": ("app.monitoring.drift:drift_command", "Drift report over the prediction log."),
+    "outcomes": ("app.cli.monitoring:outcomes_command", "Import or simulate observed outcomes."),
+    "performance": ("app.cli.monitoring:performance_command", "Realised performance from outcomes."),
+    "traffic": ("app.monitoring.traffic:traffic_command", "Replay scoring requests against the API."),
+    "export": ("app.scoring.batch:export_command", "Export features as partitioned Parquet."),
+    "score-batch": ("app.scoring.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),
+    "bench": ("app.cli.bench:bench_command", "Run the benchmark suite."),
+    "demo": ("app.cli.demo:demo_command", "Generate, ingest, train, compile, then serve API + UI."),
+}
+
+
+class LazyGroup(click.Group):
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="credit")
+def cli() -> None:
+    """Prêt à dépenser: credit default scoring inside SQLite."""
+
+
+def main() -> None:
+    from app.progress import install
+
+    install()  # progress bars on a terminal, plain lines in log files (before any command module is imported)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

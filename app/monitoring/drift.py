@@ -1,0 +1,705 @@
+"""Drift monitoring over the prediction log.
+
+Two reports over a window of `prediction_log` (in the operational store, app.store; the float32 feature
+vectors actually scored and the probabilities returned):
+
+* `psi_report` (fast path, numpy only): Population Stability Index of every feature and of the score
+  against the training reference bins stored in the manifest:
+      manifest["reference"]["bins"][feature] = {"edges": [e0 < e1 < ...], "fractions": [...]}
+      manifest["reference"]["score_bins"]    = {"edges": [...], "fractions": [...]}
+  bin index of a value v = np.searchsorted(edges, v, side="left") (so len(edges)+1 value bins) and
+  NaN goes to the last bin: `fractions` has len(edges)+2 entries, the last one the share of NaN
+  (a list of len(edges)+1 fractions is accepted too: NaN then shares the last value bin).
+  PSI = sum((a - e) * ln(a / e)) with empty bins floored at EPS. A feature drifts when
+  PSI > psi_threshold; the data set drifts when the share of drifted features > drift_share.
+  `reference_bins` builds that structure (the training step can use it).
+
+* `evidently_report`: Evidently 0.7 `DataDriftPreset` comparing the reference sample
+  (model_dir/reference.npy + reference_scores.npy) with the window (features + "score"), with the
+  per-column test Evidently picks (K-S / chi-square on small samples, Wasserstein / Jensen-Shannon
+  above 1,000 rows); writes an HTML file and returns a JSON-able summary. Evidently's cost is
+  mostly building plotly figures, about the same for every column whatever the number of rows
+  (measured: ~0.1 s a column on an idle core, 0.5 s under heavy load, plus a few seconds to import
+  evidently). To stay within the 30 s budget the window is subsampled (uniformly at random, seed 0)
+  to at most `max_current_rows` (default 10,000) rows, and the columns compared are the
+  `max_columns` (default 20) most important features by manifest["global_importance"] (the share of
+  drifted features and `dataset_drift` are computed over these), plus up to `max_extra` (default 5)
+  other features the PSI flags (highest PSI first; shown with "counted": false), plus the score.
+  The PSI report always covers every feature. The summary says what was subsampled
+  ("subsampled", "window.rows_compared", "columns_not_compared", "extra_psi_flagged_columns") and
+  how long each step took ("timings").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import numpy as np
+
+from app.cli.options import db_option, log_db_option, model_option
+
+EPS = 1e-4
+DEFAULT_BINS = 10
+SCORE_COLUMN = "score"
+EXIT_DRIFT = 1  # with --fail-on-drift
+EXIT_ERROR = 2  # no reference in the manifest, unreadable log
+EXIT_NO_VERDICT = 3  # fewer scored rows in the window than the minimum: no verdict either way
+
+
+class DriftError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------- window
+
+
+def parse_time(text: str | float | datetime | None) -> float | None:
+    """ISO 8601 (naive = UTC), unix seconds, or a relative duration like 30m, 24h, 7d -> unix seconds."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, datetime):
+        dt = text if text.tzinfo else text.replace(tzinfo=UTC)
+        return dt.timestamp()
+    if isinstance(text, int | float):
+        return float(text)
+    s = str(text).strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if len(s) >= 2 and s[-1] in units and s[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(s[:-1]) * units[s[-1]]
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise DriftError(f"not a date/time: {s!r} (use ISO 8601 like 2025-01-31T12:00, or 24h / 7d)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def load_window(conn, n_features: int, *, since=None, until=None, last: int | None = None, model_id=None):
+    """(X float32[n, p], scores float64[n], window dict) for the logged predictions in the window.
+
+    since <= ts < until; `last` keeps the most recent N of those. Rows whose feature vector does not
+    have n_features values (another model's log) are skipped and counted.
+    """
+    t0, t1 = parse_time(since), parse_time(until)
+    where, params = ["length(features) = ?"], [4 * n_features]
+    if t0 is not None:
+        where.append("ts >= ?")
+        params.append(t0)
+    if t1 is not None:
+        where.append("ts < ?")
+        params.append(t1)
+    if model_id:
+        where.append("model_id = ?")
+        params.append(model_id)
+    sql = f"SELECT features, probability, ts FROM prediction_log WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC"
+    if last is not None:
+        if last <= 0:
+            raise DriftError("--last must be a positive number of predictions")
+        sql += " LIMIT ?"
+        params.append(int(last))
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    except Exception as e:  # apsw.SQLError: no such table
+        if "no such table" in str(e):
+            raise DriftError("no predictions logged yet (the prediction_log table does not exist)") from None
+        raise
+    window = {"since": _iso(t0), "until": _iso(t1), "last": last, "rows": len(rows)}
+    if not rows:
+        what = []
+        if t0 is not None:
+            what.append(f"since {_iso(t0)}")
+        if t1 is not None:
+            what.append(f"until {_iso(t1)}")
+        if last is not None:
+            what.append(f"last {last}")
+        raise DriftError(
+            f"no predictions logged in the window ({', '.join(what) or 'whole log'}) "
+            f"with {n_features} features: score some clients first (e.g. `credit traffic`)"
+        )
+    X = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), n_features)
+    scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+    ts = [r[2] for r in rows]
+    window["first_ts"], window["last_ts"] = _iso(min(ts)), _iso(max(ts))
+    return X.astype(np.float32, copy=False), scores, window
+
+
+# ------------------------------------------------------------------------------------------ PSI
+
+
+def reference_bins(values: np.ndarray, n_bins: int = DEFAULT_BINS) -> dict:
+    """{"edges", "fractions"} of one column: quantile edges, len(edges)+1 value bins + a NaN bin."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[~np.isnan(v)]
+    if finite.size:
+        qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
+        edges = np.unique(qs)
+    else:
+        edges = np.array([], dtype=np.float64)
+    fractions = bin_fractions(v, edges, len(edges) + 2)
+    return {"edges": [float(e) for e in edges], "fractions": [float(f) for f in fractions]}
+
+
+def reference_bins_all(X: np.ndarray, names: list[str], scores: np.ndarray | None = None, n_bins=DEFAULT_BINS):
+    """(bins per feature, score bins) for the manifest's "reference" entry."""
+    bins = {n: reference_bins(X[:, j], n_bins) for j, n in enumerate(names)}
+    score_bins = reference_bins(scores, n_bins) if scores is not None else None
+    return bins, score_bins
+
+
+def bin_fractions(values: np.ndarray, edges, n_bins: int) -> np.ndarray:
+    """Share of values per bin: searchsorted(edges, v, 'left'); NaN -> last bin."""
+    v = np.asarray(values)
+    e = np.asarray(edges, dtype=v.dtype if v.dtype.kind == "f" else np.float64)
+    idx = np.searchsorted(e, v, side="left")
+    idx = np.minimum(idx, n_bins - 1)
+    idx[np.isnan(v)] = n_bins - 1
+    counts = np.bincount(idx, minlength=n_bins).astype(np.float64)
+    return counts / max(len(v), 1)
+
+
+def _round_down_f32(e: np.ndarray) -> np.ndarray:
+    """Largest float32 <= e: for a float32 v, v > e  <=>  v > _round_down_f32(e) (exact binning in float32)."""
+    e = np.asarray(e, dtype=np.float64)
+    e32 = e.astype(np.float32)
+    too_big = e32.astype(np.float64) > e
+    e32[too_big] = np.nextafter(e32[too_big], np.float32(-np.inf))
+    return e32
+
+
+def fractions_matrix(X: np.ndarray, specs: list[dict], chunk: int = 16384) -> list[np.ndarray]:
+    """bin_fractions of every column of X (float32 [n, p]) at once; specs[j] = {"edges", "fractions"}.
+
+    Same bins as bin_fractions (index = number of edges < v, NaN -> last bin) without an index array:
+    G[r, j] = #{v in column j : v > edge_r}, so bin 0 holds (non-NaN - G[0]), bin r holds G[r-1] - G[r],
+    the last value bin G[k-1], and the NaN bin the NaN count. One float32 comparison pass per edge rank.
+    """
+    n, p = X.shape
+    k = max((len(s["edges"]) for s in specs), default=0)
+    E = np.full((k, p), np.inf, dtype=np.float32)  # padded with +inf: never < v
+    for j, s in enumerate(specs):
+        if s["edges"]:
+            E[: len(s["edges"]), j] = _round_down_f32(s["edges"])
+    G = np.zeros((k, p), dtype=np.int64)
+    nan = np.zeros(p, dtype=np.int64)
+    for start in range(0, n, chunk):
+        C = np.asarray(X[start : start + chunk], dtype=np.float32)
+        for r in range(k):
+            G[r] += np.count_nonzero(E[r] < C, axis=0)
+        nan += np.count_nonzero(np.isnan(C), axis=0)
+    out = []
+    for j, s in enumerate(specs):
+        kj, nb = len(s["edges"]), len(s["fractions"])
+        g = G[:kj, j]
+        c = np.zeros(max(nb, kj + 1), dtype=np.float64)
+        c[0] = (n - nan[j]) - (g[0] if kj else 0)
+        if kj:
+            c[1:kj] = g[:-1] - g[1:]
+            c[kj] = g[-1]
+        if nb >= kj + 2:
+            c[nb - 1] += nan[j]
+            c = c[:nb]
+        else:  # no separate NaN bin: NaN and values above the last edge share the last bin
+            extra = c[nb:].sum()
+            c = c[:nb]
+            c[nb - 1] += extra + nan[j]
+        out.append(c / max(n, 1))
+    return out
+
+
+def psi(expected, actual, eps: float = EPS) -> float:
+    e = np.maximum(np.asarray(expected, dtype=np.float64), eps)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _psi_of(values: np.ndarray, spec: dict) -> float:
+    fractions = spec["fractions"]
+    actual = bin_fractions(values.astype(np.float64), np.asarray(spec["edges"], dtype=np.float64), len(fractions))
+    return psi(fractions, actual)
+
+
+def psi_report(
+    conn,
+    manifest: dict,
+    *,
+    since=None,
+    until=None,
+    last: int | None = None,
+    psi_threshold: float = 0.2,
+    drift_share: float = 0.3,
+) -> dict:
+    """PSI of every feature and of the score over a window of the log, against the reference bins."""
+    t_start = time.perf_counter()
+    names = list(manifest["features"])
+    ref = manifest.get("reference") or {}
+    bins = ref.get("bins") or {}
+    if not bins:
+        raise DriftError("the model manifest has no reference bins (manifest.reference.bins): re-run `credit train`")
+    X, scores, window = load_window(conn, len(names), since=since, until=until, last=last)
+    cols = [j for j, name in enumerate(names) if name in bins]
+    specs = [bins[names[j]] for j in cols]
+    actual = fractions_matrix(X if len(cols) == len(names) else X[:, cols], specs)
+    features = []
+    for j, spec, fr in zip(cols, specs, actual, strict=True):
+        value = psi(spec["fractions"], fr)
+        features.append({"feature": names[j], "psi": value, "drifted": value > psi_threshold})
+    features.sort(key=lambda f: -f["psi"])
+    n_drifted = sum(f["drifted"] for f in features)
+    share = n_drifted / len(features) if features else 0.0
+    score_spec = ref.get("score_bins")
+    score_psi = _psi_of(scores, score_spec) if score_spec else None
+    return {
+        "method": "psi",
+        "model_id": manifest.get("model_id"),
+        "window": window,
+        "psi_threshold": psi_threshold,
+        "drift_share": drift_share,
+        "features": features,
+        "n_features": len(features),
+        "n_drifted": n_drifted,
+        "share_drifted": share,
+        "dataset_drift": share > drift_share,
+        "score_psi": score_psi,
+        "score_drifted": bool(score_psi is not None and score_psi > psi_threshold),
+        "seconds": time.perf_counter() - t_start,
+    }
+
+
+# ------------------------------------------------------------------------------------ Evidently
+
+
+def _import_evidently():
+    """Import Evidently 0.7, patching the one pandas-3 incompatibility its import hits.
+
+    evidently 0.7.x imports `pandas.core.dtypes.common.infer_dtype_from_object`, removed in pandas 3;
+    it is only used by a data-integrity test we never run, so a small equivalent is installed.
+    """
+    import pandas as pd
+    import pandas.core.dtypes.common as pd_common
+
+    if not hasattr(pd_common, "infer_dtype_from_object"):
+
+        def infer_dtype_from_object(dtype):
+            try:
+                return pd.api.types.pandas_dtype(dtype).type
+            except TypeError:
+                return np.object_
+
+        pd_common.infer_dtype_from_object = infer_dtype_from_object
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation noise from plotly/pandas at import
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+    return Report, Dataset, DataDefinition, DataDriftPreset
+
+
+def _manifest(model_dir: Path) -> dict:
+    """The model's manifest, parsed and typed-checked by its owner (app.scoring.bundle)."""
+    from app.scoring.bundle import ModelError, read_manifest
+
+    try:
+        return read_manifest(Path(model_dir))[1]
+    except ModelError as exc:
+        raise DriftError(str(exc)) from None
+
+
+def _choose_columns(names, manifest, flagged: list[str], max_columns: int, max_extra: int) -> tuple[list, list]:
+    """(counted, extra): the max_columns most important features (by manifest global_importance, then
+    feature order) and up to max_extra PSI-flagged features outside them (shown, not counted)."""
+    if len(names) <= max_columns:
+        return list(names), []
+    counted: list[str] = []
+    known = set(names)
+    for item in manifest.get("global_importance") or []:
+        f = item[0] if isinstance(item, list | tuple) else item.get("feature")
+        if len(counted) >= max_columns:
+            break
+        if f in known and f not in counted:
+            counted.append(f)
+    for f in names:
+        if len(counted) >= max_columns:
+            break
+        if f not in counted:
+            counted.append(f)
+    extra = [f for f in flagged if f in known and f not in counted][:max_extra]
+    order = {n: i for i, n in enumerate(names)}
+    return sorted(counted, key=order.__getitem__), sorted(extra, key=order.__getitem__)
+
+
+def evidently_report(
+    conn,
+    model_dir,
+    *,
+    since=None,
+    until=None,
+    last: int | None = None,
+    html_path=None,
+    drift_share: float = 0.3,
+    psi_threshold: float = 0.2,
+    max_current_rows: int = 10_000,
+    max_columns: int = 20,
+    max_extra: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Evidently DataDriftPreset: reference sample vs the window (features + score). JSON-able summary."""
+    import pandas as pd
+
+    t_start = time.perf_counter()
+    model_dir = Path(model_dir)
+    manifest = _manifest(model_dir)
+    names = list(manifest["features"])
+    ref = manifest.get("reference") or {}
+    ref_file = model_dir / ref.get("file", "reference.npy")
+    if not ref_file.exists():
+        raise DriftError(f"{ref_file}: reference sample not found (re-run `credit train`)")
+    X_ref = np.load(ref_file, allow_pickle=False)
+    scores_file = model_dir / ref.get("scores_file", "reference_scores.npy")
+    s_ref = np.load(scores_file, allow_pickle=False) if scores_file.exists() else None
+    X, scores, window = load_window(conn, len(names), since=since, until=until, last=last)
+    timings = {"read": time.perf_counter() - t_start}
+    rows_window = len(X)
+    if rows_window > max_current_rows:
+        pick = np.sort(np.random.default_rng(seed).choice(rows_window, max_current_rows, replace=False))
+        X, scores = X[pick], scores[pick]
+    flagged: list[str] = []
+    if (ref.get("bins") or {}) and len(names) > max_columns:
+        bins = ref["bins"]
+        cols = [j for j, n in enumerate(names) if n in bins]
+        actual = fractions_matrix(X[:, cols], [bins[names[j]] for j in cols])
+        psis = [(names[j], psi(bins[names[j]]["fractions"], a)) for j, a in zip(cols, actual, strict=True)]
+        flagged = [n for n, v in sorted(psis, key=lambda t: -t[1]) if v > psi_threshold]
+    counted, extra = _choose_columns(names, manifest, flagged, max_columns, max_extra)
+    columns = counted + extra
+    idx = [names.index(c) for c in columns]
+    ref_df = pd.DataFrame(X_ref[:, idx].astype(np.float64), columns=columns)
+    cur_df = pd.DataFrame(X[:, idx].astype(np.float64), columns=columns)
+    numerical = list(columns)
+    if s_ref is not None:
+        ref_df[SCORE_COLUMN] = np.asarray(s_ref, dtype=np.float64)
+        cur_df[SCORE_COLUMN] = scores
+        numerical.append(SCORE_COLUMN)
+    # columns entirely NaN on one side make Evidently fail: leave them out and say so
+    skipped = [c for c in numerical if ref_df[c].isna().all() or cur_df[c].isna().all()]
+    numerical = [c for c in numerical if c not in skipped]
+
+    t = time.perf_counter()
+    Report, Dataset, DataDefinition, DataDriftPreset = _import_evidently()
+    timings["import_evidently"] = time.perf_counter() - t
+    t = time.perf_counter()
+    definition = DataDefinition(numerical_columns=numerical)
+    report = Report([DataDriftPreset(columns=numerical, drift_share=drift_share)], include_tests=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snapshot = report.run(
+            Dataset.from_pandas(cur_df[numerical], data_definition=definition),
+            Dataset.from_pandas(ref_df[numerical], data_definition=definition),
+        )
+        timings["run"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if html_path is not None:
+            Path(html_path).parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(html_path))
+        timings["html"] = time.perf_counter() - t
+        data = snapshot.dict()
+    summary = _summarise(data, drift_share, set(extra))
+    summary.update(
+        {
+            "method": "evidently",
+            "model_id": manifest.get("model_id"),
+            "window": {**window, "rows_compared": len(cur_df)},
+            "reference_rows": len(ref_df),
+            "subsampled": rows_window > max_current_rows,
+            "columns_compared": len(numerical),
+            "columns_skipped_all_missing": skipped,
+            "columns_not_compared": len(names) - len(columns),
+            "extra_psi_flagged_columns": extra,
+            "html": str(html_path) if html_path is not None else None,
+            "seconds": time.perf_counter() - t_start,
+            "timings": timings,
+        }
+    )
+    return summary
+
+
+def too_few_rows(rows: int, min_rows: int) -> str | None:
+    """The "no verdict" message when a window has fewer than `min_rows` scored rows, else None."""
+    if rows >= min_rows:
+        return None
+    return (
+        f"not enough traffic to judge drift ({rows:,} scored row{'s' if rows != 1 else ''} in the window, "
+        f"at least {min_rows:,} needed); run `credit traffic` or wait"
+    )
+
+
+def json_summary(report: dict, limit: int) -> dict:
+    """A report with its per-feature list cut to the `limit` first rows (highest PSI / drifted first)."""
+    out = dict(report)
+    out["features"] = report["features"][:limit]
+    out["features_shown"] = len(out["features"])
+    return out
+
+
+def _summarise(data: dict, drift_share: float, extra: set[str] = frozenset()) -> dict:
+    metrics = {m["id"]: m for m in data.get("metrics", [])}
+    status = {}
+    count = None
+    for t in data.get("tests", []):
+        fp = (t.get("bound_test") or {}).get("metric_fingerprint") or t.get("metric_config", {}).get("metric_id")
+        st = t.get("status")
+        st = getattr(st, "value", st)
+        status[fp] = st
+    columns = []
+    for mid, m in metrics.items():
+        cfg = m.get("config", {})
+        kind = cfg.get("type", "")
+        if kind.endswith("DriftedColumnsCount"):
+            count = m.get("value")
+        elif kind.endswith("ValueDrift"):
+            value = m.get("value")
+            columns.append(
+                {
+                    "column": cfg.get("column"),
+                    "test": cfg.get("method"),
+                    "threshold": cfg.get("threshold"),
+                    "score": None if value is None or math.isnan(float(value)) else float(value),
+                    "drifted": status.get(mid) == "FAIL",
+                    "counted": cfg.get("column") not in extra,
+                }
+            )
+    features = [c for c in columns if c["column"] != SCORE_COLUMN]
+    score = next((c for c in columns if c["column"] == SCORE_COLUMN), None)
+    features.sort(key=lambda c: (not c["drifted"], c["column"]))
+    counted = [c for c in features if c["counted"]]
+    n_drifted = sum(c["drifted"] for c in counted)
+    # Evidently's own share counts the score column and the extra PSI-flagged columns too;
+    # ours is over the counted (most important) features only
+    share = n_drifted / len(counted) if counted else 0.0
+    extra_rows = [c for c in features if not c["counted"]]
+    return {
+        "features": features,
+        "n_features": len(counted),
+        "n_drifted": n_drifted,
+        "n_extra": len(extra_rows),
+        "n_extra_drifted": sum(c["drifted"] for c in extra_rows),
+        "share_drifted": share,
+        "drift_share": drift_share,
+        "dataset_drift": share >= drift_share,
+        "evidently_drifted_columns": count,
+        "score": score,
+        "score_drifted": bool(score and score["drifted"]),
+    }
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _print_table(report: dict, limit: int) -> None:
+    w = report["window"]
+    click.echo(
+        f"window: {w.get('first_ts')} .. {w.get('last_ts')}  rows={w['rows']}"
+        + (f" (compared {w['rows_compared']})" if "rows_compared" in w else "")
+    )
+    if report["method"] == "psi":
+        click.echo(f"{'feature':<40} {'PSI':>8}  drifted")
+        for f in report["features"][:limit]:
+            click.echo(f"{f['feature']:<40} {f['psi']:>8.4f}  {'YES' if f['drifted'] else 'no'}")
+        if report["score_psi"] is not None:
+            click.echo(f"{'(score)':<40} {report['score_psi']:>8.4f}  {'YES' if report['score_drifted'] else 'no'}")
+    else:
+        click.echo(f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted")
+        rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])
+        for f in rows:
+            sc = "-" if f["score"] is None else f"{f['score']:.4f}"
+            counted = "score" if f["column"] == SCORE_COLUMN else ("yes" if f.get("counted", True) else "extra")
+            click.echo(
+                f"{f['column']:<40} {str(f['test'])[:32]:<32} {sc:>8} {f['threshold'] or 0:>6.3g}  "
+                f"{'YES' if f['drifted'] else 'no':<7}  {counted}"
+            )
+    shown = len(report["features"][:limit])
+    more = len(report["features"]) - shown
+    if more > 0:
+        click.echo(f"... {more} more features (use --json --details for all)")
+    what = "drifted features" if report["method"] == "psi" else "drifted among the most important features"
+    line = (
+        f"{what}: {report['n_drifted']}/{report['n_features']} "
+        f"(share {report['share_drifted']:.2f}, limit {report['drift_share']}) -> "
+        f"{'DATASET DRIFT' if report['dataset_drift'] else 'no dataset drift'}; "
+        f"score {'drifted' if report['score_drifted'] else 'stable'}; {report['seconds']:.2f} s"
+    )
+    click.echo(line)
+    if report.get("n_extra"):
+        click.echo(
+            f"not counted: {report['n_extra_drifted']}/{report['n_extra']} extra features the PSI flagged "
+            "(rows marked 'extra'), and the score"
+        )
+    if report.get("html"):
+        click.echo(f"HTML report: {report['html']}")
+
+
+@click.command("drift")
+@click.option("--since", default=None, help="window start: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
+@click.option("--until", default=None, help="window end (exclusive), same formats")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="write Evidently HTML here")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON summary (the --top features of each report)")
+@click.option("--details", is_flag=True, help="with --json: every feature of each report")
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="fewest scored rows for a verdict [env CREDIT_DRIFT_MIN_ROWS, default 200]",
+)
+@click.option("--fail-on-drift", is_flag=True, help="exit with status 1 when the data set has drifted")
+@click.option("--psi-only", is_flag=True, help="only the fast PSI report (no Evidently)")
+@click.option("--top", "limit", type=int, default=25, show_default=True, help="rows shown in the table")
+@click.option(
+    "--columns",
+    "max_columns",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Evidently: compare the N most important features (+ up to 5 PSI-flagged ones)",
+)
+@click.option(
+    "--rows",
+    "max_rows",
+    type=click.IntRange(min=100),
+    default=10_000,
+    show_default=True,
+    help="Evidently: subsample the window to at most N rows",
+)
+@db_option
+@log_db_option
+@model_option
+def drift_command(
+    since,
+    until,
+    last,
+    html_path,
+    as_json,
+    details,
+    min_rows,
+    fail_on_drift,
+    psi_only,
+    limit,
+    max_columns,
+    max_rows,
+    db,
+    log_db,
+    model_dir,
+) -> None:
+    """Drift of the logged predictions against the training reference (PSI, then Evidently).
+
+    \b
+    Exit status: 0 no drift (or drift without --fail-on-drift); 1 drift with --fail-on-drift;
+    2 no drift reference or unreadable log; 3 no verdict: fewer scored rows in the window than
+    --min-rows (a window right after the demo has one or two).
+    """
+    from app import store
+    from app.config import load_settings
+
+    if html_path and psi_only:
+        raise click.UsageError("--html needs the Evidently report: drop --psi-only")
+    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, drift_min_rows=min_rows)
+    try:
+        manifest = _manifest(settings.model_path)
+    except DriftError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:  # the log lives in the operational store; a data database of an earlier version may still hold one
+        conn = store.open_store(settings.log_db_path)
+        store.import_legacy(conn, settings.db_path)
+    except store.StoreError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        try:
+            report = psi_report(
+                conn,
+                manifest,
+                since=since,
+                until=until,
+                last=last,
+                psi_threshold=settings.psi_threshold,
+                drift_share=settings.drift_share,
+            )
+        except DriftError as e:
+            if "no predictions logged" not in str(e):
+                click.echo(f"Error: {e}", err=True)
+                sys.exit(EXIT_ERROR)
+            report = None
+        rows = report["window"]["rows"] if report else 0
+        message = too_few_rows(rows, settings.drift_min_rows)
+        if message:
+            if as_json:
+                out = {"verdict": "no verdict", "reason": message, "rows": rows, "min_rows": settings.drift_min_rows}
+                click.echo(json.dumps(out, indent=2))
+            else:
+                click.echo(message)
+            sys.exit(EXIT_NO_VERDICT)
+        try:
+            ev = None
+            if not psi_only:
+                ev = evidently_report(
+                    conn,
+                    settings.model_path,
+                    since=since,
+                    until=until,
+                    last=last,
+                    html_path=html_path,
+                    drift_share=settings.drift_share,
+                    psi_threshold=settings.psi_threshold,
+                    max_columns=max_columns,
+                    max_current_rows=max_rows,
+                )
+        except DriftError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(EXIT_ERROR)
+    finally:
+        conn.close()
+    drifted = report["dataset_drift"] or bool(ev and ev["dataset_drift"])
+    if as_json:
+        if not details:
+            report, ev = json_summary(report, limit), (json_summary(ev, limit) if ev else None)
+        verdict = "drift" if drifted else "no drift"
+        out = {"verdict": verdict, "dataset_drift": drifted, "psi": report, "evidently": ev}
+        click.echo(json.dumps(out, indent=2, default=str))
+    else:
+        _print_table(report, limit)
+        if ev is not None:
+            click.echo("")
+            click.echo("Evidently DataDriftPreset:")
+            _print_table(ev, limit)
+    if fail_on_drift and drifted:
+        sys.exit(EXIT_DRIFT)
+
+
+__all__ = [
+    "DriftError",
+    "bin_fractions",
+    "drift_command",
+    "evidently_report",
+    "load_window",
+    "parse_time",
+    "psi",
+    "psi_report",
+    "reference_bins",
+    "reference_bins_all",
+]

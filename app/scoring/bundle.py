@@ -1,0 +1,304 @@
+"""The model bundle: the one owner of the model folder, verified once, handed to every part.
+
+A model folder holds model.txt (LightGBM text; its sha256 is the model id), manifest.json (features,
+threshold, calibration, costs, metrics, drift reference...) and the compiled library model-<id12>.so
+(`credit compile`). `ModelBundle.load(model_dir)` checks, before anything is served:
+
+- the manifest parses into the typed `Manifest`;
+- model.txt's sha256 equals the model id (when the folder has model.txt);
+- the library's sha256 equals the manifest's record, BEFORE it is loaded (loading runs its code);
+- the library reports the same model id and feature count;
+- the library embeds the digest of the manifest it was compiled with (`manifest_digest`: every key
+  but "library"), so an edited threshold, calibration or feature list is refused, not believed;
+- the threshold compiled into the library equals the manifest's.
+
+Any mismatch raises ModelError naming what differs. The decision rule lives here (`refuses`) and in
+app/scoring/native/score_ext.c (`credit_refuses`); a test proves they agree on every edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from app.scoring.library import CompiledModel, ModelError, bind_library, sha256_file
+
+MANIFEST = "manifest.json"
+MODEL_TEXT = "model.txt"
+
+__all__ = [
+    "MANIFEST",
+    "MODEL_TEXT",
+    "DataMismatchError",
+    "Manifest",
+    "ModelBundle",
+    "ModelError",
+    "decide",
+    "manifest_digest",
+    "refuses",
+]
+
+
+class DataMismatchError(ModelError):
+    """The database's feature definitions are not the ones the model was trained on."""
+
+
+# ---------------------------------------------------------------- the decision rule
+
+
+def refuses(p: Any, threshold: float) -> Any:
+    """The decision rule: refuse when the probability of default is at or above the threshold.
+
+    Works on a float or a numpy array (then returns a bool array)."""
+    return np.greater_equal(p, threshold) if isinstance(p, np.ndarray) else p >= threshold
+
+
+def decide(p: float, threshold: float) -> str:
+    return "refuse" if refuses(p, threshold) else "accept"
+
+
+# ---------------------------------------------------------------- the manifest
+
+
+class Library(msgspec.Struct, kw_only=True):
+    file: str
+    sha256: str
+    compiler: str = ""
+    flags: str = ""
+    parity_max_abs_diff: float | None = None
+    parity_rows: int | None = None
+    compiled_at: str = ""
+    compile_seconds: float | None = None
+    native_sources: list[str] = []
+
+
+class Reference(msgspec.Struct, kw_only=True):
+    file: str
+    rows: int
+    scores_file: str = ""
+    bins: dict[str, dict[str, list[float]]] = {}
+    score_bins: dict[str, list[float]] = {}
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """The typed view of manifest.json (unknown keys are kept in the raw dict, not rejected)."""
+
+    model_id: str
+    features: list[str]
+    threshold: float
+    n_features: int | None = None
+    app_version: str = ""
+    costs: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    trained_at: str = ""
+    data_fingerprint: str | None = None
+    data_source: str | None = None
+    schema_fingerprint: str | None = None
+    versions: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    reference: Reference | None = None
+    calibration: dict[str, Any] | None = None
+    global_importance: list[tuple[str, float]] = []
+    library: Library | None = None
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest as trained: canonical JSON of every key except "library" (which compile adds)."""
+    body = {k: v for k, v in manifest.items() if k != "library"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def read_manifest(model_dir: Path) -> tuple[Manifest, dict[str, Any]]:
+    path = model_dir / MANIFEST
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no manifest; run `credit train` then `credit compile`") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path}: the manifest is not a JSON object")
+    try:
+        manifest = msgspec.convert(raw, Manifest)
+    except msgspec.ValidationError as exc:
+        raise ModelError(f"{path}: invalid manifest: {exc}") from None
+    if manifest.n_features is not None and manifest.n_features != len(manifest.features):
+        raise ModelError(f"{path}: n_features {manifest.n_features} but {len(manifest.features)} features listed")
+    return manifest, raw
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+class ModelBundle:
+    """A verified model folder: typed manifest, loaded library, paths, the decision rule."""
+
+    def __init__(self, model_dir: Path, manifest: Manifest, raw: dict[str, Any], model: CompiledModel) -> None:
+        self.model_dir = model_dir
+        self.manifest = manifest
+        self.raw_manifest = raw
+        self.model = model
+        self.model_id = manifest.model_id
+        self.threshold = float(manifest.threshold)
+        self.feature_names = list(manifest.features)
+        self.n_features = len(self.feature_names)
+        self.digest = manifest_digest(raw)
+
+    # paths: the only place that knows the folder's layout
+    @property
+    def manifest_path(self) -> Path:
+        return self.model_dir / MANIFEST
+
+    @property
+    def model_text_path(self) -> Path:
+        return self.model_dir / MODEL_TEXT
+
+    @property
+    def library_path(self) -> Path:
+        return self.model.so_path
+
+    @property
+    def reference_path(self) -> Path | None:
+        ref = self.manifest.reference
+        return self.model_dir / ref.file if ref is not None and ref.file else None
+
+    @property
+    def reference_scores_path(self) -> Path | None:
+        ref = self.manifest.reference
+        return self.model_dir / ref.scores_file if ref is not None and ref.scores_file else None
+
+    def reference_rows(self) -> np.ndarray | None:
+        path = self.reference_path
+        return np.load(path, allow_pickle=False) if path is not None and path.is_file() else None
+
+    def reference_scores(self) -> np.ndarray | None:
+        path = self.reference_scores_path
+        return np.load(path, allow_pickle=False) if path is not None and path.is_file() else None
+
+    def model_text(self) -> str:
+        """model.txt, re-checked against the model id (explanations must use the model that scores)."""
+        data = read_model_text(self.model_dir, self.model_id)
+        if data is None:
+            raise ModelError(f"{self.model_text_path}: missing (needed for explanations)")
+        return data.decode("utf-8")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of default for float32 rows (the compiled library)."""
+        return self.model.predict(X)
+
+    def predict_row(self, x: np.ndarray) -> float:
+        return self.model.predict_row(x)
+
+    def decide(self, p: float) -> str:
+        return decide(p, self.threshold)
+
+    def refuses(self, p: Any) -> Any:
+        return refuses(p, self.threshold)
+
+    def check_data(
+        self, meta: dict[str, str], names: list[str], *, db_label: str, allow_other: bool = False
+    ) -> str | None:
+        """Compare the database's feature schema with the model's.
+
+        Returns None when they agree, a warning when they differ but `allow_other` (the caller logs
+        it); raises DataMismatchError otherwise. `meta` is the database's meta table, `names` its
+        feature_names in order."""
+        problem = None
+        if names != self.feature_names:
+            extra = sorted(set(names) - set(self.feature_names))[:5]
+            missing = sorted(set(self.feature_names) - set(names))[:5]
+            how = (
+                "same names, different order"
+                if not extra and not missing
+                else f"not in model: {extra}; missing: {missing}"
+            )
+            problem = f"its feature names differ from the model's ({len(names)} vs {self.n_features} features; {how})"
+        else:
+            want, have = self.manifest.schema_fingerprint, meta.get("schema_fingerprint")
+            if want and have and want != have:
+                problem = f"its feature definitions differ (schema {have[:12]}, model's {want[:12]})"
+        if problem is None:
+            return None
+        trained = self.manifest.data_source or "unknown data"
+        schema = str(self.manifest.schema_fingerprint)[:12]
+        msg = (
+            f"model {self.model_id[:12]} was trained on {trained} (schema {schema}); "
+            f"database {db_label} holds {meta.get('source', 'unknown data')}: {problem}. "
+            "Re-train on this database (`credit train`), or pass --allow-other-data to score it anyway"
+        )
+        if allow_other:
+            return msg
+        raise DataMismatchError(msg)
+
+    @classmethod
+    def load(cls, model_dir: Path | str, *, require_text: bool = False) -> ModelBundle:
+        """Verify and load a model folder; model.txt, when present, must match the model id (and
+        must be present with require_text)."""
+        model_dir = Path(model_dir)
+        manifest, raw = read_manifest(model_dir)
+        path = model_dir / MANIFEST
+        if read_model_text(model_dir, manifest.model_id) is None and require_text:
+            raise ModelError(f"{model_dir / MODEL_TEXT}: missing; run `credit train --model {model_dir}`")
+        lib_info = manifest.library
+        if lib_info is None:
+            raise ModelError(f"{path}: the model is not compiled; run `credit compile --model {model_dir}`")
+        name = lib_info.file
+        if "/" in name or name.startswith("."):
+            raise ModelError(f"{path}: library file name {name!r} is not a plain file name")
+        so_path = model_dir / name
+        if not so_path.is_file():
+            raise ModelError(f"{so_path}: compiled library is missing; run `credit compile --model {model_dir}`")
+        found = sha256_file(so_path)
+        if found != lib_info.sha256:
+            raise ModelError(
+                f"{so_path}: refusing to load: manifest expected sha256 {lib_info.sha256}, found {found} "
+                f"(the library was modified or replaced; run `credit compile --model {model_dir}`)"
+            )
+        try:
+            lib = bind_library(so_path)
+        except (OSError, AttributeError) as exc:
+            raise ModelError(f"{so_path}: cannot load compiled library: {exc}") from None
+        lib_id = lib.credit_model_id().decode("ascii", "replace")
+        if lib_id != manifest.model_id:
+            raise ModelError(f"{so_path}: library is for model {lib_id}, manifest says {manifest.model_id}")
+        n = lib.credit_num_features()
+        if n != len(manifest.features):
+            raise ModelError(f"{so_path}: library expects {n} features, manifest lists {len(manifest.features)}")
+        lib_threshold = float(lib.credit_threshold())
+        if lib_threshold != float(manifest.threshold):
+            raise ModelError(
+                f"{path}: threshold {manifest.threshold!r} differs from the one compiled into {so_path.name} "
+                f"({lib_threshold!r}); the manifest was edited after `credit compile`"
+            )
+        lib_digest = lib.credit_manifest_sha256().decode("ascii", "replace")
+        if lib_digest != manifest_digest(raw):
+            raise ModelError(
+                f"{path}: the manifest differs from the one {so_path.name} was compiled with "
+                f"(digest {manifest_digest(raw)[:12]}, library {lib_digest[:12]}); it was edited after "
+                f"`credit compile`: re-run `credit compile --model {model_dir}`"
+            )
+        model = CompiledModel(lib, manifest.model_id, list(manifest.features), so_path)
+        return cls(model_dir, manifest, raw, model)
+
+
+def read_model_text(model_dir: Path, model_id: str) -> bytes | None:
+    """model.txt's bytes if present; ModelError when its sha256 is not the model id."""
+    path = model_dir / MODEL_TEXT
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    found = hashlib.sha256(data).hexdigest()
+    if found != model_id:
+        raise ModelError(
+            f"{path}: sha256 {found[:12]} is not the model id {model_id[:12]} (model.txt was changed or comes "
+            "from another model; re-run `credit train`)"
+        )
+    return data

@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, controllers, service state, server, auth, schemas."""

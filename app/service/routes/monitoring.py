@@ -1,0 +1,97 @@
+"""Monitoring (admin): traffic summary, the latest prediction log rows, drift against the training reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from typing import Annotated
+
+import apsw
+import msgspec
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from app.service import schemas as s
+from app.service.http import ADMIN, MAX_TS, SECURITY, TIME_PARAMS, ApiError, errors, operation
+from app.service.state import Service
+from app.store import predlog
+
+
+class MonitoringController(Controller):
+    path = "/monitoring"
+    tags = ["monitoring"]
+    security = SECURITY
+
+    @get("/summary", sync_to_thread=True, opt=ADMIN, responses=errors(400, 401, 403, 503),
+         operation_class=operation(query=TIME_PARAMS))  # fmt: skip
+    def monitoring_summary(
+        self,
+        svc: Service,
+        since: Annotated[
+            float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC (default: first row)")
+        ] = None,
+        until: Annotated[
+            float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC (default: now)")
+        ] = None,
+    ) -> s.MonitoringSummary:
+        """Scores served in [since, until]: count, latency p50/p99, decisions, endpoints, score histogram per hour."""
+        for name, v in (("since", since), ("until", until)):
+            if v is not None and not math.isfinite(v):
+                raise ApiError(400, f"{name} must be a finite number of unix seconds")
+        try:
+            data = predlog.summary(svc.log_conn(), since, until)
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        return msgspec.convert(data, s.MonitoringSummary)
+
+    @get("/log", sync_to_thread=True, opt=ADMIN, responses=errors(400, 401, 403, 503))
+    def monitoring_log(self, svc: Service, limit: Annotated[int, Parameter(ge=1, le=1000)] = 50) -> s.LogPage:
+        """The latest prediction log rows, newest first (feature vectors left out)."""
+        try:
+            rows = predlog.latest(svc.log_conn(), limit)
+        except ApiError:
+            raise
+        except Exception as exc:
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        return s.LogPage(rows=[s.LogEntry(**r) for r in rows])
+
+    @get("/drift", sync_to_thread=True, opt=ADMIN, responses=errors(400, 401, 403, 404, 501, 503),
+         operation_class=operation(query=TIME_PARAMS))  # fmt: skip
+    def monitoring_drift(
+        self,
+        svc: Service,
+        since: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC")] = None,
+        until: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC")] = None,
+        last: Annotated[int | None, Parameter(ge=1, le=10_000_000, description="the last N logged scores")] = None,
+    ) -> s.DriftReport:
+        """Drift of the logged features against the training reference (PSI per feature; app.monitoring.drift)."""
+        if importlib.util.find_spec("app.monitoring.drift") is None:
+            raise ApiError(501, "drift report not available in this build")
+        from app.monitoring import drift
+
+        if svc.manifest is None:
+            raise ApiError(503, "model unavailable", svc.model_error)
+        conn = svc.log_conn()
+        lo, hi = (0.0 if since is None else since), (math.inf if until is None else until)
+        try:
+            n = conn.execute("SELECT count(*) FROM prediction_log WHERE ts >= ? AND ts <= ?", (lo, hi)).fetchall()[0][0]
+        except apsw.Error as exc:
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        if n == 0:
+            raise ApiError(404, "no predictions logged in the window", {"since": since, "until": until})
+        settings = svc.settings
+        try:
+            report = drift.psi_report(
+                conn,
+                svc.manifest,
+                since=since,
+                until=until,
+                last=last,
+                psi_threshold=settings.psi_threshold,
+                drift_share=settings.drift_share,
+            )
+        except getattr(drift, "DriftError", ()) as exc:
+            raise ApiError(503, "drift report unavailable", str(exc)) from exc
+        return msgspec.convert(report, s.DriftReport)

@@ -1,0 +1,478 @@
+"""The API's state, shared by its routes: settings, keys, the model bundle, per-thread database
+connections, the prediction log writer and the readiness checks.
+
+Routes receive it by dependency injection (`svc`, provided by `service_provider(svc)`); `lifespan` loads the
+bundle and prepares the log at startup and closes the writer and every connection at shutdown.
+apsw connections are not thread-safe, so each thread has its own (threading.local). Nothing is scored
+while the service is not ready: `require_model` re-runs the checks at most every READY_RETRY_SECONDS.
+
+The data database is opened read-only; the prediction log goes to the operational store (app.store,
+`settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
+thread takes its data connection, the path's (device, inode) is compared with the file that connection
+opened (one stat call); on a change the connection is reopened on the new file after the readiness checks
+pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
+once its replacement is visible.
+HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.http.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import apsw
+import numpy as np
+from litestar import Litestar, Request
+from litestar.di import Provide
+
+from app import store
+from app.config import Settings
+from app.scoring.bundle import DataMismatchError, ModelBundle
+from app.scoring.db import connect
+from app.service.auth import KeyRing
+from app.service.http import ApiError
+from app.store import predlog
+
+if TYPE_CHECKING:
+    from app.model.explain import Explainer
+
+log = logging.getLogger("app.service.api")
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db_path = Path(settings.db)
+        self.log_db_path = settings.log_db_path
+        self.data_identity: tuple[int, int] | None = None  # (device, inode) of the data file last checked ready
+        self.model_dir = Path(settings.model_dir)
+        self.ring = KeyRing.from_settings(settings)
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.conns: list[apsw.Connection] = []
+        self.model: ModelBundle | None = None
+        self.model_error: str | None = "not started"
+        self.data_warning: str | None = None
+        self.feature_names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.population_ids: np.ndarray | None = None
+        self.explainer: Explainer | None = None
+        self.writer = predlog.GroupWriter(self.log_db_path)
+        self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        self.lib_stamp: tuple[int, ...] | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        return self.model.raw_manifest if self.model is not None else None
+
+    def load_bundle(self) -> None:
+        """Load and verify the model folder once (app.scoring.bundle); a failure is reported by /readyz and 503s."""
+        try:
+            self.model = ModelBundle.load(self.model_dir)
+        except Exception as exc:  # noqa: BLE001
+            self.model, self.model_error = None, f"model not loaded: {type(exc).__name__}: {exc}"
+            return
+        self.model_error = None
+        self.lib_stamp = _file_stamp(self.model.library_path)
+        self.feature_names = self.model.feature_names
+        self.index = {n: i for i, n in enumerate(self.feature_names)}
+
+    # lifecycle (see `lifespan`)
+    def startup(self) -> None:
+        self.load_bundle()
+        if not len(self.ring):
+            log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
+        try:
+            conn = store.open_store(self.log_db_path)
+            try:
+                added = store.import_legacy(conn, self.db_path)
+            finally:
+                conn.close()
+            if added:
+                log.info("copied %d prediction log rows from %s into %s", added, self.db_path, self.log_db_path)
+        except Exception as exc:  # noqa: BLE001 - the app still starts; scoring answers 503
+            log.warning("prediction log not ready: %s: %s", type(exc).__name__, exc)
+        if not self.db_path.is_file():
+            log.warning("database %s not found", self.db_path)
+            return
+        from app.scoring.db import file_identity
+
+        self.data_identity = file_identity(self.db_path)
+        reason = self.check_ready()
+        if reason:
+            log.warning("not ready: %s", reason)
+
+    def check_ready(self) -> str | None:
+        """Run the readiness checks now; remember the result (scoring is refused while not ready)."""
+        checks: dict[str, str] = {}
+        reason = readiness(self, checks)
+        self.ready = (reason, checks, time.monotonic())
+        return reason
+
+    def shutdown(self) -> None:
+        self.writer.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    # resources
+    def require_model(self) -> ModelBundle:
+        """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
+            self.library_changed()
+        if self.model is None:
+            raise ApiError(503, "model unavailable", self.model_error)
+        reason, checks, at = self.ready
+        if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
+            reason = self.check_ready()
+            checks = self.ready[1]
+        if reason is not None:
+            log.warning("refusing to score, not ready: %s", reason)
+            raise ApiError(503, f"not ready: {reason}", {"checks": checks})
+        return self.model
+
+    def library_changed(self) -> None:
+        """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
+        (touched, or copied over with the same content) are fine; anything else may already have changed the
+        code mapped into this process, so nothing is scored any more until a restart."""
+        from app.scoring.library import sha256_file
+
+        model = self.model
+        if model is None:
+            return
+        stamp = _file_stamp(model.library_path)
+        try:
+            same = sha256_file(model.library_path) == model.manifest.library.sha256
+        except OSError:
+            same = False
+        with self.lock:
+            if same:
+                self.lib_stamp = stamp
+                return
+            self.model = None
+            self.model_error = (
+                f"the loaded model library {model.library_path.name} changed on disk while in use: restart the API "
+                "(`credit compile` installs a new file and never rewrites a loaded one)"
+            )
+        log.error("%s", self.model_error)
+        self.check_ready()
+
+    def conn(self, model: bool = True) -> apsw.Connection:
+        """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
+        plain one. Reopened when the file at the path is no longer the one it opened (a re-import)."""
+        from app.scoring.db import file_identity
+
+        attr = "conn" if model else "plain"
+        ident = file_identity(self.db_path)
+        cached = getattr(self.local, attr, None)
+        if cached is not None:
+            if cached[1] == ident:
+                return cached[0]
+            setattr(self.local, attr, None)
+            self._forget(cached[0])
+        if ident is None:
+            raise ApiError(503, "database unavailable", f"{self.db_path} not found")
+        if ident != self.data_identity:
+            self.data_replaced(ident)
+        if model:
+            self.require_model()
+        try:
+            for _attempt in range(3):
+                conn = connect(self.db_path, self.model if model else None, readonly=True)
+                if file_identity(self.db_path) == ident:
+                    break
+                conn.close()  # replaced while opening: take the newer file
+                ident = file_identity(self.db_path)
+            else:
+                raise ApiError(503, "database unavailable", "the data file is being replaced, try again")
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
+        setattr(self.local, attr, (conn, ident))
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def data_replaced(self, ident: tuple[int, int] | None) -> None:
+        """The data file at the path is a new one (or the first seen): forget what was read from the old one and
+        run the readiness checks on the new one (scoring answers 503 with the reason if they fail)."""
+        with self.lock:
+            if ident == self.data_identity:
+                return
+            first = self.data_identity is None
+            self.data_identity = ident
+            self.population_ids = None
+        if not first:
+            log.warning("data file %s was replaced: checking the new one", self.db_path)
+        reason = self.check_ready()
+        if reason and not first:
+            self.ready = (f"data file replaced: {reason}", self.ready[1], self.ready[2])
+
+    def _forget(self, conn: Any) -> None:
+        with self.lock:
+            if conn in self.conns:
+                self.conns.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def log_conn(self) -> Any:
+        """This thread's connection to the operational store, for reads (monitoring, drift)."""
+        conn = getattr(self.local, "store", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = store.open_store(self.log_db_path)
+        except store.StoreError as exc:
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+        self.local.store = conn
+        with self.lock:
+            self.conns.append(conn)
+        return conn
+
+    def score_query(self, sql: str, args: tuple) -> list[tuple]:
+        """Run a scoring statement; an SQL error (e.g. a features row of the wrong length) is a 503, not a 500."""
+        try:
+            rows = self.conn().execute(sql, args).fetchall()
+        except apsw.Error as exc:
+            log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
+            raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
+        width = 4 * len(self.feature_names)
+        for r in rows:
+            if len(r[-1]) != width:
+                raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
+        return rows
+
+    async def write_log(self, rows: list[predlog.LogRow]) -> None:
+        """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be."""
+        try:
+            await asyncio.wrap_future(self.writer.submit(rows))
+        except predlog.PredictionLogError as exc:
+            log.error("prediction log write failed: %s", exc)
+            raise ApiError(503, "prediction log unavailable", str(exc)) from exc
+
+    # scoring helpers
+    def application(self, client_id: int) -> dict[str, Any]:
+        """The client's raw application columns (404 for an unknown client or a database without them)."""
+        from app.data.whatif import application_columns, application_row
+
+        conn = self.conn(model=False)
+        cols = application_columns(conn)
+        if cols is None:
+            raise ApiError(404, "this database has no Home Credit application tables")
+        row = application_row(conn, client_id, cols)
+        if row is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        return row
+
+    def what_if(self, client_id: int, changes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(stored x, x with the application features recomputed after `changes`); 400/404 as ApiError."""
+        from app.data.whatif import WhatIfError, what_if
+
+        conn = self.conn(model=False)
+        row = conn.execute("SELECT x FROM features WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        x = np.frombuffer(row[0], dtype="<f4")
+        if x.size != len(self.feature_names):
+            raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": client_id})
+        try:
+            result = what_if(conn, client_id, changes, self.feature_names, x)
+        except WhatIfError as exc:
+            raise ApiError(400, str(exc), exc.detail) from None
+        except LookupError as exc:
+            raise ApiError(404, str(exc)) from None
+        if result is None:
+            raise ApiError(404, "unknown client", {"client_id": client_id})
+        return x, result[0]
+
+    def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
+        """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
+        unknown = sorted(k for k in features if k not in self.index)
+        if unknown:
+            raise ApiError(400, f"unknown feature names in {where}", {"unknown_features": unknown[:50]})
+        x = np.full(len(self.feature_names), np.nan, dtype=np.float32)
+        for name, value in features.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ApiError(
+                    400,
+                    f"feature {name!r} must be a number or null",
+                    {"feature": name, "got": type(value).__name__},
+                )
+            try:
+                v = float(value)
+            except OverflowError:
+                v = math.inf
+            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+                raise ApiError(400, f"feature {name!r} is out of range (finite float32)", {"feature": name})
+            x[self.index[name]] = v
+        missing = [self.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
+        return x, missing
+
+    def decide(self, p: float) -> str:
+        return self.require_model().decide(p)
+
+    def row(
+        self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str
+    ) -> predlog.LogRow:
+        return predlog.LogRow(
+            ts=time.time(),
+            request_id=str(uuid.uuid4()),
+            client_id=client_id,
+            features=x,
+            probability=p,
+            decision=d,
+            model_id=self.require_model().model_id,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+            role=getattr(request.state, "role", "unknown"),
+            endpoint=endpoint,
+        )
+
+
+def _file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What changes when a file is rewritten, replaced or touched: device, inode, size, mtime, ctime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def feature_completeness(x: np.ndarray) -> float:
+    return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
+
+
+def population_sample(svc: Service, conn: apsw.Connection) -> np.ndarray:
+    """A fixed random sample (seeded) of at most 5000 client ids, drawn once per process."""
+    with svc.lock:
+        if svc.population_ids is None:
+            ids = np.fromiter((r[0] for r in conn.execute("SELECT client_id FROM features")), dtype=np.int64)
+            rng = np.random.default_rng(svc.settings.seed)
+            svc.population_ids = rng.permutation(ids)[:5000] if ids.size else ids
+        return svc.population_ids
+
+
+def explainer_for(svc: Service) -> Explainer:
+    if importlib.util.find_spec("app.model.explain") is None:
+        raise ApiError(501, "explanations not available in this build")
+    svc.require_model()
+    with svc.lock:
+        if svc.explainer is None:
+            from app.model import explain
+
+            try:
+                svc.explainer = explain.Explainer.from_bundle(svc.require_model())
+            except getattr(explain, "ExplainError", ()) as exc:
+                raise ApiError(503, "explanations unavailable", str(exc)) from exc
+        return svc.explainer
+
+
+def readiness(svc: Service, checks: dict[str, str]) -> str | None:
+    """Fill `checks`; return the first failure's reason, or None when ready."""
+    if not svc.db_path.is_file():
+        checks["database"] = "missing"
+        return f"database {svc.db_path} not found"
+    try:
+        conn = connect(svc.db_path, readonly=True)
+        try:
+            db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+            # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
+            widths = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT length(x) FROM features WHERE client_id IN"
+                    " ((SELECT min(client_id) FROM features), (SELECT max(client_id) FROM features))"
+                )
+            }
+        finally:
+            conn.close()
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = "error"
+        return f"database does not open: {type(exc).__name__}: {exc}"
+    if svc.model is None:
+        checks["model"] = "error"
+        return svc.model_error or "model not loaded"
+    checks["model"] = "ok"
+    if db_names != svc.feature_names:
+        checks["features"] = "mismatch"
+        return f"model features ({len(svc.feature_names)}) differ from the database's feature_names ({len(db_names)})"
+    if widths and 4 * len(db_names) not in widths:  # one bad row is that client's 503, not the service's
+        checks["features"] = "mismatch"
+        return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
+    checks["features"] = "ok"
+    try:
+        from app.scoring.db import verify_data
+
+        conn = connect(svc.db_path, svc.model, readonly=True)
+        try:
+            svc.data_warning = verify_data(conn, svc.model, allow_other=svc.settings.allow_other_data)
+            sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
+        finally:
+            conn.close()
+    except DataMismatchError as exc:
+        checks["data"] = "mismatch"
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001
+        checks["sql"] = "error"
+        return f"SQL functions not available: {type(exc).__name__}: {exc}"
+    if svc.data_warning:
+        log.warning("scoring other data (--allow-other-data): %s", svc.data_warning)
+        checks["data"] = "other data allowed"
+    if sql_id != svc.model.model_id:
+        checks["sql"] = "mismatch"
+        return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
+    checks["sql"] = "ok"
+    try:  # opened afresh each time, so a store that was read-only recovers as soon as it is writable
+        conn = store.open_store(svc.log_db_path)
+        try:
+            log_problem = predlog.check_writable(conn)
+        finally:
+            conn.close()
+    except store.StoreError as exc:
+        log_problem = str(exc)
+    if log_problem:
+        checks["prediction_log"] = "error"
+        return f"prediction log not writable: {log_problem}"
+    checks["prediction_log"] = "ok"
+    return None
+
+
+def service_provider(svc: Service) -> Provide:
+    """The `svc` dependency of every route (app-level `dependencies`): the app's Service, cached.
+
+    The provider takes no parameter, so Litestar has nothing to parse for it on each request (a `state`
+    parameter would cost a State copy and a second signature parse per request on the hot path)."""
+
+    def provide_service() -> Service:
+        return svc
+
+    return Provide(provide_service, sync_to_thread=False, use_cache=True)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Load and verify the bundle, prepare the log and run the readiness checks; on the way out close the log
+    writer and every connection the routes opened."""
+    svc: Service = app.state.service
+    svc.startup()
+    try:
+        yield
+    finally:
+        svc.shutdown()
