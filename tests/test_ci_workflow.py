@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +42,27 @@ def test_the_readme_shows_the_badge_of_this_workflow():
     readme = (ROOT / "README.md").read_text()
     assert "actions/workflows/ci.yml/badge.svg" in readme
     assert "(.github/workflows/ci.yml)" in readme
+
+
+def _check_workflow(path: Path) -> subprocess.CompletedProcess:
+    tool = Path(sys.executable).parent / "check-jsonschema"
+    if not tool.exists():
+        pytest.fail("check-jsonschema not installed in the venv (dev extra)")
+    return subprocess.run(
+        [str(tool), "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True
+    )
+
+
+def test_the_workflow_is_valid_against_the_github_workflow_schema():
+    res = _check_workflow(WORKFLOW)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_schema_check_refuses_a_broken_workflow(tmp_path):
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    del wf["jobs"]["test"]["runs-on"]
+    wf["jobs"]["test"]["timeout-minutes"] = "soon"
+    broken = tmp_path / "ci.yml"
+    broken.write_text(yaml.safe_dump(wf))
+    res = _check_workflow(broken)
+    assert res.returncode != 0 and "runs-on" in res.stdout + res.stderr
