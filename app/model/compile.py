@@ -161,9 +161,10 @@ def _dlclose(lib: Any) -> None:
 
 
 def calibration_of(manifest: dict) -> tuple[float, float]:
-    """(a, b) of the manifest's calibration map (identity when absent): the one owner of the map."""
-    cal = manifest.get("calibration") or {}
-    return float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+    """(a, b) of the manifest's calibration map (identity when absent)."""
+    from app.scoring.bundle import calibration_map
+
+    return calibration_map(manifest.get("calibration"))
 
 
 def reference_probabilities(booster: Any, X: np.ndarray, cal: tuple[float, float], sigmoid: float = 1.0) -> np.ndarray:

@@ -27,9 +27,9 @@ import numpy as np
 
 from app.cli.options import CLIENT_ID, db_option, model_option
 from app.model.labels import label, label_for, reason_sentence
-from app.scoring.bundle import decide
+from app.scoring.bundle import ModelBundle
 from app.scoring.db import connect
-from app.scoring.library import CompiledModel, ModelError, shap_with
+from app.scoring.library import ModelError, shap_with
 
 
 class ExplainError(ValueError):
@@ -49,20 +49,13 @@ class Explainer:
     """Holds the compiled model and the typical accepted values; one per model (see `load`)."""
 
     def __init__(
-        self,
-        model: CompiledModel,
-        manifest: dict,
-        model_dir: Path,
-        reference: np.ndarray | None = None,
-        accepted: np.ndarray | None = None,
+        self, bundle: ModelBundle, reference: np.ndarray | None = None, accepted: np.ndarray | None = None
     ) -> None:
-        self.model = model
-        self.manifest = manifest
-        self.model_dir = model_dir
-        self.model_id: str = manifest.get("model_id", "")
-        self.feature_names: list[str] = list(manifest["features"])
-        self.n_features = len(self.feature_names)
-        self.threshold = float(manifest.get("threshold", 0.5))
+        self.bundle = bundle
+        self.model = bundle.model
+        self.model_id = bundle.model_id
+        self.feature_names: list[str] = bundle.feature_names
+        self.n_features = bundle.n_features
         self._index = {n: i for i, n in enumerate(self.feature_names)}
         # reference sample (float32[n, p]) and its accepted rows; per-feature facts computed on first use,
         # so that the first explanation only pays for the features it names (idempotent, thread-safe enough)
@@ -70,8 +63,7 @@ class Explainer:
         self._accepted = accepted if accepted is not None and len(accepted) else reference
         self._typical = np.full(self.n_features, np.nan)
         self._units: list[str | None] = [None] * self.n_features
-        cal = manifest.get("calibration") or {}  # Platt map p = sigmoid(a * margin + b), owned by the manifest
-        self.cal_a, self.cal_b = float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+        self.cal_a, self.cal_b = bundle.calibration  # the manifest's Platt map, for raw-margin contributions
 
     def _feature(self, i: int) -> None:
         if self._units[i] is not None:
@@ -112,8 +104,6 @@ class Explainer:
     @classmethod
     def load(cls, model_dir: str | Path) -> Explainer:
         """The explainer of the verified model in `model_dir` (app.scoring.bundle.ModelBundle.load)."""
-        from app.scoring.bundle import ModelBundle
-
         try:
             bundle = ModelBundle.load(model_dir)
         except ModelError as exc:
@@ -121,7 +111,7 @@ class Explainer:
         return cls.from_bundle(bundle)
 
     @classmethod
-    def from_bundle(cls, bundle) -> Explainer:
+    def from_bundle(cls, bundle: ModelBundle) -> Explainer:
         """Load (or reuse) the explainer of a verified bundle; cached per (model id, manifest digest, library)."""
         key = (bundle.model_id, bundle.digest, bundle.manifest.library.sha256)
         with _LOCK:
@@ -141,7 +131,7 @@ class Explainer:
         scores = bundle.reference_scores()
         if reference is not None and scores is not None and scores.shape == (len(reference),):
             accepted = reference[~bundle.refuses(scores)]
-        explainer = cls(model, bundle.raw_manifest, bundle.model_dir, reference, accepted)
+        explainer = cls(bundle, reference, accepted)
         with _LOCK:
             return _CACHE.setdefault(key, explainer)
 
@@ -232,8 +222,8 @@ class Explainer:
             "base_value": base,
             "margin": margin,
             "probability": probability,
-            "threshold": self.threshold,
-            "decision": decide(probability, self.threshold),
+            "threshold": self.bundle.threshold,
+            "decision": self.bundle.decide(probability),
             "contributions": contributions,
             "reasons": reasons,
         }

@@ -108,6 +108,12 @@ class Manifest(msgspec.Struct, kw_only=True):
     library: Library | None = None
 
 
+def calibration_map(calibration: dict[str, Any] | None) -> tuple[float, float]:
+    """(a, b) of the Platt map p = sigmoid(a * margin + b) a manifest records; identity when it has none."""
+    cal = calibration or {}
+    return float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+
+
 def manifest_digest(manifest: dict[str, Any]) -> str:
     """sha256 of the manifest as trained: canonical JSON of every key except "library" (which compile adds)."""
     body = {k: v for k, v in manifest.items() if k != "library"}
@@ -150,6 +156,7 @@ class ModelBundle:
         self.feature_names = list(manifest.features)
         self.n_features = len(self.feature_names)
         self.digest = manifest_digest(raw)
+        self.calibration = calibration_map(manifest.calibration)
 
     # paths: the only place that knows the folder's layout
     @property

@@ -25,6 +25,7 @@ import numpy as np
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
+from app.scoring.db import read_meta
 from app.service.http import SECURITY, ApiError
 from app.service.http import operation as _operation
 from app.service.state import Service
@@ -156,10 +157,10 @@ def _key(svc: Service) -> tuple:
     model = svc.require_model()
     try:
         st = os.stat(svc.db_path)
-        rows = svc.conn(model=False).execute("SELECT value FROM meta WHERE key = 'data_fingerprint'").fetchall()
+        fingerprint = read_meta(svc.conn(model=False)).get("data_fingerprint")
     except (OSError, apsw.Error) as exc:
         raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-    return (model.model_id, rows[0][0] if rows else None, st.st_dev, st.st_ino)
+    return (model.model_id, fingerprint, st.st_dev, st.st_ino)
 
 
 def _score_all(svc: Service, key: tuple) -> Snapshot:
