@@ -179,8 +179,10 @@ def test_cli_table_json_and_fail_on_drift(tmp_path, model):
 
 
 @pytest.mark.slow
-def test_psi_and_evidently_budget_over_100k_rows(tmp_path):
-    """100,000 logged predictions: PSI far below 30 s, Evidently (subsampled) within 30 s."""
+def test_psi_and_evidently_over_100k_rows(tmp_path):
+    """100,000 logged predictions: both paths read the whole window, Evidently on a subsample.
+
+    Their time is measured by benchmarks/bench_drift.py, not here."""
     manifest, X, names = fm.make_model_dir(tmp_path / "model", p=120, n=3000, n_trees=20, seed=4)
     import lightgbm as lgb
 
@@ -188,25 +190,11 @@ def test_psi_and_evidently_budget_over_100k_rows(tmp_path):
     rows = fm.sample(100_000, names, np.random.default_rng(1))
     conn = fm.make_db(tmp_path / "credit.db", rows[:10], names)
     fm.log_predictions(conn, rows, booster.predict(rows.astype(np.float64)), manifest["model_id"])
-    t = time.perf_counter()
     rep = psi_report(conn, manifest)
-    psi_s = time.perf_counter() - t
     assert rep["window"]["rows"] == 100_000
-    from app.monitoring.drift import _import_evidently
-
-    t = time.perf_counter()
-    _import_evidently()  # a one-off per process (the API imports it once), timed apart
-    import_s = time.perf_counter() - t
-    t = time.perf_counter()
     ev = evidently_report(conn, tmp_path / "model", html_path=tmp_path / "big.html")
-    ev_s = time.perf_counter() - t
-    print(
-        f"\n100k rows x {len(names)} features: psi_report {psi_s:.2f} s, evidently_report {ev_s:.2f} s "
-        f"(+ import evidently {import_s:.2f} s) {ev['timings']}"
-    )
-    assert psi_s < 10
-    assert ev_s < 30
     assert ev["subsampled"] and ev["window"]["rows"] == 100_000
+    assert (tmp_path / "big.html").stat().st_size > 0
 
 
 def test_evidently_columns_are_the_most_important_plus_psi_flagged():
