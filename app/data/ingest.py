@@ -32,9 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident, read_sql
-from app.scoring.db import connect
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 
@@ -495,26 +493,3 @@ def echo_warnings() -> Iterator[None]:
         finally:
             for w in caught:
                 click.echo(f"warning: {w.message}", err=True)
-
-
-@click.command("ingest")
-@click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--progress/--no-progress", default=True, help="show a progress bar per file (stderr)")
-@db_option
-@log_db_option
-def ingest_command(data_dir: Path | None, progress: bool, db: str | None, log_db: str | None) -> None:
-    """Import the eight Home Credit CSVs from DATA_DIR (default: settings data_dir) and build features.
-
-    Safe while the API runs: the new database replaces the old file atomically and the API switches to it."""
-    from app.config import load_settings
-
-    settings = load_settings(db=db, log_db=log_db)
-    data_dir = data_dir or Path(settings.data_dir)
-    with echo_warnings():
-        ingest(data_dir, settings.db_path, progress=progress, log_db=settings.log_db_path)
-    conn = connect(settings.db_path, readonly=True)
-    try:
-        n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()
-    finally:
-        conn.close()
-    click.echo(f"{settings.db_path}: {n} clients, {p} features", err=True)

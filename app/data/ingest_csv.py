@@ -22,19 +22,16 @@ import re
 import warnings
 from pathlib import Path
 
-import click
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident
 from app.data.ingest import (
     NON_FINITE,
     IngestError,
     IngestWarning,
     building_database,
-    echo_warnings,
     explain_arrow_error,
     first_non_finite,
     read_header,
@@ -338,50 +335,3 @@ def ingest_csv(
         conn.execute("COMMIT")
     labelled = sum(t is not None for t in targets)
     return {"rows": len(ids), "labelled": labelled, "features": len(names), "positive": positive_text}
-
-
-@click.command("ingest-csv")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--id", "id_col", default=None, help="column holding a unique integer client id (default: row number)")
-@click.option("--target", "target_col", required=True, help="binary target column (empty = unlabelled)")
-@click.option("--positive", default=None, help="target label meaning default (target = 1), e.g. --positive yes")
-@click.option(
-    "--max-levels",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="one-hot columns per text column (most frequent levels)",
-)
-@click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
-@db_option
-@log_db_option
-def ingest_csv_command(
-    file: Path,
-    id_col: str | None,
-    target_col: str,
-    positive: str | None,
-    max_levels: int,
-    progress: bool,
-    db: str | None,
-    log_db: str | None,
-) -> None:
-    """Import one credit CSV FILE (numeric and text columns, a binary target) as clients and features."""
-    from app.config import load_settings
-
-    settings = load_settings(db=db, log_db=log_db)
-    with echo_warnings():
-        summary = ingest_csv(
-            file,
-            settings.db_path,
-            id_col=id_col,
-            target_col=target_col,
-            positive=positive,
-            max_levels=max_levels,
-            progress=progress,
-            log_db=settings.log_db_path,
-        )
-    click.echo(
-        f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
-        f"{summary['features']} features",
-        err=True,
-    )

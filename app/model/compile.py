@@ -29,7 +29,6 @@ from typing import Any
 import click
 import numpy as np
 
-from app.cli.options import model_option
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
 from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
@@ -466,32 +465,6 @@ def compile_model(
                 os.unlink(tmp_so)
     _say(progress, f"installed {model_dir / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
     return library
-
-
-@click.command("compile")
-@model_option
-@click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
-@click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
-@click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
-def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
-    """Compile the model to a native library (parity-checked against LightGBM)."""
-    from app.config import load_settings
-
-    settings = load_settings(model_dir=model_dir)
-    try:
-        lib = compile_model(
-            settings.model_path,
-            progress=True,
-            cc=cc,
-            flags=(opt, "-fno-plt"),
-            tl2cgen_reference=not no_tl2cgen,
-        )
-    except CompileError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
-        f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"
-    )
 
 
 def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold: float = 0.5) -> Path:

@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import os
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -36,7 +35,6 @@ import click
 import numpy as np
 
 from app import __version__
-from app.cli.options import db_option, model_option
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import calibration, report, scorecard, search
 from app.model.artifacts import fingerprint_arrays, lgb_names, npy_bytes, psi_bins
@@ -61,7 +59,7 @@ from app.scoring.db import connect
 # 70 rounds on 10,800 x 416; 4.7 s with passive waiting). Read by libgomp when LightGBM is first loaded.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["best_threshold", "business_cost", "confusion", "psi_bins", "train", "train_arrays", "train_command"]
+__all__ = ["best_threshold", "business_cost", "confusion", "psi_bins", "train", "train_arrays"]
 
 CANDIDATES = ("lightgbm", "scorecard")
 BASELINES = ("logistic_regression",)
@@ -462,78 +460,3 @@ def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, 
         sensitive=sensitive,
         **kwargs,
     )
-
-
-def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in values:
-        name, sep, sign = item.rpartition("=")
-        if not sep or sign not in ("+1", "1", "-1", "0"):
-            raise click.BadParameter(f"{item!r}: expected NAME=+1, NAME=-1 or NAME=0", param_hint="--monotone")
-        out[name] = int(sign)
-    return out
-
-
-@click.command("train")
-@db_option
-@model_option
-@click.option("--fn-cost", type=float, default=None, help="cost of accepting a defaulter [env CREDIT_FN_COST, 10]")
-@click.option("--fp-cost", type=float, default=None, help="cost of refusing a good client [env CREDIT_FP_COST, 1]")
-@click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
-@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="outer cross-validation folds")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="LightGBM threads [default: every core]")
-@click.option(
-    "--trials", type=click.IntRange(1, 1000), default=None, help="search trials per search [default: by size]"
-)
-@click.option("--budget-seconds", type=click.FloatRange(min=0), default=None, help="stop starting trials after this")
-@click.option(
-    "--candidates",
-    default=",".join(CANDIDATES),
-    show_default=True,
-    help="comma-separated candidates for the champion: lightgbm, scorecard",
-)
-@click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
-@click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")
-@click.option("--quick", is_flag=True, help="few small trees (tests, smoke runs)")
-def train_command(
-    db: str | None,
-    model_dir: str | None,
-    fn_cost: float | None,
-    fp_cost: float | None,
-    seed: int | None,
-    folds: int,
-    threads: int | None,
-    trials: int | None,
-    budget_seconds: float | None,
-    candidates: str,
-    monotone: tuple[str, ...],
-    force: bool,
-    quick: bool,
-) -> None:
-    """Nested cross-validation of a tuned LightGBM and a logistic scorecard; champion by honest cost, calibrated."""
-    from app.config import load_settings
-
-    s = load_settings(db=db, model_dir=model_dir, fn_cost=fn_cost, fp_cost=fp_cost, seed=seed)
-    try:
-        m = train(
-            s.db_path,
-            s.model_path,
-            fn_cost=s.fn_cost,
-            fp_cost=s.fp_cost,
-            seed=s.seed,
-            folds=folds,
-            quick=quick,
-            progress=True,
-            num_threads=threads,
-            trials=trials,
-            budget_seconds=budget_seconds,
-            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
-            monotone=_parse_monotone(monotone),
-            force=force,
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    for row in report.table(m):
-        click.echo(row)
-    click.echo(f"report {s.model_path / 'report.html'}", file=sys.stdout)
-    click.echo(f"model_id {m['model_id']} -> {s.model_path}", file=sys.stdout)
