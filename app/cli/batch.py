@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import allow_other_data_option, db_option, model_option
-from app.scoring.batch import DEFAULT_ROWS_PER_PARTITION, BatchError, export_features, run_batch
+from app.cli.options import allow_other_data_option, command, db_option, model_option, with_settings
+from app.config import Settings
+from app.scoring.batch import DEFAULT_ROWS_PER_PARTITION, export_features, run_batch
 
 
-@click.command("export")
+@command("export")
 @db_option
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="output folder")
 @click.option(
@@ -21,23 +22,18 @@ from app.scoring.batch import DEFAULT_ROWS_PER_PARTITION, BatchError, export_fea
     show_default=True,
     help="rows per Parquet file",
 )
-def export_command(db: str | None, out: str, rows_per_partition: int) -> None:
+@with_settings("db")
+def export_command(settings: Settings, out: str, rows_per_partition: int) -> None:
     """Export client_id + features as partitioned Parquet for `credit score-batch`."""
-    from app.config import load_settings
-
-    settings = load_settings(db=db)
     t0 = time.perf_counter()
-    try:
-        manifest = export_features(settings.db_path, Path(out), rows_per_partition=rows_per_partition)
-    except BatchError as exc:
-        raise click.ClickException(str(exc)) from None
+    manifest = export_features(settings.db_path, Path(out), rows_per_partition=rows_per_partition)
     click.echo(
         f"exported {manifest['rows']:,} rows x {manifest['n_features']} features into "
         f"{len(manifest['partitions'])} partitions in {out} ({time.perf_counter() - t0:.1f} s)"
     )
 
 
-@click.command("score-batch")
+@command("score-batch")
 @click.option("--input", "input_dir", type=click.Path(file_okay=False), required=True, help="`credit export` folder")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False), required=True, help="output folder")
 @model_option
@@ -49,38 +45,32 @@ def export_command(db: str | None, out: str, rows_per_partition: int) -> None:
 @click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True, help="retries per partition")
 @click.option("--force", is_flag=True, help="rescore partitions whose output is already current")
 @allow_other_data_option
+@with_settings("model_dir", "allow_other_data")
 def score_batch_command(
     input_dir: str,
     output_dir: str,
-    model_dir: str | None,
+    settings: Settings,
     scheduler: str | None,
     workers: int,
     threads_per_worker: int,
     retries: int,
     force: bool,
-    allow_other_data: bool,
 ) -> None:
     """Score Parquet partitions on a Dask cluster (a local one unless --scheduler)."""
-    from app.config import load_settings
-
-    settings = load_settings(model_dir=model_dir, allow_other_data=allow_other_data or None)
     if scheduler and (workers != 2 or threads_per_worker != 1):
         click.echo("note: --workers/--threads-per-worker are ignored with --scheduler", err=True)
-    try:
-        result = run_batch(
-            Path(input_dir),
-            Path(output_dir),
-            settings.model_path,
-            scheduler=scheduler,
-            workers=workers,
-            threads_per_worker=threads_per_worker,
-            retries=retries,
-            force=force,
-            allow_other_data=settings.allow_other_data,
-            notify=lambda msg: click.echo(msg, err=True),
-        )
-    except BatchError as exc:
-        raise click.ClickException(str(exc)) from None
+    result = run_batch(
+        Path(input_dir),
+        Path(output_dir),
+        settings.model_path,
+        scheduler=scheduler,
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        retries=retries,
+        force=force,
+        allow_other_data=settings.allow_other_data,
+        notify=lambda msg: click.echo(msg, err=True),
+    )
     scored = [d for d in result.done if d["status"] == "scored"]
     skipped = [d for d in result.done if d["status"] == "skipped"]
     rate = sum(d["rows"] for d in scored) / result.seconds if result.seconds else 0.0

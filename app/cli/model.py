@@ -10,7 +10,8 @@ import sys
 
 import click
 
-from app.cli.options import CLIENT_ID, db_option, model_option
+from app.cli.options import CLIENT_ID, command, db_option, model_option, with_settings
+from app.config import Settings
 from app.model.train import CANDIDATES  # light: train imports LightGBM and scikit-learn only when it runs
 
 
@@ -24,7 +25,7 @@ def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-@click.command("train")
+@command("train")
 @db_option
 @model_option
 @click.option("--fn-cost", type=float, default=None, help="cost of accepting a defaulter [env CREDIT_FN_COST, 10]")
@@ -45,12 +46,9 @@ def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
 @click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")
 @click.option("--quick", is_flag=True, help="few small trees (tests, smoke runs)")
+@with_settings("db", "model_dir", "fn_cost", "fp_cost", "seed")
 def train_command(
-    db: str | None,
-    model_dir: str | None,
-    fn_cost: float | None,
-    fp_cost: float | None,
-    seed: int | None,
+    settings: Settings,
     folds: int,
     threads: int | None,
     trials: int | None,
@@ -61,11 +59,10 @@ def train_command(
     quick: bool,
 ) -> None:
     """Nested cross-validation of a tuned LightGBM and a logistic scorecard; champion by honest cost, calibrated."""
-    from app.config import load_settings
     from app.model import report
     from app.model.train import train
 
-    s = load_settings(db=db, model_dir=model_dir, fn_cost=fn_cost, fp_cost=fp_cost, seed=seed)
+    s = settings
     try:
         m = train(
             s.db_path,
@@ -82,6 +79,7 @@ def train_command(
             candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
             monotone=_parse_monotone(monotone),
             force=force,
+            sensitive_attributes=s.sensitive,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -91,34 +89,30 @@ def train_command(
     click.echo(f"model_id {m['model_id']} -> {s.model_path}", file=sys.stdout)
 
 
-@click.command("compile")
+@command("compile")
 @model_option
 @click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
 @click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
 @click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
-def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
+@with_settings("model_dir")
+def compile_command(settings: Settings, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
     """Compile the model to a native library (parity-checked against LightGBM)."""
-    from app.config import load_settings
-    from app.model.compile import CompileError, compile_model
+    from app.model.compile import compile_model
 
-    settings = load_settings(model_dir=model_dir)
-    try:
-        lib = compile_model(
-            settings.model_path,
-            progress=True,
-            cc=cc,
-            flags=(opt, "-fno-plt"),
-            tl2cgen_reference=not no_tl2cgen,
-        )
-    except CompileError as exc:
-        raise click.ClickException(str(exc)) from None
+    lib = compile_model(
+        settings.model_path,
+        progress=True,
+        cc=cc,
+        flags=(opt, "-fno-plt"),
+        tl2cgen_reference=not no_tl2cgen,
+    )
     click.echo(
         f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
         f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"
     )
 
 
-@click.command("explain")
+@command("explain")
 @click.argument("client_id", type=CLIENT_ID)
 @click.option(
     "--top", default=4, show_default=True, type=click.IntRange(0, 100), help="reasons and contributions shown"
@@ -127,28 +121,20 @@ def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen:
 @click.option("--json", "as_json", is_flag=True, help="print the whole explanation as JSON")
 @db_option
 @model_option
-def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, db, model_dir) -> None:
+@with_settings("db", "model_dir")
+def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, settings: Settings) -> None:
     """Explain one client's score: SHAP contributions and the main reasons for refusal."""
-
-    from app.config import load_settings
-    from app.model.explain import Explainer, ExplainError, _check_feature_names, explain_client
+    from app.model.explain import Explainer, _check_feature_names, explain_client
     from app.scoring.db import connect
 
-    settings = load_settings(db=db, model_dir=model_dir)
     lang = lang or settings.lang
     if not settings.db_path.exists():
         raise click.ClickException(f"{settings.db_path}: database not found (run `credit ingest` first)")
-    try:
-        explainer = Explainer.load(settings.model_path)
-    except ExplainError as e:
-        raise click.ClickException(str(e)) from None
+    explainer = Explainer.load(settings.model_path)
     conn = connect(settings.db_path, readonly=True)
     try:
         _check_feature_names(conn, explainer)
-        try:
-            out = explain_client(conn, explainer, client_id, top=top, lang=lang)
-        except ExplainError as e:
-            raise click.ClickException(str(e)) from None
+        out = explain_client(conn, explainer, client_id, top=top, lang=lang)
     finally:
         conn.close()
     if out is None:

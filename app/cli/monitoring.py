@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import db_option, log_db_option, model_option
+from app.cli.options import CreditGroup, command, db_option, log_db_option, model_option, with_settings
+from app.config import Settings
 from app.monitoring.traffic import DRIFTS
 
 EXIT_OK, EXIT_BELOW, EXIT_EMPTY = 0, 1, 2
 
 
-@click.group("outcomes")
+@click.group("outcomes", cls=CreditGroup)
 def outcomes_command() -> None:
     """Observed outcomes (did the client default, and when): import them, or simulate them for a demo."""
 
@@ -23,15 +24,14 @@ def outcomes_command() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @db_option
 @log_db_option
-def import_command(file: str, db: str | None, log_db: str | None) -> None:
+@with_settings("db", "log_db")
+def import_command(file: str, settings: Settings) -> None:
     """Import FILE.csv with the header client_id,defaulted,observed_at (observed_at: ISO 8601 date or date-time,
     UTC when naive; a date alone means the end of that day). The latest observation of a client wins, so
     importing the same file again changes nothing. Any bad line: every error is listed by line and column
     and nothing is imported (exit status 1)."""
-    from app.config import load_settings
     from app.monitoring import outcomes, stores
 
-    settings = load_settings(db=db, log_db=log_db)
     conn = _open(stores.open_store, settings)
     try:
         got = outcomes.import_file(conn, Path(file))
@@ -52,15 +52,14 @@ def import_command(file: str, db: str | None, log_db: str | None) -> None:
 @click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
 @db_option
 @log_db_option
-def simulate_command(share: float, seed: int | None, db: str | None, log_db: str | None) -> None:
+@with_settings("seed", "db", "log_db")
+def simulate_command(share: float, settings: Settings) -> None:
     """Outcomes for the clients in the prediction log, drawn from the data's own labels (the TARGET of the
     generated or imported training data), observed now. For demonstrations: the whole loop without real
     outcomes. Clients without a label (test split) get none. The model was trained on these very labels, so
     the realised figures of simulated outcomes are in-sample (optimistic)."""
-    from app.config import load_settings
     from app.monitoring import outcomes, stores
 
-    settings = load_settings(db=db, log_db=log_db, seed=seed)
     conn = _open(stores.open_store, settings)
     try:
         data = _open(stores.open_data, settings)
@@ -80,7 +79,7 @@ def simulate_command(share: float, seed: int | None, db: str | None, log_db: str
     )
 
 
-@click.command("performance")
+@command("performance")
 @click.option("--since", default=None, help="decisions from: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
 @click.option("--until", default=None, help="decisions before (exclusive), same formats")
 @click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
@@ -95,9 +94,8 @@ def simulate_command(share: float, seed: int | None, db: str | None, log_db: str
 @db_option
 @log_db_option
 @model_option
-def performance_command(
-    since, until, last, period, min_outcomes, as_json, html_path, fail_below_auc, db, log_db, model_dir
-) -> None:
+@with_settings("min_outcomes", "db", "log_db", "model_dir")
+def performance_command(since, until, last, period, as_json, html_path, fail_below_auc, settings: Settings) -> None:
     """Realised performance: observed outcomes joined with the decision served at the time (the log row, not a
     re-score): realised AUC, calibration by score band, cost per client at the threshold, per model id and per
     period.
@@ -105,12 +103,10 @@ def performance_command(
     Exit status: 0 ok; 1 a model's realised AUC is below --fail-below-auc; 2 no outcome joins a decision in the
     window, or --fail-below-auc is given and no model has enough outcomes to judge.
     """
-    from app.config import load_settings
     from app.monitoring import performance, stores
     from app.monitoring.drift import DriftError, parse_time
     from app.monitoring.html import render
 
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, min_outcomes=min_outcomes)
     try:
         t0, t1 = parse_time(since), parse_time(until)
     except DriftError as exc:
@@ -243,7 +239,7 @@ def _print_table(report: dict, limit: int) -> None:
         click.echo(f"HTML report: {report['html']}")
 
 
-@click.command("drift")
+@command("drift")
 @click.option("--since", default=None, help="window start: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
 @click.option("--until", default=None, help="window end (exclusive), same formats")
 @click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
@@ -278,6 +274,7 @@ def _print_table(report: dict, limit: int) -> None:
 @db_option
 @log_db_option
 @model_option
+@with_settings("db", "log_db", "model_dir", min_rows="drift_min_rows")
 def drift_command(
     since,
     until,
@@ -285,15 +282,12 @@ def drift_command(
     html_path,
     as_json,
     details,
-    min_rows,
     fail_on_drift,
     psi_only,
     limit,
     max_columns,
     max_rows,
-    db,
-    log_db,
-    model_dir,
+    settings: Settings,
 ) -> None:
     """Drift of the logged predictions against the training reference (PSI, then Evidently).
 
@@ -303,7 +297,6 @@ def drift_command(
     --min-rows (a window right after the demo has one or two).
     """
     from app import store
-    from app.config import load_settings
     from app.monitoring.drift import (
         EXIT_DRIFT,
         EXIT_ERROR,
@@ -318,7 +311,6 @@ def drift_command(
 
     if html_path and psi_only:
         raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, drift_min_rows=min_rows)
     try:
         manifest = _manifest(settings.model_path)
     except DriftError as exc:
@@ -390,7 +382,7 @@ def drift_command(
         sys.exit(EXIT_DRIFT)
 
 
-@click.command("traffic")
+@command("traffic")
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="requests to send")
 @click.option("--drift", type=click.Choice(DRIFTS), default=None, help="simulated drift applied to what is sent")
 @click.option("--api", default=None, help="API base URL [env CREDIT_API_URL, default http://127.0.0.1:8000]")
@@ -399,17 +391,16 @@ def drift_command(
 @click.option("--seed", type=int, default=None, help="random seed for the choice of clients")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @db_option
-def traffic_command(n, drift, api, key, concurrency, seed, as_json, db) -> None:
+@with_settings("db", api="api_url")
+def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Settings) -> None:
     """Replay N scoring requests (random clients' features, as applicants) against the API.
 
     The applicants are drawn from a LOCAL client database (--db, env CREDIT_DB, default
     data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
     API, or with a copy of it.
     """
-    from app.config import load_settings
     from app.monitoring.traffic import TrafficError, default_key, run_traffic
 
-    settings = load_settings(db=db, api_url=api)
     key = key or default_key(settings)
     try:
         out = run_traffic(

@@ -11,8 +11,8 @@ import click
 import msgspec
 import uvicorn
 
-from app.cli.options import db_option, log_db_option, model_option
-from app.config import load_settings
+from app.cli.options import command, db_option, log_db_option, model_option, with_settings
+from app.config import Settings
 from app.service.httpguard import GuardedHttpToolsProtocol
 from app.service.server import (
     GRACEFUL_SECONDS,
@@ -23,7 +23,7 @@ from app.service.server import (
 )
 
 
-@click.command("serve")
+@command("serve")
 @db_option
 @log_db_option
 @model_option
@@ -32,16 +32,9 @@ from app.service.server import (
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=None, help="worker processes [env CREDIT_WORKERS, default 1]"
 )
-def serve_command(
-    db: str | None,
-    log_db: str | None,
-    model_dir: str | None,
-    host: str | None,
-    port: int | None,
-    workers: int | None,
-) -> None:
+@with_settings("db", "log_db", "model_dir", "host", "port", "workers")
+def serve_command(settings: Settings) -> None:
     """Run the HTTP API (OpenAPI docs at /schema)."""
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, host=host, port=port, workers=workers)
     if not Path(settings.db).is_file():
         raise click.ClickException(f"database {settings.db} not found (run `credit ingest` first or pass --db)")
     # the worker processes read their settings from the environment (app.service.api.app_from_env)

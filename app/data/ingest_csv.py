@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -254,9 +255,10 @@ def ingest_csv(
     max_levels: int = 10,
     progress: bool = True,
     log_db: Path | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict:
     """Import one CSV; returns a summary {rows, labelled, features, positive}. `db_path` is replaced atomically
-    at the end; the operational store `log_db` (default beside it) keeps the log."""
+    at the end; the operational store `log_db` (default beside it) keeps the log (`notify`: as in `ingest`)."""
     from app.data.features import data_fingerprint, write_feature_rows
 
     csv_path, db_path = Path(csv_path), Path(db_path)
@@ -298,7 +300,7 @@ def ingest_csv(
         raise IngestError(f"{label}: {len(exprs)} features is too many (limit {MAX_FEATURES}); lower --max-levels")
     feature_sql = "SELECT\n  client_id,\n  " + ",\n  ".join(exprs) + "\nFROM csv_data"
 
-    with building_database(db_path, log_db) as conn:
+    with building_database(db_path, log_db, notify) as conn:
         typed = [f"{quote_ident(sql_names[c])} {'REAL' if numbers[c] is not None else 'TEXT'}" for c in data_cols]
         columns_sql = ",\n  ".join(typed)
         conn.execute(

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
+from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
 from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
@@ -44,7 +44,7 @@ SHAP_PARITY_LEAF_ROWS = 3_000_000  # rows x total leaves compared at most
 ROWS_GUESS_MAX_LEAVES = 2000  # below this many leaves in all, batches first try the row loop
 
 
-class CompileError(RuntimeError):
+class CompileError(CreditError, RuntimeError):
     pass
 
 
@@ -55,8 +55,9 @@ class ParityError(CompileError):
 
 
 def _say(progress: bool, msg: str) -> None:
+    """A progress line on standard error when `progress` (the command line's; library callers pass False)."""
     if progress:
-        click.echo(msg, err=True)
+        print(msg, file=sys.stderr, flush=True)
 
 
 def native_sources() -> list[Path]:

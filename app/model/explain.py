@@ -21,15 +21,15 @@ import math
 import threading
 from pathlib import Path
 
-import click
 import numpy as np
 
+from app.errors import CreditError
 from app.model.labels import label, label_for, reason_sentence
 from app.scoring.bundle import decide
 from app.scoring.library import CompiledModel, ModelError, shap_with
 
 
-class ExplainError(ValueError):
+class ExplainError(CreditError, ValueError):
     pass
 
 
@@ -283,6 +283,6 @@ def _check_feature_names(conn, explainer: Explainer) -> None:
     except Exception:  # table missing: nothing to compare
         return
     if names and names != explainer.feature_names:
-        raise click.ClickException(
+        raise ExplainError(
             "the database's feature_names differ from the model manifest's features: re-run `credit train`"
         )

@@ -26,15 +26,16 @@ import datetime as dt
 import hashlib
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from app import __version__
+from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import calibration, report, scorecard, search
 from app.model.artifacts import fingerprint_arrays, lgb_names, npy_bytes, psi_bins
@@ -68,7 +69,7 @@ SHAP_ROWS = 2000
 BASELINE_ROWS = 10_000  # the logistic baseline is fitted on at most this many rows of each training part (cheap)
 
 
-class TrivialPolicyWins(ValueError):
+class TrivialPolicyWins(CreditError, ValueError):
     """The champion does not beat accepting (or refusing) everybody on honest cost."""
 
 
@@ -81,8 +82,9 @@ def default_trials(n_rows: int, quick: bool) -> int:
 
 
 def _say(progress: bool, msg: str) -> None:
+    """A progress line on standard error when `progress` (the command line's; library callers pass False)."""
     if progress:
-        click.echo(msg, err=True)
+        print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- one procedure per candidate
@@ -428,8 +430,16 @@ def _monotone_vector(monotone: dict[str, int] | None, names: list[str]) -> list[
     return [int(monotone.get(n, 0)) for n in names]
 
 
-def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, **kwargs: Any) -> dict:
-    """Train from the database's labelled clients (app.data.features.load_matrix); kwargs as train_arrays."""
+def train(
+    db_path: Path | str,
+    model_dir: Path | str,
+    *,
+    progress: bool = True,
+    sensitive_attributes: str | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Train from the database's labelled clients (app.data.features.load_matrix); kwargs as train_arrays.
+    `sensitive_attributes`: the setting CREDIT_SENSITIVE (the model card's fairness; None: its default)."""
     from app.data.features import load_matrix
     from app.model.card import sensitive_for_training
     from app.scoring.db import read_meta
@@ -442,7 +452,7 @@ def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, 
         t0 = time.perf_counter()
         ids, X, y, names = load_matrix(conn, labelled_only=True)
         meta = read_meta(conn)
-        sensitive = sensitive_for_training(conn, ids)
+        sensitive = sensitive_for_training(conn, ids, sensitive_attributes)
     finally:
         conn.close()
     _say(progress, f"loaded {X.shape[0]} x {X.shape[1]} features from {db_path} in {time.perf_counter() - t0:.1f} s")

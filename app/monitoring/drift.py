@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import CreditError
+
 EPS = 1e-4
 DEFAULT_BINS = 10
 SCORE_COLUMN = "score"
@@ -47,7 +49,7 @@ EXIT_ERROR = 2  # no reference in the manifest, unreadable log
 EXIT_NO_VERDICT = 3  # fewer scored rows in the window than the minimum: no verdict either way
 
 
-class DriftError(RuntimeError):
+class DriftError(CreditError, RuntimeError):
     pass
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import CreditError
 from app.scoring.db import connect
 
 DRIFTS = ("income", "ext-source", "age")
@@ -47,7 +48,7 @@ _PER_BIRTH = re.compile(r"^([A-Z0-9_]+_BIRTH_(RATIO|PERC)|DAYS_EMPLOYED_PERC)$")
 _PER_AGE = re.compile(r"^[A-Z0-9_]+_AGE_(RATIO|PERC)$")
 
 
-class TrafficError(RuntimeError):
+class TrafficError(CreditError, RuntimeError):
     pass
 
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from app.errors import CreditError
 from app.scoring.bundle import ModelBundle, ModelError
 from app.scoring.db import connect, read_meta
 from app.scoring.library import sha256_file
@@ -195,7 +196,7 @@ def read_export_manifest(input_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-class BatchError(RuntimeError):
+class BatchError(CreditError, RuntimeError):
     """A portfolio export or scoring run that cannot proceed (the message says why)."""
 
 
