@@ -36,8 +36,6 @@ def import_command(file: str, settings: Settings) -> None:
     try:
         got = outcomes.import_file(conn, Path(file))
         total = outcomes.counts(conn)
-    except outcomes.OutcomeError as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         conn.close()
     click.echo(
@@ -68,8 +66,6 @@ def simulate_command(share: float, settings: Settings) -> None:
         raise
     try:
         got = outcomes.simulate(conn, data, share=share, seed=settings.seed)
-    except outcomes.OutcomeError as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         data.close()
         conn.close()
@@ -124,8 +120,6 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             period=period,
             min_outcomes=settings.min_outcomes,
         )
-    except performance.PerformanceError as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         conn.close()
     if html_path:
@@ -311,15 +305,10 @@ def drift_command(
 
     if html_path and psi_only:
         raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    try:
-        manifest = _manifest(settings.model_path)
-    except DriftError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:  # the log lives in the operational store; a data database of an earlier version may still hold one
-        conn = store.open_store(settings.log_db_path)
-        store.import_legacy(conn, settings.db_path)
-    except store.StoreError as e:
-        raise click.ClickException(str(e)) from None
+    manifest = _manifest(settings.model_path)
+    # the log lives in the operational store; a data database of an earlier version may still hold one
+    conn = store.open_store(settings.log_db_path)
+    store.import_legacy(conn, settings.db_path)
     try:
         try:
             report = psi_report(
@@ -399,15 +388,10 @@ def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Setting
     data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
     API, or with a copy of it.
     """
-    from app.monitoring.traffic import TrafficError, default_key, run_traffic
+    from app.monitoring.traffic import default_key, run_traffic
 
     key = key or default_key(settings)
-    try:
-        out = run_traffic(
-            settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency, seed=seed
-        )
-    except TrafficError as e:
-        raise click.ClickException(str(e)) from None
+    out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency, seed=seed)
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
