@@ -190,25 +190,48 @@ def test_with_settings_names_a_bad_environment_variable():
 # ------------------------------------------------------------------ library use, no click
 
 
-def test_explain_and_batch_as_a_library(pipeline, tmp_path):
-    """explain and batch called as plain functions; their errors are CreditErrors with the CLI's messages."""
-    from app.model.explain import Explainer, ExplainError, explain_client
-    from app.scoring.batch import BatchError, export_features, read_export_manifest
-    from app.scoring.db import connect
+LIBRARY_USE = """
+import json, sys
+sys.modules["click"] = None  # the library must work where click cannot be imported
+from pathlib import Path
+from app.errors import CreditError
+from app.model.explain import ExplainError, Explainer, explain_client
+from app.scoring.batch import BatchError, export_features, read_export_manifest
+from app.scoring.db import connect
 
-    explainer = Explainer.load(pipeline.model_dir)
-    conn = connect(pipeline.db, readonly=True)
-    try:
-        client_id = conn.execute("SELECT client_id FROM features ORDER BY client_id LIMIT 1").fetchone()[0]
-        out = explain_client(conn, explainer, client_id, top=3, lang="en")
-        assert explain_client(conn, explainer, 10**15, top=3) is None
-    finally:
-        conn.close()
-    assert out["client_id"] == client_id and out["decision"] in ("accept", "refuse") and len(out["reasons"]) <= 3
-    assert issubclass(ExplainError, CreditError)
+db, model_dir, out = (Path(a) for a in sys.argv[1:4])
+explainer = Explainer.load(model_dir)
+conn = connect(db, readonly=True)
+client_id = conn.execute("SELECT client_id FROM features ORDER BY client_id LIMIT 1").fetchone()[0]
+explained = explain_client(conn, explainer, client_id, top=3, lang="en")
+unknown = explain_client(conn, explainer, 10**15, top=3)
+conn.close()
+manifest = export_features(db, out, rows_per_partition=1000, progress=False)
+try:
+    read_export_manifest(out.parent / "nothing")
+    error = None
+except BatchError as exc:
+    error = [isinstance(exc, CreditError), str(exc)]
+print(json.dumps({"client_id": client_id, "explained": explained, "unknown": unknown, "rows": manifest["rows"],
+                  "reread": read_export_manifest(out)["rows"], "error": error,
+                  "explain_error_is_credit_error": issubclass(ExplainError, CreditError)}))
+"""
 
-    manifest = export_features(pipeline.db, tmp_path / "export", rows_per_partition=1000, progress=False)
-    assert manifest["rows"] > 0 and read_export_manifest(tmp_path / "export")["rows"] == manifest["rows"]
-    with pytest.raises(BatchError, match="is .* a `credit export` folder") as caught:
-        read_export_manifest(tmp_path / "nothing")
-    assert isinstance(caught.value, CreditError)
+
+def test_explain_and_batch_as_a_library_without_click(pipeline, tmp_path):
+    """explain and batch called as plain functions with click unimportable; their errors are CreditErrors."""
+    import json
+
+    out = json.loads(_run_args(LIBRARY_USE, pipeline.db, pipeline.model_dir, tmp_path / "export"))
+    explained = out["explained"]
+    assert explained["client_id"] == out["client_id"] and explained["decision"] in ("accept", "refuse")
+    assert len(explained["reasons"]) <= 3 and out["unknown"] is None
+    assert out["rows"] > 0 and out["reread"] == out["rows"]
+    assert out["error"][0] is True and "a `credit export` folder" in out["error"][1]
+    assert out["explain_error_is_credit_error"] is True
+
+
+def _run_args(code: str, *args: object) -> str:
+    res = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    return res.stdout

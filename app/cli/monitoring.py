@@ -170,11 +170,12 @@ def summary_text(rep: dict) -> str:
     return "\n".join(lines)
 
 
-def _costs(settings) -> tuple[float, float]:
+def _costs(settings: Settings) -> tuple[float, float]:
     """The model's own costs (manifest) when there is a model folder, else the settings'."""
-    path = settings.model_path / "manifest.json"
-    if path.is_file():
-        costs = json.loads(path.read_text()).get("costs") or {}
+    from app.scoring.bundle import MANIFEST, read_manifest
+
+    if (settings.model_path / MANIFEST).is_file():
+        costs = read_manifest(settings.model_path)[0].costs or {}
         return float(costs.get("fn", settings.fn_cost)), float(costs.get("fp", settings.fp_cost))
     return settings.fn_cost, settings.fp_cost
 
