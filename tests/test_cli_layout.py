@@ -235,3 +235,12 @@ def _run_args(code: str, *args: object) -> str:
     res = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     return res.stdout
+
+
+def test_train_reports_progress_through_a_callback(pipeline, tmp_path, capsys):
+    from app.model.train import train
+
+    lines: list[str] = []
+    train(pipeline.db, tmp_path / "m", seed=7, quick=True, trials=1, progress=lines.append)
+    assert any(line.startswith("loaded ") and str(pipeline.db) in line for line in lines), lines
+    assert "loaded " not in capsys.readouterr().err  # the callback got the lines, nothing printed them

@@ -72,7 +72,7 @@ def train_command(
             seed=s.seed,
             folds=folds,
             quick=quick,
-            progress=True,
+            progress=_stderr,
             num_threads=threads,
             trials=trials,
             budget_seconds=budget_seconds,
@@ -101,7 +101,7 @@ def compile_command(settings: Settings, cc: str | None, opt: str, no_tl2cgen: bo
 
     lib = compile_model(
         settings.model_path,
-        progress=True,
+        progress=_stderr,
         cc=cc,
         flags=(opt, "-fno-plt"),
         tl2cgen_reference=not no_tl2cgen,
@@ -171,3 +171,8 @@ def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, s
         click.echo(f"  valeur de base : {out['base_value']:+.4f} ; marge : {out['margin']:+.4f}")
     else:
         click.echo(f"  base value: {out['base_value']:+.4f}; margin: {out['margin']:+.4f}")
+
+
+def _stderr(message: str) -> None:
+    """Progress lines of train and compile: on standard error, so standard output stays the result."""
+    click.echo(message, err=True)

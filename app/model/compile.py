@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,12 @@ class ParityError(CompileError):
         self.max_abs_diff = max_abs_diff
 
 
-def _say(progress: bool, msg: str) -> None:
-    """A progress line on standard error when `progress` (the command line's; library callers pass False)."""
-    if progress:
+def _say(progress: bool | Callable[[str], None], msg: str) -> None:
+    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
+    error when it is True, dropped when False."""
+    if callable(progress):
+        progress(msg)
+    elif progress:
         print(msg, file=sys.stderr, flush=True)
 
 
@@ -281,7 +285,7 @@ def time_batch_paths(so_path: Path, X: np.ndarray, rows: int = 2048, repeat: int
 def compile_model(
     model_dir: Path | str,
     *,
-    progress: bool = True,
+    progress: bool | Callable[[str], None] = True,
     cc: str | None = None,
     flags: tuple[str, ...] | list[str] | None = None,
     tl2cgen_reference: bool = True,

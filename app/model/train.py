@@ -29,6 +29,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,12 @@ def default_trials(n_rows: int, quick: bool) -> int:
     return int(max(1, min(8, round(60_000 / max(n_rows, 1)))))
 
 
-def _say(progress: bool, msg: str) -> None:
-    """A progress line on standard error when `progress` (the command line's; library callers pass False)."""
-    if progress:
+def _say(progress: bool | Callable[[str], None], msg: str) -> None:
+    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
+    error when it is True, dropped when False."""
+    if callable(progress):
+        progress(msg)
+    elif progress:
         print(msg, file=sys.stderr, flush=True)
 
 
@@ -206,7 +210,7 @@ def train_arrays(
     seed: int = 42,
     folds: int = 5,
     quick: bool = False,
-    progress: bool = True,
+    progress: bool | Callable[[str], None] = True,
     data_fingerprint: str | None = None,
     data_source: str | None = None,
     schema_fingerprint: str | None = None,
@@ -434,7 +438,7 @@ def train(
     db_path: Path | str,
     model_dir: Path | str,
     *,
-    progress: bool = True,
+    progress: bool | Callable[[str], None] = True,
     sensitive_attributes: str | None = None,
     **kwargs: Any,
 ) -> dict:
