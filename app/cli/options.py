@@ -3,8 +3,9 @@ built once from a command's own options, and the options that touch data."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -12,28 +13,32 @@ import click
 from app.errors import CreditError
 
 
-class CreditCommand(click.Command):
-    """A click command that turns a domain error (`app.errors.CreditError`) into `Error: <message>`, exit 1.
+@contextlib.contextmanager
+def domain_errors() -> Iterator[None]:
+    """The one place where domain errors meet click: a `CreditError` becomes `Error: <message>`, exit 1.
+    Domain code raises, never imports click; other exceptions and `sys.exit` codes pass through."""
+    try:
+        yield
+    except CreditError as exc:
+        raise click.ClickException(exc.message) from None
 
-    The one place where domain errors meet click: domain code raises, never imports click."""
+
+class CreditCommand(click.Command):
+    """A click command whose domain errors are shown as `Error: <message>` (`domain_errors`)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with domain_errors():
             return super().invoke(ctx)
-        except CreditError as exc:
-            raise click.ClickException(exc.message) from None
 
 
 class CreditGroup(click.Group):
-    """A click group whose subcommands are `CreditCommand`s (and which converts the same errors itself)."""
+    """A click group whose subcommands are `CreditCommand`s."""
 
     command_class = CreditCommand
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with domain_errors():
             return super().invoke(ctx)
-        except CreditError as exc:
-            raise click.ClickException(exc.message) from None
 
 
 def command(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
