@@ -15,6 +15,8 @@ from typing import Annotated
 
 import msgspec
 
+from app.errors import CreditError
+
 
 def documented(var: str, help: str) -> msgspec.Meta:
     return msgspec.Meta(extra={"env": var, "help": help})
@@ -127,7 +129,7 @@ _TYPES = {name: type(default) for name, _var, default, _help in SETTINGS_DOC}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-class SettingsError(ValueError):
+class SettingsError(CreditError, ValueError):
     pass
 
 

@@ -14,13 +14,12 @@ import pytest
 from click.testing import CliRunner
 from distributed import Client
 
+from app.cli.batch import export_command, score_batch_command
 from app.scoring.batch import (
     FEATURES_FILE,
     ModelPackage,
-    export_command,
     export_features,
     run_batch,
-    score_batch_command,
     worker_model,
 )
 from app.scoring.bundle import ModelBundle

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from app.cli.model import compile_command
 from app.model import codegen
-from app.model.compile import ParityError, compile_command, compile_model, prepare_model_dir
+from app.model.compile import ParityError, compile_model, prepare_model_dir
 from app.scoring.library import CompiledModel
 
 MODELS = Path(__file__).parent / "models"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from app.cli.monitoring import drift_command
 from app.monitoring.drift import (
     DriftError,
     bin_fractions,
-    drift_command,
     evidently_report,
     fractions_matrix,
     psi,

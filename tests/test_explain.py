@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from app.cli.model import explain_command
 from app.model.compile import compile_model
-from app.model.explain import Explainer, ExplainError, column_nanmedian, explain_client, explain_command
+from app.model.explain import Explainer, ExplainError, column_nanmedian, explain_client
 from app.model.labels import label, label_for, reason_sentence
 
 

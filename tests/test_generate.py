@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from app.data.synthetic import FILES, SCHEMA_PATH, generate, generate_command, load_schema
+from app.cli.data import generate_command
+from app.data.synthetic import FILES, SCHEMA_PATH, generate, load_schema
 
 N_CLIENTS = 1500
 SEED = 3

@@ -10,7 +10,8 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
-from app.data.ingest import IngestError, IngestWarning, ingest, ingest_command, load_schema, table_name
+from app.cli.data import ingest_command
+from app.data.ingest import IngestError, IngestWarning, ingest, load_schema, table_name
 
 TINY = Path(__file__).parent / "data" / "tiny"
 

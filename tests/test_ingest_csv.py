@@ -10,9 +10,10 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
+from app.cli.data import ingest_csv_command
 from app.data.features import data_fingerprint, load_matrix
 from app.data.ingest import IngestError, IngestWarning
-from app.data.ingest_csv import ingest_csv, ingest_csv_command
+from app.data.ingest_csv import ingest_csv
 
 LOANS = Path(__file__).parent / "data" / "loans.csv"
 

@@ -135,8 +135,8 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
     from apiserver import ADMIN_KEY, ApiServer, copy_pipeline
     from click.testing import CliRunner
 
+    from app.cli.monitoring import traffic_command
     from app.monitoring.drift import psi_report
-    from app.monitoring.traffic import traffic_command
     from app.store import default_path
 
     env = copy_pipeline(pipeline, tmp_path / "p")
@@ -165,7 +165,7 @@ def test_traffic_with_ext_source_drift_is_flagged(pipeline, tmp_path):
 def test_help_and_error_say_the_applicants_come_from_a_local_database(tmp_path):
     from click.testing import CliRunner
 
-    from app.monitoring.traffic import traffic_command
+    from app.cli.monitoring import traffic_command
 
     runner = CliRunner()
     assert "drawn from a LOCAL client database" in runner.invoke(traffic_command, ["--help"]).output

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.cli.model import train_command
 from app.model.train import (
     TrivialPolicyWins,
     best_threshold,
@@ -20,7 +21,6 @@ from app.model.train import (
     psi_bins,
     train,
     train_arrays,
-    train_command,
 )
 
 # ------------------------------------------------------------------ threshold search

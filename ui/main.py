@@ -8,7 +8,8 @@ import secrets
 
 import click
 
-from app.config import load_settings
+from app.cli.options import with_settings
+from app.config import Settings
 from app.service.auth import KeyRing, load_keys
 from ui.hosts import AllowedHosts, parse_hosts
 
@@ -47,6 +48,7 @@ def build_config(
     password: str | None,
     admin_key: str | None = None,
     allowed_hosts: str = "localhost,127.0.0.1,[::1]",
+    drift_min_rows: int | None = None,
 ):
     from ui.pages.common import UiConfig
 
@@ -62,6 +64,7 @@ def build_config(
         lang=lang if lang in ("fr", "en") else "fr",
         password=password or "",
         allowed_hosts=parse_hosts(allowed_hosts),
+        **({} if drift_min_rows is None else {"drift_min_rows": drift_min_rows}),
     )
 
 
@@ -87,9 +90,9 @@ def register_pages() -> None:
     "--host", default="127.0.0.1", show_default=True, help=f"bind address (non-loopback needs {PASSWORD_ENV})"
 )
 @click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="default language [env CREDIT_LANG]")
-def ui_command(port: int | None, api_url: str | None, key: str | None, host: str, lang: str | None) -> None:
+@with_settings("api_url", "lang", port="ui_port", key="ui_key")
+def ui_command(host: str, settings: Settings) -> None:
     """Run the dashboard (NiceGUI) against the HTTP API."""
-    settings = load_settings(ui_port=port, api_url=api_url, ui_key=key, lang=lang)
     officer_key, admin_key = dashboard_keys(settings.api_keys, settings.keys_file, settings.ui_key)
     cfg = build_config(
         api_url=settings.api_url,
@@ -99,6 +102,7 @@ def ui_command(port: int | None, api_url: str | None, key: str | None, host: str
         host=host,
         password=os.environ.get(PASSWORD_ENV),
         allowed_hosts=settings.ui_allowed_hosts,
+        drift_min_rows=settings.drift_min_rows,
     )
     from nicegui import app, ui
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
+from app.cli.options import command
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@click.command("bench")
+@command("bench")
 @click.option("--quick", is_flag=True, help="Short correctness pass: every engine runs and agrees with LightGBM.")
 @click.option("--full", is_flag=True, help="Also ingest at full Kaggle scale (307,511 clients).")
 @click.option(

@@ -33,8 +33,8 @@ from pathlib import Path
 import click
 import msgspec
 
-from app.cli.options import db_option, model_option
-from app.config import Settings, load_settings
+from app.cli.options import command, db_option, model_option, with_settings
+from app.config import Settings
 from app.data import KAGGLE_FILES
 from app.scoring.db import connect
 
@@ -112,7 +112,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         t0 = time.perf_counter()
         _say(f"[2/4] ingest {data_dir} -> {db}")
         db.parent.mkdir(parents=True, exist_ok=True)
-        ingest(data_dir, db, progress=progress)
+        ingest(data_dir, db, progress=progress, notify=_say)
         fingerprint = _db_fingerprint(db)
         _write_json(state_path, {"data": want, "data_fingerprint": fingerprint})
         status["ingest"] = f"done in {time.perf_counter() - t0:.1f} s"
@@ -139,6 +139,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
             quick=quick,
             progress=progress,
             trials=1,
+            sensitive_attributes=settings.sensitive,
         )
         state = _read_json(state_path) or {}
         _write_json(state_path, {**state, "trained": {"model_id": manifest.get("model_id"), "quick": quick}})
@@ -261,7 +262,7 @@ def print_summary(settings: Settings, officer: str, admin: str, key_source: str,
     api, ui = f"http://{host}:{settings.port}", f"http://{host}:{settings.ui_port}"
     client_id = _sample_client(settings.db_path) or 100002
     credit = _credit_cmd()
-    defaults = load_settings(env={})
+    defaults = Settings()
     loc = ""
     if settings.db != defaults.db or os.environ.get("CREDIT_DB"):
         loc += f" --db {shlex.quote(str(settings.db_path))}"
@@ -284,7 +285,7 @@ def print_summary(settings: Settings, officer: str, admin: str, key_source: str,
     click.echo("\n".join(lines))
 
 
-@click.command("demo")
+@command("demo")
 @db_option
 @model_option
 @click.option("--clients", type=click.IntRange(min=100), default=None, help="clients [env CREDIT_CLIENTS, 20000]")
@@ -294,19 +295,9 @@ def print_summary(settings: Settings, officer: str, admin: str, key_source: str,
 @click.option("--no-serve", is_flag=True, help="prepare data, model and keys, print how to use them, then exit")
 @click.option("--quick", is_flag=True, help="train a few small trees (tests, smoke runs)")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="progress output on stderr")
-def demo_command(
-    db: str | None,
-    model_dir: str | None,
-    clients: int | None,
-    seed: int | None,
-    port: int | None,
-    ui_port: int | None,
-    no_serve: bool,
-    quick: bool,
-    progress: bool,
-) -> None:
+@with_settings("db", "model_dir", "clients", "seed", "port", "ui_port")
+def demo_command(settings: Settings, no_serve: bool, quick: bool, progress: bool) -> None:
     """Generate, ingest, train, compile (each only if needed), then serve API + dashboard."""
-    settings = load_settings(db=db, model_dir=model_dir, clients=clients, seed=seed, port=port, ui_port=ui_port)
     t0 = time.perf_counter()
     status = prepare(settings, clients=settings.clients, seed=settings.seed, quick=quick, progress=progress)
     officer, admin, key_source = ensure_keys(settings)

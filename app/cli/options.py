@@ -1,8 +1,75 @@
-"""Click options shared by every `credit` command that touches data."""
+"""What every `credit` command shares: the command class (domain errors -> `Error: ...`), the Settings
+built once from a command's own options, and the options that touch data."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import click
+
+from app.errors import CreditError
+
+
+@contextlib.contextmanager
+def domain_errors() -> Iterator[None]:
+    """The one place where domain errors meet click: a `CreditError` becomes `Error: <message>`, exit 1.
+    Domain code raises, never imports click; other exceptions and `sys.exit` codes pass through."""
+    try:
+        yield
+    except CreditError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+class CreditCommand(click.Command):
+    """A click command whose domain errors are shown as `Error: <message>` (`domain_errors`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with domain_errors():
+            return super().invoke(ctx)
+
+
+class CreditGroup(click.Group):
+    """A click group whose subcommands are `CreditCommand`s."""
+
+    command_class = CreditCommand
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with domain_errors():
+            return super().invoke(ctx)
+
+
+def command(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+    """`@click.command(name)` with the `CreditCommand` class."""
+    return click.command(name, cls=CreditCommand, **kwargs)
+
+
+def with_settings(*fields: str, **renamed: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Build the command's `Settings` once from its own options and pass it as `settings=`.
+
+    `fields` are options named like a Settings field (`db`, `model_dir`, `seed`...); `renamed` maps an
+    option's parameter name to its field (`api="api_url"`). Those options are consumed: the command gets
+    `settings` instead (defaults, then CREDIT_* environment variables, then the options given). A bad
+    environment value is `Error: environment variable CREDIT_...` (exit 1). A flag left off (False) leaves
+    its setting to the environment. Put it under the click
+    decorators (nearest the function)."""
+    mapping = {**{f: f for f in fields}, **renamed}
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from app.config import load_settings
+
+            given = {field: kwargs.pop(option) for option, field in mapping.items()}
+            given = {field: value for field, value in given.items() if value is not False}  # a flag left off
+            return fn(*args, settings=load_settings(**given), **kwargs)
+
+        return wrapper
+
+    return decorate
+
 
 db_option = click.option(
     "--db",

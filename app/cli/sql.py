@@ -10,24 +10,18 @@ from collections.abc import Iterable, Sequence
 import apsw
 import click
 
-from app.cli.options import CLIENT_ID, allow_other_data_option, db_option, model_option
-from app.config import SettingsError, load_settings
+from app.cli.options import CLIENT_ID, allow_other_data_option, command, db_option, model_option, with_settings
+from app.config import Settings
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
 MAX_TIMEOUT = 3600.0  # seconds: the longest time limit --timeout or CREDIT_SQL_TIMEOUT may set
 MAX_ROWS = 100_000  # rows held in memory for --format table or json (csv streams, without a cap)
 
 
-def _open(
-    db: str | None, model_dir: str | None, *, require_model: bool, allow_other_data: bool = False
-) -> apsw.Connection:
+def _open(settings: Settings, *, require_model: bool) -> apsw.Connection:
     from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
     from app.scoring.db import DatabaseMissingError, connect, verify_data
 
-    try:
-        settings = load_settings(db=db, model_dir=model_dir, allow_other_data=allow_other_data or None)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
     model_path = settings.model_path
     load = require_model or (model_path / MANIFEST).is_file()
     if not load:
@@ -54,15 +48,16 @@ def _open(
     return conn
 
 
-@click.command("score")
+@command("score")
 @click.argument("client_id", type=CLIENT_ID)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @db_option
 @model_option
 @allow_other_data_option
-def score_command(client_id: int, as_json: bool, db: str | None, model_dir: str | None, allow_other_data: bool) -> None:
+@with_settings("db", "model_dir", "allow_other_data")
+def score_command(client_id: int, as_json: bool, settings: Settings) -> None:
     """Score one client: probability of default, decision, threshold, model id."""
-    conn = _open(db, model_dir, require_model=True, allow_other_data=allow_other_data)
+    conn = _open(settings, require_model=True)
     try:
         # the view runs the model once (score() + decision() would run it twice)
         row = conn.execute(
@@ -179,7 +174,7 @@ def _timeout_option(_ctx: click.Context, _param: click.Parameter, value: float |
     return None if value is None else check_timeout(value, "'--timeout'")
 
 
-@click.command("sql")
+@command("sql")
 @click.argument("query")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
@@ -194,19 +189,17 @@ def _timeout_option(_ctx: click.Context, _param: click.Parameter, value: float |
 )
 @db_option
 @model_option
-def sql_command(query: str, fmt: str, timeout: float | None, db: str | None, model_dir: str | None) -> None:
+@with_settings("db", "model_dir")
+def sql_command(query: str, fmt: str, timeout: float | None, settings: Settings) -> None:
     """Run SQL (read-only) with score(), decision(), score_features(), model_id() and the views
     client_scores, portfolio_summary, score_bands.
 
     Example: credit sql "SELECT * FROM client_scores ORDER BY probability DESC LIMIT 10"
     """
     if timeout is None:
-        try:
-            timeout = check_timeout(load_settings(db=db, model_dir=model_dir).sql_timeout, "CREDIT_SQL_TIMEOUT")
-        except SettingsError as exc:
-            raise click.ClickException(str(exc)) from None
+        timeout = check_timeout(settings.sql_timeout, "CREDIT_SQL_TIMEOUT")
     limit = timeout
-    conn = _open(db, model_dir, require_model=False)
+    conn = _open(settings, require_model=False)
     # VACUUM INTO writes a copy anywhere, even from a read-only connection; it needs ATTACH, so deny that
     conn.authorizer = _deny_attach
     started = time.monotonic()

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from app import SQL_DIR
+from app.errors import CreditError
 
 # run in this order; each creates f_<source>
 FEATURE_SCRIPTS = [
@@ -38,7 +39,7 @@ CHUNK_ROWS = 4096
 F32 = np.dtype("<f4")
 
 
-class FeatureError(ValueError):
+class FeatureError(CreditError, ValueError):
     pass
 
 

@@ -9,7 +9,7 @@ Same code path for the real Kaggle download and for `credit generate` output.
 * The database is built in `<db>.tmp` (journal off, synchronous off) and moved over `<db>` with
   `os.replace()` only when everything succeeded, so a failed ingest never leaves a half-written
   database and never damages an existing one.
-* Every problem is an `IngestError` (a `click.ClickException`) naming the file, the column and,
+* Every problem is an `IngestError` (an `app.errors.CreditError`) naming the file, the column and,
   when a value cannot be parsed, the line (1 = the header line; one record per line).
 """
 
@@ -21,20 +21,18 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
-import click
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
-from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident, read_sql
-from app.scoring.db import connect
+from app.errors import CreditError
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 
@@ -58,7 +56,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class IngestError(click.ClickException):
+class IngestError(CreditError):
     """A problem with the input files; the message names file, column and line when known."""
 
 
@@ -381,8 +379,9 @@ def _remove_side_files(db_path: Path) -> None:
         Path(str(db_path) + suffix).unlink(missing_ok=True)
 
 
-def keep_log(db_path: Path, log_db: Path | None) -> None:
-    """Before `db_path` is replaced: copy a prediction log kept inside it by an earlier version into the store."""
+def keep_log(db_path: Path, log_db: Path | None, notify: Callable[[str], None] | None = None) -> None:
+    """Before `db_path` is replaced: copy a prediction log kept inside it by an earlier version into the store
+    (`notify` is told how many rows moved)."""
     from app import store
 
     if not db_path.is_file():
@@ -392,8 +391,8 @@ def keep_log(db_path: Path, log_db: Path | None) -> None:
         added = store.import_legacy(conn, db_path)
     finally:
         conn.close()
-    if added:
-        click.echo(f"{db_path}: {added} prediction log rows moved to the operational store first", err=True)
+    if added and notify is not None:
+        notify(f"{db_path}: {added} prediction log rows moved to the operational store first")
 
 
 def remove_temp(tmp: Path) -> None:
@@ -402,7 +401,9 @@ def remove_temp(tmp: Path) -> None:
 
 
 @contextlib.contextmanager
-def building_database(db_path: Path, log_db: Path | None = None) -> Iterator[apsw.Connection]:
+def building_database(
+    db_path: Path, log_db: Path | None = None, notify: Callable[[str], None] | None = None
+) -> Iterator[apsw.Connection]:
     """A bulk-load connection to `<db>.tmp` holding the empty schema, moved over `db_path` when the block succeeds.
 
     Before the move, a prediction log still inside the old `db_path` (earlier versions kept it there) is copied
@@ -420,7 +421,7 @@ def building_database(db_path: Path, log_db: Path | None = None) -> Iterator[aps
         bulk_pragmas(conn)
         conn.execute(read_sql("schema.sql"))
         yield conn
-        keep_log(db_path, log_db)
+        keep_log(db_path, log_db, notify)
         finish_database(conn, tmp, db_path)
     except BaseException as exc:
         if conn is not None:
@@ -446,9 +447,16 @@ def write_meta(conn: apsw.Connection, source: str, fingerprint: str, feature_sql
     )
 
 
-def ingest(data_dir: Path, db_path: Path, progress: bool = True, log_db: Path | None = None) -> None:
+def ingest(
+    data_dir: Path,
+    db_path: Path,
+    progress: bool = True,
+    log_db: Path | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> None:
     """Import the eight Home Credit CSVs from `data_dir` and build features into `db_path` (replaced at the end,
-    atomically; the operational store `log_db` is never touched except to receive an old in-file log)."""
+    atomically; the operational store `log_db` is never touched except to receive an old in-file log, which
+    `notify` is told about). Ignored input is an `IngestWarning` (warnings module)."""
     from app.data.features import build_features, data_fingerprint, home_credit_feature_sql
 
     data_dir, db_path = Path(data_dir), Path(db_path)
@@ -462,7 +470,7 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True, log_db: Path | 
     if absent:
         raise IngestError(f"missing file(s) in {data_dir}: {', '.join(absent)}")
 
-    with building_database(db_path, log_db) as conn:
+    with building_database(db_path, log_db, notify) as conn:
         tables = []
         for file_name, columns in schema.items():
             table = table_name(file_name)
@@ -483,38 +491,3 @@ def ingest(data_dir: Path, db_path: Path, progress: bool = True, log_db: Path | 
         build_features(conn, progress=progress)
         write_meta(conn, "home-credit", data_fingerprint(conn), home_credit_feature_sql())
         conn.execute("COMMIT")
-
-
-@contextlib.contextmanager
-def echo_warnings() -> Iterator[None]:
-    """Echo the block's warnings to stderr when it ends, even on error (every IngestWarning, repeats included)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", IngestWarning)
-        try:
-            yield
-        finally:
-            for w in caught:
-                click.echo(f"warning: {w.message}", err=True)
-
-
-@click.command("ingest")
-@click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--progress/--no-progress", default=True, help="show a progress bar per file (stderr)")
-@db_option
-@log_db_option
-def ingest_command(data_dir: Path | None, progress: bool, db: str | None, log_db: str | None) -> None:
-    """Import the eight Home Credit CSVs from DATA_DIR (default: settings data_dir) and build features.
-
-    Safe while the API runs: the new database replaces the old file atomically and the API switches to it."""
-    from app.config import load_settings
-
-    settings = load_settings(db=db, log_db=log_db)
-    data_dir = data_dir or Path(settings.data_dir)
-    with echo_warnings():
-        ingest(data_dir, settings.db_path, progress=progress, log_db=settings.log_db_path)
-    conn = connect(settings.db_path, readonly=True)
-    try:
-        n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()
-    finally:
-        conn.close()
-    click.echo(f"{settings.db_path}: {n} clients, {p} features", err=True)

@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from app.cli.options import db_option, log_db_option
 from app.data.features import quote_ident
 from app.data.ingest import (
     NON_FINITE,
     IngestError,
     IngestWarning,
     building_database,
-    echo_warnings,
     explain_arrow_error,
     first_non_finite,
     read_header,
@@ -257,9 +255,10 @@ def ingest_csv(
     max_levels: int = 10,
     progress: bool = True,
     log_db: Path | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict:
     """Import one CSV; returns a summary {rows, labelled, features, positive}. `db_path` is replaced atomically
-    at the end; the operational store `log_db` (default beside it) keeps the log."""
+    at the end; the operational store `log_db` (default beside it) keeps the log (`notify`: as in `ingest`)."""
     from app.data.features import data_fingerprint, write_feature_rows
 
     csv_path, db_path = Path(csv_path), Path(db_path)
@@ -301,7 +300,7 @@ def ingest_csv(
         raise IngestError(f"{label}: {len(exprs)} features is too many (limit {MAX_FEATURES}); lower --max-levels")
     feature_sql = "SELECT\n  client_id,\n  " + ",\n  ".join(exprs) + "\nFROM csv_data"
 
-    with building_database(db_path, log_db) as conn:
+    with building_database(db_path, log_db, notify) as conn:
         typed = [f"{quote_ident(sql_names[c])} {'REAL' if numbers[c] is not None else 'TEXT'}" for c in data_cols]
         columns_sql = ",\n  ".join(typed)
         conn.execute(
@@ -338,50 +337,3 @@ def ingest_csv(
         conn.execute("COMMIT")
     labelled = sum(t is not None for t in targets)
     return {"rows": len(ids), "labelled": labelled, "features": len(names), "positive": positive_text}
-
-
-@click.command("ingest-csv")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--id", "id_col", default=None, help="column holding a unique integer client id (default: row number)")
-@click.option("--target", "target_col", required=True, help="binary target column (empty = unlabelled)")
-@click.option("--positive", default=None, help="target label meaning default (target = 1), e.g. --positive yes")
-@click.option(
-    "--max-levels",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="one-hot columns per text column (most frequent levels)",
-)
-@click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
-@db_option
-@log_db_option
-def ingest_csv_command(
-    file: Path,
-    id_col: str | None,
-    target_col: str,
-    positive: str | None,
-    max_levels: int,
-    progress: bool,
-    db: str | None,
-    log_db: str | None,
-) -> None:
-    """Import one credit CSV FILE (numeric and text columns, a binary target) as clients and features."""
-    from app.config import load_settings
-
-    settings = load_settings(db=db, log_db=log_db)
-    with echo_warnings():
-        summary = ingest_csv(
-            file,
-            settings.db_path,
-            id_col=id_col,
-            target_col=target_col,
-            positive=positive,
-            max_levels=max_levels,
-            progress=progress,
-            log_db=settings.log_db_path,
-        )
-    click.echo(
-        f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
-        f"{summary['features']} features",
-        err=True,
-    )

@@ -20,7 +20,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -921,24 +920,3 @@ def generate(
         for h in handles.values():
             h.close()
     return rows
-
-
-@click.command("generate")
-@click.option("--clients", type=click.IntRange(min=1), default=None, help="clients [env CREDIT_CLIENTS, default 20000]")
-@click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="folder [env CREDIT_DATA_DIR]")
-@click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, default 42]")
-@click.option("--test-share", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.15, show_default=True,
-              help="share of clients written to application_test.csv")  # fmt: skip
-@click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
-def generate_command(clients: int | None, out: str | None, seed: int | None, test_share: float, progress: bool) -> None:
-    """Write synthetic Home Credit CSV files (Kaggle layout) into a folder."""
-    from app.config import load_settings
-
-    settings = load_settings(clients=clients, seed=seed, data_dir=out)
-    out_dir = Path(settings.data_dir)
-    rows = generate(out_dir, settings.clients, settings.seed, test_share=test_share, progress=progress)
-    click.echo(f"wrote {settings.clients} clients (seed {settings.seed}) to {out_dir}")
-    width = max(len(name) for name in rows)
-    for name, count in rows.items():
-        click.echo(f"  {name:<{width}}  {count:>12,}")
-    click.echo(f"  {'total':<{width}}  {sum(rows.values()):>12,}")

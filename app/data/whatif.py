@@ -14,6 +14,7 @@ import apsw
 import numpy as np
 
 from app.data.features import pack_rows, quote_ident, read_sql
+from app.errors import CreditError
 
 APPLICATION_SCRIPT = "features_application.sql"
 KEY = "SK_ID_CURR"
@@ -21,7 +22,7 @@ MAX_TEXT = 200
 INF = float("inf")  # compared, not converted: a JSON integer of 400 digits does not fit a float
 
 
-class WhatIfError(ValueError):
+class WhatIfError(CreditError, ValueError):
     """A change that cannot be applied (unknown column, wrong type); `detail` names the column(s)."""
 
     def __init__(self, message: str, detail: dict[str, Any]):

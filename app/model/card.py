@@ -93,13 +93,13 @@ def training_fairness(
 
 
 def sensitive_for_training(conn: Any, ids: np.ndarray, attributes: str | None = None) -> dict[str, np.ndarray] | None:
-    """Sensitive attributes (CREDIT_SENSITIVE unless given) of the training clients, from the data's `clients`
-    table; attributes the table lacks (e.g. a data set imported with ingest-csv) are left out; None when none
-    is available."""
-    from app.config import load_settings
+    """Sensitive attributes (`attributes`: the caller's setting CREDIT_SENSITIVE; its default when None) of the
+    training clients, from the data's `clients` table; attributes the table lacks (e.g. a data set imported with
+    ingest-csv) are left out; None when none is available."""
+    from app.config import Settings
     from app.monitoring.fairness import parse_attributes, sensitive_values
 
-    wanted = parse_attributes(load_settings().sensitive if attributes is None else attributes)
+    wanted = parse_attributes(Settings().sensitive if attributes is None else attributes)
     try:
         cols = {r[1] for r in conn.execute("PRAGMA table_info(clients)")}
         usable = tuple(a for a in wanted if ("age_years" if a == "age_band" else a) in cols)

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from app.errors import CreditError
+
 K_ZERO = float(np.float32(1e-35))  # LightGBM kZeroThreshold (a float constant)
 DEFAULT_BLOCK = 16
 TREE_GROUP = 8  # single rows through node tables: this many trees walked side by side
@@ -38,7 +40,7 @@ ROW_TABLE_MIN_NODES = 20_000
 BATCH_PATHS = ("tables", "rows")  # index = credit_predict_batch_via's path argument
 
 
-class CodegenError(ValueError):
+class CodegenError(CreditError, ValueError):
     pass
 
 

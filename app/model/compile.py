@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from app.cli.options import model_option
+from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
 from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
@@ -45,7 +45,7 @@ SHAP_PARITY_LEAF_ROWS = 3_000_000  # rows x total leaves compared at most
 ROWS_GUESS_MAX_LEAVES = 2000  # below this many leaves in all, batches first try the row loop
 
 
-class CompileError(RuntimeError):
+class CompileError(CreditError, RuntimeError):
     pass
 
 
@@ -55,9 +55,13 @@ class ParityError(CompileError):
         self.max_abs_diff = max_abs_diff
 
 
-def _say(progress: bool, msg: str) -> None:
-    if progress:
-        click.echo(msg, err=True)
+def _say(progress: bool | Callable[[str], None], msg: str) -> None:
+    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
+    error when it is True, dropped when False."""
+    if callable(progress):
+        progress(msg)
+    elif progress:
+        print(msg, file=sys.stderr, flush=True)
 
 
 def native_sources() -> list[Path]:
@@ -282,7 +286,7 @@ def time_batch_paths(so_path: Path, X: np.ndarray, rows: int = 2048, repeat: int
 def compile_model(
     model_dir: Path | str,
     *,
-    progress: bool = True,
+    progress: bool | Callable[[str], None] = True,
     cc: str | None = None,
     flags: tuple[str, ...] | list[str] | None = None,
     tl2cgen_reference: bool = True,
@@ -467,32 +471,6 @@ def compile_model(
                 os.unlink(tmp_so)
     _say(progress, f"installed {model_dir / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
     return library
-
-
-@click.command("compile")
-@model_option
-@click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
-@click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
-@click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
-def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
-    """Compile the model to a native library (parity-checked against LightGBM)."""
-    from app.config import load_settings
-
-    settings = load_settings(model_dir=model_dir)
-    try:
-        lib = compile_model(
-            settings.model_path,
-            progress=True,
-            cc=cc,
-            flags=(opt, "-fno-plt"),
-            tl2cgen_reference=not no_tl2cgen,
-        )
-    except CompileError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
-        f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"
-    )
 
 
 def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold: float = 0.5) -> Path:

@@ -17,22 +17,19 @@ the reference rows (manifest reference sample) whose reference score is below th
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from pathlib import Path
 
-import click
 import numpy as np
 
-from app.cli.options import CLIENT_ID, db_option, model_option
+from app.errors import CreditError
 from app.model.labels import label, label_for, reason_sentence
 from app.scoring.bundle import ModelBundle
-from app.scoring.db import connect
 from app.scoring.library import ModelError, shap_with
 
 
-class ExplainError(ValueError):
+class ExplainError(CreditError, ValueError):
     pass
 
 
@@ -276,73 +273,6 @@ def _check_feature_names(conn, explainer: Explainer) -> None:
     except Exception:  # table missing: nothing to compare
         return
     if names and names != explainer.feature_names:
-        raise click.ClickException(
+        raise ExplainError(
             "the database's feature_names differ from the model manifest's features: re-run `credit train`"
         )
-
-
-@click.command("explain")
-@click.argument("client_id", type=CLIENT_ID)
-@click.option(
-    "--top", default=4, show_default=True, type=click.IntRange(0, 100), help="reasons and contributions shown"
-)
-@click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="language [default: CREDIT_LANG, fr]")
-@click.option("--json", "as_json", is_flag=True, help="print the whole explanation as JSON")
-@db_option
-@model_option
-def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, db, model_dir) -> None:
-    """Explain one client's score: SHAP contributions and the main reasons for refusal."""
-
-    from app.config import load_settings
-
-    settings = load_settings(db=db, model_dir=model_dir)
-    lang = lang or settings.lang
-    if not settings.db_path.exists():
-        raise click.ClickException(f"{settings.db_path}: database not found (run `credit ingest` first)")
-    try:
-        explainer = Explainer.load(settings.model_path)
-    except ExplainError as e:
-        raise click.ClickException(str(e)) from None
-    conn = connect(settings.db_path, readonly=True)
-    try:
-        _check_feature_names(conn, explainer)
-        try:
-            out = explain_client(conn, explainer, client_id, top=top, lang=lang)
-        except ExplainError as e:
-            raise click.ClickException(str(e)) from None
-    finally:
-        conn.close()
-    if out is None:
-        raise click.ClickException(f"client {client_id} not found in {settings.db_path}")
-    if as_json:
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
-        return
-    fr = lang == "fr"
-    decision = out["decision"]
-    word = {"accept": "accepté" if fr else "accept", "refuse": "refusé" if fr else "refuse"}[decision]
-    click.echo(
-        f"{'Client' if not fr else 'Client'} {client_id}: "
-        f"{'probabilité de défaut' if fr else 'default probability'} {out['probability']:.3f} "
-        f"({'seuil' if fr else 'threshold'} {out['threshold']:.3f}) -> {word}"
-    )
-    if out["reasons"]:
-        click.echo("Principales raisons de risque :" if fr else "Main risk reasons:")
-        for r in out["reasons"]:
-            click.echo(f"  - {r['sentence']}")
-    else:
-        click.echo("Aucun facteur ne pousse vers le refus." if fr else "No feature pushes towards refusal.")
-    n = min(top, len(out["contributions"]))
-    if n:
-        click.echo(
-            f"Contributions au logit (positives : vers le refus), les {n} principales :"
-            if fr
-            else f"Contributions (log-odds; positive: towards refusal), top {n}:"
-        )
-    width = max((len(c["label"]) for c in out["contributions"][:n]), default=10)
-    for c in out["contributions"][:n]:
-        v = ("non renseigné" if fr else "missing") if c["value"] is None else f"{c['value']:.6g}"
-        click.echo(f"  {c['label']:<{width}}  {c['shap']:+.4f}  ({c['feature']} = {v})")
-    if fr:
-        click.echo(f"  valeur de base : {out['base_value']:+.4f} ; marge : {out['margin']:+.4f}")
-    else:
-        click.echo(f"  base value: {out['base_value']:+.4f}; margin: {out['margin']:+.4f}")

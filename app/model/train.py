@@ -29,14 +29,14 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from app import __version__
-from app.cli.options import db_option, model_option
+from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import calibration, report, scorecard, search
 from app.model.artifacts import fingerprint_arrays, lgb_names, npy_bytes, psi_bins
@@ -61,7 +61,7 @@ from app.scoring.db import connect
 # 70 rounds on 10,800 x 416; 4.7 s with passive waiting). Read by libgomp when LightGBM is first loaded.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__all__ = ["best_threshold", "business_cost", "confusion", "psi_bins", "train", "train_arrays", "train_command"]
+__all__ = ["best_threshold", "business_cost", "confusion", "psi_bins", "train", "train_arrays"]
 
 CANDIDATES = ("lightgbm", "scorecard")
 BASELINES = ("logistic_regression",)
@@ -70,7 +70,7 @@ SHAP_ROWS = 2000
 BASELINE_ROWS = 10_000  # the logistic baseline is fitted on at most this many rows of each training part (cheap)
 
 
-class TrivialPolicyWins(ValueError):
+class TrivialPolicyWins(CreditError, ValueError):
     """The champion does not beat accepting (or refusing) everybody on honest cost."""
 
 
@@ -82,9 +82,13 @@ def default_trials(n_rows: int, quick: bool) -> int:
     return int(max(1, min(8, round(60_000 / max(n_rows, 1)))))
 
 
-def _say(progress: bool, msg: str) -> None:
-    if progress:
-        click.echo(msg, err=True)
+def _say(progress: bool | Callable[[str], None], msg: str) -> None:
+    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
+    error when it is True, dropped when False."""
+    if callable(progress):
+        progress(msg)
+    elif progress:
+        print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- one procedure per candidate
@@ -206,7 +210,7 @@ def train_arrays(
     seed: int = 42,
     folds: int = 5,
     quick: bool = False,
-    progress: bool = True,
+    progress: bool | Callable[[str], None] = True,
     data_fingerprint: str | None = None,
     data_source: str | None = None,
     schema_fingerprint: str | None = None,
@@ -430,8 +434,16 @@ def _monotone_vector(monotone: dict[str, int] | None, names: list[str]) -> list[
     return [int(monotone.get(n, 0)) for n in names]
 
 
-def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, **kwargs: Any) -> dict:
-    """Train from the database's labelled clients (app.data.features.load_matrix); kwargs as train_arrays."""
+def train(
+    db_path: Path | str,
+    model_dir: Path | str,
+    *,
+    progress: bool | Callable[[str], None] = True,
+    sensitive_attributes: str | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Train from the database's labelled clients (app.data.features.load_matrix); kwargs as train_arrays.
+    `sensitive_attributes`: the setting CREDIT_SENSITIVE (the model card's fairness; None: its default)."""
     from app.data.features import load_matrix
     from app.model.card import sensitive_for_training
     from app.scoring.db import read_meta
@@ -444,7 +456,7 @@ def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, 
         t0 = time.perf_counter()
         ids, X, y, names = load_matrix(conn, labelled_only=True)
         meta = read_meta(conn)
-        sensitive = sensitive_for_training(conn, ids)
+        sensitive = sensitive_for_training(conn, ids, sensitive_attributes)
     finally:
         conn.close()
     _say(progress, f"loaded {X.shape[0]} x {X.shape[1]} features from {db_path} in {time.perf_counter() - t0:.1f} s")
@@ -462,78 +474,3 @@ def train(db_path: Path | str, model_dir: Path | str, *, progress: bool = True, 
         sensitive=sensitive,
         **kwargs,
     )
-
-
-def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in values:
-        name, sep, sign = item.rpartition("=")
-        if not sep or sign not in ("+1", "1", "-1", "0"):
-            raise click.BadParameter(f"{item!r}: expected NAME=+1, NAME=-1 or NAME=0", param_hint="--monotone")
-        out[name] = int(sign)
-    return out
-
-
-@click.command("train")
-@db_option
-@model_option
-@click.option("--fn-cost", type=float, default=None, help="cost of accepting a defaulter [env CREDIT_FN_COST, 10]")
-@click.option("--fp-cost", type=float, default=None, help="cost of refusing a good client [env CREDIT_FP_COST, 1]")
-@click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
-@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="outer cross-validation folds")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="LightGBM threads [default: every core]")
-@click.option(
-    "--trials", type=click.IntRange(1, 1000), default=None, help="search trials per search [default: by size]"
-)
-@click.option("--budget-seconds", type=click.FloatRange(min=0), default=None, help="stop starting trials after this")
-@click.option(
-    "--candidates",
-    default=",".join(CANDIDATES),
-    show_default=True,
-    help="comma-separated candidates for the champion: lightgbm, scorecard",
-)
-@click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
-@click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")
-@click.option("--quick", is_flag=True, help="few small trees (tests, smoke runs)")
-def train_command(
-    db: str | None,
-    model_dir: str | None,
-    fn_cost: float | None,
-    fp_cost: float | None,
-    seed: int | None,
-    folds: int,
-    threads: int | None,
-    trials: int | None,
-    budget_seconds: float | None,
-    candidates: str,
-    monotone: tuple[str, ...],
-    force: bool,
-    quick: bool,
-) -> None:
-    """Nested cross-validation of a tuned LightGBM and a logistic scorecard; champion by honest cost, calibrated."""
-    from app.config import load_settings
-
-    s = load_settings(db=db, model_dir=model_dir, fn_cost=fn_cost, fp_cost=fp_cost, seed=seed)
-    try:
-        m = train(
-            s.db_path,
-            s.model_path,
-            fn_cost=s.fn_cost,
-            fp_cost=s.fp_cost,
-            seed=s.seed,
-            folds=folds,
-            quick=quick,
-            progress=True,
-            num_threads=threads,
-            trials=trials,
-            budget_seconds=budget_seconds,
-            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
-            monotone=_parse_monotone(monotone),
-            force=force,
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    for row in report.table(m):
-        click.echo(row)
-    click.echo(f"report {s.model_path / 'report.html'}", file=sys.stdout)
-    click.echo(f"model_id {m['model_id']} -> {s.model_path}", file=sys.stdout)

@@ -32,17 +32,14 @@ vectors actually scored and the probabilities returned):
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import click
 import numpy as np
 
-from app.cli.options import db_option, log_db_option, model_option
+from app.errors import CreditError
 
 EPS = 1e-4
 DEFAULT_BINS = 10
@@ -52,7 +49,7 @@ EXIT_ERROR = 2  # no reference in the manifest, unreadable log
 EXIT_NO_VERDICT = 3  # fewer scored rows in the window than the minimum: no verdict either way
 
 
-class DriftError(RuntimeError):
+class DriftError(CreditError, RuntimeError):
     pass
 
 
@@ -509,192 +506,9 @@ def _summarise(data: dict, drift_share: float, extra: set[str] = frozenset()) ->
     }
 
 
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def _print_table(report: dict, limit: int) -> None:
-    w = report["window"]
-    click.echo(
-        f"window: {w.get('first_ts')} .. {w.get('last_ts')}  rows={w['rows']}"
-        + (f" (compared {w['rows_compared']})" if "rows_compared" in w else "")
-    )
-    if report["method"] == "psi":
-        click.echo(f"{'feature':<40} {'PSI':>8}  drifted")
-        for f in report["features"][:limit]:
-            click.echo(f"{f['feature']:<40} {f['psi']:>8.4f}  {'YES' if f['drifted'] else 'no'}")
-        if report["score_psi"] is not None:
-            click.echo(f"{'(score)':<40} {report['score_psi']:>8.4f}  {'YES' if report['score_drifted'] else 'no'}")
-    else:
-        click.echo(f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted")
-        rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])
-        for f in rows:
-            sc = "-" if f["score"] is None else f"{f['score']:.4f}"
-            counted = "score" if f["column"] == SCORE_COLUMN else ("yes" if f.get("counted", True) else "extra")
-            click.echo(
-                f"{f['column']:<40} {str(f['test'])[:32]:<32} {sc:>8} {f['threshold'] or 0:>6.3g}  "
-                f"{'YES' if f['drifted'] else 'no':<7}  {counted}"
-            )
-    shown = len(report["features"][:limit])
-    more = len(report["features"]) - shown
-    if more > 0:
-        click.echo(f"... {more} more features (use --json --details for all)")
-    what = "drifted features" if report["method"] == "psi" else "drifted among the most important features"
-    line = (
-        f"{what}: {report['n_drifted']}/{report['n_features']} "
-        f"(share {report['share_drifted']:.2f}, limit {report['drift_share']}) -> "
-        f"{'DATASET DRIFT' if report['dataset_drift'] else 'no dataset drift'}; "
-        f"score {'drifted' if report['score_drifted'] else 'stable'}; {report['seconds']:.2f} s"
-    )
-    click.echo(line)
-    if report.get("n_extra"):
-        click.echo(
-            f"not counted: {report['n_extra_drifted']}/{report['n_extra']} extra features the PSI flagged "
-            "(rows marked 'extra'), and the score"
-        )
-    if report.get("html"):
-        click.echo(f"HTML report: {report['html']}")
-
-
-@click.command("drift")
-@click.option("--since", default=None, help="window start: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
-@click.option("--until", default=None, help="window end (exclusive), same formats")
-@click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="write Evidently HTML here")
-@click.option("--json", "as_json", is_flag=True, help="print a JSON summary (the --top features of each report)")
-@click.option("--details", is_flag=True, help="with --json: every feature of each report")
-@click.option(
-    "--min-rows",
-    type=click.IntRange(min=1),
-    default=None,
-    help="fewest scored rows for a verdict [env CREDIT_DRIFT_MIN_ROWS, default 200]",
-)
-@click.option("--fail-on-drift", is_flag=True, help="exit with status 1 when the data set has drifted")
-@click.option("--psi-only", is_flag=True, help="only the fast PSI report (no Evidently)")
-@click.option("--top", "limit", type=int, default=25, show_default=True, help="rows shown in the table")
-@click.option(
-    "--columns",
-    "max_columns",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Evidently: compare the N most important features (+ up to 5 PSI-flagged ones)",
-)
-@click.option(
-    "--rows",
-    "max_rows",
-    type=click.IntRange(min=100),
-    default=10_000,
-    show_default=True,
-    help="Evidently: subsample the window to at most N rows",
-)
-@db_option
-@log_db_option
-@model_option
-def drift_command(
-    since,
-    until,
-    last,
-    html_path,
-    as_json,
-    details,
-    min_rows,
-    fail_on_drift,
-    psi_only,
-    limit,
-    max_columns,
-    max_rows,
-    db,
-    log_db,
-    model_dir,
-) -> None:
-    """Drift of the logged predictions against the training reference (PSI, then Evidently).
-
-    \b
-    Exit status: 0 no drift (or drift without --fail-on-drift); 1 drift with --fail-on-drift;
-    2 no drift reference or unreadable log; 3 no verdict: fewer scored rows in the window than
-    --min-rows (a window right after the demo has one or two).
-    """
-    from app import store
-    from app.config import load_settings
-
-    if html_path and psi_only:
-        raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, drift_min_rows=min_rows)
-    try:
-        manifest = _manifest(settings.model_path)
-    except DriftError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:  # the log lives in the operational store; a data database of an earlier version may still hold one
-        conn = store.open_store(settings.log_db_path)
-        store.import_legacy(conn, settings.db_path)
-    except store.StoreError as e:
-        raise click.ClickException(str(e)) from None
-    try:
-        try:
-            report = psi_report(
-                conn,
-                manifest,
-                since=since,
-                until=until,
-                last=last,
-                psi_threshold=settings.psi_threshold,
-                drift_share=settings.drift_share,
-            )
-        except DriftError as e:
-            if "no predictions logged" not in str(e):
-                click.echo(f"Error: {e}", err=True)
-                sys.exit(EXIT_ERROR)
-            report = None
-        rows = report["window"]["rows"] if report else 0
-        message = too_few_rows(rows, settings.drift_min_rows)
-        if message:
-            if as_json:
-                out = {"verdict": "no verdict", "reason": message, "rows": rows, "min_rows": settings.drift_min_rows}
-                click.echo(json.dumps(out, indent=2))
-            else:
-                click.echo(message)
-            sys.exit(EXIT_NO_VERDICT)
-        try:
-            ev = None
-            if not psi_only:
-                ev = evidently_report(
-                    conn,
-                    settings.model_path,
-                    since=since,
-                    until=until,
-                    last=last,
-                    html_path=html_path,
-                    drift_share=settings.drift_share,
-                    psi_threshold=settings.psi_threshold,
-                    max_columns=max_columns,
-                    max_current_rows=max_rows,
-                )
-        except DriftError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(EXIT_ERROR)
-    finally:
-        conn.close()
-    drifted = report["dataset_drift"] or bool(ev and ev["dataset_drift"])
-    if as_json:
-        if not details:
-            report, ev = json_summary(report, limit), (json_summary(ev, limit) if ev else None)
-        verdict = "drift" if drifted else "no drift"
-        out = {"verdict": verdict, "dataset_drift": drifted, "psi": report, "evidently": ev}
-        click.echo(json.dumps(out, indent=2, default=str))
-    else:
-        _print_table(report, limit)
-        if ev is not None:
-            click.echo("")
-            click.echo("Evidently DataDriftPreset:")
-            _print_table(ev, limit)
-    if fail_on_drift and drifted:
-        sys.exit(EXIT_DRIFT)
-
-
 __all__ = [
     "DriftError",
     "bin_fractions",
-    "drift_command",
     "evidently_report",
     "load_window",
     "parse_time",

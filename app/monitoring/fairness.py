@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import CreditError
+
 DEFAULT_ATTRIBUTES = ("gender", "age_band", "family_status")
 AGE_BANDS = ((-math.inf, 25, "<25"), (25, 35, "25-34"), (35, 45, "35-44"), (45, 55, "45-54"), (55, 65, "55-64"))
 RATIO_FLOOR = 0.8
@@ -30,7 +32,7 @@ MIN_GROUP = 30
 UNKNOWN = "unknown"
 
 
-class FairnessError(ValueError):
+class FairnessError(CreditError, ValueError):
     pass
 
 

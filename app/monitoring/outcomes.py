@@ -22,6 +22,8 @@ from pathlib import Path
 
 import apsw
 
+from app.errors import CreditError
+
 COLUMNS = ("client_id", "defaulted", "observed_at")
 MAX_ID = 2**53
 MAX_ERRORS = 20  # errors listed before the import gives up
@@ -35,7 +37,7 @@ UPSERT_SQL = (
 )
 
 
-class OutcomeError(ValueError):
+class OutcomeError(CreditError, ValueError):
     """Bad outcome input; `errors` lists every problem found (each names its line and column)."""
 
     def __init__(self, message: str, errors: list[str] | None = None):

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from app.errors import CreditError
+
 BANDS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 1.0)  # score bands (predicted PD), last one closed
 MIN_OUTCOMES = 100  # fewer outcomes than this in a group: no figures
 MIN_BAND = 20  # fewer outcomes than this in a score band: no observed rate
@@ -27,7 +29,7 @@ PERIODS = ("day", "week", "month", "all")
 MAX_LISTED = 20  # client ids listed for unmatched outcomes
 
 
-class PerformanceError(ValueError):
+class PerformanceError(CreditError, ValueError):
     pass
 
 

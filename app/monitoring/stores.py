@@ -6,9 +6,10 @@ from __future__ import annotations
 import apsw
 
 from app.config import Settings
+from app.errors import CreditError
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(CreditError, RuntimeError):
     """A file cannot be opened (the message names it and the cause)."""
 
 

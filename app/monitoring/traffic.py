@@ -30,10 +30,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import click
 import numpy as np
 
-from app.cli.options import db_option
+from app.errors import CreditError
 from app.scoring.db import connect
 
 DRIFTS = ("income", "ext-source", "age")
@@ -49,7 +48,7 @@ _PER_BIRTH = re.compile(r"^([A-Z0-9_]+_BIRTH_(RATIO|PERC)|DAYS_EMPLOYED_PERC)$")
 _PER_AGE = re.compile(r"^[A-Z0-9_]+_AGE_(RATIO|PERC)$")
 
 
-class TrafficError(RuntimeError):
+class TrafficError(CreditError, RuntimeError):
     pass
 
 
@@ -290,47 +289,3 @@ def run_traffic(
     result = asyncio.run(_replay(api.rstrip("/"), key, bodies, concurrency, timeout))
     result.update({"api": api, "drift": drift, "drifted_features": plan})
     return result
-
-
-@click.command("traffic")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="requests to send")
-@click.option("--drift", type=click.Choice(DRIFTS), default=None, help="simulated drift applied to what is sent")
-@click.option("--api", default=None, help="API base URL [env CREDIT_API_URL, default http://127.0.0.1:8000]")
-@click.option("--key", default=None, help="API key [env CREDIT_UI_KEY, else the first admin key]")
-@click.option("--concurrency", type=click.IntRange(min=1, max=512), default=8, show_default=True)
-@click.option("--seed", type=int, default=None, help="random seed for the choice of clients")
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@db_option
-def traffic_command(n, drift, api, key, concurrency, seed, as_json, db) -> None:
-    """Replay N scoring requests (random clients' features, as applicants) against the API.
-
-    The applicants are drawn from a LOCAL client database (--db, env CREDIT_DB, default
-    data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
-    API, or with a copy of it.
-    """
-    from app.config import load_settings
-
-    settings = load_settings(db=db, api_url=api)
-    key = key or default_key(settings)
-    try:
-        out = run_traffic(
-            settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency, seed=seed
-        )
-    except TrafficError as e:
-        raise click.ClickException(str(e)) from None
-    if as_json:
-        click.echo(json.dumps(out, indent=2))
-    else:
-        if drift:
-            click.echo(f"drift {drift}: " + ", ".join(f"{k} {v}" for k, v in out["drifted_features"].items()))
-        lat = out["latency_ms"]
-        click.echo(
-            f"sent {out['sent']} to {out['api']}/score in {out['seconds']:.2f} s ({out['per_second']:.0f}/s, "
-            f"concurrency {concurrency}): ok {out['ok']}, status {out['status']}, decisions {out['decisions']}"
-        )
-        if lat:
-            click.echo("latency ms: " + ", ".join(f"{k} {v:.2f}" for k, v in lat.items()))
-        if out["errors"]:
-            click.echo(f"errors: {out['errors']}", err=True)
-    if out["ok"] == 0:
-        raise click.ClickException("no request succeeded (is the API running? is the key right?)")

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import CreditError
 
-class ModelError(RuntimeError):
+
+class ModelError(CreditError, RuntimeError):
     """The model folder is missing, inconsistent, or its library does not match the manifest."""
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import hmac
 from pathlib import Path
 
+from app.errors import CreditError
+
 ROLES = ("officer", "risk", "admin")  # increasing privilege
 ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(CreditError, ValueError):
     """The key configuration is malformed (the message never contains a key)."""
 
 

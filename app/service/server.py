@@ -31,16 +31,9 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-import click
-import msgspec
 import uvicorn
-
-from app.cli.options import db_option, log_db_option, model_option
-from app.config import load_settings
-from app.service.httpguard import GuardedHttpToolsProtocol
 
 GRACEFUL_SECONDS = 30
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this (uvicorn's own timer)
@@ -132,65 +125,3 @@ def _supervise(config: uvicorn.Config) -> None:
 
 def _exit_cleanly(signum: int, _frame: object) -> None:
     sys.exit(0)
-
-
-@click.command("serve")
-@db_option
-@log_db_option
-@model_option
-@click.option("--host", default=None, help="bind address [env CREDIT_HOST, default 127.0.0.1]")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="port [env CREDIT_PORT, default 8000]")
-@click.option(
-    "--workers", type=click.IntRange(1, 64), default=None, help="worker processes [env CREDIT_WORKERS, default 1]"
-)
-def serve_command(
-    db: str | None,
-    log_db: str | None,
-    model_dir: str | None,
-    host: str | None,
-    port: int | None,
-    workers: int | None,
-) -> None:
-    """Run the HTTP API (OpenAPI docs at /schema)."""
-    settings = load_settings(db=db, log_db=log_db, model_dir=model_dir, host=host, port=port, workers=workers)
-    if not Path(settings.db).is_file():
-        raise click.ClickException(f"database {settings.db} not found (run `credit ingest` first or pass --db)")
-    # the worker processes read their settings from the environment (app.service.api.app_from_env)
-    settings = msgspec.structs.replace(
-        settings,
-        db=str(settings.db_path.resolve()),
-        log_db=str(settings.log_db_path.resolve()),
-        model_dir=str(settings.model_path.resolve()),
-    )
-    os.environ.update(settings.to_env())
-    click.echo(
-        f"credit API on http://{settings.host}:{settings.port} ({settings.workers} worker(s)); "
-        f"db={settings.db} log={settings.log_db} model={settings.model_dir}",
-        err=True,
-    )
-    # uvicorn re-raises the signal that stopped it once shutdown is complete; ending here with status 0
-    # tells a supervisor (systemd, docker, Kubernetes) that the graceful stop succeeded.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _exit_cleanly)
-    config = uvicorn.Config(
-        "app.service.api:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        http=GuardedHttpToolsProtocol,  # header caps -> 431, header deadline, connection cap (app.service.httpguard)
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        log_level="info",
-        lifespan="on",
-    )
-    if settings.workers > 1:
-        _supervise(config)
-        return
-    server = DrainingServer(config)
-    server.run()
-    if not server.started:
-        sys.exit(3)  # uvicorn's status for a server that could not start

@@ -25,6 +25,7 @@ from pathlib import Path
 import apsw
 
 from app import SQL_DIR
+from app.errors import CreditError
 
 MIGRATIONS_DIR = SQL_DIR / "store"
 MIGRATION_NAME = re.compile(r"([0-9]{3})_[a-z0-9_]+\.sql")
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class StoreError(RuntimeError):
+class StoreError(CreditError, RuntimeError):
     """The store cannot be opened or migrated (the message names the file and the cause)."""
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from app import __version__
+from app.config import Settings
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LANGS, other_lang, t
 
@@ -22,6 +23,7 @@ class UiConfig:
     timeout: float = 10.0
     admin_key: str | None = None  # monitoring only; None: the same key
     allowed_hosts: frozenset[str] = frozenset({"localhost", "127.0.0.1", "[::1]"})
+    drift_min_rows: int = Settings().drift_min_rows  # fewest scored rows for a drift verdict (`credit drift`'s rule)
 
 
 CONFIG = UiConfig()

@@ -8,10 +8,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from nicegui import app, ui
 
-from app.config import load_settings
 from ui import logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
+from ui.pages import common
 from ui.pages.common import admin_api, api, chart, error_box, frame, is_admin, lang, logged_in, login_redirect
 
 
@@ -81,7 +81,7 @@ def show_summary(summary: dict, lg: str) -> None:
 
 def show_drift(drift: dict, lg: str) -> None:
     rows = int((drift.get("window") or {}).get("rows") or 0)
-    min_rows = load_settings().drift_min_rows
+    min_rows = common.CONFIG.drift_min_rows  # from the settings of `credit ui`
     if rows < min_rows:  # the rule of `credit drift`: no verdict on too small a window
         ui.label(t("drift_not_enough", lg, rows=rows, min_rows=min_rows)).props("data-testid=drift-caption")
         return

@@ -1,0 +1,178 @@
+"""`credit train`, `credit compile` and `credit explain` (click only: parse, call, print).
+
+The domain modules are imported inside each command: `credit explain` stays free of LightGBM and
+scikit-learn, and `credit --help` imports none of them."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from app.cli.options import CLIENT_ID, command, db_option, model_option, with_settings
+from app.config import Settings
+from app.model.train import CANDIDATES  # light: train imports LightGBM and scikit-learn only when it runs
+
+
+def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in values:
+        name, sep, sign = item.rpartition("=")
+        if not sep or sign not in ("+1", "1", "-1", "0"):
+            raise click.BadParameter(f"{item!r}: expected NAME=+1, NAME=-1 or NAME=0", param_hint="--monotone")
+        out[name] = int(sign)
+    return out
+
+
+@command("train")
+@db_option
+@model_option
+@click.option("--fn-cost", type=float, default=None, help="cost of accepting a defaulter [env CREDIT_FN_COST, 10]")
+@click.option("--fp-cost", type=float, default=None, help="cost of refusing a good client [env CREDIT_FP_COST, 1]")
+@click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="outer cross-validation folds")
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="LightGBM threads [default: every core]")
+@click.option(
+    "--trials", type=click.IntRange(1, 1000), default=None, help="search trials per search [default: by size]"
+)
+@click.option("--budget-seconds", type=click.FloatRange(min=0), default=None, help="stop starting trials after this")
+@click.option(
+    "--candidates",
+    default=",".join(CANDIDATES),
+    show_default=True,
+    help="comma-separated candidates for the champion: lightgbm, scorecard",
+)
+@click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
+@click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")
+@click.option("--quick", is_flag=True, help="few small trees (tests, smoke runs)")
+@with_settings("db", "model_dir", "fn_cost", "fp_cost", "seed")
+def train_command(
+    settings: Settings,
+    folds: int,
+    threads: int | None,
+    trials: int | None,
+    budget_seconds: float | None,
+    candidates: str,
+    monotone: tuple[str, ...],
+    force: bool,
+    quick: bool,
+) -> None:
+    """Nested cross-validation of a tuned LightGBM and a logistic scorecard; champion by honest cost, calibrated."""
+    from app.model import report
+    from app.model.train import train
+
+    s = settings
+    try:
+        m = train(
+            s.db_path,
+            s.model_path,
+            fn_cost=s.fn_cost,
+            fp_cost=s.fp_cost,
+            seed=s.seed,
+            folds=folds,
+            quick=quick,
+            progress=_stderr,
+            num_threads=threads,
+            trials=trials,
+            budget_seconds=budget_seconds,
+            candidates=tuple(c.strip() for c in candidates.split(",") if c.strip()),
+            monotone=_parse_monotone(monotone),
+            force=force,
+            sensitive_attributes=s.sensitive,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for row in report.table(m):
+        click.echo(row)
+    click.echo(f"report {s.model_path / 'report.html'}", file=sys.stdout)
+    click.echo(f"model_id {m['model_id']} -> {s.model_path}", file=sys.stdout)
+
+
+@command("compile")
+@model_option
+@click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
+@click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
+@click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
+@with_settings("model_dir")
+def compile_command(settings: Settings, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
+    """Compile the model to a native library (parity-checked against LightGBM)."""
+    from app.model.compile import compile_model
+
+    lib = compile_model(
+        settings.model_path,
+        progress=_stderr,
+        cc=cc,
+        flags=(opt, "-fno-plt"),
+        tl2cgen_reference=not no_tl2cgen,
+    )
+    click.echo(
+        f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
+        f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"
+    )
+
+
+@command("explain")
+@click.argument("client_id", type=CLIENT_ID)
+@click.option(
+    "--top", default=4, show_default=True, type=click.IntRange(0, 100), help="reasons and contributions shown"
+)
+@click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="language [default: CREDIT_LANG, fr]")
+@click.option("--json", "as_json", is_flag=True, help="print the whole explanation as JSON")
+@db_option
+@model_option
+@with_settings("db", "model_dir")
+def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, settings: Settings) -> None:
+    """Explain one client's score: SHAP contributions and the main reasons for refusal."""
+    from app.model.explain import Explainer, _check_feature_names, explain_client
+    from app.scoring.db import connect
+
+    lang = lang or settings.lang
+    if not settings.db_path.exists():
+        raise click.ClickException(f"{settings.db_path}: database not found (run `credit ingest` first)")
+    explainer = Explainer.load(settings.model_path)
+    conn = connect(settings.db_path, readonly=True)
+    try:
+        _check_feature_names(conn, explainer)
+        out = explain_client(conn, explainer, client_id, top=top, lang=lang)
+    finally:
+        conn.close()
+    if out is None:
+        raise click.ClickException(f"client {client_id} not found in {settings.db_path}")
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    fr = lang == "fr"
+    decision = out["decision"]
+    word = {"accept": "accepté" if fr else "accept", "refuse": "refusé" if fr else "refuse"}[decision]
+    click.echo(
+        f"{'Client' if not fr else 'Client'} {client_id}: "
+        f"{'probabilité de défaut' if fr else 'default probability'} {out['probability']:.3f} "
+        f"({'seuil' if fr else 'threshold'} {out['threshold']:.3f}) -> {word}"
+    )
+    if out["reasons"]:
+        click.echo("Principales raisons de risque :" if fr else "Main risk reasons:")
+        for r in out["reasons"]:
+            click.echo(f"  - {r['sentence']}")
+    else:
+        click.echo("Aucun facteur ne pousse vers le refus." if fr else "No feature pushes towards refusal.")
+    n = min(top, len(out["contributions"]))
+    if n:
+        click.echo(
+            f"Contributions au logit (positives : vers le refus), les {n} principales :"
+            if fr
+            else f"Contributions (log-odds; positive: towards refusal), top {n}:"
+        )
+    width = max((len(c["label"]) for c in out["contributions"][:n]), default=10)
+    for c in out["contributions"][:n]:
+        v = ("non renseigné" if fr else "missing") if c["value"] is None else f"{c['value']:.6g}"
+        click.echo(f"  {c['label']:<{width}}  {c['shap']:+.4f}  ({c['feature']} = {v})")
+    if fr:
+        click.echo(f"  valeur de base : {out['base_value']:+.4f} ; marge : {out['margin']:+.4f}")
+    else:
+        click.echo(f"  base value: {out['base_value']:+.4f}; margin: {out['margin']:+.4f}")
+
+
+def _stderr(message: str) -> None:
+    """Progress lines of train and compile: on standard error, so standard output stays the result."""
+    click.echo(message, err=True)
