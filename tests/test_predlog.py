@@ -179,6 +179,47 @@ def test_group_writer_commits_every_submission_and_isolates_failures(tmp_path):
     )
 
 
+def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypatch):
+    """Requests the loop has in hand share one transaction and one wake-up; one submission fails alone."""
+    import asyncio
+
+    db = tmp_path / "a.db"
+    fresh_db(db).close()
+    writer = predlog.GroupWriter(db)
+    wake_ups = []
+    real = predlog._resolve
+    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    dup = row(99)
+
+    async def main() -> list:
+        await writer.commit([row(0)])  # alone: a group of one, committed at once
+        assert (writer.commits, wake_ups) == (1, [1])
+        return await asyncio.gather(
+            *(writer.commit([row(i) for _ in range(1 + i % 3)]) for i in range(100)),
+            writer.commit([dup, dup]),  # violates UNIQUE(request_id): fails alone, the others commit
+            return_exceptions=True,
+        )
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.close()
+    assert results[:100] == [None] * 100
+    assert isinstance(results[100], predlog.PredictionLogError)
+    assert sum(wake_ups) == 102 and len(wake_ups) <= 3  # the 101 gathered submissions: one group, one wake-up
+    conn = apsw.Connection(str(db))
+    assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == 1 + sum(1 + i % 3 for i in range(100))
+
+
+@pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
+def test_durability_setting_sets_synchronous(tmp_path, durability, level):
+    conn = fresh_db(tmp_path / "a.db")
+    predlog.prepare(conn, durability)
+    assert conn.execute("PRAGMA synchronous").fetchall()[0][0] == level
+    with pytest.raises(ValueError, match="durability"):
+        predlog.GroupWriter(tmp_path / "a.db", "fast")
+
+
 def test_group_writer_reports_an_unwritable_log(tmp_path):
     writer = predlog.GroupWriter(tmp_path / "missing.db")  # no such database: never created by the writer
     try:

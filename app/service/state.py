@@ -69,7 +69,7 @@ class Service:
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Explainer | None = None
-        self.writer = predlog.GroupWriter(self.log_db_path)
+        self.writer = predlog.GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         self.lib_stamp: tuple[int, ...] | None = None
 
@@ -260,7 +260,7 @@ class Service:
     async def write_log(self, rows: list[predlog.LogRow]) -> None:
         """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be."""
         try:
-            await asyncio.wrap_future(self.writer.submit(rows))
+            await self.writer.commit(rows)
         except predlog.PredictionLogError as exc:
             log.error("prediction log write failed: %s", exc)
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc
