@@ -208,7 +208,8 @@ def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypat
     assert isinstance(results[100], predlog.PredictionLogError)
     assert sum(wake_ups) == 102 and len(wake_ups) <= 3  # the 101 gathered submissions: one group, one wake-up
     conn = apsw.Connection(str(db))
-    assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == 1 + sum(1 + i % 3 for i in range(100))
+    expected = 1 + sum(1 + i % 3 for i in range(100))
+    assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == expected
 
 
 @pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])

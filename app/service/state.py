@@ -17,7 +17,6 @@ HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.h
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import logging

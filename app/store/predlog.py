@@ -20,6 +20,7 @@ Imports only the standard library, numpy and apsw (this is on the scoring path).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +270,11 @@ class GroupWriter:
     def stats(self) -> dict[str, float]:
         """Commits so far and the mean submissions (requests) and rows per commit."""
         n = max(self.commits, 1)
-        return {"commits": self.commits, "submissions_per_commit": self.submissions / n, "rows_per_commit": self.rows / n}
+        return {
+            "commits": self.commits,
+            "submissions_per_commit": self.submissions / n,
+            "rows_per_commit": self.rows / n,
+        }
 
     def close(self, timeout: float = 30.0) -> None:
         with self._lock:
@@ -289,10 +294,8 @@ class GroupWriter:
         futures = [f for _rows, f in group]
 
         def done(results: list[Exception | None]) -> None:  # on the writer thread: one wake-up for the group
-            try:
+            with contextlib.suppress(RuntimeError):  # RuntimeError: the loop was closed, nobody is waiting
                 loop.call_soon_threadsafe(_resolve, futures, results)
-            except RuntimeError:  # the loop was closed meanwhile: nobody is waiting any more
-                pass
 
         self._put(([rows for rows, _f in group], done))
 
