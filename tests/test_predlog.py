@@ -250,3 +250,21 @@ def test_busy_write_lock_is_retried_soon_and_given_up_after_the_limit(tmp_path):
     time.sleep(0.03)
     assert handler(2) is False  # past the limit: SQLITE_BUSY reaches the caller
     assert handler(0) is True  # a new wait starts a new clock
+
+
+def test_request_ids_are_unique_ordered_and_new_after_fork():
+    import os
+
+    ids = [predlog.new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and ids == sorted(ids) and all(len(i) == 32 for i in ids)
+    assert all(int(i, 16) >= 0 for i in ids)
+    other = predlog.RequestIds()  # another process (or a restart): another prefix
+    assert other.prefix != predlog.new_request_id.prefix
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's ids must not repeat the parent's
+        os.write(write, predlog.new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:20] != predlog.new_request_id()[:20]

@@ -23,7 +23,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -332,7 +331,7 @@ class Service:
     ) -> predlog.LogRow:
         return predlog.LogRow(
             ts=time.time(),
-            request_id=str(uuid.uuid4()),
+            request_id=predlog.new_request_id(),
             client_id=client_id,
             features=x,
             probability=p,
