@@ -190,7 +190,7 @@ def run(quick: bool, rounds: int | None = None, seconds: float | None = None, on
             order = servers[r % len(servers) :] + servers[: r % len(servers)]
             for s in order:
                 for connections in (32, 1):
-                    cpu0 = thread_cpu(s.proc.pid) if s.kind == "ours" and s.workers == 1 else None
+                    cpu0 = thread_cpu(s.proc.pid) if s.kind in ("ours", "floor") and s.workers == 1 else None
                     res = wrk(s.url, scripts["get"], connections, seconds)
                     if cpu0 is not None and connections == 32:
                         cpu1 = thread_cpu(s.proc.pid)

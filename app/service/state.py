@@ -327,8 +327,18 @@ class Service:
         return self.require_model().decide(p)
 
     def row(
-        self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str
+        self,
+        request: Request,
+        endpoint: str,
+        t0: float,
+        client_id: int | None,
+        x: bytes,
+        p: float,
+        d: str,
+        model: ModelBundle | None = None,
     ) -> predlog.LogRow:
+        """The log row of one answer; `model`: the bundle the handler scored with (its require_model() result),
+        so a request checks the library file once, not once per helper."""
         return predlog.LogRow(
             ts=time.time(),
             request_id=predlog.new_request_id(),
@@ -336,7 +346,7 @@ class Service:
             features=x,
             probability=p,
             decision=d,
-            model_id=self.require_model().model_id,
+            model_id=(model or self.require_model()).model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             role=getattr(request.state, "role", "unknown"),
             endpoint=endpoint,

@@ -56,8 +56,8 @@ class ScoringController(Controller):
             raise ApiError(404, "unknown client", {"client_id": cid})
         row = rows[0][1:]
         p = finite(row[0])
-        d = svc.decide(p)
-        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d)
+        d = model.decide(p)
+        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d, model)
         await svc.write_log([entry])
         return client_score(s.ClientScore, entry, np.frombuffer(row[1], dtype="<f4"), model.threshold)
 
