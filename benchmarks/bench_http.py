@@ -130,7 +130,7 @@ class Server:
             self.proc.kill()
 
 
-def start_servers(work: Path, pipe, only: str | None) -> list[Server]:
+def start_servers(work: Path, pipe, only: str | None, granian: str | None = None) -> list[Server]:
     bindir = Path(sys.executable).parent
     base_env = {
         **os.environ,
@@ -147,9 +147,17 @@ def start_servers(work: Path, pipe, only: str | None) -> list[Server]:
         ("ours, 2 workers, durability normal", None, {"CREDIT_LOG_DURABILITY": "normal"}, "/readyz", "ours", 2),
         (BASELINE, [*uvicorn, "benchmarks.baseline_fastapi:app"], {}, "/docs", "baseline", 1),
     ]
+    if granian is not None:  # an experiment: granian (not a dependency) from `granian` (a folder on PYTHONPATH)
+        gr = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
+        gr += ["--workers", "1", "--log-level", "warning", "--no-ws"]
+        path = {"PYTHONPATH": os.pathsep.join([granian, str(ROOT)])}
+        specs.insert(1, ("floor under granian", [*gr, "benchmarks.floor_litestar:app"], path, "/readyz", "floor2", 1))
+        ours = [*gr, "--factory", "app.service.api:app_from_env"]
+        extra = {**path, "CREDIT_LOG_DURABILITY": "full"}
+        specs.insert(3, ("ours under granian (no draining, no guards)", ours, extra, "/readyz", "ours", 1))
     servers = []
     for i, (name, cmd, extra, ready, kind, workers) in enumerate(specs):
-        if only and kind == "ours" and only not in name:
+        if only and kind == "ours" and only not in name and "granian" not in name:
             continue
         if cmd is None:
             cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", str(workers)]
@@ -158,7 +166,13 @@ def start_servers(work: Path, pipe, only: str | None) -> list[Server]:
     return servers
 
 
-def run(quick: bool, rounds: int | None = None, seconds: float | None = None, only: str | None = None) -> list[dict]:
+def run(
+    quick: bool,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    only: str | None = None,
+    granian: str | None = None,
+) -> list[dict]:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
     rounds = rounds or (2 if quick else 5)
@@ -180,7 +194,7 @@ def run(quick: bool, rounds: int | None = None, seconds: float | None = None, on
         "post": lua_script(work, "post", ids, json.dumps({"features": applicant}).encode()),
         "batch": lua_script(work, "batch", ids, json.dumps({"client_ids": ids[:BATCH]}).encode()),
     }
-    servers = start_servers(work, pipe, only)
+    servers = start_servers(work, pipe, only, granian)
     samples: dict[tuple[str, str, int], list[dict]] = {}
     try:
         for s in servers:  # warm up and check every route answers 200
@@ -190,7 +204,7 @@ def run(quick: bool, rounds: int | None = None, seconds: float | None = None, on
             order = servers[r % len(servers) :] + servers[: r % len(servers)]
             for s in order:
                 for connections in (32, 1):
-                    cpu0 = thread_cpu(s.proc.pid) if s.kind in ("ours", "floor") and s.workers == 1 else None
+                    cpu0 = thread_cpu(s.proc.pid) if s.kind in ("ours", "floor", "floor2") and s.workers == 1 else None
                     res = wrk(s.url, scripts["get"], connections, seconds)
                     if cpu0 is not None and connections == 32:
                         cpu1 = thread_cpu(s.proc.pid)
@@ -271,8 +285,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3,000 clients instead of 20,000")
     parser.add_argument("--only", help="run only our servers whose name contains this (plus floor and baseline)")
+    parser.add_argument("--granian", help="also serve the floor and ours with granian installed in this folder")
     args = parser.parse_args()
-    rows = run(args.quick, args.rounds, args.seconds, args.only)
+    rows = run(args.quick, args.rounds, args.seconds, args.only, args.granian)
     cols = ["name", "route", "connections", "rps", "p50_ms", "p99_ms", "rps_ratio_vs_floor", "p50_ratio_vs_floor",
             "throughput_ratio_vs_baseline", "us_per_row", "loop_thread_us_per_request", "other_thread_us_per_request",
             "non_2xx", "server_rss_mb"]  # fmt: skip
