@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
@@ -44,7 +45,7 @@ def test_schema_is_idempotent_and_in_wal(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
     cols = [r[1] for r in conn.execute("PRAGMA table_info(prediction_log)")]
     assert cols == ["id", "ts", "request_id", "client_id", "features", "probability", "decision", "model_id",
-                    "latency_ms", "role", "endpoint"]  # fmt: skip
+                    "latency_ms", "role", "endpoint", "data_version"]  # fmt: skip
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'prediction_log_ts'").fetchall()[0][0] == 1
 
 
@@ -268,3 +269,32 @@ def test_request_ids_are_unique_ordered_and_new_after_fork():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child[:20] != predlog.new_request_id()[:20]
+
+
+def test_a_stored_clients_vector_is_kept_once_per_data_version(tmp_path):
+    """Compact rows: client id + data version in the row, the vector once per (version, client); readers get the
+    exact scored vector back for compact and full rows alike (drift's load_window)."""
+    from app.monitoring.drift import load_window
+
+    conn = fresh_db(tmp_path / "a.db")
+    v1, v2 = np.arange(4, dtype="<f4"), np.arange(4, dtype="<f4") + 10
+    full = row(0, client_id=None)  # an applicant: full vector in the row
+    rows = [dataclasses.replace(row(i, client_id=7), data_version="d1", features=v1.tobytes()) for i in range(3)]
+    rows.append(dataclasses.replace(row(9, client_id=7), data_version="d2", features=v2.tobytes()))
+    predlog.write(conn, [full, *rows])
+    assert conn.execute("SELECT count(*) FROM logged_vectors").fetchall()[0][0] == 2  # (d1, 7) and (d2, 7)
+    sizes = [r[0] for r in conn.execute("SELECT length(features) FROM prediction_log ORDER BY id")]
+    assert sizes == [16, 0, 0, 0, 0]
+    X, _scores, window = load_window(conn, 4)
+    assert window["rows"] == 5
+    got = sorted(tuple(x) for x in X.tolist())
+    assert got == sorted([tuple(np.frombuffer(full.features, "<f4").tolist())] + [tuple(v1.tolist())] * 3
+                         + [tuple(v2.tolist())])  # fmt: skip
+
+
+def test_data_version_needs_both_fingerprints():
+    assert predlog.data_version({}) is None
+    assert predlog.data_version({"data_fingerprint": "a"}) is None
+    a = predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s"})
+    assert a == predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s", "ingested_at": "x"})
+    assert a != predlog.data_version({"data_fingerprint": "b", "schema_fingerprint": "s"})

@@ -201,7 +201,9 @@ class Service:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-        setattr(self.local, attr, (conn, ident))
+        from app.scoring.db import read_meta
+
+        setattr(self.local, attr, (conn, ident, predlog.data_version(read_meta(conn))))
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -336,9 +338,13 @@ class Service:
         p: float,
         d: str,
         model: ModelBundle | None = None,
+        stored: bool = False,
     ) -> predlog.LogRow:
         """The log row of one answer; `model`: the bundle the handler scored with (its require_model() result),
-        so a request checks the library file once, not once per helper."""
+        so a request checks the library file once, not once per helper. `stored`: `x` is the client's vector as
+        read by this thread's data connection (GET score, a batch of ids), so the row carries that file's data
+        version instead of the vector (kept once per version and client, app.store.predlog)."""
+        version = self.local.conn[2] if stored and client_id is not None else None
         return predlog.LogRow(
             ts=time.time(),
             request_id=predlog.new_request_id(),
@@ -350,6 +356,7 @@ class Service:
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             role=getattr(request.state, "role", "unknown"),
             endpoint=endpoint,
+            data_version=version,
         )
 
 

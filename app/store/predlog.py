@@ -42,8 +42,31 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-    " latency_ms, role, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " latency_ms, role, endpoint, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+VECTOR_SQL = "INSERT OR IGNORE INTO logged_vectors (data_version, client_id, x) VALUES (?, ?, ?)"
+# the scored vector of a log row `l` (join logged_vectors v): what drift and audit read (sql/store/003_compact_rows.sql)
+VECTOR_JOIN = "LEFT JOIN logged_vectors v ON v.data_version = l.data_version AND v.client_id = l.client_id"
+VECTOR_EXPR = "coalesce(v.x, l.features)"
+
+
+def scored_vectors(conn: apsw.Connection) -> tuple[str, str]:
+    """(FROM clause with the log as `l`, SQL expression of each row's scored vector) for readers of the vectors
+    (drift, audit): the log joined with logged_vectors, or the log alone in a store not migrated to 003 yet."""
+    has = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'logged_vectors'").fetchall()
+    return (f"prediction_log l {VECTOR_JOIN}", VECTOR_EXPR) if has else ("prediction_log l", "l.features")
+
+
+def data_version(meta: dict[str, str]) -> str | None:
+    """The version of a data file's feature vectors: a digest of its data and feature-schema fingerprints (the
+    `meta` table written by `credit ingest`), so two imports of the same data share it. None when the file has
+    no fingerprints (then scores log their full vector)."""
+    import hashlib
+
+    data, schema = meta.get("data_fingerprint"), meta.get("schema_fingerprint")
+    if not data or not schema:
+        return None
+    return hashlib.sha256(f"{data}\0{schema}".encode()).hexdigest()[:16]
 
 
 class RequestIds:
@@ -92,19 +115,21 @@ class LogRow:
     latency_ms: float
     role: str
     endpoint: str
+    data_version: str | None = None  # set for a stored client's own vector: kept once in logged_vectors
 
     def as_tuple(self) -> tuple:
         return (
             self.ts,
             self.request_id,
             self.client_id,
-            self.features,
+            b"" if self.data_version is not None else self.features,
             self.probability,
             self.decision,
             self.model_id,
             self.latency_ms,
             self.role,
             self.endpoint,
+            self.data_version,
         )
 
 
@@ -153,6 +178,9 @@ def write(conn: apsw.Connection, rows: list[LogRow]) -> None:
         raise PredictionLogError(f"{type(exc).__name__}: {exc}") from exc
     try:
         conn.executemany(INSERT_SQL, [r.as_tuple() for r in rows])
+        vectors = [(r.data_version, r.client_id, r.features) for r in rows if r.data_version is not None]
+        if vectors:
+            conn.executemany(VECTOR_SQL, vectors)
         conn.execute("COMMIT")
     except apsw.Error as exc:
         try:

@@ -57,7 +57,7 @@ class ScoringController(Controller):
         row = rows[0][1:]
         p = finite(row[0])
         d = model.decide(p)
-        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d, model)
+        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d, model, stored=True)
         await svc.write_log([entry])
         return client_score(s.ClientScore, entry, np.frombuffer(row[1], dtype="<f4"), model.threshold)
 
@@ -146,7 +146,7 @@ class ScoringController(Controller):
                 d = svc.decide(p)
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d)
+                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, model, stored=True)
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
