@@ -354,7 +354,7 @@ class Service:
             decision=d,
             model_id=(model or self.require_model()).model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
-            role=getattr(request.state, "role", "unknown"),
+            role=(request.scope.get("state") or {}).get("role", "unknown"),  # set by auth_middleware
             endpoint=endpoint,
             data_version=version,
         )
