@@ -298,3 +298,30 @@ def test_data_version_needs_both_fingerprints():
     a = predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s"})
     assert a == predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s", "ingested_at": "x"})
     assert a != predlog.data_version({"data_fingerprint": "b", "schema_fingerprint": "s"})
+
+
+def test_api_logs_a_stored_client_compactly_and_an_applicant_in_full(pipeline, tmp_path):
+    """Through the API: GET score and a batch of ids log client id + data version with the vector kept once;
+    an applicant logs its full vector; both read back exactly (the stored row, the posted values)."""
+    from app.monitoring.drift import load_window
+
+    data = copy_pipeline(pipeline, tmp_path)
+    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    (cid, x), *_ = conn.execute("SELECT client_id, x FROM features LIMIT 1").fetchall()
+    names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+    conn.close()
+    with ApiServer(data.db, data.model_dir, env={"CREDIT_LOG_DURABILITY": "normal"}) as api, api.client() as http:
+        for _ in range(3):
+            assert http.get(f"/clients/{cid}/score", headers=OFFICER).status_code == 200
+        assert http.post("/score/batch", json={"client_ids": [cid]}, headers=OFFICER).status_code == 200
+        applicant = {names[0]: 1.5}
+        assert http.post("/score", json={"features": applicant}, headers=OFFICER).status_code == 200
+    store = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
+    rows = store.execute("SELECT client_id, length(features), data_version FROM prediction_log ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == [0, 0, 0, 0, 4 * len(names)]
+    assert len({r[2] for r in rows[:4]}) == 1 and rows[0][2] is not None and rows[4][2] is None
+    assert store.execute("SELECT count(*) FROM logged_vectors").fetchall()[0][0] == 1
+    X, _scores, _window = load_window(store, len(names))  # newest first: the applicant, then the stored client
+    assert X[0][0] == 1.5 and np.isnan(X[0][1:]).all()
+    for i in range(1, 5):
+        assert X[i].tobytes() == x
