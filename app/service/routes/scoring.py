@@ -43,12 +43,13 @@ class ScoringController(Controller):
 
     @get("/clients/{client_id:str}/score", opt=OFFICER, responses=errors(400, 401, 403, 404, 503),
          operation_class=operation(path_ids=("client_id",)))  # fmt: skip
-    async def client_score(self, svc: Service, request: Request, client_id: str) -> s.ClientScore:
+    async def client_score(self, request: Request, client_id: str) -> s.ClientScore:
         """Probability of default and decision for a known client (one SQL statement: lookup + inference).
 
         The score is written to the prediction log before this answer is sent (503 if it cannot be).
         """
         t0 = time.perf_counter()
+        svc: Service = request.app.state.service  # not a dependency: nothing for Litestar to resolve per request
         cid = parse_id(client_id)
         model = svc.require_model()
         rows = svc.score_query("SELECT client_id, score_features(x), x FROM features WHERE client_id = ?", (cid,))
