@@ -36,6 +36,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             " data/credit.db -> data/credit-log.db)",
         ),
     ] = ""
+    log_durability: Annotated[
+        typing.Literal["full", "normal"],
+        documented(
+            "CREDIT_LOG_DURABILITY",
+            "prediction log commits: full (fsync each commit, an answered score survives a power cut) or normal"
+            " (survives a crash or kill -9 of the process, not a power cut; faster)",
+        ),
+    ] = "full"
     model_dir: Annotated[str, documented("CREDIT_MODEL_DIR", "model folder: model.txt, manifest.json, model.so")] = (
         "compiled"
     )
@@ -160,4 +168,7 @@ def load_settings(env: typing.Mapping[str, str] | None = None, **overrides: obje
     try:
         return msgspec.convert(values, Settings)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"invalid setting: {exc}") from None
+        text = str(exc)
+        for name, var, _default, _help in SETTINGS_DOC:  # name the variable, not the struct field
+            text = text.replace(f"`$.{name}`", var)
+        raise SettingsError(f"invalid setting: {text}") from None

@@ -1,12 +1,27 @@
-"""HTTP: our API against the FastAPI + pydantic + Booster.predict baseline, loopback, wrk in a
-second process at 1 and 32 connections. Latency p50/p99, throughput, server RSS."""
+"""HTTP: our API against its floor (benchmarks/floor_litestar.py: a Litestar hello world served by the same
+uvicorn) and the FastAPI + pydantic + Booster.predict baseline, loopback, wrk (one thread) in a second process.
+
+The machine is shared and loaded, so absolute figures drift by 30 % between minutes: every server is started
+once, then ROUNDS rounds run wrk against each of them in turn (the order rotates each round), and each figure
+is reported as the median over rounds of its ratio to the floor measured in the same round.
+
+Budget (issue 20): GET /clients/{id}/score at >= 0.6 of the floor's throughput at 32 connections and a p50 at
+1 connection <= 3x the floor's, with durable logging (CREDIT_LOG_DURABILITY=full); the FastAPI baseline stays
+>= 10x slower. Also: durability `normal`, 2 workers, POST /score (an applicant) and POST /score/batch (per row),
+and where the time goes: CPU seconds of the event-loop thread and of the other threads per request (1 worker).
+
+Run alone: `python -m benchmarks.bench_http --rounds 5 --seconds 5` (prints the table and the budget check).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +35,12 @@ from benchmarks.common import ROOT
 from benchmarks.models import project_pipeline
 
 KEY = "bench-officer-key"
+BATCH = 100  # client ids per POST /score/batch
+BUDGET_RPS_RATIO = 0.6  # GET score / floor at 32 connections, at least
+BUDGET_P50_RATIO = 3.0  # GET score / floor p50 at 1 connection, at most
+FLOOR = "floor (Litestar hello world, no database, no log)"
+BASELINE = "baseline (FastAPI + pydantic + Booster.predict)"
+OURS = "ours, 1 worker, durability full"
 
 
 def free_port() -> int:
@@ -28,11 +49,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -52,97 +73,235 @@ def parse_unit(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def wrk(url: str, ids: list[int], connections: int, seconds: int) -> dict:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-    script.write("ids = {" + ",".join(map(str, ids)) + "}\n")
-    script.write(
-        "request = function()\n  local id = ids[math.random(#ids)]\n"
-        '  return wrk.format("GET", "/clients/" .. id .. "/score")\nend\n'
-    )
-    script.close()
-    cmd = [
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-s",
-        script.name,
-        "-H",
-        f"Authorization: Bearer {KEY}",
-        url,
-    ]
+def lua_script(work: Path, kind: str, ids: list[int], body: bytes = b"") -> Path:
+    """A wrk script: GET score of a random known client, or a fixed POST body."""
+    path = work / f"{kind}.lua"
+    if kind == "get":
+        text = (
+            "ids = {" + ",".join(map(str, ids)) + "}\n"
+            "request = function()\n  local id = ids[math.random(#ids)]\n"
+            '  return wrk.format("GET", "/clients/" .. id .. "/score")\nend\n'
+        )
+    else:
+        route = {"post": "/score", "batch": "/score/batch"}[kind]
+        text = (
+            f'wrk.method = "POST"\nwrk.path = "{route}"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+    path.write_text(text)
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script)]
+    cmd += ["-H", f"Authorization: Bearer {KEY}", url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    os.unlink(script.name)
     p50 = parse_unit(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = parse_unit(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"p50_ms": p50, "p99_ms": p99, "rps": rps, "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+    bad = int(non2xx.group(1)) if non2xx else 0
+    return {"p50_ms": p50, "p99_ms": p99, "rps": rps, "requests": total, "non_2xx": bad}
 
 
-def serve(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_ready(
-        f"http://127.0.0.1:{port}/docs" if "baseline" in " ".join(cmd) else f"http://127.0.0.1:{port}/readyz", proc
-    )
-    return proc
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the server's event-loop thread (the main one) and of its other threads."""
+    out = {"loop": 0.0, "other": 0.0}
+    for t in psutil.Process(pid).threads():
+        out["loop" if t.id == pid else "other"] += t.user_time + t.system_time
+    return out
 
 
-def run(quick: bool) -> list[dict]:
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
-    pipe = project_pipeline(3000 if quick else 20000)
-    work = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    db = work / "credit.db"
-    shutil.copy(pipe.db, db)
-    import apsw
+class Server:
+    def __init__(self, name: str, cmd: list[str], env: dict, ready_path: str, kind: str, workers: int = 1):
+        self.name, self.kind, self.workers = name, kind, workers
+        self.port = free_port()
+        cmd = [c.replace("{port}", str(self.port)) for c in cmd]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_ready(self.url + ready_path, self.proc)
 
-    conn = apsw.Connection(str(db))
-    ids = [r[0] for r in conn.execute("SELECT client_id FROM features ORDER BY random() LIMIT 2000")]
-    conn.close()
-    env = {
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_servers(work: Path, pipe, only: str | None, granian: str | None = None) -> list[Server]:
+    bindir = Path(sys.executable).parent
+    base_env = {
         **os.environ,
-        "CREDIT_DB": str(db),
+        "CREDIT_DB": str(work / "credit.db"),
         "CREDIT_MODEL_DIR": str(pipe.model_dir),
         "CREDIT_API_KEYS": f"{KEY}:officer",
     }
-    bindir = Path(sys.executable).parent
+    uvicorn = [str(bindir / "uvicorn"), "--port", "{port}", "--log-level", "warning", "--no-access-log"]
+    specs = [
+        (FLOOR, [*uvicorn, "benchmarks.floor_litestar:app"], {}, "/readyz", "floor", 1),
+        (OURS, None, {"CREDIT_LOG_DURABILITY": "full"}, "/readyz", "ours", 1),
+        ("ours, 1 worker, durability normal", None, {"CREDIT_LOG_DURABILITY": "normal"}, "/readyz", "ours", 1),
+        ("ours, 2 workers, durability full", None, {"CREDIT_LOG_DURABILITY": "full"}, "/readyz", "ours", 2),
+        ("ours, 2 workers, durability normal", None, {"CREDIT_LOG_DURABILITY": "normal"}, "/readyz", "ours", 2),
+        (BASELINE, [*uvicorn, "benchmarks.baseline_fastapi:app"], {}, "/docs", "baseline", 1),
+    ]
+    if granian is not None:  # an experiment: granian (not a dependency) from `granian` (a folder on PYTHONPATH)
+        gr = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}"]
+        gr += ["--workers", "1", "--log-level", "warning", "--no-ws"]
+        path = {"PYTHONPATH": os.pathsep.join([granian, str(ROOT)])}
+        specs.insert(1, ("floor under granian", [*gr, "benchmarks.floor_litestar:app"], path, "/readyz", "floor2", 1))
+        ours = [*gr, "--factory", "app.service.api:app_from_env"]
+        extra = {**path, "CREDIT_LOG_DURABILITY": "full"}
+        specs.insert(3, ("ours under granian (no draining, no guards)", ours, extra, "/readyz", "ours", 1))
+    servers = []
+    for i, (name, cmd, extra, ready, kind, workers) in enumerate(specs):
+        if only and kind == "ours" and only not in name and "granian" not in name:
+            continue
+        if cmd is None:
+            cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", str(workers)]
+        env = {**base_env, "CREDIT_LOG_DB": str(work / f"log-{i}.db"), **extra}
+        servers.append(Server(name, cmd, env, ready, kind, workers))
+    return servers
 
-    def credit_serve(port: int, workers: int) -> list[str]:
-        return [str(bindir / "credit"), "serve", "--port", str(port), "--workers", str(workers)]
 
-    def uvicorn(target: str, port: int) -> list[str]:
-        return [str(bindir / "uvicorn"), target, "--port", str(port), "--log-level", "warning", "--no-access-log"]
+def run(
+    quick: bool,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    only: str | None = None,
+    granian: str | None = None,
+) -> list[dict]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
+    rounds = rounds or (2 if quick else 5)
+    seconds = seconds or (2 if quick else 5)
+    pipe = project_pipeline(3000 if quick else 20000)
+    work = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    shutil.copy(pipe.db, work / "credit.db")
+    import apsw
+    import numpy as np
 
-    servers = {
-        "ours (Litestar + msgspec + SQL score())": lambda port: credit_serve(port, 1),
-        "ours, 2 workers": lambda port: credit_serve(port, 2),
-        "floor (Litestar hello world, no database, no log)": lambda port: uvicorn(
-            "benchmarks.floor_litestar:app", port
-        ),
-        "baseline (FastAPI + pydantic + Booster.predict)": lambda port: uvicorn(
-            "benchmarks.baseline_fastapi:app", port
-        ),
+    conn = apsw.Connection(str(work / "credit.db"))
+    ids = [r[0] for r in conn.execute("SELECT client_id FROM features ORDER BY random() LIMIT 2000")]
+    names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+    x = np.frombuffer(conn.execute("SELECT x FROM features WHERE client_id = ?", (ids[0],)).fetchall()[0][0], "<f4")
+    conn.close()
+    applicant = {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, x.tolist(), strict=True)}
+    scripts = {
+        "get": lua_script(work, "get", ids),
+        "post": lua_script(work, "post", ids, json.dumps({"features": applicant}).encode()),
+        "batch": lua_script(work, "batch", ids, json.dumps({"client_ids": ids[:BATCH]}).encode()),
     }
-    seconds = 2 if quick else 10
+    servers = start_servers(work, pipe, only, granian)
+    samples: dict[tuple[str, str, int], list[dict]] = {}
+    try:
+        for s in servers:  # warm up and check every route answers 200
+            httpx.get(f"{s.url}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"}).raise_for_status()
+            wrk(s.url, scripts["get"], 4, 1)
+        for r in range(rounds):
+            order = servers[r % len(servers) :] + servers[: r % len(servers)]
+            for s in order:
+                for connections in (32, 1):
+                    cpu0 = thread_cpu(s.proc.pid) if s.kind in ("ours", "floor", "floor2") and s.workers == 1 else None
+                    res = wrk(s.url, scripts["get"], connections, seconds)
+                    if cpu0 is not None and connections == 32:
+                        cpu1 = thread_cpu(s.proc.pid)
+                        for k in cpu0:
+                            res[f"{k}_thread_us_per_request"] = (cpu1[k] - cpu0[k]) * 1e6 / max(res["requests"], 1)
+                    res["server_rss_mb"] = tree_rss_mb(s.proc.pid)
+                    samples.setdefault((s.name, "GET /clients/{id}/score", connections), []).append(res)
+                if s.kind == "ours":
+                    posts = (("post", "POST /score (applicant)"), ("batch", f"POST /score/batch ({BATCH} ids)"))
+                    for kind, route in posts:
+                        res = wrk(s.url, scripts[kind], 32, seconds)
+                        samples.setdefault((s.name, route, 32), []).append(res)
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return summarise(samples, rounds)
+
+
+def summarise(samples: dict[tuple[str, str, int], list[dict]], rounds: int) -> list[dict]:
+    """One row per (server, route, connections): medians over rounds, ratios to the floor per round."""
+    get = "GET /clients/{id}/score"
     rows = []
-    for name, cmd in servers.items():
-        port = free_port()
-        proc = serve(cmd(port), env, port)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            check = httpx.get(f"{url}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
-            check.raise_for_status()
-            for connections in (1, 32):
-                row = {"name": name, "connections": connections, **wrk(url, ids, connections, seconds)}
-                row["server_rss_mb"] = tree_rss_mb(proc.pid)
-                rows.append(row)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    for row in rows:
-        base = next(r for r in rows if r["name"].startswith("baseline") and r["connections"] == row["connections"])
-        row["throughput_ratio_vs_baseline"] = row["rps"] / base["rps"]
-    shutil.rmtree(work, ignore_errors=True)
+    for (name, route, connections), runs in samples.items():
+        floor = samples.get((FLOOR, get, connections), [])
+        base = samples.get((BASELINE, get, connections), [])
+        row = {
+            "name": name,
+            "route": route,
+            "connections": connections,
+            "rounds": len(runs),
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+        }
+        if route == get and len(floor) == len(runs):
+            ratios = [r["rps"] / f["rps"] for r, f in zip(runs, floor, strict=True)]
+            row["rps_ratio_vs_floor"] = statistics.median(ratios)
+            row["rps_ratio_vs_floor_per_round"] = [round(v, 3) for v in ratios]
+            p50s = [r["p50_ms"] / f["p50_ms"] for r, f in zip(runs, floor, strict=True)]
+            row["p50_ratio_vs_floor"] = statistics.median(p50s)
+        if route == get and len(base) == len(runs):
+            row["throughput_ratio_vs_baseline"] = statistics.median(
+                r["rps"] / b["rps"] for r, b in zip(runs, base, strict=True)
+            )
+        if route.startswith("POST /score/batch"):
+            row["rows_per_s"] = row["rps"] * BATCH
+            row["us_per_row"] = 1e6 / row["rows_per_s"]
+        for k in ("loop_thread_us_per_request", "other_thread_us_per_request"):
+            if all(k in r for r in runs):
+                row[k] = statistics.median(r[k] for r in runs)
+        if "server_rss_mb" in runs[0]:
+            row["server_rss_mb"] = max(r["server_rss_mb"] for r in runs)
+        rows.append(row)
     return rows
+
+
+def budget(rows: list[dict]) -> dict[str, object]:
+    """The issue-20 budget checks on OURS (1 worker, durable log)."""
+    get = "GET /clients/{id}/score"
+    at32 = next(r for r in rows if r["name"] == OURS and r["route"] == get and r["connections"] == 32)
+    at1 = next(r for r in rows if r["name"] == OURS and r["route"] == get and r["connections"] == 1)
+    out: dict[str, object] = {
+        "rps_ratio_vs_floor_32": at32.get("rps_ratio_vs_floor"),
+        "p50_ratio_vs_floor_1": at1.get("p50_ratio_vs_floor"),
+        "baseline_ratio_32": at32.get("throughput_ratio_vs_baseline"),
+    }
+    out["rps_ok"] = (out["rps_ratio_vs_floor_32"] or 0) >= BUDGET_RPS_RATIO
+    out["p50_ok"] = (out["p50_ratio_vs_floor_1"] or 1e9) <= BUDGET_P50_RATIO
+    out["baseline_ok"] = (out["baseline_ratio_32"] or 0) >= 10
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="3,000 clients instead of 20,000")
+    parser.add_argument("--only", help="run only our servers whose name contains this (plus floor and baseline)")
+    parser.add_argument("--granian", help="also serve the floor and ours with granian installed in this folder")
+    args = parser.parse_args()
+    rows = run(args.quick, args.rounds, args.seconds, args.only, args.granian)
+    cols = ["name", "route", "connections", "rps", "p50_ms", "p99_ms", "rps_ratio_vs_floor", "p50_ratio_vs_floor",
+            "throughput_ratio_vs_baseline", "us_per_row", "loop_thread_us_per_request", "other_thread_us_per_request",
+            "non_2xx", "server_rss_mb"]  # fmt: skip
+    print("| " + " | ".join(cols) + " |")
+    print("|" + " --- |" * len(cols))
+    for r in rows:
+        cells = [r.get(c, "") for c in cols]
+        print("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in cells) + " |")
+    for r in rows:
+        if "rps_ratio_vs_floor_per_round" in r:
+            print(f"{r['name']} @ {r['connections']}: ratio per round {r['rps_ratio_vs_floor_per_round']}")
+    if any(r["name"] == OURS for r in rows):
+        print("budget:", json.dumps(budget(rows)))
+
+
+if __name__ == "__main__":
+    main()

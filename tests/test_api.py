@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer
 
-from app.store import default_path
+from app.store import default_path, predlog
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +47,12 @@ def expected(data, ids) -> dict[int, float]:
 def log_rows(db, where: str = "", args: tuple = ()) -> list[tuple]:
     """Rows of the prediction log the API keeps for the data file `db` (the operational store beside it)."""
     conn = apsw.Connection(str(default_path(db)), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
+    try:  # the scored vector: in the row, or kept once per data version for a stored client (store migration 003)
         return list(
             conn.execute(
-                "SELECT request_id, client_id, probability, decision, model_id, role, endpoint, features, latency_ms"
-                f" FROM prediction_log {where}",
+                "SELECT l.request_id, l.client_id, l.probability, l.decision, l.model_id, l.role, l.endpoint,"
+                f" {predlog.VECTOR_EXPR}, l.latency_ms FROM (SELECT * FROM prediction_log {where}) l"
+                f" {predlog.VECTOR_JOIN} ORDER BY l.id",
                 args,
             )
         )

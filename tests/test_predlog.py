@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 import time
@@ -44,7 +45,7 @@ def test_schema_is_idempotent_and_in_wal(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
     cols = [r[1] for r in conn.execute("PRAGMA table_info(prediction_log)")]
     assert cols == ["id", "ts", "request_id", "client_id", "features", "probability", "decision", "model_id",
-                    "latency_ms", "role", "endpoint"]  # fmt: skip
+                    "latency_ms", "role", "endpoint", "data_version"]  # fmt: skip
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'prediction_log_ts'").fetchall()[0][0] == 1
 
 
@@ -179,6 +180,48 @@ def test_group_writer_commits_every_submission_and_isolates_failures(tmp_path):
     )
 
 
+def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypatch):
+    """Requests the loop has in hand share one transaction and one wake-up; one submission fails alone."""
+    import asyncio
+
+    db = tmp_path / "a.db"
+    fresh_db(db).close()
+    writer = predlog.GroupWriter(db)
+    wake_ups = []
+    real = predlog._resolve
+    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    dup = row(99)
+
+    async def main() -> list:
+        await writer.commit([row(0)])  # alone: a group of one, committed at once
+        assert (writer.commits, wake_ups) == (1, [1])
+        return await asyncio.gather(
+            *(writer.commit([row(i) for _ in range(1 + i % 3)]) for i in range(100)),
+            writer.commit([dup, dup]),  # violates UNIQUE(request_id): fails alone, the others commit
+            return_exceptions=True,
+        )
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.close()
+    assert results[:100] == [None] * 100
+    assert isinstance(results[100], predlog.PredictionLogError)
+    assert sum(wake_ups) == 102 and len(wake_ups) <= 3  # the 101 gathered submissions: one group, one wake-up
+    conn = apsw.Connection(str(db))
+    expected = 1 + sum(1 + i % 3 for i in range(100))
+    assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == expected
+
+
+@pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
+def test_durability_setting_sets_synchronous(tmp_path, durability, level):
+    conn = fresh_db(tmp_path / "a.db")
+    predlog.prepare(conn, durability)
+    assert conn.execute("PRAGMA synchronous").fetchall()[0][0] == level
+    with pytest.raises(ValueError, match="durability"):
+        predlog.GroupWriter(tmp_path / "a.db", "fast")
+
+
 def test_group_writer_reports_an_unwritable_log(tmp_path):
     writer = predlog.GroupWriter(tmp_path / "missing.db")  # no such database: never created by the writer
     try:
@@ -208,3 +251,77 @@ def test_busy_write_lock_is_retried_soon_and_given_up_after_the_limit(tmp_path):
     time.sleep(0.03)
     assert handler(2) is False  # past the limit: SQLITE_BUSY reaches the caller
     assert handler(0) is True  # a new wait starts a new clock
+
+
+def test_request_ids_are_unique_ordered_and_new_after_fork():
+    import os
+
+    ids = [predlog.new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and ids == sorted(ids) and all(len(i) == 32 for i in ids)
+    assert all(int(i, 16) >= 0 for i in ids)
+    other = predlog.RequestIds()  # another process (or a restart): another prefix
+    assert other.prefix != predlog.new_request_id.prefix
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child's ids must not repeat the parent's
+        os.write(write, predlog.new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child[:20] != predlog.new_request_id()[:20]
+
+
+def test_a_stored_clients_vector_is_kept_once_per_data_version(tmp_path):
+    """Compact rows: client id + data version in the row, the vector once per (version, client); readers get the
+    exact scored vector back for compact and full rows alike (drift's load_window)."""
+    from app.monitoring.drift import load_window
+
+    conn = fresh_db(tmp_path / "a.db")
+    v1, v2 = np.arange(4, dtype="<f4"), np.arange(4, dtype="<f4") + 10
+    full = row(0, client_id=None)  # an applicant: full vector in the row
+    rows = [dataclasses.replace(row(i, client_id=7), data_version="d1", features=v1.tobytes()) for i in range(3)]
+    rows.append(dataclasses.replace(row(9, client_id=7), data_version="d2", features=v2.tobytes()))
+    predlog.write(conn, [full, *rows])
+    assert conn.execute("SELECT count(*) FROM logged_vectors").fetchall()[0][0] == 2  # (d1, 7) and (d2, 7)
+    sizes = [r[0] for r in conn.execute("SELECT length(features) FROM prediction_log ORDER BY id")]
+    assert sizes == [16, 0, 0, 0, 0]
+    X, _scores, window = load_window(conn, 4)
+    assert window["rows"] == 5
+    got = sorted(tuple(x) for x in X.tolist())
+    assert got == sorted([tuple(np.frombuffer(full.features, "<f4").tolist())] + [tuple(v1.tolist())] * 3
+                         + [tuple(v2.tolist())])  # fmt: skip
+
+
+def test_data_version_needs_both_fingerprints():
+    assert predlog.data_version({}) is None
+    assert predlog.data_version({"data_fingerprint": "a"}) is None
+    a = predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s"})
+    assert a == predlog.data_version({"data_fingerprint": "a", "schema_fingerprint": "s", "ingested_at": "x"})
+    assert a != predlog.data_version({"data_fingerprint": "b", "schema_fingerprint": "s"})
+
+
+def test_api_logs_a_stored_client_compactly_and_an_applicant_in_full(pipeline, tmp_path):
+    """Through the API: GET score and a batch of ids log client id + data version with the vector kept once;
+    an applicant logs its full vector; both read back exactly (the stored row, the posted values)."""
+    from app.monitoring.drift import load_window
+
+    data = copy_pipeline(pipeline, tmp_path)
+    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    (cid, x), *_ = conn.execute("SELECT client_id, x FROM features LIMIT 1").fetchall()
+    names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
+    conn.close()
+    with ApiServer(data.db, data.model_dir, env={"CREDIT_LOG_DURABILITY": "normal"}) as api, api.client() as http:
+        for _ in range(3):
+            assert http.get(f"/clients/{cid}/score", headers=OFFICER).status_code == 200
+        assert http.post("/score/batch", json={"client_ids": [cid]}, headers=OFFICER).status_code == 200
+        applicant = {names[0]: 1.5}
+        assert http.post("/score", json={"features": applicant}, headers=OFFICER).status_code == 200
+    store = apsw.Connection(str(default_path(data.db)), flags=apsw.SQLITE_OPEN_READONLY)
+    rows = store.execute("SELECT client_id, length(features), data_version FROM prediction_log ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == [0, 0, 0, 0, 4 * len(names)]
+    assert len({r[2] for r in rows[:4]}) == 1 and rows[0][2] is not None and rows[4][2] is None
+    assert store.execute("SELECT count(*) FROM logged_vectors").fetchall()[0][0] == 1
+    X, _scores, _window = load_window(store, len(names))  # newest first: the applicant, then the stored client
+    assert X[0][0] == 1.5 and np.isnan(X[0][1:]).all()
+    for i in range(1, 5):
+        assert X[i].tobytes() == x

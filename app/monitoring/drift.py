@@ -92,18 +92,25 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
     since <= ts < until; `last` keeps the most recent N of those. Rows whose feature vector does not
     have n_features values (another model's log) are skipped and counted.
     """
+    from app.store.predlog import scored_vectors
+
     t0, t1 = parse_time(since), parse_time(until)
-    where, params = ["length(features) = ?"], [4 * n_features]
+    try:  # the exact scored vector: in the row, or kept once per data version (sql/store/003_compact_rows.sql)
+        source, vector = scored_vectors(conn)
+    except Exception:  # noqa: BLE001 - an unreadable store fails below with its own message
+        source, vector = "prediction_log l", "l.features"
+    where, params = [f"length({vector}) = ?"], [4 * n_features]
     if t0 is not None:
-        where.append("ts >= ?")
+        where.append("l.ts >= ?")
         params.append(t0)
     if t1 is not None:
-        where.append("ts < ?")
+        where.append("l.ts < ?")
         params.append(t1)
     if model_id:
-        where.append("model_id = ?")
+        where.append("l.model_id = ?")
         params.append(model_id)
-    sql = f"SELECT features, probability, ts FROM prediction_log WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC"
+    sql = f"SELECT {vector}, l.probability, l.ts FROM {source} WHERE {' AND '.join(where)}"
+    sql += " ORDER BY l.ts DESC, l.id DESC"
     if last is not None:
         if last <= 0:
             raise DriftError("--last must be a positive number of predictions")

@@ -20,6 +20,7 @@ from litestar.params import Parameter
 
 from app.service.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError
 from app.service.http import operation as _operation
+from app.store import predlog
 
 REPORT_TTL_S = 60.0
 _lock = threading.Lock()
@@ -55,8 +56,9 @@ class DriftReportController(Controller):
         conn = svc.log_conn()
         lo = 0.0 if since is None else since
         try:
+            source, vector = predlog.scored_vectors(conn)  # a stored client's vector is kept once per data version
             n, last_id = conn.execute(
-                "SELECT count(*), max(id) FROM prediction_log WHERE ts >= ? AND length(features) = ?",
+                f"SELECT count(*), max(l.id) FROM {source} WHERE l.ts >= ? AND length({vector}) = ?",
                 (lo, 4 * len(svc.feature_names)),
             ).fetchall()[0]
         except apsw.Error as exc:

@@ -11,9 +11,9 @@ Design notes (kept short; the README's API section is built from them):
   are 400 (app.service.http).
 - Every error, Litestar's own included (404 route, 405, 413, 500), has the shape {"error": str, "detail": ...}
   (`app.service.schemas.Error`, one OpenAPI component every error response refers to); a 500 never carries a traceback.
-- Auth: `Authorization: Bearer KEY`, roles officer < risk < admin (app.service.auth,
-  the guard in app.service.http). /healthz, /readyz
-  and /schema* are open.
+- Auth: `Authorization: Bearer KEY`, roles officer < risk < admin (app.service.auth), checked by the ASGI
+  middleware `auth_middleware` in app.service.http (after routing, before the handler). /healthz, /readyz and
+  /schema* are open.
 - Scoring handlers are light (one SQL statement does lookup + inference) and run on the event loop thread;
   heavier ones (monitoring, population, readiness, explain, drift) run in worker threads.
 - Prediction log (app.store.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
@@ -39,7 +39,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from app import __version__
 from app.config import Settings
 from app.monitoring.drift_report import DriftReportController
-from app.service.http import EXCEPTION_HANDLERS, auth_guard, json_not_found_under_schema
+from app.service.http import EXCEPTION_HANDLERS, auth_middleware, json_not_found_under_schema
 from app.service.portfolio import PortfolioController, warm_up
 from app.service.routes import CONTROLLERS
 from app.service.routes.openapi import components
@@ -55,12 +55,11 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[*CONTROLLERS, OutcomesController, PortfolioController, DriftReportController],
         dependencies={"svc": service_provider(svc)},
-        guards=[auth_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.body_max,
         lifespan=[lifespan],
         on_startup=[warm_up],
-        middleware=[json_not_found_under_schema],
+        middleware=[json_not_found_under_schema, auth_middleware(svc.ring)],
         state=State({"service": svc}),
         logging_config=None,
         debug=False,

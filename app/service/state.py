@@ -17,14 +17,12 @@ HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.h
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +67,7 @@ class Service:
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Explainer | None = None
-        self.writer = predlog.GroupWriter(self.log_db_path)
+        self.writer = predlog.GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         self.lib_stamp: tuple[int, ...] | None = None
 
@@ -203,7 +201,9 @@ class Service:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
-        setattr(self.local, attr, (conn, ident))
+        from app.scoring.db import read_meta
+
+        setattr(self.local, attr, (conn, ident, predlog.data_version(read_meta(conn))))
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -260,7 +260,7 @@ class Service:
     async def write_log(self, rows: list[predlog.LogRow]) -> None:
         """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be."""
         try:
-            await asyncio.wrap_future(self.writer.submit(rows))
+            await self.writer.commit(rows)
         except predlog.PredictionLogError as exc:
             log.error("prediction log write failed: %s", exc)
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc
@@ -329,19 +329,34 @@ class Service:
         return self.require_model().decide(p)
 
     def row(
-        self, request: Request, endpoint: str, t0: float, client_id: int | None, x: bytes, p: float, d: str
+        self,
+        request: Request,
+        endpoint: str,
+        t0: float,
+        client_id: int | None,
+        x: bytes,
+        p: float,
+        d: str,
+        model: ModelBundle | None = None,
+        stored: bool = False,
     ) -> predlog.LogRow:
+        """The log row of one answer; `model`: the bundle the handler scored with (its require_model() result),
+        so a request checks the library file once, not once per helper. `stored`: `x` is the client's vector as
+        read by this thread's data connection (GET score, a batch of ids), so the row carries that file's data
+        version instead of the vector (kept once per version and client, app.store.predlog)."""
+        version = self.local.conn[2] if stored and client_id is not None else None
         return predlog.LogRow(
             ts=time.time(),
-            request_id=str(uuid.uuid4()),
+            request_id=predlog.new_request_id(),
             client_id=client_id,
             features=x,
             probability=p,
             decision=d,
-            model_id=self.require_model().model_id,
+            model_id=(model or self.require_model()).model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
-            role=getattr(request.state, "role", "unknown"),
+            role=(request.scope.get("state") or {}).get("role", "unknown"),  # set by auth_middleware
             endpoint=endpoint,
+            data_version=version,
         )
 
 

@@ -4,10 +4,12 @@ Table `prediction_log` (sql/store/001_prediction_log.sql) lives in the operation
 SQLite file, `--log-db`), never in the data database that `credit ingest` replaces. Each write is one
 `BEGIN IMMEDIATE ... COMMIT` transaction (a batch request is one transaction for all its rows) on a
 connection in WAL mode with a busy timeout, so several worker processes writing at once wait for the
-write lock instead of failing with "database is locked". Commits use `synchronous=FULL`: once a
-response has been sent, its row survives a crash or a power cut. The API writes through `GroupWriter`
-(one thread per process): requests that arrive during a commit share the next one, so durability
-costs about one fsync per burst rather than one per request.
+write lock instead of failing with "database is locked". Commits use `synchronous=FULL` by default
+(CREDIT_LOG_DURABILITY=full: once a response has been sent, its row survives a crash or a power cut);
+`normal` (synchronous=NORMAL) keeps every answered row across a crash or kill -9 of the process, not a power cut.
+The API writes through `GroupWriter` (one thread per process): the requests the event loop has in hand are
+handed over as one group, groups queued during a commit share the next one, and each group is answered with
+one wake-up of the loop, so durability costs about one fsync per burst rather than one per request.
 
 Choice: when the log cannot be written (read-only database, disk full, missing table), the write
 raises `PredictionLogError` and the API answers 503 {"error": "prediction log unavailable"} instead
@@ -18,6 +20,8 @@ Imports only the standard library, numpy and apsw (this is on the scoring path).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,69 @@ from app import store
 BUSY_TIMEOUT_MS = 30_000
 BUSY_RETRY_S = 0.0005  # pause between tries of a busy write lock
 HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
+# CREDIT_LOG_DURABILITY -> PRAGMA synchronous of the log writers (WAL mode). full: every COMMIT is fsync'd, an
+# answered score survives a power cut. normal: the WAL is fsync'd at checkpoints only, an answered score survives
+# a crash or kill -9 of the process (the OS has the pages) but the last commits may be lost on a power cut.
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-    " latency_ms, role, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " latency_ms, role, endpoint, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+VECTOR_SQL = "INSERT OR IGNORE INTO logged_vectors (data_version, client_id, x) VALUES (?, ?, ?)"
+# the scored vector of a log row `l` (join logged_vectors v): what drift and audit read (sql/store/003_compact_rows.sql)
+VECTOR_JOIN = "LEFT JOIN logged_vectors v ON v.data_version = l.data_version AND v.client_id = l.client_id"
+VECTOR_EXPR = "coalesce(v.x, l.features)"
+
+
+def scored_vectors(conn: apsw.Connection) -> tuple[str, str]:
+    """(FROM clause with the log as `l`, SQL expression of each row's scored vector) for readers of the vectors
+    (drift, audit): the log joined with logged_vectors, or the log alone in a store not migrated to 003 yet."""
+    has = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'logged_vectors'").fetchall()
+    return (f"prediction_log l {VECTOR_JOIN}", VECTOR_EXPR) if has else ("prediction_log l", "l.features")
+
+
+def data_version(meta: dict[str, str]) -> str | None:
+    """The version of a data file's feature vectors: a digest of its data and feature-schema fingerprints (the
+    `meta` table written by `credit ingest`), so two imports of the same data share it. None when the file has
+    no fingerprints (then scores log their full vector)."""
+    import hashlib
+
+    data, schema = meta.get("data_fingerprint"), meta.get("schema_fingerprint")
+    if not data or not schema:
+        return None
+    return hashlib.sha256(f"{data}\0{schema}".encode()).hexdigest()[:16]
+
+
+class RequestIds:
+    """Request ids: 32 hex digits = this process's start in ms (12) + 32 random bits (8) + a counter (12).
+
+    Unique across worker processes and restarts (two processes would need the same start millisecond AND the
+    same 32 random bits), ordered by time within a process, and cheap: one counter step and one format per id
+    (a uuid4 reads the OS random source each time), and the UNIQUE index on request_id is appended to at one
+    place per process instead of at a random place per row."""
+
+    def __init__(self) -> None:
+        import itertools
+        import secrets
+
+        self.prefix = f"{time.time_ns() // 1_000_000:012x}{secrets.randbits(32):08x}"
+        self._next = itertools.count(1).__next__
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{self._next():012x}"
+
+
+new_request_id = RequestIds()  # one per process: a forked child draws a new prefix (below)
+
+
+def _new_prefix_after_fork() -> None:
+    global new_request_id
+    new_request_id = RequestIds()
+
+
+os.register_at_fork(after_in_child=_new_prefix_after_fork)
 
 
 class PredictionLogError(RuntimeError):
@@ -54,27 +115,29 @@ class LogRow:
     latency_ms: float
     role: str
     endpoint: str
+    data_version: str | None = None  # set for a stored client's own vector: kept once in logged_vectors
 
     def as_tuple(self) -> tuple:
         return (
             self.ts,
             self.request_id,
             self.client_id,
-            self.features,
+            b"" if self.data_version is not None else self.features,
             self.probability,
             self.decision,
             self.model_id,
             self.latency_ms,
             self.role,
             self.endpoint,
+            self.data_version,
         )
 
 
-def prepare(conn: apsw.Connection) -> None:
+def prepare(conn: apsw.Connection, durability: str = "full") -> None:
     """Per-connection settings for log writers: retry a busy write lock often (for up to BUSY_TIMEOUT_MS),
-    durable commits."""
+    commits as durable as `durability` says (DURABILITY)."""
     conn.set_busy_handler(_retry_every(BUSY_RETRY_S, BUSY_TIMEOUT_MS / 1000))
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
 
 
 def _retry_every(pause_s: float, limit_s: float):
@@ -115,6 +178,9 @@ def write(conn: apsw.Connection, rows: list[LogRow]) -> None:
         raise PredictionLogError(f"{type(exc).__name__}: {exc}") from exc
     try:
         conn.executemany(INSERT_SQL, [r.as_tuple() for r in rows])
+        vectors = [(r.data_version, r.client_id, r.features) for r in rows if r.data_version is not None]
+        if vectors:
+            conn.executemany(VECTOR_SQL, vectors)
         conn.execute("COMMIT")
     except apsw.Error as exc:
         try:
@@ -190,38 +256,84 @@ def summary(conn: apsw.Connection, since: float | None = None, until: float | No
 
 
 class GroupWriter:
-    """Group commit: one thread owns a write connection; callers submit rows and wait for their commit.
+    """Group commit: one thread owns a write connection; callers hand it rows and wait for their COMMIT.
 
-    Rows submitted while a commit is in progress are written together in the next transaction, so a
-    burst of N concurrent requests costs about one durable commit (fsync) instead of N. Each submission
-    is atomic (a batch request's rows are in the same transaction). If a group's commit fails, every
-    submission of the group is retried alone so that one bad submission cannot fail the others.
+    From the event loop (`await writer.commit(rows)`, what the API does): submissions made while the loop runs
+    the callbacks that are ready now (the other requests it has already read) are gathered into one group, handed
+    to the writer thread once (`call_soon`: the group closes as soon as the loop has run what was ready, so a
+    request alone is handed over at once, with no linger), and the whole group's futures are resolved with ONE
+    `call_soon_threadsafe` after its COMMIT: one thread hand-off and one loop wake-up per group, not per request.
+    Groups queued while a commit runs are merged into the next transaction (up to MAX_GROUP rows): the more
+    requests in flight, the bigger the group; a request alone pays one commit.
+
+    From a plain thread (`writer.submit(rows)` -> concurrent.futures.Future): the same writer, a group of one.
+
+    Each submission is atomic (a batch request's rows are in the same transaction). If a group's commit fails,
+    every submission of the group is retried alone so that one bad submission cannot fail the others. A future
+    is resolved only after the transaction holding its rows committed (kill -9 safe with either durability).
     """
 
     MAX_GROUP = 2000  # rows per transaction, at most
 
-    def __init__(self, db_path: str | Path):
-        """`db_path` is the operational store (app.store), whose schema is already migrated."""
+    def __init__(self, db_path: str | Path, durability: str = "full"):
+        """`db_path` is the operational store (app.store), whose schema is already migrated; `durability` is
+        DURABILITY's key (CREDIT_LOG_DURABILITY)."""
         import queue
         import threading
 
+        if durability not in DURABILITY:
+            raise ValueError(f"log durability must be one of {sorted(DURABILITY)}, not {durability!r}")
         self.db_path = str(db_path)
+        self.durability = durability
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._threading = threading
+        self._pending: dict[object, list] = {}  # event loop -> [(rows, asyncio future)] not yet handed over
+        self.commits = 0  # transactions committed, and the submissions and rows they held (for the benchmarks)
+        self.submissions = 0
+        self.rows = 0
+
+    # ---- callers ------------------------------------------------------------------------------------------------
+
+    async def commit(self, rows: list[LogRow]) -> None:
+        """Return once `rows` are committed (raise PredictionLogError if they cannot be); event-loop callers."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            self._pending[loop] = [(rows, fut)]
+            loop.call_soon(self._hand_over, loop)
+        else:
+            pending.append((rows, fut))
+        await fut
 
     def submit(self, rows: list[LogRow]):
-        """Queue rows; returns a concurrent.futures.Future resolved after COMMIT (or PredictionLogError)."""
+        """Queue rows from any thread; returns a concurrent.futures.Future resolved after COMMIT (or
+        PredictionLogError)."""
         from concurrent.futures import Future
 
         fut: Future = Future()
-        with self._lock:
-            if self._thread is None:
-                self._thread = self._threading.Thread(target=self._run, name="prediction-log", daemon=True)
-                self._thread.start()
-            self._queue.put((rows, fut))
+
+        def done(results: list[Exception | None]) -> None:
+            if results[0] is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(results[0])
+
+        self._put(([rows], done))
         return fut
+
+    def stats(self) -> dict[str, float]:
+        """Commits so far and the mean submissions (requests) and rows per commit."""
+        n = max(self.commits, 1)
+        return {
+            "commits": self.commits,
+            "submissions_per_commit": self.submissions / n,
+            "rows_per_commit": self.rows / n,
+        }
 
     def close(self, timeout: float = 30.0) -> None:
         with self._lock:
@@ -231,9 +343,33 @@ class GroupWriter:
         if thread is not None:
             thread.join(timeout)
 
+    # ---- the loop side ----------------------------------------------------------------------------------------
+
+    def _hand_over(self, loop) -> None:
+        """On the loop, after the callbacks that were ready: hand the gathered group to the writer thread."""
+        group = self._pending.pop(loop, [])
+        if not group:
+            return
+        futures = [f for _rows, f in group]
+
+        def done(results: list[Exception | None]) -> None:  # on the writer thread: one wake-up for the group
+            with contextlib.suppress(RuntimeError):  # RuntimeError: the loop was closed, nobody is waiting
+                loop.call_soon_threadsafe(_resolve, futures, results)
+
+        self._put(([rows for rows, _f in group], done))
+
+    def _put(self, item) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = self._threading.Thread(target=self._run, name="prediction-log", daemon=True)
+                self._thread.start()
+            self._queue.put(item)
+
+    # ---- the writer thread ------------------------------------------------------------------------------------
+
     def _open(self) -> apsw.Connection:
         conn = apsw.Connection(self.db_path, flags=apsw.SQLITE_OPEN_READWRITE)
-        prepare(conn)
+        prepare(conn, self.durability)
         return conn
 
     def _run(self) -> None:
@@ -245,9 +381,9 @@ class GroupWriter:
             item = self._queue.get()
             if item is None:
                 break
-            group = [item]
-            n = len(item[0])
-            while n < self.MAX_GROUP:
+            batches = [item]
+            n = sum(len(rows) for rows in item[0])
+            while n < self.MAX_GROUP:  # merge what queued up during the previous commit
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -255,33 +391,58 @@ class GroupWriter:
                 if nxt is None:
                     stop = True
                     break
-                group.append(nxt)
-                n += len(nxt[0])
+                batches.append(nxt)
+                n += sum(len(rows) for rows in nxt[0])
+            subs = [rows for b in batches for rows in b[0]]
             try:
                 if conn is None:
                     conn = self._open()
             except apsw.Error as exc:
                 err = PredictionLogError(f"{type(exc).__name__}: {exc}")
-                for _rows, fut in group:
-                    fut.set_exception(err)
-                continue
-            try:
-                write(conn, [r for rows, _fut in group for r in rows])
-            except PredictionLogError:
-                failed = False
-                for rows, fut in group:  # isolate the failing submission(s)
-                    try:
-                        write(conn, rows)
-                    except PredictionLogError as exc:
-                        failed = True
-                        fut.set_exception(exc)
-                    else:
-                        fut.set_result(None)
+                results: list[Exception | None] = [err] * len(subs)
+            else:
+                results, failed = self._write_group(conn, subs)
                 if failed:  # e.g. opened while the file was read-only: the next group opens it afresh
                     conn.close()
                     conn = None
-                continue
-            for _rows, fut in group:
-                fut.set_result(None)
+            i = 0
+            for b in batches:
+                k = len(b[0])
+                b[1](results[i : i + k])
+                i += k
         if conn is not None:
             conn.close()
+
+    def _write_group(self, conn: apsw.Connection, subs: list[list[LogRow]]) -> tuple[list[Exception | None], bool]:
+        """Commit every submission; (per-submission result: None or the error, whether any failed)."""
+        try:
+            write(conn, [r for rows in subs for r in rows])
+        except PredictionLogError:
+            results: list[Exception | None] = []
+            for rows in subs:  # isolate the failing submission(s)
+                try:
+                    write(conn, rows)
+                except PredictionLogError as exc:
+                    results.append(exc)
+                else:
+                    self._count(1, len(rows))
+                    results.append(None)
+            return results, any(r is not None for r in results)
+        self._count(len(subs), sum(len(rows) for rows in subs))
+        return [None] * len(subs), False
+
+    def _count(self, submissions: int, rows: int) -> None:
+        self.commits += 1
+        self.submissions += submissions
+        self.rows += rows
+
+
+def _resolve(futures: list, results: list[Exception | None]) -> None:
+    """On the event loop: settle a whole group's futures (one call per group)."""
+    for fut, res in zip(futures, results, strict=True):
+        if fut.done():  # cancelled (the client went away): its rows are committed all the same
+            continue
+        if res is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(res)

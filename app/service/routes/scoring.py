@@ -43,12 +43,13 @@ class ScoringController(Controller):
 
     @get("/clients/{client_id:str}/score", opt=OFFICER, responses=errors(400, 401, 403, 404, 503),
          operation_class=operation(path_ids=("client_id",)))  # fmt: skip
-    async def client_score(self, svc: Service, request: Request, client_id: str) -> s.ClientScore:
+    async def client_score(self, request: Request, client_id: str) -> s.ClientScore:
         """Probability of default and decision for a known client (one SQL statement: lookup + inference).
 
         The score is written to the prediction log before this answer is sent (503 if it cannot be).
         """
         t0 = time.perf_counter()
+        svc: Service = request.app.state.service  # not a dependency: nothing for Litestar to resolve per request
         cid = parse_id(client_id)
         model = svc.require_model()
         rows = svc.score_query("SELECT client_id, score_features(x), x FROM features WHERE client_id = ?", (cid,))
@@ -56,8 +57,8 @@ class ScoringController(Controller):
             raise ApiError(404, "unknown client", {"client_id": cid})
         row = rows[0][1:]
         p = finite(row[0])
-        d = svc.decide(p)
-        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d)
+        d = model.decide(p)
+        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d, model, stored=True)
         await svc.write_log([entry])
         return client_score(s.ClientScore, entry, np.frombuffer(row[1], dtype="<f4"), model.threshold)
 
@@ -146,7 +147,7 @@ class ScoringController(Controller):
                 d = svc.decide(p)
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d)
+                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, model, stored=True)
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
