@@ -473,10 +473,27 @@ def compile_model(
 @click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
 @click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
 @click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
-def compile_command(model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
-    """Compile the model to a native library (parity-checked against LightGBM)."""
+@click.option("--challenger", is_flag=True, help="install the compiled model as the challenger of the serving folder")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="serving folder for --challenger [env CREDIT_MODEL_DIR, default compiled/]",
+)
+def compile_command(
+    model_dir: str | None, cc: str | None, opt: str, no_tl2cgen: bool, challenger: bool, into: str | None
+) -> None:
+    """Compile the model to a native library (parity-checked against LightGBM).
+
+    With --challenger, the model trained in --model DIR is compiled into a new bundle of the serving folder
+    (--into) and scored in shadow beside the champion; `credit promote` makes it the champion."""
     from app.config import load_settings
 
+    if challenger:
+        from app.cli.promote import install_command_body
+
+        install_command_body(model_dir, into, cc=cc, opt=opt, no_tl2cgen=no_tl2cgen)
+        return
     settings = load_settings(model_dir=model_dir)
     try:
         lib = compile_model(

@@ -34,7 +34,7 @@ HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-    " latency_ms, role, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " latency_ms, role, endpoint, challenger_score, challenger_model_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -54,6 +54,8 @@ class LogRow:
     latency_ms: float
     role: str
     endpoint: str
+    challenger_score: float | None = None  # the shadow challenger's score of the same features (sql/store/004)
+    challenger_model_id: str | None = None
 
     def as_tuple(self) -> tuple:
         return (
@@ -67,6 +69,8 @@ class LogRow:
             self.latency_ms,
             self.role,
             self.endpoint,
+            self.challenger_score,
+            self.challenger_model_id,
         )
 
 

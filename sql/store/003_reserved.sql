@@ -1,0 +1,3 @@
+-- Store migration 003: a placeholder on branch issue-19 only. Number 003 belongs to the prediction log's speed
+-- work (another branch, merged separately); the challenger's migration is 004. At merge, keep the other
+-- branch's 003 and delete this file (migrations must be numbered 1..N without gaps).
