@@ -159,3 +159,19 @@ def describe(serving: Path | str) -> dict[str, str | None]:
             with contextlib.suppress(ModelError):
                 out[role] = read_manifest(folder)[0].model_id
     return out
+
+
+def thresholds(serving: Path | str) -> dict[str, float]:
+    """model id -> threshold of every bundle of a serving folder (and of a plain folder's own model): the
+    challenger's decision rule for `credit performance`'s comparison (its decisions are not logged)."""
+    serving = Path(serving)
+    folders = [serving]
+    root = serving / layout.BUNDLES
+    if root.is_dir():
+        folders += [f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")]
+    out: dict[str, float] = {}
+    for folder in folders:
+        with contextlib.suppress(ModelError):
+            manifest = read_manifest(folder)[0]
+            out[manifest.model_id] = float(manifest.threshold)
+    return out

@@ -319,6 +319,7 @@ class PerformanceReport(msgspec.Struct, kw_only=True):
     overall: dict[str, Any] | None
     models: Any
     seconds: float
+    challenger: list[dict[str, Any]] = []  # champion vs challenger on the same clients (shadow rows)
 
 
 class FairnessReport(msgspec.Struct, kw_only=True):

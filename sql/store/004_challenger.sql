@@ -5,3 +5,8 @@
 -- Written by app/store/predlog.py; compared by app/monitoring/performance.py (`credit performance`).
 ALTER TABLE prediction_log ADD COLUMN challenger_score REAL;
 ALTER TABLE prediction_log ADD COLUMN challenger_model_id TEXT;
+-- The challenger comparison reads only the shadow rows, from this partial covering index (never the rows with
+-- their feature vectors): latest shadow decision per client before its outcome, and the score distributions.
+CREATE INDEX IF NOT EXISTS prediction_log_shadow
+    ON prediction_log (client_id, ts, decision, probability, model_id, challenger_score, challenger_model_id)
+    WHERE challenger_score IS NOT NULL;

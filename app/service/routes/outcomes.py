@@ -21,6 +21,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
 from app.monitoring import outcomes as oc
+from app.scoring.challenger import thresholds as challenger_thresholds
 from app.service.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError, decode
 from app.service.http import operation as _operation
 from app.service.schemas import FairnessReport, PerformanceReport
@@ -159,6 +160,7 @@ class OutcomesController(Controller):
                 last=last,
                 period=period,
                 min_outcomes=svc.settings.min_outcomes,
+                thresholds=challenger_thresholds(svc.model_dir),
             )
             return msgspec.convert(rep, PerformanceReport)
         except performance.PerformanceError as exc:
