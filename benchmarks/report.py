@@ -71,6 +71,21 @@ SECTIONS = {
             "explain_ms_p99",
         ],
     ),
+    "shadow": (
+        "Shadow scoring: the same server without and with a challenger (wrk, alternated rounds, medians)",
+        [
+            "name",
+            "connections",
+            "p50_ms",
+            "p99_ms",
+            "rps",
+            "p50_ratio_vs_without",
+            "throughput_ratio_vs_without",
+            "budget",
+            "within_budget",
+            "non_2xx",
+        ],
+    ),
     "explain": (
         "Explanations and what-if",
         [

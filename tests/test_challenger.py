@@ -1,14 +1,14 @@
 """A challenger in shadow (issue 19 item 4): install, SQL challenger_*, shadow log rows, promote / rollback under
 load on a real server, refusal of a bundle that fails verification.
 
-The challenger is the session pipeline's model with the first tree's leaf values changed (a different model id
-and different scores, compiled through the same parity gates), so no second training run is needed.
+The challenger is the session pipeline's model with the first tree's leaf values changed
+(benchmarks.bench_shadow.perturbed_copy: a different model id and different scores, compiled through the same
+parity gates), so no second training run is needed.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import threading
 import time
@@ -27,30 +27,7 @@ from app.model.compile import compile_model
 from app.scoring import layout
 from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.challenger import install_challenger, promote, rollback
-
-
-def make_challenger_source(model_dir: Path, dest: Path) -> Path:
-    """A model folder like `model_dir` whose model.txt has the first tree's leaves scaled (a new model id)."""
-    import hashlib
-    import json
-
-    dest.mkdir(parents=True)
-    text = (model_dir / "model.txt").read_text()
-    text = re.sub(r"^tree_sizes=.*\n", "", text, count=1, flags=re.M)  # sizes change with the leaves
-
-    def scale(m: re.Match) -> str:
-        return "leaf_value=" + " ".join(repr(float(v) * 1.5 + 0.05) for v in m.group(1).split())
-
-    text = re.sub(r"^leaf_value=(.*)$", scale, text, count=1, flags=re.M)
-    (dest / "model.txt").write_text(text)
-    manifest = json.loads((model_dir / MANIFEST).read_text())
-    manifest.pop("library", None)
-    manifest["model_id"] = hashlib.sha256(text.encode()).hexdigest()
-    (dest / MANIFEST).write_text(json.dumps(manifest))
-    for name in ("reference.npy", "reference_scores.npy"):
-        if (model_dir / name).is_file():
-            shutil.copy(model_dir / name, dest / name)
-    return dest
+from benchmarks.bench_shadow import perturbed_copy
 
 
 def quick_compile(folder: Path) -> dict:
@@ -62,7 +39,7 @@ def shadow(pipeline, tmp_path_factory):
     """A private pipeline copy whose serving folder has the pipeline's model as champion and a challenger."""
     root = tmp_path_factory.mktemp("challenger")
     data = copy_pipeline(pipeline, root / "data")
-    src = make_challenger_source(pipeline.model_dir, root / "next")
+    src = perturbed_copy(pipeline.model_dir, root / "next")
     champion_id = ModelBundle.load(data.model_dir).model_id
     challenger = install_challenger(src, data.model_dir, quick_compile)
     data.champion_id, data.challenger_id, data.src = champion_id, challenger.model_id, src
@@ -120,7 +97,7 @@ def test_challenger_trained_in_the_serving_folder_is_refused(shadow):
 
 def test_a_tampered_challenger_is_not_loaded_nor_promoted(pipeline, tmp_path):
     data = copy_pipeline(pipeline, tmp_path / "data")
-    src = make_challenger_source(pipeline.model_dir, tmp_path / "next")
+    src = perturbed_copy(pipeline.model_dir, tmp_path / "next")
     chal = install_challenger(src, data.model_dir, quick_compile)
     with open(chal.library_path, "ab") as fh:  # the library no longer matches its manifest's sha256
         fh.write(b"\0")
@@ -145,7 +122,8 @@ def test_sql_challenger_score_equals_the_challenger_library(shadow):
     try:
         rows = conn.execute(
             "SELECT client_id, x, score(client_id), challenger_score(client_id), challenger_decision(client_id),"
-            " challenger_model_id(), model_id(), challenger_model_threshold() FROM features ORDER BY client_id LIMIT 300"
+            " challenger_model_id(), model_id(), challenger_model_threshold()"
+            " FROM features ORDER BY client_id LIMIT 300"
         ).fetchall()
         assert conn.execute("SELECT challenger_score(-1), challenger_score(NULL)").fetchall() == [(None, None)]
         with pytest.raises(apsw.SQLError, match="challenger_score"):
@@ -169,7 +147,10 @@ def test_sqlite3_shell_loads_both(shadow):
         pytest.skip("no sqlite3 shell")
     cid = client_ids(shadow.db, 1)[0]
     folder = shadow.model_dir
-    script = f".load {folder}/score\n.load {folder}/challenger/challenger\nSELECT model_id(), challenger_model_id(), challenger_score({cid}) = challenger_score({cid});\n"
+    script = (
+        f".load {folder}/score\n.load {folder}/challenger/challenger\n"
+        f"SELECT model_id(), challenger_model_id(), challenger_score({cid}) = challenger_score({cid});\n"
+    )
     out = subprocess.run([sqlite3, "-readonly", str(shadow.db)], input=script, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"{shadow.champion_id}|{shadow.challenger_id}|1"
@@ -198,7 +179,10 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
         assert cp == pair.challenger.predict_row(xs[cid])
         assert d == pair.champion.decide(p)
     for item in batch["results"]:
-        assert logged[item["request_id"]][4:] == (pair.challenger.predict_row(xs[item["client_id"]]), shadow.challenger_id)
+        assert logged[item["request_id"]][4:] == (
+            pair.challenger.predict_row(xs[item["client_id"]]),
+            shadow.challenger_id,
+        )
 
 
 # ---------------------------------------------------------------- promote and rollback under load
@@ -206,7 +190,7 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
 
 def test_promote_and_rollback_under_load(pipeline, tmp_path):
     data = copy_pipeline(pipeline, tmp_path / "data")
-    src = make_challenger_source(pipeline.model_dir, tmp_path / "next")
+    src = perturbed_copy(pipeline.model_dir, tmp_path / "next")
     champion = ModelBundle.load(data.model_dir).model_id
     challenger = install_challenger(src, data.model_dir, quick_compile).model_id
     ids = client_ids(data.db, 200)
@@ -245,17 +229,18 @@ def test_promote_and_rollback_under_load(pipeline, tmp_path):
     after = [logged[r.request_id][3] for r in results if r.sent_at > rolled_back_at + 1.0]
     assert after and set(after) == {champion}
     assert last["model_id"] == champion
-    # each row is consistent: the decision is the deciding model's
-    pair = {champion: ModelBundle.load(layout.role_dir(data.model_dir, "champion"))}
-    for r in results[:50]:
-        cid, p, d, model_id, *_ = logged[r.request_id]
-        assert r.probability == p and model_id in (champion, challenger)
-    assert pair
+    # each answer is its log row, and the decision is the deciding model's (both share the threshold here)
+    bundles = {
+        b.model_id: b for b in (ModelBundle.load(layout.role_dir(data.model_dir, r)) for r in ("champion", "previous"))
+    }
+    for r in results:
+        _cid, p, d, model_id, _cp, _cm = logged[r.request_id]
+        assert r.probability == p and d == bundles[model_id].decide(p)
 
 
 def test_cli_promote_status_and_rollback(pipeline, tmp_path):
     data = copy_pipeline(pipeline, tmp_path / "data")
-    src = make_challenger_source(pipeline.model_dir, tmp_path / "next")
+    src = perturbed_copy(pipeline.model_dir, tmp_path / "next")
     runner = CliRunner()
     champion = ModelBundle.load(data.model_dir).model_id
     result = runner.invoke(cli, ["promote", "--model", str(data.model_dir)])
@@ -277,3 +262,51 @@ def test_cli_promote_status_and_rollback(pipeline, tmp_path):
     assert ModelBundle.load(data.model_dir).model_id == champion
     result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--rollback"])  # and back again
     assert ModelBundle.load(data.model_dir).model_id == challenger
+
+
+# ---------------------------------------------------------------- realised performance: the comparison
+
+
+def test_performance_compares_champion_and_challenger_on_the_same_clients(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from app import store
+    from app.monitoring import performance
+    from app.store import predlog
+
+    conn = store.open_store(tmp_path / "log.db")
+    rng = np.random.default_rng(3)
+    n = 600
+    y = rng.random(n) < 0.2
+    p1 = np.clip(0.15 + 0.3 * y + rng.normal(0, 0.15, n), 0, 1)
+    p2 = np.clip(0.15 + 0.4 * y + rng.normal(0, 0.12, n), 0, 1)
+    rows = []
+    for i in range(n):
+        shadow = i % 3 != 0  # a third were scored before the challenger was installed
+        rows.append(
+            predlog.LogRow(
+                ts=1000.0 + i, request_id=f"r{i}", client_id=i + 1, features=b"", probability=float(p1[i]),
+                decision="refuse" if p1[i] >= 0.3 else "accept", model_id="champ", latency_ms=1.0, role="officer",
+                endpoint="GET /clients/{id}/score", challenger_score=float(p2[i]) if shadow else None,
+                challenger_model_id="chal" if shadow else None,
+            )
+        )  # fmt: skip
+    predlog.write(conn, rows)
+    conn.executemany(
+        "INSERT INTO outcomes (client_id, defaulted, observed_at, source, recorded_at) VALUES (?, ?, ?, 'test', 0)",
+        [(i + 1, int(y[i]), 5000.0) for i in range(n)],
+    )
+    rep = performance.report(conn, fn_cost=10, fp_cost=1, min_outcomes=50, thresholds={"chal": 0.4}, period="all")
+    conn.close()
+    assert rep["matched"] == n
+    [c] = rep["challenger"]
+    shadow = np.array([i % 3 != 0 for i in range(n)])
+    assert (c["champion_model_id"], c["challenger_model_id"], c["matched"]) == ("champ", "chal", int(shadow.sum()))
+    assert c["shadow_rows"] == int(shadow.sum())
+    assert c["champion"]["auc"] == pytest.approx(roc_auc_score(y[shadow], p1[shadow]), abs=1e-12)
+    assert c["challenger"]["auc"] == pytest.approx(roc_auc_score(y[shadow], p2[shadow]), abs=1e-12)
+    assert c["challenger"]["approval_rate"] == pytest.approx(float(np.mean(p2[shadow] < 0.4)))
+    assert c["decisions_differ"] == pytest.approx(float(np.mean((p1[shadow] >= 0.3) != (p2[shadow] >= 0.4))))
+    d = c["score_distribution"]
+    assert sum(d["champion"]) == sum(d["challenger"]) == int(shadow.sum())
+    assert d["challenger_refusal_rate"] == pytest.approx(float(np.mean(p2[shadow] >= 0.4)))
