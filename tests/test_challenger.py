@@ -139,6 +139,16 @@ def test_sql_challenger_score_equals_the_challenger_library(shadow):
     assert {r[5] for r in rows} == {shadow.challenger_id} and {r[6] for r in rows} == {shadow.champion_id}
 
 
+def test_credit_sql_has_the_challenger_functions(shadow):
+    cid = client_ids(shadow.db, 1)[0]
+    query = f"SELECT model_id(), challenger_model_id(), challenger_score({cid}) IS NOT NULL"
+    result = CliRunner().invoke(
+        cli, ["sql", query, "--format", "csv", "--db", str(shadow.db), "--model", str(shadow.model_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{shadow.champion_id},{shadow.challenger_id},1" in result.output
+
+
 def test_sqlite3_shell_loads_both(shadow):
     import subprocess
 
