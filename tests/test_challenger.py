@@ -320,3 +320,31 @@ def test_performance_compares_champion_and_challenger_on_the_same_clients(tmp_pa
     d = c["score_distribution"]
     assert sum(d["champion"]) == sum(d["challenger"]) == int(shadow.sum())
     assert d["challenger_refusal_rate"] == pytest.approx(float(np.mean(p2[shadow] >= 0.4)))
+
+
+def test_a_running_server_refuses_a_challenger_that_fails_verification(pipeline, tmp_path):
+    data = copy_pipeline(pipeline, tmp_path / "data")
+    src = perturbed_copy(pipeline.model_dir, tmp_path / "next")
+    champion = ModelBundle.load(data.model_dir).model_id
+    chal = install_challenger(src, data.model_dir, quick_compile)
+    link = os.readlink(data.model_dir / "challenger")
+    layout.set_link(data.model_dir, "challenger", None)  # the server starts with the champion alone
+    with open(chal.library_path, "ab") as fh:
+        fh.write(b"\0")
+    cid = client_ids(data.db, 1)[0]
+    with ApiServer(data.db, data.model_dir) as api, api.client(headers=OFFICER) as http:
+        assert http.get("/readyz", headers=ADMIN).json()["checks"]["challenger"] == "none"
+        layout.set_link(data.model_dir, "challenger", link)  # now points at the tampered bundle
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            answer = http.get(f"/clients/{cid}/score")
+            assert answer.status_code == 200 and answer.json()["model_id"] == champion
+            ready = http.get("/readyz", headers=ADMIN).json()
+            if ready["checks"].get("challenger") == "error":
+                break
+            time.sleep(0.2)
+        assert ready["status"] == "ready" and ready["checks"]["challenger"] == "error"
+        assert "refusing to load" in ready["reason"]
+        answer = http.get(f"/clients/{cid}/score").json()
+    row = log_rows(log_db_of(data.db))[answer["request_id"]]
+    assert row[3] == champion and row[4:] == (None, None)
