@@ -176,6 +176,7 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
         answers = [http.get(f"/clients/{cid}/score").json() for cid in ids]
         batch = http.post("/score/batch", json={"client_ids": ids[:2]}).json()
         ready = http.get("/readyz", headers=ADMIN).json()
+        fair = http.get("/monitoring/fairness", params={"min_group": 1}, headers=ADMIN).json()
     assert ready["checks"]["challenger"] == "ok"
     logged = log_rows(log_db_of(shadow.db))
     conn = apsw.Connection(str(shadow.db), flags=apsw.SQLITE_OPEN_READONLY)
@@ -188,6 +189,14 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
         assert cmodel == shadow.challenger_id
         assert cp == pair.challenger.predict_row(xs[cid])
         assert d == pair.champion.decide(p)
+    # fairness of both models on the same clients: approvals per group add up to each model's own decisions
+    comparison = fair["challenger"]
+    assert comparison["challenger_model_id"] == shadow.challenger_id
+    for who, model in (("champion", pair.champion), ("challenger", pair.challenger)):
+        groups = comparison[who]["attributes"]["gender"]["groups"]
+        assert sum(g["clients"] for g in groups) == len(ids)
+        approved = sum(round(g["clients"] * g["approval_rate"]) for g in groups)
+        assert approved == sum(model.decide(model.predict_row(xs[c])) == "accept" for c in ids)
     for item in batch["results"]:
         assert logged[item["request_id"]][4:] == (
             pair.challenger.predict_row(xs[item["client_id"]]),

@@ -336,3 +336,4 @@ class FairnessReport(msgspec.Struct, kw_only=True):
     window: dict[str, Any] | None = None
     seconds: float | None = None
     model_id: str | None = None
+    challenger: dict[str, Any] | None = None  # champion vs the shadow challenger on the same clients

@@ -27,6 +27,26 @@ from app.service.http import operation as _operation
 from app.service.schemas import FairnessReport, PerformanceReport
 
 MAX_OUTCOMES = 10_000  # per request
+
+
+def _shadow_fairness(svc, fairness, since, until, min_group) -> dict:
+    """Champion vs the installed challenger on the same clients, or why not (never fails the report)."""
+    chal = svc.challenger
+    try:
+        return fairness.challenger_report(
+            svc.log_db_path,
+            svc.db_path,
+            challenger_id=chal.model_id,
+            threshold=chal.threshold,
+            attributes=fairness.parse_attributes(svc.settings.sensitive),
+            since=since,
+            until=until,
+            min_group=min_group,
+        )
+    except fairness.FairnessError as exc:
+        return {"challenger_model_id": chal.model_id, "error": str(exc)}
+
+
 RISK = {"role": "risk"}
 OFFICER = {"role": "officer"}
 
@@ -197,6 +217,8 @@ class OutcomesController(Controller):
                 until=until,
                 min_group=min_group,
             )
+            if svc.challenger is not None:
+                rep["challenger"] = _shadow_fairness(svc, fairness, since, until, min_group)
             return msgspec.convert(rep, FairnessReport)
         except fairness.FairnessError as exc:
             if "no decisions" in str(exc):
