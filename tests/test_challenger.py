@@ -357,3 +357,26 @@ def test_a_running_server_refuses_a_challenger_that_fails_verification(pipeline,
         answer = http.get(f"/clients/{cid}/score").json()
     row = log_rows(log_db_of(data.db))[answer["request_id"]]
     assert row[3] == champion and row[4:] == (None, None)
+
+
+def test_dashboard_rows_of_the_comparison():
+    from ui.pages.monitoring import challenger_rows
+
+    figures = {"too_few_outcomes": False, "outcomes": 300, "auc": 0.712345, "cost_per_client": 0.5}
+    rep = {
+        "challenger": [
+            {
+                "champion_model_id": "a" * 64,
+                "challenger_model_id": "b" * 64,
+                "score_distribution": {"psi": 0.0123456},
+                "champion": figures,
+                "challenger": {"too_few_outcomes": True, "outcomes": 3},
+            }
+        ]
+    }
+    rows = challenger_rows(rep)
+    assert [(r["model"], r["role"], r["auc"], r["psi"]) for r in rows] == [
+        ("a" * 12, "champion", 0.7123, None),
+        ("b" * 12, "challenger", None, 0.0123),
+    ]
+    assert challenger_rows({"challenger": []}) == []
