@@ -211,6 +211,9 @@ class Service:
             self.pointer = ptr
             self.lib_stamp = _file_stamp(pair.champion.library_path)
             self.switch_error = pair.challenger_error
+            self.model_error = None
+            self.feature_names = pair.champion.feature_names
+            self.index = {n: i for i, n in enumerate(self.feature_names)}
             self.explainer = None
             self.switching = False
         log.warning(
