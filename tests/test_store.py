@@ -149,7 +149,10 @@ def _legacy_db(path: Path, n: int) -> list[str]:
     conn = apsw.Connection(str(path))
     conn.execute((store.MIGRATIONS_DIR / "001_prediction_log.sql").read_text())
     rows = [log_row(i) for i in range(n)]
-    predlog.write(conn, rows)
+    conn.executemany(  # the columns of that layout (001) only
+        f"INSERT INTO prediction_log ({store.LEGACY_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+        [r.as_tuple()[:10] for r in rows],
+    )
     conn.close()
     return [r.request_id for r in rows]
 
