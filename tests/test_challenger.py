@@ -29,7 +29,6 @@ from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.challenger import install_challenger, promote, rollback
 from benchmarks.bench_shadow import perturbed_copy
 
-
 SETTLE = 3.0  # seconds for every worker of a server to switch after a promote (checks every 0.5 s)
 
 
