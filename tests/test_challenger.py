@@ -179,7 +179,7 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
         batch = http.post("/score/batch", json={"client_ids": ids[:2]}).json()
         ready = http.get("/readyz", headers=ADMIN).json()
         fair = http.get("/monitoring/fairness", params={"min_group": 1}, headers=ADMIN).json()
-    assert ready["checks"]["challenger"] == "ok"
+    assert ready["checks"]["challenger"] == "ok" and ready["challenger_model_id"] == shadow.challenger_id
     logged = log_rows(log_db_of(shadow.db))
     conn = apsw.Connection(str(shadow.db), flags=apsw.SQLITE_OPEN_READONLY)
     xs = {c: np.frombuffer(x, dtype="<f4") for c, x in conn.execute("SELECT client_id, x FROM features")}

@@ -66,6 +66,7 @@ class Ready(msgspec.Struct):
     n_features: int | None = None
     checks: dict[str, str] = {}
     reason: str | None = None
+    challenger_model_id: str | None = None  # admin only: the model scored in shadow
 
 
 class Client(msgspec.Struct):

@@ -38,4 +38,5 @@ class HealthController(Controller):
             n_features=len(svc.feature_names),
             checks=checks,
             reason=svc.switch_error,  # ready, but a challenger or a promoted bundle was refused: why
+            challenger_model_id=svc.challenger.model_id if svc.challenger is not None else None,
         )
