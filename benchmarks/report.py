@@ -72,7 +72,7 @@ SECTIONS = {
         ],
     ),
     "shadow": (
-        "Shadow scoring: the same server without and with a challenger (wrk, alternated rounds, medians)",
+        "Shadow scoring: the same server without and with a challenger (wrk, alternated rounds, least disturbed)",
         [
             "name",
             "connections",
@@ -83,7 +83,11 @@ SECTIONS = {
             "throughput_ratio_vs_without",
             "budget",
             "within_budget",
+            "p50_ms_median",
+            "rps_median",
             "non_2xx",
+            "us_per_request",
+            "added_us_per_request",
         ],
     ),
     "explain": (
