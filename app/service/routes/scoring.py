@@ -31,15 +31,20 @@ SHADOW_SQL = "SELECT client_id, score_features(x), challenger_score_features(x),
 PLAIN_SQL = "SELECT client_id, score_features(x), NULL, x FROM features WHERE client_id = ?"
 
 
+def shadow_value(p: float | None) -> float | None:
+    """A challenger's score as logged: never fails the answer (a non-probability is logged as NULL)."""
+    return float(p) if p is not None and 0.0 <= p <= 1.0 else None
+
+
 def shadow_row(pair, x: np.ndarray) -> float | None:
     """The challenger's score of one float32 vector, or None without a challenger."""
-    return finite(pair.challenger.predict_row(x)) if pair.challenger is not None else None
+    return shadow_value(pair.challenger.predict_row(x)) if pair.challenger is not None else None
 
 
 def shadow_batch(pair, X: np.ndarray) -> list[float | None]:
     if pair.challenger is None:
         return [None] * len(X)
-    return [finite(p) for p in pair.challenger.predict(X)]
+    return [shadow_value(p) for p in pair.challenger.predict(X).tolist()]
 
 
 def client_score(kind: type[K], entry: predlog.LogRow, x: np.ndarray, threshold: float, **extra: object) -> K:
@@ -77,7 +82,7 @@ class ScoringController(Controller):
         _cid, p, cp, xb = rows[0]
         p = finite(p)
         d = model.decide(p)
-        cp = finite(cp) if cp is not None else None
+        cp = shadow_value(cp)
         entry = svc.row(request, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, cp)
         await svc.write_log([entry])
         return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
@@ -173,7 +178,7 @@ class ScoringController(Controller):
                 d = model.decide(p)
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-                cp = finite(cp) if cp is not None else None
+                cp = shadow_value(cp)
                 entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, pair, cp)
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
