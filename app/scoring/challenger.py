@@ -92,9 +92,7 @@ def install_challenger(src: Path | str, serving: Path | str, compile_fn: Callabl
     root = serving / layout.BUNDLES
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".new-"))
     try:
-        for path in _files_to_copy(src, None):
-            if path.name.endswith(".so"):
-                continue  # compiled afresh below
+        for path in _files_to_copy(src, None):  # no libraries: compiled afresh below
             shutil.copy2(path, tmp / path.name)
         if not (tmp / MANIFEST).is_file():
             raise ModelError(f"{src}: no {MANIFEST}")
