@@ -255,9 +255,14 @@ def test_promote_and_rollback_under_load(pipeline, tmp_path):
     bundles = {
         b.model_id: b for b in (ModelBundle.load(layout.role_dir(data.model_dir, r)) for r in ("champion", "previous"))
     }
-    for r in results:
-        _cid, p, d, model_id, _cp, _cm = logged[r.request_id]
-        assert r.probability == p and d == bundles[model_id].decide(p)
+    conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
+    xs = {c: np.frombuffer(x, dtype="<f4") for c, x in conn.execute("SELECT client_id, x FROM features")}
+    conn.close()
+    for r in results:  # the logged model id is the model whose score was answered (the two differ)
+        cid, p, d, model_id, cp, cm = logged[r.request_id]
+        assert r.probability == p == bundles[model_id].predict_row(xs[cid]) and d == bundles[model_id].decide(p)
+        if cm is not None:  # before the promote the challenger was in shadow
+            assert model_id == champion and cm == challenger and cp == bundles[cm].predict_row(xs[cid])
 
 
 def test_cli_promote_status_and_rollback(pipeline, tmp_path):
