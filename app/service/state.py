@@ -577,7 +577,8 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         checks["prediction_log"] = "error"
         return f"prediction log not writable: {log_problem}"
     checks["prediction_log"] = "ok"
-    checks["challenger"] = "ok" if svc.challenger is not None else ("error" if svc.switch_error else "none")
+    if svc.challenger is not None or svc.switch_error:  # only with a challenger (or a refused switch) to report
+        checks["challenger"] = "ok" if svc.challenger is not None else "error"
     return None
 
 
