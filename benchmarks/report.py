@@ -77,6 +77,25 @@ SECTIONS = {
             "explain_ms_p99",
         ],
     ),
+    "shadow": (
+        "Shadow scoring: the same server without and with a challenger (wrk, alternated rounds, least disturbed)",
+        [
+            "name",
+            "connections",
+            "p50_ms",
+            "p99_ms",
+            "rps",
+            "p50_ratio_vs_without",
+            "throughput_ratio_vs_without",
+            "budget",
+            "within_budget",
+            "p50_ms_median",
+            "rps_median",
+            "non_2xx",
+            "us_per_request",
+            "added_us_per_request",
+        ],
+    ),
     "explain": (
         "Explanations and what-if",
         [

@@ -18,7 +18,19 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, machine
 
-PARTS = ["inference", "sql", "http", "explain", "drift", "monitoring", "ingest", "dask", "portfolio", "quality"]
+PARTS = [
+    "inference",
+    "sql",
+    "http",
+    "shadow",
+    "explain",
+    "drift",
+    "monitoring",
+    "ingest",
+    "dask",
+    "portfolio",
+    "quality",
+]
 TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
 # engines whose max |diff| (or error) is reported but not gated
 REPORT_ONLY = {

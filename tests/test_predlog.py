@@ -45,7 +45,8 @@ def test_schema_is_idempotent_and_in_wal(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
     cols = [r[1] for r in conn.execute("PRAGMA table_info(prediction_log)")]
     assert cols == ["id", "ts", "request_id", "client_id", "features", "probability", "decision", "model_id",
-                    "latency_ms", "role", "endpoint", "data_version"]  # fmt: skip
+                    "latency_ms", "role", "endpoint", "data_version", "challenger_score",
+                    "challenger_model_id"]  # fmt: skip
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'prediction_log_ts'").fetchall()[0][0] == 1
 
 

@@ -149,8 +149,8 @@ def _legacy_db(path: Path, n: int) -> list[str]:
     conn = apsw.Connection(str(path))
     conn.execute((store.MIGRATIONS_DIR / "001_prediction_log.sql").read_text())
     rows = [log_row(i) for i in range(n)]
-    conn.executemany(  # the columns of that layout (001): what an earlier version wrote
-        f"INSERT INTO prediction_log ({store.LEGACY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    conn.executemany(  # the columns of that layout (001) only
+        f"INSERT INTO prediction_log ({store.LEGACY_COLUMNS}) VALUES ({', '.join('?' * 10)})",
         [r.as_tuple()[:10] for r in rows],
     )
     conn.close()

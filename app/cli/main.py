@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest-csv": ("app.cli.data:ingest_csv_command", "Import any one-table credit CSV."),
     "train": ("app.cli.model:train_command", "Nested CV of tuned LightGBM and a scorecard; calibrated champion."),
     "compile": ("app.cli.model:compile_command", "Compile the model to a native library."),
+    "promote": ("app.cli.promote:promote_command", "Make the challenger the champion (or --rollback)."),
     "score": ("app.cli.sql:score_command", "Score one client."),
     "sql": ("app.cli.sql:sql_command", "Run SQL with score() and friends available."),
     "explain": ("app.cli.model:explain_command", "Explain one client's score (SHAP, reasons)."),

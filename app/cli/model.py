@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -94,18 +95,32 @@ def train_command(
 @click.option("--cc", default=None, help="C compiler [env CC, default gcc]")
 @click.option("--opt", default="-O3", show_default=True, help="optimisation flag (-O1, -O2, -O3)")
 @click.option("--no-tl2cgen", is_flag=True, help="skip the reference tl2cgen C in build/tl2cgen/")
+@click.option("--challenger", is_flag=True, help="install the compiled model as the challenger of the serving folder")
+@click.option(
+    "--into",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="serving folder for --challenger [env CREDIT_MODEL_DIR, default compiled/]",
+)
 @with_settings("model_dir")
-def compile_command(settings: Settings, cc: str | None, opt: str, no_tl2cgen: bool) -> None:
-    """Compile the model to a native library (parity-checked against LightGBM)."""
+def compile_command(
+    settings: Settings, cc: str | None, opt: str, no_tl2cgen: bool, challenger: bool, into: str | None
+) -> None:
+    """Compile the model to a native library (parity-checked against LightGBM).
+
+    With --challenger, the model trained in --model DIR is compiled into a new bundle of the serving folder
+    (--into) and scored in shadow beside the champion; `credit promote` makes it the champion."""
     from app.model.compile import compile_model
 
-    lib = compile_model(
-        settings.model_path,
-        progress=_stderr,
-        cc=cc,
-        flags=(opt, "-fno-plt"),
-        tl2cgen_reference=not no_tl2cgen,
-    )
+    def compile_fn(folder: Path) -> dict:
+        return compile_model(folder, progress=_stderr, cc=cc, flags=(opt, "-fno-plt"), tl2cgen_reference=not no_tl2cgen)
+
+    if challenger:
+        from app.cli.promote import install_challenger_into
+
+        install_challenger_into(settings.model_path, into, compile_fn)
+        return
+    lib = compile_fn(settings.model_path)
     click.echo(
         f"{settings.model_path / lib['file']}: sha256 {lib['sha256'][:16]}..., parity max|diff| "
         f"{lib['parity_max_abs_diff']:.3g}, {lib['compile_seconds']:.1f} s"

@@ -119,6 +119,7 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             last=last,
             period=period,
             min_outcomes=settings.min_outcomes,
+            thresholds=model_thresholds(settings.model_path),
         )
     finally:
         conn.close()
@@ -166,8 +167,31 @@ def summary_text(rep: dict) -> str:
     for m in rep["models"]:
         lines.append(line(m["model_id"][:12], "window", m))
         lines.extend(line("", p["period"], p) for p in m["periods"])
+    lines.extend(challenger_text(c) for c in rep.get("challenger", []))
     lines.append(f"{rep['seconds']:.2f} s")
     return "\n".join(lines)
+
+
+def model_thresholds(model_dir: Path) -> dict[str, float]:
+    from app.scoring.challenger import thresholds
+
+    return thresholds(model_dir) if model_dir.is_dir() else {}
+
+
+def challenger_text(c: dict) -> str:
+    """Champion vs challenger on the same clients (the shadow rows)."""
+    d = c["score_distribution"]
+
+    def fig(f: dict) -> str:
+        if f["too_few_outcomes"]:
+            return f"too few outcomes ({f['reason']})"
+        return f"AUC {f['auc']:.4f}, cost/client {f['cost_per_client']:.4f}, approval {f['approval_rate']:.3f}"
+
+    return (
+        f"challenger {c['challenger_model_id'][:12]} vs champion {c['champion_model_id'][:12]} on the same clients: "
+        f"{c['shadow_rows']} shadow scores (score PSI {d['psi']:.4f}), {c['matched']} with outcomes\n"
+        f"  champion:   {fig(c['champion'])}\n  challenger: {fig(c['challenger'])}"
+    )
 
 
 def _costs(settings: Settings) -> tuple[float, float]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.errors import CreditError
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @contextlib.contextmanager
@@ -46,6 +49,13 @@ def command(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Co
     return click.command(name, cls=CreditCommand, **kwargs)
 
 
+def settings_from(**given: Any) -> Settings:
+    """Settings from defaults, CREDIT_* environment variables, then `given` (options left at None are skipped)."""
+    from app.config import load_settings
+
+    return load_settings(**given)
+
+
 def with_settings(*fields: str, **renamed: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Build the command's `Settings` once from its own options and pass it as `settings=`.
 
@@ -60,11 +70,9 @@ def with_settings(*fields: str, **renamed: str) -> Callable[[Callable[..., Any]]
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from app.config import load_settings
-
             given = {field: kwargs.pop(option) for option, field in mapping.items()}
             given = {field: value for field, value in given.items() if value is not False}  # a flag left off
-            return fn(*args, settings=load_settings(**given), **kwargs)
+            return fn(*args, settings=settings_from(**given), **kwargs)
 
         return wrapper
 

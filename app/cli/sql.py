@@ -31,8 +31,12 @@ def _open(settings: Settings, *, require_model: bool) -> apsw.Connection:
             err=True,
         )
     try:
-        bundle = ModelBundle.load(model_path) if load else None
-        conn = connect(settings.db_path, bundle, readonly=True)
+        pair = ModelBundle.load_pair(model_path) if load else None
+        bundle = pair.champion if pair is not None else None
+        if pair is not None and pair.challenger_error:
+            click.echo(f"warning: {pair.challenger_error}; challenger_*() not available", err=True)
+        challenger = pair.challenger if pair is not None else None
+        conn = connect(settings.db_path, bundle, readonly=True, challenger=challenger)
     except (DatabaseMissingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from None
     except apsw.Error as exc:

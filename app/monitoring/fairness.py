@@ -333,3 +333,65 @@ def live_report(
         "window": {"since": None if since is None else lo, "until": None if until is None else hi},
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+# ---- champion vs challenger on the same clients (issue 19 item 4) --------------------------------------------
+
+# each client's latest SHADOW row (both scores, sql/store/004) in the window: the champion's decision as served and
+# the challenger's by its own threshold, counted per (groups, outcome, both decisions)
+SHADOW_COUNTS_SQL = """
+WITH d AS (
+    SELECT client_id, decision = 'refuse' AS refused, challenger_score >= ?3 AS challenger_refused, max(ts)
+    FROM prediction_log INDEXED BY prediction_log_shadow
+    WHERE client_id IS NOT NULL AND challenger_score IS NOT NULL AND challenger_model_id = ?4
+      AND ts >= ?1 AND ts < ?2
+    GROUP BY client_id)
+SELECT {groups}, o.defaulted, d.refused, d.challenger_refused, count(*)
+FROM d LEFT JOIN data.clients AS c ON c.client_id = d.client_id LEFT JOIN outcomes AS o ON o.client_id = d.client_id
+GROUP BY {positions}
+"""
+
+
+def challenger_report(
+    store_path: str | Path,
+    data_path: str | Path,
+    *,
+    challenger_id: str,
+    threshold: float,
+    attributes: tuple[str, ...] = DEFAULT_ATTRIBUTES,
+    since: float | None = None,
+    until: float | None = None,
+    min_group: int = MIN_GROUP,
+    ratio_floor: float = RATIO_FLOOR,
+) -> dict:
+    """Fairness of the champion's decisions and of the challenger's (its scores in shadow, its threshold) on the
+    same clients: the latest shadow row per known client in the window."""
+    import apsw
+
+    lo = -math.inf if since is None else float(since)
+    hi = math.inf if until is None else float(until)
+    conn = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        conn.set_busy_timeout(5000)
+        uri = "file:" + urllib.parse.quote(str(Path(data_path).resolve())) + "?mode=ro"
+        conn.execute("ATTACH DATABASE ? AS data", (uri,))
+        k = len(attributes)
+        sql = SHADOW_COUNTS_SQL.format(
+            groups=", ".join(_sql_group(a) for a in attributes), positions=", ".join(str(i) for i in range(1, k + 4))
+        )
+        rows = conn.execute(sql, (lo, hi, float(threshold), challenger_id)).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        raise FairnessError(f"no shadow scores of challenger {challenger_id[:12]} about known clients in the window")
+    cells = list(zip(*rows, strict=True))
+    defaulted = np.array([np.nan if v is None else float(v) for v in cells[k]], dtype=np.float64)
+    weights = np.array(cells[k + 3], dtype=np.float64)
+    sens = {a: np.array(cells[i], dtype=object) for i, a in enumerate(attributes)}
+    kw = {"min_group": min_group, "ratio_floor": ratio_floor, "weights": weights}
+    return {
+        "challenger_model_id": challenger_id,
+        "challenger_threshold": float(threshold),
+        "champion": fairness(sens, np.array(cells[k + 1], dtype=bool), defaulted, **kw),
+        "challenger": fairness(sens, np.array(cells[k + 2], dtype=bool), defaulted, **kw),
+    }

@@ -8,6 +8,12 @@ and the cost per client of the decisions taken (fn_cost per accepted defaulter, 
 client), beside accept-all. A group with fewer than `min_outcomes` outcomes, or with one class only,
 reports `too_few_outcomes` and no figures. Outcomes of clients never scored are counted and listed.
 
+Challenger in shadow (`challenger` section): the log rows that carry both scores (sql/store/004) compare the
+champion and the challenger ON THE SAME CLIENTS: per (champion, challenger) pair, the realised figures of both
+from the same joined outcomes (the challenger's decisions by its own threshold, when known), and the score
+distributions of every shadow row in the window (10 bins, PSI of the challenger's against the champion's,
+share of decisions that would differ).
+
 Imports numpy only (no pandas, no sklearn): the API serves this.
 """
 
@@ -27,6 +33,7 @@ MIN_OUTCOMES = 100  # fewer outcomes than this in a group: no figures
 MIN_BAND = 20  # fewer outcomes than this in a score band: no observed rate
 PERIODS = ("day", "week", "month", "all")
 MAX_LISTED = 20  # client ids listed for unmatched outcomes
+HIST_BINS = 10  # challenger comparison: score histogram bins [0, 0.1) ... [0.9, 1]
 
 
 class PerformanceError(CreditError, ValueError):
@@ -141,6 +148,8 @@ class Joined:
     never_scored: int
     never_scored_ids: list[int]
     window: dict
+    lo: float = -math.inf  # the bounds join() used (--last applied)
+    hi: float = math.inf
 
 
 # For each outcome, the client's latest decision at or before observed_at inside the window (SQLite: the bare
@@ -196,7 +205,109 @@ def join(conn, *, since: float | None = None, until: float | None = None, last: 
         never_scored=len(unscored),
         never_scored_ids=[int(c) for c in unscored[:MAX_LISTED]],
         window={"since": _iso(lo), "until": _iso(hi), "last": last},
+        lo=lo,
+        hi=hi,
     )
+
+
+# The challenger's comparison reads a partial covering index (sql/store/004) of the shadow rows only.
+SHADOW_JOIN_SQL = """
+SELECT o.client_id, o.defaulted, max(l.ts), l.probability, l.decision = 'refuse', l.model_id,
+       l.challenger_score, l.challenger_model_id
+FROM outcomes AS o
+JOIN prediction_log AS l INDEXED BY prediction_log_shadow
+    ON l.client_id = o.client_id AND l.ts <= o.observed_at AND l.ts >= ?1 AND l.ts < ?2
+    AND l.challenger_score IS NOT NULL
+GROUP BY o.client_id
+"""
+
+SHADOW_DIST_SQL = f"""
+SELECT model_id, challenger_model_id,
+       min(CAST(probability * {HIST_BINS} AS INTEGER), {HIST_BINS - 1}),
+       min(CAST(challenger_score * {HIST_BINS} AS INTEGER), {HIST_BINS - 1}),
+       count(*), sum(decision = 'refuse'), sum(challenger_score >= ?3)
+FROM prediction_log INDEXED BY prediction_log_shadow
+WHERE challenger_score IS NOT NULL AND ts >= ?1 AND ts < ?2 AND challenger_model_id = ?4
+GROUP BY 1, 2, 3, 4
+"""
+
+SHADOW_PAIRS_SQL = """
+SELECT DISTINCT challenger_model_id FROM prediction_log INDEXED BY prediction_log_shadow
+WHERE challenger_score IS NOT NULL AND ts >= ?1 AND ts < ?2
+"""
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
+    """Population stability index of `actual` against `expected` (bin counts; empty bins floored at eps)."""
+    e = np.maximum(expected / max(expected.sum(), 1), eps)
+    a = np.maximum(actual / max(actual.sum(), 1), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def challenger_section(
+    conn,
+    *,
+    lo: float,
+    hi: float,
+    fn_cost: float,
+    fp_cost: float,
+    thresholds: dict[str, float] | None = None,
+    min_outcomes: int = MIN_OUTCOMES,
+    edges: tuple[float, ...] = BANDS,
+    min_band: int = MIN_BAND,
+) -> list[dict]:
+    """Champion vs challenger on the same clients, one entry per (champion, challenger) pair of the window."""
+    thresholds = thresholds or {}
+    kw = {"fn_cost": fn_cost, "fp_cost": fp_cost, "min_outcomes": min_outcomes, "edges": edges, "min_band": min_band}
+    rows = conn.execute(SHADOW_JOIN_SQL, (lo, hi)).fetchall()
+    joined: dict[tuple[str, str], list[tuple]] = {}
+    for r in rows:
+        joined.setdefault((r[5], r[7]), []).append(r)
+    out = []
+    for (challenger_id,) in conn.execute(SHADOW_PAIRS_SQL, (lo, hi)).fetchall():
+        thr = thresholds.get(challenger_id)
+        hist: dict[str, np.ndarray] = {}
+        refused = {}
+        for champion_id, _c, b1, b2, n, ref1, ref2 in conn.execute(
+            SHADOW_DIST_SQL, (lo, hi, 2.0 if thr is None else thr, challenger_id)
+        ).fetchall():
+            h = hist.setdefault(champion_id, np.zeros((HIST_BINS, HIST_BINS), dtype=np.int64))
+            h[max(int(b1), 0), max(int(b2), 0)] += int(n)
+            r0 = refused.setdefault(champion_id, [0, 0])
+            r0[0] += int(ref1)
+            r0[1] += int(ref2)
+        for champion_id, h in sorted(hist.items()):
+            n = int(h.sum())
+            champ_counts, chal_counts = h.sum(axis=1), h.sum(axis=0)
+            pairs = joined.get((champion_id, challenger_id), [])
+            entry = {
+                "champion_model_id": champion_id,
+                "challenger_model_id": challenger_id,
+                "challenger_threshold": thr,
+                "shadow_rows": n,
+                "score_distribution": {
+                    "bin_edges": [i / HIST_BINS for i in range(HIST_BINS + 1)],
+                    "champion": champ_counts.tolist(),
+                    "challenger": chal_counts.tolist(),
+                    "psi": psi(champ_counts.astype(float), chal_counts.astype(float)),
+                    "champion_refusal_rate": refused[champion_id][0] / n,
+                    "challenger_refusal_rate": None if thr is None else refused[champion_id][1] / n,
+                },
+                "matched": len(pairs),
+            }
+            y = np.array([r[1] for r in pairs], dtype=np.int8)
+            p1 = np.array([r[3] for r in pairs], dtype=np.float64)
+            ref1 = np.array([r[4] for r in pairs], dtype=bool)
+            p2 = np.array([r[6] for r in pairs], dtype=np.float64)
+            ref2 = p2 >= thr if thr is not None else ref1
+            entry["champion"] = evaluate(y, p1, ref1, **kw)
+            entry["challenger"] = evaluate(y, p2, ref2, **kw)
+            if thr is None:
+                entry["challenger"]["note"] = "threshold unknown: cost and approval are the champion's decisions"
+            if len(pairs):
+                entry["decisions_differ"] = float(np.mean(ref1 != ref2)) if thr is not None else None
+            out.append(entry)
+    return out
 
 
 def period_key(ts: np.ndarray, period: str) -> np.ndarray:
@@ -232,8 +343,11 @@ def report(
     min_outcomes: int = MIN_OUTCOMES,
     edges: tuple[float, ...] = BANDS,
     min_band: int = MIN_BAND,
+    thresholds: dict[str, float] | None = None,
 ) -> dict:
-    """The realised performance report: overall, per model id, and per model id and period."""
+    """The realised performance report: overall, per model id, and per model id and period; `challenger`: the
+    champion/challenger comparisons of the shadow rows (`thresholds`: model id -> threshold, for the
+    challenger's decisions)."""
     t0 = time.perf_counter()
     j = join(conn, since=since, until=until, last=last)
     keys = period_key(j.ts, period)
@@ -264,5 +378,6 @@ def report(
         "outside_window": j.outcomes_total - j.never_scored - int(len(j.defaulted)),
         "overall": overall,
         "models": models,
+        "challenger": challenger_section(conn, lo=j.lo, hi=j.hi, thresholds=thresholds, **kw),
         "seconds": round(time.perf_counter() - t0, 3),
     }

@@ -12,7 +12,11 @@ threshold, calibration, costs, metrics, drift reference...) and the compiled lib
   but "library"), so an edited threshold, calibration or feature list is refused, not believed;
 - the threshold compiled into the library equals the manifest's.
 
-Any mismatch raises ModelError naming what differs. The decision rule lives here (`refuses`) and in
+Any mismatch raises ModelError naming what differs. A serving folder with versioned bundles and
+champion / challenger / previous links (app/scoring/layout.py) is read through its `champion` link;
+`ModelBundle.load_pair(model_dir)` gives the champion and, when installed, the challenger (`Bundles`), each
+verified the same way, plus the challenger's features checked equal to the champion's (shadow scoring scores the
+same feature vector with both). The decision rule lives here (`refuses`) and in
 app/scoring/native/score_ext.c (`credit_refuses`); a test proves they agree on every edge.
 """
 
@@ -21,11 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
+from app.scoring import layout
 from app.scoring.library import CompiledModel, ModelError, bind_library, sha256_file
 
 MANIFEST = "manifest.json"
@@ -34,6 +39,7 @@ MODEL_TEXT = "model.txt"
 __all__ = [
     "MANIFEST",
     "MODEL_TEXT",
+    "Bundles",
     "DataMismatchError",
     "Manifest",
     "ModelBundle",
@@ -245,10 +251,31 @@ class ModelBundle:
         raise DataMismatchError(msg)
 
     @classmethod
+    def load_pair(cls, model_dir: Path | str) -> Bundles:
+        """The champion (ModelError if it fails) and the challenger of a serving folder. A challenger that fails
+        verification is not loaded: `Bundles.challenger_error` says why and the champion is served alone."""
+        champion = cls.load(model_dir)
+        try:
+            folder = layout.role_dir(model_dir, "challenger")
+            if folder is None:
+                return Bundles(champion)
+            challenger = cls.load(folder)
+            if challenger.feature_names != champion.feature_names:
+                raise ModelError(
+                    f"{folder}: the challenger's {challenger.n_features} features are not the champion's "
+                    f"{champion.n_features} (same names in the same order are required to shadow-score)"
+                )
+        except ModelError as exc:
+            return Bundles(champion, None, f"challenger not loaded: {exc}")
+        if challenger.model_id == champion.model_id:
+            return Bundles(champion)
+        return Bundles(champion, challenger)
+
+    @classmethod
     def load(cls, model_dir: Path | str, *, require_text: bool = False) -> ModelBundle:
-        """Verify and load a model folder; model.txt, when present, must match the model id (and
-        must be present with require_text)."""
-        model_dir = Path(model_dir)
+        """Verify and load a model folder (a serving folder's `champion` bundle when it has one); model.txt, when
+        present, must match the model id (and must be present with require_text)."""
+        model_dir = layout.role_dir(model_dir, "champion") or Path(model_dir)
         manifest, raw = read_manifest(model_dir)
         path = model_dir / MANIFEST
         if read_model_text(model_dir, manifest.model_id) is None and require_text:
@@ -293,6 +320,14 @@ class ModelBundle:
             )
         model = CompiledModel(lib, manifest.model_id, list(manifest.features), so_path)
         return cls(model_dir, manifest, raw, model)
+
+
+class Bundles(NamedTuple):
+    """What a server scores with: the champion decides; the challenger, when installed, is scored in shadow."""
+
+    champion: ModelBundle
+    challenger: ModelBundle | None = None
+    challenger_error: str | None = None
 
 
 def read_model_text(model_dir: Path, model_id: str) -> bytes | None:

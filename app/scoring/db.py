@@ -6,6 +6,11 @@ score.so symlink: dlopen caches by path) with entry point sqlite3_score_init. Th
 decision(client_id), score_features(blob), model_id(), model_threshold(), the eponymous table
 score_model_info, and the TEMP views of sql/views.sql. A connection keeps the model it was opened
 with for its whole life; connections opened after `credit compile` get the new one.
+
+`connect(db, champion, challenger=bundle)` (or `load_model(conn, bundle, challenger=True)`) also loads a
+challenger's library with the entry point sqlite3_challenger_init: challenger_score(client_id),
+challenger_decision(client_id), challenger_score_features(blob), challenger_model_id(),
+challenger_model_threshold() (score_ext_challenger.c), beside the champion's names.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from app.scoring.bundle import ModelBundle, ModelError
 
 VIEWS_SQL = SQL_DIR / "views.sql"
 ENTRY_POINT = "sqlite3_score_init"
+CHALLENGER_ENTRY_POINT = "sqlite3_challenger_init"
 BUSY_TIMEOUT_MS = 5000
 
 __all__ = [
@@ -53,8 +59,9 @@ def as_bundle(model: ModelBundle | Path | str) -> ModelBundle:
     return model if isinstance(model, ModelBundle) else ModelBundle.load(model)
 
 
-def load_model(conn: apsw.Connection, model: ModelBundle | Path | str) -> ModelBundle:
-    """Load the verified library of `model` into `conn`, then create the TEMP views.
+def load_model(conn: apsw.Connection, model: ModelBundle | Path | str, *, challenger: bool = False) -> ModelBundle:
+    """Load the verified library of `model` into `conn`, then create the TEMP views (with challenger=True: its
+    challenger_* functions, no views).
 
     Raises app.scoring.bundle.ModelError when the folder, manifest or library is wrong.
     """
@@ -63,15 +70,21 @@ def load_model(conn: apsw.Connection, model: ModelBundle | Path | str) -> ModelB
     previous = conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1)
     conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1)
     try:
-        conn.load_extension(str(model.library_path), ENTRY_POINT)
+        conn.load_extension(str(model.library_path), CHALLENGER_ENTRY_POINT if challenger else ENTRY_POINT)
     except apsw.ExtensionLoadingError as exc:
+        if challenger:
+            raise ModelError(
+                f"{model.library_path}: cannot load as the challenger's SQL functions ({exc}); libraries compiled "
+                "before challengers existed lack sqlite3_challenger_init: re-run `credit compile --challenger`"
+            ) from None
         raise ModelError(f"{model.library_path}: cannot load as an SQLite extension: {exc}") from None
     finally:
         conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, previous)
-    sql_id = conn.execute("SELECT model_id()").get
+    sql_id = conn.execute(f"SELECT {'challenger_' if challenger else ''}model_id()").get
     if sql_id != model.model_id:
         raise ModelError(f"{model.library_path}: SQL model_id() is {sql_id}, manifest says {model.model_id}")
-    conn.execute(VIEWS_SQL.read_text(encoding="utf-8"))
+    if not challenger:
+        conn.execute(VIEWS_SQL.read_text(encoding="utf-8"))
     return model
 
 
@@ -95,7 +108,11 @@ def verify_data(conn: apsw.Connection, bundle: ModelBundle, *, allow_other: bool
 
 
 def connect(
-    db_path: Path | str, model: ModelBundle | Path | str | None = None, *, readonly: bool = False
+    db_path: Path | str,
+    model: ModelBundle | Path | str | None = None,
+    *,
+    readonly: bool = False,
+    challenger: ModelBundle | Path | str | None = None,
 ) -> apsw.Connection:
     """Open `db_path` with the project's pragmas; with a model bundle (or folder), load the scoring functions.
 
@@ -116,6 +133,8 @@ def connect(
         _apply_pragmas(conn, readonly)
         if model is not None:
             load_model(conn, model)
+        if challenger is not None:
+            load_model(conn, challenger, challenger=True)
     except BaseException:
         conn.close()
         raise

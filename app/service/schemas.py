@@ -66,6 +66,7 @@ class Ready(msgspec.Struct):
     n_features: int | None = None
     checks: dict[str, str] = {}
     reason: str | None = None
+    challenger_model_id: str | None = None  # admin only: the model scored in shadow
 
 
 class Client(msgspec.Struct):
@@ -319,6 +320,7 @@ class PerformanceReport(msgspec.Struct, kw_only=True):
     overall: dict[str, Any] | None
     models: Any
     seconds: float
+    challenger: list[dict[str, Any]] = []  # champion vs challenger on the same clients (shadow rows)
 
 
 class FairnessReport(msgspec.Struct, kw_only=True):
@@ -335,3 +337,4 @@ class FairnessReport(msgspec.Struct, kw_only=True):
     window: dict[str, Any] | None = None
     seconds: float | None = None
     model_id: str | None = None
+    challenger: dict[str, Any] | None = None  # champion vs the shadow challenger on the same clients

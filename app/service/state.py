@@ -13,6 +13,14 @@ opened (one stat call); on a change the connection is reopened on the new file a
 pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
 once its replacement is visible.
 HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.http.
+
+Challenger in shadow (app/scoring/layout.py): `self.bundles` (champion, challenger) is the one reference the
+routes read, once per request (`require_pair`). At most every POINTER_CHECK_SECONDS a scoring request reads the
+serving folder's champion/challenger links (two readlink calls); when they changed, a background thread loads
+and verifies the new pair fully (hashes, digest, threshold, features, SQL functions on the data file) and then
+replaces that one reference; requests in flight finish with the pair they took, and each thread's data
+connection is reopened with the new pair's extensions on its next use. A pair that fails is not switched to:
+the old one keeps serving and /readyz names the reason (`switch_error`).
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from litestar.di import Provide
 
 from app import store
 from app.config import Settings
-from app.scoring.bundle import DataMismatchError, ModelBundle
+from app.scoring import layout
+from app.scoring.bundle import Bundles, DataMismatchError, ModelBundle
 from app.scoring.db import connect
 from app.service.auth import KeyRing
 from app.service.http import ApiError
@@ -47,6 +56,7 @@ log = logging.getLogger("app.service.api")
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
+POINTER_CHECK_SECONDS = 0.5  # how often a scoring request looks at the champion/challenger links
 
 
 class Service:
@@ -60,7 +70,11 @@ class Service:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.conns: list[apsw.Connection] = []
-        self.model: ModelBundle | None = None
+        self.bundles: Bundles | None = None  # the champion and the shadow challenger: ONE reference, swapped whole
+        self.pointer: tuple[str | None, str | None] = (None, None)
+        self.pointer_due = 0.0
+        self.switching = False
+        self.switch_error: str | None = None
         self.model_error: str | None = "not started"
         self.data_warning: str | None = None
         self.feature_names: list[str] = []
@@ -72,16 +86,35 @@ class Service:
         self.lib_stamp: tuple[int, ...] | None = None
 
     @property
+    def model(self) -> ModelBundle | None:
+        """The champion (decides every answer)."""
+        pair = self.bundles
+        return pair.champion if pair is not None else None
+
+    @model.setter
+    def model(self, value: ModelBundle | None) -> None:
+        self.bundles = Bundles(value) if value is not None else None
+
+    @property
+    def challenger(self) -> ModelBundle | None:
+        pair = self.bundles
+        return pair.challenger if pair is not None else None
+
+    @property
     def manifest(self) -> dict[str, Any] | None:
         return self.model.raw_manifest if self.model is not None else None
 
     def load_bundle(self) -> None:
         """Load and verify the model folder once (app.scoring.bundle); a failure is reported by /readyz and 503s."""
+        self.pointer = layout.pointers(self.model_dir)
+        self.pointer_due = time.monotonic() + POINTER_CHECK_SECONDS
         try:
-            self.model = ModelBundle.load(self.model_dir)
+            pair = ModelBundle.load_pair(self.model_dir)
         except Exception as exc:  # noqa: BLE001
             self.model, self.model_error = None, f"model not loaded: {type(exc).__name__}: {exc}"
             return
+        self.bundles = self.sql_checked(pair)
+        self.switch_error = self.bundles.challenger_error
         self.model_error = None
         self.lib_stamp = _file_stamp(self.model.library_path)
         self.feature_names = self.model.feature_names
@@ -127,9 +160,80 @@ class Service:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    # champion / challenger switches (see the module docstring)
+    def sql_checked(self, pair: Bundles) -> Bundles:
+        """`pair`, or the champion alone when the challenger's SQL functions do not load beside it."""
+        if pair.challenger is None or not self.db_path.is_file():
+            return pair
+        try:
+            connect(self.db_path, pair.champion, readonly=True, challenger=pair.challenger).close()
+        except Exception as exc:  # noqa: BLE001
+            return Bundles(pair.champion, None, f"challenger not loaded: {type(exc).__name__}: {exc}")
+        return pair
+
+    def check_pointer(self) -> None:
+        """Cheap: two readlink calls. On a change, load and verify the new pair in a background thread."""
+        self.pointer_due = time.monotonic() + POINTER_CHECK_SECONDS
+        ptr = layout.pointers(self.model_dir)
+        if ptr == self.pointer or self.switching:
+            return
+        self.switching = True
+        threading.Thread(target=self.switch_to, args=(ptr,), name="model-switch", daemon=True).start()
+
+    def switch_to(self, ptr: tuple[str | None, str | None]) -> None:
+        """Load, verify, then swap the one reference; on failure keep serving the old pair and say why."""
+        try:
+            pair = ModelBundle.load_pair(self.model_dir)
+            if pair.champion.feature_names != self.feature_names and self.feature_names:
+                raise DataMismatchError(
+                    f"the new champion {pair.champion.model_id[:12]} has other features than the one serving"
+                )
+            conn = connect(self.db_path, pair.champion, readonly=True)
+            try:
+                from app.scoring.db import verify_data
+
+                verify_data(conn, pair.champion, allow_other=self.settings.allow_other_data)
+            finally:
+                conn.close()
+            pair = self.sql_checked(pair)
+        except Exception as exc:  # noqa: BLE001
+            with self.lock:
+                self.pointer = ptr  # bundles are immutable: the same links will not verify better next time
+                self.switch_error = f"not switched to {ptr[0]}: {type(exc).__name__}: {exc}"
+                self.switching = False
+            log.error("%s", self.switch_error)
+            return
+        old = self.bundles
+        with self.lock:
+            self.bundles = pair  # THE swap: requests that took the old pair finish with it
+            self.pointer = ptr
+            self.lib_stamp = _file_stamp(pair.champion.library_path)
+            self.switch_error = pair.challenger_error
+            self.model_error = None
+            self.feature_names = pair.champion.feature_names
+            self.index = {n: i for i, n in enumerate(self.feature_names)}
+            self.explainer = None
+            self.switching = False
+        log.warning(
+            "switched models: champion %s -> %s, challenger %s",
+            old.champion.model_id[:12] if old else None,
+            pair.champion.model_id[:12],
+            pair.challenger.model_id[:12] if pair.challenger else None,
+        )
+
+    def require_pair(self) -> Bundles:
+        """The champion and challenger to score one request with (taken once: a switch never splits a request)."""
+        self.require_model()
+        pair = self.bundles
+        if pair is None:
+            raise ApiError(503, "model unavailable", self.model_error)
+        return pair
+
     # resources
     def require_model(self) -> ModelBundle:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
+        if time.monotonic() >= self.pointer_due:
+            self.check_pointer()
         if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
             self.library_changed()
         if self.model is None:
@@ -169,16 +273,19 @@ class Service:
         log.error("%s", self.model_error)
         self.check_ready()
 
-    def conn(self, model: bool = True) -> apsw.Connection:
-        """This thread's read-only connection to the data file: with the scoring functions (model=True) or a
-        plain one. Reopened when the file at the path is no longer the one it opened (a re-import)."""
+    def conn(self, model: bool = True, pair: Bundles | None = None) -> apsw.Connection:
+        """This thread's read-only connection to the data file: with the scoring functions (model=True; of `pair`,
+        default the current champion and challenger) or a plain one. Reopened when the file at the path is no
+        longer the one it opened (a re-import), or when it was opened for another pair (a promote)."""
         from app.scoring.db import file_identity
 
         attr = "conn" if model else "plain"
         ident = file_identity(self.db_path)
         cached = getattr(self.local, attr, None)
+        if model and pair is None:
+            pair = self.bundles
         if cached is not None:
-            if cached[1] == ident:
+            if cached[1] == ident and (not model or cached[2] is pair):
                 return cached[0]
             setattr(self.local, attr, None)
             self._forget(cached[0])
@@ -188,9 +295,12 @@ class Service:
             self.data_replaced(ident)
         if model:
             self.require_model()
+            pair = pair or self.bundles
+        champion = pair.champion if model and pair is not None else None
+        challenger = pair.challenger if model and pair is not None else None
         try:
             for _attempt in range(3):
-                conn = connect(self.db_path, self.model if model else None, readonly=True)
+                conn = connect(self.db_path, champion, readonly=True, challenger=challenger)
                 if file_identity(self.db_path) == ident:
                     break
                 conn.close()  # replaced while opening: take the newer file
@@ -203,7 +313,7 @@ class Service:
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
         from app.scoring.db import read_meta
 
-        setattr(self.local, attr, (conn, ident, predlog.data_version(read_meta(conn))))
+        setattr(self.local, attr, (conn, ident, pair, predlog.data_version(read_meta(conn))))
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -244,10 +354,11 @@ class Service:
             self.conns.append(conn)
         return conn
 
-    def score_query(self, sql: str, args: tuple) -> list[tuple]:
-        """Run a scoring statement; an SQL error (e.g. a features row of the wrong length) is a 503, not a 500."""
+    def score_query(self, sql: str, args: tuple, pair: Bundles | None = None) -> list[tuple]:
+        """Run a scoring statement (on `pair`'s connection); an SQL error (e.g. a features row of the wrong length) is
+        a 503, not a 500."""
         try:
-            rows = self.conn().execute(sql, args).fetchall()
+            rows = self.conn(pair=pair).execute(sql, args).fetchall()
         except apsw.Error as exc:
             log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
             raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
@@ -337,14 +448,18 @@ class Service:
         x: bytes,
         p: float,
         d: str,
-        model: ModelBundle | None = None,
+        pair: Bundles | None = None,
+        challenger_score: float | None = None,
         stored: bool = False,
     ) -> predlog.LogRow:
-        """The log row of one answer; `model`: the bundle the handler scored with (its require_model() result),
-        so a request checks the library file once, not once per helper. `stored`: `x` is the client's vector as
-        read by this thread's data connection (GET score, a batch of ids), so the row carries that file's data
-        version instead of the vector (kept once per version and client, app.store.predlog)."""
-        version = self.local.conn[2] if stored and client_id is not None else None
+        """The log row of one answer; `pair` is what the request scored with (its champion decided; passing it
+        means the library file is checked once per request, not once per helper), and `challenger_score` the
+        challenger's shadow score of the same features. `stored`: `x` is the client's vector as read by this
+        thread's data connection (GET score, a batch of ids), so the row carries that file's data version instead
+        of the vector (kept once per version and client, app.store.predlog)."""
+        pair = pair or self.require_pair()
+        shadow = pair.challenger if challenger_score is not None else None
+        version = self.local.conn[3] if stored and client_id is not None else None
         return predlog.LogRow(
             ts=time.time(),
             request_id=predlog.new_request_id(),
@@ -352,11 +467,13 @@ class Service:
             features=x,
             probability=p,
             decision=d,
-            model_id=(model or self.require_model()).model_id,
+            model_id=pair.champion.model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             role=(request.scope.get("state") or {}).get("role", "unknown"),  # set by auth_middleware
             endpoint=endpoint,
             data_version=version,
+            challenger_score=challenger_score if shadow is not None else None,
+            challenger_model_id=shadow.model_id if shadow is not None else None,
         )
 
 
@@ -466,6 +583,8 @@ def readiness(svc: Service, checks: dict[str, str]) -> str | None:
         checks["prediction_log"] = "error"
         return f"prediction log not writable: {log_problem}"
     checks["prediction_log"] = "ok"
+    if svc.challenger is not None or svc.switch_error:  # only with a challenger (or a refused switch) to report
+        checks["challenger"] = "ok" if svc.challenger is not None else "error"
     return None
 
 

@@ -42,7 +42,8 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-    " latency_ms, role, endpoint, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " latency_ms, role, endpoint, data_version, challenger_score, challenger_model_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 VECTOR_SQL = "INSERT OR IGNORE INTO logged_vectors (data_version, client_id, x) VALUES (?, ?, ?)"
 # the scored vector of a log row `l` (join logged_vectors v): what drift and audit read (sql/store/003_compact_rows.sql)
@@ -116,6 +117,8 @@ class LogRow:
     role: str
     endpoint: str
     data_version: str | None = None  # set for a stored client's own vector: kept once in logged_vectors
+    challenger_score: float | None = None  # the shadow challenger's score of the same features (sql/store/004)
+    challenger_model_id: str | None = None
 
     def as_tuple(self) -> tuple:
         return (
@@ -130,6 +133,8 @@ class LogRow:
             self.role,
             self.endpoint,
             self.data_version,
+            self.challenger_score,
+            self.challenger_model_id,
         )
 
 

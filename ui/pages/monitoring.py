@@ -150,6 +150,7 @@ def performance_kpis(rep: dict) -> list[tuple[str, object]]:
 
 
 def show_performance(rep: dict, lg: str) -> None:
+    show_challenger(rep, lg)
     with ui.row().classes("gap-4 flex-wrap").props("data-testid=perf-kpis"):
         for key, value in performance_kpis(rep):
             with ui.column().classes("gap-0 p-3 rounded").style("background:#eef2ff;min-width:9rem"):
@@ -183,6 +184,49 @@ def show_performance(rep: dict, lg: str) -> None:
         row_key="band",
         pagination={"rowsPerPage": 0},
     ).props("dense flat hide-bottom data-testid=calibration").classes("w-full")
+
+
+def challenger_rows(rep: dict) -> list[dict]:
+    """Two rows (champion, challenger) per comparison of the performance report's `challenger` section."""
+    rows = []
+    for c in rep.get("challenger") or []:
+        psi = c["score_distribution"]["psi"]
+        for role in ("champion", "challenger"):
+            f = c[role]
+            few = f.get("too_few_outcomes", True)
+            rows.append(
+                {
+                    "key": f"{c['challenger_model_id']}-{role}",
+                    "model": c[f"{role}_model_id"][:12],
+                    "role": role,
+                    "outcomes": f.get("outcomes", 0),
+                    "auc": None if few else round(f["auc"], 4),
+                    "cost": None if few else round(f["cost_per_client"], 4),
+                    "psi": round(psi, 4) if role == "challenger" else None,
+                }
+            )
+    return rows
+
+
+def show_challenger(rep: dict, lg: str) -> None:
+    rows = challenger_rows(rep)
+    if not rows:
+        return
+    ui.label(t("chal_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
+    shown = [{k: ("—" if v is None else v) for k, v in r.items()} | {"role": t(f"chal_{r['role']}", lg)} for r in rows]
+    ui.table(
+        columns=[
+            {"name": "model", "label": t("chal_model", lg), "field": "model", "align": "left"},
+            {"name": "role", "label": t("chal_role", lg), "field": "role", "align": "left"},
+            {"name": "outcomes", "label": t("perf_outcomes", lg), "field": "outcomes", "align": "right"},
+            {"name": "auc", "label": t("perf_auc", lg), "field": "auc", "align": "right"},
+            {"name": "cost", "label": t("perf_cost", lg), "field": "cost", "align": "right"},
+            {"name": "psi", "label": t("chal_psi", lg), "field": "psi", "align": "right"},
+        ],
+        rows=shown,
+        row_key="key",
+        pagination={"rowsPerPage": 0},
+    ).props("dense flat hide-bottom data-testid=challenger").classes("w-full")
 
 
 def fairness_rows(table: dict) -> list[dict]:

@@ -39,12 +39,25 @@
 ** xDisconnect finalizes the statement.  Closing from apsw, Python or the
 ** sqlite3 shell then frees everything.
 **
+** Challenger names: score_ext_challenger.c compiles this file a second time
+** into the same library with SCORE_EXT_PREFIX "challenger_" and the entry
+** point sqlite3_challenger_init, which registers challenger_score(),
+** challenger_decision(), challenger_score_features(), challenger_model_id(),
+** challenger_model_threshold(), challenger_shap_values() and the table
+** challenger_score_model_info.  So any bundle can be loaded beside the
+** champion's as the challenger (`.load DIR/challenger` in the sqlite3 shell:
+** the file name challenger.so selects that entry point).
+**
 ** Symbol binding: SQLite dlopen()s extensions with RTLD_GLOBAL.  After a hot
 ** swap the process holds two model libraries that both define credit_*; a
 ** default-visibility call would bind to the FIRST one loaded.  The model ABI
 ** is therefore declared "protected" here (still exported, but calls from this
 ** library bind to its own definitions), and sqlite3_api is hidden.
 */
+#ifndef SCORE_EXT_PREFIX
+#define SCORE_EXT_PREFIX ""
+#define SCORE_EXT_ENTRY sqlite3_score_init
+#endif
 #include <sqlite3ext.h>
 
 #pragma GCC visibility push(hidden)
@@ -215,7 +228,7 @@ static const sqlite3_module info_module = {
 static int arm_close_hook(ScoreCtx *c) {
   if (c->vtab_connected) return SQLITE_OK;
   sqlite3_stmt *s = 0;
-  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main.score_model_info", -1, &s, 0);
+  int rc = sqlite3_prepare_v2(c->db, "SELECT 1 FROM main." SCORE_EXT_PREFIX "score_model_info", -1, &s, 0);
   sqlite3_finalize(s);
   if (rc == SQLITE_OK && !c->vtab_connected) rc = SQLITE_INTERNAL;
   return rc;
@@ -263,7 +276,7 @@ static int lookup_row(sqlite3_context *ctx, ScoreCtx *c, sqlite3_int64 id, const
     if (rc == SQLITE_OK) rc = arm_close_hook(c);
     if (rc != SQLITE_OK) {
       char *msg = rc == SQLITE_INTERNAL
-                      ? sqlite3_mprintf("%s: a table named score_model_info hides the extension's own", fname)
+                      ? sqlite3_mprintf("%s: a table named " SCORE_EXT_PREFIX "score_model_info hides the extension's own", fname)
                       : sqlite3_mprintf("%s: cannot read main.features: %s", fname, sqlite3_errmsg(c->db));
       ctx_release_cache(c);
       sqlite3_result_error(ctx, msg ? msg : "cannot read main.features", -1);
@@ -369,13 +382,13 @@ static int score_client(sqlite3_context *ctx, sqlite3_value *arg, const char *fn
 static void fn_score(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   double p;
-  if (score_client(ctx, argv[0], "score(client_id)", &p) == 1) sqlite3_result_double(ctx, p);
+  if (score_client(ctx, argv[0], SCORE_EXT_PREFIX "score(client_id)", &p) == 1) sqlite3_result_double(ctx, p);
 }
 
 static void fn_decision(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   double p;
-  if (score_client(ctx, argv[0], "decision(client_id)", &p) == 1) {
+  if (score_client(ctx, argv[0], SCORE_EXT_PREFIX "decision(client_id)", &p) == 1) {
     ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
     sqlite3_result_text(ctx, credit_refuses(p, c->threshold) ? "refuse" : "accept", -1, SQLITE_STATIC);
   }
@@ -417,7 +430,7 @@ static void fn_threshold(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void fn_shap_values(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  static const char *fname = "shap_values(client_id)";
+  static const char *fname = SCORE_EXT_PREFIX "shap_values(client_id)";
   ScoreCtx *c = (ScoreCtx *)sqlite3_user_data(ctx);
   int t = sqlite3_value_type(argv[0]);
   if (t == SQLITE_NULL) {
@@ -468,7 +481,7 @@ static void fn_shap_values(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 #ifdef _WIN32
 __declspec(dllexport)
 #endif
-__attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char **pzErrMsg,
+__attribute__((visibility("default"))) int SCORE_EXT_ENTRY(sqlite3 *db, char **pzErrMsg,
                                                              const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   int n = credit_num_features();
@@ -503,11 +516,11 @@ __attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char 
       /* score/decision read main.features: not DETERMINISTIC (the answer changes when the table does, so
          they must not appear in indexes, CHECK or generated columns), DIRECTONLY (an untrusted database's
          views/triggers cannot call them; TEMP views of this connection still can). */
-      {"score", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_score},
-      {"decision", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_decision},
-      {"score_features", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_score_features},
-      {"model_id", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_model_id},
-      {"model_threshold", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_threshold},
+      {SCORE_EXT_PREFIX "score", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_score},
+      {SCORE_EXT_PREFIX "decision", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, fn_decision},
+      {SCORE_EXT_PREFIX "score_features", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_score_features},
+      {SCORE_EXT_PREFIX "model_id", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_model_id},
+      {SCORE_EXT_PREFIX "model_threshold", 0, SQLITE_UTF8 | SQLITE_DETERMINISTIC, fn_threshold},
   };
   int rc = SQLITE_OK;
   for (size_t i = 0; rc == SQLITE_OK && i < sizeof fns / sizeof fns[0]; i++) {
@@ -516,12 +529,12 @@ __attribute__((visibility("default"))) int sqlite3_score_init(sqlite3 *db, char 
   }
   if (rc == SQLITE_OK && credit_shap_impl) {
     c->refs++;
-    rc = sqlite3_create_function_v2(db, "shap_values", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, c, fn_shap_values, 0, 0,
+    rc = sqlite3_create_function_v2(db, SCORE_EXT_PREFIX "shap_values", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, c, fn_shap_values, 0, 0,
                                     ctx_unref);
   }
   if (rc == SQLITE_OK) {
     c->refs++;
-    rc = sqlite3_create_module_v2(db, "score_model_info", &info_module, c, ctx_unref);
+    rc = sqlite3_create_module_v2(db, SCORE_EXT_PREFIX "score_model_info", &info_module, c, ctx_unref);
   }
   if (rc != SQLITE_OK) *pzErrMsg = sqlite3_mprintf("score extension: %s", sqlite3_errmsg(db));
   ctx_unref(c);

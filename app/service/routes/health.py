@@ -33,5 +33,10 @@ class HealthController(Controller):
         if not admin:
             return s.Ready(status="ready", checks=checks)
         return s.Ready(
-            status="ready", model_id=svc.model.model_id, n_features=len(svc.feature_names), checks=checks, reason=None
+            status="ready",
+            model_id=svc.model.model_id,
+            n_features=len(svc.feature_names),
+            checks=checks,
+            reason=svc.switch_error,  # ready, but a challenger or a promoted bundle was refused: why
+            challenger_model_id=svc.challenger.model_id if svc.challenger is not None else None,
         )

@@ -21,11 +21,32 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
 from app.monitoring import outcomes as oc
+from app.scoring.challenger import thresholds as challenger_thresholds
 from app.service.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError, decode
 from app.service.http import operation as _operation
 from app.service.schemas import FairnessReport, PerformanceReport
 
 MAX_OUTCOMES = 10_000  # per request
+
+
+def _shadow_fairness(svc, fairness, since, until, min_group) -> dict:
+    """Champion vs the installed challenger on the same clients, or why not (never fails the report)."""
+    chal = svc.challenger
+    try:
+        return fairness.challenger_report(
+            svc.log_db_path,
+            svc.db_path,
+            challenger_id=chal.model_id,
+            threshold=chal.threshold,
+            attributes=fairness.parse_attributes(svc.settings.sensitive),
+            since=since,
+            until=until,
+            min_group=min_group,
+        )
+    except fairness.FairnessError as exc:
+        return {"challenger_model_id": chal.model_id, "error": str(exc)}
+
+
 RISK = {"role": "risk"}
 OFFICER = {"role": "officer"}
 
@@ -159,6 +180,7 @@ class OutcomesController(Controller):
                 last=last,
                 period=period,
                 min_outcomes=svc.settings.min_outcomes,
+                thresholds=challenger_thresholds(svc.model_dir),
             )
             return msgspec.convert(rep, PerformanceReport)
         except performance.PerformanceError as exc:
@@ -195,6 +217,8 @@ class OutcomesController(Controller):
                 until=until,
                 min_group=min_group,
             )
+            if svc.challenger is not None:
+                rep["challenger"] = _shadow_fairness(svc, fairness, since, until, min_group)
             return msgspec.convert(rep, FairnessReport)
         except fairness.FairnessError as exc:
             if "no decisions" in str(exc):

@@ -2,6 +2,10 @@
 
 Every score answered is a committed prediction_log row: the handlers await `svc.write_log` before returning
 (503 "prediction log unavailable" if the rows cannot be committed).
+
+Challenger in shadow: each handler takes the (champion, challenger) pair once (`svc.require_pair`); when a
+challenger is installed it scores the same features too (in the same SQL statement for a known client), the
+champion alone decides and answers, and the log row carries both scores (`shadow_*` below).
 """
 
 from __future__ import annotations
@@ -21,6 +25,26 @@ from app.service.state import Service, feature_completeness
 from app.store import predlog
 
 K = TypeVar("K", bound=s.ClientScore)
+
+
+SHADOW_SQL = "SELECT client_id, score_features(x), challenger_score_features(x), x FROM features WHERE client_id = ?"
+PLAIN_SQL = "SELECT client_id, score_features(x), NULL, x FROM features WHERE client_id = ?"
+
+
+def shadow_value(p: float | None) -> float | None:
+    """A challenger's score as logged: never fails the answer (a non-probability is logged as NULL)."""
+    return float(p) if p is not None and 0.0 <= p <= 1.0 else None
+
+
+def shadow_row(pair, x: np.ndarray) -> float | None:
+    """The challenger's score of one float32 vector, or None without a challenger."""
+    return shadow_value(pair.challenger.predict_row(x)) if pair.challenger is not None else None
+
+
+def shadow_batch(pair, X: np.ndarray) -> list[float | None]:
+    if pair.challenger is None:
+        return [None] * len(X)
+    return [shadow_value(p) for p in pair.challenger.predict(X).tolist()]
 
 
 def client_score(kind: type[K], entry: predlog.LogRow, x: np.ndarray, threshold: float, **extra: object) -> K:
@@ -51,16 +75,18 @@ class ScoringController(Controller):
         t0 = time.perf_counter()
         svc: Service = request.app.state.service  # not a dependency: nothing for Litestar to resolve per request
         cid = parse_id(client_id)
-        model = svc.require_model()
-        rows = svc.score_query("SELECT client_id, score_features(x), x FROM features WHERE client_id = ?", (cid,))
+        pair = svc.require_pair()
+        model = pair.champion
+        rows = svc.score_query(SHADOW_SQL if pair.challenger else PLAIN_SQL, (cid,), pair)
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
-        row = rows[0][1:]
-        p = finite(row[0])
+        _cid, p, cp, xb = rows[0]
+        p = finite(p)
         d = model.decide(p)
-        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, row[1], p, d, model, stored=True)
+        cp = shadow_value(cp)
+        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, cp, stored=True)
         await svc.write_log([entry])
-        return client_score(s.ClientScore, entry, np.frombuffer(row[1], dtype="<f4"), model.threshold)
+        return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
 
     @post("/clients/{client_id:str}/what-if", status_code=200, opt=OFFICER,
           responses=errors(400, 401, 403, 404, 413, 503),
@@ -73,11 +99,13 @@ class ScoringController(Controller):
         t0 = time.perf_counter()
         cid = parse_id(client_id)
         req = decode(body, s.WhatIfRequest)
-        model = svc.require_model()
+        pair = svc.require_pair()
+        model = pair.champion
         before, x = await asyncio.to_thread(svc.what_if, cid, req.application)
         p = finite(model.predict_row(x))
-        d = svc.decide(p)
-        entry = svc.row(request, "POST /clients/{id}/what-if", t0, cid, x.astype("<f4").tobytes(), p, d)
+        d = model.decide(p)
+        xb = x.astype("<f4").tobytes()
+        entry = svc.row(request, "POST /clients/{id}/what-if", t0, cid, xb, p, d, pair, shadow_row(pair, x))
         await svc.write_log([entry])
         moved = np.flatnonzero(~((before == x) | (np.isnan(before) & np.isnan(x))))
         changed = {
@@ -94,11 +122,12 @@ class ScoringController(Controller):
         the answer (503 if the log cannot be written)."""
         t0 = time.perf_counter()
         req = decode(body, s.ScoreRequest)
-        model = svc.require_model()
+        pair = svc.require_pair()
+        model = pair.champion
         x, missing = svc.vector(req.features)
         p = finite(model.predict_row(x))
-        d = svc.decide(p)
-        entry = svc.row(request, "POST /score", t0, None, x.astype("<f4").tobytes(), p, d)
+        d = model.decide(p)
+        entry = svc.row(request, "POST /score", t0, None, x.astype("<f4").tobytes(), p, d, pair, shadow_row(pair, x))
         await svc.write_log([entry])
         return s.Score(
             probability=p,
@@ -117,7 +146,8 @@ class ScoringController(Controller):
         transaction before the answer. Unknown client ids: 404 naming them, nothing scored."""
         t0 = time.perf_counter()
         req = decode(body, s.BatchRequest)
-        model = svc.require_model()
+        pair = svc.require_pair()
+        model = pair.champion
         batch_max = svc.settings.batch_max
         ids, applicants = req.client_ids, req.applicants
         given = [k for k, v in (("client_ids", ids), ("applicants", applicants)) if v is not msgspec.UNSET]
@@ -131,33 +161,36 @@ class ScoringController(Controller):
         results: list[s.BatchItem] = []
         rows: list[predlog.LogRow] = []
         if ids is not msgspec.UNSET:
-            found: dict[int, tuple[float, bytes]] = {}
-            for cid, p, x in svc.score_query(
-                "SELECT client_id, score_features(x), x FROM features"
+            found: dict[int, tuple[float, float | None, bytes]] = {}
+            shadow = "challenger_score_features(x)" if pair.challenger else "NULL"
+            for cid, p, cp, x in svc.score_query(
+                f"SELECT client_id, score_features(x), {shadow}, x FROM features"
                 " WHERE client_id IN (SELECT value FROM json_each(?))",
                 (json.dumps(sorted(set(ids))),),
+                pair,
             ):
-                found[cid] = (p, x)
+                found[cid] = (p, cp, x)
             unknown = [cid for cid in dict.fromkeys(ids) if cid not in found]
             if unknown:
                 raise ApiError(404, "unknown client ids", {"client_ids": unknown[:100], "count": len(unknown)})
             for cid in ids:
-                p, xb = found[cid]
+                p, cp, xb = found[cid]
                 p = finite(p)
-                d = svc.decide(p)
+                d = model.decide(p)
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, model, stored=True)
+                cp = shadow_value(cp)
+                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, pair, cp, stored=True)
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
             vecs = [svc.vector(a.features, where=f"applicants[{i}]") for i, a in enumerate(applicants)]
             X = np.ascontiguousarray(np.stack([v[0] for v in vecs]), dtype=np.float32)
             probs = model.predict(X)
-            for (x, missing), p in zip(vecs, probs, strict=True):
+            for (x, missing), p, cp in zip(vecs, probs, shadow_batch(pair, X), strict=True):
                 p = finite(p)
-                d = svc.decide(p)
-                entry = svc.row(request, "POST /score/batch", t0, None, x.astype("<f4").tobytes(), p, d)
+                d = model.decide(p)
+                entry = svc.row(request, "POST /score/batch", t0, None, x.astype("<f4").tobytes(), p, d, pair, cp)
                 rows.append(entry)
                 results.append(s.BatchItem(None, p, d, feature_completeness(x), missing, entry.request_id))
         await svc.write_log(rows)

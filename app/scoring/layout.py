@@ -1,0 +1,97 @@
+"""The serving model folder's layout: versioned bundles and the champion / challenger / previous links.
+
+    compiled/                        settings.model_dir (CREDIT_MODEL_DIR)
+      bundles/<id12>-<stamp>/        one immutable folder per installed model: model.txt, manifest.json,
+                                     model-<id12>.so, score.so and challenger.so (links to it), reference files...
+      champion   -> bundles/...      relative symlinks; `credit promote` switches the champion with ONE os.replace
+      challenger -> bundles/...      (absent: no shadow scoring)
+      previous   -> bundles/...      the champion before the last promote (`credit promote --rollback`)
+      manifest.json -> champion/manifest.json, model.txt, score.so, reference.npy ...   the names readers used
+                                     before, so they follow the champion too (e.g. `.load compiled/score`)
+
+A folder without a `champion` link is a plain model folder (what `credit train` + `credit compile` write): it is
+its own champion and nothing changes for it. `credit compile --challenger` first "adopts" such a folder: its
+files are hard-linked into bundles/ and the links above are made. A role's folder is resolved once
+(os.path.realpath), so a reader takes every file of a bundle from the same immutable folder even while
+`credit promote` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from app.scoring.library import ModelError
+
+BUNDLES = "bundles"
+ROLES = ("champion", "challenger", "previous")
+CHALLENGER_LINK = "challenger.so"  # in a bundle: the sqlite3 shell derives the entry point sqlite3_challenger_init
+
+__all__ = ["BUNDLES", "CHALLENGER_LINK", "ROLES", "pointers", "role_dir", "set_link"]
+
+
+def role_dir(model_dir: Path | str, role: str = "champion") -> Path | None:
+    """The folder holding `role`'s bundle: the link's target resolved, or the folder itself for the champion of
+    a plain model folder; None when the role is not installed."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    model_dir = Path(model_dir)
+    link = model_dir / role
+    if not os.path.lexists(link):
+        return model_dir if role == "champion" else None
+    target = Path(os.path.realpath(link))
+    if not target.is_dir():
+        raise ModelError(f"{link}: points to {os.readlink(link) if link.is_symlink() else link}, not a bundle folder")
+    return target
+
+
+def pointers(model_dir: Path | str) -> tuple[str | None, str | None]:
+    """(champion, challenger) link targets as written (two readlink calls): what a running server compares to
+    notice a promote or a newly installed challenger."""
+    out: list[str | None] = []
+    for role in ("champion", "challenger"):
+        try:
+            out.append(os.readlink(Path(model_dir) / role))
+        except OSError:
+            out.append(None)
+    return out[0], out[1]
+
+
+def set_link(model_dir: Path, name: str, target: str | None) -> None:
+    """Point model_dir/name at `target` (relative text) with one atomic os.replace, or remove it (None)."""
+    path = model_dir / name
+    if target is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    tmp = model_dir / f".{name}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def relative(model_dir: Path, bundle: Path) -> str:
+    """The link text for a bundle folder inside model_dir/bundles."""
+    bundle = Path(os.path.realpath(bundle))
+    root = Path(os.path.realpath(model_dir / BUNDLES))
+    if bundle.parent != root:
+        raise ModelError(f"{bundle}: not a bundle of {model_dir} (expected a folder in {root})")
+    return f"{BUNDLES}/{bundle.name}"
+
+
+def link_root_names(model_dir: Path) -> None:
+    """Make the plain names at the top of model_dir (manifest.json, model.txt, score.so, ...) links through
+    `champion/`, for every file of the champion bundle (not the versioned model-*.so, which a running server of an
+    older layout may still map, nor build/)."""
+    champion = role_dir(model_dir, "champion")
+    if champion is None or champion == model_dir:
+        return
+    for entry in champion.iterdir():
+        name = entry.name
+        if name.startswith(".") or name == "build" or name == CHALLENGER_LINK or entry.is_dir():
+            continue
+        if name.startswith("model-") and name.endswith(".so"):
+            continue
+        set_link(model_dir, name, f"champion/{name}")

@@ -1,0 +1,175 @@
+"""Shadow scoring's cost: GET /clients/{id}/score on `credit serve` without and with a challenger installed, in
+the same run, wrk at 1 and 32 connections, the two servers measured in alternation (ROUNDS short rounds). On a
+shared machine the rounds disturbed by other processes are the slow ones, so the ratios use the least
+disturbed round of each (lowest p50, highest throughput; medians are reported beside them). A noise-free
+figure beside it: the scoring statement itself in process (`score_features(x)` vs `score_features(x),
+challenger_score_features(x)` on one connection, minimum over repetitions).
+
+Budgets (issue 19): with a challenger, p50 at 1 connection <= 1.10x and throughput at 32 connections
+>= 0.85x of the same server without one. The challenger is the champion with the first tree's leaves changed
+(`perturbed_copy`): a different model of the same size, so it costs what a real retrained challenger costs,
+compiled through the same parity gates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bench_http import KEY, free_port, serve, wrk
+from benchmarks.models import project_pipeline
+
+ROUNDS = 7
+P50_BUDGET = 1.10  # p50 at 1 connection, with / without
+RPS_BUDGET = 0.85  # throughput at 32 connections, with / without
+
+
+def perturbed_copy(model_dir: Path, dest: Path) -> Path:
+    """A model folder like `model_dir` whose model.txt has the first tree's leaves changed (a new model id)."""
+    dest.mkdir(parents=True)
+    text = (model_dir / "model.txt").read_text()
+    text = re.sub(r"^tree_sizes=.*\n", "", text, count=1, flags=re.M)  # sizes change with the leaves
+
+    def scale(m: re.Match) -> str:
+        return "leaf_value=" + " ".join(repr(float(v) * 1.5 + 0.05) for v in m.group(1).split())
+
+    text = re.sub(r"^leaf_value=(.*)$", scale, text, count=1, flags=re.M)
+    (dest / "model.txt").write_text(text)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest.pop("library", None)
+    manifest["model_id"] = hashlib.sha256(text.encode()).hexdigest()
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    for name in ("reference.npy", "reference_scores.npy"):
+        if (model_dir / name).is_file():
+            shutil.copy(model_dir / name, dest / name)
+    return dest
+
+
+def run(quick: bool) -> list[dict]:
+    import apsw
+
+    from app.model.compile import compile_model
+    from app.scoring.challenger import install_challenger
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
+    pipe = project_pipeline(3000 if quick else 20000)
+    work = Path(tempfile.mkdtemp(prefix="bench-shadow-"))
+    setups = {}
+    for name in ("without challenger", "with challenger"):
+        folder = work / name.replace(" ", "-")
+        folder.mkdir()
+        shutil.copy(pipe.db, folder / "credit.db")
+        shutil.copytree(pipe.model_dir, folder / "model", symlinks=True)
+        setups[name] = folder
+    src = perturbed_copy(pipe.model_dir, work / "next")
+    challenger = install_challenger(
+        src,
+        setups["with challenger"] / "model",
+        lambda d: compile_model(d, progress=False, tl2cgen_reference=False),
+    )
+    conn = apsw.Connection(str(pipe.db), flags=apsw.SQLITE_OPEN_READONLY)
+    ids = [r[0] for r in conn.execute("SELECT client_id FROM features ORDER BY random() LIMIT 2000")]
+    conn.close()
+    statement_rows = statement_cost(setups["with challenger"], ids, 200 if quick else 2000)
+    bindir = Path(sys.executable).parent
+    procs, urls = {}, {}
+    try:
+        for name, folder in setups.items():
+            port = free_port()
+            env = {
+                **os.environ,
+                "CREDIT_DB": str(folder / "credit.db"),
+                "CREDIT_MODEL_DIR": str(folder / "model"),
+                "CREDIT_API_KEYS": f"{KEY}:officer",
+            }
+            procs[name] = serve([str(bindir / "credit"), "serve", "--port", str(port), "--workers", "1"], env, port)
+            urls[name] = f"http://127.0.0.1:{port}"
+            httpx.get(f"{urls[name]}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
+        seconds = 2 if quick else 3
+        samples: dict[tuple[str, int], list[dict]] = {}
+        for _round in range(1 if quick else ROUNDS):
+            for connections in (1, 32):
+                for name in setups:  # alternate, so drift in the machine's load hits both
+                    samples.setdefault((name, connections), []).append(wrk(urls[name], ids, connections, seconds))
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for (name, connections), runs in samples.items():
+        rows.append(
+            {
+                "name": f"credit serve, 1 worker, {name}",
+                "connections": connections,
+                "p50_ms": min(r["p50_ms"] for r in runs),
+                "rps": max(r["rps"] for r in runs),
+                "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
+                "rps_median": statistics.median(r["rps"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                "non_2xx": sum(r["non_2xx"] for r in runs),
+                "rounds": len(runs),
+            }
+        )
+    base = {r["connections"]: r for r in rows if "without" in r["name"]}
+    for row in rows:
+        if "without" in row["name"]:
+            continue
+        b = base[row["connections"]]
+        row["challenger_model_id"] = challenger.model_id[:12]
+        row["p50_ratio_vs_without"] = row["p50_ms"] / b["p50_ms"]
+        row["throughput_ratio_vs_without"] = row["rps"] / b["rps"]
+        if row["connections"] == 1:
+            row["budget"] = f"p50 ratio <= {P50_BUDGET}"
+            row["within_budget"] = row["p50_ratio_vs_without"] <= P50_BUDGET
+        else:
+            row["budget"] = f"throughput ratio >= {RPS_BUDGET}"
+            row["within_budget"] = row["throughput_ratio_vs_without"] >= RPS_BUDGET
+    return rows + statement_rows
+
+
+def statement_cost(folder: Path, ids: list[int], n: int, repeat: int = 7) -> list[dict]:
+    """µs per scoring statement of the GET route, without and with the challenger's column, on one connection
+    that has both libraries loaded (minimum over `repeat` passes over n ids, alternated)."""
+    import time
+
+    from app.scoring.bundle import ModelBundle
+    from app.scoring.db import connect
+
+    pair = ModelBundle.load_pair(folder / "model")
+    conn = connect(folder / "credit.db", pair.champion, readonly=True, challenger=pair.challenger)
+    sqls = {
+        "without challenger": "SELECT client_id, score_features(x), NULL, x FROM features WHERE client_id = ?",
+        "with challenger": "SELECT client_id, score_features(x), challenger_score_features(x), x FROM features"
+        " WHERE client_id = ?",
+    }
+    best = dict.fromkeys(sqls, float("inf"))
+    sample = (ids * (n // len(ids) + 1))[:n]
+    try:
+        for _ in range(repeat):
+            for name, sql in sqls.items():
+                t0 = time.perf_counter()
+                for cid in sample:
+                    conn.execute(sql, (cid,)).fetchall()
+                best[name] = min(best[name], (time.perf_counter() - t0) / n * 1e6)
+    finally:
+        conn.close()
+    base = best["without challenger"]
+    return [
+        {
+            "name": f"scoring statement in process, {name}",
+            "us_per_request": us,
+            "added_us_per_request": us - base,
+        }
+        for name, us in best.items()
+    ]
