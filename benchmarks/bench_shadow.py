@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_http import KEY, free_port, serve, wrk
+from benchmarks.bench_http import KEY, Server, lua_script, wrk
 from benchmarks.models import project_pipeline
 
 ROUNDS = 7
@@ -82,29 +82,30 @@ def run(quick: bool) -> list[dict]:
     conn.close()
     statement_rows = statement_cost(setups["with challenger"], ids, 200 if quick else 2000)
     bindir = Path(sys.executable).parent
-    procs, urls = {}, {}
+    script = lua_script(work, "get", ids)
+    servers: dict[str, Server] = {}
     try:
         for name, folder in setups.items():
-            port = free_port()
             env = {
                 **os.environ,
                 "CREDIT_DB": str(folder / "credit.db"),
                 "CREDIT_MODEL_DIR": str(folder / "model"),
                 "CREDIT_API_KEYS": f"{KEY}:officer",
             }
-            procs[name] = serve([str(bindir / "credit"), "serve", "--port", str(port), "--workers", "1"], env, port)
-            urls[name] = f"http://127.0.0.1:{port}"
-            httpx.get(f"{urls[name]}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
+            cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", "1"]
+            servers[name] = Server(name, cmd, env, "/readyz", "ours")
+            httpx.get(f"{servers[name].url}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
         seconds = 2 if quick else 3
         samples: dict[tuple[str, int], list[dict]] = {}
         for _round in range(1 if quick else ROUNDS):
             for connections in (1, 32):
                 for name in setups:  # alternate, so drift in the machine's load hits both
-                    samples.setdefault((name, connections), []).append(wrk(urls[name], ids, connections, seconds))
+                    samples.setdefault((name, connections), []).append(
+                        wrk(servers[name].url, script, connections, seconds)
+                    )
     finally:
-        for proc in procs.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+        for server in servers.values():
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     rows = []
     for (name, connections), runs in samples.items():
