@@ -352,9 +352,10 @@ def compile_model(
             parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
         )
 
-    if batch_path == "auto":  # first guess: small models loop over rows (measured below, rebuilt if wrong)
+    if batch_path == "auto":  # first guess: small models loop over rows, others QuickScorer (measured below,
+        # rebuilt if wrong)
         n_leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"])
-        chosen = "rows" if n_leaves < ROWS_GUESS_MAX_LEAVES else "tables"
+        chosen = "rows" if n_leaves < ROWS_GUESS_MAX_LEAVES else "qs"
     else:
         chosen = batch_path
     units = main_units(chosen)
