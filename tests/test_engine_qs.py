@@ -104,7 +104,7 @@ def test_qs_matches_lightgbm_exactly(qs_models, name, data):
 def test_qs_block_edges_and_chosen_path(qs_models, name):
     model, booster, _ = qs_models[name]
     rng = np.random.default_rng(3)
-    for n in (1, 7, 8, 9, 17, 500):
+    for n in (1, 7, 8, 9, 15, 16, 17, 33, 500):
         X = rng.normal(0, 2, (n, model.n_features)).astype(np.float32)
         X[rng.random(X.shape) < 0.2] = np.nan
         X[rng.random(X.shape) < 0.05] = np.inf
@@ -132,3 +132,16 @@ def test_qs_with_if_else_trees_in_between(tmp_path, monkeypatch):
     X = rng.normal(0, 2, (300, model.n_features)).astype(np.float32)
     X[rng.random(X.shape) < 0.2] = np.nan
     _exact(model, booster, X)
+
+
+@pytest.mark.parametrize("name", ["categorical", "zero_none"])
+def test_qs_blocks_of_eight_rows(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(codegen_qs, "QS_ROWS", 8)
+    model, booster, _ = _build(MODELS / f"{name}.txt", tmp_path / "m")
+    assert "#define QS_R 8" in (model.so_path.parent / "build" / "model.c").read_text()
+    rng = np.random.default_rng(5)
+    for n in (1, 8, 9, 300):
+        X = rng.normal(0, 2, (n, model.n_features)).astype(np.float32)
+        X[rng.random(X.shape) < 0.2] = np.nan
+        X[rng.random(X.shape) < 0.1] = 0.0
+        _exact(model, booster, X)
