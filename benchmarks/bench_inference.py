@@ -9,6 +9,7 @@ virtual environments under benchmarks/.cache (their pins conflict with the proje
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import shutil
 import subprocess
@@ -210,8 +211,11 @@ def run_model(
     (n_batch, engines, threads_list: a subset for a focused run, see main().)"""
     model_txt = model_dir / "model.txt"
     work = CACHE / f"engines-{label}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    digest = hashlib.sha256(model_txt.read_bytes()).hexdigest()
+    if not (work / "model.sha256").is_file() or (work / "model.sha256").read_text() != digest:
+        shutil.rmtree(work, ignore_errors=True)  # a new model: lleaves' compiled cache goes too
+        work.mkdir(parents=True)
+        (work / "model.sha256").write_text(digest)
     rng = np.random.default_rng(0)
     n_batch = n_batch or (5_000 if quick else 100_000)
     batch_X = np.ascontiguousarray(X[rng.choice(len(X), n_batch)], dtype=np.float32)
@@ -240,7 +244,11 @@ def run_model(
         row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": diff}
         repeat = 2 if quick else 5
         for threads in threads_list:
-            t = timeit(lambda engine=engine, threads=threads: engine.batch(batch_X, threads), repeat=repeat)
+            # one thread: CPU time of the calling thread (the machine is shared); two: wall time
+            clock = time.thread_time_ns if threads == 1 else time.perf_counter_ns
+            t = timeit(
+                lambda engine=engine, threads=threads: engine.batch(batch_X, threads), repeat=repeat, clock=clock
+            )
             row[f"batch_us_per_row_{threads}t"] = t["min"] / n_batch * 1e6
             row[f"batch_median_us_per_row_{threads}t"] = t["median"] / n_batch * 1e6
         per_call = []
@@ -288,12 +296,14 @@ def run(quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """A focused run: chosen engines on the anchor models, one thread, N rows; prints a table.
+    """A focused run: chosen engines on the anchor models, one thread (its CPU time), N rows; prints a
+    table, and with --rounds R the engines run in R interleaved rounds with each round's ratio to lleaves.
 
-    python -m benchmarks.bench_inference --engines ours,lleaves,onedal,timber --rows 20000
+    python -m benchmarks.bench_inference --engines ours,lleaves --rows 20000 --rounds 3
     (LightGBM, the reference, always runs). The suite's own run is `credit bench --only inference`.
     """
     import argparse
+    import statistics
 
     from benchmarks.models import ANCHORS, anchor_model
 
@@ -301,19 +311,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", default="ours,lleaves")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--models", default=",".join(ANCHORS))
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args(argv)
     for name in args.models.split(","):
         model_dir, X = anchor_model(name)
-        rows = run_model(
-            name, model_dir, X, quick=False, n_batch=args.rows, engines=set(args.engines.split(",")), threads_list=(1,)
-        )
-        for row in rows:
-            if "error" in row:
-                print(f"{name:12s} {row['engine']:32s} error {row['error'][:200]}")
-                continue
+        library = json.loads((model_dir / "manifest.json").read_text()).get("library", {})
+        print(f"{name}: batch path {library.get('batch_path')}, compile {library.get('compile_seconds')} s")
+        ratios = []
+        for k in range(args.rounds):
+            rows = run_model(
+                name,
+                model_dir,
+                X,
+                quick=False,
+                n_batch=args.rows,
+                engines=set(args.engines.split(",")),
+                threads_list=(1,),
+            )
+            by_engine = {}
+            for row in rows:
+                if "error" in row:
+                    print(f"{name:12s} {row['engine']:32s} error {row['error'][:200]}")
+                    continue
+                by_engine[row["engine"]] = row["batch_us_per_row_1t"]
+                print(
+                    f"{name:12s} r{k} {row['engine']:32s} batch {row['batch_us_per_row_1t']:8.2f} µs/row"
+                    f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
+                    flush=True,
+                )
+            ours, ll = by_engine.get(Ours.name), by_engine.get("lleaves (own venv)")
+            if ours and ll:
+                ratios.append(ll / ours)
+                print(f"{name:12s} r{k} ours vs lleaves: {ll / ours:.2f}x", flush=True)
+        if ratios:
             print(
-                f"{name:12s} {row['engine']:32s} batch {row['batch_us_per_row_1t']:8.2f} µs/row"
-                f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
+                f"{name:12s} ours vs lleaves over {len(ratios)} rounds: median {statistics.median(ratios):.2f}x "
+                f"(min {min(ratios):.2f}, max {max(ratios):.2f})",
                 flush=True,
             )
 

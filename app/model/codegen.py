@@ -37,7 +37,7 @@ TREE_GROUP = 8  # single rows through node tables: this many trees walked side b
 # the caches: measured on 1000 trees x 63 leaves), nested if/else below it
 ROW_TABLE_MIN_NODES = 20_000
 # batches: node tables over blocks of rows, or a loop over single rows; `credit compile` times both
-BATCH_PATHS = ("tables", "rows")  # index = credit_predict_batch_via's path argument
+BATCH_PATHS = ("tables", "rows", "qs")  # index = credit_predict_batch_via's path argument
 
 
 class CodegenError(CreditError, ValueError):
@@ -97,6 +97,7 @@ class _Emitter:
         self.thresholds: list[float] | None = None
         self.last_simple: tuple[int, np.float32, bool] | None = None
         self.last_cat: tuple[int, list[int]] | None = None  # (feature, bitset words) of a categorical split
+        self.last_zero: tuple[int, np.float32, bool] | None = None  # (feature, t, default_left): two-sided Zero
         self.cat_words: list[int] = []  # every table node's bitset, concatenated (CAT_BITS)
         self.bitsets: list[str] = []
         self.n_nodes = 0
@@ -161,6 +162,7 @@ class _Emitter:
         dt = node["decision_type"]
         self.last_simple = None
         self.last_cat = None
+        self.last_zero = None
         if dt == "==":
             cats = [int(c) for c in str(node["threshold"]).split("||") if c != ""]
             if any(c < 0 for c in cats):
@@ -201,6 +203,7 @@ class _Emitter:
         if consistent:
             self.last_simple = (f, tf, nan_left)
             return f"!({v} > {c_float(tf)})" if nan_left else f"({v} <= {c_float(tf)})"
+        self.last_zero = (f, tf, default_left)
         return f"num_left({v}, {c_float(tf)}, {int(zero_left)}, {int(nan_left)})"
 
     def tree(self, node: dict[str, Any], indent: int, out: list[str]) -> None:
@@ -395,9 +398,17 @@ static void credit_batch_rows(const float *x, int64_t n, double *out) {
   for (int64_t i = 0; i < n; ++i) out[i] = credit_predict_row(x + i * CREDIT_NF);
 }
 
-/* both batch paths, for `credit compile` to time them on this machine (path 0 tables, 1 rows) */
+/* QuickScorer (app/model/codegen_qs.py) */
+%(qs_defs)s
+static void credit_batch_qs(const float *x, int64_t n, double *out) {
+%(qs_body)s
+}
+
+/* every batch path, for `credit compile` to time them on this machine (path = index in BATCH_PATHS) */
 CREDIT_EXPORT void credit_predict_batch_via(int32_t path, const float *x, int64_t n, double *out) {
-  if (path == 1)
+  if (path == 2)
+    credit_batch_qs(x, n, out);
+  else if (path == 1)
     credit_batch_rows(x, n, out);
   else
     credit_batch_tables(x, n, out);
@@ -437,6 +448,9 @@ def link_body(sigmoid: float, calibration: tuple[float, float]) -> str:
         f"  double p = 1.0 / (1.0 + exp(-({c_double(a)} * margin + {c_double(b)})));\n"
         "  return p;"
     )
+
+
+from app.model import codegen_qs  # noqa: E402  (it imports the helpers above)
 
 
 def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
@@ -482,6 +496,7 @@ def generate_units(
     table_leaves: list[str] = []
     table_cats: list[str] = []  # credit_cat per table node, once a tree with categorical splits is seen
     row_calls: list[str] = []
+    qs_trees: list[codegen_qs.QSTree | None] = []
     groups: list[str] = []
     pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
 
@@ -507,6 +522,7 @@ def generate_units(
         body.append("  }")
         body.append("}")
         calls.append(f"  tree{i}(x, n, acc);")
+        qs_trees.append(codegen_qs.collect(em, info["tree_structure"]))
         tab = em.table(info["tree_structure"]) if use_tables else None
         if tab is None:
             full_calls.append(f"  tree{i}(x, CREDIT_BLOCK, acc);")
@@ -544,7 +560,10 @@ def generate_units(
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
     head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
+    qs_defs, qs_body = codegen_qs.emit(qs_trees, nf)
     tail = _EPILOGUE % {
+        "qs_defs": qs_defs,
+        "qs_body": qs_body,
         "model_id": model_id,
         "calls": "\n".join(calls),
         "full_calls": "\n".join(full_calls),
