@@ -51,6 +51,7 @@ from app.model.evaluation import (
     fold_aucs,
     reliability,
     roc_points,
+    same_cost,
     score_bands,
     trivial_policies,
 )
@@ -181,13 +182,32 @@ def honest_figures(y, margins, fold_id, fn_cost: float, fp_cost: float) -> tuple
         "calibration": cal,
         "uncalibrated": calibration_figures(y, calibration.sigmoid(margins)),
         "calibrated": calibration_figures(y, p_honest),
+        "_client_costs": cf["client_costs"],
     }
     return figures, p_honest
 
 
-def _champion(candidates: dict[str, dict]) -> tuple[str, str]:
+def _champion(candidates: dict[str, dict], trivial_cost: float = float("inf")) -> tuple[str, str]:
+    """Lowest honest cost; a candidate whose per-client costs are within two paired standard errors of the
+    cheapest's (same clients) ties with it, and among tied candidates that beat the trivial policy the
+    higher out-of-fold AUC wins (a cost difference that small is noise; the ranking is the steadier figure)."""
     ranked = sorted(candidates, key=lambda k: (candidates[k]["cost_per_client"], -candidates[k]["oof_auc"], k))
     best = ranked[0]
+    tied = []
+    for k in ranked[1:]:
+        a, b = candidates[best].get("_client_costs"), candidates[k].get("_client_costs")
+        if a is None or b is None or candidates[k]["cost_per_client"] >= trivial_cost:
+            continue
+        indistinct, diff, se = same_cost(a, b)
+        if indistinct and candidates[k]["oof_auc"] > candidates[best]["oof_auc"]:
+            tied.append((candidates[k]["oof_auc"], k, diff, se))
+    if tied:
+        auc_k, k, diff, se = max(tied)
+        return k, (
+            f"honest cost per client {candidates[k]['cost_per_client']:.4f} ties with {best}'s "
+            f"{candidates[best]['cost_per_client']:.4f} (paired difference {diff:+.4f} ± {se:.4f}, within two "
+            f"standard errors) and its out-of-fold AUC is higher ({auc_k:.4f} vs {candidates[best]['oof_auc']:.4f})"
+        )
     why = f"lowest honest cost per client ({candidates[best]['cost_per_client']:.4f})"
     if len(ranked) > 1:
         other = candidates[ranked[1]]
@@ -292,7 +312,7 @@ def train_arrays(
         results[kind], oof[kind], honest_p[kind] = figures, margins, p_h
         say(report.line(kind, figures))
     trivial = trivial_policies(y, fn_cost, fp_cost)
-    champ, why = _champion({k: results[k] for k in candidates})
+    champ, why = _champion({k: results[k] for k in candidates}, min(trivial.values()))
     best_trivial = min(trivial, key=lambda k: (trivial[k], k))
     beats = results[champ]["cost_per_client"] < trivial[best_trivial]
     if not beats:
