@@ -131,11 +131,8 @@ def tune(
     monotone: list[int] | None = None,
     say: Any = None,
     label: str = "",
-    fixed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Best parameters and tree count for the rows idx, found on an inner split of idx only.
-
-    fixed: no search, these parameters only (their tree count still early-stopped on the inner split)."""
+    """Best parameters and tree count for the rows idx, found on an inner split of idx only."""
     import lightgbm as lgb
 
     t_start = time.perf_counter()
@@ -158,13 +155,11 @@ def tune(
     log: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     stopped_by_time = False
-    for k in range(1 if fixed is not None else max(1, trials)):
+    for k in range(max(1, trials)):
         if k and budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
             stopped_by_time = True
             break
-        if fixed is not None:
-            params = {**base, **{p: v for p, v in fixed.items() if p != "num_threads"}}
-        elif k == 0:
+        if k == 0:
             params = dict(base)
         elif k == 1 and not quick and len(idx) * (1 - INNER_SHARE) <= STEADY_MAX_ROWS:
             params = {**base, **STEADY}

@@ -116,7 +116,10 @@ def _logistic_margin(X, y, tr, te, seed):
 def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None = None) -> tuple[Any, dict]:
     """Fit candidate `kind` on rows idx with its whole procedure; returns (margin function, details).
 
-    fixed: LightGBM parameters to use without a search (the sensitive-features effect, below)."""
+    fixed: {"params", "n_trees"} of LightGBM to refit without a search (the sensitive-features effect, below)."""
+    if kind == "lightgbm" and fixed is not None:
+        booster = search.refit(X, y, idx, fixed["params"], fixed["n_trees"], names=cfg.get("lgb_names"))
+        return (lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])), {**fixed, "inner_auc": None}
     if kind == "lightgbm":
         res = search.tune(
             X,
@@ -130,7 +133,6 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None =
             monotone=cfg["monotone"],
             say=cfg["say"],
             label=label,
-            fixed=fixed,
         )
         booster = search.refit(X, y, idx, res["params"], res["n_trees"], names=cfg.get("lgb_names"))
         return (lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])), {**res, "booster": booster}
@@ -141,7 +143,7 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None =
 
 
 def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = None) -> tuple[np.ndarray, dict]:
-    """Out-of-fold margins of candidate `kind`; fixed[k]: fold k's LightGBM parameters (no search).
+    """Out-of-fold margins of candidate `kind`; fixed[k]: fold k's LightGBM parameters and tree count (no search).
     extra["_params"] (per fold, kept out of the manifest) holds the parameters each fold used."""
     margins = np.empty(len(y), dtype=np.float64)
     extra: dict[str, Any] = {"n_trees": [], "inner_auc": [], "seconds": 0.0, "_params": []}
@@ -156,7 +158,7 @@ def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = No
         if kind == "lightgbm":
             extra["n_trees"].append(det["n_trees"])
             extra["inner_auc"].append(det["inner_auc"])
-            extra["_params"].append(det["params"])
+            extra["_params"].append({"params": det["params"], "n_trees": det["n_trees"]})
         cfg["say"](f"  [{kind}] fold {k + 1}: held-out AUC {auc(y[te], margins[te]):.4f}")
     extra["seconds"] = round(time.perf_counter() - t0, 2)
     return margins, extra
@@ -493,10 +495,10 @@ def _masked(X: np.ndarray, columns: list[int]) -> np.ndarray:
 def _sensitive_effect(sens: dict, champ: str, fig: dict, X_other, y, fold_id, cfg: dict, fn_cost, fp_cost) -> dict:
     """The manifest's `sensitive` record: the choice and its effect on the champion's honest AUC and cost.
 
-    The other choice runs the champion's procedure on the same outer folds with, in each fold, the
-    parameters the search chose for that fold (no new search; the tree count is early-stopped on the same
-    inner split): with these parameters the configured choice's figures are exactly the ones reported,
-    so the two rows differ only by the features."""
+    The other choice refits the champion on the same outer folds with, in each fold, the parameters and
+    tree count the search chose for that fold (no new search: one fit per fold, cheap at full scale); with
+    them the configured choice's figures are exactly the ones reported, so the two rows differ only by the
+    features (a scorecard champion is simply refitted: it has no search)."""
     record: dict[str, Any] = {
         "attributes": sens["attributes"],
         "excluded": sens["excluded"] and bool(sens["features"]),
@@ -515,7 +517,7 @@ def _sensitive_effect(sens: dict, champ: str, fig: dict, X_other, y, fold_id, cf
         "with": that if sens["excluded"] else this,
         "without": this if sens["excluded"] else that,
         "candidate": champ,
-        "procedure": "same outer folds; each fold's parameters as chosen by the search for the configured choice",
+        "procedure": "same outer folds; each fold's parameters and tree count as chosen for the configured choice",
     }
     return record
 
