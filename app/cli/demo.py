@@ -140,6 +140,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
             progress=progress,
             trials=1,
             sensitive_attributes=settings.sensitive,
+            exclude_sensitive=settings.exclude_sensitive,
         )
         state = _read_json(state_path) or {}
         _write_json(state_path, {**state, "trained": {"model_id": manifest.get("model_id"), "quick": quick}})

@@ -46,6 +46,11 @@ def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
 )
 @click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
 @click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")
+@click.option(
+    "--exclude-sensitive/--include-sensitive",
+    default=None,
+    help="keep the features derived from CREDIT_SENSITIVE out of the model [env CREDIT_EXCLUDE_SENSITIVE, exclude]",
+)
 @click.option("--quick", is_flag=True, help="few small trees (tests, smoke runs)")
 @with_settings("db", "model_dir", "fn_cost", "fp_cost", "seed")
 def train_command(
@@ -57,6 +62,7 @@ def train_command(
     candidates: str,
     monotone: tuple[str, ...],
     force: bool,
+    exclude_sensitive: bool | None,
     quick: bool,
 ) -> None:
     """Nested cross-validation of a tuned LightGBM and a logistic scorecard; champion by honest cost, calibrated."""
@@ -81,6 +87,7 @@ def train_command(
             monotone=_parse_monotone(monotone),
             force=force,
             sensitive_attributes=s.sensitive,
+            exclude_sensitive=s.exclude_sensitive if exclude_sensitive is None else exclude_sensitive,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

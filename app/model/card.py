@@ -47,21 +47,11 @@ LIMITATIONS = (
 )
 
 
-# model features derived from each sensitive attribute (sql/features_application.sql)
-def _derived(attribute: str, name: str) -> bool:
-    if attribute == "gender":
-        return name == "GENDER_F" or name.startswith("CODE_GENDER")
-    if attribute == "age_band":
-        return name in ("DAYS_BIRTH", "AGE_YEARS", "CAR_AGE_AGE_RATIO") or name.endswith("_BIRTH_RATIO")
-    if attribute == "family_status":
-        return name.startswith(("FAMILY_", "NAME_FAMILY_STATUS"))
-    return name.lower() == attribute.lower()
-
-
 def sensitive_features(features: list[str], attributes: tuple[str, ...]) -> dict[str, list[str]]:
-    """{attribute: [model features derived from it]} (only attributes with at least one)."""
-    out = {a: [n for n in features if _derived(a, n)] for a in attributes}
-    return {a: names for a, names in out.items() if names}
+    """{attribute: [model features derived from it]} (app.monitoring.fairness.derived_features)."""
+    from app.monitoring.fairness import derived_features
+
+    return derived_features(features, attributes)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -146,6 +136,21 @@ def _fairness_section(fair: dict | None) -> list[str]:
     return lines
 
 
+def _sensitive_text(manifest: dict, used: str) -> str:
+    """Whether the features derived from the sensitive attributes are in the model, and what that costs."""
+    from app.model.report import sensitive_lines
+
+    rec = manifest.get("sensitive")
+    if rec is None:
+        return f"Model features derived from them: {used} (exclusion {NOT_RECORDED})."
+    feats = (rec.get("features") or {}).items()
+    names = "; ".join(f"{a}: {', '.join(n)}" for a, n in feats) or "none"
+    verb = "EXCLUDED from the model (CREDIT_EXCLUDE_SENSITIVE)" if rec.get("excluded") else "used by the model"
+    text = f"Model features derived from them, {verb}: {names}."
+    effect = sensitive_lines(manifest)[1:]
+    return text + (f" Effect of the choice, {effect[0][len('effect on the ') :]}." if effect else "")
+
+
 def render(manifest: dict, fairness: dict | None = None, sensitive_attributes: tuple[str, ...] = ()) -> str:
     """The model card as markdown (see the module text)."""
     m = manifest.get("metrics") or {}
@@ -178,9 +183,8 @@ def render(manifest: dict, fairness: dict | None = None, sensitive_attributes: t
         "## Features",
         "",
         f"- {manifest.get('n_features', len(features))} features, aggregated per client in SQL (`sql/features_*.sql`).",
-        f"- Sensitive attributes examined: {', '.join(sensitive_attributes) or 'none'}. Model features derived "
-        f"from them (used, not excluded): {used}. Excluding them by configuration is not available yet; the "
-        "fairness figures below show how decisions differ between groups with them in the model.",
+        f"- Sensitive attributes examined: {', '.join(sensitive_attributes) or 'none'}. "
+        + _sensitive_text(manifest, used),
         "- Most important (mean |SHAP|): "
         + (", ".join(n for n, _v in (manifest.get("global_importance") or [])[:8]) or NOT_RECORDED),
         "",

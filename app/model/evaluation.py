@@ -67,7 +67,8 @@ def cross_fitted_cost(
 ) -> dict[str, Any]:
     """Cost of thresholds chosen on the other folds and counted on the held one, pooled per client.
 
-    Returns {"cost_per_client", "fold_thresholds", "fold_costs" (per client of each fold), "confusion"}.
+    Returns {"cost_per_client", "fold_thresholds", "fold_costs" (per client of each fold), "confusion",
+    "client_costs" (float64[n]: each client's cost under its fold's threshold)}.
     """
     y = np.asarray(y).astype(bool)
     p = np.asarray(p, dtype=np.float64)
@@ -75,6 +76,7 @@ def cross_fitted_cost(
     total = 0.0
     thresholds, fold_costs = [], []
     conf = {"tn": 0, "fp": 0, "fn": 0, "tp": 0}
+    client_costs = np.zeros(len(y), dtype=np.float64)
     for k in np.unique(fold_id):
         held = fold_id == k
         t, _ = best_threshold(y[~held], p[~held], fn_cost, fp_cost)
@@ -84,12 +86,24 @@ def cross_fitted_cost(
         fold_costs.append(c / max(int(held.sum()), 1))
         for key, v in confusion(y[held], p[held], t).items():
             conf[key] += v
+        refused = refuses(p[held], t)
+        client_costs[held] = np.where(y[held], np.where(refused, 0.0, fn_cost), np.where(refused, fp_cost, 0.0))
     return {
         "cost_per_client": total / max(len(y), 1),
         "fold_thresholds": thresholds,
         "fold_costs": fold_costs,
         "confusion": conf,
+        "client_costs": client_costs,
     }
+
+
+def same_cost(a: np.ndarray, b: np.ndarray, z: float = 2.0) -> tuple[bool, float, float]:
+    """Whether two policies' per-client costs on the same clients differ by no more than z paired standard
+    errors: (indistinct, mean difference b - a, its standard error)."""
+    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+    mean = float(d.mean()) if len(d) else 0.0
+    return abs(mean) <= z * se, mean, se
 
 
 def trivial_policies(y: np.ndarray, fn_cost: float, fp_cost: float) -> dict[str, float]:

@@ -56,6 +56,33 @@ def _f(v: Any, fmt: str = ".4f") -> str:
     return "—" if v is None else format(float(v), fmt)
 
 
+def sensitive_lines(manifest: dict) -> list[str]:
+    """The sensitive-features choice and its effect on the champion's honest AUC and cost (plain text)."""
+    rec = manifest.get("sensitive")
+    if not rec:
+        return []
+    feats = [n for names in (rec.get("features") or {}).values() for n in names]
+    attrs = ", ".join(rec.get("attributes") or []) or "none"
+    if not feats:
+        return [f"sensitive attributes ({attrs}): no model feature derives from them"]
+    out = [
+        f"sensitive attributes ({attrs}): {len(feats)} derived features "
+        + ("EXCLUDED from the model" if rec.get("excluded") else "used by the model")
+        + f" ({', '.join(feats)})"
+    ]
+    eff = rec.get("effect") or {}
+    if eff.get("with") and eff.get("without"):
+        w, wo = eff["with"], eff["without"]
+        out.append(
+            f"effect on the champion ({NAMES.get(eff.get('candidate'), eff.get('candidate'))}, same folds): "
+            f"with them AUC {_f(w['oof_auc'])}, cost/client {_f(w['cost_per_client'])}; without them AUC "
+            f"{_f(wo['oof_auc'])}, cost/client {_f(wo['cost_per_client'])} "
+            f"(excluding changes AUC by {float(wo['oof_auc']) - float(w['oof_auc']):+.4f}, cost by "
+            f"{float(wo['cost_per_client']) - float(w['cost_per_client']):+.4f})"
+        )
+    return out
+
+
 def table(manifest: dict) -> list[str]:
     head = f"{'':<32s} {'role':<10s} {'AUC':>7s} {'fold mean ± std':>17s} {'cost/client':>12s} {'Brier':>7s}"
     lines = [head, "-" * len(head)]
@@ -72,7 +99,7 @@ def table(manifest: dict) -> list[str]:
         f"{cal.get('method')} (a={_f(cal.get('a'))}, b={_f(cal.get('b'))}); threshold {_f(manifest.get('threshold'))}"
         + ("; FORCED although it does not beat the trivial policy" if champ.get("forced") else "")
     )
-    return lines
+    return lines + sensitive_lines(manifest)
 
 
 # ---------------------------------------------------------------- SVG charts
@@ -192,7 +219,8 @@ def html(manifest: dict) -> str:
         for i, b in enumerate(ev.get("score_bands") or [])
     )
     figs = "".join(f"<figure><figcaption>{esc(t)}</figcaption>{svg}</figure>" for t, svg in charts(manifest).items())
-    summary = "<br>".join(esc(x) for x in table(manifest)[-1:])
+    n_sens = len(sensitive_lines(manifest))
+    summary = "<br>".join(esc(x) for x in table(manifest)[-1 - n_sens :])
     m = manifest.get("metrics") or {}
     costs = manifest.get("costs") or {}
     return f"""<!doctype html>

@@ -51,6 +51,7 @@ from app.model.evaluation import (
     fold_aucs,
     reliability,
     roc_points,
+    same_cost,
     score_bands,
     trivial_policies,
 )
@@ -116,8 +117,13 @@ def _logistic_margin(X, y, tr, te, seed):
         return model.decision_function(clean(X[te]))
 
 
-def _procedure(kind: str, X, y, idx, cfg: dict, label: str) -> tuple[Any, dict]:
-    """Fit candidate `kind` on rows idx with its whole procedure; returns (margin function, details)."""
+def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None = None) -> tuple[Any, dict]:
+    """Fit candidate `kind` on rows idx with its whole procedure; returns (margin function, details).
+
+    fixed: {"params", "n_trees"} of LightGBM to refit without a search (the sensitive-features effect, below)."""
+    if kind == "lightgbm" and fixed is not None:
+        booster = search.refit(X, y, idx, fixed["params"], fixed["n_trees"], names=cfg.get("lgb_names"))
+        return (lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])), {**fixed, "inner_auc": None}
     if kind == "lightgbm":
         res = search.tune(
             X,
@@ -140,20 +146,23 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str) -> tuple[Any, dict]:
     raise ValueError(f"unknown candidate {kind!r}")
 
 
-def _nested_margins(kind: str, X, y, fold_id, cfg: dict) -> tuple[np.ndarray, dict]:
+def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = None) -> tuple[np.ndarray, dict]:
+    """Out-of-fold margins of candidate `kind`; fixed[k]: fold k's LightGBM parameters and tree count (no search).
+    extra["_params"] (per fold, kept out of the manifest) holds the parameters each fold used."""
     margins = np.empty(len(y), dtype=np.float64)
-    extra: dict[str, Any] = {"n_trees": [], "inner_auc": [], "seconds": 0.0}
+    extra: dict[str, Any] = {"n_trees": [], "inner_auc": [], "seconds": 0.0, "_params": []}
     t0 = time.perf_counter()
     for k in range(int(fold_id.max()) + 1):
         tr, te = np.flatnonzero(fold_id != k), np.flatnonzero(fold_id == k)
         if kind == "logistic_regression":
             margins[te] = _logistic_margin(X, y, tr, te, cfg["seed"])
             continue
-        fn, det = _procedure(kind, X, y, tr, cfg, f"{kind} fold {k + 1}")
+        fn, det = _procedure(kind, X, y, tr, cfg, f"{kind} fold {k + 1}", fixed[k] if fixed else None)
         margins[te] = fn(X[te])
         if kind == "lightgbm":
             extra["n_trees"].append(det["n_trees"])
             extra["inner_auc"].append(det["inner_auc"])
+            extra["_params"].append({"params": det["params"], "n_trees": det["n_trees"]})
         cfg["say"](f"  [{kind}] fold {k + 1}: held-out AUC {auc(y[te], margins[te]):.4f}")
     extra["seconds"] = round(time.perf_counter() - t0, 2)
     return margins, extra
@@ -179,13 +188,32 @@ def honest_figures(y, margins, fold_id, fn_cost: float, fp_cost: float) -> tuple
         "calibration": cal,
         "uncalibrated": calibration_figures(y, calibration.sigmoid(margins)),
         "calibrated": calibration_figures(y, p_honest),
+        "_client_costs": cf["client_costs"],
     }
     return figures, p_honest
 
 
-def _champion(candidates: dict[str, dict]) -> tuple[str, str]:
+def _champion(candidates: dict[str, dict], trivial_cost: float = float("inf")) -> tuple[str, str]:
+    """Lowest honest cost; a candidate whose per-client costs are within two paired standard errors of the
+    cheapest's (same clients) ties with it, and among tied candidates that beat the trivial policy the
+    higher out-of-fold AUC wins (a cost difference that small is noise; the ranking is the steadier figure)."""
     ranked = sorted(candidates, key=lambda k: (candidates[k]["cost_per_client"], -candidates[k]["oof_auc"], k))
     best = ranked[0]
+    tied = []
+    for k in ranked[1:]:
+        a, b = candidates[best].get("_client_costs"), candidates[k].get("_client_costs")
+        if a is None or b is None or candidates[k]["cost_per_client"] >= trivial_cost:
+            continue
+        indistinct, diff, se = same_cost(a, b)
+        if indistinct and candidates[k]["oof_auc"] > candidates[best]["oof_auc"]:
+            tied.append((candidates[k]["oof_auc"], k, diff, se))
+    if tied:
+        auc_k, k, diff, se = max(tied)
+        return k, (
+            f"honest cost per client {candidates[k]['cost_per_client']:.4f} ties with {best}'s "
+            f"{candidates[best]['cost_per_client']:.4f} (paired difference {diff:+.4f} ± {se:.4f}, within two "
+            f"standard errors) and its out-of-fold AUC is higher ({auc_k:.4f} vs {candidates[best]['oof_auc']:.4f})"
+        )
     why = f"lowest honest cost per client ({candidates[best]['cost_per_client']:.4f})"
     if len(ranked) > 1:
         other = candidates[ranked[1]]
@@ -221,8 +249,17 @@ def train_arrays(
     candidates: tuple[str, ...] = CANDIDATES,
     monotone: dict[str, int] | None = None,
     force: bool = False,
+    sensitive_attributes: tuple[str, ...] | None = None,
+    exclude_sensitive: bool | None = None,
 ) -> dict:
-    """Nested evaluation of the candidates, champion, calibration, final fit; writes the model folder."""
+    """Nested evaluation of the candidates, champion, calibration, final fit; writes the model folder.
+
+    sensitive_attributes / exclude_sensitive (default: CREDIT_SENSITIVE / CREDIT_EXCLUDE_SENSITIVE): the
+    model features derived from the attributes (app.monitoring.fairness.derived_features) are kept out of
+    the model when excluded; the layout of the feature vector does not change (the library, SQL and API
+    read the same vectors), the excluded columns are missing for every training row, so no split or
+    coefficient uses them. Both choices are evaluated for the champion on the same folds (`sensitive` in
+    the manifest)."""
     import lightgbm as lgb
     import sklearn
     from sklearn.model_selection import StratifiedKFold
@@ -245,6 +282,9 @@ def train_arrays(
     if unknown or not candidates:
         raise ValueError(f"candidates must be among {', '.join(CANDIDATES)}, got {', '.join(candidates) or 'none'}")
     mono = _monotone_vector(monotone, names)
+    sens = _sensitive_choice(names, sensitive_attributes, exclude_sensitive)
+    X_other = _masked(X, sens["columns"]) if not sens["excluded"] and sens["columns"] else X
+    X_fit = _masked(X, sens["columns"]) if sens["excluded"] and sens["columns"] else X
     threads = int(num_threads or os.cpu_count() or 1)
     n_trials = int(trials) if trials is not None else default_trials(len(y), quick)
     say = lambda m: _say(progress, m)  # noqa: E731
@@ -261,22 +301,24 @@ def train_arrays(
     fold_id = np.empty(len(y), dtype=np.int32)
     for k, (_tr, te) in enumerate(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)):
         fold_id[te] = k
+    verb = "excluded" if sens["excluded"] else "used"
     say(
         f"train: {len(y)} labelled clients, {X.shape[1]} features, {n_pos} defaults ({n_pos / len(y):.1%}); "
-        f"{folds} outer folds, {n_trials} search trials per search, {threads} threads"
+        f"{folds} outer folds, {n_trials} search trials per search, {threads} threads; sensitive features "
+        + (f"{verb}: {', '.join(sens['features'])}" if sens["features"] else "none")
     )
 
     results: dict[str, dict] = {}
     oof: dict[str, np.ndarray] = {}
     honest_p: dict[str, np.ndarray] = {}
     for kind in (*candidates, *BASELINES):
-        margins, extra = _nested_margins(kind, X, y, fold_id, cfg)
+        margins, extra = _nested_margins(kind, X_fit, y, fold_id, cfg)
         figures, p_h = honest_figures(y, margins, fold_id, fn_cost, fp_cost)
         figures.update(extra)
         results[kind], oof[kind], honest_p[kind] = figures, margins, p_h
         say(report.line(kind, figures))
     trivial = trivial_policies(y, fn_cost, fp_cost)
-    champ, why = _champion({k: results[k] for k in candidates})
+    champ, why = _champion({k: results[k] for k in candidates}, min(trivial.values()))
     best_trivial = min(trivial, key=lambda k: (trivial[k], k))
     beats = results[champ]["cost_per_client"] < trivial[best_trivial]
     if not beats:
@@ -289,13 +331,15 @@ def train_arrays(
             raise TrivialPolicyWins(msg + "; nothing written (use --force to write this model anyway)")
         say("WARNING: " + msg + " (forced)")
 
+    sensitive_record = _sensitive_effect(sens, champ, results[champ], X_other, y, fold_id, cfg, fn_cost, fp_cost)
+
     # ------------------------------------------------------------ final model: the champion's procedure on all rows
     t0 = time.perf_counter()
     cal = results[champ]["calibration"]  # fitted on all the champion's out-of-fold margins (calibration.choose)
     p_oof = calibration.apply(oof[champ], cal)
     threshold, _ = best_threshold(y, p_oof, fn_cost, fp_cost)
     everyone = np.arange(len(y))
-    _fn, det = _procedure(champ, X, y, everyone, cfg, f"{champ} final")
+    _fn, det = _procedure(champ, X_fit, y, everyone, cfg, f"{champ} final")
     if champ == "lightgbm":
         model_text = det["booster"].model_to_string().encode("utf-8")
         params = {**{k: v for k, v in det["params"].items() if k != "metric"}, "num_boost_round": det["n_trees"]}
@@ -364,6 +408,7 @@ def train_arrays(
         "candidates": {k: _public(results[k]) for k in candidates},
         "metrics": metrics,
         "baselines": {k: _public(results[k]) for k in BASELINES},
+        "sensitive": sensitive_record,
         "evaluation": evaluation,
         "search": {
             "trials_per_search": n_trials,
@@ -416,10 +461,69 @@ def train_arrays(
 
 def _public(fig: dict) -> dict:
     """A candidate's figures for the manifest (JSON only)."""
-    out = {k: v for k, v in fig.items() if k != "calibration"}
+    out = {k: v for k, v in fig.items() if k != "calibration" and not k.startswith("_")}
     out["calibration"] = fig["calibration"]["method"]
     out["honest_log_loss"] = fig["calibration"]["honest_log_loss"]
     return out
+
+
+def _sensitive_choice(names: list[str], attributes: tuple[str, ...] | None, exclude: bool | None) -> dict:
+    """Which features derive from the sensitive attributes, and whether they are kept out of the model."""
+    from app.monitoring.fairness import derived_features, parse_attributes
+
+    if attributes is None or exclude is None:  # the documented defaults; the CLI hands in the settings
+        from app.config import Settings
+
+        settings = Settings()
+        attributes = parse_attributes(settings.sensitive) if attributes is None else attributes
+        exclude = settings.exclude_sensitive if exclude is None else exclude
+    derived = derived_features(names, tuple(attributes))
+    feats = [n for n in names if any(n in v for v in derived.values())]
+    return {
+        "attributes": list(attributes),
+        "derived": derived,
+        "features": feats,
+        "columns": [names.index(n) for n in feats],
+        "excluded": bool(exclude),
+    }
+
+
+def _masked(X: np.ndarray, columns: list[int]) -> np.ndarray:
+    """A copy of X with the columns missing for every row (a constant column: no tree splits on it, the
+    scorecard's binning drops it, the logistic baseline's imputer makes it a constant)."""
+    out = X.copy()
+    out[:, columns] = np.nan
+    return out
+
+
+def _sensitive_effect(sens: dict, champ: str, fig: dict, X_other, y, fold_id, cfg: dict, fn_cost, fp_cost) -> dict:
+    """The manifest's `sensitive` record: the choice and its effect on the champion's honest AUC and cost.
+
+    The other choice refits the champion on the same outer folds with, in each fold, the parameters and
+    tree count the search chose for that fold (no new search: one fit per fold, cheap at full scale); with
+    them the configured choice's figures are exactly the ones reported, so the two rows differ only by the
+    features (a scorecard champion is simply refitted: it has no search)."""
+    record: dict[str, Any] = {
+        "attributes": sens["attributes"],
+        "excluded": sens["excluded"] and bool(sens["features"]),
+        "features": sens["derived"],
+    }
+    if not sens["features"]:
+        record["effect"] = None
+        return record
+    cfg["say"](f"sensitive features: the champion ({champ}) {'with' if sens['excluded'] else 'without'} them")
+    margins, _extra = _nested_margins(champ, X_other, y, fold_id, cfg, fixed=fig.get("_params") or None)
+    other, _ = honest_figures(y, margins, fold_id, fn_cost, fp_cost)
+    keys = ("oof_auc", "auc_mean", "auc_std", "cost_per_client")
+    this = {k: fig[k] for k in keys}
+    that = {k: other[k] for k in keys}
+    record["effect"] = {
+        "with": that if sens["excluded"] else this,
+        "without": this if sens["excluded"] else that,
+        "candidate": champ,
+        "procedure": "same outer folds; each fold's parameters and tree count as chosen for the configured choice",
+    }
+    return record
 
 
 def _monotone_vector(monotone: dict[str, int] | None, names: list[str]) -> list[int] | None:
@@ -446,6 +550,7 @@ def train(
     `sensitive_attributes`: the setting CREDIT_SENSITIVE (the model card's fairness; None: its default)."""
     from app.data.features import load_matrix
     from app.model.card import sensitive_for_training
+    from app.monitoring.fairness import parse_attributes
     from app.scoring.db import read_meta
 
     db_path = Path(db_path)
@@ -472,5 +577,6 @@ def train(
         data_source=meta.get("source"),
         schema_fingerprint=meta.get("schema_fingerprint"),
         sensitive=sensitive,
+        sensitive_attributes=None if sensitive_attributes is None else parse_attributes(sensitive_attributes),
         **kwargs,
     )

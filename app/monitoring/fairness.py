@@ -42,6 +42,24 @@ def parse_attributes(text: str | None) -> tuple[str, ...]:
     return names or DEFAULT_ATTRIBUTES
 
 
+# Model features derived from each sensitive attribute (app/sql/features_application.sql): the one place that
+# says which features `credit train --exclude-sensitive` keeps out of the model and the model card lists.
+def _derived(attribute: str, name: str) -> bool:
+    if attribute == "gender":
+        return name == "GENDER_F" or name.startswith("CODE_GENDER")
+    if attribute == "age_band":
+        return name in ("DAYS_BIRTH", "AGE_YEARS", "CAR_AGE_AGE_RATIO") or name.endswith("_BIRTH_RATIO")
+    if attribute == "family_status":
+        return name.startswith(("FAMILY_", "NAME_FAMILY_STATUS"))
+    return name.lower() == attribute.lower()
+
+
+def derived_features(features: list[str], attributes: tuple[str, ...]) -> dict[str, list[str]]:
+    """{attribute: [model features derived from it]} (only attributes with at least one)."""
+    out = {a: [n for n in features if _derived(a, n)] for a in attributes}
+    return {a: names for a, names in out.items() if names}
+
+
 def age_band(age_years: np.ndarray) -> np.ndarray:
     a = np.asarray(age_years, dtype=np.float64)
     out = np.full(len(a), UNKNOWN, dtype=object)
