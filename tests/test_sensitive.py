@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from app.cli.model import train_command
 from app.config import load_settings
 from app.model import card, report
-from app.model.train import train_arrays, train_command
+from app.model.train import train_arrays
 from app.monitoring.fairness import derived_features
 
 NAMES = ["EXT_SOURCE_2", "AMT_CREDIT", "DAYS_BIRTH", "EMPLOYED_BIRTH_RATIO", "GENDER_F", "FAMILY_MARRIED", "noise"]

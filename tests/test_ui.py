@@ -411,12 +411,25 @@ def simulate(tmp_path, monkeypatch):
     monkeypatch.setattr(Storage, "path", tmp_path / "storage")
     monkeypatch.setattr(app, "storage", Storage())
 
-    def run(scenario, *, key: str = "admin-key", password: str = "", transport=None, admin_key: str | None = None):
+    def run(
+        scenario,
+        *,
+        key: str = "admin-key",
+        password: str = "",
+        transport=None,
+        admin_key: str | None = None,
+        drift_min_rows: int = common.UiConfig.drift_min_rows,
+    ):
         async def main():
             async with user_simulation() as user:
                 common.configure(
                     common.UiConfig(
-                        api_url="http://fake-api", key=key, lang="fr", password=password, admin_key=admin_key
+                        api_url="http://fake-api",
+                        key=key,
+                        lang="fr",
+                        password=password,
+                        admin_key=admin_key,
+                        drift_min_rows=drift_min_rows,
                     )
                 )
                 common._api = ApiClient(
@@ -606,7 +619,7 @@ def test_page_client_calls_run_concurrently_with_the_officer_key(simulate):
     simulate(scenario, key="officer-key", admin_key="admin-key")
 
 
-def test_page_monitoring_uses_the_admin_key_labels_latencies_and_the_minimum_window(simulate, monkeypatch):
+def test_page_monitoring_uses_the_admin_key_labels_latencies_and_the_minimum_window(simulate):
     import fake_api
 
     async def scenario(user):
@@ -618,5 +631,4 @@ def test_page_monitoring_uses_the_admin_key_labels_latencies_and_the_minimum_win
         await user.should_see("Pas assez de trafic pour juger la dérive (5000 scores dans la fenêtre, au moins 6000")
         assert {k for p, k, _b, _e in fake_api.CALLS if p.startswith("/monitoring")} == {"admin-key"}
 
-    monkeypatch.setenv("CREDIT_DRIFT_MIN_ROWS", "6000")
-    simulate(scenario, key="officer-key", admin_key="admin-key")
+    simulate(scenario, key="officer-key", admin_key="admin-key", drift_min_rows=6000)  # `credit ui` hands it in
