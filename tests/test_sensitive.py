@@ -80,7 +80,9 @@ def test_excluded_features_are_not_used_and_the_effect_is_reported(kind, tmp_pat
     lines = report.table(m)
     assert any("EXCLUDED" in line for line in lines) and any("without them AUC" in line for line in lines)
     assert "EXCLUDED from the model" in (tmp_path / "m" / "report.html").read_text()
-    assert "EXCLUDED from the model" in (tmp_path / "m" / "model_card.md").read_text()
+    card_text = (tmp_path / "m" / "model_card.md").read_text()
+    assert "EXCLUDED from the model" in card_text
+    assert "Sensitive attributes examined: gender, age_band, family_status." in card_text
 
 
 def test_included_features_are_used_and_the_effect_mirrors(tmp_path):

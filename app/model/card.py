@@ -158,7 +158,11 @@ def render(manifest: dict, fairness: dict | None = None, sensitive_attributes: t
     versions = manifest.get("versions") or {}
     features = manifest.get("features") or []
     model_id = manifest.get("model_id", NOT_RECORDED)
-    derived = sensitive_features(features, tuple(sensitive_attributes))
+    # the attributes examined: those with values for fairness, else the ones the training configuration named
+    sensitive_attributes = tuple(sensitive_attributes) or tuple(
+        (manifest.get("sensitive") or {}).get("attributes") or ()
+    )
+    derived = sensitive_features(features, sensitive_attributes)
     used = "; ".join(f"{a}: {', '.join(names)}" for a, names in derived.items()) or "none"
     lines = [
         f"# Model card: {model_id[:12]}",
