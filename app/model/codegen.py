@@ -15,8 +15,9 @@ Exactness with LightGBM's own prediction (include/LightGBM/tree.h, src/c_api.cpp
 - Values with |v| <= 1e-35 count as 0.0: only matters when the threshold lies in [-1e-35, 1e-35);
   such thresholds are moved to 1e-35 (t >= 0) or just below -1e-35 (t < 0), still one compare.
   Only missing_type Zero splits whose default side does not contain 0 need a two-sided test.
-- Batches use branch-free node tables walked tree-major over blocks of rows; single rows use
-  nested if/else (both generated from the same split rules).
+- Batches use branch-free node tables walked tree-major over blocks of rows, or QuickScorer
+  (codegen_qs.py, AVX2), or a loop over single rows (BATCH_PATHS; `credit compile` times them);
+  single rows use nested if/else (all generated from the same split rules).
 - Categorical: NaN, negative ints and values beyond int range go right; otherwise left if
   (int)v is in the node's bitset.
 """
