@@ -36,6 +36,7 @@ import msgspec
 from app.cli.options import command, db_option, model_option, with_settings
 from app.config import Settings
 from app.data import KAGGLE_FILES
+from app.scoring.bundle import MANIFEST
 from app.scoring.db import connect
 
 STAMP = "_generated.json"
@@ -118,7 +119,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         status["ingest"] = f"done in {time.perf_counter() - t0:.1f} s"
 
     # train
-    manifest = _read_json(model_dir / "manifest.json") or {}
+    manifest = _read_json(model_dir / MANIFEST) or {}
     trained = (_read_json(state_path) or {}).get("trained") or {}
     same_kind = trained.get("model_id") != manifest.get("model_id") or trained.get("quick") == quick
     if manifest.get("data_fingerprint") == fingerprint and (model_dir / "model.txt").is_file() and same_kind:

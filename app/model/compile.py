@@ -313,7 +313,7 @@ def compile_model(
     if model_bytes is None:
         raise CompileError(f"{model_path}: not found; run `credit train --model {model_dir}` first")
     model_id = typed.model_id
-    n_features = len(manifest["features"])
+    n_features = len(typed.features)
     build = model_dir / "build"
     build.mkdir(parents=True, exist_ok=True)
 
@@ -347,7 +347,7 @@ def compile_model(
         return codegen.generate_units(
             dump,
             model_id=model_id,
-            threshold=float(manifest["threshold"]),
+            threshold=typed.threshold,
             manifest_sha256=manifest_digest(manifest),
             block=block,
             row_path=row_path,
@@ -417,7 +417,7 @@ def compile_model(
             model_id,
             n_features,
             calibration_of(manifest),
-            float(manifest["threshold"]),
+            typed.threshold,
             codegen.parse_sigmoid(str(dump.get("objective", ""))),
         )
         step(f"parity on {len(X)} rows: max|diff| {diff:.3g}", t0)

@@ -55,6 +55,7 @@ from app.model.evaluation import (
     score_bands,
     trivial_policies,
 )
+from app.scoring.bundle import MANIFEST
 from app.scoring.db import connect
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
@@ -443,7 +444,7 @@ def train_arrays(
     atomic_write_bytes(model_dir / "reference.npy", npy_bytes(reference))
     atomic_write_bytes(model_dir / "reference_scores.npy", npy_bytes(ref_scores))
     atomic_write_bytes(model_dir / "model.txt", model_text)
-    atomic_write_json(model_dir / "manifest.json", manifest)
+    atomic_write_json(model_dir / MANIFEST, manifest)
     atomic_write_bytes(model_dir / "report.html", report.html(manifest).encode("utf-8"))
     # the model card and training-time fairness, on the honest out-of-fold probabilities (app.model.card)
     from app.model import card

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import CreditError
-from app.scoring.bundle import ModelBundle, ModelError
+from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.db import connect, read_meta
 from app.scoring.library import sha256_file
 
@@ -251,7 +251,7 @@ def worker_model(package: ModelPackage) -> ModelBundle:
         model = _MODELS.get(key)
         if model is None:
             folder = Path(tempfile.mkdtemp(prefix=f"credit-model-{package.model_id[:12]}-", dir=_worker_dir()))
-            (folder / "manifest.json").write_text(package.manifest_text)
+            (folder / MANIFEST).write_text(package.manifest_text)
             (folder / package.so_name).write_bytes(package.so_bytes)
             if package.so_name != "score.so":
                 (folder / "score.so").symlink_to(package.so_name)
