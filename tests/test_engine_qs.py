@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_compile import MODELS, NAMES, _values
 
 from app.model import codegen, codegen_qs
 from app.model.compile import compile_model, prepare_model_dir
 from app.scoring.library import CompiledModel
-from tests.test_compile import MODELS, NAMES, _values
 
 QS = codegen.BATCH_PATHS.index("qs")
 

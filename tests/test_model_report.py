@@ -62,13 +62,33 @@ def test_model_page_uses_translated_names(manifest, lang):
     assert len(bands["series"][0]["data"]) == len(manifest["evaluation"]["score_bands"])
 
 
+SENSITIVE = {
+    "attributes": ["gender", "age_band"],
+    "excluded": True,
+    "features": {"gender": ["CODE_GENDER_M"], "age_band": ["DAYS_BIRTH", "AGE_YEARS"]},
+    "effect": {
+        "with": {"oof_auc": 0.7881, "cost_per_client": 0.4946},
+        "without": {"oof_auc": 0.786, "cost_per_client": 0.4982},
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_sensitive_effect_rows(lang):
+    sentence, rows = mr.sensitive({"sensitive": SENSITIVE}, lang)
+    assert "gender, age_band" in sentence and "(3 " in sentence
+    assert [(r["auc"], r["cost"]) for r in rows] == [("0.7881", "0.4946"), ("0.7860", "0.4982")]
+    assert mr.sensitive({"sensitive": {**SENSITIVE, "effect": None}}, lang) is None
+    assert mr.sensitive({}, lang) is None
+
+
 def test_old_manifest_falls_back():
     assert not mr.has_evaluation({"metrics": {"auc": 0.7}})
 
 
 @pytest.fixture
 def page_sim(tmp_path, monkeypatch):
-    from tests import test_ui
+    import test_ui
 
     return test_ui.simulate.__wrapped__(tmp_path, monkeypatch)
 
@@ -77,6 +97,7 @@ def test_model_page_shows_translated_figures(manifest, page_sim):
     import httpx
 
     served = {"serving_app_version": "0.1.0", **{k: v for k, v in manifest.items() if k != "reference"}}
+    served["sensitive"] = SENSITIVE
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/model":
@@ -91,5 +112,8 @@ def test_model_page_shows_translated_figures(manifest, page_sim):
         assert [r["model"] for r in table.rows][-2:] == ["Accepter tout le monde", "Refuser tout le monde"]
         await user.should_see("Fiabilité : probabilité prédite et taux de défaut observé")
         await user.should_not_see("cost_per_client")
+        await user.should_see("Exclus du modèle : gender, age_band (3 variables)")
+        (effect,) = user.find(marker="sensitive-effect").elements
+        assert [r["variant"] for r in effect.rows] == ["avec ces variables", "sans ces variables"]
 
     page_sim(scenario, key="officer-key", transport=httpx.MockTransport(handler))

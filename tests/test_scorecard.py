@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from needs import needs
 
 from app.model import calibration, scorecard
 from app.model.compile import compile_model
 from app.scoring.bundle import ModelBundle
-from tests.needs import needs
 
 P = 5
 

@@ -28,6 +28,12 @@ LABELS: dict[str, dict[str, str]] = {
         "auc": "AUC",
         "cost": "Coût / client",
         "brier_short": "Brier",
+        "sensitive": "Attributs sensibles",
+        "sensitive_excluded": "Exclus du modèle : {attrs} ({n} variables). Effet mesuré sur les mêmes plis :",
+        "sensitive_included": "Gardés dans le modèle : {attrs} ({n} variables). Effet mesuré sur les mêmes plis :",
+        "with_sensitive": "avec ces variables",
+        "without_sensitive": "sans ces variables",
+        "variant": "Variante",
         "comparison": "Comparaison honnête des modèles",
         "roc": "Courbe ROC (hors échantillon)",
         "reliability": "Fiabilité : probabilité prédite et taux de défaut observé",
@@ -71,6 +77,12 @@ LABELS: dict[str, dict[str, str]] = {
         "auc": "AUC",
         "cost": "Cost / client",
         "brier_short": "Brier",
+        "sensitive": "Sensitive attributes",
+        "sensitive_excluded": "Excluded from the model: {attrs} ({n} features). Effect on the same folds:",
+        "sensitive_included": "Kept in the model: {attrs} ({n} features). Effect on the same folds:",
+        "with_sensitive": "with these features",
+        "without_sensitive": "without these features",
+        "variant": "Variant",
         "comparison": "Honest comparison of the models",
         "roc": "ROC curve (out-of-fold)",
         "reliability": "Reliability: predicted probability and observed default rate",
@@ -147,6 +159,27 @@ def comparison(model: dict, lang: str) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def sensitive(model: dict, lang: str) -> tuple[str, list[dict[str, str]]] | None:
+    """The manifest's sensitive-attributes record: a sentence and the with/without rows (honest AUC, cost)."""
+    rec = model.get("sensitive") or {}
+    effect = rec.get("effect")
+    if not effect:
+        return None
+    n = sum(len(v) for v in (rec.get("features") or {}).values())
+    sentence = tr("sensitive_excluded" if rec.get("excluded") else "sensitive_included", lang).format(
+        attrs=", ".join(rec.get("attributes") or []), n=n
+    )
+    rows = [
+        {
+            "variant": tr(key, lang),
+            "auc": _num(effect[side].get("oof_auc")),
+            "cost": _num(effect[side].get("cost_per_client")),
+        }
+        for key, side in (("with_sensitive", "with"), ("without_sensitive", "without"))
+    ]
+    return sentence, rows
 
 
 def _axes(x_name: str, y_name: str, y_max: float | None = None) -> dict:

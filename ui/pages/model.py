@@ -91,6 +91,18 @@ def _quality_cards(model: dict, lg: str) -> None:
         ui.table(columns=columns, rows=mr.comparison(model, lg), row_key="model").props(
             "dense flat hide-bottom data-testid=comparison"
         ).classes("w-full").mark("comparison")
+    if (effect := mr.sensitive(model, lg)) is not None:
+        sentence, rows = effect
+        with ui.card().classes("w-full md:col-span-2"):
+            ui.label(mr.tr("sensitive", lg)).classes("font-bold").props("role=heading aria-level=2")
+            ui.label(sentence).classes("text-sm")
+            columns = [
+                {"name": k, "label": mr.tr(k, lg), "field": k, "align": "left" if k == "variant" else "right"}
+                for k in ("variant", "auc", "cost")
+            ]
+            ui.table(columns=columns, rows=rows, row_key="variant").props(
+                "dense flat hide-bottom data-testid=sensitive-effect"
+            ).classes("w-full").mark("sensitive-effect")
     for title, option in mr.charts(model, lg):
         with ui.card().classes("w-full"):
             ui.label(title).classes("font-bold").props("role=heading aria-level=2")
