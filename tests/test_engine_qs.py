@@ -5,6 +5,7 @@ Zero-missing splits, and trees that keep their if/else code in between."""
 from __future__ import annotations
 
 import ctypes
+import json
 from pathlib import Path
 
 import lightgbm as lgb
@@ -22,10 +23,12 @@ from app.scoring.library import CompiledModel
 QS = codegen.BATCH_PATHS.index("qs")
 
 
-def _build(model_txt: Path, dst: Path) -> tuple[CompiledModel, lgb.Booster, list[float]]:
+def _build(
+    model_txt: Path, dst: Path, flags: tuple[str, ...] = ("-O1",)
+) -> tuple[CompiledModel, lgb.Booster, list[float]]:
     d = prepare_model_dir(model_txt, dst)
     compile_model(
-        d, progress=False, flags=("-O1",), tl2cgen_reference=False, with_native=False, with_shap=False, batch_path="qs"
+        d, progress=False, flags=flags, tl2cgen_reference=False, with_native=False, with_shap=False, batch_path="qs"
     )
     cuts: list[float] = []
     for t in codegen.thresholds_from_model_text((d / "model.txt").read_text()):
@@ -145,3 +148,12 @@ def test_qs_blocks_of_eight_rows(tmp_path, monkeypatch, name):
         X[rng.random(X.shape) < 0.2] = np.nan
         X[rng.random(X.shape) < 0.1] = 0.0
         _exact(model, booster, X)
+
+
+def test_qs_without_avx2_falls_back_to_the_node_tables(tmp_path):
+    model, booster, _ = _build(MODELS / "categorical.txt", tmp_path / "m", flags=("-O1", "-DCREDIT_NO_AVX2"))
+    assert "-DCREDIT_NO_AVX2" in json.loads((tmp_path / "m" / "manifest.json").read_text())["library"]["flags"]
+    rng = np.random.default_rng(6)
+    X = rng.normal(0, 2, (100, model.n_features)).astype(np.float32)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    _exact(model, booster, X)

@@ -18,7 +18,8 @@ nodes were applied in. So nodes are grouped by feature and sorted by threshold:
   up in LightGBM's order and stay bit-exact.
 
 The kernel is compiled for AVX2 (`target("avx2")`) and chosen at run time with
-`__builtin_cpu_supports`; without AVX2 (or off x86) the batch falls back to the node tables.
+`__builtin_cpu_supports`; without AVX2 (or off x86, or built with -DCREDIT_NO_AVX2) the batch falls
+back to the node tables.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def emit(trees: list[QSTree | None], n_features: int, rows: int | None = None) -
 
 
 _KERNEL = r"""
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(CREDIT_NO_AVX2) /* -DCREDIT_NO_AVX2: the fallback */
 #include <immintrin.h>
 #define QS_HAVE_X86 1
 #else
