@@ -69,3 +69,12 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 1e6
+
+
+def calibrated_reference(booster, X, model_dir: Path):
+    """Booster.predict followed by the model folder's calibration map: what `score()` and the library return."""
+    from app.model.compile import calibration_of, reference_probabilities
+    from app.scoring.bundle import read_manifest
+
+    _typed, raw = read_manifest(Path(model_dir))
+    return reference_probabilities(booster, X, calibration_of(raw))

@@ -110,6 +110,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     params: dict[str, Any] = {}
     reference: Reference | None = None
     calibration: dict[str, Any] | None = None
+    sensitive: dict[str, Any] | None = None
     global_importance: list[tuple[str, float]] = []
     library: Library | None = None
 

@@ -302,6 +302,7 @@ class ModelInfo(msgspec.Struct):
     candidates: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     evaluation: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     search: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    sensitive: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET  # sensitive attributes: choice and effect
     global_importance: list[tuple[str, float]] | msgspec.UnsetType = msgspec.UNSET
     library: ModelLibrary | None | msgspec.UnsetType = msgspec.UNSET
 
