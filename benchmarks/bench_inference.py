@@ -243,8 +243,9 @@ def run_model(
             continue
         setup = time.perf_counter() - t0
         want = expected_ours if isinstance(engine, Ours) else expected
-        diff = float(np.max(np.abs(engine.batch(check_X, 1) - want)))
-        row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": diff}
+        gap = np.abs(engine.batch(check_X, 1) - want)
+        row = {"model": label, "engine": engine.name, "setup_s": setup, "max_abs_diff": float(np.max(gap))}
+        row["agree_share"] = float(np.mean(gap <= 1e-6))
         repeat = 2 if quick else 5
         for threads in threads_list:
             # one thread: CPU time of the calling thread (the machine is shared); two: wall time

@@ -31,7 +31,9 @@ PARTS = [
     "portfolio",
     "quality",
 ]
-TOLERANCE = {"ONNX Runtime": 1e-2}  # ONNX Runtime evaluates trees in float32: close, not exact
+# engines that evaluate in float32 (a value between a threshold and its float32 rounding takes the other
+# branch): gated on the share of checked rows that agree with LightGBM to 1e-6, not on the largest difference
+APPROXIMATE = {"ONNX Runtime": 0.95}
 # engines whose max |diff| (or error) is reported but not gated
 REPORT_ONLY = {
     "oneDAL (daal4py, own venv)": "float32 thresholds (max |diff| ~7e-3 with ±inf and huge values); "
@@ -126,7 +128,10 @@ def correctness_failures(results: dict) -> list[str]:
             continue
         if "error" in row:
             bad.append(f"{row['model']}/{row['engine']}: {row['error']}")
-        elif row["max_abs_diff"] > TOLERANCE.get(row["engine"], DEFAULT_TOLERANCE):
+        elif row["engine"] in APPROXIMATE:
+            if row["agree_share"] < APPROXIMATE[row["engine"]]:
+                bad.append(f"{row['model']}/{row['engine']}: {row['agree_share']:.1%} of rows agree to 1e-6")
+        elif row["max_abs_diff"] > DEFAULT_TOLERANCE:
             bad.append(f"{row['model']}/{row['engine']}: max |diff| {row['max_abs_diff']:.3g}")
     for part, rows in results["parts"].items():
         if part == "inference" or not isinstance(rows, list):

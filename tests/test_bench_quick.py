@@ -67,11 +67,15 @@ def test_correctness_check_flags_a_wrong_engine():
         "parts": {
             "inference": [
                 {"model": "m", "engine": "ours (compiled library)", "max_abs_diff": 1e-3},
-                {"model": "m", "engine": "ONNX Runtime", "max_abs_diff": 1e-3},
+                {"model": "m", "engine": "ONNX Runtime", "max_abs_diff": 1e-2, "agree_share": 0.99},
+                {"model": "n", "engine": "ONNX Runtime", "max_abs_diff": 1e-2, "agree_share": 0.5},
             ]
         },
     }
-    assert correctness_failures(results) == ["m/ours (compiled library): max |diff| 0.001"]
+    assert correctness_failures(results) == [
+        "m/ours (compiled library): max |diff| 0.001",
+        "n/ONNX Runtime: 50.0% of rows agree to 1e-6",
+    ]
 
 
 def test_quality_data_come_from_installed_packages(tmp_path):
