@@ -128,7 +128,8 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         from app.model.train import train
 
         t0 = time.perf_counter()
-        _say(f"[3/4] train on {db} -> {model_dir}{' (quick)' if quick else ''}")
+        budget = " (quick)" if quick else " (one search trial for the demo; `credit train` searches more)"
+        _say(f"[3/4] train on {db} -> {model_dir}{budget}")
         # one search trial (the default parameters, early-stopped inside each fold) keeps the demo within its
         # budget; `credit train` searches more by default
         manifest = train(
