@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import tqdm as _tqdm_module
 from tqdm import tqdm as _tqdm
@@ -87,3 +88,12 @@ def install() -> None:
         import tqdm.auto
 
         tqdm.auto.tqdm = LineProgress
+
+
+def say(progress: bool | Callable[[str], None], msg: str) -> None:
+    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
+    error when it is True, dropped when False."""
+    if callable(progress):
+        progress(msg)
+    elif progress:
+        print(msg, file=sys.stderr, flush=True)

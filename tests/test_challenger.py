@@ -21,6 +21,7 @@ import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 from click.testing import CliRunner
 from loadgen import run_load
+from needs import needs
 
 from app.cli.main import cli
 from app.model.compile import compile_model
@@ -151,12 +152,11 @@ def test_credit_sql_has_the_challenger_functions(shadow):
     assert f"{shadow.champion_id},{shadow.challenger_id},1" in result.output
 
 
+@needs("sqlite3", "just system-deps")
 def test_sqlite3_shell_loads_both(shadow):
     import subprocess
 
-    sqlite3 = shutil.which("sqlite3")
-    if sqlite3 is None:
-        pytest.skip("no sqlite3 shell")
+    sqlite3 = shutil.which("sqlite3") or "sqlite3"
     cid = client_ids(shadow.db, 1)[0]
     folder = shadow.model_dir
     script = (

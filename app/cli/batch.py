@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import allow_other_data_option, command, db_option, model_option, with_settings
+from app.cli.options import allow_other_data_option, command, db_option, model_option, say, with_settings
 from app.config import Settings
 from app.scoring.batch import DEFAULT_ROWS_PER_PARTITION, export_features, run_batch
 
@@ -69,7 +69,7 @@ def score_batch_command(
         retries=retries,
         force=force,
         allow_other_data=settings.allow_other_data,
-        notify=lambda msg: click.echo(msg, err=True),
+        notify=say,
     )
     scored = [d for d in result.done if d["status"] == "scored"]
     skipped = [d for d in result.done if d["status"] == "skipped"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import command, db_option, log_db_option, with_settings
+from app.cli.options import command, db_option, log_db_option, say, with_settings
 from app.config import Settings
 from app.data.ingest import IngestWarning, ingest
 from app.data.ingest_csv import ingest_csv
@@ -48,7 +48,7 @@ def ingest_command(data_dir: Path | None, progress: bool, settings: Settings) ->
     Safe while the API runs: the new database replaces the old file atomically and the API switches to it."""
     data_dir = data_dir or Path(settings.data_dir)
     with echo_warnings():
-        ingest(data_dir, settings.db_path, progress=progress, log_db=settings.log_db_path, notify=_stderr)
+        ingest(data_dir, settings.db_path, progress=progress, log_db=settings.log_db_path, notify=say)
     conn = connect(settings.db_path, readonly=True)
     try:
         n, p = conn.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM feature_names)").fetchone()
@@ -93,17 +93,13 @@ def ingest_csv_command(
             max_levels=max_levels,
             progress=progress,
             log_db=settings.log_db_path,
-            notify=_stderr,
+            notify=say,
         )
     click.echo(
         f"{settings.db_path}: {summary['rows']} clients ({summary['labelled']} labelled, {summary['positive']}), "
         f"{summary['features']} features",
         err=True,
     )
-
-
-def _stderr(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from app.cli.options import command, db_option, model_option, with_settings
+from app.cli.options import command, db_option, model_option, say, with_settings
 from app.config import Settings
 from app.data import KAGGLE_FILES
 from app.scoring.bundle import MANIFEST
@@ -42,10 +42,6 @@ from app.scoring.db import connect
 STAMP = "_generated.json"
 STOP_GRACE_SECONDS = 35.0  # the API drains in-flight requests for up to 30 s
 READY_TIMEOUT_SECONDS = 120.0
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
 
 
 def _db_fingerprint(db: Path) -> str | None:
@@ -95,7 +91,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         from app.data.synthetic import generate
 
         t0 = time.perf_counter()
-        _say(f"[1/4] generate {clients:,} clients (seed {seed}) into {data_dir}")
+        say(f"[1/4] generate {clients:,} clients (seed {seed}) into {data_dir}")
         kwargs = {"progress": progress} if "progress" in inspect.signature(generate).parameters else {}
         rows = generate(data_dir, n_clients=clients, seed=seed, **kwargs)
         _write_json(data_dir / STAMP, {**want, "rows": rows})
@@ -111,9 +107,9 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         from app.data.ingest import ingest
 
         t0 = time.perf_counter()
-        _say(f"[2/4] ingest {data_dir} -> {db}")
+        say(f"[2/4] ingest {data_dir} -> {db}")
         db.parent.mkdir(parents=True, exist_ok=True)
-        ingest(data_dir, db, progress=progress, notify=_say)
+        ingest(data_dir, db, progress=progress, notify=say)
         fingerprint = _db_fingerprint(db)
         _write_json(state_path, {"data": want, "data_fingerprint": fingerprint})
         status["ingest"] = f"done in {time.perf_counter() - t0:.1f} s"
@@ -129,7 +125,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
 
         t0 = time.perf_counter()
         budget = " (quick)" if quick else " (one search trial for the demo; `credit train` searches more)"
-        _say(f"[3/4] train on {db} -> {model_dir}{budget}")
+        say(f"[3/4] train on {db} -> {model_dir}{budget}")
         # one search trial (the default parameters, early-stopped inside each fold) keeps the demo within its
         # budget; `credit train` searches more by default
         manifest = train(
@@ -158,7 +154,7 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         from app.model.compile import compile_model
 
         t0 = time.perf_counter()
-        _say(f"[4/4] compile {model_dir}")
+        say(f"[4/4] compile {model_dir}")
         compile_model(model_dir, progress=progress)
         status["compile"] = f"done in {time.perf_counter() - t0:.1f} s"
     return status
@@ -304,7 +300,7 @@ def demo_command(settings: Settings, no_serve: bool, quick: bool, progress: bool
     t0 = time.perf_counter()
     status = prepare(settings, clients=settings.clients, seed=settings.seed, quick=quick, progress=progress)
     officer, admin, key_source = ensure_keys(settings)
-    _say("pipeline: " + ", ".join(f"{k} {v}" for k, v in status.items()) + f" ({time.perf_counter() - t0:.1f} s total)")
+    say("pipeline: " + ", ".join(f"{k} {v}" for k, v in status.items()) + f" ({time.perf_counter() - t0:.1f} s total)")
     if no_serve:
         print_summary(settings, officer, admin, key_source, serving=False)
         return
@@ -337,16 +333,16 @@ def serve(settings: Settings, officer: str, admin: str, key_source: str) -> int:
             return 0
         if not ready:
             dead = [name for name, p in (("API", api), ("dashboard", ui)) if p.poll() is not None]
-            _say(f"demo: {' and '.join(dead) or 'a service'} did not come up; stopping")
+            say(f"demo: {' and '.join(dead) or 'a service'} did not come up; stopping")
             return 1
         print_summary(settings, officer, admin, key_source, serving=True)
         while not stopping:
             for name, p in (("API", api), ("dashboard", ui)):
                 if p.poll() is not None:
-                    _say(f"demo: the {name} exited with code {p.returncode}; stopping the other service")
+                    say(f"demo: the {name} exited with code {p.returncode}; stopping the other service")
                     return 1
             time.sleep(0.2)
-        _say("demo: stopping API and dashboard")
+        say("demo: stopping API and dashboard")
         return 0
     finally:
         stop_children(procs)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import CLIENT_ID, command, db_option, model_option, with_settings
+from app.cli.options import CLIENT_ID, command, db_option, model_option, say, with_settings
 from app.config import Settings
 from app.model.train import CANDIDATES  # light: train imports LightGBM and scikit-learn only when it runs
 
@@ -79,7 +79,7 @@ def train_command(
             seed=s.seed,
             folds=folds,
             quick=quick,
-            progress=_stderr,
+            progress=say,
             num_threads=threads,
             trials=trials,
             budget_seconds=budget_seconds,
@@ -120,7 +120,7 @@ def compile_command(
     from app.model.compile import compile_model
 
     def compile_fn(folder: Path) -> dict:
-        return compile_model(folder, progress=_stderr, cc=cc, flags=(opt, "-fno-plt"), tl2cgen_reference=not no_tl2cgen)
+        return compile_model(folder, progress=say, cc=cc, flags=(opt, "-fno-plt"), tl2cgen_reference=not no_tl2cgen)
 
     if challenger:
         from app.cli.promote import install_challenger_into
@@ -193,8 +193,3 @@ def explain_command(client_id: int, top: int, lang: str | None, as_json: bool, s
         click.echo(f"  valeur de base : {out['base_value']:+.4f} ; marge : {out['margin']:+.4f}")
     else:
         click.echo(f"  base value: {out['base_value']:+.4f}; margin: {out['margin']:+.4f}")
-
-
-def _stderr(message: str) -> None:
-    """Progress lines of train and compile: on standard error, so standard output stays the result."""
-    click.echo(message, err=True)

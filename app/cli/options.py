@@ -79,6 +79,11 @@ def with_settings(*fields: str, **renamed: str) -> Callable[[Callable[..., Any]]
     return decorate
 
 
+def say(message: str) -> None:
+    """A command's progress and notes: one line on stderr (stdout stays for results)."""
+    click.echo(message, err=True)
+
+
 db_option = click.option(
     "--db",
     "db",

@@ -32,6 +32,7 @@ import numpy as np
 from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
+from app.progress import say as _say
 from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
 from app.scoring.library import bind_library, predict_with, sha256_file
 
@@ -53,15 +54,6 @@ class ParityError(CompileError):
     def __init__(self, message: str, max_abs_diff: float) -> None:
         super().__init__(message)
         self.max_abs_diff = max_abs_diff
-
-
-def _say(progress: bool | Callable[[str], None], msg: str) -> None:
-    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
-    error when it is True, dropped when False."""
-    if callable(progress):
-        progress(msg)
-    elif progress:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def native_sources() -> list[Path]:

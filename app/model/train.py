@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import os
 import platform
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from app.model.evaluation import (
     score_bands,
     trivial_policies,
 )
+from app.progress import say as _say
 from app.scoring.bundle import MANIFEST
 from app.scoring.db import connect
 
@@ -82,15 +82,6 @@ def default_trials(n_rows: int, quick: bool) -> int:
     if quick:
         return 3
     return int(max(1, min(8, round(60_000 / max(n_rows, 1)))))
-
-
-def _say(progress: bool | Callable[[str], None], msg: str) -> None:
-    """A progress line: given to `progress` when it is a function (the command line's), printed on standard
-    error when it is True, dropped when False."""
-    if callable(progress):
-        progress(msg)
-    elif progress:
-        print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- one procedure per candidate
