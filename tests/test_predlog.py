@@ -214,6 +214,38 @@ def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypat
     assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == expected
 
 
+def test_a_request_alone_commits_on_the_loop_thread_and_fails_the_same_way(tmp_path, monkeypatch):
+    """alone=True with the writer idle: committed on the caller's thread (no writer thread, no wake-up), durably,
+    with the same errors; a busy writer (something queued) takes the submission as usual."""
+    import asyncio
+
+    db = tmp_path / "a.db"
+    fresh_db(db).close()
+    writer = predlog.GroupWriter(db)
+    wake_ups = []
+    real = predlog._resolve
+    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    dup = row(5)
+
+    async def main() -> None:
+        for i in range(20):
+            await writer.commit([row(i)], alone=True)
+        assert (writer.commits, writer.inline, wake_ups, writer._thread) == (20, 20, [], None)
+        with pytest.raises(predlog.PredictionLogError):
+            await writer.commit([dup, dup], alone=True)
+        assert writer.inline == 20
+        writer._queue.put(([[row(7)]], lambda results: None))  # the writer has work queued: no commit here
+        await writer.commit([row(8)], alone=True)
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()
+    assert writer.inline == 20 and writer.commits in (21, 22)  # row 7 and row 8: one transaction or two
+    conn = apsw.Connection(str(db))
+    assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == 22
+
+
 @pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])
 def test_durability_setting_sets_synchronous(tmp_path, durability, level):
     conn = fresh_db(tmp_path / "a.db")

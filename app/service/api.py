@@ -14,6 +14,8 @@ Design notes (kept short; the README's API section is built from them):
 - Auth: `Authorization: Bearer KEY`, roles officer < risk < admin (app.service.auth), checked by the ASGI
   middleware `auth_middleware` in app.service.http (after routing, before the handler). /healthz, /readyz and
   /schema* are open.
+- The hot route, GET /clients/{id}/score without a query string, is answered in front of Litestar's router by
+  app.service.fastpath (same functions, same answers, same errors); Litestar serves every other request.
 - Scoring handlers are light (one SQL statement does lookup + inference) and run on the event loop thread;
   heavier ones (monitoring, population, readiness, explain, drift) run in worker threads.
 - Prediction log (app.store.predlog): every score served is committed to `prediction_log` BEFORE the response is sent
@@ -39,6 +41,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from app import __version__
 from app.config import Settings
 from app.monitoring.drift_report import DriftReportController
+from app.service.fastpath import CreditApi
 from app.service.http import EXCEPTION_HANDLERS, auth_middleware, json_not_found_under_schema
 from app.service.portfolio import PortfolioController, warm_up
 from app.service.routes import CONTROLLERS
@@ -52,7 +55,7 @@ __all__ = ["app_from_env", "create_app"]
 def create_app(settings: Settings) -> Litestar:
     svc = Service(settings)
     security = Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")})
-    app = Litestar(
+    app = CreditApi(
         route_handlers=[*CONTROLLERS, OutcomesController, PortfolioController, DriftReportController],
         dependencies={"svc": service_provider(svc)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -73,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
             operation_id_creator=_operation_id,
         ),
     )
+    app.service = svc
     return app
 
 

@@ -53,6 +53,11 @@ class ApiError(Exception):
 # ---- the one error shape ---------------------------------------------------------------------------------------
 
 
+def error_body(error: str, detail: Any = None) -> bytes:
+    """The one error shape's bytes, for answers sent without Litestar (app.service.fastpath)."""
+    return msgspec.json.encode({"error": error, "detail": detail})
+
+
 def error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
     return Response(
         content={"error": error, "detail": detail}, status_code=status, headers=headers, media_type="application/json"
@@ -178,7 +183,7 @@ def auth_middleware(ring: Any) -> Callable[[Any], Any]:
                 if "role" in opt:
                     required = opt["role"]
                     if required is not None:
-                        scope.setdefault("state", {})["role"] = _check_key(ring, scope["headers"], required)
+                        scope.setdefault("state", {})["role"] = check_key(ring, scope["headers"], required)
                     if scope["query_string"]:
                         _check_query(scope["query_string"], handler)
             await app(scope, receive, send)
@@ -188,7 +193,7 @@ def auth_middleware(ring: Any) -> Callable[[Any], Any]:
     return factory
 
 
-def _check_key(ring: Any, headers: list[tuple[bytes, bytes]], required: str) -> str:
+def check_key(ring: Any, headers: list[tuple[bytes, bytes]], required: str) -> str:
     """The role of the request's bearer key, if it may use a route needing `required` (else 401 / 403)."""
     value = None
     for name, raw in headers:
@@ -201,6 +206,11 @@ def _check_key(ring: Any, headers: list[tuple[bytes, bytes]], required: str) -> 
     if not ring.allows(role, required):
         raise ApiError(403, f"this endpoint needs the {required} role")
     return role
+
+
+def role_of(request: Request) -> str:
+    """The role auth_middleware found for the request's key."""
+    return (request.scope.get("state") or {}).get("role", "unknown")
 
 
 def _check_query(query_string: bytes, handler: BaseRouteHandler) -> None:

@@ -18,6 +18,9 @@ protocol errors are plain text. This protocol adds, per connection:
 - protocol errors (malformed request line or headers, bad Content-Length, NUL/CR in a header) -> 400.
 
 Every such answer has the API's one error shape {"error": str, "detail": ...} and closes the connection.
+
+It also hands the app the worker's set of request tasks (`scope["extensions"][REQUESTS_IN_FLIGHT]`): a request
+that finds itself alone there commits its log row without a thread hop (app.service.fastpath).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+REQUESTS_IN_FLIGHT = "credit.requests_in_flight"  # scope["extensions"] key: this worker's request tasks (a set)
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 MAX_URL_BYTES = 8 * 1024
@@ -122,6 +126,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(reject)
 
     # -- parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {REQUESTS_IN_FLIGHT: self.tasks}  # read by app.service.fastpath
+
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)
         if self._url_bytes > MAX_URL_BYTES:

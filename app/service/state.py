@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import apsw
 import numpy as np
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.di import Provide
 
 from app import store
@@ -368,10 +368,11 @@ class Service:
                 raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
         return rows
 
-    async def write_log(self, rows: list[predlog.LogRow]) -> None:
-        """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be."""
+    async def write_log(self, rows: list[predlog.LogRow], alone: bool = False) -> None:
+        """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be.
+        `alone`: no other request is in flight (the writer may then commit on this thread)."""
         try:
-            await self.writer.commit(rows)
+            await self.writer.commit(rows, alone=alone)
         except predlog.PredictionLogError as exc:
             log.error("prediction log write failed: %s", exc)
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc
@@ -441,7 +442,7 @@ class Service:
 
     def row(
         self,
-        request: Request,
+        role: str,
         endpoint: str,
         t0: float,
         client_id: int | None,
@@ -452,11 +453,11 @@ class Service:
         challenger_score: float | None = None,
         stored: bool = False,
     ) -> predlog.LogRow:
-        """The log row of one answer; `pair` is what the request scored with (its champion decided; passing it
-        means the library file is checked once per request, not once per helper), and `challenger_score` the
-        challenger's shadow score of the same features. `stored`: `x` is the client's vector as read by this
-        thread's data connection (GET score, a batch of ids), so the row carries that file's data version instead
-        of the vector (kept once per version and client, app.store.predlog)."""
+        """The log row of one answer to a caller of `role`; `pair` is what the request scored with (its champion
+        decided; passing it means the library file is checked once per request, not once per helper), and
+        `challenger_score` the challenger's shadow score of the same features. `stored`: `x` is the client's
+        vector as read by this thread's data connection (GET score, a batch of ids), so the row carries that
+        file's data version instead of the vector (kept once per version and client, app.store.predlog)."""
         pair = pair or self.require_pair()
         shadow = pair.challenger if challenger_score is not None else None
         version = self.local.conn[3] if stored and client_id is not None else None
@@ -469,7 +470,7 @@ class Service:
             decision=d,
             model_id=pair.champion.model_id,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
-            role=(request.scope.get("state") or {}).get("role", "unknown"),  # set by auth_middleware
+            role=role,
             endpoint=endpoint,
             data_version=version,
             challenger_score=challenger_score if shadow is not None else None,

@@ -270,6 +270,9 @@ class GroupWriter:
     `call_soon_threadsafe` after its COMMIT: one thread hand-off and one loop wake-up per group, not per request.
     Groups queued while a commit runs are merged into the next transaction (up to MAX_GROUP rows): the more
     requests in flight, the bigger the group; a request alone pays one commit.
+    A request the caller knows to be alone (`alone=True`: nothing else in flight) is committed on the loop's own
+    thread when the writer is idle: no hand-off and no wake-up, which is most of a lone request's wait besides
+    the fsync. Under load the thread keeps the loop free to read the next requests while a commit runs.
 
     From a plain thread (`writer.submit(rows)` -> concurrent.futures.Future): the same writer, a group of one.
 
@@ -292,19 +295,25 @@ class GroupWriter:
         self.durability = durability
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # held while the connection below is in use, by either thread
+        self._conn: apsw.Connection | None = None
         self._thread: threading.Thread | None = None
         self._threading = threading
         self._pending: dict[object, list] = {}  # event loop -> [(rows, asyncio future)] not yet handed over
         self.commits = 0  # transactions committed, and the submissions and rows they held (for the benchmarks)
         self.submissions = 0
         self.rows = 0
+        self.inline = 0  # of which committed on the caller's thread (alone=True, writer idle)
 
     # ---- callers ------------------------------------------------------------------------------------------------
 
-    async def commit(self, rows: list[LogRow]) -> None:
-        """Return once `rows` are committed (raise PredictionLogError if they cannot be); event-loop callers."""
+    async def commit(self, rows: list[LogRow], alone: bool = False) -> None:
+        """Return once `rows` are committed (raise PredictionLogError if they cannot be); event-loop callers.
+        `alone`: no other request is in flight, so committing right here blocks nobody (when the writer is idle)."""
         import asyncio
 
+        if alone and self._commit_here(rows):
+            return
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         pending = self._pending.get(loop)
@@ -336,6 +345,7 @@ class GroupWriter:
         n = max(self.commits, 1)
         return {
             "commits": self.commits,
+            "inline_commits": self.inline,
             "submissions_per_commit": self.submissions / n,
             "rows_per_commit": self.rows / n,
         }
@@ -347,6 +357,10 @@ class GroupWriter:
                 self._queue.put(None)
         if thread is not None:
             thread.join(timeout)
+        with self._write_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     # ---- the loop side ----------------------------------------------------------------------------------------
 
@@ -362,6 +376,21 @@ class GroupWriter:
                 loop.call_soon_threadsafe(_resolve, futures, results)
 
         self._put(([rows for rows, _f in group], done))
+
+    def _commit_here(self, rows: list[LogRow]) -> bool:
+        """Commit `rows` on this thread if the writer is idle (else False: nothing done); PredictionLogError if
+        they cannot be committed."""
+        if not self._queue.empty() or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            result = self._commit_group([rows])[0]
+
+            self.inline += result is None
+        finally:
+            self._write_lock.release()
+        if result is not None:
+            raise result
+        return True
 
     def _put(self, item) -> None:
         with self._lock:
@@ -380,7 +409,6 @@ class GroupWriter:
     def _run(self) -> None:
         import queue
 
-        conn: apsw.Connection | None = None
         stop = False
         while not stop:
             item = self._queue.get()
@@ -399,24 +427,26 @@ class GroupWriter:
                 batches.append(nxt)
                 n += sum(len(rows) for rows in nxt[0])
             subs = [rows for b in batches for rows in b[0]]
-            try:
-                if conn is None:
-                    conn = self._open()
-            except apsw.Error as exc:
-                err = PredictionLogError(f"{type(exc).__name__}: {exc}")
-                results: list[Exception | None] = [err] * len(subs)
-            else:
-                results, failed = self._write_group(conn, subs)
-                if failed:  # e.g. opened while the file was read-only: the next group opens it afresh
-                    conn.close()
-                    conn = None
+            with self._write_lock:
+                results = self._commit_group(subs)
             i = 0
             for b in batches:
                 k = len(b[0])
                 b[1](results[i : i + k])
                 i += k
-        if conn is not None:
-            conn.close()
+
+    def _commit_group(self, subs: list[list[LogRow]]) -> list[Exception | None]:
+        """Commit the submissions in one transaction (the caller holds _write_lock); a result per submission."""
+        try:
+            if self._conn is None:
+                self._conn = self._open()
+        except apsw.Error as exc:
+            return [PredictionLogError(f"{type(exc).__name__}: {exc}")] * len(subs)
+        results, failed = self._write_group(self._conn, subs)
+        if failed:  # e.g. opened while the file was read-only: the next group opens it afresh
+            self._conn.close()
+            self._conn = None
+        return results
 
     def _write_group(self, conn: apsw.Connection, subs: list[list[LogRow]]) -> tuple[list[Exception | None], bool]:
         """Commit every submission; (per-submission result: None or the error, whether any failed)."""

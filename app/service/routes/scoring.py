@@ -20,7 +20,18 @@ import numpy as np
 from litestar import Controller, Request, get, post
 
 from app.service import schemas as s
-from app.service.http import OFFICER, SECURITY, ApiError, decode, errors, finite, json_value, operation, parse_id
+from app.service.http import (
+    OFFICER,
+    SECURITY,
+    ApiError,
+    decode,
+    errors,
+    finite,
+    json_value,
+    operation,
+    parse_id,
+    role_of,
+)
 from app.service.state import Service, feature_completeness
 from app.store import predlog
 
@@ -61,6 +72,23 @@ def client_score(kind: type[K], entry: predlog.LogRow, x: np.ndarray, threshold:
     )
 
 
+async def score_known_client(svc: Service, role: str, client_id: str, t0: float, alone: bool = False) -> s.ClientScore:
+    """GET /clients/{id}/score for a caller of `role` (already checked): served by the route below and, on the
+    hot path, by app.service.fastpath in front of Litestar (`alone`: no other request in flight)."""
+    cid = parse_id(client_id)
+    pair = svc.require_pair()
+    model = pair.champion
+    rows = svc.score_query(SHADOW_SQL if pair.challenger else PLAIN_SQL, (cid,), pair)
+    if not rows:
+        raise ApiError(404, "unknown client", {"client_id": cid})
+    _cid, p, cp, xb = rows[0]
+    p = finite(p)
+    d = model.decide(p)
+    entry = svc.row(role, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, shadow_value(cp), stored=True)
+    await svc.write_log([entry], alone)
+    return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
+
+
 class ScoringController(Controller):
     tags = ["scoring"]
     security = SECURITY
@@ -74,19 +102,7 @@ class ScoringController(Controller):
         """
         t0 = time.perf_counter()
         svc: Service = request.app.state.service  # not a dependency: nothing for Litestar to resolve per request
-        cid = parse_id(client_id)
-        pair = svc.require_pair()
-        model = pair.champion
-        rows = svc.score_query(SHADOW_SQL if pair.challenger else PLAIN_SQL, (cid,), pair)
-        if not rows:
-            raise ApiError(404, "unknown client", {"client_id": cid})
-        _cid, p, cp, xb = rows[0]
-        p = finite(p)
-        d = model.decide(p)
-        cp = shadow_value(cp)
-        entry = svc.row(request, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, cp, stored=True)
-        await svc.write_log([entry])
-        return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
+        return await score_known_client(svc, role_of(request), client_id, t0)
 
     @post("/clients/{client_id:str}/what-if", status_code=200, opt=OFFICER,
           responses=errors(400, 401, 403, 404, 413, 503),
@@ -105,7 +121,7 @@ class ScoringController(Controller):
         p = finite(model.predict_row(x))
         d = model.decide(p)
         xb = x.astype("<f4").tobytes()
-        entry = svc.row(request, "POST /clients/{id}/what-if", t0, cid, xb, p, d, pair, shadow_row(pair, x))
+        entry = svc.row(role_of(request), "POST /clients/{id}/what-if", t0, cid, xb, p, d, pair, shadow_row(pair, x))
         await svc.write_log([entry])
         moved = np.flatnonzero(~((before == x) | (np.isnan(before) & np.isnan(x))))
         changed = {
@@ -127,7 +143,8 @@ class ScoringController(Controller):
         x, missing = svc.vector(req.features)
         p = finite(model.predict_row(x))
         d = model.decide(p)
-        entry = svc.row(request, "POST /score", t0, None, x.astype("<f4").tobytes(), p, d, pair, shadow_row(pair, x))
+        xb = x.astype("<f4").tobytes()
+        entry = svc.row(role_of(request), "POST /score", t0, None, xb, p, d, pair, shadow_row(pair, x))
         await svc.write_log([entry])
         return s.Score(
             probability=p,
@@ -180,7 +197,7 @@ class ScoringController(Controller):
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
                 cp = shadow_value(cp)
-                entry = svc.row(request, "POST /score/batch", t0, cid, xb, p, d, pair, cp, stored=True)
+                entry = svc.row(role_of(request), "POST /score/batch", t0, cid, xb, p, d, pair, cp, stored=True)
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
@@ -190,7 +207,8 @@ class ScoringController(Controller):
             for (x, missing), p, cp in zip(vecs, probs, shadow_batch(pair, X), strict=True):
                 p = finite(p)
                 d = model.decide(p)
-                entry = svc.row(request, "POST /score/batch", t0, None, x.astype("<f4").tobytes(), p, d, pair, cp)
+                xb = x.astype("<f4").tobytes()
+                entry = svc.row(role_of(request), "POST /score/batch", t0, None, xb, p, d, pair, cp)
                 rows.append(entry)
                 results.append(s.BatchItem(None, p, d, feature_completeness(x), missing, entry.request_id))
         await svc.write_log(rows)

@@ -1,0 +1,67 @@
+"""The hot route answered in front of Litestar: `GET /clients/{id}/score` with no query string.
+
+Litestar's per-request machinery (routing, the Request object, the middleware stack, the response object)
+cost more than the route itself: about 60 % of the event loop's time per request (issue 20). `CreditApi` is
+the Litestar app with one difference: that one request shape is answered by `answer` below, which does what
+the route and auth_middleware do, by the same functions (`check_key`, `score_known_client`), and renders errors
+in the same shape (`error_body`, the same headers). Anything else, including that path with a query string
+(strict query check), another method or a trailing slash, goes through Litestar unchanged. The route stays
+declared in Litestar, so the OpenAPI document describes it and Litestar's answer is what tests compare with.
+
+Under `credit serve` the scope also says how many requests this worker has in hand (app.service.httpguard); a
+request alone commits its log row on the event loop's thread, without the hop to the log writer and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+
+from app.service.http import OFFICER, ApiError, check_key, error_body
+from app.service.httpguard import REQUESTS_IN_FLIGHT
+from app.service.routes.scoring import score_known_client
+
+log = logging.getLogger("app.service.api")
+
+SCORE_PATH = re.compile(r"/clients/([^/]+)/score")
+ENCODE = msgspec.json.Encoder().encode
+
+
+class CreditApi(Litestar):
+    """Litestar, with GET /clients/{id}/score answered before Litestar's router (module docstring)."""
+
+    service: Any = None  # the Service; set by create_app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            match = SCORE_PATH.fullmatch(scope["path"])
+            if match is not None:
+                in_flight = scope.get("extensions", {}).get(REQUESTS_IN_FLIGHT)  # None: not under credit serve
+                alone = in_flight is not None and len(in_flight) <= 1
+                await answer(self.service, scope["headers"], match.group(1), send, alone)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def answer(svc: Any, headers: list[tuple[bytes, bytes]], client_id: str, send: Any, alone: bool) -> None:
+    """The route's answer, or its error in the one error shape (what Litestar's handlers would send). `alone`:
+    no other request is in this worker, so the log row is committed without a thread hop (GroupWriter)."""
+    t0 = time.perf_counter()
+    extra: dict[str, str] = {}
+    try:
+        role = check_key(svc.ring, headers, OFFICER["role"])
+        status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, alone))
+    except ApiError as exc:
+        status, body, extra = exc.status, error_body(exc.error, exc.detail), exc.headers or {}
+    except Exception as exc:  # noqa: BLE001 - as app.service.http._on_exception: logged, never a traceback out
+        log.error("unhandled %s on GET /clients/%s/score", type(exc).__name__, client_id[:40], exc_info=exc)
+        status, body = 500, error_body("internal server error")
+    start = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    start += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
