@@ -123,7 +123,7 @@ def test_unavailable_model_log_and_crash_answer_as_litestar_would(served, monkey
     svc = app.service
     path, key = f"/clients/{served[2][1]}/score", f"Bearer {OFFICER_KEY}"
 
-    async def log_down(rows, alone=False):
+    async def log_down(rows, in_flight=None):
         raise predlog.PredictionLogError("disk full")
 
     monkeypatch.setattr(svc.writer, "commit", log_down)

@@ -215,8 +215,8 @@ def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypat
 
 
 def test_a_request_alone_commits_on_the_loop_thread_and_fails_the_same_way(tmp_path, monkeypatch):
-    """alone=True with the writer idle: committed on the caller's thread (no writer thread, no wake-up), durably,
-    with the same errors; a busy writer (something queued) takes the submission as usual."""
+    """A request alone in flight with the writer idle: committed on the caller's thread (no writer thread, no
+    wake-up), durably, with the same errors; a busy writer (something queued) takes the submission as usual."""
     import asyncio
 
     db = tmp_path / "a.db"
@@ -229,13 +229,13 @@ def test_a_request_alone_commits_on_the_loop_thread_and_fails_the_same_way(tmp_p
 
     async def main() -> None:
         for i in range(20):
-            await writer.commit([row(i)], alone=True)
+            await writer.commit([row(i)], in_flight={1})
         assert (writer.commits, writer.inline, wake_ups, writer._thread) == (20, 20, [], None)
         with pytest.raises(predlog.PredictionLogError):
-            await writer.commit([dup, dup], alone=True)
+            await writer.commit([dup, dup], in_flight={1})
         assert writer.inline == 20
         writer._queue.put(([[row(7)]], lambda results: None))  # the writer has work queued: no commit here
-        await writer.commit([row(8)], alone=True)
+        await writer.commit([row(8)], in_flight={1})
 
     try:
         asyncio.run(main())
@@ -244,6 +244,38 @@ def test_a_request_alone_commits_on_the_loop_thread_and_fails_the_same_way(tmp_p
     assert writer.inline == 20 and writer.commits in (21, 22)  # row 7 and row 8: one transaction or two
     conn = apsw.Connection(str(db))
     assert conn.execute("SELECT count(*) FROM prediction_log").fetchall()[0][0] == 22
+
+
+def test_a_group_waits_a_loop_turn_for_requests_in_flight_but_never_for_ever(tmp_path, monkeypatch):
+    """Requests in flight that submit a loop turn later join the same group (one commit, one wake-up); requests in
+    flight that never submit hold a group back at most MAX_DEFER loop turns."""
+    import asyncio
+
+    db = tmp_path / "a.db"
+    fresh_db(db).close()
+    writer = predlog.GroupWriter(db)
+    wake_ups = []
+    real = predlog._resolve
+    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+
+    async def later(i: int, in_flight: set) -> None:
+        await asyncio.sleep(0)  # one loop turn after the first five
+        await writer.commit([row(i)], in_flight)
+
+    async def main() -> None:
+        in_flight = set(range(10))
+        await asyncio.gather(
+            *(writer.commit([row(i)], in_flight) for i in range(5)), *(later(i, in_flight) for i in range(5, 10))
+        )
+        assert wake_ups == [10] and writer.commits == 1
+        never = set(range(50))  # 48 requests that will never log anything
+        await asyncio.wait_for(asyncio.gather(*(writer.commit([row(i)], never) for i in range(2))), 10)
+        assert wake_ups == [10, 2] and writer.commits == 2
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize(("durability", "level"), [("full", 2), ("normal", 1)])

@@ -8,8 +8,9 @@ in the same shape (`error_body`, the same headers). Anything else, including tha
 (strict query check), another method or a trailing slash, goes through Litestar unchanged. The route stays
 declared in Litestar, so the OpenAPI document describes it and Litestar's answer is what tests compare with.
 
-Under `credit serve` the scope also says how many requests this worker has in hand (app.service.httpguard); a
-request alone commits its log row on the event loop's thread, without the hop to the log writer and back.
+Under `credit serve` the scope also holds the requests this worker has in hand (app.service.httpguard), which
+the log writer uses: a request alone commits its log row on the event loop's thread, without the hop to the
+writer thread and back, and a group of rows waits a loop turn or two for the requests still on their way.
 """
 
 from __future__ import annotations
@@ -42,20 +43,19 @@ class CreditApi(Litestar):
             match = SCORE_PATH.fullmatch(scope["path"])
             if match is not None:
                 in_flight = scope.get("extensions", {}).get(REQUESTS_IN_FLIGHT)  # None: not under credit serve
-                alone = in_flight is not None and len(in_flight) <= 1
-                await answer(self.service, scope["headers"], match.group(1), send, alone)
+                await answer(self.service, scope["headers"], match.group(1), send, in_flight)
                 return
         await super().__call__(scope, receive, send)
 
 
-async def answer(svc: Any, headers: list[tuple[bytes, bytes]], client_id: str, send: Any, alone: bool) -> None:
-    """The route's answer, or its error in the one error shape (what Litestar's handlers would send). `alone`:
-    no other request is in this worker, so the log row is committed without a thread hop (GroupWriter)."""
+async def answer(svc: Any, headers: list[tuple[bytes, bytes]], client_id: str, send: Any, in_flight: Any) -> None:
+    """The route's answer, or its error in the one error shape (what Litestar's handlers would send).
+    `in_flight`: the worker's requests in hand, for the log writer's grouping (GroupWriter.commit)."""
     t0 = time.perf_counter()
     extra: dict[str, str] = {}
     try:
         role = check_key(svc.ring, headers, OFFICER["role"])
-        status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, alone))
+        status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, in_flight))
     except ApiError as exc:
         status, body, extra = exc.status, error_body(exc.error, exc.detail), exc.headers or {}
     except Exception as exc:  # noqa: BLE001 - as app.service.http._on_exception: logged, never a traceback out

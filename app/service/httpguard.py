@@ -19,8 +19,8 @@ protocol errors are plain text. This protocol adds, per connection:
 
 Every such answer has the API's one error shape {"error": str, "detail": ...} and closes the connection.
 
-It also hands the app the worker's set of request tasks (`scope["extensions"][REQUESTS_IN_FLIGHT]`): a request
-that finds itself alone there commits its log row without a thread hop (app.service.fastpath).
+It also hands the app the worker's set of request tasks (`scope["extensions"][REQUESTS_IN_FLIGHT]`), which the
+prediction log's group commit reads (app.store.predlog.GroupWriter.commit).
 """
 
 from __future__ import annotations

@@ -368,11 +368,11 @@ class Service:
                 raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
         return rows
 
-    async def write_log(self, rows: list[predlog.LogRow], alone: bool = False) -> None:
+    async def write_log(self, rows: list[predlog.LogRow], in_flight: Any = None) -> None:
         """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be.
-        `alone`: no other request is in flight (the writer may then commit on this thread)."""
+        `in_flight`: the server's requests in hand, when known (GroupWriter.commit)."""
         try:
-            await self.writer.commit(rows, alone=alone)
+            await self.writer.commit(rows, in_flight)
         except predlog.PredictionLogError as exc:
             log.error("prediction log write failed: %s", exc)
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc

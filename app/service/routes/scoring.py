@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -72,9 +72,11 @@ def client_score(kind: type[K], entry: predlog.LogRow, x: np.ndarray, threshold:
     )
 
 
-async def score_known_client(svc: Service, role: str, client_id: str, t0: float, alone: bool = False) -> s.ClientScore:
+async def score_known_client(
+    svc: Service, role: str, client_id: str, t0: float, in_flight: Any = None
+) -> s.ClientScore:
     """GET /clients/{id}/score for a caller of `role` (already checked): served by the route below and, on the
-    hot path, by app.service.fastpath in front of Litestar (`alone`: no other request in flight)."""
+    hot path, by app.service.fastpath in front of Litestar (`in_flight`: see GroupWriter.commit)."""
     cid = parse_id(client_id)
     pair = svc.require_pair()
     model = pair.champion
@@ -85,7 +87,7 @@ async def score_known_client(svc: Service, role: str, client_id: str, t0: float,
     p = finite(p)
     d = model.decide(p)
     entry = svc.row(role, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, shadow_value(cp), stored=True)
-    await svc.write_log([entry], alone)
+    await svc.write_log([entry], in_flight)
     return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
 
 
