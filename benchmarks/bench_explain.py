@@ -75,6 +75,39 @@ def first_explanation(model_dir, x: np.ndarray, tmp) -> dict:
     }
 
 
+def first_api_explanation(pipe, tmp: Path) -> dict:
+    """`credit serve` started, then the first GET /clients/{id}/explain as soon as /readyz answers (the worst
+    case: the explainer is readied in the background at startup), and the server's RSS after it."""
+    import os
+
+    import apsw
+    import httpx
+    import psutil
+
+    from benchmarks.bench_http import Server
+
+    cid = apsw.Connection(str(pipe.db), flags=apsw.SQLITE_OPEN_READONLY).execute("SELECT min(client_id) FROM features")
+    cid = cid.fetchall()[0][0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    env |= {"CREDIT_DB": str(pipe.db), "CREDIT_MODEL_DIR": str(pipe.model_dir), "CREDIT_API_KEYS": "bench-key:officer"}
+    env |= {"CREDIT_LOG_DB": str(tmp / "log.db")}
+    credit = str(Path(sys.executable).parent / "credit")
+    server = Server("api", [credit, "serve", "--port", "{port}"], env, "/readyz", "ours")
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer bench-key"}) as client:
+            t0 = time.perf_counter()
+            client.get(f"/clients/{cid}/explain").raise_for_status()
+            first_ms = (time.perf_counter() - t0) * 1e3
+        rss = psutil.Process(server.proc.pid).memory_info().rss / 2**20
+    finally:
+        server.stop()
+    return {
+        "name": "first explanation from the API, right after /readyz (HTTP, credit serve)",
+        "ms_median": first_ms,
+        "rss_mb": rss,
+    }
+
+
 def what_if_row(pipe, quick: bool) -> dict:
     import apsw
 
@@ -119,6 +152,7 @@ def run(quick: bool) -> list[dict]:
     additivity = abs(result["base_value"] + sum(c["shap"] for c in result["contributions"]) - result["margin"])
     with tempfile.TemporaryDirectory() as tmp:
         first = first_explanation(pipe.model_dir, X[1], Path(tmp))
+        first_api = first_api_explanation(pipe, Path(tmp))
     rows = [
         {
             "name": "explain one client (SHAP + reasons)",
@@ -127,6 +161,7 @@ def run(quick: bool) -> list[dict]:
             "additivity_error": additivity,
         },
         first,
+        first_api,
         what_if_row(pipe, quick),
         shap_throughput("project model", pipe.model_dir, X, 200 if quick else 2000),
     ]

@@ -271,3 +271,23 @@ def test_column_nanmedian_is_numpys(X):
         warnings.simplefilter("ignore")
         want = np.nanmedian(X.astype(np.float64), axis=0)
     np.testing.assert_array_equal(column_nanmedian(X), want)
+
+
+def test_the_api_readies_the_explainer_in_the_background_at_startup(pipeline, tmp_path):
+    """The first explanation after a start must not pay for building the explainer and the feature labels."""
+    from apiserver import KEYS, copy_pipeline
+    from litestar.testing import TestClient
+
+    from app.config import Settings
+    from app.service.api import create_app
+
+    data = copy_pipeline(pipeline, tmp_path)
+    app = create_app(Settings(db=str(data.db), model_dir=str(data.model_dir), api_keys=KEYS, keys_file=""))
+    svc = app.service
+    assert svc.explainer is None
+    with TestClient(app):
+        deadline = time.monotonic() + 60
+        while svc.explainer is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.explainer is not None
+        assert svc.explainer.model_id == svc.model.model_id

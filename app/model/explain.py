@@ -132,6 +132,13 @@ class Explainer:
         with _LOCK:
             return _CACHE.setdefault(key, explainer)
 
+    def warm(self) -> None:
+        """Do once now what the first explanation would: label every feature (both languages) and explain one
+        row, so the first request after a start does not pay for it."""
+        for name in self.feature_names:
+            label_for(name)
+        self.explain(np.full(len(self.feature_names), np.nan, dtype=np.float32))
+
     # ------------------------------------------------------------------ inputs
     def vector(self, mapping: dict[str, float | None]) -> np.ndarray:
         """float32 vector in model order from {name: value|None}; absent names are NaN."""

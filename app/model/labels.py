@@ -811,12 +811,18 @@ PERIODS: dict[str, tuple[str, str]] = {
 }
 
 _ONE_HOT_SEPARATORS = ("=", ":", "__", "_")
+_GROUPS_LONGEST_FIRST = sorted(CATEGORY_GROUPS, key=len, reverse=True)
+_GROUP_STARTS = tuple(g + "_" for g in CATEGORY_GROUPS)  # one C call rules most names out
+_PREFIXES_LONGEST_FIRST = sorted(PREFIXES, key=len, reverse=True)
+_AGGREGATES_LONGEST_FIRST = sorted(AGGREGATES, key=len, reverse=True)
 _CATEGORICAL_BASES = sorted(
     [k for k, v in BASE.items() if v[2] == "flag" and not k.startswith("FLAG_")]
     + ["CODE_GENDER", "FONDKAPREMONT_MODE", "HOUSETYPE_MODE", "WALLSMATERIAL_MODE", "EMERGENCYSTATE_MODE"],
     key=len,
     reverse=True,
 )
+_ONE_HOT_PREFIXES = [(base, sep) for base in _CATEGORICAL_BASES for sep in _ONE_HOT_SEPARATORS]
+_ONE_HOT_STARTS = tuple(base + sep for base, sep in _ONE_HOT_PREFIXES)
 
 
 def _tokens_label(name: str) -> tuple[str, str]:
@@ -864,13 +870,12 @@ def label_for(name: str) -> Label:
     if upper in BASE:
         return _base_label(upper)
     # one-hot column of a known categorical base column
-    for base in _CATEGORICAL_BASES:
-        for sep in _ONE_HOT_SEPARATORS:
-            if upper.startswith(base + sep) and len(name) > len(base) + len(sep):
-                category = name[len(base) + len(sep) :].replace("_", " ").strip() or "?"
-                fr, en = BASE[base][0], BASE[base][1]
-                return Label(f"{fr} : {category}", f"{en}: {category}", "flag", BASE[base][3])
-    for group in sorted(CATEGORY_GROUPS, key=len, reverse=True):
+    for base, sep in _ONE_HOT_PREFIXES if upper.startswith(_ONE_HOT_STARTS) else ():
+        if upper.startswith(base + sep) and len(name) > len(base) + len(sep):
+            category = name[len(base) + len(sep) :].replace("_", " ").strip() or "?"
+            fr, en = BASE[base][0], BASE[base][1]
+            return Label(f"{fr} : {category}", f"{en}: {category}", "flag", BASE[base][3])
+    for group in _GROUPS_LONGEST_FIRST if upper.startswith(_GROUP_STARTS) else ():
         if upper.startswith(group + "_") and len(name) > len(group) + 1:
             fr, en, gender = CATEGORY_GROUPS[group]
             category = name[len(group) + 1 :].replace("_", " ").lower()
@@ -886,7 +891,7 @@ def label_for(name: str) -> Label:
         return Label(f"Document n° {n} fourni", f"Document {n} provided", "flag", "m")
     core = name
     prefix = None
-    for p in sorted(PREFIXES, key=len, reverse=True):
+    for p in _PREFIXES_LONGEST_FIRST:
         if upper.startswith(p + "_") and len(core) > len(p) + 1:
             prefix = PREFIXES[p]
             core = core[len(p) + 1 :]
@@ -894,7 +899,7 @@ def label_for(name: str) -> Label:
     aggregate = None
     # a known ratio column keeps its _RATIO (BUREAU_DEBT_CREDIT_RATIO is DEBT_CREDIT_RATIO, not a ratio of DEBT_CREDIT)
     known_ratio = core.upper() in BASE and core.upper().endswith("_RATIO")
-    for a in () if known_ratio else sorted(AGGREGATES, key=len, reverse=True):
+    for a in () if known_ratio else _AGGREGATES_LONGEST_FIRST:
         if core.upper().endswith("_" + a) and len(core) > len(a) + 1:
             aggregate = AGGREGATES[a]
             core = core[: -(len(a) + 1)]

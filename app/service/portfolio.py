@@ -28,7 +28,7 @@ from litestar.params import Parameter
 from app.scoring.db import read_meta
 from app.service.http import SECURITY, ApiError
 from app.service.http import operation as _operation
-from app.service.state import Service
+from app.service.state import Service, warm_explanations
 
 log = logging.getLogger("app.service.api")
 
@@ -218,10 +218,11 @@ def cache_of(svc: Service) -> PortfolioCache:
 
 
 def warm_up(app: Any) -> None:
-    """Litestar on_startup hook: score the portfolio in the background."""
+    """Litestar on_startup hook: score the portfolio and ready the explainer, in the background."""
     svc = app.state.service
     if svc.model is not None and svc.db_path.is_file():
         cache_of(svc).warm(svc)
+    warm_explanations(svc)
 
 
 LIMIT = Annotated[int, Parameter(ge=1, le=100, description="rows to return")]

@@ -220,6 +220,7 @@ class Service:
             pair.champion.model_id[:12],
             pair.challenger.model_id[:12] if pair.challenger else None,
         )
+        warm_explanations(self)
 
     def require_pair(self) -> Bundles:
         """The champion and challenger to score one request with (taken once: a switch never splits a request)."""
@@ -514,6 +515,20 @@ def explainer_for(svc: Service) -> Explainer:
             except getattr(explain, "ExplainError", ()) as exc:
                 raise ApiError(503, "explanations unavailable", str(exc)) from exc
         return svc.explainer
+
+
+def warm_explanations(svc: Service) -> None:
+    """Build the explainer and explain one row in a background thread (at startup and after a model switch), so
+    the first explanation a client asks for finds it ready (issue 20: the first explanation after a start in
+    20 ms or less). Failures are left for that request to report."""
+    if svc.model is None or importlib.util.find_spec("app.model.explain") is None:
+        return
+
+    def build() -> None:
+        with contextlib.suppress(Exception):
+            explainer_for(svc).warm()
+
+    threading.Thread(target=build, name="explainer-warm-up", daemon=True).start()
 
 
 def readiness(svc: Service, checks: dict[str, str]) -> str | None:
