@@ -181,16 +181,21 @@ def test_group_writer_commits_every_submission_and_isolates_failures(tmp_path):
     )
 
 
+def counted_writer(db, monkeypatch) -> tuple[predlog.GroupWriter, list[int]]:
+    """A writer on a fresh log at `db`, and the list of its loop wake-ups (the futures each one settled)."""
+    fresh_db(db).close()
+    wake_ups: list[int] = []
+    real = predlog._resolve
+    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    return predlog.GroupWriter(db), wake_ups
+
+
 def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypatch):
     """Requests the loop has in hand share one transaction and one wake-up; one submission fails alone."""
     import asyncio
 
     db = tmp_path / "a.db"
-    fresh_db(db).close()
-    writer = predlog.GroupWriter(db)
-    wake_ups = []
-    real = predlog._resolve
-    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    writer, wake_ups = counted_writer(db, monkeypatch)
     dup = row(99)
 
     async def main() -> list:
@@ -220,11 +225,7 @@ def test_a_request_alone_commits_on_the_loop_thread_and_fails_the_same_way(tmp_p
     import asyncio
 
     db = tmp_path / "a.db"
-    fresh_db(db).close()
-    writer = predlog.GroupWriter(db)
-    wake_ups = []
-    real = predlog._resolve
-    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    writer, wake_ups = counted_writer(db, monkeypatch)
     dup = row(5)
 
     async def main() -> None:
@@ -252,11 +253,7 @@ def test_a_group_waits_a_loop_turn_for_requests_in_flight_but_never_for_ever(tmp
     import asyncio
 
     db = tmp_path / "a.db"
-    fresh_db(db).close()
-    writer = predlog.GroupWriter(db)
-    wake_ups = []
-    real = predlog._resolve
-    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    writer, wake_ups = counted_writer(db, monkeypatch)
 
     async def later(i: int, in_flight: set) -> None:
         await asyncio.sleep(0)  # one loop turn after the first five
