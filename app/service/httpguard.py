@@ -128,7 +128,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {REQUESTS_IN_FLIGHT: self.tasks}  # read by app.service.fastpath
+        self.scope.setdefault("extensions", {})[REQUESTS_IN_FLIGHT] = self.tasks  # read by app.service.fastpath
 
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)

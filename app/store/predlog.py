@@ -403,7 +403,6 @@ class GroupWriter:
             return False
         try:
             result = self._commit_group([rows])[0]
-
             self.inline += result is None
         finally:
             self._write_lock.release()
