@@ -303,6 +303,21 @@ GROUP BY {positions}
 """
 
 
+def _store_with_data(store_path: Path | str, data_path: Path | str):
+    """A read-only connection to the operational store with the data file attached read-only as `data`."""
+    import apsw
+
+    conn = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        conn.set_busy_timeout(5000)
+        uri = "file:" + urllib.parse.quote(str(Path(data_path).resolve())) + "?mode=ro"
+        conn.execute("ATTACH DATABASE ? AS data", (uri,))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def live_report(
     store_path: str | Path,
     data_path: str | Path,
@@ -316,16 +331,11 @@ def live_report(
     """Fairness of the live decisions: the latest decision per known client in [since, until), with the
     client's observed outcome where there is one. Opens its own read-only connection to the store with the data
     file attached read-only, and counts in SQL."""
-    import apsw
-
     t0 = time.perf_counter()
     lo = -math.inf if since is None else float(since)
     hi = math.inf if until is None else float(until)
-    conn = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn = _store_with_data(store_path, data_path)
     try:
-        conn.set_busy_timeout(5000)
-        uri = "file:" + urllib.parse.quote(str(Path(data_path).resolve())) + "?mode=ro"
-        conn.execute("ATTACH DATABASE ? AS data", (uri,))
         cols = {r[1] for r in conn.execute("PRAGMA data.table_info(clients)")}
         for a in attributes:
             col = "age_years" if a == "age_band" else a
@@ -384,15 +394,10 @@ def challenger_report(
 ) -> dict:
     """Fairness of the champion's decisions and of the challenger's (its scores in shadow, its threshold) on the
     same clients: the latest shadow row per known client in the window."""
-    import apsw
-
     lo = -math.inf if since is None else float(since)
     hi = math.inf if until is None else float(until)
-    conn = apsw.Connection(str(store_path), flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn = _store_with_data(store_path, data_path)
     try:
-        conn.set_busy_timeout(5000)
-        uri = "file:" + urllib.parse.quote(str(Path(data_path).resolve())) + "?mode=ro"
-        conn.execute("ATTACH DATABASE ? AS data", (uri,))
         k = len(attributes)
         sql = SHADOW_COUNTS_SQL.format(
             groups=", ".join(_sql_group(a) for a in attributes), positions=", ".join(str(i) for i in range(1, k + 4))

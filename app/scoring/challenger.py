@@ -59,19 +59,30 @@ def adopt(serving: Path) -> Path:
     bundle = ModelBundle.load(serving)  # verified before anything is linked
     root = serving / layout.BUNDLES
     root.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".adopt-"))
-    try:
+
+    def fill(tmp: Path) -> ModelBundle:
         for src in _files_to_copy(serving, bundle.library_path.name):
             _link_or_copy(src, tmp / src.name)
         _finish_bundle(tmp, bundle.library_path.name)
-        ModelBundle.load(tmp)
+        return ModelBundle.load(tmp)
+
+    final = _publish(root, ".adopt-", fill)
+    layout.set_link(serving, "champion", layout.relative(serving, final))
+    layout.link_root_names(serving)
+    return final
+
+
+def _publish(root: Path, prefix: str, fill: Callable[[Path], ModelBundle]) -> Path:
+    """A new bundle folder under `root`: `fill` writes and verifies it in a hidden temporary folder, which is then
+    renamed to `<model id>-<time>` in one step (removed instead if anything fails)."""
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=prefix))
+    try:
+        bundle = fill(tmp)
         final = root / f"{bundle.model_id[:12]}-{_stamp()}"
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    layout.set_link(serving, "champion", layout.relative(serving, final))
-    layout.link_root_names(serving)
     return final
 
 
@@ -90,8 +101,8 @@ def install_challenger(src: Path | str, serving: Path | str, compile_fn: Callabl
     read_manifest(src)  # a clear error before anything is created
     champion = ModelBundle.load(adopt(serving))
     root = serving / layout.BUNDLES
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".new-"))
-    try:
+
+    def fill(tmp: Path) -> ModelBundle:
         for path in _files_to_copy(src, None):  # no libraries: compiled afresh below
             shutil.copy2(path, tmp / path.name)
         if not (tmp / MANIFEST).is_file():
@@ -107,11 +118,9 @@ def install_challenger(src: Path | str, serving: Path | str, compile_fn: Callabl
                 f"{src}: the challenger's {bundle.n_features} features are not the champion's "
                 f"{champion.n_features} (same names in the same order are required to shadow-score)"
             )
-        final = root / f"{bundle.model_id[:12]}-{_stamp()}"
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return bundle
+
+    final = _publish(root, ".new-", fill)
     layout.set_link(serving, "challenger", layout.relative(serving, final))
     return ModelBundle.load(final)
 

@@ -4,9 +4,11 @@ Litestar's per-request machinery (routing, the Request object, the middleware st
 cost more than the route itself: about 60 % of the event loop's time per request (issue 20). `CreditApi` is
 the Litestar app with one difference: that one request shape is answered by `answer` below, which does what
 the route and auth_middleware do, by the same functions (`check_key`, `score_known_client`), and renders errors
-in the same shape (`error_body`, the same headers). Anything else, including that path with a query string
-(strict query check), another method or a trailing slash, goes through Litestar unchanged. The route stays
-declared in Litestar, so the OpenAPI document describes it and Litestar's answer is what tests compare with.
+in the same shape (`error_body`, the same headers). The path, method and role are read from the route as
+Litestar declares it (`ROUTE`), so they have one owner. Anything else, including that path with a query
+string (strict query check), another method or a trailing slash, goes through Litestar unchanged. The route
+stays declared in Litestar, so the OpenAPI document describes it and Litestar's answer is what tests compare
+with.
 
 Under `credit serve` the scope also holds the requests this worker has in hand (app.service.httpguard), which
 the log writer uses: a request alone commits its log row on the event loop's thread, without the hop to the
@@ -23,13 +25,16 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 
-from app.service.http import OFFICER, ApiError, check_key, error_body
+from app.service.http import ApiError, check_key, error_body
 from app.service.httpguard import REQUESTS_IN_FLIGHT
-from app.service.routes.scoring import score_known_client
+from app.service.routes.scoring import ScoringController, score_known_client
 
 log = logging.getLogger("app.service.api")
 
-SCORE_PATH = re.compile(r"/clients/([^/]+)/score")
+ROUTE = ScoringController.client_score  # the route as Litestar declares it: its path and role are read from it
+(_PATH,) = ROUTE.paths
+SCORE_PATH = re.compile(re.sub(r"\{[^}]+\}", "([^/]+)", _PATH))  # /clients/{client_id:str}/score -> one group
+ROLE = ROUTE.opt["role"]
 ENCODE = msgspec.json.Encoder().encode
 
 
@@ -39,7 +44,7 @@ class CreditApi(Litestar):
     service: Any = None  # the Service; set by create_app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+        if scope["type"] == "http" and scope["method"] in ROUTE.http_methods and not scope["query_string"]:
             match = SCORE_PATH.fullmatch(scope["path"])
             if match is not None:
                 in_flight = scope.get("extensions", {}).get(REQUESTS_IN_FLIGHT)  # None: not under credit serve
@@ -54,7 +59,7 @@ async def answer(svc: Any, headers: list[tuple[bytes, bytes]], client_id: str, s
     t0 = time.perf_counter()
     extra: dict[str, str] = {}
     try:
-        role = check_key(svc.ring, headers, OFFICER["role"])
+        role = check_key(svc.ring, headers, ROLE)
         status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, in_flight))
     except ApiError as exc:
         status, body, extra = exc.status, error_body(exc.error, exc.detail), exc.headers or {}

@@ -383,6 +383,7 @@ class GroupWriter:
             loop.call_soon(self._hand_over, loop, deferred + 1)
             return
         del self._pending[loop]
+        self._in_flight.pop(loop, None)  # no reference kept to a loop (or its requests) once its group is handed
         futures = [f for _rows, f in group]
         self._waiting += len(futures)
 
