@@ -98,12 +98,13 @@ def test_normal_keep_alive_and_pipelined_requests_are_served(server):
     ("request_bytes", "status"),
     [
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 30_000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431),  # 16 KiB of headers, URL apart
         (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", 400),
     ],
-    ids=["big-header", "101-headers", "long-url", "negative-length", "nul"],
+    ids=["big-header", "header-over-16KiB", "101-headers", "long-url", "negative-length", "nul"],
 )
 def test_limits_and_protocol_errors_answer_in_the_error_shape(server, request_bytes, status):
     got, body = status_and_json(exchange(server, request_bytes))

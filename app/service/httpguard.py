@@ -85,7 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_seen = 0  # bytes of the current head seen (for 408 vs a silent close)
         self._tail = b""  # last bytes of the head so far, to find b"\r\n\r\n" across chunks
-        self._n_headers = 0
+        self._n_headers = self._header_bytes = 0
         self._url_bytes = 0
         self._reject: _Reject | None = None
         self._head_timer: Any = None
@@ -139,8 +139,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._n_headers += 1
+        self._header_bytes += len(name) + len(value)
         if self._n_headers > MAX_HEADERS:
             self._reject = _Reject(431, "too many request headers", {"max_headers": MAX_HEADERS})
+            raise self._reject
+        if self._header_bytes > MAX_HEAD_BYTES:  # exact; data_received's cap only bounds what is buffered
+            self._reject = _Reject(431, "request headers too large", {"max_bytes": MAX_HEAD_BYTES})
             raise self._reject
         super().on_header(name, value)
 
@@ -154,7 +158,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_body_timer()
         super().on_message_complete()
         self._in_head, self._head_bytes, self._head_seen, self._tail = True, 0, 0, b""
-        self._n_headers = self._url_bytes = 0
+        self._n_headers = self._url_bytes = self._header_bytes = 0
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
