@@ -387,3 +387,15 @@ def test_api_logs_a_stored_client_compactly_and_an_applicant_in_full(pipeline, t
     assert X[0][0] == 1.5 and np.isnan(X[0][1:]).all()
     for i in range(1, 5):
         assert X[i].tobytes() == x
+
+
+def test_the_log_benchmark_measures_what_it_says(tmp_path):
+    """benchmarks/bench_predlog.py: groups of the size asked for, and every lone commit made on the loop thread."""
+    from benchmarks.bench_predlog import run
+
+    rows = run(rows=64, folder=tmp_path)
+    groups = {r["name"]: r["rows_per_commit"] for r in rows if "rows_per_commit" in r}
+    assert groups["writer thread, groups of 8, durability full"] == 8
+    assert groups["writer thread, groups of 32, durability normal"] == 32
+    assert [r["inline_share"] for r in rows if "inline_share" in r] == [1.0, 1.0]
+    assert all(r["p50_us"] > 0 for r in rows if "p50_us" in r)

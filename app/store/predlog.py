@@ -274,7 +274,8 @@ class GroupWriter:
     When the caller passes its server's requests in flight (`in_flight`, app.service.httpguard), a request alone
     is committed on the loop's own thread if the writer is idle (no hand-off, no wake-up), and a group waits up
     to MAX_DEFER loop turns while requests in flight have neither joined it nor been handed over (a commit
-    costs about 90 µs of CPU whatever its size, and 7 µs a row: the fewer commits under load, the better). Under
+    costs 110-175 µs of CPU whatever its size and 6-10 µs a row, benchmarks/bench_predlog.py: the fewer commits
+    under load, the better). Under
     load the writer thread keeps the loop free to read the next requests while a commit runs.
 
     From a plain thread (`writer.submit(rows)` -> concurrent.futures.Future): the same writer, a group of one.
