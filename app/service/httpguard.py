@@ -8,8 +8,9 @@ client that sends its headers one byte a second, or cap the number of connection
 503 only once the headers are in, after the connection and its file descriptor are already taken). And its own
 protocol errors are plain text. This protocol adds, per connection:
 
-- head limit: at most MAX_HEAD_BYTES bytes of request line + headers (counted as bytes arrive, before the
-  parser buffers them) and at most MAX_HEADERS headers -> 431; a URL longer than MAX_URL_BYTES -> 414;
+- head limit: at most MAX_HEAD_BYTES bytes of header names and values and at most MAX_HEADERS headers -> 431
+  (what arrives before the parser buffers it is capped at MAX_HEAD_BYTES + MAX_URL_BYTES for the whole
+  head); a URL longer than MAX_URL_BYTES -> 414;
 - header deadline: a request's line and headers must be complete within HEAD_TIMEOUT seconds of the
   connection opening or of the previous response -> the connection is closed (with 408 if some bytes came);
 - body deadline: once the headers are in, the body must be complete within BODY_TIMEOUT seconds -> 408 (a

@@ -12,7 +12,7 @@ one. After DRAIN_SECONDS, or as soon as no connection is left, uvicorn's own gra
 Without the draining phase uvicorn closes idle keep-alive connections immediately, and a request the
 client had just written on one of them is lost unanswered.
 
-Hostile and slow clients (app.service.httpguard): request line + headers at most 16 KiB and 100 headers (431), URL
+Hostile and slow clients (app.service.httpguard): headers at most 16 KiB and 100 of them (431), URL
 at most 8 KiB (414), headers complete within 10 s (else the connection is closed), the body within 30 s
 (408), 1024 connections per
 worker (503 beyond), keep-alive connections closed after 5 idle seconds; protocol errors answer 400 in the
