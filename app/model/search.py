@@ -5,8 +5,9 @@ row for the final model): they are split into inner-train / inner-validation (st
 one 80/20 split, or CV_FOLDS folds up to CV_MAX_ROWS rows); each trial trains on inner-train with
 early stopping on inner-validation; the trial with the best (mean) inner-validation AUC gives the
 parameters and the tree count (mean early stop). `refit` then trains on all
-of `idx` with that many trees. The same procedure is run inside every outer fold (honest figures)
-and once on all rows (the shipped model), so the figures describe what is shipped.
+of `idx` with that many trees; up to BAG_MAX_ROWS rows, as the mean of BAGS such fits with different
+seeds (app/model/bagging.py: one LightGBM model). The same procedure is run inside every outer fold
+(honest figures) and once on all rows (the shipped model), so the figures describe what is shipped.
 
 Trial 0 is always the project's default parameters, so the search can only match or beat them on
 the inner validation; on small data trial 1 is a slow, subsampled configuration (STEADY); then
@@ -74,6 +75,14 @@ STEADY = {
     "bagging_fraction": 0.8,
     "lambda_l2": 1.0,
 }
+
+
+# up to this many labelled rows the shipped LightGBM (and each outer fold's) is the mean of BAGS refits with
+# different seeds (app.model.bagging): on small data one fit's row and feature subsampling is a large share of its
+# error, and the extra fits are cheap; above it one fit (the model's size and SQL cost per row stay those of one fit)
+BAG_MAX_ROWS = CV_MAX_ROWS
+BAGS = 5
+BAG_SEED_STEP = 1000
 
 
 def patience(params: dict[str, Any], quick: bool) -> int:
@@ -196,11 +205,31 @@ _SHOWN = (
 )
 
 
-def refit(X: np.ndarray, y: np.ndarray, idx: np.ndarray | None, params: dict, n_trees: int, names=None):
-    """Train on the rows idx (all rows when None) with the tuned parameters and tree count."""
+def bags(n_rows: int, quick: bool) -> int:
+    """How many seeds each refit averages when n_rows rows are labelled: BAGS up to BAG_MAX_ROWS (not with quick),
+    else 1."""
+    return 1 if quick or n_rows > BAG_MAX_ROWS else BAGS
+
+
+def refit(
+    X: np.ndarray, y: np.ndarray, idx: np.ndarray | None, params: dict, n_trees: int, names=None, n_bags: int = 1
+):
+    """Train on the rows idx (all rows when None) with the tuned parameters and tree count; with n_bags > 1,
+    the mean of n_bags such fits with seeds seed, seed + BAG_SEED_STEP, ... (app.model.bagging)."""
     import lightgbm as lgb
+
+    from app.model.bagging import average_models
 
     params = {k: v for k, v in params.items() if k != "metric"}
     Xs, ys = (X, y) if idx is None else (X[idx], y[idx])
-    ds = lgb.Dataset(Xs, ys, feature_name=names if names is not None else "auto", params={"max_bin": params["max_bin"]})
-    return lgb.train(params, ds, num_boost_round=max(1, int(n_trees)))
+
+    feature_name = names if names is not None else "auto"
+
+    def fit(seed: int):
+        ds = lgb.Dataset(Xs, ys, feature_name=feature_name, params={"max_bin": params["max_bin"]})
+        return lgb.train({**params, "seed": seed}, ds, num_boost_round=max(1, int(n_trees)))
+
+    if n_bags <= 1:
+        return fit(params["seed"])
+    texts = [fit(params["seed"] + BAG_SEED_STEP * b).model_to_string() for b in range(n_bags)]
+    return lgb.Booster(model_str=average_models(texts))

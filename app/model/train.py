@@ -3,7 +3,8 @@
 Procedure (every figure reported is honest: nothing that chose it saw the fold it is counted on):
 1. Outer stratified k-fold. Inside each outer fold's training part, each candidate runs its whole
    procedure: the tuned LightGBM searches its parameters and tree count on an inner split
-   (app/model/search.py) and is refitted on the training part; the logistic scorecard bins, weighs
+   (app/model/search.py) and is refitted on the training part (on small data, the mean of several
+   seeds' fits: app/model/bagging.py); the logistic scorecard bins, weighs
    and fits (app/model/scorecard.py). The held fold only receives margins (log-odds).
 2. Calibration (app/model/calibration.py): Platt or none, picked by cross-fitted log-loss.
 3. Cost: the threshold is cross-fitted (chosen on the other folds, counted on the held one);
@@ -113,8 +114,9 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None =
     """Fit candidate `kind` on rows idx with its whole procedure; returns (margin function, details).
 
     fixed: {"params", "n_trees"} of LightGBM to refit without a search (the sensitive-features effect, below)."""
+    n_bags = cfg["bags"]
     if kind == "lightgbm" and fixed is not None:
-        booster = search.refit(X, y, idx, fixed["params"], fixed["n_trees"], names=cfg.get("lgb_names"))
+        booster = search.refit(X, y, idx, fixed["params"], fixed["n_trees"], cfg.get("lgb_names"), n_bags)
         return (lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])), {**fixed, "inner_auc": None}
     if kind == "lightgbm":
         res = search.tune(
@@ -130,8 +132,9 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None =
             say=cfg["say"],
             label=label,
         )
-        booster = search.refit(X, y, idx, res["params"], res["n_trees"], names=cfg.get("lgb_names"))
-        return (lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])), {**res, "booster": booster}
+        booster = search.refit(X, y, idx, res["params"], res["n_trees"], cfg.get("lgb_names"), n_bags)
+        predict = lambda A: booster.predict(A, raw_score=True, num_threads=cfg["threads"])  # noqa: E731
+        return predict, {**res, "booster": booster, "bags": n_bags}
     if kind == "scorecard":
         sc = scorecard.fit(X[idx], y[idx], seed=cfg["seed"])
         return sc.margin, {"scorecard": sc}
@@ -289,6 +292,8 @@ def train_arrays(
         "monotone": mono,
         "say": say,
         "lgb_names": lgb_names(names),
+        # decided once from all labelled rows, so each outer fold's refit and the final one follow the same procedure
+        "bags": search.bags(len(y), quick),
     }
     fold_id = np.empty(len(y), dtype=np.int32)
     for k, (_tr, te) in enumerate(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)):
@@ -334,15 +339,20 @@ def train_arrays(
     _fn, det = _procedure(champ, X_fit, y, everyone, cfg, f"{champ} final")
     if champ == "lightgbm":
         model_text = det["booster"].model_to_string().encode("utf-8")
-        params = {**{k: v for k, v in det["params"].items() if k != "metric"}, "num_boost_round": det["n_trees"]}
-        n_trees = det["n_trees"]
+        params = {
+            **{k: v for k, v in det["params"].items() if k != "metric"},
+            "num_boost_round": det["n_trees"],
+            "bags": det["bags"],
+        }
+        n_trees = det["booster"].num_trees()
     else:
         model_text = det["scorecard"].to_lightgbm_text(names).encode("utf-8")
         params = {"kind": "scorecard", **det["scorecard"].info, "seed": seed}
         n_trees = max(1, len(det["scorecard"].features))
     booster = lgb.Booster(model_str=model_text.decode("utf-8"))
     model_id = hashlib.sha256(model_text).hexdigest()
-    say(f"final {champ} on all {len(y)} clients: {n_trees} trees, {time.perf_counter() - t0:.1f} s")
+    bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
+    say(f"final {champ} on all {len(y)} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
 
     rng = np.random.default_rng(seed)
     ref_idx = np.sort(rng.choice(len(y), size=min(REFERENCE_ROWS, len(y)), replace=False))
@@ -404,6 +414,7 @@ def train_arrays(
         "evaluation": evaluation,
         "search": {
             "trials_per_search": n_trials,
+            "bags": cfg["bags"],
             "budget_seconds": budget_seconds,
             "threads": threads,
             "monotone": {n: v for n, v in (monotone or {}).items() if v},
