@@ -335,3 +335,14 @@ def test_search_trials_defaults_then_steady_then_random_on_the_inner_split_only(
     X2[1::2] = np.nan
     again = search.tune(X2, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
     assert again["trials"] == res["trials"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 10**7), features=st.integers(1, 2000), more=st.integers(0, 10**7), threads=st.integers(1, 9))
+def test_fit_threads_grow_with_the_data_and_stay_within_the_request(rows, features, more, threads):
+    from app.model import search
+
+    n = search.fit_threads(rows, features, threads)
+    assert 1 <= n <= threads
+    assert search.fit_threads(rows + more, features, threads) >= n
+    assert search.fit_threads(4000, 26, 2) == 1 and search.fit_threads(250_000, 416, 2) == 2
