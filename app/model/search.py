@@ -233,7 +233,6 @@ def refit(
 
     params = {k: v for k, v in params.items() if k != "metric"}
     Xs, ys = (X, y) if idx is None else (X[idx], y[idx])
-
     feature_name = names if names is not None else "auto"
 
     def fit(seed: int):
