@@ -13,6 +13,7 @@ import click
 
 from app.cli.options import CLIENT_ID, command, db_option, model_option, say, with_settings
 from app.config import Settings
+from app.model.search import CELLS_PER_THREAD
 from app.model.train import CANDIDATES  # light: train imports LightGBM and scikit-learn only when it runs
 
 
@@ -33,7 +34,13 @@ def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--fp-cost", type=float, default=None, help="cost of refusing a good client [env CREDIT_FP_COST, 1]")
 @click.option("--seed", type=int, default=None, help="random seed [env CREDIT_SEED, 42]")
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="outer cross-validation folds")
-@click.option("--threads", type=click.IntRange(1, 256), default=None, help="LightGBM threads [default: every core]")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=None,
+    help=f"LightGBM threads at most (a fit takes 1 plus one per {CELLS_PER_THREAD:,} cells of its data) "
+    "[default: every core]",
+)
 @click.option(
     "--trials", type=click.IntRange(1, 1000), default=None, help="search trials per search [default: by size]"
 )
