@@ -20,7 +20,7 @@ from pathlib import Path
 
 import apsw
 
-from app import SQL_DIR
+from app import SQL_DIR, store
 from app.scoring.bundle import ModelBundle, ModelError
 
 VIEWS_SQL = SQL_DIR / "views.sql"
@@ -51,7 +51,7 @@ def _apply_pragmas(conn: apsw.Connection, readonly: bool) -> None:
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     conn.pragma("foreign_keys", True)
     if not readonly and not conn.readonly("main"):
-        conn.pragma("journal_mode", "wal")
+        store.switch_to_wal(conn, BUSY_TIMEOUT_MS)
         conn.pragma("synchronous", "normal")  # durable enough in WAL mode, much cheaper commits
 
 

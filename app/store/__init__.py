@@ -39,6 +39,7 @@ __all__ = [
     "migrations",
     "open_store",
     "schema_version",
+    "switch_to_wal",
 ]
 
 
@@ -99,6 +100,23 @@ def migrate(conn: apsw.Connection, folder: Path = MIGRATIONS_DIR) -> int:
     return schema_version(conn)
 
 
+def switch_to_wal(conn: apsw.Connection, timeout_ms: int = BUSY_TIMEOUT_MS) -> str:
+    """The journal mode after asking for WAL. Two processes switching a new file at once both hold a shared lock
+    and want an exclusive one: SQLite answers one of them BUSY at once, without its busy handler (that wait
+    could deadlock), so the switch is retried here for up to the busy timeout."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchall()[0][0]).lower()
+            if mode != "wal":
+                mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]).lower()
+            return mode
+        except apsw.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def open_store(path: str | Path, *, readonly: bool = False) -> apsw.Connection:
     """A connection to the store at `path`, created and migrated as needed (readonly: must exist, no migration).
 
@@ -121,9 +139,7 @@ def open_store(path: str | Path, *, readonly: bool = False) -> apsw.Connection:
         if not readonly:
             if conn.readonly("main"):
                 raise StoreError(f"operational store {path} is read-only (check the file's and folder's permissions)")
-            mode = str(conn.execute("PRAGMA journal_mode").fetchall()[0][0]).lower()
-            if mode != "wal":
-                mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]).lower()
+            mode = switch_to_wal(conn)
             if mode != "wal":
                 raise StoreError(f"operational store {path}: cannot switch to WAL (journal_mode is {mode})")
             migrate(conn)

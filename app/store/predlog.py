@@ -168,9 +168,7 @@ def ensure_schema(conn: apsw.Connection) -> None:
     """Bring a store connection's schema up to date (app.store migrations; idempotent, safe from several
     processes) in WAL mode, with the log writers' settings."""
     prepare(conn)
-    mode = conn.execute("PRAGMA journal_mode").fetchall()[0][0]
-    if str(mode).lower() != "wal":
-        conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    store.switch_to_wal(conn)
     store.migrate(conn)
 
 
