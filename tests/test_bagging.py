@@ -39,11 +39,23 @@ def test_the_average_scores_the_mean_of_the_fits(seed, k, leaves, rounds):
     assert np.allclose(contrib.sum(axis=1), got[:20], atol=1e-9)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), rounds=st.integers(1, 8), data=st.data())
+def test_a_weighted_average_scores_the_weighted_sum(seed, k, rounds, data):
+    X, fits = _fits(seed, k, 5, rounds)
+    weights = data.draw(st.lists(st.floats(0.05, 2.0), min_size=k, max_size=k))
+    merged = lgb.Booster(model_str=average_models([b.model_to_string() for b in fits], weights))
+    want = sum(w * b.predict(X, raw_score=True) for w, b in zip(weights, fits, strict=True))
+    assert np.max(np.abs(merged.predict(X, raw_score=True) - want)) <= 1e-12
+
+
 def test_bad_model_texts_are_refused():
     with pytest.raises(ValueError, match="no model"):
         average_models([])
     with pytest.raises(ValueError, match="no tree"):
         average_models(["tree\nversion=v4\n", "tree\nversion=v4\n"])
+    with pytest.raises(ValueError, match="2 weights for 1 models"):
+        average_models(["x"], [0.5, 0.5])
 
 
 def test_bags_only_on_small_data_and_not_quick():

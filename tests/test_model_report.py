@@ -26,7 +26,7 @@ def manifest(tmp_path_factory):
 def test_comparison_table_lists_every_model_and_policy(manifest):
     rows = report.rows(manifest)
     kinds = [r["kind"] for r in rows]
-    assert kinds == ["lightgbm", "scorecard", "logistic_regression", "accept_all", "refuse_all"]
+    assert kinds == ["lightgbm", "scorecard", "blend", "logistic_regression", "accept_all", "refuse_all"]
     assert [r["role"] for r in rows].count("champion") == 1
     text = "\n".join(report.table(manifest))
     assert "accept everybody" in text and "refuse everybody" in text and "champion:" in text

@@ -56,7 +56,7 @@ def test_default_is_documented_and_excludes():
     assert load_settings({"CREDIT_EXCLUDE_SENSITIVE": "0"}).exclude_sensitive is False
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "scorecard"])
+@pytest.mark.parametrize("kind", ["lightgbm", "scorecard", "blend"])
 def test_excluded_features_are_not_used_and_the_effect_is_reported(kind, tmp_path):
     X, y = _data()
     m = train_arrays(X, y, NAMES, tmp_path / "m", candidates=(kind,), exclude_sensitive=True, **KW)

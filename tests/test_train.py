@@ -109,7 +109,7 @@ def test_manifest_contract(trained):
     for key in ("trained_at", "data_fingerprint", "params", "versions", "app_version"):
         assert m[key]
     assert set(m["versions"]) >= {"lightgbm", "numpy", "sklearn", "app"}
-    assert set(m["candidates"]) == {"lightgbm", "scorecard"} and set(m["baselines"]) == {"logistic_regression"}
+    assert set(m["candidates"]) == {"lightgbm", "scorecard", "blend"} and set(m["baselines"]) == {"logistic_regression"}
     champ = m["champion"]["kind"]
     assert champ in m["candidates"] and m["champion"]["why"] and m["champion"]["forced"] is False
     costs = {k: c["cost_per_client"] for k, c in m["candidates"].items()}
@@ -270,7 +270,7 @@ def _interaction(n=2000, p=6, seed=0):
 def test_the_right_champion_wins_and_the_model_id_is_reproducible(make, winner, tmp_path):
     X, y = make()
     names = [f"x{i}" for i in range(X.shape[1])]
-    kw = {"seed": 0, "quick": True, "progress": False, "num_threads": 1}
+    kw = {"seed": 0, "quick": True, "progress": False, "num_threads": 1, "candidates": ("lightgbm", "scorecard")}
     m = train_arrays(X, y, names, tmp_path / "a", **kw)
     assert m["champion"]["kind"] == winner, m["champion"]
     other = next(k for k in m["candidates"] if k != winner)
@@ -335,6 +335,19 @@ def test_search_trials_defaults_then_steady_then_random_on_the_inner_split_only(
     X2[1::2] = np.nan
     again = search.tune(X2, y, idx, seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
     assert again["trials"] == res["trials"]
+
+
+def test_a_trial_keeps_at_least_its_patience_in_trees():
+    from app.model import search
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 4)).astype(np.float32)
+    y = (rng.random(800) < 0.25).astype(np.int8)  # no signal: validation curves peak within their first rounds
+    res = search.tune(X, y, np.arange(800), seed=0, trials=3, budget_seconds=None, num_threads=1, quick=False)
+    floors = [search.patience(t, False) for t in res["trials"]]
+    assert all(t["n_trees"] == max(t["stopped_at"], f) for t, f in zip(res["trials"], floors, strict=True))
+    assert any(t["stopped_at"] < f for t, f in zip(res["trials"], floors, strict=True))
+    assert res["n_trees"] >= search.patience(res["params"], False)
 
 
 @settings(max_examples=200, deadline=None)

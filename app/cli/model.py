@@ -49,7 +49,7 @@ def _parse_monotone(values: tuple[str, ...]) -> dict[str, int]:
     "--candidates",
     default=",".join(CANDIDATES),
     show_default=True,
-    help="comma-separated candidates for the champion: lightgbm, scorecard",
+    help="comma-separated candidates for the champion: lightgbm, scorecard, blend (of those two)",
 )
 @click.option("--monotone", multiple=True, help="monotone constraint NAME=+1|-1 (repeatable; LightGBM candidate)")
 @click.option("--force", is_flag=True, help="write the model even if it does not beat the trivial policy")

@@ -34,19 +34,21 @@ def _scaled(block: str, factor: float) -> str:
     return "\n".join(out)
 
 
-def average_models(texts: list[str]) -> str:
-    """One LightGBM model text whose raw score is the mean of the given models' raw scores."""
+def average_models(texts: list[str], weights: list[float] | None = None) -> str:
+    """One LightGBM model text whose raw score is the mean of the given models' raw scores (with weights:
+    the sum of weight_k * raw score of model k; the header and tail are the first model's)."""
     if not texts:
         raise ValueError("no model to average")
-    if len(texts) == 1:
-        return texts[0]
-    factor = 1.0 / len(texts)
+    if weights is None:
+        if len(texts) == 1:
+            return texts[0]
+        weights = [1.0 / len(texts)] * len(texts)
+    if len(weights) != len(texts):
+        raise ValueError(f"{len(weights)} weights for {len(texts)} models")
     parts = [_split(t) for t in texts]
     head, _blocks, tail = parts[0]
-    trees = [
-        f"Tree={i}\n" + _scaled(block, factor) + "\n\n\n"
-        for i, block in enumerate(block for _h, blocks, _t in parts for block in blocks)
-    ]
+    weighted = [(w, block) for w, (_h, blocks, _t) in zip(weights, parts, strict=True) for block in blocks]
+    trees = [f"Tree={i}\n" + _scaled(block, w) + "\n\n\n" for i, (w, block) in enumerate(weighted)]
     lines = head.split("\n")
     for j, line in enumerate(lines):
         if line.startswith("tree_sizes="):

@@ -12,6 +12,7 @@ from typing import Any
 NAMES = {
     "lightgbm": "LightGBM (tuned)",
     "scorecard": "logistic scorecard (WoE)",
+    "blend": "blend of LightGBM and scorecard",
     "logistic_regression": "logistic regression (baseline)",
     "accept_all": "accept everybody",
     "refuse_all": "refuse everybody",

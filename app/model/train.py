@@ -66,7 +66,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["best_threshold", "business_cost", "confusion", "psi_bins", "train", "train_arrays"]
 
-CANDIDATES = ("lightgbm", "scorecard")
+CANDIDATES = ("lightgbm", "scorecard", "blend")
+# the blend's log-odds: w * the tuned LightGBM's + (1 - w) * the scorecard's, both fitted on the same rows; w is the
+# point of BLEND_GRID with the best AUC on out-of-fold margins (cross-fitted for the honest figures: each fold's
+# margins are blended with the w chosen on the other folds). Shipped as one LightGBM text (bagging.average_models).
+BLEND_PARTS = ("lightgbm", "scorecard")
+BLEND_GRID = tuple(i / 10 for i in range(11))
 BASELINES = ("logistic_regression",)
 REFERENCE_ROWS = 5000
 SHAP_ROWS = 2000
@@ -138,12 +143,52 @@ def _procedure(kind: str, X, y, idx, cfg: dict, label: str, fixed: dict | None =
     if kind == "scorecard":
         sc = scorecard.fit(X[idx], y[idx], seed=cfg["seed"])
         return sc.margin, {"scorecard": sc}
+    if kind == "blend":  # its parts, fitted on the same rows; the weight comes from their out-of-fold margins
+        parts = {k: _procedure(k, X, y, idx, cfg, label, fixed)[1] for k in BLEND_PARTS}
+        return None, {**parts["lightgbm"], "scorecard": parts["scorecard"]["scorecard"]}
     raise ValueError(f"unknown candidate {kind!r}")
+
+
+def _model_text(kind: str, det: dict, names: list[str]) -> str:
+    """The LightGBM text of a candidate fitted by _procedure (details det)."""
+    if kind == "lightgbm":
+        return det["booster"].model_to_string()
+    if kind == "scorecard":
+        return det["scorecard"].to_lightgbm_text(names)
+    from app.model.bagging import average_models
+
+    w = float(det["weight"])
+    shares = [(k, s) for k, s in zip(BLEND_PARTS, (w, 1.0 - w), strict=True) if s]  # a part weighing 0 is left out
+    if len(shares) == 1:
+        return _model_text(shares[0][0], det, names)
+    return average_models([_model_text(k, det, names) for k, _ in shares], [s for _, s in shares])
+
+
+def blend_weight(y, lgb_margins, sc_margins) -> float:
+    """The LightGBM share w in BLEND_GRID whose blend has the best AUC (ties: the share nearest 1/2)."""
+    scores = [(auc(y, w * lgb_margins + (1 - w) * sc_margins), -abs(w - 0.5), w) for w in BLEND_GRID]
+    return max(scores)[2]
+
+
+def cross_fitted_blend(y, lgb_margins, sc_margins, fold_id) -> tuple[np.ndarray, list[float]]:
+    """Blended out-of-fold margins, each fold's with the weight chosen on the other folds; and those weights."""
+    out = np.empty(len(y), dtype=np.float64)
+    weights = []
+    for k in range(int(fold_id.max()) + 1):
+        held = fold_id == k
+        w = blend_weight(y[~held], lgb_margins[~held], sc_margins[~held])
+        out[held] = w * lgb_margins[held] + (1 - w) * sc_margins[held]
+        weights.append(w)
+    return out, weights
 
 
 def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = None) -> tuple[np.ndarray, dict]:
     """Out-of-fold margins of candidate `kind`; fixed[k]: fold k's LightGBM parameters and tree count (no search).
     extra["_params"] (per fold, kept out of the manifest) holds the parameters each fold used."""
+    if kind == "blend":
+        (m_lgb, extra), (m_sc, _) = (_nested_margins(k, X, y, fold_id, cfg, fixed) for k in BLEND_PARTS)
+        margins, extra["fold_weights"] = cross_fitted_blend(y, m_lgb, m_sc, fold_id)
+        return margins, extra
     margins = np.empty(len(y), dtype=np.float64)
     extra: dict[str, Any] = {"n_trees": [], "inner_auc": [], "seconds": 0.0, "_params": []}
     t0 = time.perf_counter()
@@ -192,7 +237,10 @@ def _champion(candidates: dict[str, dict], trivial_cost: float = float("inf")) -
     """Lowest honest cost; a candidate whose per-client costs are within two paired standard errors of the
     cheapest's (same clients) ties with it, and among tied candidates that beat the trivial policy the
     higher out-of-fold AUC wins (a cost difference that small is noise; the ranking is the steadier figure)."""
-    ranked = sorted(candidates, key=lambda k: (candidates[k]["cost_per_client"], -candidates[k]["oof_auc"], k))
+    order = {k: i for i, k in enumerate(CANDIDATES)}  # exact ties: the simpler candidate
+    ranked = sorted(
+        candidates, key=lambda k: (candidates[k]["cost_per_client"], -candidates[k]["oof_auc"], order.get(k, 9))
+    )
     best = ranked[0]
     tied = []
     for k in ranked[1:]:
@@ -308,8 +356,18 @@ def train_arrays(
     results: dict[str, dict] = {}
     oof: dict[str, np.ndarray] = {}
     honest_p: dict[str, np.ndarray] = {}
-    for kind in (*candidates, *BASELINES):
-        margins, extra = _nested_margins(kind, X_fit, y, fold_id, cfg)
+    fitted = [k for k in CANDIDATES if k in candidates or ("blend" in candidates and k in BLEND_PARTS)]
+    for kind in (*fitted, *BASELINES):
+        if kind == "blend":  # the same folds' fits as its parts: their out-of-fold margins, blended
+            margins, fold_weights = cross_fitted_blend(y, oof["lightgbm"], oof["scorecard"], fold_id)
+            extra = {
+                **_search_details(results["lightgbm"]),
+                "seconds": sum(results[k]["seconds"] for k in BLEND_PARTS),
+                "fold_weights": fold_weights,
+                "weight": blend_weight(y, oof["lightgbm"], oof["scorecard"]),
+            }
+        else:
+            margins, extra = _nested_margins(kind, X_fit, y, fold_id, cfg)
         figures, p_h = honest_figures(y, margins, fold_id, fn_cost, fp_cost)
         figures.update(extra)
         results[kind], oof[kind], honest_p[kind] = figures, margins, p_h
@@ -337,21 +395,26 @@ def train_arrays(
     threshold, _ = best_threshold(y, p_oof, fn_cost, fp_cost)
     everyone = np.arange(len(y))
     _fn, det = _procedure(champ, X_fit, y, everyone, cfg, f"{champ} final")
-    if champ == "lightgbm":
-        model_text = det["booster"].model_to_string().encode("utf-8")
+    if champ == "blend":
+        det["weight"] = results["blend"]["weight"]
+    model_text = _model_text(champ, det, names).encode("utf-8")
+    booster = lgb.Booster(model_str=model_text.decode("utf-8"))
+    n_trees = booster.num_trees()
+    params: dict[str, Any] = {}
+    if champ in ("lightgbm", "blend"):
         params = {
             **{k: v for k, v in det["params"].items() if k != "metric"},
             "num_boost_round": det["n_trees"],
             "bags": det["bags"],
         }
-        n_trees = det["booster"].num_trees()
-    else:
-        model_text = det["scorecard"].to_lightgbm_text(names).encode("utf-8")
-        params = {"kind": "scorecard", **det["scorecard"].info, "seed": seed}
-        n_trees = max(1, len(det["scorecard"].features))
-    booster = lgb.Booster(model_str=model_text.decode("utf-8"))
+    if champ == "scorecard":
+        params = {"kind": "scorecard", **det["scorecard"].info}
+    if champ == "blend":
+        params = {**params, "kind": "blend", "lightgbm_weight": det["weight"], "scorecard": det["scorecard"].info}
     model_id = hashlib.sha256(model_text).hexdigest()
     bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
+    if champ == "blend":
+        bagged = f" (the LightGBM's {det['n_trees'] * det['bags']}{bagged} and the scorecard's)"
     say(f"final {champ} on all {len(y)} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
 
     rng = np.random.default_rng(seed)
@@ -460,6 +523,11 @@ def train_arrays(
         f"{metrics['cost_per_client']:.4f}, written to {model_dir} in {time.perf_counter() - t_start:.1f} s"
     )
     return manifest
+
+
+def _search_details(fig: dict) -> dict:
+    """The per-fold search details of a candidate's figures (n_trees, inner AUC, parameters)."""
+    return {k: fig[k] for k in ("n_trees", "inner_auc", "_params") if k in fig}
 
 
 def _public(fig: dict) -> dict:
