@@ -414,7 +414,9 @@ def train_arrays(
     model_id = hashlib.sha256(model_text).hexdigest()
     bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
     if champ == "blend":
-        bagged = f" (the LightGBM's {det['n_trees'] * det['bags']}{bagged} and the scorecard's)"
+        lgb_trees = det["n_trees"] * det["bags"] if det["weight"] else 0
+        w = det["weight"]
+        bagged = f": the LightGBM's {lgb_trees}{bagged} × {w:g} and the scorecard's {n_trees - lgb_trees} × {1 - w:g}"
     say(f"final {champ} on all {len(y)} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
 
     rng = np.random.default_rng(seed)
