@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from app import SQL_DIR
+from app.data.finite import to_feature_float32
 from app.errors import CreditError
 
 # run in this order; each creates f_<source>
@@ -116,7 +117,7 @@ def write_feature_rows(
 
 
 def pack_rows(rows: list[tuple], names: list[str]) -> tuple[list[int], np.ndarray]:
-    """(client ids, float32 matrix) from SQL rows; NULL -> NaN."""
+    """(client ids, float32 matrix) from SQL rows; NULL -> NaN, overflow clamped (app.data.finite)."""
     ids = [r[0] for r in rows]
     try:
         X = np.array([r[1:] for r in rows], dtype=np.float64)
@@ -128,7 +129,7 @@ def pack_rows(rows: list[tuple], names: list[str]) -> tuple[list[int], np.ndarra
         raise
     if any(not isinstance(i, int) for i in ids):
         raise FeatureError("client_id must be an integer")
-    return ids, X.astype(F32)
+    return ids, to_feature_float32(X).astype(F32, copy=False)
 
 
 def feature_names(conn: apsw.Connection) -> list[str]:

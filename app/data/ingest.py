@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from app.data.features import quote_ident, read_sql
+from app.data.finite import FLOAT32_MAX
 from app.errors import CreditError
 
 SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
@@ -220,7 +221,7 @@ def iter_batches(
         raise explain_arrow_error(exc, path, label, header, block_size) from None
 
 
-FLOAT32_MAX = 3.4028234663852886e38  # features are stored as float32: a larger number would become infinite
+# FLOAT32_MAX (app.data.finite): features are stored as float32, a larger raw number would become infinite
 
 
 def first_non_finite(arr: pa.Array | pa.ChunkedArray) -> int | None:

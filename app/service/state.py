@@ -42,6 +42,7 @@ from litestar.di import Provide
 
 from app import store
 from app.config import Settings
+from app.data.finite import FLOAT32_MAX
 from app.scoring import layout
 from app.scoring.bundle import Bundles, DataMismatchError, ModelBundle
 from app.scoring.db import connect
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("app.service.api")
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
 POINTER_CHECK_SECONDS = 0.5  # how often a scoring request looks at the champion/challenger links
 

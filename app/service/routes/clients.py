@@ -8,6 +8,7 @@ import numpy as np
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from app.data.finite import display_value
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, errors, json_value, operation, parse_id
 from app.service.state import Service
@@ -76,12 +77,12 @@ class ClientsController(Controller):
     @get("/{client_id:str}/features", sync_to_thread=False, opt=OFFICER, responses=CLIENT_ERRORS,
          operation_class=CLIENT_OP)  # fmt: skip
     def get_features(self, svc: Service, client_id: str) -> s.ClientFeatures:
-        """The client's model features (null = missing): the starting point of a what-if."""
+        """The client's model features (null = missing; finite, app.data.finite): the starting point of a what-if."""
         cid = parse_id(client_id)
         svc.require_model()
         rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
         x = np.frombuffer(rows[0][1], dtype="<f4")
-        feats = {n: (None if v != v else float(v)) for n, v in zip(svc.feature_names, x.tolist(), strict=True)}
+        feats = {n: display_value(v) for n, v in zip(svc.feature_names, x.tolist(), strict=True)}
         return s.ClientFeatures(client_id=cid, features=feats)

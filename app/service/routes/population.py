@@ -9,6 +9,7 @@ import numpy as np
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from app.data.finite import display_value
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, errors, finite, operation
 from app.service.state import Service, population_sample
@@ -48,7 +49,7 @@ class PopulationController(Controller):
             (json.dumps([int(i) for i in sample]), 4 * len(svc.feature_names)),
         ):
             x = np.frombuffer(xb, dtype="<f4")
-            vals = [None if x[c] != x[c] else float(x[c]) for c in cols]
+            vals = [display_value(float(x[c])) for c in cols]
             p = finite(p)
             rows.append(s.PopulationRow(client_id=cid, values=vals, probability=p, decision=svc.decide(p)))
         return s.Population(features=names, rows=rows, threshold=model.threshold, model_id=model.model_id)

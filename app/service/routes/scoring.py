@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 from litestar import Controller, Request, get, post
 
+from app.data.finite import display_value
 from app.service import schemas as s
 from app.service.http import (
     OFFICER,
@@ -27,7 +28,6 @@ from app.service.http import (
     decode,
     errors,
     finite,
-    json_value,
     operation,
     parse_id,
     role_of,
@@ -127,7 +127,7 @@ class ScoringController(Controller):
         await svc.write_log([entry])
         moved = np.flatnonzero(~((before == x) | (np.isnan(before) & np.isnan(x))))
         changed = {
-            svc.feature_names[i]: s.FeatureChange(before=json_value(float(before[i])), after=json_value(float(x[i])))
+            svc.feature_names[i]: s.FeatureChange(before=display_value(before[i]), after=display_value(x[i]))
             for i in moved
         }
         return client_score(s.WhatIf, entry, x, model.threshold, changed_features=changed)
