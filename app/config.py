@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sql_timeout: Annotated[float, documented("CREDIT_SQL_TIMEOUT", "seconds an ad hoc `credit sql` query may run")] = (
         30.0
     )
+    sql_max_bytes: Annotated[
+        int, documented("CREDIT_SQL_MAX_BYTES", "bytes of output an ad hoc `credit sql` query may write")
+    ] = 268_435_456
     lang: Annotated[str, documented("CREDIT_LANG", "interface language: fr or en")] = "fr"
     min_outcomes: Annotated[
         int, documented("CREDIT_MIN_OUTCOMES", "fewest outcomes for a realised AUC, cost or calibration figure")

@@ -238,20 +238,21 @@ def test_sql_timeout_not_a_number_in_environment_is_a_clean_error(stub):
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
-def test_sql_endless_select_is_capped_in_table_and_json(stub, monkeypatch):
-    from app.cli import sql as sqlcli
+def test_sql_endless_select_is_capped_in_table_and_bytes_in_json(stub, monkeypatch):
+    from app.cli import sql_output
 
-    monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)
+    monkeypatch.setattr(sql_output, "MAX_ROWS", 1000)
     forever = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT i FROM r"
-    for fmt in ("table", "json"):
-        res = run(stub, "sql", forever, "--format", fmt, "--timeout", "20")
-        assert res.exit_code == 1 and "more than 1,000 rows" in res.output and "--format csv" in res.output, fmt
+    res = run(stub, "sql", forever, "--format", "table", "--timeout", "20")
+    assert res.exit_code == 1 and "more than 1,000 rows" in res.output and "--format csv" in res.output
+    res = run(stub, "sql", forever, "--format", "json", "--timeout", "20", "--max-bytes", "100000")
+    assert res.exit_code == 1 and "limit 100,000 bytes (--max-bytes" in res.output, res.output
 
 
 def test_sql_csv_streams_rows_until_the_time_limit(stub, monkeypatch):
-    from app.cli import sql as sqlcli
+    from app.cli import sql_output
 
-    monkeypatch.setattr(sqlcli, "MAX_ROWS", 1000)  # no cap for csv: rows are written as they come
+    monkeypatch.setattr(sql_output, "MAX_ROWS", 1000)  # no cap for csv: rows are written as they come
     res = run(stub, "sql", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r LIMIT 5000) SELECT i FROM r",
               "--format", "csv")  # fmt: skip
     assert res.exit_code == 0 and res.stdout.splitlines()[:2] == ["i", "1"] and len(res.stdout.splitlines()) == 5001

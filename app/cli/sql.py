@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import time
-from collections.abc import Iterable, Sequence
 
 import apsw
 import click
 
+from app.cli import sql_output as out
 from app.cli.options import CLIENT_ID, allow_other_data_option, command, db_option, model_option, with_settings
 from app.config import Settings
 
 PROGRESS_STEPS = 1000  # SQLite VM instructions between two checks of the time limit
 MAX_TIMEOUT = 3600.0  # seconds: the longest time limit --timeout or CREDIT_SQL_TIMEOUT may set
-MAX_ROWS = 100_000  # rows held in memory for --format table or json (csv streams, without a cap)
 
 
 def _open(settings: Settings, *, require_model: bool) -> apsw.Connection:
@@ -93,75 +91,6 @@ def score_command(client_id: int, as_json: bool, settings: Settings) -> None:
         )
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"<BLOB {len(value)} bytes>"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(c) for c in columns]
-    for row in cells:
-        for i, c in enumerate(row):
-            widths[i] = max(widths[i], len(c))
-    numeric = [bool(rows) and all(isinstance(r[i], int | float | None) for r in rows) for i in range(len(columns))]
-
-    def fmt(row: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True))
-
-    lines = [fmt(columns).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += [fmt(r).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
-def _plain(value: object) -> object:
-    return value.hex() if isinstance(value, bytes) else value
-
-
-def _results(cursor: apsw.Cursor) -> Iterable[tuple[list[str], list[tuple]]]:
-    """(column names, rows) for each statement of the query that returned rows, at most MAX_ROWS rows in all."""
-    columns: list[str] | None = None
-    rows: list[tuple] = []
-    for total, row in enumerate(cursor, 1):
-        names = [d[0] for d in cursor.get_description()]
-        if names != columns:
-            if columns is not None:
-                yield columns, rows
-            columns, rows = names, []
-        if total > MAX_ROWS:
-            raise RowCapError(total - 1)
-        rows.append(row)
-    if columns is not None:
-        yield columns, rows
-
-
-def _stream_csv(cursor: apsw.Cursor) -> None:
-    """Write each row as it comes (nothing held in memory); a blank line between the statements' results."""
-    out = click.get_text_stream("stdout")
-    writer = csv.writer(out, lineterminator="\n")
-    columns: list[str] | None = None
-    for row in cursor:
-        names = [d[0] for d in cursor.get_description()]
-        if names != columns:
-            if columns is not None:
-                out.write("\n")
-            writer.writerow(names)
-            columns = names
-        writer.writerow([_plain(v) for v in row])
-    out.flush()
-
-
-class RowCapError(Exception):
-    def __init__(self, rows: int):
-        super().__init__(rows)
-        self.rows = rows
-
-
 def _deny_attach(op: int, *_args) -> int:
     return apsw.SQLITE_DENY if op in (apsw.SQLITE_ATTACH, apsw.SQLITE_DETACH) else apsw.SQLITE_OK
 
@@ -178,52 +107,91 @@ def _timeout_option(_ctx: click.Context, _param: click.Parameter, value: float |
     return None if value is None else check_timeout(value, "'--timeout'")
 
 
+def _max_bytes_option(_ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    return None if value is None else check_max_bytes(value, "'--max-bytes'")
+
+
+def check_max_bytes(value: int, where: str) -> int:
+    if value < 1:
+        raise click.BadParameter(f"{value!r} is not a positive number of bytes", param_hint=where)
+    return value
+
+
 @command("sql")
 @click.argument("query")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
-    help="output format (csv is streamed: any number of rows; table and json hold at most 100,000)",
+    help="output format (csv and json stream any number of rows; table holds at most 100,000)",
 )  # fmt: skip
 @click.option(
     "--timeout",
     type=float,
     default=None,
     callback=_timeout_option,
-    help=f"seconds the query may run, at most {MAX_TIMEOUT:g} [env CREDIT_SQL_TIMEOUT, 30]",
+    help=f"seconds the query may run, fetching and writing included, at most {MAX_TIMEOUT:g}"
+    " [env CREDIT_SQL_TIMEOUT, 30]",
+)
+@click.option(
+    "--max-bytes",
+    type=int,
+    default=None,
+    callback=_max_bytes_option,
+    help=f"bytes of output at most [env CREDIT_SQL_MAX_BYTES, {out.DEFAULT_MAX_BYTES:,}]",
 )
 @db_option
 @model_option
 @with_settings("db", "model_dir")
-def sql_command(query: str, fmt: str, timeout: float | None, settings: Settings) -> None:
+def sql_command(query: str, fmt: str, timeout: float | None, max_bytes: int | None, settings: Settings) -> None:
     """Run SQL (read-only) with score(), decision(), score_features(), model_id() and the views
     client_scores, portfolio_summary, score_bands.
+
+    Bounded: --timeout seconds (fetching and writing included), --max-bytes of output, one value at most
+    32 MiB, SQLite's memory at most 256 MiB (docs/operations.md).
 
     Example: credit sql "SELECT * FROM client_scores ORDER BY probability DESC LIMIT 10"
     """
     if timeout is None:
         timeout = check_timeout(settings.sql_timeout, "CREDIT_SQL_TIMEOUT")
+    if max_bytes is None:
+        max_bytes = check_max_bytes(settings.sql_max_bytes, "CREDIT_SQL_MAX_BYTES")
     limit = timeout
     conn = _open(settings, require_model=False)
     # VACUUM INTO writes a copy anywhere, even from a read-only connection; it needs ATTACH, so deny that
     conn.authorizer = _deny_attach
+    conn.limit(apsw.SQLITE_LIMIT_LENGTH, min(out.VALUE_MAX, max_bytes))
+    heap_before = apsw.hard_heap_limit(out.HEAP_MAX)
     started = time.monotonic()
     deadline = started + limit
+    budget = out.Budget(max_bytes, deadline)
     conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
-    results: list[tuple[list[str], list[tuple]]] = []
+    writer = {"csv": out.write_csv, "json": out.write_json, "table": out.write_table}[fmt]
+    stdout = click.get_binary_stream("stdout")
     try:
-        if fmt == "csv":
-            _stream_csv(conn.cursor().execute(query))
-            return
-        results = list(_results(conn.cursor().execute(query)))
-    except apsw.InterruptError:
+        writer(conn.cursor().execute(query), stdout, budget)
+    except (apsw.InterruptError, out.TimeLimit):
         raise click.ClickException(
             f"query stopped after {time.monotonic() - started:.1f} s: time limit {limit:g} s "
             "(--timeout, env CREDIT_SQL_TIMEOUT)"
         ) from None
-    except RowCapError as exc:
+    except out.OutputCap as exc:
         raise click.ClickException(
-            f"query stopped: more than {exc.rows:,} rows for --format {fmt} (use --format csv, which streams, "
-            "or add a LIMIT)"
+            f"output stopped at {exc.written:,} bytes: limit {max_bytes:,} bytes (--max-bytes, env "
+            "CREDIT_SQL_MAX_BYTES; add a LIMIT or select fewer columns)"
+        ) from None
+    except out.RowCap as exc:
+        raise click.ClickException(
+            f"query stopped: more than {exc.rows:,} rows for --format table (use --format csv or json, which "
+            "stream, or add a LIMIT)"
+        ) from None
+    except apsw.TooBigError:
+        raise click.ClickException(
+            f"query stopped: a value is longer than {min(out.VALUE_MAX, max_bytes):,} bytes, the most one string "
+            "or BLOB may hold here (select length(...) or substr(...) instead)"
+        ) from None
+    except apsw.NoMemError:
+        raise click.ClickException(
+            f"query stopped: SQLite needed more than {out.HEAP_MAX >> 20} MiB of memory (a large sort, "
+            "DISTINCT or in-memory temporary table); narrow the query or add a LIMIT"
         ) from None
     except apsw.ReadOnlyError as exc:
         raise click.ClickException(f"the database is opened read-only: {exc}") from None
@@ -231,16 +199,7 @@ def sql_command(query: str, fmt: str, timeout: float | None, settings: Settings)
         raise click.ClickException(f"SQL error: {exc}") from None
     finally:
         conn.close()
-    if fmt == "json":
-        import msgspec
-
-        if len(results) == 1:
-            payload: object = [dict(zip(cols, map(_plain, r), strict=True)) for cols, rows in results for r in rows]
-        else:
-            payload = [[dict(zip(cols, map(_plain, r), strict=True)) for r in rows] for cols, rows in results]
-        click.echo(msgspec.json.encode(payload).decode())
-    else:
-        click.echo("\n\n".join(_table(cols, rows) for cols, rows in results))
+        apsw.hard_heap_limit(heap_before)
 
 
 __all__ = ["score_command", "sql_command"]
