@@ -4,6 +4,7 @@ training-time fairness and the model card; a real `credit serve` on loopback."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -38,7 +39,11 @@ def scored(server, data) -> list[int]:
     return [(cid, labels[cid]) for cid in ids]
 
 
-def outcomes_body(pairs, when="2999-12-31"):
+# after every decision of this module, within the one day ahead an outcome may be dated
+LATER = (datetime.now(UTC) + timedelta(hours=12)).isoformat(timespec="seconds")
+
+
+def outcomes_body(pairs, when=LATER):
     return {"outcomes": [{"client_id": c, "defaulted": int(y), "observed_at": when} for c, y in pairs]}
 
 
@@ -56,7 +61,7 @@ def test_roles_on_outcomes(server, scored):
 
 def test_post_outcomes_idempotent_and_reports_never_scored(server, scored):
     body = outcomes_body(scored)
-    body["outcomes"].append({"client_id": 9_000_000_001, "defaulted": 1, "observed_at": "2999-12-31T00:00:00Z"})
+    body["outcomes"].append({"client_id": 9_000_000_001, "defaulted": 1, "observed_at": LATER})
     with server.client(headers=RISK) as http:
         r = http.post("/outcomes", json=body)
         assert r.status_code == 200, r.text

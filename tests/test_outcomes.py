@@ -4,7 +4,7 @@ the latest observation wins; simulation from the data's labels; the CLI."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import apsw
 import pytest
@@ -33,7 +33,7 @@ def test_parse_date_end_of_day_and_time_zones():
     assert ts("2025-03-31T12:00:00") == datetime(2025, 3, 31, 12, tzinfo=UTC).timestamp()
     assert ts("2025-03-31T12:00:00+02:00") == datetime(2025, 3, 31, 10, tzinfo=UTC).timestamp()
     assert ts("2025-03-31T12:00:00Z") == datetime(2025, 3, 31, 12, tzinfo=UTC).timestamp()
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="in the future"):
         ts("9999-12-31")
 
 
@@ -144,7 +144,8 @@ def test_cli_import_and_simulate(pipeline_copy, tmp_path):
     assert res.exit_code == 1
     assert "bad.csv line 2 column 2 (defaulted)" in res.output
     good = tmp_path / "good.csv"
-    good.write_text(f"client_id,defaulted,observed_at\n{ids[0]},1,2999-01-01\n")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()  # later than the simulated outcome, within one day
+    good.write_text(f"client_id,defaulted,observed_at\n{ids[0]},1,{tomorrow}\n")
     res = runner.invoke(cli, ["outcomes", "import", str(good)], env=env)
     assert res.exit_code == 0 and "1 of 1 outcomes written" in res.output
     res = runner.invoke(cli, ["outcomes", "import", str(good)], env=env)

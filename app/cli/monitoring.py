@@ -22,26 +22,40 @@ def outcomes_command() -> None:
 
 @outcomes_command.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True,
+              help="correct stored outcomes: the file's outcome replaces the stored one even when it is older "
+                   "(each replacement is recorded in outcome_corrections)")  # fmt: skip
 @db_option
 @log_db_option
 @with_settings("db", "log_db")
-def import_command(file: str, settings: Settings) -> None:
-    """Import FILE.csv with the header client_id,defaulted,observed_at (observed_at: ISO 8601 date or date-time,
-    UTC when naive; a date alone means the end of that day). The latest observation of a client wins, so
-    importing the same file again changes nothing. Any bad line: every error is listed by line and column
-    and nothing is imported (exit status 1)."""
+def import_command(file: str, replace: bool, settings: Settings) -> None:
+    """Import FILE.csv with the header client_id,defaulted,observed_at. client_id: digits 0-9, no leading zero,
+    1 to 2**53. observed_at: ISO 8601 date or date-time, UTC when naive; a date alone (2026-11-30 or 20261130)
+    means the end of that day; from 1900-01-01 to at most one day ahead of now. The latest observation of a
+    client wins, so importing the same file again changes nothing; a client given twice in the file counts once.
+    Any bad line: every error is listed by line and column and nothing is imported (exit status 1). The file
+    is streamed (memory does not grow with it) and written in short transactions, so a running API is not held
+    up."""
     from app.monitoring import outcomes, stores
 
     conn = _open(stores.open_store, settings)
     try:
-        got = outcomes.import_file(conn, Path(file))
+        got = outcomes.import_file(conn, Path(file), replace=replace)
         total = outcomes.counts(conn)
     finally:
         conn.close()
     click.echo(
-        f"{got['written']} of {got['received']} outcomes written (the others were already stored or older); "
-        f"{total['outcomes']} outcomes stored, {total['defaults']} defaults"
+        f"{got['written']} of {got['received']} outcomes written ({got['unchanged']} already stored, "
+        f"{got['duplicates']} repeated in the file)"
+        + (f"; {got['corrected']} stored outcomes corrected (recorded in outcome_corrections)" if replace else "")
+        + f"; {total['outcomes']} outcomes stored, {total['defaults']} defaults"
     )
+    if got["older"]:
+        click.echo(
+            f"warning: {got['older']} outcomes not written: the store holds a later observation of these clients "
+            "(to correct them, run the import again with --replace)",
+            err=True,
+        )
 
 
 @outcomes_command.command("simulate")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from app.errors import CreditError
+from app.ids import MAX_ID, is_client_id, parse_client_id
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -112,11 +113,12 @@ log_db_option = click.option(
     default=None,
     help="operational store: prediction log and history [env CREDIT_LOG_DB, default beside the database: <db>-log.db]",
 )
-MAX_CLIENT_ID = 2**53  # the largest id a JSON client reads exactly (the API's limit too)
+MAX_CLIENT_ID = MAX_ID  # the largest id a JSON client reads exactly (the API's limit too; app/ids.py)
 
 
 class ClientId(click.ParamType):
-    """A client id: a whole number from 1 to 2**53 (SK_ID_CURR in the Kaggle files, e.g. 100002)."""
+    """A client id: a whole number from 1 to 2**53 (SK_ID_CURR in the Kaggle files, e.g. 100002), by the API's
+    rule (app/ids.py: ASCII digits, no leading zero)."""
 
     name = "CLIENT_ID"
 
@@ -124,9 +126,11 @@ class ClientId(click.ParamType):
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         else:
-            text = str(value).strip()
-            number = int(text) if text.isascii() and text.isdigit() else None
-        if number is None or not 1 <= number <= MAX_CLIENT_ID:
+            try:
+                number = parse_client_id(str(value))
+            except ValueError:
+                number = None
+        if number is None or not is_client_id(number):
             self.fail(
                 f"{value!r} is not a client id: a client id is a whole number from 1 to {MAX_CLIENT_ID:,} "
                 '(SK_ID_CURR in the Kaggle files, e.g. 100002); `credit sql "SELECT client_id FROM clients LIMIT 5"` '

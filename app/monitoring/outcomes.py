@@ -4,36 +4,48 @@ Table `outcomes` (store migration sql/store/002_outcomes.sql) lives beside the p
 operational store (app.store), so it outlives re-imports of the client data.
 One row per client; the latest observation wins: a write replaces a row only when its `observed_at` is at
 least the stored one, so re-importing a file is idempotent and an older observation never overwrites a
-newer one. Every write is one `BEGIN IMMEDIATE ... COMMIT` transaction.
+newer one, unless the caller asks to `replace` (a correction, recorded in outcome_corrections, migration 005).
 
-Sources: `credit outcomes import FILE.csv` (`parse_csv`), `POST /outcomes`, and for demonstrations
-`credit outcomes simulate` (`simulate`: the generator's own labels for clients that were scored).
+One rule for the CLI and the API: client ids by app/ids.py, dates by `parse_date` (1900-01-01 .. now + one
+day; `20261130` and `2026-11-30` both mean the end of that day), duplicates within one file or request counted
+once (`Batch`), and writes in short transactions (`write`, WRITE_BATCH rows each).
+
+Sources: `credit outcomes import FILE.csv [--replace]` (`import_file`, streamed), `POST /outcomes`, and for
+demonstrations `credit outcomes simulate` (`simulate`: the generator's own labels for clients that were scored).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 
 import apsw
 
 from app.errors import CreditError
+from app.ids import parse_client_id
 
 COLUMNS = ("client_id", "defaulted", "observed_at")
-MAX_ID = 2**53
 MAX_ERRORS = 20  # errors listed before the import gives up
+MIN_TS = datetime(1900, 1, 1, tzinfo=UTC).timestamp()  # observations before 1900 are refused
+FUTURE_TOLERANCE = 86_400.0  # seconds: an observation may be dated at most one day ahead of now
+WRITE_BATCH = 500  # outcomes per write transaction: the API's log writer waits at most one batch
+WRITE_PAUSE = 0.005  # seconds between two batches: the log writers (retrying every 0.5 ms) get the lock then
+DAY = 86_400.0
 
 UPSERT_SQL = (
     "INSERT INTO outcomes (client_id, defaulted, observed_at, source, recorded_at) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (client_id) DO UPDATE SET defaulted = excluded.defaulted, observed_at = excluded.observed_at,"
     " source = excluded.source, recorded_at = excluded.recorded_at"
-    " WHERE excluded.observed_at > outcomes.observed_at"
-    " OR (excluded.observed_at = outcomes.observed_at AND excluded.defaulted != outcomes.defaulted)"
+)
+CORRECTION_SQL = (
+    "INSERT INTO outcome_corrections (client_id, old_defaulted, old_observed_at, old_source, new_defaulted,"
+    " new_observed_at, source, corrected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -52,55 +64,68 @@ class Outcome:
     observed_at: float  # unix seconds UTC
 
 
-def parse_date(text: str) -> float:
-    """ISO 8601 date or date-time -> unix seconds UTC. A date alone (2025-03-31) means the END of that day,
-    so a decision logged that day counts as made before the outcome. Naive date-times are UTC."""
-    s = text.strip()
-    try:
-        if len(s) == 10:
-            day = datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=UTC)  # ValueError if not a date
-            return (day + timedelta(days=1)).timestamp() - 0.001
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return dt.timestamp()
-    except OverflowError:  # 9999-12-31 + one day
-        raise ValueError(f"date out of range: {text!r}") from None
+def parse_date(text: str, now: float | None = None) -> float:
+    """ISO 8601 date or date-time -> unix seconds UTC, by one rule for the CLI and the API.
 
-
-def parse_value(column: str, raw: str) -> int | float:
-    """One field of an outcome; ValueError with a short reason."""
-    s = raw.strip()
-    if column == "client_id":
-        if not s.isdigit() or not 1 <= int(s) <= MAX_ID:
-            raise ValueError(f"client_id must be a whole number from 1 to 2**53, got {raw!r}")
-        return int(s)
-    if column == "defaulted":
-        if s not in ("0", "1"):
-            raise ValueError(f"defaulted must be 0 or 1, got {raw!r}")
-        return int(s)
+    A date alone, in either ISO form (`2026-11-30` or `20261130`), means the END of that day (UTC), so a
+    decision logged that day counts as made before the outcome. A date-time without an offset is UTC.
+    Refused (ValueError): anything not ASCII, dates before 1900-01-01, and dates later than `now` (default: the
+    clock) plus FUTURE_TOLERANCE (one day, for clocks and time zones; for a date alone, its day must start
+    within that bound)."""
+    if not text.isascii() or not text or text != text.strip():
+        raise ValueError(f"observed_at must be an ISO 8601 date or date-time, got {text[:40]!r}")
+    now = time.time() if now is None else now
     try:
-        ts = parse_date(s)
+        day = date.fromisoformat(text) if "T" not in text and " " not in text else None
     except ValueError:
-        raise ValueError(f"observed_at must be an ISO 8601 date or date-time, got {raw!r}") from None
-    if not math.isfinite(ts):
-        raise ValueError(f"observed_at out of range: {raw!r}")
+        day = None
+    try:
+        if day is not None:
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+            ts = start + DAY - 0.001
+        else:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            start = ts = dt.timestamp()
+    except ValueError:
+        raise ValueError(f"observed_at must be an ISO 8601 date or date-time, got {text[:40]!r}") from None
+    except OverflowError:
+        raise ValueError(f"observed_at out of range: {text[:40]!r}") from None
+    if ts < MIN_TS:
+        raise ValueError(f"observed_at is before 1900-01-01: {text[:40]!r}")
+    if start > now + FUTURE_TOLERANCE:
+        ahead = datetime.fromtimestamp(now + FUTURE_TOLERANCE, UTC).isoformat(timespec="seconds")
+        raise ValueError(f"observed_at is in the future: {text[:40]!r} (at most one day ahead: {ahead})")
     return ts
 
 
-def parse_csv(text: str, name: str = "outcomes.csv") -> list[Outcome]:
-    """Rows of a CSV with the header client_id,defaulted,observed_at (any order, no other columns).
+def parse_value(column: str, raw: str, now: float | None = None) -> int | float:
+    """One field of an outcome; ValueError with a short reason."""
+    if column == "client_id":
+        return parse_client_id(raw)
+    if column == "defaulted":
+        if raw not in ("0", "1"):
+            raise ValueError(f"defaulted must be 0 or 1, got {raw[:40]!r}")
+        return int(raw)
+    return parse_date(raw, now)
 
-    Raises OutcomeError listing every bad field as `FILE line L column C (name): reason` (1-based, the
-    header is line 1), up to MAX_ERRORS of them. Within a file, duplicates are resolved like re-imports:
-    the latest observed_at wins."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+
+def read_rows(lines: Iterable[str], name: str, now: float | None = None) -> Iterator[tuple[int, Outcome]]:
+    """(line number, outcome) for each row of a CSV with the header client_id,defaulted,observed_at (any order,
+    no other columns), streamed. Raises OutcomeError at the end listing every bad field as `FILE line L column C
+    (name): reason` (1-based, the header is line 1), up to MAX_ERRORS of them; rows already yielded must then
+    be discarded by the caller."""
+    now = time.time() if now is None else now
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
         raise OutcomeError(f"{name}: empty file (expected the header {','.join(COLUMNS)})") from None
     except csv.Error as exc:
         raise OutcomeError(f"{name} line 1: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise OutcomeError(f"{name} line 1: not UTF-8 text (byte {exc.start} of its block)") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
     errors = [
         f"{name} line 1 column {i} ({h!r}): unknown column (expected {', '.join(COLUMNS)})"
@@ -113,7 +138,6 @@ def parse_csv(text: str, name: str = "outcomes.csv") -> list[Outcome]:
     if errors:
         raise OutcomeError(f"{name}: bad header", errors)
     pos = {c: header.index(c) for c in COLUMNS}
-    latest: dict[int, Outcome] = {}
     try:
         for row in reader:
             line = reader.line_num
@@ -125,47 +149,151 @@ def parse_csv(text: str, name: str = "outcomes.csv") -> list[Outcome]:
                 values: dict[str, int | float] = {}
                 for col in COLUMNS:
                     try:
-                        values[col] = parse_value(col, row[pos[col]])
+                        values[col] = parse_value(col, row[pos[col]], now)
                     except ValueError as exc:
                         errors.append(f"{name} line {line} column {pos[col] + 1} ({col}): {exc}")
-                if len(values) == len(COLUMNS):
-                    o = Outcome(int(values["client_id"]), int(values["defaulted"]), float(values["observed_at"]))
-                    old = latest.get(o.client_id)
-                    if old is None or o.observed_at >= old.observed_at:
-                        latest[o.client_id] = o
+                if len(values) == len(COLUMNS) and not errors:
+                    cid, defaulted, when = (values[c] for c in COLUMNS)
+                    yield line, Outcome(int(cid), int(defaulted), float(when))
             if len(errors) >= MAX_ERRORS:
                 break
     except csv.Error as exc:
         errors.append(f"{name} line {reader.line_num}: {exc}")
+    except UnicodeDecodeError as exc:
+        errors.append(f"{name} line {reader.line_num + 1}: not UTF-8 text (byte {exc.start} of its block)")
     if errors:
         raise OutcomeError(f"{name}: {len(errors)} error(s), nothing imported", errors[:MAX_ERRORS])
-    return list(latest.values())
+
+
+class Batch:
+    """Outcomes staged in a private temporary SQLite file (not in memory, not in the store): duplicates and
+    contradictions within one file or request are found there, then `rows()` gives one outcome per client (its
+    latest observation), in client order, without holding them all."""
+
+    def __init__(self) -> None:
+        self.conn = apsw.Connection("")  # an unnamed temporary database file, deleted on close
+        self.conn.execute("PRAGMA journal_mode = OFF").fetchall()  # a row each: run them one by one
+        self.conn.execute("PRAGMA synchronous = OFF").fetchall()
+        self.conn.execute(
+            "CREATE TABLE staged (client_id INTEGER NOT NULL, defaulted INTEGER NOT NULL, observed_at REAL NOT NULL,"
+            " place TEXT NOT NULL)"
+        )
+        self.received = 0
+
+    def add(self, items: Iterable[tuple[str, Outcome]]) -> None:
+        """Stage (where, outcome) pairs; `where` names the line or item for error messages."""
+        insert = "INSERT INTO staged VALUES (?, ?, ?, ?)"
+        it = iter(items)
+        while chunk := list(islice(it, 10_000)):
+            with self.conn:
+                self.conn.executemany(insert, [(o.client_id, o.defaulted, o.observed_at, w) for w, o in chunk])
+            self.received += len(chunk)
+
+    def check(self, name: str) -> int:
+        """Number of duplicate rows (a client given again); OutcomeError when one client is given both
+        outcomes for the same instant (which one is true cannot be decided)."""
+        self.conn.execute("CREATE INDEX staged_client ON staged (client_id, observed_at, defaulted)")
+        clashes = self.conn.execute(
+            "SELECT client_id, group_concat(place, ', ' ORDER BY rowid) FROM staged GROUP BY client_id, observed_at"
+            " HAVING min(defaulted) != max(defaulted) LIMIT ?",
+            (MAX_ERRORS,),
+        ).fetchall()
+        if clashes:
+            raise OutcomeError(
+                f"{name}: contradictory duplicates, nothing imported",
+                [f"{name} {where}: client {cid} is given both defaulted 0 and 1 at the same instant"
+                 for cid, where in clashes],
+            )  # fmt: skip
+        unique = self.conn.execute("SELECT count(DISTINCT client_id) FROM staged").fetchall()[0][0]
+        return self.received - unique
+
+    def rows(self) -> Iterator[Outcome]:
+        """The latest observation of each client (SQLite's max(): the row holding the maximum)."""
+        for cid, defaulted, ts in self.conn.execute(
+            "SELECT client_id, defaulted, max(observed_at) FROM staged GROUP BY client_id ORDER BY client_id"
+        ):
+            yield Outcome(cid, defaulted, ts)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def write(
+    conn: apsw.Connection, outcomes: Iterable[Outcome], source: str, *, replace: bool = False,
+    batch: int = WRITE_BATCH,
+) -> dict[str, int]:  # fmt: skip
+    """Write outcomes in short transactions of `batch` rows (`BEGIN IMMEDIATE ... COMMIT` each), so concurrent
+    writers (the API's prediction log) wait at most one batch. Without `replace` the latest observation wins: an
+    outcome older than the stored one is skipped and counted (`older`); the same outcome again changes nothing
+    (`unchanged`). With `replace`, the given outcome replaces the stored one whatever its date, and every
+    replaced row is recorded in outcome_corrections (old and new values, source, time): a correction path, never
+    a silent drop. Returns received, written, unchanged, older, corrected."""
+    got = {"received": 0, "written": 0, "unchanged": 0, "older": 0, "corrected": 0}
+    it = iter(outcomes)
+    while chunk := list(islice(it, batch)):
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for o in chunk:
+                old = conn.execute(
+                    "SELECT defaulted, observed_at, source FROM outcomes WHERE client_id = ?", (o.client_id,)
+                ).fetchall()
+                if old and (old[0][0], old[0][1]) == (o.defaulted, o.observed_at):
+                    got["unchanged"] += 1
+                    continue
+                if old and replace:
+                    conn.execute(CORRECTION_SQL, (o.client_id, *old[0], o.defaulted, o.observed_at, source, now))
+                    got["corrected"] += 1
+                elif old and o.observed_at < old[0][1]:
+                    got["older"] += 1
+                    continue
+                conn.execute(UPSERT_SQL, (o.client_id, o.defaulted, o.observed_at, source, now))
+                got["written"] += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+            raise
+        got["received"] += len(chunk)
+        if len(chunk) == batch:
+            time.sleep(WRITE_PAUSE)  # SQLite's lock is not fair: without a gap the next batch would win again
+    return got
 
 
 def upsert(conn: apsw.Connection, outcomes: list[Outcome], source: str) -> dict[str, int]:
-    """Write outcomes in one transaction; returns {"received", "written"} (written = rows inserted or
-    replaced by a later observation; a repeat of what is stored writes nothing)."""
-    now = time.time()
-    before = conn.total_changes()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(UPSERT_SQL, [(o.client_id, o.defaulted, o.observed_at, source, now) for o in outcomes])
-        conn.execute("COMMIT")
-    except BaseException:
-        if not conn.get_autocommit():
-            conn.execute("ROLLBACK")
-        raise
-    return {"received": len(outcomes), "written": conn.total_changes() - before}
+    """Write distinct clients' outcomes (the latest observation wins); returns {"received", "written"}."""
+    got = write(conn, outcomes, source)
+    return {"received": got["received"], "written": got["written"]}
 
 
-def import_file(conn: apsw.Connection, path: Path) -> dict[str, int]:
-    """`credit outcomes import`: parse the whole file first (nothing is written if any line is bad)."""
+def parse_csv(text: str, name: str = "outcomes.csv", now: float | None = None) -> list[Outcome]:
+    """The outcomes of a CSV text, one per client (its latest observation); OutcomeError for any bad line."""
+    batch = Batch()
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise OutcomeError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    outcomes = parse_csv(text, str(path))
-    return upsert(conn, outcomes, f"import:{path.name}")
+        batch.add((f"line {line}", o) for line, o in read_rows(io.StringIO(text, newline=""), name, now))
+        batch.check(name)
+        return list(batch.rows())
+    finally:
+        batch.close()
+
+
+def import_file(
+    conn: apsw.Connection, path: Path, *, replace: bool = False, now: float | None = None
+) -> dict[str, int]:
+    """`credit outcomes import`: read and check the whole file first, streamed into a private staging file
+    (nothing is written to the store if any line is bad), then write it in short transactions. Memory does not
+    grow with the file. If the write itself is interrupted (disk full, kill), running the same import again
+    completes it: a re-import changes nothing that is already stored."""
+    source = f"import:{path.name}" + (" --replace" if replace else "")
+    batch = Batch()
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            batch.add((f"line {line}", o) for line, o in read_rows(f, str(path), now))
+        duplicates = batch.check(str(path))
+        got = write(conn, batch.rows(), source, replace=replace)
+    finally:
+        batch.close()
+    return {**got, "received": batch.received, "duplicates": duplicates}
 
 
 def simulate(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 
+from app.ids import ID_RULE, MAX_ID, is_client_id
 from app.monitoring import outcomes as oc
 from app.scoring.challenger import thresholds as challenger_thresholds
 from app.service.http import MAX_TS, SECURITY, TIME_PARAMS, ApiError, decode
@@ -59,6 +61,7 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class OutcomesIn(msgspec.Struct, forbid_unknown_fields=True):
     outcomes: list[OutcomeIn]
+    replace: bool = False  # correct stored outcomes whatever their dates (recorded in outcome_corrections)
 
 
 class OutcomesOut(msgspec.Struct):
@@ -67,6 +70,10 @@ class OutcomesOut(msgspec.Struct):
     never_scored: int  # of the clients received, how many have no logged decision at or before the outcome
     never_scored_ids: list[int]
     stored: int
+    duplicates: int = 0  # items repeating a client of the same request (counted once)
+    unchanged: int = 0  # already stored exactly so
+    older: int = 0  # not written: the store holds a later observation (send again with "replace": true)
+    corrected: int = 0  # with "replace": stored outcomes replaced (recorded)
 
 
 OUTCOMES_BODY = {
@@ -83,16 +90,22 @@ OUTCOMES_BODY = {
                 "additionalProperties": False,
                 "required": ["client_id", "defaulted", "observed_at"],
                 "properties": {
-                    "client_id": {"type": "integer", "minimum": 1, "maximum": 2**53},
+                    "client_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "defaulted": {"type": "integer", "enum": [0, 1]},
                     "observed_at": {
                         "type": "string",
                         "format": "date",
-                        "description": "ISO 8601 date (the end of that day, UTC) or date-time",
+                        "description": "ISO 8601 date (the end of that day, UTC) or date-time, from 1900-01-01 to"
+                        " at most one day ahead of now",
                     },
                 },
             },
-        }
+        },
+        "replace": {
+            "type": "boolean",
+            "default": False,
+            "description": "replace stored outcomes even when they are later (each replacement is recorded)",
+        },
     },
 }
 
@@ -120,29 +133,43 @@ class OutcomesController(Controller):
           operation_class=_operation(errors=(400, 401, 403, 413, 503), body="Outcomes"))  # fmt: skip
     def post_outcomes(self, request: Request, body: bytes) -> OutcomesOut:
         """Record observed outcomes (risk or admin role). Re-sending the same outcomes changes nothing; an older
-        observation never replaces a newer one. Every bad item is a 400 naming it; nothing is written then."""
+        observation never replaces a newer one (it is counted in `older`) unless `"replace": true` (a correction,
+        recorded). A client given twice counts once; both outcomes at the same instant is a 400. observed_at runs
+        from 1900-01-01 to at most one day ahead of now. Every bad item is a 400 naming it; nothing is written
+        then."""
         req = decode(body, OutcomesIn)
         if not 1 <= len(req.outcomes) <= MAX_OUTCOMES:
             raise ApiError(400, f"give 1 to {MAX_OUTCOMES} outcomes", {"count": len(req.outcomes)})
         items, errors = [], []
+        now = time.time()
         for i, o in enumerate(req.outcomes):
             try:
-                cid = oc.parse_value("client_id", str(o.client_id))
-                when = oc.parse_value("observed_at", o.observed_at)
+                if not is_client_id(o.client_id):
+                    raise ValueError(f"client_id must be {ID_RULE}, got {o.client_id}")
+                when = oc.parse_date(o.observed_at, now)
             except ValueError as exc:
                 errors.append(f"outcomes[{i}]: {exc}")
                 continue
-            items.append(oc.Outcome(int(cid), int(o.defaulted), float(when)))
+            items.append((f"outcomes[{i}]", oc.Outcome(o.client_id, int(o.defaulted), when)))
         if errors:
             raise ApiError(400, "invalid outcomes", {"errors": errors[:20], "count": len(errors)})
+        batch = oc.Batch()
+        try:
+            batch.add(items)
+            duplicates = batch.check("request")
+            unique = list(batch.rows())
+        except oc.OutcomeError as exc:
+            raise ApiError(400, "invalid outcomes", {"errors": exc.errors, "count": len(exc.errors)}) from None
+        finally:
+            batch.close()
         svc = _svc(request)
         conn = svc.log_conn()
         role = getattr(request.state, "role", "unknown")
         try:
-            got = oc.upsert(conn, items, f"api:{role}")
+            got = oc.write(conn, unique, f"api:{role}" + (" replace" if req.replace else ""), replace=req.replace)
             unscored = [
                 o.client_id
-                for o in items
+                for o in unique
                 if not conn.execute(
                     "SELECT 1 FROM prediction_log WHERE client_id = ? AND ts <= ? LIMIT 1", (o.client_id, o.observed_at)
                 ).fetchall()
@@ -150,7 +177,17 @@ class OutcomesController(Controller):
             stored = oc.counts(conn)["outcomes"]
         except Exception as exc:
             raise ApiError(503, "outcome store unavailable", f"{type(exc).__name__}: {exc}") from exc
-        return OutcomesOut(got["received"], got["written"], len(unscored), sorted(unscored)[:100], stored)
+        return OutcomesOut(
+            received=len(items),
+            written=got["written"],
+            never_scored=len(unscored),
+            never_scored_ids=sorted(unscored)[:100],
+            stored=stored,
+            duplicates=duplicates,
+            unchanged=got["unchanged"],
+            older=got["older"],
+            corrected=got["corrected"],
+        )
 
     @get("/monitoring/performance", sync_to_thread=True, opt=RISK, tags=["monitoring"],
          operation_class=_operation(errors=(400, 401, 403, 503), query=TIME_PARAMS))  # fmt: skip
