@@ -142,6 +142,53 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             sys.exit(EXIT_BELOW)
 
 
+@command("fairness")
+@click.option("--since", default=None, help="decisions from: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
+@click.option("--until", default=None, help="decisions before (exclusive), same formats")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
+@click.option("--attributes", default=None, help="sensitive attributes, comma-separated [env CREDIT_SENSITIVE]")
+@click.option("--min-group", type=click.IntRange(min=1), default=30, show_default=True,
+              help="smallest group given a ratio (smaller groups are listed, not compared)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="also write an HTML report")
+@db_option
+@log_db_option
+@model_option
+@with_settings("db", "log_db", "model_dir", "sensitive")
+def fairness_command(since, until, last, attributes, min_group, as_json, html_path, settings: Settings) -> None:
+    """Fairness of the live decisions (each known client's latest decision in the window, with its outcome where
+    observed) per group of each sensitive attribute: approval rate, its ratio to the best-treated group (the
+    four-fifths rule flags a ratio below 0.8), default rate among the accepted, TPR and FPR; and the same for an
+    installed challenger's shadow decisions on the same clients.
+
+    Exit status: 0 no group flagged; 1 a group flagged by the four-fifths rule (champion); 2 no decision about a
+    known client in the window.
+    """
+    from app.monitoring import fairness, fairness_report
+    from app.monitoring.drift import DriftError, parse_time
+
+    try:
+        t0, t1 = parse_time(since), parse_time(until)
+    except DriftError as exc:
+        raise click.BadParameter(str(exc)) from None
+    attrs = fairness.parse_attributes(attributes or settings.sensitive)
+    try:
+        rep = fairness_report.report(settings.log_db_path, settings.db_path, model_dir=settings.model_path,
+                                     attributes=attrs, since=t0, until=t1, last=last, min_group=min_group)  # fmt: skip
+    except fairness.FairnessError as exc:
+        if "no decisions" not in str(exc):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_EMPTY)
+    if html_path:
+        Path(html_path).write_text(fairness_report.html(rep), encoding="utf-8")
+    click.echo(json.dumps(rep, indent=2) if as_json else fairness_report.text(rep))
+    if html_path and not as_json:
+        click.echo(f"HTML report: {html_path}")
+    if rep["flagged"]:
+        sys.exit(EXIT_BELOW)
+
+
 def summary_text(rep: dict) -> str:
     w = rep["window"]
     unscored = rep["never_scored"]
@@ -367,20 +414,26 @@ def drift_command(since, until, last, evidently, html_path, as_json, details, fa
 @click.option("--key", default=None, help="API key [env CREDIT_UI_KEY, else the first admin key]")
 @click.option("--concurrency", type=click.IntRange(min=1, max=512), default=8, show_default=True)
 @click.option("--seed", type=int, default=None, help="random seed for the choice of clients")
+@click.option("--by-id/--applicants", "by_id", default=None,
+              help="score stored clients by id (GET /clients/{id}/score; the default without --drift) or send "
+              "their vectors as applicants (POST /score; always with --drift)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @db_option
 @with_settings("db", api="api_url")
-def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Settings) -> None:
-    """Replay N scoring requests (random clients' features, as applicants) against the API.
+def traffic_command(n, drift, key, concurrency, seed, by_id, as_json, settings: Settings) -> None:
+    """Replay N scoring requests for random stored clients against the API: by id (the log knows the client,
+    so `credit outcomes simulate`, `credit performance` and `credit fairness` follow), or with --drift as
+    applicants whose vectors the drift changed.
 
-    The applicants are drawn from a LOCAL client database (--db, env CREDIT_DB, default
+    The clients are drawn from a LOCAL client database (--db, env CREDIT_DB, default
     data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
     API, or with a copy of it.
     """
     from app.monitoring.traffic import default_key, run_traffic
 
     key = key or default_key(settings)
-    out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency, seed=seed)
+    out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency,
+                      seed=seed, by_id=by_id)  # fmt: skip
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
@@ -388,7 +441,7 @@ def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Setting
             click.echo(f"drift {drift}: " + ", ".join(f"{k} {v}" for k, v in out["drifted_features"].items()))
         lat = out["latency_ms"]
         click.echo(
-            f"sent {out['sent']} to {out['api']}/score in {out['seconds']:.2f} s ({out['per_second']:.0f}/s, "
+            f"sent {out['sent']} ({out['mode']}) to {out['api']} in {out['seconds']:.2f} s ({out['per_second']:.0f}/s, "
             f"concurrency {concurrency}): ok {out['ok']}, status {out['status']}, decisions {out['decisions']}"
         )
         if lat:
