@@ -154,7 +154,7 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
 @db_option
 @log_db_option
 @model_option
-@with_settings("db", "log_db", "model_dir", "sensitive")
+@with_settings("db", "log_db", "model_dir")
 def fairness_command(since, until, last, attributes, min_group, as_json, html_path, settings: Settings) -> None:
     """Fairness of the live decisions (each known client's latest decision in the window, with its outcome where
     observed) per group of each sensitive attribute: approval rate, its ratio to the best-treated group (the
@@ -302,7 +302,7 @@ def drift_text(report: dict, limit: int) -> str:
     lines.append(f"verdict: {v['level'].upper()}")
     lines.extend(f"  - {r}" for r in v["reasons"])
     f, sc, d = v["features"], v["score"], v["decisions"]
-    lines.append(f"features: importance-weighted PSI {f['weighted_psi']:.3f} -> {f['level']}")
+    lines.append(f"features: top features' PSI, importance-weighted PSI {f['weighted_psi']:.3f} -> {f['level']}")
     lines.append(f"score:    PSI {sc['psi']:.3f} -> {sc['level']}" if sc["psi"] is not None else "score:    no bins")
     if d:
         p = "p < 0.001" if d["p_value"] < 0.001 else f"p = {d['p_value']:.3f}"
