@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,18 +51,23 @@ def probe(url: str, client_id: int, seconds: float) -> dict:
     }
 
 
-def reports(url: str, stop: threading.Event, done: list) -> None:
+def reports(url: str, stop: threading.Event, done: list, k: int) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     i = 0
     with httpx.Client(base_url=url, headers=headers, timeout=600) as c:
         while not stop.is_set():
             i += 1
             t = time.perf_counter()
-            if i % 2:
-                r = c.get("/monitoring/drift/report", params={"since": i * 0.001})
-            else:
-                r = c.get("/monitoring/fairness", params={"min_group": 30 + i})
-            done.append((r.request.url.path, r.status_code, time.perf_counter() - t))
+            path, params = (
+                ("/monitoring/drift/report", {"since": i * 0.001})
+                if (i + k) % 2
+                else ("/monitoring/fairness", {"min_group": 30 + i})
+            )
+            try:
+                status = c.get(path, params=params).status_code
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            done.append((path, status, time.perf_counter() - t))
 
 
 def main() -> None:
@@ -79,7 +85,9 @@ def main() -> None:
     env.update(CREDIT_API_KEYS=f"{KEY}:admin", CREDIT_KEYS_FILE=str(work / "none"))
     cmd = [sys.executable, "-m", "app.cli.main", "serve", "--db", str(work / "credit.db"), "--model",
            str(work / "model"), "--port", str(port), "--workers", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         wait_ready(url + "/readyz", proc)
         from app.monitoring.traffic import run_traffic
@@ -91,14 +99,14 @@ def main() -> None:
         cid = int(log.json()["rows"][0]["client_id"])
         idle = probe(url, cid, args.seconds)
         stop, done = threading.Event(), []
-        threads = [threading.Thread(target=reports, args=(url, stop, done)) for _ in range(2)]
+        threads = [threading.Thread(target=reports, args=(url, stop, done, k), daemon=True) for k in range(2)]
         for t in threads:
             t.start()
         time.sleep(1.0)  # the first workers are under way
         busy = probe(url, cid, args.seconds)
         stop.set()
         for t in threads:
-            t.join()
+            t.join(1.0)  # a report still being built is left to the server's end
         load = os.getloadavg()
         out = {
             "traffic_ok": sent["ok"],
@@ -110,7 +118,7 @@ def main() -> None:
         }
         print(json.dumps(out, indent=2))
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its report workers (its own session)
         proc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
 

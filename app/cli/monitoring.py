@@ -387,8 +387,8 @@ def drift_command(since, until, last, evidently, html_path, as_json, details, fa
     from app.monitoring.drift_check import NO_VERDICT, check
     from app.monitoring.verdict import Reference
 
-    if html_path and psi_only:
-        raise click.UsageError("--html needs the Evidently report: drop --psi-only")
+    if psi_only and (html_path or evidently):
+        raise click.UsageError("--html and --evidently need the Evidently report: drop --psi-only")
     reference = Reference.load(settings.model_path)
     conn = store.open_store(settings.log_db_path)  # an earlier version's data file may still hold a log
     store.import_legacy(conn, settings.db_path)

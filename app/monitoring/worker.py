@@ -4,6 +4,7 @@ Evidently (pandas, plotly: seconds of CPU holding the GIL) and fairness over the
 would make /healthz and GET score wait if they ran in a thread of the API process. The API starts
 `python -m app.monitoring.worker KIND` with a JSON request on stdin and reads a JSON answer on stdout
 (`{"ok": ...}` or `{"error": "..."}`); nothing is shared but the files, which the worker opens read-only.
+The worker runs at a lower CPU priority (nice 10) than the API.
 
     evidently: {"store", "model_dir", "since", "last", "html", "drift_share", "psi_threshold"} -> summary
                (the HTML page written to "html")
@@ -16,6 +17,7 @@ kills it on timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 from app.errors import CreditError
 
 KINDS = ("evidently", "fairness")
+NICE = 10  # the worker's CPU priority below the API's
 
 
 class WorkerError(CreditError, RuntimeError):
@@ -69,6 +72,8 @@ def _fairness(req: dict) -> dict:
 
 def main() -> int:
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
+    with contextlib.suppress(OSError):  # below the API on a busy machine: serving first, reports with what is left
+        os.nice(NICE)
     if kind not in KINDS:
         print(json.dumps({"error": f"unknown report {kind!r}: one of {', '.join(KINDS)}"}))
         return 2
