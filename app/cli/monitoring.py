@@ -265,8 +265,8 @@ def _evidently_table(report: dict, limit: int) -> list[str]:
 
     w = report["window"]
     lines = [
-        f"Evidently DataDriftPreset over {w['rows']:,} rows (compared {w['rows_compared']:,}), "
-        f"{report['columns_compared']} columns:",
+        f"Evidently DataDriftPreset: {w['rows']:,} rows (compared {w['rows_compared']:,}), "
+        f"{report['columns_compared']} columns",
         f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted",
     ]
     rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])

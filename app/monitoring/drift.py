@@ -1,4 +1,5 @@
-"""Drift monitoring over the prediction log.
+"""Drift monitoring over the prediction log: the readings (the window, PSI, Evidently). The verdict drawn from
+them (stable / watch / act) is app.monitoring.verdict's, and app.monitoring.drift_check runs the steps.
 
 Two reports over a window of `prediction_log` (in the operational store, app.store; the float32 feature
 vectors actually scored and the probabilities returned):

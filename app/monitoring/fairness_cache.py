@@ -1,5 +1,7 @@
-"""GET /monitoring/fairness's report: built by the worker process (app.monitoring.worker), kept per window
-while the log and the outcomes are unchanged (their newest row ids), for at most CACHE_TTL_S."""
+"""GET /monitoring/fairness's report: built by the worker process (app.monitoring.worker), kept per window for
+FRESH_S whatever is logged meanwhile (a dashboard reloaded under live traffic does not start a worker each time),
+and up to CACHE_TTL_S while the log and the outcomes are unchanged (their newest row ids). The report says when
+it was computed (`cached_at`, unix seconds)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import time
 from app.monitoring.worker import WorkerError, run
 
 CACHE_TTL_S = 300.0
+FRESH_S = 30.0
 TIMEOUT_S = 300.0
 _lock = asyncio.Lock()
-_cache: dict[tuple, tuple[float, dict]] = {}
+_cache: dict[tuple, tuple[float, dict, tuple]] = {}
 
 __all__ = ["WorkerError", "report"]
 
@@ -30,11 +33,14 @@ def _version(svc) -> tuple:
 
 async def report(svc, *, attributes: tuple[str, ...], since, until, min_group: int) -> dict:
     challenger = svc.challenger.model_id if svc.challenger is not None else None
-    key = (attributes, since, until, min_group, challenger, _version(svc))
+    key = (attributes, since, until, min_group, challenger)
+    version = _version(svc)
     async with _lock:  # one report at a time; a second caller of the same window gets the first one's
         hit = _cache.get(key)
-        if hit and time.monotonic() - hit[0] < CACHE_TTL_S:
-            return hit[1]
+        if hit:
+            age = time.monotonic() - hit[0]
+            if age < FRESH_S or (age < CACHE_TTL_S and hit[2] == version):
+                return hit[1]
         job = {
             "store": str(svc.log_db_path),
             "data": str(svc.db_path),
@@ -47,5 +53,5 @@ async def report(svc, *, attributes: tuple[str, ...], since, until, min_group: i
         rep = await run("fairness", job, TIMEOUT_S)
         rep["cached_at"] = time.time()
         _cache.clear()
-        _cache[key] = (time.monotonic(), rep)
+        _cache[key] = (time.monotonic(), rep, version)
         return rep
