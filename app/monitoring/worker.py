@@ -4,7 +4,10 @@ Evidently (pandas, plotly: seconds of CPU holding the GIL) and fairness over the
 would make /healthz and GET score wait if they ran in a thread of the API process. The API starts
 `python -m app.monitoring.worker KIND` with a JSON request on stdin and reads a JSON answer on stdout
 (`{"ok": ...}` or `{"error": "..."}`); nothing is shared but the files, which the worker opens read-only.
-The worker runs at a lower CPU priority (nice 10) than the API.
+The worker runs at a lower CPU priority (nice 10) than the API: serving first, reports with the CPU left.
+Measured (benchmarks/bench_report_isolation.py, load 15-22 on 2 cores): GET score p99 +47 ms while reports are
+built at nice 10, +112 ms at nice 0. The price is on a machine saturated by other work: there the reports take
+minutes (a client waiting for one needs a long timeout).
 
     evidently: {"store", "model_dir", "since", "last", "html", "drift_share", "psi_threshold"} -> summary
                (the HTML page written to "html")
