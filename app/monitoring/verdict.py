@@ -266,12 +266,3 @@ def _score_fractions(scores: np.ndarray, spec: dict) -> np.ndarray:
 
     fr = spec["fractions"]
     return bin_fractions(np.asarray(scores, dtype=np.float64), np.asarray(spec["edges"], dtype=np.float64), len(fr))
-
-
-def headline(verdict: dict) -> str:
-    """One line: 'ACT: EXT_SOURCE_2 (...): PSI 3.97 > 0.25; refusal rate ...' or 'stable: nothing moved ...'."""
-    if not verdict["reasons"]:
-        return f"{verdict['level']}: no signal outside the stable band (features, score, refusal rate)"
-    return f"{verdict['level'].upper() if verdict['level'] == 'act' else verdict['level']}: " + "; ".join(
-        verdict["reasons"]
-    )
