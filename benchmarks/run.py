@@ -25,6 +25,7 @@ PARTS = [
     "shadow",
     "explain",
     "drift",
+    "drift_detection",
     "monitoring",
     "ingest",
     "dask",

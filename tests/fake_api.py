@@ -232,7 +232,9 @@ async def drift(request: Request) -> dict:
     if _role(request) != "admin":
         raise HTTPException(status_code=403, detail="admin role required")
     return {
-        "window": {"rows": 5000},
+        "window": {"rows": 5000, "first_ts": "2026-12-07T10:00:05+00:00", "last_ts": "2026-12-07T10:12:40+00:00"},
+        "verdict": {"level": "act", "reasons": ["EXT_SOURCE_2 (importance rank 6, 2% of the model): PSI 3.92 > 0.25"]},
+        "reference": {"rows": 2580},
         "psi_threshold": 0.2,
         "dataset_drift": False,
         "features": [

@@ -178,7 +178,7 @@ def test_shadow_row_has_both_scores_and_the_champions_decision(shadow):
         answers = [http.get(f"/clients/{cid}/score").json() for cid in ids]
         batch = http.post("/score/batch", json={"client_ids": ids[:2]}).json()
         ready = http.get("/readyz", headers=ADMIN).json()
-        fair = http.get("/monitoring/fairness", params={"min_group": 1}, headers=ADMIN).json()
+        fair = http.get("/monitoring/fairness", params={"min_group": 1}, headers=ADMIN, timeout=600).json()
     assert ready["checks"]["challenger"] == "ok" and ready["challenger_model_id"] == shadow.challenger_id
     logged = log_rows(log_db_of(shadow.db))
     conn = apsw.Connection(str(shadow.db), flags=apsw.SQLITE_OPEN_READONLY)

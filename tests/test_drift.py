@@ -158,12 +158,15 @@ def test_cli_table_json_and_fail_on_drift(tmp_path, model):
     conn.close()
     args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model")]
     runner = CliRunner()
-    res = runner.invoke(drift_command, [*args, "--psi-only", "--fail-on-drift"])
+    res = runner.invoke(drift_command, [*args, "--fail-on-drift"])
     assert res.exit_code == 0, res.output
-    assert "no dataset drift" in res.output and "PSI" in res.output
-    res = runner.invoke(drift_command, [*args, "--json", "--html", str(tmp_path / "r.html")])
+    assert "verdict: STABLE" in res.output and "PSI" in res.output
+    assert "window: last 1,000 requests, " in res.output and " UTC" in res.output  # the default window
+    assert "reference: training reference: 2,000 clients (model " in res.output
+    res = runner.invoke(drift_command, [*args, "--json", "--last", "1500", "--html", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
+    assert data["verdict"] == "stable" and data["window"]["text"].startswith("last 1,500 requests, ")
     assert data["psi"]["window"]["rows"] == 1500 and data["evidently"]["html"]
     assert (tmp_path / "r.html").exists()
     # now drift the last rows hard and ask again
@@ -175,7 +178,9 @@ def test_cli_table_json_and_fail_on_drift(tmp_path, model):
     args2 = ["--db", str(tmp_path / "credit2.db"), "--model", str(root / "model")]
     res = runner.invoke(drift_command, [*args2, "--psi-only", "--fail-on-drift"])
     assert res.exit_code == 1, res.output
-    assert "DATASET DRIFT" in res.output
+    assert "verdict: ACT" in res.output and "Evidently" not in res.output
+    res = runner.invoke(drift_command, [*args2, "--model", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "Error: " in res.output  # an error is not a verdict
 
 
 @pytest.mark.slow
@@ -216,18 +221,19 @@ def test_below_the_minimum_window_there_is_no_verdict(tmp_path, model, monkeypat
     runner = CliRunner()
     res = runner.invoke(drift_command, [*args, "--fail-on-drift"])
     assert res.exit_code == 3, res.output
-    assert res.output.strip() == (
+    assert res.output.splitlines()[0] == (
         "not enough traffic to judge drift (150 scored rows in the window, at least 200 needed); "
         "run `credit traffic` or wait"
     )
-    assert "DRIFT" not in res.output
+    assert "window: last 150 requests, " in res.output
+    assert "ACT" not in res.output
     res = runner.invoke(drift_command, [*args, "--json"])
     assert res.exit_code == 3
     assert json.loads(res.output)["verdict"] == "no verdict"
     # the minimum is a setting and an option
     monkeypatch.setenv("CREDIT_DRIFT_MIN_ROWS", "100")
     res = runner.invoke(drift_command, [*args, "--fail-on-drift"])
-    assert res.exit_code == 1 and "DATASET DRIFT" in res.output
+    assert res.exit_code == 1 and "verdict: ACT" in res.output
     monkeypatch.delenv("CREDIT_DRIFT_MIN_ROWS")
     res = runner.invoke(drift_command, [*args, "--min-rows", "151"])
     assert res.exit_code == 3
@@ -239,13 +245,13 @@ def test_json_is_a_summary_unless_details_are_asked_for(tmp_path, model):
     args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--psi-only", "--json"]
     runner = CliRunner()
     short = json.loads(runner.invoke(drift_command, [*args, "--top", "5"]).output)
-    assert short["verdict"] in ("drift", "no drift")
+    assert short["verdict"] in ("stable", "watch", "act")
     assert len(short["psi"]["features"]) == 5 == short["psi"]["features_shown"]
     assert short["psi"]["n_features"] == len(names)
     full = runner.invoke(drift_command, [*args, "--details"])
     assert full.exit_code == 0
     assert len(json.loads(full.output)["psi"]["features"]) == len(names)
-    assert len(runner.invoke(drift_command, args).output.splitlines()) < 200
+    assert len(runner.invoke(drift_command, args).output.splitlines()) < 260  # 22 features + the verdict
 
 
 def test_evidently_counts_and_the_rows_listed_describe_the_same_thing(tmp_path, model):
@@ -253,7 +259,8 @@ def test_evidently_counts_and_the_rows_listed_describe_the_same_thing(tmp_path, 
     X = fm.sample(600, names, np.random.default_rng(8))
     X[:, :] = X * 3 + 1
     _log(tmp_path, model, X).close()
-    args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--columns", "5", "--top", "50"]
+    args = ["--db", str(tmp_path / "credit.db"), "--model", str(root / "model"), "--evidently", "--columns", "5"]
+    args += ["--top", "50"]
     res = CliRunner().invoke(drift_command, args)
     assert res.exit_code == 0, res.output
     ev_part = res.output.split("Evidently DataDriftPreset:")[1]

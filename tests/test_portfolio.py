@@ -86,7 +86,7 @@ def test_drift_report_needs_the_minimum_window_then_serves_evidently_html(api, d
         ids = c.get("/clients", params={"limit": 100}, headers=OFFICER).json()["client_ids"]
         for _ in range(3):
             assert c.post("/score/batch", json={"client_ids": ids}, headers=OFFICER).status_code == 200
-        r = c.get("/monitoring/drift/report", timeout=120)
+        r = c.get("/monitoring/drift/report", timeout=600)  # a worker at nice 10: minutes on a saturated machine
     assert r.status_code == 200, r.text[:500]
     assert r.headers["content-type"].startswith("text/html")
     assert "<html" in r.text.lower() and "root_metric_" in r.text and "EXT_SOURCE" in r.text

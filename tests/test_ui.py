@@ -505,6 +505,12 @@ def test_page_monitoring_for_an_admin(simulate):
         await user.should_see("1\u202f234")  # request count from /monitoring/summary, French grouping
         await user.should_see("Distribution des scores dans le temps")
         await user.should_see("variables en dérive sur 8")
+        await user.should_see("Agir : dérive de ce qui compte pour le modèle")  # the verdict, its reason, its window
+        await user.should_see("EXT_SOURCE_2 (importance rank 6, 2% of the model): PSI 3.92 > 0.25")
+        await user.should_see(
+            "Fenêtre jugée : les 5\u202f000 dernières requêtes, 2026-12-07 10:00 – 10:12 UTC ; référence : "
+            "l'échantillon d'entraînement (2\u202f580 clients)."
+        )
         await user.should_see("Performance réalisée (défauts observés)")  # issue 19 sections
         await user.should_see("0,731")
         await user.should_see("Équité des décisions")

@@ -156,6 +156,53 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             sys.exit(EXIT_BELOW)
 
 
+@command("fairness")
+@click.option("--since", default=None, help="decisions from: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
+@click.option("--until", default=None, help="decisions before (exclusive), same formats")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
+@click.option("--attributes", default=None, help="sensitive attributes, comma-separated [env CREDIT_SENSITIVE]")
+@click.option("--min-group", type=click.IntRange(min=1), default=30, show_default=True,
+              help="smallest group given a ratio (smaller groups are listed, not compared)")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="also write an HTML report")
+@db_option
+@log_db_option
+@model_option
+@with_settings("db", "log_db", "model_dir")
+def fairness_command(since, until, last, attributes, min_group, as_json, html_path, settings: Settings) -> None:
+    """Fairness of the live decisions (each known client's latest decision in the window, with its outcome where
+    observed) per group of each sensitive attribute: approval rate, its ratio to the best-treated group (the
+    four-fifths rule flags a ratio below 0.8), default rate among the accepted, TPR and FPR; and the same for an
+    installed challenger's shadow decisions on the same clients.
+
+    Exit status: 0 no group flagged; 1 a group flagged by the four-fifths rule (champion); 2 no decision about a
+    known client in the window.
+    """
+    from app.monitoring import fairness, fairness_report
+    from app.monitoring.drift import DriftError, parse_time
+
+    try:
+        t0, t1 = parse_time(since), parse_time(until)
+    except DriftError as exc:
+        raise click.BadParameter(str(exc)) from None
+    attrs = fairness.parse_attributes(attributes or settings.sensitive)
+    try:
+        rep = fairness_report.report(settings.log_db_path, settings.db_path, model_dir=settings.model_path,
+                                     attributes=attrs, since=t0, until=t1, last=last, min_group=min_group)  # fmt: skip
+    except fairness.FairnessError as exc:
+        if "no decisions" not in str(exc):
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_EMPTY)
+    if html_path:
+        Path(html_path).write_text(fairness_report.html(rep), encoding="utf-8")
+    click.echo(json.dumps(rep, indent=2) if as_json else fairness_report.text(rep))
+    if html_path and not as_json:
+        click.echo(f"HTML report: {html_path}")
+    if rep["flagged"]:
+        sys.exit(EXIT_BELOW)
+
+
 def summary_text(rep: dict) -> str:
     w = rep["window"]
     unscored = rep["never_scored"]
@@ -227,186 +274,150 @@ def _open(opener, settings):
         raise click.ClickException(str(exc)) from None
 
 
-def _print_table(report: dict, limit: int) -> None:
+def _evidently_table(report: dict, limit: int) -> list[str]:
     from app.monitoring.drift import SCORE_COLUMN
 
     w = report["window"]
-    click.echo(
-        f"window: {w.get('first_ts')} .. {w.get('last_ts')}  rows={w['rows']}"
-        + (f" (compared {w['rows_compared']})" if "rows_compared" in w else "")
-    )
-    if report["method"] == "psi":
-        click.echo(f"{'feature':<40} {'PSI':>8}  drifted")
-        for f in report["features"][:limit]:
-            click.echo(f"{f['feature']:<40} {f['psi']:>8.4f}  {'YES' if f['drifted'] else 'no'}")
-        if report["score_psi"] is not None:
-            click.echo(f"{'(score)':<40} {report['score_psi']:>8.4f}  {'YES' if report['score_drifted'] else 'no'}")
-    else:
-        click.echo(f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted")
-        rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])
-        for f in rows:
-            sc = "-" if f["score"] is None else f"{f['score']:.4f}"
-            counted = "score" if f["column"] == SCORE_COLUMN else ("yes" if f.get("counted", True) else "extra")
-            click.echo(
-                f"{f['column']:<40} {str(f['test'])[:32]:<32} {sc:>8} {f['threshold'] or 0:>6.3g}  "
-                f"{'YES' if f['drifted'] else 'no':<7}  {counted}"
-            )
-    shown = len(report["features"][:limit])
-    more = len(report["features"]) - shown
-    if more > 0:
-        click.echo(f"... {more} more features (use --json --details for all)")
-    what = "drifted features" if report["method"] == "psi" else "drifted among the most important features"
-    line = (
-        f"{what}: {report['n_drifted']}/{report['n_features']} "
+    lines = [
+        f"Evidently DataDriftPreset: {w['rows']:,} rows (compared {w['rows_compared']:,}), "
+        f"{report['columns_compared']} columns",
+        f"{'feature':<40} {'test':<32} {'score':>8} {'thr':>6}  drifted  counted",
+    ]
+    rows = report["features"][:limit] + ([report["score"]] if report.get("score") else [])
+    for f in rows:
+        sc = "-" if f["score"] is None else f"{f['score']:.4f}"
+        counted = "score" if f["column"] == SCORE_COLUMN else ("yes" if f.get("counted", True) else "extra")
+        lines.append(
+            f"{f['column']:<40} {str(f['test'])[:32]:<32} {sc:>8} {f['threshold'] or 0:>6.3g}  "
+            f"{'YES' if f['drifted'] else 'no':<7}  {counted}"
+        )
+    lines.append(
+        f"drifted among the most important features: {report['n_drifted']}/{report['n_features']} "
         f"(share {report['share_drifted']:.2f}, limit {report['drift_share']}) -> "
         f"{'DATASET DRIFT' if report['dataset_drift'] else 'no dataset drift'}; "
         f"score {'drifted' if report['score_drifted'] else 'stable'}; {report['seconds']:.2f} s"
     )
-    click.echo(line)
     if report.get("n_extra"):
-        click.echo(
+        lines.append(
             f"not counted: {report['n_extra_drifted']}/{report['n_extra']} extra features the PSI flagged "
             "(rows marked 'extra'), and the score"
         )
     if report.get("html"):
-        click.echo(f"HTML report: {report['html']}")
+        lines.append(f"HTML report: {report['html']}")
+    return lines
+
+
+def drift_text(report: dict, limit: int) -> str:
+    """The drift report as text: window, reference, verdict and why, the three signals, the PSI table."""
+    v = report["verdict"]
+    lines = [f"window: {report['window']['text']}", f"reference: {report['reference']['text']}"]
+    if v["level"] == "no verdict":
+        return "\n".join([v["reasons"][0], *lines])
+    lines.append(f"verdict: {v['level'].upper()}")
+    lines.extend(f"  - {r}" for r in v["reasons"])
+    f, sc, d = v["features"], v["score"], v["decisions"]
+    lines.append(f"features: top features' PSI, importance-weighted PSI {f['weighted_psi']:.3f} -> {f['level']}")
+    lines.append(f"score:    PSI {sc['psi']:.3f} -> {sc['level']}" if sc["psi"] is not None else "score:    no bins")
+    if d:
+        p = "p < 0.001" if d["p_value"] < 0.001 else f"p = {d['p_value']:.3f}"
+        lines.append(
+            f"refusals: {d['window_refusal_rate']:.1%} of {d['window_requests']:,} against "
+            f"{d['reference_refusal_rate']:.1%} of {d['reference_rows']:,} at training (z = {d['z']:.2f}, {p}) "
+            f"-> {d['level']}"
+        )
+    lines.append(f"{'top feature (by importance)':<40} {'rank':>4} {'share':>6} {'PSI':>8}  level")
+    lines.extend(
+        f"{t['feature']:<40} {t['rank']:>4} {t['importance_share']:>6.1%} {t['psi']:>8.4f}  {t['level']}"
+        for t in f["top"][:limit]
+    )
+    lines.append(f"{'feature (highest PSI first)':<40} {'PSI':>8}  above {report['psi_threshold']}")
+    lines.extend(
+        f"{x['feature']:<40} {x['psi']:>8.4f}  {'yes' if x['drifted'] else 'no'}" for x in report["features"][:limit]
+    )
+    if len(report["features"]) > limit:
+        lines.append(f"... {len(report['features']) - limit} more features (use --json --details for all)")
+    b = v["bands"]
+    lines.append(
+        f"bands: PSI < {b['psi_watch']} stable, {b['psi_watch']}-{b['psi_act']} watch, > {b['psi_act']} act "
+        f"(a feature outside the top: act above {b['psi_severe']:g}); refusal rate: two-proportion z-test, "
+        f"|z| > {b['z_watch']} watch, > {b['z_act']} act ({v['sources']})"
+    )
+    if report.get("evidently"):
+        lines += ["", *_evidently_table(report["evidently"], limit)]
+    lines.append(f"{report['seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+def drift_json(report: dict, limit: int, details: bool) -> dict:
+    from app.monitoring.drift import json_summary
+
+    v = report["verdict"]
+    out = {"verdict": v["level"], "reasons": v["reasons"], "window": report["window"], "reference": report["reference"]}
+    if v["level"] == "no verdict":  # the fields of earlier versions
+        return out | {"reason": v["reasons"][0], "rows": report["window"]["rows"], "min_rows": v["min_rows"]}
+    psi = {k: x for k, x in report.items() if k not in ("verdict", "evidently", "reference", "empty")}
+    ev = report.get("evidently")
+    if not details:  # a summary: the first top features (all with --details), the --top rows of each table
+        psi, ev = json_summary(psi, limit), (json_summary(ev, limit) if ev else None)
+        v = v | {"features": v["features"] | {"top": v["features"]["top"][: min(limit, 5)]}}
+    return out | {"signals": v, "psi": psi, "evidently": ev}
 
 
 @command("drift")
 @click.option("--since", default=None, help="window start: ISO 8601 (UTC if naive) or a duration like 24h, 7d")
 @click.option("--until", default=None, help="window end (exclusive), same formats")
-@click.option("--last", type=click.IntRange(min=1), default=None, help="only the N most recent predictions")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="write Evidently HTML here")
+@click.option("--last", type=click.IntRange(min=1), default=None,
+              help="only the N most recent predictions [default: the last 1,000 when no bound is given]")  # fmt: skip
+@click.option("--evidently", is_flag=True, help="also run Evidently's DataDriftPreset (slow: seconds per column)")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="write Evidently's HTML report here (implies --evidently)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print a JSON summary (the --top features of each report)")
 @click.option("--details", is_flag=True, help="with --json: every feature of each report")
-@click.option(
-    "--min-rows",
-    type=click.IntRange(min=1),
-    default=None,
-    help="fewest scored rows for a verdict [env CREDIT_DRIFT_MIN_ROWS, default 200]",
-)
-@click.option("--fail-on-drift", is_flag=True, help="exit with status 1 when the data set has drifted")
-@click.option("--psi-only", is_flag=True, help="only the fast PSI report (no Evidently)")
-@click.option("--top", "limit", type=int, default=25, show_default=True, help="rows shown in the table")
-@click.option(
-    "--columns",
-    "max_columns",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Evidently: compare the N most important features (+ up to 5 PSI-flagged ones)",
-)
-@click.option(
-    "--rows",
-    "max_rows",
-    type=click.IntRange(min=100),
-    default=10_000,
-    show_default=True,
-    help="Evidently: subsample the window to at most N rows",
-)
+@click.option("--min-rows", type=click.IntRange(min=1), default=None,
+              help="fewest scored rows for a verdict [env CREDIT_DRIFT_MIN_ROWS, default 200]")  # fmt: skip
+@click.option("--fail-on-drift", is_flag=True, help='exit with status 1 when the verdict is "act"')
+@click.option("--psi-only", is_flag=True, hidden=True, help="the default now (kept for scripts)")
+@click.option("--top", "limit", type=click.IntRange(min=1), default=25, show_default=True, help="rows per table")
+@click.option("--columns", "max_columns", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Evidently: compare the N most important features (+ up to 5 PSI-flagged ones)")  # fmt: skip
+@click.option("--rows", "max_rows", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Evidently: subsample the window to at most N rows")  # fmt: skip
 @db_option
 @log_db_option
 @model_option
 @with_settings("db", "log_db", "model_dir", min_rows="drift_min_rows")
-def drift_command(
-    since,
-    until,
-    last,
-    html_path,
-    as_json,
-    details,
-    fail_on_drift,
-    psi_only,
-    limit,
-    max_columns,
-    max_rows,
-    settings: Settings,
-) -> None:
-    """Drift of the logged predictions against the training reference (PSI, then Evidently).
+def drift_command(since, until, last, evidently, html_path, as_json, details, fail_on_drift, psi_only, limit,
+                  max_columns, max_rows, settings: Settings) -> None:  # fmt: skip
+    """Drift of a window of the prediction log against the model's training reference: a verdict (stable,
+    watch, act) from the model's most important features, the score's PSI and the refusal rate.
 
     \b
-    Exit status: 0 no drift (or drift without --fail-on-drift); 1 drift with --fail-on-drift;
+    Exit status: 0 stable or watch (or act without --fail-on-drift); 1 act with --fail-on-drift;
     2 no drift reference or unreadable log; 3 no verdict: fewer scored rows in the window than
     --min-rows (a window right after the demo has one or two).
     """
     from app import store
-    from app.monitoring.drift import (
-        EXIT_DRIFT,
-        EXIT_ERROR,
-        EXIT_NO_VERDICT,
-        DriftError,
-        _manifest,
-        evidently_report,
-        json_summary,
-        psi_report,
-        too_few_rows,
-    )
+    from app.monitoring.drift import EXIT_DRIFT, EXIT_NO_VERDICT
+    from app.monitoring.drift_check import NO_VERDICT, check
+    from app.monitoring.verdict import Reference
 
-    if html_path and psi_only:
-        raise click.UsageError("--html needs the Evidently report: drop --psi-only")
-    manifest = _manifest(settings.model_path)
-    # the log lives in the operational store; a data database of an earlier version may still hold one
-    conn = store.open_store(settings.log_db_path)
+    if psi_only and (html_path or evidently):
+        raise click.UsageError("--html and --evidently need the Evidently report: drop --psi-only")
+    reference = Reference.load(settings.model_path)
+    conn = store.open_store(settings.log_db_path)  # an earlier version's data file may still hold a log
     store.import_legacy(conn, settings.db_path)
     try:
-        try:
-            report = psi_report(
-                conn,
-                manifest,
-                since=since,
-                until=until,
-                last=last,
-                psi_threshold=settings.psi_threshold,
-                drift_share=settings.drift_share,
-            )
-        except DriftError as e:
-            if "no predictions logged" not in str(e):
-                click.echo(f"Error: {e}", err=True)
-                sys.exit(EXIT_ERROR)
-            report = None
-        rows = report["window"]["rows"] if report else 0
-        message = too_few_rows(rows, settings.drift_min_rows)
-        if message:
-            if as_json:
-                out = {"verdict": "no verdict", "reason": message, "rows": rows, "min_rows": settings.drift_min_rows}
-                click.echo(json.dumps(out, indent=2))
-            else:
-                click.echo(message)
-            sys.exit(EXIT_NO_VERDICT)
-        try:
-            ev = None
-            if not psi_only:
-                ev = evidently_report(
-                    conn,
-                    settings.model_path,
-                    since=since,
-                    until=until,
-                    last=last,
-                    html_path=html_path,
-                    drift_share=settings.drift_share,
-                    psi_threshold=settings.psi_threshold,
-                    max_columns=max_columns,
-                    max_current_rows=max_rows,
-                )
-        except DriftError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(EXIT_ERROR)
+        report = check(conn, reference, since=since, until=until, last=last, min_rows=settings.drift_min_rows,
+                       psi_threshold=settings.psi_threshold, drift_share=settings.drift_share,
+                       model_dir=settings.model_path, evidently=evidently or bool(html_path), html_path=html_path,
+                       max_columns=max_columns, max_rows=max_rows)  # fmt: skip
     finally:
         conn.close()
-    drifted = report["dataset_drift"] or bool(ev and ev["dataset_drift"])
-    if as_json:
-        if not details:
-            report, ev = json_summary(report, limit), (json_summary(ev, limit) if ev else None)
-        verdict = "drift" if drifted else "no drift"
-        out = {"verdict": verdict, "dataset_drift": drifted, "psi": report, "evidently": ev}
-        click.echo(json.dumps(out, indent=2, default=str))
-    else:
-        _print_table(report, limit)
-        if ev is not None:
-            click.echo("")
-            click.echo("Evidently DataDriftPreset:")
-            _print_table(ev, limit)
-    if fail_on_drift and drifted:
+    click.echo(json.dumps(drift_json(report, limit, details), indent=2) if as_json else drift_text(report, limit))
+    level = report["verdict"]["level"]
+    if level == NO_VERDICT:
+        sys.exit(EXIT_NO_VERDICT)
+    if fail_on_drift and level == "act":
         sys.exit(EXIT_DRIFT)
 
 
@@ -417,20 +428,26 @@ def drift_command(
 @click.option("--key", default=None, help="API key [env CREDIT_UI_KEY, else the first admin key]")
 @click.option("--concurrency", type=click.IntRange(min=1, max=512), default=8, show_default=True)
 @click.option("--seed", type=int, default=None, help="random seed for the choice of clients")
+@click.option("--by-id/--applicants", "by_id", default=None,
+              help="score stored clients by id (GET /clients/{id}/score; the default without --drift) or send "
+              "their vectors as applicants (POST /score; always with --drift)")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @db_option
 @with_settings("db", api="api_url")
-def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Settings) -> None:
-    """Replay N scoring requests (random clients' features, as applicants) against the API.
+def traffic_command(n, drift, key, concurrency, seed, by_id, as_json, settings: Settings) -> None:
+    """Replay N scoring requests for random stored clients against the API: by id (the log knows the client,
+    so `credit outcomes simulate`, `credit performance` and `credit fairness` follow), or with --drift as
+    applicants whose vectors the drift changed.
 
-    The applicants are drawn from a LOCAL client database (--db, env CREDIT_DB, default
+    The clients are drawn from a LOCAL client database (--db, env CREDIT_DB, default
     data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
     API, or with a copy of it.
     """
     from app.monitoring.traffic import default_key, run_traffic
 
     key = key or default_key(settings)
-    out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency, seed=seed)
+    out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency,
+                      seed=seed, by_id=by_id)  # fmt: skip
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
@@ -438,7 +455,7 @@ def traffic_command(n, drift, key, concurrency, seed, as_json, settings: Setting
             click.echo(f"drift {drift}: " + ", ".join(f"{k} {v}" for k, v in out["drifted_features"].items()))
         lat = out["latency_ms"]
         click.echo(
-            f"sent {out['sent']} to {out['api']}/score in {out['seconds']:.2f} s ({out['per_second']:.0f}/s, "
+            f"sent {out['sent']} ({out['mode']}) to {out['api']} in {out['seconds']:.2f} s ({out['per_second']:.0f}/s, "
             f"concurrency {concurrency}): ok {out['ok']}, status {out['status']}, decisions {out['decisions']}"
         )
         if lat:

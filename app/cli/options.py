@@ -24,7 +24,9 @@ def domain_errors() -> Iterator[None]:
     try:
         yield
     except CreditError as exc:
-        raise click.ClickException(exc.message) from None
+        error = click.ClickException(exc.message)
+        error.exit_code = getattr(exc, "exit_code", 1)  # a domain may name its own (`credit drift`: 2)
+        raise error from None
 
 
 class CreditCommand(click.Command):

@@ -1,4 +1,5 @@
-"""Drift monitoring over the prediction log.
+"""Drift monitoring over the prediction log: the readings (the window, PSI, Evidently). The verdict drawn from
+them (stable / watch / act) is app.monitoring.verdict's, and app.monitoring.drift_check runs the steps.
 
 Two reports over a window of `prediction_log` (in the operational store, app.store; the float32 feature
 vectors actually scored and the probabilities returned):
@@ -50,7 +51,11 @@ EXIT_NO_VERDICT = 3  # fewer scored rows in the window than the minimum: no verd
 
 
 class DriftError(CreditError, RuntimeError):
-    pass
+    exit_code = 2  # EXIT_ERROR: `credit drift` keeps 1 for "act"
+
+
+class EmptyWindow(DriftError):
+    """No logged prediction in the window (no verdict, rather than an error, for `credit drift`)."""
 
 
 # --------------------------------------------------------------------------------------- window
@@ -92,6 +97,14 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
     since <= ts < until; `last` keeps the most recent N of those. Rows whose feature vector does not
     have n_features values (another model's log) are skipped and counted.
     """
+    X, scores, _refused, window = load_window_decisions(
+        conn, n_features, since=since, until=until, last=last, model_id=model_id
+    )
+    return X, scores, window
+
+
+def load_window_decisions(conn, n_features: int, *, since=None, until=None, last=None, model_id=None):
+    """load_window plus each row's served decision: (X, scores, refused bool[n], window)."""
     from app.store.predlog import scored_vectors
 
     t0, t1 = parse_time(since), parse_time(until)
@@ -109,7 +122,7 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
     if model_id:
         where.append("l.model_id = ?")
         params.append(model_id)
-    sql = f"SELECT {vector}, l.probability, l.ts FROM {source} WHERE {' AND '.join(where)}"
+    sql = f"SELECT {vector}, l.probability, l.ts, l.decision FROM {source} WHERE {' AND '.join(where)}"
     sql += " ORDER BY l.ts DESC, l.id DESC"
     if last is not None:
         if last <= 0:
@@ -120,7 +133,7 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
         rows = conn.execute(sql, params).fetchall()
     except Exception as e:  # apsw.SQLError: no such table
         if "no such table" in str(e):
-            raise DriftError("no predictions logged yet (the prediction_log table does not exist)") from None
+            raise EmptyWindow("no predictions logged yet (the prediction_log table does not exist)") from None
         raise
     window = {"since": _iso(t0), "until": _iso(t1), "last": last, "rows": len(rows)}
     if not rows:
@@ -131,7 +144,7 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
             what.append(f"until {_iso(t1)}")
         if last is not None:
             what.append(f"last {last}")
-        raise DriftError(
+        raise EmptyWindow(
             f"no predictions logged in the window ({', '.join(what) or 'whole log'}) "
             f"with {n_features} features: score some clients first (e.g. `credit traffic`)"
         )
@@ -139,7 +152,8 @@ def load_window(conn, n_features: int, *, since=None, until=None, last: int | No
     scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
     ts = [r[2] for r in rows]
     window["first_ts"], window["last_ts"] = _iso(min(ts)), _iso(max(ts))
-    return X.astype(np.float32, copy=False), scores, window
+    refused = np.fromiter((r[3] == "refuse" for r in rows), dtype=bool, count=len(rows))
+    return X.astype(np.float32, copy=False), scores, refused, window
 
 
 # ------------------------------------------------------------------------------------------ PSI
@@ -249,12 +263,20 @@ def psi_report(
 ) -> dict:
     """PSI of every feature and of the score over a window of the log, against the reference bins."""
     t_start = time.perf_counter()
+    if not (manifest.get("reference") or {}).get("bins"):
+        raise DriftError("the model manifest has no reference bins (manifest.reference.bins): re-run `credit train`")
+    X, scores, window = load_window(conn, len(manifest["features"]), since=since, until=until, last=last)
+    return psi_summary(X, scores, window, manifest, psi_threshold=psi_threshold, drift_share=drift_share, t0=t_start)
+
+
+def psi_summary(
+    X, scores, window: dict, manifest: dict, *, psi_threshold: float, drift_share: float, t0: float | None = None
+) -> dict:
+    """The PSI report of a window already read (X in the manifest's feature order)."""
+    t_start = time.perf_counter() if t0 is None else t0
     names = list(manifest["features"])
     ref = manifest.get("reference") or {}
     bins = ref.get("bins") or {}
-    if not bins:
-        raise DriftError("the model manifest has no reference bins (manifest.reference.bins): re-run `credit train`")
-    X, scores, window = load_window(conn, len(names), since=since, until=until, last=last)
     cols = [j for j, name in enumerate(names) if name in bins]
     specs = [bins[names[j]] for j in cols]
     actual = fractions_matrix(X if len(cols) == len(names) else X[:, cols], specs)
@@ -314,7 +336,7 @@ def _import_evidently():
     return Report, Dataset, DataDefinition, DataDriftPreset
 
 
-def _manifest(model_dir: Path) -> dict:
+def model_manifest(model_dir: Path) -> dict:
     """The model's manifest, parsed and typed-checked by its owner (app.scoring.bundle)."""
     from app.scoring.bundle import ModelError, read_manifest
 
@@ -367,7 +389,7 @@ def evidently_report(
 
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
-    manifest = _manifest(model_dir)
+    manifest = model_manifest(model_dir)
     names = list(manifest["features"])
     ref = manifest.get("reference") or {}
     ref_file = model_dir / ref.get("file", "reference.npy")

@@ -1,8 +1,13 @@
 """Replay scoring traffic against the running API, optionally with a simulated data drift.
 
 `credit traffic --n N` picks N random clients (with replacement when N exceeds the number of
-clients) from the `features` table of --db, and POSTs each one's feature vector as an applicant to
-POST /score {"features": {name: value|null}}, so what the API logs is exactly what was sent.
+clients) from the `features` table of --db and scores them:
+
+* by id (the default without --drift): GET /clients/{id}/score, so the log knows the client and the
+  governance loop closes: `credit outcomes simulate` finds an outcome for each scored client, then
+  `credit performance`, `credit fairness` and a challenger's comparison have figures;
+* as applicants (--applicants, and always with --drift): POST /score {"features": {name: value|null}}
+  with each one's feature vector, so what the API logs is exactly what was sent (no client id).
 
 --drift changes the vectors before they are sent (feature names that are absent are ignored;
 `drifted_features(kind, names)` lists what a given model's features get):
@@ -198,7 +203,8 @@ def default_key(settings) -> str | None:
         raise TrafficError(str(e)) from None
 
 
-async def _replay(api: str, key: str | None, bodies: list[bytes], concurrency: int, timeout: float) -> dict:
+async def _replay(api: str, key: str | None, bodies: list, concurrency: int, timeout: float) -> dict:
+    """Send each body: bytes -> POST /score (an applicant), int -> GET /clients/{id}/score (a stored client)."""
     import httpx
 
     headers = {"content-type": "application/json"}
@@ -223,7 +229,10 @@ async def _replay(api: str, key: str | None, bodies: list[bytes], concurrency: i
                     return
                 t = time.perf_counter()
                 try:
-                    r = await client.post("/score", content=body)
+                    if isinstance(body, bytes):
+                        r = await client.post("/score", content=body)
+                    else:
+                        r = await client.get(f"/clients/{body}/score")
                 except httpx.HTTPError as e:
                     errors[type(e).__name__] += 1
                     continue
@@ -269,8 +278,16 @@ def run_traffic(
     concurrency: int = 8,
     seed: int | None = None,
     timeout: float = 10.0,
+    by_id: bool | None = None,
 ) -> dict:
-    """Send n scoring requests; returns counts, errors, decisions and latency percentiles."""
+    """Send n scoring requests; returns counts, errors, decisions and latency percentiles.
+
+    by_id: score stored clients by id (GET /clients/{id}/score); None: by id unless a drift is asked for
+    (a drift changes the vectors, so those are sent as applicants)."""
+    if by_id is None:
+        by_id = drift is None
+    if by_id and drift:
+        raise TrafficError("--drift changes the vectors sent: it needs --applicants (not --by-id)")
 
     db_path = Path(db_path)
     if not db_path.exists():
@@ -280,12 +297,15 @@ def run_traffic(
         )
     conn = connect(db_path, readonly=True)
     try:
-        _ids, X, names = load_clients(conn, n, seed)
+        ids, X, names = load_clients(conn, n, seed)
     finally:
         conn.close()
     plan = drifted_features(drift, names) if drift else {}
-    X = apply_drift(drift, X, names)
-    bodies = [json.dumps(payload(x, names)).encode() for x in X]
+    if by_id:
+        bodies: list = ids.tolist()
+    else:
+        X = apply_drift(drift, X, names)
+        bodies = [json.dumps(payload(x, names)).encode() for x in X]
     result = asyncio.run(_replay(api.rstrip("/"), key, bodies, concurrency, timeout))
-    result.update({"api": api, "drift": drift, "drifted_features": plan})
+    result.update({"api": api, "drift": drift, "drifted_features": plan, "mode": "by id" if by_id else "applicants"})
     return result

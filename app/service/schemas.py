@@ -233,6 +233,64 @@ class DriftWindow(msgspec.Struct):
     rows: int
     first_ts: str | None
     last_ts: str | None
+    text: str | None = None  # "last 1,000 requests, 2026-12-07 10:00–10:12 UTC"
+
+
+class TopFeatureDrift(msgspec.Struct):
+    feature: str
+    rank: int
+    importance_share: float
+    psi: float
+    level: str
+
+
+class MinorFeatureDrift(msgspec.Struct):
+    feature: str
+    importance_share: float
+    psi: float
+    level: str
+
+
+class FeaturesSignal(msgspec.Struct):
+    weighted_psi: float
+    level: str
+    top: list[TopFeatureDrift]
+    minor_drifted: list[MinorFeatureDrift]
+
+
+class ScoreSignal(msgspec.Struct):
+    psi: float | None
+    level: str
+
+
+class DecisionsSignal(msgspec.Struct):
+    window_refusal_rate: float
+    window_requests: int
+    reference_refusal_rate: float
+    reference_rows: int
+    z: float
+    p_value: float
+    level: str
+
+
+class DriftVerdict(msgspec.Struct):
+    """stable / watch / act (or "no verdict" below the minimum rows) and why (app.monitoring.verdict)."""
+
+    level: str
+    reasons: list[str]
+    features: FeaturesSignal | None = None
+    score: ScoreSignal | None = None
+    decisions: DecisionsSignal | None = None
+    bands: dict[str, float] | None = None
+    sources: str | None = None
+    min_rows: int | None = None
+
+
+class DriftReference(msgspec.Struct):
+    text: str
+    rows: int | None
+    model_id: str | None
+    trained_at: str | None
 
 
 class FeatureDrift(msgspec.Struct):
@@ -257,6 +315,8 @@ class DriftReport(msgspec.Struct):
     score_psi: float | None
     score_drifted: bool
     seconds: float
+    verdict: DriftVerdict | None = None
+    reference: DriftReference | None = None
 
 
 # ---- the model manifest ---------------------------------------------------------------------------------------

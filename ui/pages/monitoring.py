@@ -87,13 +87,24 @@ def show_drift(drift: dict, lg: str) -> None:
         return
     rows_raw = logic.drift_rows(drift)
     drifted = sum(1 for r in rows_raw if r["drifted"])
+    verdict = (drift.get("verdict") or {}).get("level")  # stable / watch / act (app.monitoring.verdict)
     share_flag = drift.get("dataset_drift", drift.get("drift_detected"))
-    if share_flag is not None:
-        ok = not share_flag
+    if verdict in ("stable", "watch", "act") or share_flag is not None:
+        ok = verdict == "stable" if verdict else not share_flag
         fg, bg = logic.COLORS["accept" if ok else "refuse"]
+        label = f"drift_verdict_{verdict}" if verdict else ("no_dataset_drift" if ok else "dataset_drift")
         with ui.row().classes("items-center gap-2 px-3 py-1 rounded").style(f"color:{fg};background:{bg}"):
             ui.icon("check_circle" if ok else "warning").props('aria-hidden="true"')
-            ui.label(t("no_dataset_drift" if ok else "dataset_drift", lg)).classes("font-bold")
+            ui.label(t(label, lg)).classes("font-bold").props("data-testid=drift-verdict")
+        for reason in (drift.get("verdict") or {}).get("reasons") or []:
+            ui.label(reason).classes("text-sm")
+    w, ref = drift.get("window") or {}, drift.get("reference") or {}
+    if w.get("first_ts") and w.get("last_ts"):
+        span = f"{w['first_ts'][:16].replace('T', ' ')} – {w['last_ts'][11:16]} UTC"
+        ref_rows = logic.fmt_value(ref.get("rows"), lg) if ref.get("rows") else "—"
+        ui.label(t("drift_window", lg, rows=logic.fmt_value(rows, lg), span=span, ref_rows=ref_rows)).props(
+            "data-testid=drift-window"
+        )
     ui.label(
         t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=drift.get("psi_threshold", "—"))
     ).props("data-testid=drift-caption")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Annotated
 
@@ -66,32 +65,45 @@ class MonitoringController(Controller):
         until: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="unix seconds UTC")] = None,
         last: Annotated[int | None, Parameter(ge=1, le=10_000_000, description="the last N logged scores")] = None,
     ) -> s.DriftReport:
-        """Drift of the logged features against the training reference (PSI per feature; app.monitoring.drift)."""
-        if importlib.util.find_spec("app.monitoring.drift") is None:
-            raise ApiError(501, "drift report not available in this build")
-        from app.monitoring import drift
+        """The drift verdict (stable / watch / act) of a window of the log against the training reference: the
+        model's most important features, the score's PSI, the refusal rate (app.monitoring.verdict); with the PSI
+        of every feature. The window defaults to the last 1,000 requests; the report names it."""
+        from app.monitoring import drift, drift_check
 
         if svc.manifest is None:
             raise ApiError(503, "model unavailable", svc.model_error)
-        conn = svc.log_conn()
-        lo, hi = (0.0 if since is None else since), (math.inf if until is None else until)
-        try:
-            n = conn.execute("SELECT count(*) FROM prediction_log WHERE ts >= ? AND ts <= ?", (lo, hi)).fetchall()[0][0]
-        except apsw.Error as exc:
-            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
-        if n == 0:
-            raise ApiError(404, "no predictions logged in the window", {"since": since, "until": until})
         settings = svc.settings
         try:
-            report = drift.psi_report(
-                conn,
-                svc.manifest,
+            report = drift_check.check(
+                svc.log_conn(),
+                _reference(svc),
                 since=since,
                 until=until,
                 last=last,
+                min_rows=settings.drift_min_rows,
                 psi_threshold=settings.psi_threshold,
                 drift_share=settings.drift_share,
             )
-        except getattr(drift, "DriftError", ()) as exc:
+        except drift.DriftError as exc:
             raise ApiError(503, "drift report unavailable", str(exc)) from exc
+        except apsw.Error as exc:
+            raise ApiError(503, "prediction log unavailable", f"{type(exc).__name__}: {exc}") from exc
+        if report["empty"]:
+            raise ApiError(404, "no predictions logged in the window", {"since": since, "until": until, "last": last})
         return msgspec.convert(report, s.DriftReport)
+
+
+_references: dict[str | None, object] = {}
+
+
+def _reference(svc: Service):
+    """The served model's training reference, read once per model id."""
+    from app.monitoring.verdict import Reference
+
+    key = svc.manifest.get("model_id")
+    ref = _references.get(key)
+    if ref is None:
+        ref = Reference.from_manifest(svc.manifest, svc.model_dir)
+        _references.clear()
+        _references[key] = ref
+    return ref

@@ -31,24 +31,6 @@ from app.service.schemas import FairnessReport, PerformanceReport
 MAX_OUTCOMES = 10_000  # per request
 
 
-def _shadow_fairness(svc, fairness, since, until, min_group) -> dict:
-    """Champion vs the installed challenger on the same clients, or why not (never fails the report)."""
-    chal = svc.challenger
-    try:
-        return fairness.challenger_report(
-            svc.log_db_path,
-            svc.db_path,
-            challenger_id=chal.model_id,
-            threshold=chal.threshold,
-            attributes=fairness.parse_attributes(svc.settings.sensitive),
-            since=since,
-            until=until,
-            min_group=min_group,
-        )
-    except fairness.FairnessError as exc:
-        return {"challenger_model_id": chal.model_id, "error": str(exc)}
-
-
 RISK = {"role": "risk"}
 OFFICER = {"role": "officer"}
 
@@ -227,9 +209,9 @@ class OutcomesController(Controller):
         except Exception as exc:
             raise ApiError(503, "performance report unavailable", f"{type(exc).__name__}: {exc}") from exc
 
-    @get("/monitoring/fairness", sync_to_thread=True, opt=RISK, tags=["monitoring"],
+    @get("/monitoring/fairness", opt=RISK, tags=["monitoring"],
          operation_class=_operation(errors=(400, 401, 403, 404, 503), query=TIME_PARAMS))  # fmt: skip
-    def monitoring_fairness(
+    async def monitoring_fairness(
         self,
         request: Request,
         since: Annotated[float | None, Parameter(ge=0, le=MAX_TS, description="decisions from (unix s)")] = None,
@@ -238,33 +220,24 @@ class OutcomesController(Controller):
     ) -> FairnessReport:
         """Fairness of the live decisions (latest per client in the window) per group of each sensitive attribute
         (CREDIT_SENSITIVE): approval rate, default rate among the accepted, TPR/FPR, approval-rate ratio to the
-        best-treated group (flagged below 0.8). 404 when no decision about a known client is in the window."""
-        from app.monitoring import fairness
+        best-treated group (flagged below 0.8). 404 when no decision about a known client is in the window.
+        Computed in a worker process (app.monitoring.worker) and kept while the log and outcomes do not change."""
+        from app.monitoring import fairness, fairness_cache
 
         _bounds(since, until)
         svc = _svc(request)
         if not svc.log_db_path.is_file():
             raise ApiError(404, "no decisions logged yet", {"since": since, "until": until})
         try:
-            rep = fairness.live_report(
-                svc.log_db_path,
-                svc.db_path,
-                attributes=fairness.parse_attributes(svc.settings.sensitive),
-                since=since,
-                until=until,
+            rep = await fairness_cache.report(
+                svc, attributes=fairness.parse_attributes(svc.settings.sensitive), since=since, until=until,
                 min_group=min_group,
-            )
-            if svc.challenger is not None:
-                rep["challenger"] = _shadow_fairness(svc, fairness, since, until, min_group)
-            return msgspec.convert(rep, FairnessReport)
-        except fairness.FairnessError as exc:
-            if "no decisions" in str(exc):
+            )  # fmt: skip
+        except fairness_cache.WorkerError as exc:
+            if exc.kind == "domain" and "no decisions" in str(exc):
                 raise ApiError(404, str(exc), {"since": since, "until": until}) from None
             raise ApiError(503, "fairness report unavailable", str(exc)) from None
-        except ApiError:
-            raise
-        except Exception as exc:
-            raise ApiError(503, "fairness report unavailable", f"{type(exc).__name__}: {exc}") from exc
+        return msgspec.convert(rep, FairnessReport)
 
     @get("/model/fairness", sync_to_thread=True, opt=OFFICER, tags=["model"],
          operation_class=_operation(errors=(401, 403, 404, 503)))  # fmt: skip
