@@ -451,7 +451,7 @@ def link_body(sigmoid: float, calibration: tuple[float, float]) -> str:
     )
 
 
-from app.model import codegen_qs  # noqa: E402  (it imports the helpers above)
+from app.model import codegen_bins, codegen_qs  # noqa: E402  (they import the helpers above)
 
 
 def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
@@ -472,6 +472,7 @@ def generate_units(
     row_path: str = "auto",
     calibration: tuple[float, float] = (1.0, 0.0),
     batch_path: str = "tables",
+    use_bins: bool = True,
 ) -> list[str]:
     """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
 
@@ -515,13 +516,17 @@ def generate_units(
         em.thresholds = exact[i] if exact is not None else None
         body: list[str] = []
         bodies.append(body)
-        body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
-        body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
-        body.append("    double v;")
-        em.tree(info["tree_structure"], 2, body)
-        body.append("    acc[r] += v;")
-        body.append("  }")
-        body.append("}")
+        step = codegen_bins.collect(em, info["tree_structure"]) if use_bins else None
+        if step is not None:  # a one-feature tree (a scorecard's): one branch-free search in its bin table
+            body.extend(codegen_bins.function(i, step))
+        else:
+            body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
+            body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
+            body.append("    double v;")
+            em.tree(info["tree_structure"], 2, body)
+            body.append("    acc[r] += v;")
+            body.append("  }")
+            body.append("}")
         calls.append(f"  tree{i}(x, n, acc);")
         qs_trees.append(codegen_qs.collect(em, info["tree_structure"]))
         tab = em.table(info["tree_structure"]) if use_tables else None
@@ -542,9 +547,13 @@ def generate_units(
             if cats is None:
                 full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
                 part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
-                pending.append((off, depth))
-                if len(pending) == TREE_GROUP:
+                if step is not None:  # single rows: the bin table
                     flush()
+                    row_calls.append(f"  tree{i}(x, 1, acc);")
+                else:
+                    pending.append((off, depth))
+                    if len(pending) == TREE_GROUP:
+                        flush()
             else:  # single rows of a categorical tree take its if/else code
                 cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
                 full_calls.append(f"  walk_full_cat({cat_args}, acc);")

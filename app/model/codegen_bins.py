@@ -1,0 +1,121 @@
+"""One-feature trees as bin tables: one branch-free search instead of a walk down a tree.
+
+A tree whose every split is a numerical compare on the same feature is a step function of that feature: its
+distinct (float-rounded, see codegen.py) thresholds t_0 < ... < t_{m-1} cut the line into m + 1 intervals,
+each reached by one leaf, and NaN reaches one leaf too. A logistic scorecard is exactly such trees (one per
+used feature, app/model/scorecard.py), and so is the scorecard part of a blend champion. The tree is
+emitted as its thresholds (padded with +inf to a multiple of 8) and one value per interval plus the NaN
+value; a row's interval is the number of thresholds below its value, `#{i : x > t_i}`, counted without
+branches (the compiler vectorises the fixed-length loop). The leaf reached by interval k is found at
+compile time by walking the tree with "x > t" true exactly for the thresholds of rank < k, and NaN by
+following each node's NaN direction: the same leaf LightGBM reaches, added to the score in the same tree
+order, so the sum stays bit-exact.
+
+Only the tree's own function (tree<i>: single rows and the row-loop batch path) changes; QuickScorer and
+the node tables keep these trees as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.model.codegen import _Emitter, c_double, c_float
+
+PAD = 8
+MAX_THRESHOLDS = 64  # beyond this a tree walk (log m compares) beats counting every threshold
+
+
+@dataclass
+class StepTree:
+    feature: int
+    thresholds: list[np.float32]  # ascending, distinct
+    values: list[float]  # per interval 0..m, then the NaN value
+    zero_value: float | None = None  # |x| <= 1e-35 (not NaN), when a Zero-missing split sends it its own way
+
+
+def collect(em: _Emitter, root: dict[str, Any]) -> StepTree | None:
+    """The tree as a step function of one feature, or None when it splits on several features, has
+    categorical splits, no split at all, or too many thresholds.
+
+    A two-sided Zero-missing split (codegen.py) sends NaN and |x| <= 1e-35 to its default side and compares
+    other values; the other splits' thresholds never fall inside that zero band (codegen.py moves them), so
+    the whole band reaches one leaf, computed like the NaN one."""
+    nodes: list[tuple[int, np.float32, bool, bool]] = []  # (feature, t, NaN goes left, two-sided Zero)
+
+    def visit(node: dict[str, Any]) -> bool:
+        if "leaf_value" in node:
+            return True
+        em.condition(node)
+        if em.last_simple is not None:
+            nodes.append((*em.last_simple, False))
+        elif em.last_zero is not None:
+            nodes.append((*em.last_zero, True))
+        else:
+            return False
+        return visit(node["left_child"]) and visit(node["right_child"])
+
+    if "leaf_value" in root or not visit(root):
+        return None
+    features = {f for f, _, _, _ in nodes}
+    if len(features) != 1:
+        return None
+    ts = sorted({float(t) for _, t, _, _ in nodes})
+    if len(ts) > MAX_THRESHOLDS:
+        return None
+    rank = {t: k for k, t in enumerate(ts)}
+    it = iter(nodes)
+    by_node: dict[int, tuple[int, float, bool, bool]] = {}  # id(node) -> (rank, t, NaN left, two-sided)
+
+    def index(node: dict[str, Any]) -> None:
+        if "leaf_value" in node:
+            return
+        _, t, nan_left, zero = next(it)
+        by_node[id(node)] = (rank[float(t)], float(t), nan_left, zero)
+        index(node["left_child"])
+        index(node["right_child"])
+
+    index(root)
+
+    def leaf(case: int | str) -> float:
+        """case: an interval k, "nan", or "zero" (the band |x| <= 1e-35)."""
+        node = root
+        while "leaf_value" not in node:
+            r, t, nan_left, two_sided = by_node[id(node)]
+            if case == "nan" or (case == "zero" and two_sided):
+                right = not nan_left
+            elif case == "zero":
+                right = 0.0 > t  # the band compares like 0.0 (thresholds are outside it)
+            else:
+                right = r < case  # x > t_r exactly when r < k
+            node = node["right_child"] if right else node["left_child"]
+        return float(node["leaf_value"])
+
+    values = [leaf(k) for k in range(len(ts) + 1)] + [leaf("nan")]
+    zero_value = leaf("zero") if any(z for _, _, _, z in nodes) else None
+    return StepTree(next(iter(features)), [np.float32(t) for t in ts], values, zero_value)
+
+
+def function(i: int, step: StepTree) -> list[str]:
+    """C for tree<i>(x, n, acc) (the signature of codegen.py's tree functions) through the tree's bin table."""
+    m = len(step.thresholds)
+    padded = -(-m // PAD) * PAD
+    ts = [c_float(t) for t in step.thresholds] + ["INFINITY"] * (padded - m)
+    vals = [c_double(v) for v in step.values[:-1]]
+    nan_value = c_double(step.values[-1])
+    return [
+        f"static const float BIN_T{i}[{padded}] __attribute__((aligned(32))) = {{{', '.join(ts)}}};",
+        f"static const double BIN_V{i}[{m + 1}] = {{{', '.join(vals)}}};",
+        f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{ /* bins of feature {step.feature} */",
+        "  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {",
+        f"    const float v = x[{step.feature}];",
+        "    int k = 0;",
+        f"    for (int j = 0; j < {padded}; ++j) k += v > BIN_T{i}[j];",
+        f"    acc[r] += v != v ? {nan_value} : BIN_V{i}[k];"
+        if step.zero_value is None
+        else f"    acc[r] += v != v ? {nan_value} : fabsf(v) <= 1e-35f ? {c_double(step.zero_value)} : BIN_V{i}[k];",
+        "  }",
+        "}",
+    ]
