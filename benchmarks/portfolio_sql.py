@@ -127,7 +127,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     print(f"load {os.getloadavg()[0]:.1f} (1 min), thread CPU time, min of {args.repeats}")
-    print(f"{'model':12s} {'scores':>8s} {'score()':>8s} {'scan':>7s} {'batch':>7s}  scores/floor  score()/floor  exact")
+    print(
+        f"{'model':12s} {'scores':>8s} {'score()':>8s} {'scan':>7s} {'batch':>7s}  scores/floor  score()/floor  exact"
+    )
     for r in run(args.quick, args.models, args.repeats):
         print(
             f"{r['model']:12s} {r['scores_us_per_row']:8.3f} {r['score_per_row_us_per_row']:8.3f} "

@@ -2,7 +2,7 @@
 in blocks with the library's batch entry, and equals score(client_id) bit for bit, row for row.
 
 Built with the stand-in model of tests/native_stub/ (its batch entry is its own loop) on a real SQLite file
-of more rows than one block (256), so block boundaries, pushed-down ranges and errors inside a block are
+of more rows than one block (64), so block boundaries, pushed-down ranges and errors inside a block are
 exercised; the pipeline test checks the real compiled engine (QuickScorer batch) against score().
 """
 
@@ -23,7 +23,7 @@ from app.scoring.db import connect
 
 pytestmark = needs("gcc", "apt-get install gcc")
 SQLITE3 = shutil.which("sqlite3")
-N_CLIENTS = 700  # more than two blocks of 256, the last one partial
+N_CLIENTS = 700  # more than ten blocks of 64, the last one partial
 
 
 @pytest.fixture(scope="module")

@@ -501,6 +501,7 @@ def generate_units(
     qs_trees: list[codegen_qs.QSTree | None] = []
     groups: list[str] = []
     pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
+    steps: list[codegen_bins.StepTree | None] = []  # one-feature trees (bin tables), None for the others
 
     def flush() -> None:
         if pending:
@@ -517,6 +518,7 @@ def generate_units(
         body: list[str] = []
         bodies.append(body)
         step = codegen_bins.collect(em, info["tree_structure"]) if use_bins else None
+        steps.append(step)
         if step is not None:  # a one-feature tree (a scorecard's): one branch-free search in its bin table
             body.extend(codegen_bins.function(i, step))
         else:
@@ -570,7 +572,19 @@ def generate_units(
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
     head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
+    # runs of one-feature trees (a blend's scorecard part): one loop over their bin tables, in tree order, for
+    # single rows, the row-loop batch and inside QuickScorer's sum
+    spans = codegen_bins.runs(steps)
+    for a, b in spans:
+        qs_trees[a:b] = [None] * (b - a)
     qs_defs, qs_body = codegen_qs.emit(qs_trees, nf)
+    if spans:
+        qs_defs = "\n".join(codegen_bins.collapse(qs_defs.split("\n"), spans, "m"))
+        calls = codegen_bins.collapse(calls, spans, "n")
+        row_calls = codegen_bins.collapse(row_calls, spans, "1")
+    bin_runs = [
+        codegen_bins.run_function(f"bins_run{j}", [steps[i] for i in range(a, b)]) for j, (a, b) in enumerate(spans)
+    ]
     tail = _EPILOGUE % {
         "qs_defs": qs_defs,
         "qs_body": qs_body,
@@ -593,6 +607,7 @@ def generate_units(
         *(f"  {v}," for v in table_leaves or ["0"]),
         "};",
         *groups,
+        *bin_runs,
     ]
     if table_cats:
         tables += [

@@ -87,7 +87,7 @@ def collect(em: _Emitter, root: dict[str, Any]) -> StepTree | None:
             if case == "nan" or (case == "zero" and two_sided):
                 right = not nan_left
             elif case == "zero":
-                right = 0.0 > t  # the band compares like 0.0 (thresholds are outside it)
+                right = t < 0.0  # the band compares like 0.0 (thresholds are outside it)
             else:
                 right = r < case  # x > t_r exactly when r < k
             node = node["right_child"] if right else node["left_child"]
@@ -119,3 +119,75 @@ def function(i: int, step: StepTree) -> list[str]:
         "  }",
         "}",
     ]
+
+
+RUN_MAX_WIDTH = 16  # trees with more thresholds keep their own function
+
+
+def runs(steps: list[StepTree | None]) -> list[tuple[int, int]]:
+    """[start, end) of each run of >= 2 consecutive trees that one loop can evaluate (one-feature trees
+    without a zero band, at most RUN_MAX_WIDTH thresholds)."""
+    out, start = [], None
+    for i, s in enumerate([*steps, None]):
+        ok = s is not None and s.zero_value is None and len(s.thresholds) <= RUN_MAX_WIDTH
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            if i - start >= 2:
+                out.append((start, i))
+            start = None
+    return out
+
+
+def run_function(name: str, steps: list[StepTree]) -> str:
+    """C for `name(x, n, acc)`: the run's trees in order, each one branch-free search in a table of W
+    thresholds (+inf padding), into a local sum (the same additions in the same order as tree by tree)."""
+    w = max(-(-len(s.thresholds) // PAD) * PAD for s in steps)
+    feats, ts, vals = [], [], []
+    for s in steps:
+        m = len(s.thresholds)
+        feats.append(str(s.feature))
+        ts += [c_float(t) for t in s.thresholds] + ["INFINITY"] * (w - m)
+        vals += [c_double(v) for v in s.values[:-1]] + ["0.0"] * (w - m) + [c_double(s.values[-1])]
+    k = len(steps)
+    return "\n".join(
+        [
+            "#if defined(__SSE2__)",
+            "#include <emmintrin.h>",
+            "#endif",
+            f"static const int32_t {name}_F[{k}] = {{{', '.join(feats)}}};",
+            f"static const float {name}_T[{k * w}] __attribute__((aligned(32))) = {{{', '.join(ts)}}};",
+            f"static const double {name}_V[{k * (w + 2)}] = {{{', '.join(vals)}}};",
+            f"/* {k} one-feature trees (app/model/codegen_bins.py), each a search in {w} thresholds */",
+            f"static void {name}(const float *x, int64_t n, double *acc) {{",
+            "  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {",
+            "    double a = acc[r];",
+            f"    for (int t = 0; t < {k}; ++t) {{",
+            f"      const float v = x[{name}_F[t]];",
+            f"      const float *T = {name}_T + {w} * t;",
+            "#if defined(__SSE2__)",  # thresholds ascend: the compare mask is j ones, j = trailing ones
+            "      const __m128 vv = _mm_set1_ps(v);",
+            "      unsigned mask = 0;",
+            f"      for (int c = 0; c < {w // 4}; ++c)",
+            "        mask |= (unsigned)_mm_movemask_ps(_mm_cmpgt_ps(vv, _mm_load_ps(T + 4 * c))) << (4 * c);",
+            "      const int j = __builtin_ctz(~mask);",
+            "#else",
+            "      int j = 0;",
+            f"      for (int u = 0; u < {w}; ++u) j += v > T[u];",
+            "#endif",
+            f"      a += {name}_V[{w + 2} * t + (v != v ? {w + 1} : j)];",
+            "    }",
+            "    acc[r] = a;",
+            "  }",
+            "}",
+        ]
+    )
+
+
+def collapse(lines: list[str], spans: list[tuple[int, int]], arg: str) -> list[str]:
+    """Call lines with each run's `tree<i>(x, ARG, acc);` lines (consecutive) replaced by one run call."""
+    text = "\n".join(lines)
+    for j, (a, b) in enumerate(spans):
+        block = "\n".join(f"  tree{i}(x, {arg}, acc);" for i in range(a, b))
+        text = text.replace(block, f"  bins_run{j}(x, {arg}, acc);")
+    return text.split("\n") if text else []
