@@ -134,7 +134,9 @@ class Server:
             self.proc.kill()
 
 
-def start_servers(work: Path, pipe, only: str | None, granian: str | None = None) -> list[Server]:
+def start_servers(
+    work: Path, pipe, only: str | None, granian: str | None = None, baseline: bool = True
+) -> list[Server]:
     bindir = Path(sys.executable).parent
     base_env = {
         **os.environ,
@@ -161,13 +163,20 @@ def start_servers(work: Path, pipe, only: str | None, granian: str | None = None
         extra = {**path, "CREDIT_LOG_DURABILITY": "full"}
         specs.insert(3, ("ours under granian (no draining, no guards)", ours, extra, "/readyz", "ours", 1))
     servers = []
-    for i, (name, cmd, extra, ready, kind, workers) in enumerate(specs):
-        if only and kind == "ours" and only not in name and "granian" not in name:
-            continue
-        if cmd is None:
-            cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", str(workers)]
-        env = {**base_env, "CREDIT_LOG_DB": str(work / f"log-{i}.db"), **extra}
-        servers.append(Server(name, cmd, env, ready, kind, workers))
+    try:
+        for i, (name, cmd, extra, ready, kind, workers) in enumerate(specs):
+            if only and kind == "ours" and only not in name and "granian" not in name:
+                continue
+            if kind == "baseline" and not baseline:
+                continue
+            if cmd is None:
+                cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", str(workers)]
+            env = {**base_env, "CREDIT_LOG_DB": str(work / f"log-{i}.db"), **extra}
+            servers.append(Server(name, cmd, env, ready, kind, workers))
+    except BaseException:  # one server never came up: stop the ones already running
+        for s in servers:
+            s.stop()
+        raise
     return servers
 
 
@@ -177,6 +186,7 @@ def run(
     seconds: float | None = None,
     only: str | None = None,
     granian: str | None = None,
+    baseline: bool = True,
 ) -> list[dict]:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
@@ -199,7 +209,7 @@ def run(
         "post": lua_script(work, "post", ids, json.dumps({"features": applicant}).encode()),
         "batch": lua_script(work, "batch", ids, json.dumps({"client_ids": ids[:BATCH]}).encode()),
     }
-    servers = start_servers(work, pipe, only, granian)
+    servers = start_servers(work, pipe, only, granian, baseline)
     samples: dict[tuple[str, str, int], list[dict]] = {}
     try:
         for s in servers:  # warm up and check every route answers 200
@@ -301,8 +311,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3,000 clients instead of 20,000")
     parser.add_argument("--only", help="run only our servers whose name contains this (plus floor and baseline)")
     parser.add_argument("--granian", help="also serve the floor and ours with granian installed in this folder")
+    parser.add_argument("--no-baseline", action="store_true", help="leave out the FastAPI baseline (slow to start)")
     args = parser.parse_args()
-    rows = run(args.quick, args.rounds, args.seconds, args.only, args.granian)
+    rows = run(args.quick, args.rounds, args.seconds, args.only, args.granian, not args.no_baseline)
     cols = ["name", "route", "connections", "rps", "p50_ms", "p99_ms", "rps_ratio_vs_floor", "p50_ratio_vs_floor",
             "rps_ratio_vs_bare",
             "throughput_ratio_vs_baseline", "us_per_row", "loop_thread_us_per_request", "other_thread_us_per_request",
