@@ -254,7 +254,7 @@ def test_views(stub, conn):
     direct = conn.execute("SELECT client_id, score(client_id), decision(client_id) FROM features ORDER BY 1").fetchall()
     assert rows == direct
     plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM client_scores WHERE client_id = 7"))
-    assert "INTEGER PRIMARY KEY" in plan  # the point lookup is pushed down: one seek, one model call
+    assert "WHERE client_id = ?1" in plan  # the point lookup is pushed down: one seek, one model call
     s = dict(
         zip(
             [d[0] for d in conn.execute("SELECT * FROM portfolio_summary").description],

@@ -451,7 +451,7 @@ def link_body(sigmoid: float, calibration: tuple[float, float]) -> str:
     )
 
 
-from app.model import codegen_qs  # noqa: E402  (it imports the helpers above)
+from app.model import codegen_bins, codegen_qs  # noqa: E402  (they import the helpers above)
 
 
 def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
@@ -472,6 +472,7 @@ def generate_units(
     row_path: str = "auto",
     calibration: tuple[float, float] = (1.0, 0.0),
     batch_path: str = "tables",
+    use_bins: bool = True,
 ) -> list[str]:
     """C translation units from `Booster.dump_model()` (+ model.txt for exact thresholds).
 
@@ -500,6 +501,7 @@ def generate_units(
     qs_trees: list[codegen_qs.QSTree | None] = []
     groups: list[str] = []
     pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
+    steps: list[codegen_bins.StepTree | None] = []  # one-feature trees (bin tables), None for the others
 
     def flush() -> None:
         if pending:
@@ -515,13 +517,18 @@ def generate_units(
         em.thresholds = exact[i] if exact is not None else None
         body: list[str] = []
         bodies.append(body)
-        body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
-        body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
-        body.append("    double v;")
-        em.tree(info["tree_structure"], 2, body)
-        body.append("    acc[r] += v;")
-        body.append("  }")
-        body.append("}")
+        step = codegen_bins.collect(em, info["tree_structure"]) if use_bins else None
+        steps.append(step)
+        if step is not None:  # a one-feature tree (a scorecard's): one branch-free search in its bin table
+            body.extend(codegen_bins.function(i, step))
+        else:
+            body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
+            body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
+            body.append("    double v;")
+            em.tree(info["tree_structure"], 2, body)
+            body.append("    acc[r] += v;")
+            body.append("  }")
+            body.append("}")
         calls.append(f"  tree{i}(x, n, acc);")
         qs_trees.append(codegen_qs.collect(em, info["tree_structure"]))
         tab = em.table(info["tree_structure"]) if use_tables else None
@@ -542,9 +549,13 @@ def generate_units(
             if cats is None:
                 full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
                 part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
-                pending.append((off, depth))
-                if len(pending) == TREE_GROUP:
+                if step is not None:  # single rows: the bin table
                     flush()
+                    row_calls.append(f"  tree{i}(x, 1, acc);")
+                else:
+                    pending.append((off, depth))
+                    if len(pending) == TREE_GROUP:
+                        flush()
             else:  # single rows of a categorical tree take its if/else code
                 cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
                 full_calls.append(f"  walk_full_cat({cat_args}, acc);")
@@ -561,7 +572,19 @@ def generate_units(
     if not math.isfinite(threshold):
         raise CodegenError("threshold is not finite")
     head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
+    # runs of one-feature trees (a blend's scorecard part): one loop over their bin tables, in tree order, for
+    # single rows, the row-loop batch and inside QuickScorer's sum
+    spans = codegen_bins.runs(steps)
+    for a, b in spans:
+        qs_trees[a:b] = [None] * (b - a)
     qs_defs, qs_body = codegen_qs.emit(qs_trees, nf)
+    if spans:
+        qs_defs = "\n".join(codegen_bins.collapse(qs_defs.split("\n"), spans, "m"))
+        calls = codegen_bins.collapse(calls, spans, "n")
+        row_calls = codegen_bins.collapse(row_calls, spans, "1")
+    bin_runs = [
+        codegen_bins.run_function(f"bins_run{j}", [steps[i] for i in range(a, b)]) for j, (a, b) in enumerate(spans)
+    ]
     tail = _EPILOGUE % {
         "qs_defs": qs_defs,
         "qs_body": qs_body,
@@ -584,6 +607,7 @@ def generate_units(
         *(f"  {v}," for v in table_leaves or ["0"]),
         "};",
         *groups,
+        *bin_runs,
     ]
     if table_cats:
         tables += [

@@ -21,6 +21,9 @@
 **                       hidden reference to credit_shap_impl, codegen_shap.py).
 **   score_model_info    eponymous virtual table: one row (model_id,
 **                       n_features, threshold); see "close hook" below.
+**   scores              eponymous virtual table (client_id, probability, decision):
+**                       the whole portfolio scored in blocks by the batch engine,
+**                       equal to score(client_id) row for row; see "portfolio" below.
 **
 ** Lookup: one prepared statement per connection, `SELECT x FROM main.features
 ** WHERE client_id=?1` (client_id is the rowid), prepared lazily with
@@ -72,6 +75,7 @@ SQLITE_EXTENSION_INIT1
 #define CREDIT_ABI __attribute__((visibility("protected")))
 CREDIT_ABI int32_t credit_num_features(void);
 CREDIT_ABI double credit_predict_row(const float *x);
+CREDIT_ABI void credit_predict_batch(const float *x, int64_t n, double *out);
 CREDIT_ABI const char *credit_model_id(void);
 CREDIT_ABI double credit_threshold(void);
 CREDIT_ABI const char *credit_manifest_sha256(void);
@@ -476,6 +480,330 @@ static void fn_shap_values(sqlite3_context *ctx, int argc, sqlite3_value **argv)
   sqlite3_result_text(ctx, text, len, sqlite3_free);
 }
 
+/* -------------------------------------------------- portfolio: scores -- */
+
+/*
+** scores: eponymous virtual table (client_id INTEGER, probability REAL, decision TEXT), one row per
+** row of main.features in client_id order, scored in blocks of SCORES_BLOCK rows by the library's batch
+** entry credit_predict_batch (the compiled batch engine: the same trees summed in the same order as
+** credit_predict_row, so probability == score(client_id) bit for bit).  Constraints on client_id
+** (=, <, <=, >, >=) are pushed down to the scan; SQLite checks them again (omit = 0).  A row whose
+** features.x is not a BLOB of 4 * n_features bytes, or whose model output is not a probability, fails
+** the query when its probability or decision is read, with score()'s message: the same rows fail as
+** with score(client_id).  The scan statements are owned by the table (cached, one per kind of
+** constraint) and finalized by xDisconnect, which sqlite3_close() runs before its busy check.
+*/
+#ifndef SCORES_BLOCK
+#define SCORES_BLOCK 64 /* rows a block: 32-1024 measured alike (demo, 416 features); small blocks stay in L1/L2 */
+#endif
+#define SCORES_EQ 1
+#define SCORES_LO 2    /* client_id >= ?2 */
+#define SCORES_HI 4    /* client_id <= ?3 */
+#define SCORES_LO_GT 8 /* ... > ?2 instead */
+#define SCORES_HI_LT 16 /* ... < ?3 instead */
+#define SCORES_KINDS 32
+#define SCORES_SKIP 32 /* neither probability nor decision is read: no scoring */
+
+typedef struct ScoresVtab {
+  sqlite3_vtab base;
+  ScoreCtx *ctx;
+  sqlite3_stmt *cached[SCORES_KINDS]; /* idle scan statements, by kind (idxNum & 31) */
+} ScoresVtab;
+
+/* per row of a block: why its probability cannot be read (0: it can) */
+enum { ROW_OK = 0, ROW_NOT_BLOB, ROW_BAD_LENGTH, ROW_NOT_PROBABILITY };
+
+typedef struct ScoresCursor {
+  sqlite3_vtab_cursor base;
+  sqlite3_stmt *scan;
+  int kind;
+  int skip;      /* SCORES_SKIP: ids only */
+  int n, i;      /* rows in the block, current row */
+  int done;      /* the scan has no more rows */
+  sqlite3_int64 *ids;
+  float *x;      /* SCORES_BLOCK * n_features, 64-byte aligned */
+  double *p;
+  int *status;   /* ROW_* per row, and the BLOB's type or length for the message */
+  int *detail;
+} ScoresCursor;
+
+/* The scan of one kind of constraint (sqlite3_free it). */
+static char *scores_sql(int kind) {
+  return sqlite3_mprintf("SELECT client_id, x FROM main.features%s%s%s%s%s", kind & 7 ? " WHERE" : "",
+                         kind & SCORES_EQ ? " client_id = ?1" : "",
+                         kind & SCORES_LO ? (kind & SCORES_EQ ? " AND" : "") : "",
+                         kind & SCORES_LO ? (kind & SCORES_LO_GT ? " client_id > ?2" : " client_id >= ?2") : "",
+                         kind & SCORES_HI ? (kind & SCORES_HI_LT ? (kind & 3 ? " AND client_id < ?3" : " client_id < ?3")
+                                                                 : (kind & 3 ? " AND client_id <= ?3" : " client_id <= ?3"))
+                                          : "");
+}
+
+static int scores_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+                          char **err) {
+  (void)argc; (void)argv; (void)err;
+  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(client_id INTEGER, probability REAL, decision TEXT)");
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY); /* like score(): not from an untrusted file's schema */
+  ScoresVtab *v = sqlite3_malloc(sizeof(*v));
+  if (!v) return SQLITE_NOMEM;
+  memset(v, 0, sizeof(*v));
+  v->ctx = (ScoreCtx *)aux;
+  v->ctx->refs++;
+  *out = &v->base;
+  return SQLITE_OK;
+}
+
+static int scores_disconnect(sqlite3_vtab *vt) {
+  ScoresVtab *v = (ScoresVtab *)vt;
+  for (int k = 0; k < SCORES_KINDS; k++) sqlite3_finalize(v->cached[k]);
+  ctx_unref(v->ctx);
+  sqlite3_free(v);
+  return SQLITE_OK;
+}
+
+static int scores_best_index(sqlite3_vtab *vt, sqlite3_index_info *info) {
+  (void)vt;
+  int idx = 0, argn = 0, slot[3] = {-1, -1, -1};
+  for (int i = 0; i < info->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = info->aConstraint + i;
+    if (!c->usable || (c->iColumn != 0 && c->iColumn != -1)) continue;
+    int bit = 0, s = 0;
+    switch (c->op) {
+      case SQLITE_INDEX_CONSTRAINT_EQ: bit = SCORES_EQ; s = 0; break;
+      case SQLITE_INDEX_CONSTRAINT_GE: bit = SCORES_LO; s = 1; break;
+      case SQLITE_INDEX_CONSTRAINT_GT: bit = SCORES_LO | SCORES_LO_GT; s = 1; break;
+      case SQLITE_INDEX_CONSTRAINT_LE: bit = SCORES_HI; s = 2; break;
+      case SQLITE_INDEX_CONSTRAINT_LT: bit = SCORES_HI | SCORES_HI_LT; s = 2; break;
+      default: continue;
+    }
+    if (idx & bit & 7) continue; /* one of each kind is enough: SQLite checks them all again */
+    idx |= bit;
+    slot[s] = i;
+  }
+  /* arguments in the order ?1 (eq), ?2 (low), ?3 (high) of the kind's statement */
+  for (int s = 0; s < 3; s++)
+    if (slot[s] >= 0) {
+      info->aConstraintUsage[slot[s]].argvIndex = ++argn;
+      info->aConstraintUsage[slot[s]].omit = 0;
+    }
+  if (!(info->colUsed & 6)) idx |= SCORES_SKIP;
+  info->idxNum = idx;
+  info->idxStr = scores_sql(idx & (SCORES_KINDS - 1)); /* shown by EXPLAIN QUERY PLAN */
+  info->needToFreeIdxStr = 1;
+  if (idx & SCORES_EQ) {
+    info->estimatedCost = 20.0;
+    info->estimatedRows = 1;
+    info->idxFlags = SQLITE_INDEX_SCAN_UNIQUE;
+  } else {
+    double rows = (idx & SCORES_LO) && (idx & SCORES_HI) ? 25000.0 : (idx & (SCORES_LO | SCORES_HI)) ? 250000.0 : 1000000.0;
+    info->estimatedRows = (sqlite3_int64)rows;
+    info->estimatedCost = rows; /* a block-scored row costs about one B-tree step */
+  }
+  if (info->nOrderBy == 1 && info->aOrderBy[0].iColumn <= 0 && !info->aOrderBy[0].desc) info->orderByConsumed = 1;
+  return SQLITE_OK;
+}
+
+static int scores_open(sqlite3_vtab *vt, sqlite3_vtab_cursor **out) {
+  ScoresVtab *v = (ScoresVtab *)vt;
+  int nf = v->ctx->n_features;
+  ScoresCursor *cur = sqlite3_malloc(sizeof(*cur));
+  if (!cur) return SQLITE_NOMEM;
+  memset(cur, 0, sizeof(*cur));
+  size_t xbytes = ((size_t)SCORES_BLOCK * (size_t)nf * sizeof(float) + 63) & ~(size_t)63;
+  cur->x = aligned_alloc(64, xbytes);
+  cur->ids = sqlite3_malloc64(sizeof(sqlite3_int64) * SCORES_BLOCK);
+  cur->p = sqlite3_malloc64(sizeof(double) * SCORES_BLOCK);
+  cur->status = sqlite3_malloc64(sizeof(int) * 2 * SCORES_BLOCK);
+  cur->detail = cur->status ? cur->status + SCORES_BLOCK : 0;
+  if (!cur->x || !cur->ids || !cur->p || !cur->status) {
+    free(cur->x);
+    sqlite3_free(cur->ids);
+    sqlite3_free(cur->p);
+    sqlite3_free(cur->status);
+    sqlite3_free(cur);
+    return SQLITE_NOMEM;
+  }
+  *out = &cur->base;
+  return SQLITE_OK;
+}
+
+/* Hand the cursor's scan statement back to the table's cache (or finalize it if the slot is taken). */
+static void scores_release_scan(ScoresCursor *cur) {
+  if (!cur->scan) return;
+  ScoresVtab *v = (ScoresVtab *)cur->base.pVtab;
+  sqlite3_reset(cur->scan);
+  sqlite3_clear_bindings(cur->scan);
+  if (!v->cached[cur->kind])
+    v->cached[cur->kind] = cur->scan;
+  else
+    sqlite3_finalize(cur->scan);
+  cur->scan = 0;
+}
+
+static int scores_close(sqlite3_vtab_cursor *vc) {
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  scores_release_scan(cur);
+  free(cur->x);
+  sqlite3_free(cur->ids);
+  sqlite3_free(cur->p);
+  sqlite3_free(cur->status);
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int scores_error(ScoresCursor *cur, char *msg, int rc) {
+  sqlite3_vtab *vt = cur->base.pVtab;
+  sqlite3_free(vt->zErrMsg);
+  vt->zErrMsg = msg;
+  return msg ? rc : SQLITE_NOMEM;
+}
+
+/* Read the next block of rows from the scan and score it. */
+static int scores_fill(ScoresCursor *cur) {
+  ScoresVtab *v = (ScoresVtab *)cur->base.pVtab;
+  ScoreCtx *c = v->ctx;
+  int nf = c->n_features, n = 0, rc = SQLITE_OK;
+  cur->i = 0;
+  cur->n = 0;
+  while (n < SCORES_BLOCK && !cur->done) {
+    rc = sqlite3_step(cur->scan);
+    if (rc == SQLITE_DONE) {
+      cur->done = 1;
+      break;
+    }
+    if (rc != SQLITE_ROW)
+      return scores_error(cur, sqlite3_mprintf(SCORE_EXT_PREFIX "scores: reading features failed: %s",
+                                               sqlite3_errmsg(c->db)), rc);
+    cur->ids[n] = sqlite3_column_int64(cur->scan, 0);
+    cur->status[n] = ROW_OK;
+    if (!cur->skip) {
+      float *xr = cur->x + (size_t)n * nf;
+      int t = sqlite3_column_type(cur->scan, 1);
+      int bytes = sqlite3_column_bytes(cur->scan, 1);
+      if (t == SQLITE_BLOB && bytes == 4 * nf) {
+        memcpy(xr, sqlite3_column_blob(cur->scan, 1), (size_t)bytes);
+      } else { /* scored as zeros, reported if read */
+        cur->status[n] = t != SQLITE_BLOB ? ROW_NOT_BLOB : ROW_BAD_LENGTH;
+        cur->detail[n] = t != SQLITE_BLOB ? t : bytes;
+        memset(xr, 0, sizeof(float) * (size_t)nf);
+      }
+    }
+    n++;
+  }
+  if (n && !cur->skip) {
+    credit_predict_batch(cur->x, n, cur->p);
+    for (int r = 0; r < n; r++)
+      if (cur->status[r] == ROW_OK && !(cur->p[r] >= 0.0 && cur->p[r] <= 1.0)) cur->status[r] = ROW_NOT_PROBABILITY;
+  }
+  cur->n = n;
+  return SQLITE_OK;
+}
+
+/* score()'s error for a row whose probability cannot be read */
+static void scores_row_error(sqlite3_context *ctx, ScoresCursor *cur, int nf) {
+  const char *fname = SCORE_EXT_PREFIX "scores";
+  sqlite3_int64 id = cur->ids[cur->i];
+  int d = cur->detail[cur->i];
+  char *msg;
+  switch (cur->status[cur->i]) {
+    case ROW_NOT_BLOB:
+      msg = sqlite3_mprintf("%s: features.x of client_id %lld is %s, not a BLOB", fname, id, type_name(d));
+      break;
+    case ROW_BAD_LENGTH:
+      msg = sqlite3_mprintf("%s: features.x of client_id %lld: feature BLOB must be %d bytes (%d float32 features), "
+                            "got %d bytes", fname, id, 4 * nf, nf, d);
+      break;
+    default:
+      msg = sqlite3_mprintf("%s: the model returned %f for client_id %lld, not a probability", fname,
+                            cur->p[cur->i], id);
+  }
+  sqlite3_result_error(ctx, msg ? msg : "scores: invalid row", -1);
+  sqlite3_free(msg);
+}
+
+static int scores_filter(sqlite3_vtab_cursor *vc, int idx, const char *idxStr, int argc, sqlite3_value **argv) {
+  (void)idxStr;
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  ScoresVtab *v = (ScoresVtab *)vc->pVtab;
+  scores_release_scan(cur);
+  cur->kind = idx & (SCORES_KINDS - 1);
+  cur->skip = idx & SCORES_SKIP;
+  cur->done = 0;
+  cur->n = cur->i = 0;
+  if (v->cached[cur->kind]) {
+    cur->scan = v->cached[cur->kind];
+    v->cached[cur->kind] = 0;
+  } else {
+    char *sql = scores_sql(cur->kind);
+    if (!sql) return SQLITE_NOMEM;
+    int rc = sqlite3_prepare_v3(v->ctx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &cur->scan, 0);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+      char *msg = sqlite3_mprintf(SCORE_EXT_PREFIX "scores: cannot read main.features: %s", sqlite3_errmsg(v->ctx->db));
+      sqlite3_finalize(cur->scan);
+      cur->scan = 0;
+      return scores_error(cur, msg, rc);
+    }
+  }
+  int a = 0;
+  for (int bit = 0; bit < 3; bit++)
+    if (cur->kind & (1 << bit)) {
+      if (a >= argc) return scores_error(cur, sqlite3_mprintf("scores: missing constraint"), SQLITE_INTERNAL);
+      sqlite3_bind_value(cur->scan, bit + 1, argv[a++]);
+    }
+  return scores_fill(cur);
+}
+
+static int scores_next(sqlite3_vtab_cursor *vc) {
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  if (++cur->i < cur->n) return SQLITE_OK;
+  if (cur->done) return SQLITE_OK;
+  return scores_fill(cur);
+}
+
+static int scores_eof(sqlite3_vtab_cursor *vc) {
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  return cur->i >= cur->n;
+}
+
+static int scores_column(sqlite3_vtab_cursor *vc, sqlite3_context *ctx, int col) {
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  if (col > 0 && cur->status[cur->i] != ROW_OK) {
+    scores_row_error(ctx, cur, ((ScoresVtab *)vc->pVtab)->ctx->n_features);
+    return SQLITE_OK;
+  }
+  switch (col) {
+    case 0: sqlite3_result_int64(ctx, cur->ids[cur->i]); break;
+    case 1: sqlite3_result_double(ctx, cur->p[cur->i]); break;
+    default: {
+      ScoreCtx *c = ((ScoresVtab *)vc->pVtab)->ctx;
+      sqlite3_result_text(ctx, credit_refuses(cur->p[cur->i], c->threshold) ? "refuse" : "accept", -1, SQLITE_STATIC);
+    }
+  }
+  return SQLITE_OK;
+}
+
+static int scores_rowid(sqlite3_vtab_cursor *vc, sqlite3_int64 *rowid) {
+  ScoresCursor *cur = (ScoresCursor *)vc;
+  *rowid = cur->ids[cur->i];
+  return SQLITE_OK;
+}
+
+static const sqlite3_module scores_module = {
+    .iVersion = 0,
+    .xCreate = 0, /* eponymous-only */
+    .xConnect = scores_connect,
+    .xBestIndex = scores_best_index,
+    .xDisconnect = scores_disconnect,
+    .xOpen = scores_open,
+    .xClose = scores_close,
+    .xFilter = scores_filter,
+    .xNext = scores_next,
+    .xEof = scores_eof,
+    .xColumn = scores_column,
+    .xRowid = scores_rowid,
+};
+
 /* ---------------------------------------------------------- entry point -- */
 
 #ifdef _WIN32
@@ -535,6 +863,10 @@ __attribute__((visibility("default"))) int SCORE_EXT_ENTRY(sqlite3 *db, char **p
   if (rc == SQLITE_OK) {
     c->refs++;
     rc = sqlite3_create_module_v2(db, SCORE_EXT_PREFIX "score_model_info", &info_module, c, ctx_unref);
+  }
+  if (rc == SQLITE_OK) {
+    c->refs++;
+    rc = sqlite3_create_module_v2(db, SCORE_EXT_PREFIX "scores", &scores_module, c, ctx_unref);
   }
   if (rc != SQLITE_OK) *pzErrMsg = sqlite3_mprintf("score extension: %s", sqlite3_errmsg(db));
   ctx_unref(c);
