@@ -121,7 +121,7 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             min_outcomes=settings.min_outcomes,
             thresholds=model_thresholds(settings.model_path),
         )
-        rep["human_decisions"] = human_section(conn, fn_cost, fp_cost, t0, t1)
+        rep["human_decisions"] = human_section(conn, fn_cost, fp_cost, t0, t1, period)
     finally:
         conn.close()
     if html_path:
@@ -143,11 +143,12 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             sys.exit(EXIT_BELOW)
 
 
-def human_section(conn, fn_cost: float, fp_cost: float, since, until) -> dict:
-    """Human decisions (overrides, reviews) beside the model's where outcomes are known (app/rights/monitoring.py)."""
-    from app.rights.monitoring import performance_section
+def human_section(conn, fn_cost: float, fp_cost: float, since, until, period: str) -> dict:
+    """Human decisions (overrides, reviews) beside the model's where outcomes are known, and their rates by officer,
+    score band and period (app/rights/monitoring.py)."""
+    from app.rights.monitoring import performance_section, rates
 
-    return performance_section(conn, fn_cost, fp_cost, since, until)
+    return performance_section(conn, fn_cost, fp_cost, since, until) | {"rates": rates(conn, period, since, until)}
 
 
 def human_text(section: dict) -> str:

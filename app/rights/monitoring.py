@@ -61,15 +61,25 @@ def _rate(n: int, d: int) -> float | None:
     return n / d if d else None
 
 
-def rates(store: apsw.Connection, period: str = "day") -> dict[str, Any]:
-    """Override and review counts and rates by officer, score band and period."""
+def rates(
+    store: apsw.Connection, period: str = "day", since: float | None = None, until: float | None = None
+) -> dict[str, Any]:
+    """Override and review counts and rates by officer, score band and period, over the decisions logged in
+    [since, until)."""
     user = _user_column(store)
     marks = ", ".join("?" for _ in DECISION_ENDPOINTS)
     sel = f", {user}" if user else ", NULL"
+    lo = -math.inf if since is None else since
+    hi = math.inf if until is None else until
     decisions = store.execute(
-        f"SELECT request_id, ts, probability{sel} FROM prediction_log WHERE endpoint IN ({marks})", DECISION_ENDPOINTS
+        f"SELECT request_id, ts, probability{sel} FROM prediction_log WHERE endpoint IN ({marks}) AND ts >= ?"
+        " AND ts < ?",
+        (*DECISION_ENDPOINTS, lo, hi),
     ).fetchall()
+    window = {rid for rid, *_ in decisions}
     overrides, reviews = _acts(store)
+    overrides = {k: v for k, v in overrides.items() if k in window}
+    reviews = {k: v for k, v in reviews.items() if k in window}
     by_band: dict[str, dict[str, int]] = {}
     by_period: dict[str, dict[str, int]] = {}
     by_officer: dict[str, dict[str, Any]] = {}
@@ -198,17 +208,47 @@ def performance_section(
     }
 
 
+def rates_text(r: dict[str, Any]) -> str:
+    """Override and review rates, for `credit performance`."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    lines = [
+        f"{'override / review rates':<24} {'decisions':>9} {'overrides':>9} {'rate':>6} {'reviews':>7} {'rate':>6}"
+        f" {'overturned':>10}"
+    ]
+    rows = [("all", r["overall"])] + [(b["band"], b) for b in r["by_band"]] + [(p["period"], p) for p in r["by_period"]]
+    for name, x in rows:
+        lines.append(
+            f"{name:<24} {x['decisions']:>9} {x['overrides']:>9} {pct(x['override_rate']):>6} "
+            f"{x['reviews']:>7} {pct(x['review_rate']):>6} {x['overturned']:>10}"
+        )
+    for o in r["by_officer"]:
+        lines.append(
+            f"officer {o['officer']:<16} overrides {o['overrides']} (granted {o['granted']}, pending "
+            f"{o['pending']}, rejected {o['rejected']}), reviews recorded {o['reviews_recorded']}, "
+            f"override rate {pct(o['override_rate'])}"
+        )
+    return "\n".join(lines)
+
+
 def performance_text(sec: dict[str, Any]) -> str:
     """The section's lines for `credit performance`."""
+    tail = "\n" + rates_text(sec["rates"]) if "rates" in sec else ""
     if not sec["outcomes"]:
-        return "human decisions: no outcome joins a decision"
+        return "human decisions: no outcome joins a decision" + tail
     c = sec["changed"]
     return (
-        f"human decisions: {sec['changed_by_people']} of {sec['outcomes']} decisions with an outcome changed by "
-        f"people (overrides in force, reviews overturned)\n"
-        f"  on those: model right {c['model_right']}, people right {c['people_right']}; cost model "
-        f"{c['model_cost']:.1f} vs people {c['people_cost']:.1f}; "
-        f"{c['granted_then_defaulted']} granted, then defaulted\n"
-        f"  cost per client: model alone {sec['model_cost_per_client']:.4f}, decisions in force "
-        f"{sec['final_cost_per_client']:.4f}"
+        tail.lstrip("\n")
+        + "\n"
+        + (
+            f"human decisions: {sec['changed_by_people']} of {sec['outcomes']} decisions with an outcome changed by "
+            f"people (overrides in force, reviews overturned)\n"
+            f"  on those: model right {c['model_right']}, people right {c['people_right']}; cost model "
+            f"{c['model_cost']:.1f} vs people {c['people_cost']:.1f}; "
+            f"{c['granted_then_defaulted']} granted, then defaulted\n"
+            f"  cost per client: model alone {sec['model_cost_per_client']:.4f}, decisions in force "
+            f"{sec['final_cost_per_client']:.4f}"
+        )
     )

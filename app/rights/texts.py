@@ -27,7 +27,7 @@ TEXT: dict[str, dict[str, str]] = {
         "({reason}) après avoir pris en compte votre point de vue.",
         "uphold": "confirmé",
         "overturn": "modifié",
-        "reasons_h": "Les principales raisons",
+        "reasons_h": "Les principales raisons : ce qui a pesé contre la demande dans l'évaluation automatisée",
         "reasons_none": "Aucun élément n'a pesé en défaveur de votre demande.",
         "data_h": "Les données utilisées (vérifiez-les)",
         "data_note": "Valeurs de votre dossier au moment de la décision ; la liste complète des {n} données vous est "
@@ -76,7 +76,7 @@ TEXT: dict[str, dict[str, str]] = {
         "considering your point of view.",
         "uphold": "upheld",
         "overturn": "changed",
-        "reasons_h": "The principal reasons",
+        "reasons_h": "The principal reasons: what weighed against the application in the automated assessment",
         "reasons_none": "Nothing weighed against your application.",
         "data_h": "The data used (please check them)",
         "data_note": "Values of your file when the decision was made; the full list of {n} values is given to you on "

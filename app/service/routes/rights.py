@@ -58,6 +58,70 @@ class SecondOpinion(msgspec.Struct, forbid_unknown_fields=True):
     comment: str = ""
 
 
+class ReviewOut(msgspec.Struct):
+    """A human review (sql/store/005_decision_rights.sql `reviews`)."""
+
+    id: int
+    request_id: str
+    client_id: int | None
+    requested_at: float
+    requested_by: str
+    requested_role: str
+    client_view: str
+    decided_at: float | None
+    decided_by: str | None
+    decided_role: str | None
+    outcome: str | None
+    reason_code: str | None
+    reason_text: str | None
+    decision_before: str
+    decision_after: str | None
+
+
+class OverrideOut(msgspec.Struct):
+    """An override (sql/store/005_decision_rights.sql `overrides`); status 'pending' waits for four eyes."""
+
+    id: int
+    request_id: str
+    client_id: int | None
+    created_at: float
+    officer: str
+    officer_role: str
+    model_decision: str
+    probability: float
+    decision: str
+    reason_code: str
+    reason_text: str
+    needs_second: int
+    status: str
+    second_by: str | None
+    second_role: str | None
+    second_at: float | None
+    second_text: str | None
+
+
+class RightsExport(msgspec.Struct):
+    """Everything held about a client's decisions (app.rights.records.client_file)."""
+
+    client_id: int
+    exported_at: float
+    decisions: list[dict[str, Any]]
+    letters: list[dict[str, Any]]
+    outcome: dict[str, Any] | None
+    events: list[dict[str, Any]]
+
+
+class HumanDecisions(msgspec.Struct):
+    """Override and review rates (app.rights.monitoring.rates)."""
+
+    period: str
+    overall: dict[str, Any]
+    by_band: list[dict[str, Any]]
+    by_period: list[dict[str, Any]]
+    by_officer: list[dict[str, Any]]
+    officer_rates: str
+
+
 def _body(**props: Any) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": list(props), "properties": props}
 
@@ -92,7 +156,12 @@ def _call(fn, *args, **kw):
         raise ApiError(503, "cannot print the letter", str(exc)) from None
 
 
-def _letter(request: Request, ref: str, lang: str, fmt: str, by: str) -> Response:
+def _typed(kind: type, fn, *args):
+    """`_call`, its dict answer converted to the route's typed shape (one named OpenAPI component)."""
+    return msgspec.convert(_call(fn, *args), kind)
+
+
+def _letter(request: Request, ref: str, lang: str, fmt: str, by: str) -> Response[str]:
     from app.rights.counterfactual import parse_levers
     from app.rights.service import issue
 
@@ -128,25 +197,28 @@ class RightsController(Controller):
         "/decisions/{request_id:str}/letter",
         sync_to_thread=True,
         opt=OFFICER,
+        media_type="text/html",
         operation_class=_operation(errors=(400, 401, 403, 404, 409, 503)),
     )
     def decision_letter(
         self, request: Request, request_id: str, by: By, lang: Lang = "fr", format: Format = "html"
-    ) -> Response:
+    ) -> Response[str]:
         """The decision letter of a logged decision (its request_id): what was decided, when, by which model (the
         log row, never a re-score), the principal reasons, the data used, what would change the outcome, the
-        client's rights. Every letter is recorded (who, when, which decision)."""
+        client's rights. One A4 page as HTML; format=pdf answers application/pdf and format=json the letter's
+        facts (application/json). Every letter is recorded (who, when, which decision)."""
         return _letter(request, request_id, lang, format, by)
 
     @get(
         "/clients/{client_id:str}/letter",
         sync_to_thread=True,
         opt=OFFICER,
+        media_type="text/html",
         operation_class=_operation(path_ids=("client_id",), errors=(400, 401, 403, 404, 409, 503)),
     )
     def client_letter(
         self, request: Request, client_id: str, by: By, lang: Lang = "fr", format: Format = "html"
-    ) -> Response:
+    ) -> Response[str]:
         """The decision letter of the client's latest logged decision."""
         return _letter(request, str(parse_id(client_id)), lang, format, by)
 
@@ -156,12 +228,13 @@ class RightsController(Controller):
         opt=OFFICER,
         operation_class=_operation(path_ids=("client_id",), errors=(400, 401, 403, 503)),
     )
-    def rights_export(self, request: Request, client_id: str, by: By) -> dict[str, Any]:
+    def rights_export(self, request: Request, client_id: str, by: By) -> RightsExport:
         """Everything the bank holds about the client's decisions, as JSON (the export is recorded)."""
         from app.rights.export import export_client
 
         svc = _svc(request)
-        return _call(export_client, svc.log_conn(), parse_id(client_id), _actor(request, by), svc.model_dir)
+        doc = _call(export_client, svc.log_conn(), parse_id(client_id), _actor(request, by), svc.model_dir)
+        return msgspec.convert(doc, RightsExport)
 
     @post(
         "/decisions/{request_id:str}/reviews",
@@ -170,11 +243,16 @@ class RightsController(Controller):
         opt=OFFICER,
         operation_class=_operation(errors=(400, 401, 403, 404, 409, 503), body=_body(by=NAME, client_view=TEXT)),
     )
-    def request_review(self, request: Request, request_id: str, body: bytes) -> dict[str, Any]:
+    def request_review(self, request: Request, request_id: str, body: bytes) -> ReviewOut:
         """Record a client's request for a human review of a decision, with the client's point of view."""
         req = decode(body, ReviewRequest)
-        return _call(
-            records.request_review, _svc(request).log_conn(), _actor(request, req.by), request_id, req.client_view
+        return _typed(
+            ReviewOut,
+            records.request_review,
+            _svc(request).log_conn(),
+            _actor(request, req.by),
+            request_id,
+            req.client_view,
         )
 
     @post(
@@ -192,11 +270,12 @@ class RightsController(Controller):
             ),
         ),
     )
-    def decide_review(self, request: Request, review_id: int, body: bytes) -> dict[str, Any]:
+    def decide_review(self, request: Request, review_id: int, body: bytes) -> ReviewOut:
         """Uphold or overturn a decision under review (risk role), with a reason from the closed list and a
         comment (mandatory with the reason `other`). The automated decision stays as logged."""
         req = decode(body, ReviewDecision)
-        return _call(
+        return _typed(
+            ReviewOut,
             records.decide_review,
             _svc(request).log_conn(),
             _actor(request, req.by),
@@ -221,12 +300,13 @@ class RightsController(Controller):
             ),
         ),
     )
-    def override(self, request: Request, request_id: str, body: bytes) -> dict[str, Any]:
+    def override(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
         """Override a decision when it is made (the client's latest), with a reason. Granting credit the model
         refused above CREDIT_OVERRIDE_FOUR_EYES is 'pending' until a second person with the risk role approves."""
         req = decode(body, OverrideIn)
         svc = _svc(request)
-        return _call(
+        return _typed(
+            OverrideOut,
             records.record_override,
             svc.log_conn(),
             _actor(request, req.by),
@@ -246,10 +326,11 @@ class RightsController(Controller):
             errors=(400, 401, 403, 404, 409, 503), body=_body(by=NAME, approve={"type": "boolean"}, comment=TEXT)
         ),
     )
-    def second_opinion(self, request: Request, request_id: str, body: bytes) -> dict[str, Any]:
+    def second_opinion(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
         """Four eyes: approve or reject a pending override (risk role; not the officer who made it)."""
         req = decode(body, SecondOpinion)
-        return _call(
+        return _typed(
+            OverrideOut,
             records.second_opinion,
             _svc(request).log_conn(),
             _actor(request, req.by),
@@ -264,9 +345,11 @@ class RightsController(Controller):
         opt=RISK,
         operation_class=_operation(errors=(400, 401, 403, 503)),
     )
-    def human_decisions(self, request: Request, period: Literal["day", "week", "month", "all"] = "day") -> dict:
+    def human_decisions(
+        self, request: Request, period: Literal["day", "week", "month", "all"] = "day"
+    ) -> HumanDecisions:
         """Override and review rates by officer, by score band and by period, over the logged decisions."""
         from app.rights.monitoring import rates
 
         svc = _svc(request)
-        return rates(svc.log_conn(), period=period)
+        return msgspec.convert(rates(svc.log_conn(), period=period), HumanDecisions)
