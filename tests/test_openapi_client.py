@@ -234,25 +234,30 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     latest = client_letter.sync_detailed(client=officer, client_id=cid, by="Alice", lang=models.ClientLetterLang.EN)
     assert latest.status_code == 200 and b"Your rights" in latest.content
     called.add("client_letter")
-    body = models.RequestReviewBody(by="Alice", client_view="please look again")
+    body = models.RequestReviewReviewRequest(by="Alice", client_view="please look again")
     asked = call(request_review, models.ReviewOut, client=officer, request_id=score.request_id, body=body)
-    verdict = models.DecideReviewBody(
+    verdict = models.DecideReviewReviewDecision(
         by="Bob",
-        outcome=models.DecideReviewBodyOutcome.UPHOLD,
-        reason=models.DecideReviewBodyReason.POLICY,
+        outcome=models.DecideReviewReviewDecisionOutcome.UPHOLD,
+        reason=models.DecideReviewReviewDecisionReason.POLICY,
         comment="as decided",
     )
     done = call(decide_review, models.ReviewOut, client=admin, review_id=asked.id, body=verdict)
     assert done.outcome == "uphold" and done.decision_after == done.decision_before
     last = by_ids.results[0]  # the client's latest decision: overrides are made when the decision is made
     flip = "accept" if last.decision.value == "refuse" else "refuse"
-    change = models.OverrideBody(
-        by="Alice", decision=models.OverrideBodyDecision(flip), reason=models.OverrideBodyReason.OTHER, comment="test"
+    change = models.OverrideOverride(
+        by="Alice",
+        decision=models.OverrideOverrideDecision(flip),
+        reason=models.OverrideOverrideReason.OTHER,
+        comment="test",
     )
     made = call(override, models.OverrideOut, client=officer, request_id=last.request_id, body=change)
     assert made.decision == flip
     second = second_opinion.sync_detailed(
-        client=admin, request_id=last.request_id, body=models.SecondOpinionBody(by="Bob", approve=True, comment="ok")
+        client=admin,
+        request_id=last.request_id,
+        body=models.SecondOpinionSecondOpinion(by="Bob", approve=True, comment="ok"),
     )
     assert second.status_code == (200 if made.status == "pending" else 409)
     called.add("second_opinion")

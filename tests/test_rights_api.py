@@ -81,17 +81,18 @@ def test_review_and_override_over_http_roles_and_four_eyes(server):
     ids = refused(server.bundle, server.data.db, 3)
     s = score(server, ids[0])
     base = f"{server.url}/decisions/{s['request_id']}"
+    second_url = f"{server.url}/overrides/{s['request_id']}/second"
     body = {"by": "Alice", "decision": "accept", "reason": "guarantee", "comment": "surety"}
     r = httpx.post(f"{base}/override", json=body, headers=OFFICER, timeout=30)
     assert r.status_code == 201, r.text
     assert r.json()["status"] == ("pending" if s["probability"] > 0.2 else "in force")
     if r.json()["status"] == "pending":
         second = {"by": "Alice", "approve": True}
-        r = httpx.post(f"{base}/override/second", json=second, headers=OFFICER, timeout=30)
+        r = httpx.post(second_url, json=second, headers=OFFICER, timeout=30)
         assert r.status_code == 403  # an officer key may not give the second opinion
-        r = httpx.post(f"{base}/override/second", json=second, headers=RISK, timeout=30)
+        r = httpx.post(second_url, json=second, headers=RISK, timeout=30)
         assert r.status_code == 403 and "must not be the officer" in r.json()["error"]
-        r = httpx.post(f"{base}/override/second", json={"by": "Bob", "approve": True}, headers=RISK, timeout=30)
+        r = httpx.post(second_url, json={"by": "Bob", "approve": True}, headers=RISK, timeout=30)
         assert r.status_code == 200 and r.json()["status"] == "in force"
     r = httpx.post(f"{base}/override", json={**body, "reason": "whim"}, headers=OFFICER, timeout=30)
     assert r.status_code in (400, 409)

@@ -105,6 +105,8 @@ table { border-collapse: collapse; width: 100%; font-size: 8.6pt; }
 td { border-bottom: 1px solid #e5e7eb; padding: 1px 4px; }
 td.v { text-align: right; white-space: nowrap; }
 .small { font-size: 8.2pt; color: #374151; }
+@media screen { body { background: #f3f4f6; padding: 16px 0; }
+  .page { background: #fff; padding: 14mm 16mm; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.15); max-width: 210mm; } }
 footer { margin-top: 8px; border-top: 1px solid #d1d5db; padding-top: 3px; font-size: 7.8pt; color: #4b5563; }
 """
 

@@ -6,7 +6,7 @@
   POST /decisions/{request_id}/reviews          (officer) record the client's request for a human review
   POST /reviews/{review_id}/decision            (risk)    uphold or overturn, with a reason from the closed list
   POST /decisions/{request_id}/override         (officer) override a decision when it is made
-  POST /decisions/{request_id}/override/second  (risk)    four eyes: approve or reject a pending override
+  POST /overrides/{request_id}/second           (risk)    four eyes: approve or reject a pending override
   GET  /monitoring/human-decisions              (risk)    override and review rates by officer, score band, period
 
 Who acts: the `by` field or query parameter names the person (recorded with the role of the caller's key); the
@@ -128,6 +128,35 @@ def _body(**props: Any) -> dict[str, Any]:
 
 TEXT = {"type": "string", "minLength": 1, "maxLength": records.MAX_TEXT}
 NAME = {"type": "string", "minLength": 1, "maxLength": 100}
+# the request bodies, registered as named components by app.service.routes.openapi (`body="ReviewRequest"`)
+BODIES: dict[str, tuple[dict[str, Any], str]] = {
+    "ReviewRequest": (
+        _body(by=NAME, client_view=TEXT),
+        "a client's request for a human review (POST /decisions/{request_id}/reviews)",
+    ),
+    "ReviewDecision": (
+        _body(
+            by=NAME,
+            outcome={"type": "string", "enum": ["uphold", "overturn"]},
+            reason={"type": "string", "enum": list(records.REVIEW_REASONS)},
+            comment=TEXT,
+        ),
+        "the decision of a review (POST /reviews/{review_id}/decision)",
+    ),
+    "Override": (
+        _body(
+            by=NAME,
+            decision={"type": "string", "enum": ["accept", "refuse"]},
+            reason={"type": "string", "enum": list(records.OVERRIDE_REASONS)},
+            comment=TEXT,
+        ),
+        "an override of a decision when it is made (POST /decisions/{request_id}/override)",
+    ),
+    "SecondOpinion": (
+        _body(by=NAME, approve={"type": "boolean"}, comment=TEXT),
+        "four eyes: approve or reject a pending override (POST /overrides/{request_id}/second)",
+    ),
+}
 
 
 def _svc(request: Request) -> Any:
@@ -241,7 +270,7 @@ class RightsController(Controller):
         status_code=201,
         sync_to_thread=True,
         opt=OFFICER,
-        operation_class=_operation(errors=(400, 401, 403, 404, 409, 503), body=_body(by=NAME, client_view=TEXT)),
+        operation_class=_operation(errors=(400, 401, 403, 404, 409, 503), body="ReviewRequest"),
     )
     def request_review(self, request: Request, request_id: str, body: bytes) -> ReviewOut:
         """Record a client's request for a human review of a decision, with the client's point of view."""
@@ -256,21 +285,17 @@ class RightsController(Controller):
         )
 
     @post(
-        "/reviews/{review_id:int}/decision",
+        "/reviews/{review_id:str}/decision",
         status_code=200,
         sync_to_thread=True,
         opt=RISK,
         operation_class=_operation(
+            path_ids=("review_id",),
             errors=(400, 401, 403, 404, 409, 503),
-            body=_body(
-                by=NAME,
-                outcome={"type": "string", "enum": ["uphold", "overturn"]},
-                reason={"type": "string", "enum": list(records.REVIEW_REASONS)},
-                comment=TEXT,
-            ),
+            body="ReviewDecision",
         ),
     )
-    def decide_review(self, request: Request, review_id: int, body: bytes) -> ReviewOut:
+    def decide_review(self, request: Request, review_id: str, body: bytes) -> ReviewOut:
         """Uphold or overturn a decision under review (risk role), with a reason from the closed list and a
         comment (mandatory with the reason `other`). The automated decision stays as logged."""
         req = decode(body, ReviewDecision)
@@ -279,7 +304,7 @@ class RightsController(Controller):
             records.decide_review,
             _svc(request).log_conn(),
             _actor(request, req.by),
-            review_id,
+            parse_id(review_id, "review_id"),
             req.outcome,
             req.reason,
             req.comment,
@@ -292,12 +317,7 @@ class RightsController(Controller):
         opt=OFFICER,
         operation_class=_operation(
             errors=(400, 401, 403, 404, 409, 503),
-            body=_body(
-                by=NAME,
-                decision={"type": "string", "enum": ["accept", "refuse"]},
-                reason={"type": "string", "enum": list(records.OVERRIDE_REASONS)},
-                comment=TEXT,
-            ),
+            body="Override",
         ),
     )
     def override(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
@@ -318,13 +338,11 @@ class RightsController(Controller):
         )
 
     @post(
-        "/decisions/{request_id:str}/override/second",
+        "/overrides/{request_id:str}/second",
         status_code=200,
         sync_to_thread=True,
         opt=RISK,
-        operation_class=_operation(
-            errors=(400, 401, 403, 404, 409, 503), body=_body(by=NAME, approve={"type": "boolean"}, comment=TEXT)
-        ),
+        operation_class=_operation(errors=(400, 401, 403, 404, 409, 503), body="SecondOpinion"),
     )
     def second_opinion(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
         """Four eyes: approve or reject a pending override (risk role; not the officer who made it)."""
