@@ -16,6 +16,7 @@ login grants (app.service.auth.ROLES). Domain errors are RightsError (CLI `Error
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ OVERRIDE_REASONS: dict[str, tuple[str, str]] = {
     "other": ("Autre motif (voir le commentaire)", "Other reason (see the comment)"),
 }
 MAX_TEXT = 2000
+# a name or a reason must hold at least one letter or digit (what the API schema's `pattern` says too)
+WORD_PATTERN = "[0-9A-Za-z\u00c0-\u024f]"
+_WORD = re.compile(WORD_PATTERN)
 LOG_COLUMNS = "id, ts, request_id, client_id, probability, decision, model_id, role, endpoint"
 
 
@@ -64,8 +68,10 @@ class Actor:
     def __post_init__(self) -> None:
         if self.role not in RANK:
             raise RightsError(f"unknown role {self.role!r} (one of {', '.join(ROLES)})")
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 100:
-            raise RightsError("a person's name is required (1 to 100 characters): who acts is recorded")
+        if not isinstance(self.name, str) or not _WORD.search(self.name) or len(self.name) > 100:
+            raise RightsError(
+                "a person's name is required (1 to 100 characters, a letter or digit): who acts is recorded"
+            )
 
     def has(self, role: str) -> bool:
         return RANK[self.role] >= RANK[role]
@@ -77,8 +83,8 @@ def _text(value: Any, what: str, required: bool = True) -> str:
     if not isinstance(value, str):
         raise RightsError(f"{what} must be text")
     value = value.strip()
-    if required and not value:
-        raise RightsError(f"{what} is required")
+    if required and not _WORD.search(value):
+        raise RightsError(f"{what} is required (words: at least a letter or digit)")
     if len(value) > MAX_TEXT:
         raise RightsError(f"{what} is longer than {MAX_TEXT} characters")
     return value

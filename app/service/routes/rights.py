@@ -30,7 +30,10 @@ OFFICER = {"role": "officer"}
 RISK = {"role": "risk"}
 Lang = Annotated[Literal["fr", "en"], Parameter(description="language of the letter")]
 Format = Annotated[Literal["html", "pdf", "json"], Parameter(description="html (default), pdf or json")]
-By = Annotated[str, Parameter(min_length=1, max_length=100, description="the person asking (recorded)")]
+By = Annotated[
+    str,
+    Parameter(min_length=1, max_length=100, pattern=records.WORD_PATTERN, description="the person asking (recorded)"),
+]
 
 
 class ReviewRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -126,8 +129,8 @@ def _body(**props: Any) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": list(props), "properties": props}
 
 
-TEXT = {"type": "string", "minLength": 1, "maxLength": records.MAX_TEXT}
-NAME = {"type": "string", "minLength": 1, "maxLength": 100}
+TEXT = {"type": "string", "minLength": 1, "maxLength": records.MAX_TEXT, "pattern": records.WORD_PATTERN}
+NAME = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": records.WORD_PATTERN}
 # the request bodies, registered as named components by app.service.routes.openapi (`body="ReviewRequest"`)
 BODIES: dict[str, tuple[dict[str, Any], str]] = {
     "ReviewRequest": (
