@@ -51,15 +51,15 @@ def issue(
     row = find_decision(store, ref)
     exp = explanation.explain_decision(store, row, serving, data_db, levers)
     content = letter.facts(store, row, exp, lang)
-    pdf = None
-    if fmt == "pdf":  # printed before it is recorded: a letter that could not be made was not issued
-        from app.rights.pdf import html_to_pdf
-
-        pdf = html_to_pdf(letter.html(content, None))
     letter_id = records.record_letter(store, actor, channel, content, fmt)
     page = letter.html(content, letter_id)
-    if fmt == "pdf":
-        from app.rights.pdf import html_to_pdf
+    pdf = None
+    if fmt == "pdf":  # printed once recorded (the page names its letter number); a failure is recorded too
+        from app.rights.pdf import PdfError, html_to_pdf
 
-        pdf = html_to_pdf(page)
+        try:
+            pdf = html_to_pdf(page)
+        except PdfError as exc:
+            records.record_event(store, actor, "letter not printed", row, str(exc), {"letter_id": letter_id})
+            raise
     return Issued(letter_id, content, page, pdf)
