@@ -42,7 +42,7 @@ audit:
 lock:
     pip freeze --exclude-editable | grep -v '^lleaves' > requirements.lock
 
-# Debian packages the tests need: chromium for the dashboard, sqlite3 for the C extension
+# Debian packages the tests need: chromium for the dashboard (and the letters' PDF), sqlite3 for the C extension, poppler-utils to check a PDF
 system-deps:
     #!/bin/sh
     set -e
@@ -50,6 +50,7 @@ system-deps:
     command -v chromium >/dev/null || missing="$missing chromium"
     command -v sqlite3 >/dev/null || missing="$missing sqlite3"
     command -v wrk >/dev/null || missing="$missing wrk"
+    command -v pdfinfo >/dev/null || missing="$missing poppler-utils"
     [ -f /usr/include/sqlite3ext.h ] || missing="$missing libsqlite3-dev"
     [ -z "$missing" ] && exit 0
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -107,6 +107,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allow_other_data: Annotated[
         bool, documented("CREDIT_ALLOW_OTHER_DATA", "score a database whose feature schema is not the model's (logged)")
     ] = False
+    cf_levers: Annotated[
+        str,
+        documented(
+            "CREDIT_CF_LEVERS",
+            "what a decision letter may suggest changing (counterfactual): credit_amount, term, coborrower_income;"
+            " never a protected or immutable attribute",
+        ),
+    ] = "credit_amount,term,coborrower_income"
+    override_four_eyes: Annotated[
+        float,
+        documented(
+            "CREDIT_OVERRIDE_FOUR_EYES",
+            "an override granting credit the model refused with a probability of default above this needs a second"
+            " person with the risk role",
+        ),
+        msgspec.Meta(ge=0.0, le=1.0),
+    ] = 0.2
 
     @property
     def db_path(self) -> Path:

@@ -215,6 +215,57 @@ def every_route(anonymous, officer, admin, data, sql_scores) -> set[str]:
     edge = call(borderline, models.Worklist, client=officer, limit=3)
     assert isinstance(edge.rows[0], models.WorklistRow)
 
+    # the client's rights (docs/rights.md): letters, a review decided, an override, the client's file, the rates
+    from credit_client.api.rights import (
+        client_letter,
+        decide_review,
+        decision_letter,
+        human_decisions,
+        override,
+        request_review,
+        rights_export,
+        second_opinion,
+    )
+
+    json_letter = models.DecisionLetterFormat.JSON
+    letter = decision_letter.sync_detailed(client=officer, request_id=score.request_id, by="Alice", format_=json_letter)
+    assert letter.status_code == 200 and json.loads(letter.content)["decision"]["request_id"] == score.request_id
+    called.add("decision_letter")
+    latest = client_letter.sync_detailed(client=officer, client_id=cid, by="Alice", lang=models.ClientLetterLang.EN)
+    assert latest.status_code == 200 and b"Your rights" in latest.content
+    called.add("client_letter")
+    body = models.RequestReviewReviewRequest(by="Alice", client_view="please look again")
+    asked = call(request_review, models.ReviewOut, client=officer, request_id=score.request_id, body=body)
+    verdict = models.DecideReviewReviewDecision(
+        by="Bob",
+        outcome=models.DecideReviewReviewDecisionOutcome.UPHOLD,
+        reason=models.DecideReviewReviewDecisionReason.POLICY,
+        comment="as decided",
+    )
+    done = call(decide_review, models.ReviewOut, client=admin, review_id=asked.id, body=verdict)
+    assert done.outcome == "uphold" and done.decision_after == done.decision_before
+    last = by_ids.results[0]  # the client's latest decision: overrides are made when the decision is made
+    flip = "accept" if last.decision.value == "refuse" else "refuse"
+    change = models.OverrideOverride(
+        by="Alice",
+        decision=models.OverrideOverrideDecision(flip),
+        reason=models.OverrideOverrideReason.OTHER,
+        comment="test",
+    )
+    made = call(override, models.OverrideOut, client=officer, request_id=last.request_id, body=change)
+    assert made.decision == flip
+    second = second_opinion.sync_detailed(
+        client=admin,
+        request_id=last.request_id,
+        body=models.SecondOpinionSecondOpinion(by="Bob", approve=True, comment="ok"),
+    )
+    assert second.status_code == (200 if made.status == "pending" else 409)
+    called.add("second_opinion")
+    held = call(rights_export, models.RightsExport, client=officer, client_id=cid, by="Alice")
+    assert held.client_id == cid and held.letters
+    rates = call(human_decisions, models.HumanDecisions, client=admin)
+    assert rates.overall["reviews"] >= 1
+
     # errors come back as the one typed Error
     unknown = client_score.sync(client=officer, client_id=2**53)
     assert isinstance(unknown, models.Error) and unknown.detail == {"client_id": 2**53}

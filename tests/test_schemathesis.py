@@ -43,6 +43,14 @@ OPERATIONS = [
     ("GET", "/monitoring/fairness"),
     ("GET", "/model/fairness"),
     ("GET", "/model/card"),
+    ("GET", "/decisions/{request_id}/letter"),
+    ("GET", "/clients/{client_id}/letter"),
+    ("GET", "/clients/{client_id}/rights-export"),
+    ("POST", "/decisions/{request_id}/reviews"),
+    ("POST", "/reviews/{review_id}/decision"),
+    ("POST", "/decisions/{request_id}/override"),
+    ("POST", "/overrides/{request_id}/second"),
+    ("GET", "/monitoring/human-decisions"),
 ]
 
 

@@ -26,7 +26,7 @@ from app.store import default_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
-ADMIN_PREFIXES = ("/monitoring", "/outcomes")  # admin, or risk (issue 19): never officer
+ADMIN_PREFIXES = ("/monitoring", "/outcomes", "/reviews", "/overrides")  # admin, or risk (issues 19, 32): never officer
 WRONG_KEY = "wrong-key-5a8c1f3e9d7b"  # looks like a key; must never be echoed either
 SECRETS = (OFFICER_KEY, ADMIN_KEY, WRONG_KEY)
 

@@ -30,6 +30,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score-batch": ("app.cli.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),
     "bench": ("app.cli.bench:bench_command", "Run the benchmark suite."),
     "demo": ("app.cli.demo:demo_command", "Generate, ingest, train, compile, then serve API + UI."),
+    "letter": ("app.cli.rights:letter_command", "A decision letter: reasons, what would change it, rights."),
+    "review": ("app.cli.rights:review_command", "Human review of a decision: request, then uphold or overturn."),
+    "override": ("app.cli.rights:override_command", "Override a decision when it is made (four eyes above a PD)."),
+    "rights-export": ("app.cli.rights:rights_export_command", "Everything held about a client's decisions, as JSON."),
+    "counterfactual": ("app.cli.rights:counterfactual_command", "What would change a refusal into an acceptance."),
 }
 
 

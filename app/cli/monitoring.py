@@ -135,11 +135,12 @@ def performance_command(since, until, last, period, as_json, html_path, fail_bel
             min_outcomes=settings.min_outcomes,
             thresholds=model_thresholds(settings.model_path),
         )
+        rep["human_decisions"] = human_section(conn, fn_cost, fp_cost, t0, t1, period)
     finally:
         conn.close()
     if html_path:
         Path(html_path).write_text(render(rep), encoding="utf-8")
-    click.echo(json.dumps(rep, indent=2) if as_json else summary_text(rep))
+    click.echo(json.dumps(rep, indent=2) if as_json else summary_text(rep) + human_text(rep["human_decisions"]))
     if html_path and not as_json:
         click.echo(f"HTML report: {html_path}")
     if rep["matched"] == 0:
@@ -201,6 +202,20 @@ def fairness_command(since, until, last, attributes, min_group, as_json, html_pa
         click.echo(f"HTML report: {html_path}")
     if rep["flagged"]:
         sys.exit(EXIT_BELOW)
+
+
+def human_section(conn, fn_cost: float, fp_cost: float, since, until, period: str) -> dict:
+    """Human decisions (overrides, reviews) beside the model's where outcomes are known, and their rates by officer,
+    score band and period (app/rights/monitoring.py)."""
+    from app.rights.monitoring import performance_section, rates
+
+    return performance_section(conn, fn_cost, fp_cost, since, until) | {"rates": rates(conn, period, since, until)}
+
+
+def human_text(section: dict) -> str:
+    from app.rights.monitoring import performance_text
+
+    return "\n" + performance_text(section)
 
 
 def summary_text(rep: dict) -> str:

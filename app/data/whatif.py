@@ -72,22 +72,83 @@ def application_features(
     conn: apsw.Connection, row: dict[str, Any], cols: dict[str, str]
 ) -> tuple[list[str], np.ndarray]:
     """(feature names, float32 values) of sql/features_application.sql for one application row."""
+    names, values = application_features_many(conn, [row], cols)
+    return names, values[0]
+
+
+def application_features_many(
+    conn: apsw.Connection, rows: list[dict[str, Any]], cols: dict[str, str]
+) -> tuple[list[str], np.ndarray]:
+    """(feature names, float32[len(rows), k]) of sql/features_application.sql for several application rows, in
+    their order, in one pass of the script (the counterfactual search, app/rights/counterfactual.py)."""
     conn.execute("SAVEPOINT whatif")
     try:
         decl = ", ".join(f"{quote_ident(c)} {t}" for c, t in cols.items())
         conn.execute(f"CREATE TEMP TABLE whatif_application ({decl})")
         marks = ", ".join("?" for _ in cols)
-        conn.execute(f"INSERT INTO temp.whatif_application VALUES ({marks})", [row[c] for c in cols])
+        key = list(cols).index(KEY)
+        conn.executemany(  # the key is the row's position, so the result comes back in the callers' order
+            f"INSERT INTO temp.whatif_application VALUES ({marks})",
+            [[i if j == key else row[c] for j, c in enumerate(cols)] for i, row in enumerate(rows)],
+        )
         conn.execute("CREATE TEMP VIEW application_all AS SELECT 'what-if' AS split, * FROM temp.whatif_application")
         conn.execute(read_sql(APPLICATION_SCRIPT))
-        cur = conn.execute("SELECT * FROM temp.f_application")
+        cur = conn.execute("SELECT * FROM temp.f_application ORDER BY client_id")
         names = [d[0] for d in cur.getdescription()][1:]
-        rows = cur.fetchall()
+        out = cur.fetchall()
     finally:
         conn.execute("ROLLBACK TO whatif")
         conn.execute("RELEASE whatif")
-    _ids, values = pack_rows(rows, names)
-    return names, values[0]
+    _ids, values = pack_rows(out, names)
+    return names, values
+
+
+def application_features_varying(
+    conn: apsw.Connection,
+    row: dict[str, Any],
+    cols: dict[str, str],
+    varying: list[str],
+    values: np.ndarray,
+    outputs: list[str],
+) -> np.ndarray:
+    """float32[len(values), len(outputs)]: the features `outputs` of sql/features_application.sql for `row` with the
+    numeric columns `varying` set to each row of `values`, in one pass of the script. The fixed columns are stored
+    once and the candidates are a small table of the varying ones (a view joins them), so a batch of hundreds of
+    candidates costs little more than its few changed numbers (app/rights/counterfactual.py)."""
+    conn.execute("SAVEPOINT whatif")
+    try:
+        decl = ", ".join(f"{quote_ident(c)} {t}" for c, t in cols.items())
+        conn.execute(f"CREATE TEMP TABLE whatif_base ({decl})")
+        conn.execute(f"INSERT INTO temp.whatif_base VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+        vary = ", ".join(f"v{j} REAL" for j in range(len(varying)))
+        conn.execute(f"CREATE TEMP TABLE whatif_vary (i INTEGER PRIMARY KEY, {vary})")
+        marks = ", ".join("?" for _ in range(len(varying) + 1))
+        conn.executemany(
+            f"INSERT INTO temp.whatif_vary VALUES ({marks})",
+            [(i, *map(float, v)) for i, v in enumerate(np.asarray(values, dtype=np.float64).tolist())],
+        )
+        where = {c: j for j, c in enumerate(varying)}
+        select = ", ".join(
+            f"w.i AS {quote_ident(c)}"
+            if c == KEY
+            else f"w.v{where[c]} AS {quote_ident(c)}"
+            if c in where
+            else f"b.{quote_ident(c)}"
+            for c in cols
+        )
+        conn.execute(
+            f"CREATE TEMP VIEW application_all AS SELECT 'what-if' AS split, {select}"
+            " FROM temp.whatif_vary w CROSS JOIN temp.whatif_base b"
+        )
+        conn.execute(read_sql(APPLICATION_SCRIPT))
+        out = conn.execute(
+            f"SELECT client_id, {', '.join(quote_ident(c) for c in outputs)} FROM temp.f_application ORDER BY client_id"
+        ).fetchall()
+    finally:
+        conn.execute("ROLLBACK TO whatif")
+        conn.execute("RELEASE whatif")
+    _ids, X = pack_rows(out, outputs)
+    return X
 
 
 def what_if(

@@ -47,6 +47,7 @@ from app.service.portfolio import PortfolioController, warm_up
 from app.service.routes import CONTROLLERS
 from app.service.routes.openapi import components
 from app.service.routes.outcomes import OutcomesController
+from app.service.routes.rights import RightsController
 from app.service.state import Service, lifespan, service_provider
 
 __all__ = ["app_from_env", "create_app"]
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> Litestar:
     svc = Service(settings)
     security = Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")})
     app = CreditApi(
-        route_handlers=[*CONTROLLERS, OutcomesController, PortfolioController, DriftReportController],
+        route_handlers=[*CONTROLLERS, OutcomesController, PortfolioController, DriftReportController, RightsController],
         dependencies={"svc": service_provider(svc)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.body_max,

@@ -12,6 +12,7 @@ from ui import logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages.common import _attr, api, chart, error_box, frame, lang, login_redirect
+from ui.pages.letter import letter_links
 from ui.pages.worklist import fill_worklist
 
 WHATIF_FEATURES = 6
@@ -179,6 +180,7 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
                     ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(threshold)}")
                     model_id = str(score.get("model_id", ""))
                     ui.label(f"{t('model_id', lg)} : {model_id[:12]}").props(f'title="{model_id}" data-testid=model-id')
+                    letter_links(str(score.get("request_id", "")), lg)  # the decision letter (ui/pages/letter.py)
                     if score.get("completeness") is not None:
                         ui.label(f"{t('completeness', lg)} : {logic.fmt_prob(float(score['completeness']))}")
             with ui.card().classes("w-full"):

@@ -85,6 +85,13 @@ def outcomes(_: Service) -> dict[str, Any]:
     return {**OUTCOMES_BODY, "title": "Outcomes"}
 
 
+def rights_bodies() -> dict[str, tuple[Callable[[Service], dict[str, Any]], str]]:
+    """The bodies of the client's-rights routes (app.service.routes.rights.BODIES), each titled with its name."""
+    from app.service.routes.rights import BODIES
+
+    return {name: (lambda _svc, n=name, b=body: {**b, "title": n}, text) for name, (body, text) in BODIES.items()}
+
+
 def population_features(svc: Service) -> dict[str, Any]:
     items: dict[str, Any] = {"type": "string"}
     if svc.feature_names:
@@ -141,6 +148,7 @@ def components(svc: Service) -> Components:
         "Batch": (batch, "known clients or applicants to score (POST /score/batch)"),
         "WhatIf": (what_if, "raw application values to change (POST /clients/{client_id}/what-if)"),
         "Outcomes": (outcomes, "observed outcomes of clients (POST /outcomes)"),
+        **rights_bodies(),
     }
     return Components(
         request_bodies={

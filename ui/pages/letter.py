@@ -1,0 +1,48 @@
+"""The decision letter from the dashboard (issue 32): links under the score to `/letter/{request_id}`, a route of
+the dashboard that fetches the letter of that very decision from the API (GET /decisions/{request_id}/letter,
+with the dashboard's key) and shows it as HTML or PDF. Self-contained: its two labels live here."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.responses import RedirectResponse, Response
+from nicegui import app, ui
+
+from ui.pages.common import api, logged_in
+
+REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+LABELS = {"fr": ("Lettre de décision", "PDF"), "en": ("Decision letter", "PDF")}
+LETTER_TIMEOUT_S = 120.0  # a PDF is printed by chromium on the API side
+
+
+def letter_links(request_id: str, lg: str) -> None:
+    """Links to the letter of the decision on screen (HTML and PDF), opened in a new tab."""
+    if not REQUEST_ID.fullmatch(request_id or ""):
+        return
+    text, pdf = LABELS.get(lg, LABELS["fr"])
+    with ui.row().classes("items-center gap-3").props("data-testid=letter-links"):
+        ui.icon("description", size="sm").props('aria-hidden="true"')
+        ui.link(text, f"/letter/{request_id}?lang={lg}", new_tab=True).props("data-testid=letter-link")
+        ui.link(pdf, f"/letter/{request_id}?lang={lg}&format=pdf", new_tab=True).props("data-testid=letter-pdf")
+
+
+def _who() -> str:
+    """The dashboard user when the login names one, else the dashboard itself (recorded with the letter)."""
+    try:
+        return str(app.storage.user.get("user") or app.storage.user.get("username") or "dashboard")
+    except (AssertionError, RuntimeError, KeyError):
+        return "dashboard"
+
+
+@app.get("/letter/{request_id}")
+async def letter_route(request_id: str, lang: str = "fr", format: str = "html") -> Response:
+    if not logged_in():
+        return RedirectResponse("/login")
+    if not REQUEST_ID.fullmatch(request_id) or lang not in LABELS or format not in ("html", "pdf"):
+        return Response("bad letter request", status_code=400, media_type="text/plain")
+    params = {"lang": lang, "format": format, "by": _who()}
+    r = await api()._client.get(f"/decisions/{request_id}/letter", params=params, timeout=LETTER_TIMEOUT_S)
+    media = r.headers.get("content-type", "application/octet-stream")
+    headers = {k: v for k, v in r.headers.items() if k.lower() in ("content-disposition", "x-letter-id")}
+    return Response(r.content, status_code=r.status_code, media_type=media, headers=headers)
