@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outcomes": ("app.cli.monitoring:outcomes_command", "Import or simulate observed outcomes."),
     "performance": ("app.cli.monitoring:performance_command", "Realised performance from outcomes."),
     "traffic": ("app.cli.monitoring:traffic_command", "Replay scoring requests against the API."),
+    "partition": ("app.cli.distributed:partition_command", "Split the Home Credit CSVs into Parquet partitions."),
+    "features": ("app.cli.distributed:features_command", "Build features on a Dask cluster (Parquet + SQLite)."),
     "export": ("app.cli.batch:export_command", "Export features as partitioned Parquet."),
     "score-batch": ("app.cli.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),
     "bench": ("app.cli.bench:bench_command", "Run the benchmark suite."),
