@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from app.cli.data import echo_warnings
-from app.cli.options import command, db_option, log_db_option, say, with_settings
+from app.cli.options import CreditGroup, command, db_option, log_db_option, say, with_settings
 from app.config import Settings
 from app.data.distributed import DEFAULT_CLIENTS_PER_PARTITION, build_features_on_dask, partition_sources
 
@@ -74,3 +74,48 @@ def features_command(
         f"{summary['partitions']} partitions in {summary['seconds']:.1f} s on {summary['workers']} workers "
         f"({summary['cpu_seconds']:.1f} s CPU in tasks, worker peak RSS {summary['worker_peak_rss_mb']:.0f} MB)"
     )
+
+
+@click.group("logs", cls=CreditGroup)
+def logs_command() -> None:
+    """Several API replicas judged together: export each replica's log to Parquet, merge them into one store."""
+
+
+@logs_command.command("export")
+@click.option("--replica", required=True, help="this replica's name (a folder under --out), e.g. api-1")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="log folder")
+@click.option("--since-id", type=click.IntRange(min=0), default=None, help="re-export log rows after this id")
+@db_option
+@log_db_option
+@with_settings("db", "log_db")
+def logs_export_command(replica: str, out: Path, since_id: int | None, settings: Settings) -> None:
+    """Append this replica's log rows written since its last export to OUT/REPLICA/ (Parquet; safe to re-run)."""
+    from app.monitoring.replicas import export_replica_log
+
+    summary = export_replica_log(settings.log_db_path, out, replica, since_id=since_id)
+    click.echo(
+        f"{replica}: {summary['log_rows']:,} log rows and {summary['vectors']:,} vectors exported "
+        f"to {out / replica} ({len(summary['files'])} files)"
+    )
+
+
+@logs_command.command("merge")
+@click.option("--logs", "logs", type=click.Path(file_okay=False, path_type=Path), required=True, help="log folder")
+@scheduler_option
+@workers_option
+@click.option("--progress/--no-progress", default=True, help="progress bar on stderr")
+@db_option
+@log_db_option
+@with_settings("db", "log_db")
+def logs_merge_command(logs: Path, scheduler: str | None, workers: int, progress: bool, settings: Settings) -> None:
+    """Merge every replica's exported log into the store --log-db (one Dask task per replica; idempotent).
+
+    Then `credit drift`, `credit performance` and fairness with the same --log-db judge all replicas together."""
+    from app.monitoring.replicas import merge_replica_logs
+
+    summary = merge_replica_logs(
+        logs, settings.log_db_path, scheduler=scheduler, workers=workers, progress=progress, notify=say
+    )
+    for replica, counts in summary["added"].items():
+        click.echo(f"  {replica}: +{counts['log']:,} log rows, +{counts['vectors']:,} vectors")
+    click.echo(f"{settings.log_db_path}: {summary['rows']:,} log rows from {len(summary['replicas'])} replicas")

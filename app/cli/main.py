@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "traffic": ("app.cli.monitoring:traffic_command", "Replay scoring requests against the API."),
     "partition": ("app.cli.distributed:partition_command", "Split the Home Credit CSVs into Parquet partitions."),
     "features": ("app.cli.distributed:features_command", "Build features on a Dask cluster (Parquet + SQLite)."),
+    "logs": ("app.cli.distributed:logs_command", "Export replicas' logs to Parquet; merge them into one store."),
     "export": ("app.cli.batch:export_command", "Export features as partitioned Parquet."),
     "score-batch": ("app.cli.batch:score_batch_command", "Score Parquet partitions on a Dask cluster."),
     "bench": ("app.cli.bench:bench_command", "Run the benchmark suite."),
