@@ -28,7 +28,6 @@ def dask_client(
     workers: int = 2,
     threads_per_worker: int = 1,
     memory_limit: str | int = "auto",
-    dashboard: bool = True,
     notify: Callable[[str], None] | None = None,
 ) -> Iterator[Any]:
     """A connected `distributed.Client`; the local cluster (if any) is closed on exit."""
@@ -48,7 +47,8 @@ def dask_client(
                 threads_per_worker=threads_per_worker,
                 processes=True,
                 memory_limit=memory_limit,
-                dashboard_address="127.0.0.1:0" if dashboard else None,
+                # a free port: 8787 may be another cluster's (the scheduler's HTTP server always listens)
+                dashboard_address="127.0.0.1:0",
                 host="127.0.0.1",
             )
             client = Client(cluster)

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.cli.distributed import features_command, partition_command
 from app.data.distributed import SOURCES_FILE, DistributedError, partition_sources
@@ -23,7 +25,9 @@ CLIENTS_PER_PARTITION = 700  # 3,000 clients -> 5 partitions
 def cluster():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1") as c:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0", host="127.0.0.1"
+    ) as c:
         yield c
 
 
@@ -164,3 +168,52 @@ def test_missing_file_and_foreign_output_folder_are_refused(pipeline, tmp_path):
 def test_export_manifest_is_replaced_not_merged(built):
     _root, _sources, out, _db, _output = built
     assert (out / FEATURES_FILE).is_file() and not list(out.parent.glob(".features.tmp-*"))
+
+
+def test_train_on_the_cluster_final_fit_on_all_rows_and_a_held_out_slice_confirms(pipeline, built, cluster, tmp_path):
+    from app.cli.model import train_command
+    from app.model.compile import compile_model
+    from app.scoring.db import connect
+
+    _root, _sources, out, db, _output = built
+    model = tmp_path / "model"
+    args = ["--db", str(db), "--model", str(model), "--features", str(out), "--scheduler", cluster.scheduler_address]
+    args += ["--quick", "--candidates", "lightgbm", "--sample-rows", "1500", "--seed", "7"]
+    res = CliRunner().invoke(train_command, args)
+    assert res.exit_code == 0, res.output
+    m = json.loads((model / "manifest.json").read_text())
+    d = m["distributed"]
+    labelled = len(rows(pipeline.db, "SELECT client_id FROM labels"))
+    assert d["clients"] == labelled and d["held_out_rows"] == round(labelled * 0.1)
+    assert d["final_fit"] == "cluster" and d["final_rows"] == labelled - d["held_out_rows"]
+    assert m["metrics"]["n_train"] == 1500  # the nested figures come from the sample, as on one machine
+    assert d["held_out"]["rows"] == d["held_out_rows"] and 0.6 < d["held_out"]["auc"] <= 1
+    assert "held-out slice (258 clients" in res.output
+    assert m["data_fingerprint"] == dict(rows(db, "SELECT key, value FROM meta"))["data_fingerprint"]
+    # the same compiled library and SQL functions as one machine
+    compile_model(model, progress=False)
+    conn = connect(db, model)
+    try:
+        scores = [r[0] for r in conn.execute("SELECT score(client_id) FROM features")]
+    finally:
+        conn.close()
+    assert len(scores) == 3000 and all(0 < s < 1 for s in scores)
+
+
+@given(
+    n=st.integers(40, 400),
+    share=st.floats(0.05, 0.45),
+    sample=st.integers(100, 500),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None)
+def test_held_out_and_sample_are_disjoint_and_stratified(n, share, sample, seed):
+    from app.model.distributed import split_clients
+
+    y = (np.arange(n) % 5 == 0).astype(np.int8)  # 20 % positives
+    held, samp = split_clients(y, share, sample, seed)
+    assert not (held & samp).any()
+    assert samp.sum() == min(sample, n - held.sum())
+    for mask in (held, samp):
+        if mask.sum() >= 10:
+            assert abs(y[mask].mean() - 0.2) <= 1 / mask.sum() + 1e-9
