@@ -23,6 +23,7 @@ The model text, the manifest's keys, `credit compile` and every entry point are 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,9 @@ def _fit_on_cluster(client, features_dir, parts, bounds, keep, y, p, det, names,
     # num_threads: lightgbm.dask gives each worker its own threads (the worker's nthreads)
     params = {k: v for k, v in det["params"].items() if k not in ("metric", "num_threads", "n_estimators")}
     model = DaskLGBMClassifier(client=client, n_estimators=int(det["n_trees"]), **params)
-    model.fit(X, yy, feature_name=lgb_names(names))
+    with warnings.catch_warnings():  # lightgbm.dask sets each worker's threads itself (its nthreads) and says so
+        warnings.filterwarnings("ignore", message=r"Parameter (n_jobs|num_threads) will be ignored")
+        model.fit(X, yy, feature_name=lgb_names(names))
     return lgb.Booster(model_str=model.booster_.model_to_string())
 
 
