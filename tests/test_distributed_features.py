@@ -216,4 +216,4 @@ def test_held_out_and_sample_are_disjoint_and_stratified(n, share, sample, seed)
     assert samp.sum() == min(sample, n - held.sum())
     for mask in (held, samp):
         if mask.sum() >= 10:
-            assert abs(y[mask].mean() - 0.2) <= 1 / mask.sum() + 1e-9
+            assert abs(y[mask].mean() - 0.2) <= 2 / mask.sum() + 1e-9  # a row of rounding in each of two splits
