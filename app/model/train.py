@@ -294,8 +294,12 @@ def train_arrays(
     force: bool = False,
     sensitive_attributes: tuple[str, ...] | None = None,
     exclude_sensitive: bool | None = None,
+    final_fit: Callable[[str, dict, dict, float], tuple[dict, dict]] | None = None,
 ) -> dict:
     """Nested evaluation of the candidates, champion, calibration, final fit; writes the model folder.
+
+    final_fit(champion, details, calibration, threshold) -> (details, record): replaces the final fit (a fit on
+    a cluster, app/model/distributed.py); its record becomes the manifest's `distributed` section.
 
     sensitive_attributes / exclude_sensitive (default: CREDIT_SENSITIVE / CREDIT_EXCLUDE_SENSITIVE): the
     model features derived from the attributes (app.monitoring.fairness.derived_features) are kept out of
@@ -397,6 +401,9 @@ def train_arrays(
     _fn, det = _procedure(champ, X_fit, y, everyone, cfg, f"{champ} final")
     if champ == "blend":
         det["weight"] = results["blend"]["weight"]
+    distributed = None
+    if final_fit is not None:
+        det, distributed = final_fit(champ, det, cal, threshold)
     model_text = _model_text(champ, det, names).encode("utf-8")
     booster = lgb.Booster(model_str=model_text.decode("utf-8"))
     n_trees = booster.num_trees()
@@ -417,7 +424,8 @@ def train_arrays(
         lgb_trees = det["n_trees"] * det["bags"] if det["weight"] else 0
         w = det["weight"]
         bagged = f": the LightGBM's {lgb_trees}{bagged} × {w:g} and the scorecard's {n_trees - lgb_trees} × {1 - w:g}"
-    say(f"final {champ} on all {len(y)} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
+    n_final = distributed["final_rows"] if distributed else len(y)
+    say(f"final {champ} on all {n_final} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
 
     rng = np.random.default_rng(seed)
     ref_idx = np.sort(rng.choice(len(y), size=min(REFERENCE_ROWS, len(y)), replace=False))
@@ -506,6 +514,7 @@ def train_arrays(
             "score_bins": psi_bins(ref_scores),
         },
         "global_importance": [[n, v] for n, v in importance],
+        **({"distributed": distributed} if distributed is not None else {}),
     }
     model_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(model_dir / "reference.npy", npy_bytes(reference))
