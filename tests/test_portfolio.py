@@ -1,5 +1,5 @@
 """The officer's worklist endpoints (app/service/portfolio.py) and the drift report page
-(app/monitoring/drift_report.py),
+(app/service/routes/drift_report.py),
 against a real `credit serve` on the test pipeline: counts equal SQL, borderline equals a brute-force search."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from app.errors import CreditError
+from app.ids import MAX_ID
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -112,7 +113,7 @@ log_db_option = click.option(
     default=None,
     help="operational store: prediction log and history [env CREDIT_LOG_DB, default beside the database: <db>-log.db]",
 )
-MAX_CLIENT_ID = 2**53  # the largest id a JSON client reads exactly (the API's limit too)
+MAX_CLIENT_ID = MAX_ID  # the largest id a JSON client reads exactly (the API's limit too)
 
 
 class ClientId(click.ParamType):

@@ -38,7 +38,7 @@ from app.data.ingest import (
     read_header,
     write_meta,
 )
-from app.service.schemas import MAX_ID
+from app.ids import MAX_ID
 
 BLOCK_SIZE = 32 << 20  # longest row accepted
 MAX_LEVEL_CHARS = 64

@@ -23,9 +23,9 @@ from pathlib import Path
 import apsw
 
 from app.errors import CreditError
+from app.ids import MAX_ID
 
 COLUMNS = ("client_id", "defaulted", "observed_at")
-MAX_ID = 2**53
 MAX_ERRORS = 20  # errors listed before the import gives up
 
 UPSERT_SQL = (

@@ -20,13 +20,14 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Operation
 
+from app import ids
 from app.service import schemas as s
 
 log = logging.getLogger("app.service.api")
 T = TypeVar("T")
 
 SECURITY = [{"bearer": []}]
-ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
+ID_PATTERN = ids.ID_PATTERN
 ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": s.MAX_ID}
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 MAX_TS = 32_503_680_000.0  # 3000-01-01: time bounds beyond it are 400
@@ -121,9 +122,11 @@ def json_not_found_under_schema(app: Any) -> Any:
 
 def parse_id(raw: str, name: str = "client_id") -> int:
     """A path id: digits only, no leading zero, 1 .. 2**53; anything else is a 400 naming it."""
-    if not ID_PATTERN.fullmatch(raw) or int(raw) > s.MAX_ID:
-        raise ApiError(400, f"{name} must be an integer from 1 to 2**53 written with digits only", {name: raw[:40]})
-    return int(raw)
+    try:
+        return ids.parse_id(raw)
+    except ValueError:
+        message = f"{name} must be an integer from 1 to 2**53 written with digits only"
+        raise ApiError(400, message, {name: raw[:40]}) from None
 
 
 def decode(body: bytes, kind: type[T]) -> T:

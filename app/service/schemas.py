@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-MAX_ID = 2**53  # largest client id accepted (exact in a JSON double)
+from app.ids import MAX_ID  # largest client id accepted (exact in a JSON double)
+
 ClientId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 Decision = Literal["accept", "refuse"]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
