@@ -22,7 +22,7 @@ test *ARGS: system-deps
 test-fast *ARGS:
     python -m pytest -m "not slow and not browser and not integration" -p no:cacheprovider -q --durations=10 {{ARGS}}
 
-# the tests that need no shared pipeline (no generate, train or compile first): seconds to a minute or two
+# the tests that need no shared pipeline (nothing generated, trained or compiled first)
 test-unit *ARGS:
     python -m pytest -m unit -p no:cacheprovider -q --durations=10 {{ARGS}}
 

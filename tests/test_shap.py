@@ -177,13 +177,19 @@ def test_single_leaf_trees(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("anchor", ["500x31", "1000x63", "categorical"])
-def test_anchor_models(anchor):
+@pytest.mark.parametrize(
+    ("anchor", "quick"),
+    # the 500x31 and categorical shapes with 100 trees (the benchmark's quick pass builds and caches them; their
+    # single rows take the same if/else path as with 500 trees); 1000x63 in full: its 62,000 table nodes are
+    # what sends single rows through the node tables (codegen.ROW_TABLE_MIN_NODES)
+    [("500x31", True), ("1000x63", False), ("categorical", True)],
+)
+def test_anchor_models(anchor, quick):
     """The engine benchmark's anchor models (benchmarks/models.py, cached there), random rows with
     NaN, +-inf and values at thresholds: TreeSHAP to 1e-9, the score exactly."""
     from benchmarks.models import anchor_model
 
-    model_dir, X = anchor_model(anchor)
+    model_dir, X = anchor_model(anchor, quick=quick)
     model = load_model(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
     rng = np.random.default_rng(9)
