@@ -13,14 +13,18 @@ default:
 demo *ARGS:
     exec credit demo {{ARGS}}
 
-# a dependency audit, then the whole test suite with line coverage (Debian chromium, sqlite3, wrk: apt, as root)
+# a dependency audit, then the whole test suite with line coverage and the 25 slowest tests (what CI runs)
 test *ARGS: system-deps
     -just audit
-    python -m pytest --cov=app --cov=ui --cov-report=term:skip-covered {{ARGS}}
+    python -m pytest --cov=app --cov=ui --cov-report=term:skip-covered --durations=25 {{ARGS}}
 
-# the edit-run loop: every test except the browser, load/fault and benchmark ones (a few minutes on 2 cores)
+# the edit-run loop: every test except the slow, browser and whole-program (integration) ones
 test-fast *ARGS:
-    python -m pytest -m "not slow and not browser" -p no:cacheprovider -q {{ARGS}}
+    python -m pytest -m "not slow and not browser and not integration" -p no:cacheprovider -q --durations=10 {{ARGS}}
+
+# the tests that need no shared pipeline (nothing generated, trained or compiled first)
+test-unit *ARGS:
+    python -m pytest -m unit -p no:cacheprovider -q --durations=10 {{ARGS}}
 
 # known vulnerabilities in the locked dependencies (pip-audit); reports, does not fail the tests
 audit:
@@ -68,6 +72,10 @@ bench *ARGS:
 # full Kaggle-scale ingest benchmark (307,511 clients; about 15 minutes)
 bench-full:
     credit bench --full
+
+# the manual as a site in site/ (MkDocs + Material); fails on a broken link or anchor
+docs *ARGS:
+    NO_MKDOCS_2_WARNING=1 mkdocs build --strict {{ARGS}}
 
 # ruff and hadolint
 lint:

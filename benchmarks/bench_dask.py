@@ -99,13 +99,13 @@ def run(
     import pyarrow.parquet as pq
 
     from app.scoring.batch import run_batch
-    from app.scoring.library import CompiledModel
+    from app.scoring.bundle import load_model
 
     rows = rows or (50_000 if quick else 1_000_000)
     per_part = per_part or (10_000 if quick else 100_000)
     trees = trees or (100 if quick else 1000)
     model_dir, X_src = large_model(trees)
-    model = CompiledModel.load(model_dir)
+    model = load_model(model_dir)
     names = model.feature_names
     tmp = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     results: list[dict] = []

@@ -39,9 +39,10 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t2 - t1) * 1e3, "rs
 def shap_throughput(label: str, model_dir, X: np.ndarray, n: int) -> dict:
     import lightgbm as lgb
 
-    from app.scoring.library import CompiledModel, shap_with
+    from app.scoring.bundle import load_model
+    from app.scoring.library import shap_with
 
-    model = CompiledModel.load(model_dir)
+    model = load_model(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
     rows = np.ascontiguousarray(X[np.random.default_rng(0).choice(len(X), n)], dtype=np.float32)
     ours = timeit(lambda: shap_with(model._lib, rows), repeat=3)
@@ -113,9 +114,9 @@ def what_if_row(pipe, quick: bool) -> dict:
 
     from app.data.features import feature_names
     from app.data.whatif import what_if
-    from app.scoring.library import CompiledModel
+    from app.scoring.bundle import load_model
 
-    model = CompiledModel.load(pipe.model_dir)
+    model = load_model(pipe.model_dir)
     conn = apsw.Connection(str(pipe.db), flags=apsw.SQLITE_OPEN_READONLY)
     names = feature_names(conn)
     rows = conn.execute("SELECT client_id, x FROM features ORDER BY client_id LIMIT ?", (20 if quick else 300,))

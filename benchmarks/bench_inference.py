@@ -83,9 +83,9 @@ class Ours(Engine):
     name = "ours (compiled library)"
 
     def __init__(self, model_dir: Path):
-        from app.scoring.library import CompiledModel
+        from app.scoring.bundle import load_model
 
-        self.model = CompiledModel.load(model_dir)
+        self.model = load_model(model_dir)
         self.pool = ThreadPoolExecutor(2)
 
     def batch(self, X, threads):

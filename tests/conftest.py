@@ -1,5 +1,9 @@
 """Shared fixtures: one small pipeline (generate -> ingest -> train -> compile) per test session; for the API
 tests, a module's private copy of it (`data`), a `credit serve` over that copy (`api`) and a known client (`known`).
+
+Tiers (the justfile's `test-unit`, `test-fast`, `test`): a test that uses none of the pipeline fixtures below is
+marked `unit` here at collection, so `-m unit` runs without generating, training or compiling the shared pipeline;
+`slow`, `browser` and `integration` are set by the test modules themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from apiserver import ApiServer, copy_pipeline
 
 PIPELINE_CLIENTS = 3000
 PIPELINE_SEED = 7
+PIPELINE_FIXTURES = frozenset({"raw_data", "pipeline", "pipeline_copy", "data", "api", "known"})
+NOT_UNIT = ("slow", "browser", "integration")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Marks `unit` every test that needs no shared pipeline and is neither slow, browser nor integration."""
+    for item in items:
+        if PIPELINE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())) and not any(
+            item.get_closest_marker(name) for name in NOT_UNIT
+        ):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")

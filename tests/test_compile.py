@@ -17,6 +17,7 @@ from hypothesis.extra import numpy as hnp
 from app.cli.model import compile_command
 from app.model import codegen
 from app.model.compile import ParityError, compile_model, prepare_model_dir
+from app.scoring.bundle import load_model
 from app.scoring.library import CompiledModel
 
 MODELS = Path(__file__).parent / "models"
@@ -45,7 +46,7 @@ def compiled(tmp_path_factory) -> dict[tuple[str, str], tuple[CompiledModel, lgb
             cuts: list[float] = []
             for t in codegen.thresholds_from_model_text((d / "model.txt").read_text()):
                 cuts.extend(t)
-            out[name, row_path] = (CompiledModel.load(d), booster, cuts)
+            out[name, row_path] = (load_model(d), booster, cuts)
     return out
 
 
@@ -157,7 +158,7 @@ def test_tl2cgen_reference_and_native_sources(tmp_path):
     lib = json.loads((d / "manifest.json").read_text())["library"]
     native = sorted(p.name for p in (Path(codegen.__file__).parent.parent / "scoring" / "native").glob("*.c"))
     assert lib["native_sources"] == native
-    CompiledModel.load(d)
+    load_model(d)
 
 
 def _break_the_link(monkeypatch):
@@ -182,7 +183,7 @@ def test_parity_failure_keeps_previous_install(tmp_path, monkeypatch):
     after = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and not p.is_symlink()}
     assert after == before
     assert os.readlink(d / "score.so") == link
-    CompiledModel.load(d)
+    load_model(d)
 
 
 def test_parity_failure_cli_exit_code(tmp_path, monkeypatch):

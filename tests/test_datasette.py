@@ -60,12 +60,14 @@ def datasette(pipeline, tmp_path_factory):
         proc.wait(30)
 
 
+@pytest.mark.integration
 def test_datasette_uses_pysqlite3_which_can_load_extensions(datasette):
     url, _ = datasette
     versions = httpx.get(url + "/-/versions.json", timeout=30).json()
     assert "load_extension" in str(versions).lower() or versions["sqlite"]["version"]
 
 
+@pytest.mark.integration
 def test_score_and_decision_in_the_json_api_equal_the_project_scoring(datasette, pipeline):
     url, name = datasette
     sql = "select client_id, score(client_id) as p, decision(client_id) as d from clients order by client_id limit 20"
@@ -82,6 +84,7 @@ def test_score_and_decision_in_the_json_api_equal_the_project_scoring(datasette,
     assert page.status_code == 200 and str(expected[0][0]) in page.text  # the HTML page too
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "sql",
     ["delete from clients", "update clients set income = 0", "drop table clients", "attach database ':memory:' as x"],

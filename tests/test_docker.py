@@ -149,6 +149,7 @@ def children(pid: int) -> list:
     return psutil.Process(pid).children(recursive=True)
 
 
+@pytest.mark.integration
 def test_entrypoint_runs_api_and_dashboard_and_stops_cleanly_on_sigterm(pipeline_copy, tmp_path):
     import psutil
 
@@ -175,6 +176,7 @@ def test_entrypoint_runs_api_and_dashboard_and_stops_cleanly_on_sigterm(pipeline
         kill_group(proc)
 
 
+@pytest.mark.integration
 def test_entrypoint_exits_nonzero_when_a_service_dies(pipeline_copy, tmp_path):
     import psutil
 
@@ -232,6 +234,7 @@ def demo_no_serve(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return demo_dir, res
 
 
+@pytest.mark.integration
 def test_demo_no_serve_writes_private_keys_and_prints_working_commands(demo_no_serve):
     demo_dir, res = demo_no_serve
     keys = demo_dir / ".credit-keys"
@@ -257,6 +260,7 @@ def test_demo_no_serve_writes_private_keys_and_prints_working_commands(demo_no_s
     assert keys.read_text() == text
 
 
+@pytest.mark.integration
 def test_demo_serves_and_stops_on_sigterm(demo_no_serve):
     demo_dir, _ = demo_no_serve
     api_port, ui_port = free_port(), free_port()

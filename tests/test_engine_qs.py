@@ -18,6 +18,7 @@ from test_compile import MODELS, NAMES, _values
 
 from app.model import codegen, codegen_qs
 from app.model.compile import compile_model, prepare_model_dir
+from app.scoring.bundle import load_model
 from app.scoring.library import CompiledModel
 
 QS = codegen.BATCH_PATHS.index("qs")
@@ -33,7 +34,7 @@ def _build(
     cuts: list[float] = []
     for t in codegen.thresholds_from_model_text((d / "model.txt").read_text()):
         cuts.extend(t)
-    return CompiledModel.load(d), lgb.Booster(model_file=str(d / "model.txt")), cuts
+    return load_model(d), lgb.Booster(model_file=str(d / "model.txt")), cuts
 
 
 def _via(model: CompiledModel, path: int, X: np.ndarray) -> np.ndarray:

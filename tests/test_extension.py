@@ -14,8 +14,9 @@ import pytest
 from native_stub.build import NAN_TRIGGER, build_stub_model, make_features_db, predict_reference
 from needs import needs
 
+from app.scoring.bundle import load_model
 from app.scoring.db import DatabaseMissingError, connect
-from app.scoring.library import CompiledModel, ModelError
+from app.scoring.library import ModelError
 
 pytestmark = needs("gcc", "apt-get install gcc")
 SQLITE3 = shutil.which("sqlite3")
@@ -48,7 +49,7 @@ def test_score_equals_reference_for_every_client(stub, conn):
     rows = conn.execute("SELECT client_id, score(client_id), decision(client_id) FROM features ORDER BY 1").fetchall()
     assert [r[0] for r in rows] == stub.ids.tolist()
     got = np.array([r[1] for r in rows])
-    model = CompiledModel.load(stub.model_dir)
+    model = load_model(stub.model_dir)
     assert np.array_equal(got, model.predict(stub.X))  # same code, same bits
     assert np.array_equal(got, [predict_reference(x) for x in stub.X])
     thr = stub.manifest["threshold"]
@@ -213,7 +214,7 @@ def test_hot_swap(stub, tmp_path):
     # not just the id: the code of each connection's own library runs (no RTLD_GLOBAL interposition)
     assert a.execute("SELECT score(?)", (client,)).fetchone()[0] == p_old == predict_reference(stub.X[5], -1.0)
     assert b.execute("SELECT score(?)", (client,)).fetchone()[0] == predict_reference(stub.X[5], 0.5)
-    assert CompiledModel.load(model_dir).so_path.name == new["library"]["file"]
+    assert load_model(model_dir).so_path.name == new["library"]["file"]
     a.close()
     b.close()
 

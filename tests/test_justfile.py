@@ -17,6 +17,7 @@ from apiserver import KEYS, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration
 def test_sigterm_to_just_serve_stops_the_server(pipeline):
     port = free_port()
     bindir = Path(sys.executable).parent

@@ -79,6 +79,7 @@ def test_every_error_response_refers_to_the_one_error_component(spec):
                 assert schema.get("type") == "object" or len(schema["oneOf"]) == 2, (method, path)
 
 
+@pytest.mark.integration
 def test_the_batch_body_is_typed_not_any(cc):
     from credit_client.api.scoring import score_batch
 
@@ -86,6 +87,7 @@ def test_the_batch_body_is_typed_not_any(cc):
     assert "BatchOfClients" in annotation and "BatchOfApplicants" in annotation, annotation
 
 
+@pytest.mark.integration
 def test_every_route_through_the_generated_client(cc, spec, api, data, sql_scores):
     from credit_client import AuthenticatedClient, Client
 

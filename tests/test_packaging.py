@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 RUNTIME_CHECK = """
@@ -40,6 +42,7 @@ def source_tree(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.integration
 def test_installed_wheel_finds_its_sql_scripts(tmp_path):
     wheels = tmp_path / "wheels"
     source = source_tree(tmp_path / "source")

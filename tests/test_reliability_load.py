@@ -44,11 +44,11 @@ def as_mapping(names: list[str], blob: bytes) -> dict[str, float | None]:
 
 @pytest.mark.slow
 def test_load_64_connections_two_workers_nothing_lost(pipeline_copy):
+    from app.scoring.bundle import load_model
     from app.scoring.db import connect
-    from app.scoring.library import CompiledModel
 
     data = pipeline_copy
-    model = CompiledModel.load(data.model_dir)
+    model = load_model(data.model_dir)
     ids, blobs = features_of(data.db, 400)
     applicants = [{"features": as_mapping(model.feature_names, b)} for b in blobs[:50]]
     before = db_state(data.db)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from app.model.compile import compile_model, prepare_model_dir
-from app.scoring.bundle import ModelBundle
-from app.scoring.library import CompiledModel, ModelError, sha256_file
+from app.scoring.bundle import ModelBundle, load_model
+from app.scoring.library import ModelError, sha256_file
 
 MODELS = Path(__file__).parent / "models"
 
@@ -52,7 +52,7 @@ def test_load_and_attributes(model_dir):
 
 
 def test_probabilities_finite_for_extreme_rows(model_dir):
-    m = CompiledModel.load(model_dir)
+    m = load_model(model_dir)
     X = np.array([[np.inf] * 5, [-np.inf] * 5, [np.nan] * 5, [3.4e38] * 5, [-3.4e38] * 5, [0.0] * 5], dtype=np.float32)
     p = m.predict(X)
     assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
@@ -60,7 +60,7 @@ def test_probabilities_finite_for_extreme_rows(model_dir):
 
 
 def test_input_validation(model_dir):
-    m = CompiledModel.load(model_dir)
+    m = load_model(model_dir)
     with pytest.raises(TypeError):
         m.predict(np.zeros((2, 5), dtype=np.float64))
     with pytest.raises(ValueError):
@@ -81,47 +81,47 @@ def test_corrupted_library_refused(model_dir):
     data[len(data) // 2] ^= 0xFF
     so.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="refusing to load.*expected sha256 [0-9a-f]{64}, found [0-9a-f]{64}"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
 
 
 def test_truncated_library_refused(model_dir):
     so = _so(model_dir)
     so.write_bytes(so.read_bytes()[:1000])
     with pytest.raises(ModelError, match="expected sha256"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
 
 
 def test_swapped_library_refused(model_dir, tmp_path):
     other = _build("none_only", tmp_path / "other")
     shutil.copy(_so(other), _so(model_dir))
     with pytest.raises(ModelError, match="expected sha256"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
     # even with the manifest hash forged, the library's own model id gives it away
     man = json.loads((model_dir / "manifest.json").read_text())
     man["library"]["sha256"] = sha256_file(_so(model_dir))
     (model_dir / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ModelError, match="library is for model"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
 
 
 def test_missing_pieces(model_dir):
     _so(model_dir).unlink()
     with pytest.raises(ModelError, match="missing"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
     man = json.loads((model_dir / "manifest.json").read_text())
     del man["library"]
     (model_dir / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ModelError, match="not compiled"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
     (model_dir / "manifest.json").unlink()
     with pytest.raises(ModelError, match="no manifest"):
-        CompiledModel.load(model_dir)
+        load_model(model_dir)
 
 
 def test_scoring_imports_no_heavy_modules(built):
     code = (
-        "import sys, numpy as np; from app.scoring.library import CompiledModel; "
-        f"m = CompiledModel.load({str(built)!r}); m.predict(np.zeros((3, 5), np.float32)); "
+        "import sys, numpy as np; from app.scoring.bundle import load_model; "
+        f"m = load_model({str(built)!r}); m.predict(np.zeros((3, 5), np.float32)); "
         "bad = [k for k in ('pandas', 'lightgbm', 'shap', 'sklearn') if k in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -24,6 +24,7 @@ from test_compile import NAMES, _values
 
 from app.model import codegen, codegen_shap
 from app.model.compile import ParityError, compile_model, prepare_model_dir
+from app.scoring.bundle import load_model
 from app.scoring.library import CompiledModel, shap_with
 
 MODELS = Path(__file__).parent / "models"
@@ -49,7 +50,7 @@ def fixed(tmp_path_factory) -> dict[str, tuple[CompiledModel, lgb.Booster, list[
     for name in NAMES:
         d = prepare_model_dir(MODELS / f"{name}.txt", tmp_path_factory.mktemp(name))
         compile_model(d, progress=False, tl2cgen_reference=False)
-        out[name] = (CompiledModel.load(d), lgb.Booster(model_file=str(d / "model.txt")), _cuts(d / "model.txt"))
+        out[name] = (load_model(d), lgb.Booster(model_file=str(d / "model.txt")), _cuts(d / "model.txt"))
     return out
 
 
@@ -79,7 +80,7 @@ def test_row_and_batch_agree(fixed, name):
 
 def test_every_client_of_the_pipeline_model(pipeline):
     """The project's own model (tests' pipeline size): every client in the database, and the gate's record."""
-    model = CompiledModel.load(pipeline.model_dir)
+    model = load_model(pipeline.model_dir)
     booster = lgb.Booster(model_file=str(pipeline.model_dir / "model.txt"))
     conn = apsw.Connection(str(pipeline.db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -93,7 +94,7 @@ def test_every_client_of_the_pipeline_model(pipeline):
 
 @pytest.fixture(scope="module")
 def project(pipeline):
-    model = CompiledModel.load(pipeline.model_dir)
+    model = load_model(pipeline.model_dir)
     booster = lgb.Booster(model_file=str(pipeline.model_dir / "model.txt"))
     conn = apsw.Connection(str(pipeline.db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -120,7 +121,7 @@ def test_pipeline_model_on_random_rows(project, data):
 
 def test_shap_values_in_sql(pipeline):
     """shap_values(client_id): a JSON array of exact doubles, NULL for unknown clients, errors for bad types."""
-    model = CompiledModel.load(pipeline.model_dir)
+    model = load_model(pipeline.model_dir)
     conn = apsw.Connection(str(pipeline.db), flags=apsw.SQLITE_OPEN_READONLY)
     conn.enable_load_extension(True)
     conn.load_extension(str(pipeline.model_dir / "score.so"))
@@ -172,18 +173,24 @@ def test_single_leaf_trees(tmp_path):
     booster.save_model(str(tmp_path / "model.txt"))
     d = prepare_model_dir(tmp_path / "model.txt", tmp_path / "m")
     compile_model(d, progress=False, tl2cgen_reference=False)
-    _check(CompiledModel.load(d), booster, X)
+    _check(load_model(d), booster, X)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("anchor", ["500x31", "1000x63", "categorical"])
-def test_anchor_models(anchor):
+@pytest.mark.parametrize(
+    ("anchor", "quick"),
+    # the 500x31 and categorical shapes with 100 trees (the benchmark's quick pass builds and caches them; their
+    # single rows take the same if/else path as with 500 trees); 1000x63 in full: its 62,000 table nodes are
+    # what sends single rows through the node tables (codegen.ROW_TABLE_MIN_NODES)
+    [("500x31", True), ("1000x63", False), ("categorical", True)],
+)
+def test_anchor_models(anchor, quick):
     """The engine benchmark's anchor models (benchmarks/models.py, cached there), random rows with
     NaN, +-inf and values at thresholds: TreeSHAP to 1e-9, the score exactly."""
     from benchmarks.models import anchor_model
 
-    model_dir, X = anchor_model(anchor)
-    model = CompiledModel.load(model_dir)
+    model_dir, X = anchor_model(anchor, quick=quick)
+    model = load_model(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
     rng = np.random.default_rng(9)
     rows = X[rng.choice(len(X), 300)].copy()
@@ -219,7 +226,7 @@ def test_api_explains_without_lightgbm_sklearn_scipy_pandas(data, known):
     scikit-learn, scipy or pandas (each ships compiled extensions, so an import shows in /proc/PID/maps),
     answers with the compiled TreeSHAP, and stays under the 150 MB RSS budget."""
     cid, names = known
-    model = CompiledModel.load(data.model_dir)
+    model = load_model(data.model_dir)
     with ApiServer(data.db, data.model_dir) as api:
         pid = api.proc.pid
         with httpx.Client(base_url=api.url, headers=OFFICER, timeout=30) as client:

@@ -6,8 +6,9 @@ import fakemodel as fm
 import numpy as np
 import pytest
 
+from app.cli.monitoring import default_key
 from app.config import load_settings
-from app.monitoring.traffic import DRIFTS, TrafficError, apply_drift, default_key, drifted_features, payload
+from app.monitoring.traffic import DRIFTS, TrafficError, apply_drift, drifted_features, payload
 
 NAMES = fm.make_names(22) + [
     "EXT_SOURCE_MIN",

@@ -436,6 +436,18 @@ def drift_command(since, until, last, evidently, html_path, as_json, details, fa
         sys.exit(EXIT_DRIFT)
 
 
+def default_key(settings: Settings) -> str | None:
+    """The key `credit traffic` sends: CREDIT_UI_KEY, else the first admin key of CREDIT_API_KEYS / the keys file,
+    else the first key (the API's key ring, read here so that app.monitoring needs nothing of the service)."""
+    from app.monitoring.traffic import TrafficError
+    from app.service.auth import KeyConfigError, KeyRing
+
+    try:
+        return KeyRing.from_settings(settings).client_key(settings.ui_key, "admin")
+    except KeyConfigError as e:
+        raise TrafficError(str(e)) from None
+
+
 @command("traffic")
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="requests to send")
 @click.option("--drift", type=click.Choice(DRIFTS), default=None, help="simulated drift applied to what is sent")
@@ -458,7 +470,7 @@ def traffic_command(n, drift, key, concurrency, seed, by_id, as_json, settings: 
     data/credit.db), not fetched through the API: run it where that file is, e.g. next to the
     API, or with a copy of it.
     """
-    from app.monitoring.traffic import default_key, run_traffic
+    from app.monitoring.traffic import run_traffic
 
     key = key or default_key(settings)
     out = run_traffic(settings.db_path, settings.api_url, n=n, drift=drift, key=key, concurrency=concurrency,

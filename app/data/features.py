@@ -24,6 +24,7 @@ from tqdm import tqdm
 from app import SQL_DIR
 from app.data.finite import to_feature_float32
 from app.errors import CreditError
+from app.vectors import F32
 
 # run in this order; each creates f_<source>
 FEATURE_SCRIPTS = [
@@ -37,7 +38,6 @@ FEATURE_SCRIPTS = [
 FINAL_SCRIPT = "features.sql"
 CLIENTS_SCRIPT = "clients.sql"
 CHUNK_ROWS = 4096
-F32 = np.dtype("<f4")
 
 
 class FeatureError(CreditError, ValueError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import re
 import warnings
@@ -31,11 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from app.data import SCHEMA_PATH, load_schema  # noqa: F401 (re-exported)
 from app.data.features import quote_ident, read_sql
 from app.data.finite import FLOAT32_MAX
 from app.errors import CreditError
-
-SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 
 SQL_TYPES = {"int64": "INTEGER", "float64": "REAL", "object": "TEXT"}
 ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "object": pa.string()}
@@ -66,12 +64,6 @@ class IngestWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- schema helpers
-
-
-def load_schema(path: Path = SCHEMA_PATH) -> dict[str, list[tuple[str, str]]]:
-    """{file name: [(column, dtype), ...]} from kaggle_schema.json."""
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {name: [(c, t) for c, t in cols] for name, cols in raw.items()}
 
 
 def table_name(file_name: str) -> str:

@@ -15,18 +15,18 @@ CSV text is built with Arrow compute kernels (floats keep a decimal point, like 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.data import KAGGLE_FILES as FILES
+from app.data import SCHEMA_PATH, load_schema  # noqa: F401 (SCHEMA_PATH re-exported)
 
-SCHEMA_PATH = Path(__file__).with_name("kaggle_schema.json")
 FIRST_CLIENT_ID = 100002
 FIRST_BUREAU_ID = 5000000
 FIRST_PREV_ID = 1000001
@@ -34,12 +34,6 @@ BLOCK_CLIENTS = 10_000
 DAYS_ANOMALY = 365243
 # logistic intercept, tuned so that about 8% of clients default
 TARGET_INTERCEPT = -3.8
-
-
-def load_schema() -> dict[str, list[tuple[str, str]]]:
-    """{file name: [(column, dtype), ...]} in Kaggle order; dtype in int64/float64/object."""
-    raw = json.loads(SCHEMA_PATH.read_text())
-    return {name: [(c, d) for c, d in cols] for name, cols in raw.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +251,76 @@ class Clients:
     app: dict[str, object]
 
 
+def _external_scores(rng: np.random.Generator, app: dict[str, object], q: np.ndarray) -> None:
+    """EXT_SOURCE_1..3: noisy views of the client's creditworthiness q, each on its own scale."""
+    n = len(q)
+    # external scores: noisy views of q, each on its own scale
+    ext_specs = [
+        ("EXT_SOURCE_1", 0.70, 0.5, 0.564),
+        ("EXT_SOURCE_2", 0.72, 0.55, 0.0021),
+        ("EXT_SOURCE_3", 0.68, 0.45, 0.198),
+    ]
+    for col, rho, centre, miss in ext_specs:
+        z = rho * q + np.sqrt(1 - rho**2) * rng.standard_normal(n)
+        val = _sigmoid(1.35 * z + np.log(centre / (1 - centre)))
+        app[col] = F(_nan_where(np.clip(val, 1e-4, 0.9999), rng.random(n) < miss), None)
+
+
+def _building(rng: np.random.Generator, app: dict[str, object], n: int) -> None:
+    """The building's normalised statistics (*_AVG, *_MODE, *_MEDI) and its kind, for about half the clients."""
+    # building: one "has data" draw per client, column shares within; AVG/MODE/MEDI share missingness
+    has_building = rng.random(n) < 0.53
+    for name, share, a, bb in BUILDING:
+        present = has_building & (rng.random(n) < share / 0.53)
+        base = rng.beta(a, bb, n)
+        avg = np.round(base, 4)
+        mode = np.round(np.clip(base * rng.uniform(0.9, 1.1, n), 0, 1), 4)
+        medi = np.round(np.clip(base * rng.uniform(0.97, 1.03, n), 0, 1), 4)
+        app[f"{name}_AVG"] = F(_nan_where(avg, ~present), 4)
+        app[f"{name}_MODE"] = F(_nan_where(mode, ~present), 4)
+        app[f"{name}_MEDI"] = F(_nan_where(medi, ~present), 4)
+    app["FONDKAPREMONT_MODE"] = _cat(
+        rng, n, [("reg oper account", 24.0), ("reg oper spec account", 3.9), ("not specified", 1.8),
+                 ("org spec account", 1.8)])  # fmt: skip
+    app["FONDKAPREMONT_MODE"].codes[~has_building | (rng.random(n) < 0.4)] = -1
+    app["HOUSETYPE_MODE"] = _cat(rng, n, [("block of flats", 49.0), ("specific housing", 0.5), ("terraced house", 0.4)])
+    app["HOUSETYPE_MODE"].codes[~has_building | (rng.random(n) < 0.06)] = -1
+    total_area = np.round(rng.beta(1.4, 11.0, n), 4)
+    app["TOTALAREA_MODE"] = F(_nan_where(total_area, ~has_building | (rng.random(n) < 0.02)), 4)
+    app["WALLSMATERIAL_MODE"] = _cat(
+        rng, n, [("Panel", 21.5), ("Stone, brick", 21.1), ("Block", 3.0), ("Wooden", 1.7), ("Mixed", 0.75),
+                 ("Monolithic", 0.58), ("Others", 0.53)])  # fmt: skip
+    app["WALLSMATERIAL_MODE"].codes[~has_building | (rng.random(n) < 0.07)] = -1
+    app["EMERGENCYSTATE_MODE"] = _cat(rng, n, [("No", 98.5), ("Yes", 1.5)])
+    app["EMERGENCYSTATE_MODE"].codes[~has_building & (rng.random(n) < 0.99)] = -1
+
+
+def _social_circle_documents_and_enquiries(rng: np.random.Generator, app: dict[str, object], b: np.ndarray) -> None:
+    """Defaults in the social circle, the last phone change, the documents given and the credit bureau enquiries."""
+    n = len(b)
+    social_missing = rng.random(n) < 0.0033
+    obs30 = rng.negative_binomial(0.5, 0.26, n).astype(np.float64)
+    obs60 = obs30 + (rng.random(n) < 0.05)
+    def30 = np.minimum(rng.binomial(obs30.astype(np.int64), np.clip(0.06 + 0.03 * b, 0.005, 0.5)), obs30)
+    def60 = np.minimum(def30 + (rng.random(n) < 0.02), obs60)
+    app["OBS_30_CNT_SOCIAL_CIRCLE"] = F(_nan_where(obs30, social_missing), 0)
+    app["DEF_30_CNT_SOCIAL_CIRCLE"] = F(_nan_where(def30, social_missing), 0)
+    app["OBS_60_CNT_SOCIAL_CIRCLE"] = F(_nan_where(obs60, social_missing), 0)
+    app["DEF_60_CNT_SOCIAL_CIRCLE"] = F(_nan_where(def60, social_missing), 0)
+    phone = -np.floor(rng.exponential(960, n)).clip(0, 4292)
+    app["DAYS_LAST_PHONE_CHANGE"] = F(_nan_where(phone, rng.random(n) < 0.000003), 0)
+    doc_p = {2: 4e-5, 3: 0.71, 4: 8e-5, 5: 0.015, 6: 0.088, 7: 2e-4, 8: 0.081, 9: 0.0039, 10: 2e-5, 11: 0.0039,
+             12: 7e-6, 13: 0.0035, 14: 0.0029, 15: 0.0012, 16: 0.0099, 17: 2.7e-4, 18: 0.0081, 19: 6e-4,
+             20: 5e-4, 21: 3.3e-4}  # fmt: skip
+    for k, p in doc_p.items():
+        app[f"FLAG_DOCUMENT_{k}"] = (rng.random(n) < p).astype(np.int64)
+    req_missing = rng.random(n) < 0.135
+    for col, lam in [("HOUR", 0.0064), ("DAY", 0.007), ("WEEK", 0.034), ("MON", 0.27), ("QRT", 0.27)]:
+        app[f"AMT_REQ_CREDIT_BUREAU_{col}"] = F(_nan_where(rng.poisson(lam, n).astype(np.float64), req_missing), 0)
+    year = rng.negative_binomial(1.3, 1.3 / (1.3 + 1.9 * np.exp(0.1 * b)), n).astype(np.float64)
+    app["AMT_REQ_CREDIT_BUREAU_YEAR"] = F(_nan_where(year, req_missing), 0)
+
+
 def _clients(rng: np.random.Generator, ids: np.ndarray, test_share: float) -> Clients:
     n = len(ids)
     q = rng.standard_normal(n)
@@ -349,64 +413,9 @@ def _clients(rng: np.random.Generator, ids: np.ndarray, test_share: float) -> Cl
     org.codes[anomaly] = 1
     app["ORGANIZATION_TYPE"] = org
 
-    # external scores: noisy views of q, each on its own scale
-    ext_specs = [
-        ("EXT_SOURCE_1", 0.70, 0.5, 0.564),
-        ("EXT_SOURCE_2", 0.72, 0.55, 0.0021),
-        ("EXT_SOURCE_3", 0.68, 0.45, 0.198),
-    ]
-    for col, rho, centre, miss in ext_specs:
-        z = rho * q + np.sqrt(1 - rho**2) * rng.standard_normal(n)
-        val = _sigmoid(1.35 * z + np.log(centre / (1 - centre)))
-        app[col] = F(_nan_where(np.clip(val, 1e-4, 0.9999), rng.random(n) < miss), None)
-
-    # building: one "has data" draw per client, column shares within; AVG/MODE/MEDI share missingness
-    has_building = rng.random(n) < 0.53
-    for name, share, a, bb in BUILDING:
-        present = has_building & (rng.random(n) < share / 0.53)
-        base = rng.beta(a, bb, n)
-        avg = np.round(base, 4)
-        mode = np.round(np.clip(base * rng.uniform(0.9, 1.1, n), 0, 1), 4)
-        medi = np.round(np.clip(base * rng.uniform(0.97, 1.03, n), 0, 1), 4)
-        app[f"{name}_AVG"] = F(_nan_where(avg, ~present), 4)
-        app[f"{name}_MODE"] = F(_nan_where(mode, ~present), 4)
-        app[f"{name}_MEDI"] = F(_nan_where(medi, ~present), 4)
-    app["FONDKAPREMONT_MODE"] = _cat(
-        rng, n, [("reg oper account", 24.0), ("reg oper spec account", 3.9), ("not specified", 1.8),
-                 ("org spec account", 1.8)])  # fmt: skip
-    app["FONDKAPREMONT_MODE"].codes[~has_building | (rng.random(n) < 0.4)] = -1
-    app["HOUSETYPE_MODE"] = _cat(rng, n, [("block of flats", 49.0), ("specific housing", 0.5), ("terraced house", 0.4)])
-    app["HOUSETYPE_MODE"].codes[~has_building | (rng.random(n) < 0.06)] = -1
-    total_area = np.round(rng.beta(1.4, 11.0, n), 4)
-    app["TOTALAREA_MODE"] = F(_nan_where(total_area, ~has_building | (rng.random(n) < 0.02)), 4)
-    app["WALLSMATERIAL_MODE"] = _cat(
-        rng, n, [("Panel", 21.5), ("Stone, brick", 21.1), ("Block", 3.0), ("Wooden", 1.7), ("Mixed", 0.75),
-                 ("Monolithic", 0.58), ("Others", 0.53)])  # fmt: skip
-    app["WALLSMATERIAL_MODE"].codes[~has_building | (rng.random(n) < 0.07)] = -1
-    app["EMERGENCYSTATE_MODE"] = _cat(rng, n, [("No", 98.5), ("Yes", 1.5)])
-    app["EMERGENCYSTATE_MODE"].codes[~has_building & (rng.random(n) < 0.99)] = -1
-
-    social_missing = rng.random(n) < 0.0033
-    obs30 = rng.negative_binomial(0.5, 0.26, n).astype(np.float64)
-    obs60 = obs30 + (rng.random(n) < 0.05)
-    def30 = np.minimum(rng.binomial(obs30.astype(np.int64), np.clip(0.06 + 0.03 * b, 0.005, 0.5)), obs30)
-    def60 = np.minimum(def30 + (rng.random(n) < 0.02), obs60)
-    app["OBS_30_CNT_SOCIAL_CIRCLE"] = F(_nan_where(obs30, social_missing), 0)
-    app["DEF_30_CNT_SOCIAL_CIRCLE"] = F(_nan_where(def30, social_missing), 0)
-    app["OBS_60_CNT_SOCIAL_CIRCLE"] = F(_nan_where(obs60, social_missing), 0)
-    app["DEF_60_CNT_SOCIAL_CIRCLE"] = F(_nan_where(def60, social_missing), 0)
-    phone = -np.floor(rng.exponential(960, n)).clip(0, 4292)
-    app["DAYS_LAST_PHONE_CHANGE"] = F(_nan_where(phone, rng.random(n) < 0.000003), 0)
-    doc_p = {2: 4e-5, 3: 0.71, 4: 8e-5, 5: 0.015, 6: 0.088, 7: 2e-4, 8: 0.081, 9: 0.0039, 10: 2e-5, 11: 0.0039,
-             12: 7e-6, 13: 0.0035, 14: 0.0029, 15: 0.0012, 16: 0.0099, 17: 2.7e-4, 18: 0.0081, 19: 6e-4,
-             20: 5e-4, 21: 3.3e-4}  # fmt: skip
-    for k, p in doc_p.items():
-        app[f"FLAG_DOCUMENT_{k}"] = (rng.random(n) < p).astype(np.int64)
-    req_missing = rng.random(n) < 0.135
-    for col, lam in [("HOUR", 0.0064), ("DAY", 0.007), ("WEEK", 0.034), ("MON", 0.27), ("QRT", 0.27)]:
-        app[f"AMT_REQ_CREDIT_BUREAU_{col}"] = F(_nan_where(rng.poisson(lam, n).astype(np.float64), req_missing), 0)
-    year = rng.negative_binomial(1.3, 1.3 / (1.3 + 1.9 * np.exp(0.1 * b)), n).astype(np.float64)
-    app["AMT_REQ_CREDIT_BUREAU_YEAR"] = F(_nan_where(year, req_missing), 0)
+    _external_scores(rng, app, q)
+    _building(rng, app, n)
+    _social_circle_documents_and_enquiries(rng, app, b)
 
     # TARGET: logistic of the true signals (not of the noisy observed columns) plus noise
     credit_income = np.log(credit / income)
@@ -577,7 +586,63 @@ SELLER_INDUSTRY = ("XNA", "Consumer electronics", "Connectivity", "Furniture", "
                    "Industry", "Auto technology", "Jewelry", "MLM partners", "Tourism")  # fmt: skip
 
 
-def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
+class _Loans(NamedTuple):
+    """The previous applications of a block's clients, as the columns the other tables are derived from."""
+
+    m: int
+    parent: np.ndarray
+    b: np.ndarray
+    ids: np.ndarray
+    ctype: np.ndarray
+    cash: np.ndarray
+    consumer: np.ndarray
+    revolving: np.ndarray
+    refused: np.ndarray
+    canceled: np.ndarray
+    unused: np.ndarray
+    status: np.ndarray
+    approved: np.ndarray
+    days_decision: np.ndarray
+    app_amt: np.ndarray
+    credit_amt: np.ndarray
+    down: np.ndarray
+    rate_down: np.ndarray
+    goods: np.ndarray
+    cnt_payment: np.ndarray
+    annuity: np.ndarray
+    first_due: np.ndarray
+    last_1st: np.ndarray
+    last_due: np.ndarray
+    termination: np.ndarray
+    first_drawing: np.ndarray
+    sched_missing: np.ndarray
+
+
+class _Instalments(NamedTuple):
+    """The approved instalment loans (indices into the loans) and their schedule: shared by installments and POS."""
+
+    li: np.ndarray
+    k_term: np.ndarray
+    fd: np.ndarray
+    ld: np.ndarray
+    n_inst: np.ndarray
+    lb: np.ndarray
+
+
+def _previous(rng: np.random.Generator, cl: Clients, next_id: int) -> tuple[dict, dict, dict, dict, int]:
+    """previous_application, POS_CASH_balance, installments_payments, credit_card_balance and the number of previous
+    applications, drawn in this order from one random stream (the order of draws is the data: keep it)."""
+    loans = _previous_loans(rng, cl, next_id)
+    prev = _previous_rows(rng, cl, loans)
+    plan = _instalment_plan(loans)
+    inst = _installments(rng, cl, loans, plan)
+    pos = _pos_cash(rng, cl, loans, plan)
+    cc = _credit_cards(rng, cl, loans)
+    return prev, pos, inst, cc, loans.m
+
+
+def _previous_loans(rng: np.random.Generator, cl: Clients, next_id: int) -> _Loans:
+    """Each client's previous applications: contract type, decision, amounts, terms and payment schedule."""
     cnt = _counts(rng, 5.4 * np.exp(0.05 * cl.b), 1.6)
     parent, _pos = _expand(cnt)
     m = len(parent)
@@ -645,7 +710,92 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
     termination = np.where(last_due == DAYS_ANOMALY, DAYS_ANOMALY, last_due + rng.integers(0, 10, m))
     first_drawing = np.where(revolving, days_decision + rng.integers(1, 30, m), DAYS_ANOMALY)
     sched_missing = ~approved
+    return _Loans(
+        m=m,
+        parent=parent,
+        b=b,
+        ids=ids,
+        ctype=ctype,
+        cash=cash,
+        consumer=consumer,
+        revolving=revolving,
+        refused=refused,
+        canceled=canceled,
+        unused=unused,
+        status=status,
+        approved=approved,
+        days_decision=days_decision,
+        app_amt=app_amt,
+        credit_amt=credit_amt,
+        down=down,
+        rate_down=rate_down,
+        goods=goods,
+        cnt_payment=cnt_payment,
+        annuity=annuity,
+        first_due=first_due,
+        last_1st=last_1st,
+        last_due=last_due,
+        termination=termination,
+        first_drawing=first_drawing,
+        sched_missing=sched_missing,
+    )
 
+
+def _previous_rows(rng: np.random.Generator, cl: Clients, loans: _Loans) -> dict:
+    """The previous_application table: one row per loan, its labels and schedule."""
+    (
+        m,
+        parent,
+        ids,
+        ctype,
+        cash,
+        consumer,
+        revolving,
+        refused,
+        canceled,
+        unused,
+        status,
+        days_decision,
+        app_amt,
+        credit_amt,
+        down,
+        rate_down,
+        goods,
+        cnt_payment,
+        annuity,
+        first_due,
+        last_1st,
+        last_due,
+        termination,
+        first_drawing,
+        sched_missing,
+    ) = (
+        loans.m,
+        loans.parent,
+        loans.ids,
+        loans.ctype,
+        loans.cash,
+        loans.consumer,
+        loans.revolving,
+        loans.refused,
+        loans.canceled,
+        loans.unused,
+        loans.status,
+        loans.days_decision,
+        loans.app_amt,
+        loans.credit_amt,
+        loans.down,
+        loans.rate_down,
+        loans.goods,
+        loans.cnt_payment,
+        loans.annuity,
+        loans.first_due,
+        loans.last_1st,
+        loans.last_due,
+        loans.termination,
+        loans.first_drawing,
+        loans.sched_missing,
+    )
     product = np.where(
         cash, _choice(rng, m, [0, 0, 0, 8.6, 7.8, 0, 0, 0, 0, 3.6, 3.5, 2.1, 2.0, 0, 0, 0, 0]),
         np.where(consumer, _choice(rng, m, [0, 15.8, 13.2, 0, 0, 0, 5.9, 5.0, 0, 0, 0, 0, 0, 1.4, 1.4, 0.8, 0.15]),
@@ -714,7 +864,19 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
         "DAYS_TERMINATION": F(_nan_where(termination.astype(np.float64), sched_missing), 0),
         "NFLAG_INSURED_ON_APPROVAL": F(insured, 0),
     }
+    return prev
 
+
+def _instalment_plan(loans: _Loans) -> _Instalments:
+    """The approved loans with a number of instalments, and how many instalments each has had so far."""
+    b, revolving, approved, cnt_payment, first_due, last_due = (
+        loans.b,
+        loans.revolving,
+        loans.approved,
+        loans.cnt_payment,
+        loans.first_due,
+        loans.last_due,
+    )
     # ---- approved instalment loans: POS_CASH_balance and installments_payments
     loan = approved & ~revolving & ~np.isnan(cnt_payment)
     li = np.flatnonzero(loan)
@@ -725,6 +887,13 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
     paid_off = np.where(ld == DAYS_ANOMALY, k_term, np.floor((ld - fd) / 30.0).astype(np.int64) + 1)
     n_inst = np.clip(np.minimum(np.minimum(k_term, elapsed), paid_off), 0, None)
     lb = b[li]
+    return _Instalments(li=li, k_term=k_term, fd=fd, ld=ld, n_inst=n_inst, lb=lb)
+
+
+def _installments(rng: np.random.Generator, cl: Clients, loans: _Loans, plan: _Instalments) -> dict:
+    """installments_payments: one row per instalment paid (two for an instalment paid in two parts)."""
+    parent, ids, annuity = loans.parent, loans.ids, loans.annuity
+    li, fd, n_inst, lb = plan.li, plan.fd, plan.n_inst, plan.lb
     ipar, ipos = _expand(n_inst)
     r = len(ipar)
     ib = lb[ipar]
@@ -761,7 +930,14 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
         "AMT_INSTALMENT": F(rows_amt, 3),
         "AMT_PAYMENT": F(_nan_where(pay_all, np.isnan(entry_all)), 3),
     }
+    return inst
 
+
+def _pos_cash(rng: np.random.Generator, cl: Clients, loans: _Loans, plan: _Instalments) -> dict:
+    """POS_CASH_balance: one row per month since the first due date, for most instalment loans."""
+    parent, ids = loans.parent, loans.ids
+    li, k_term, fd, n_inst = plan.li, plan.k_term, plan.fd, plan.n_inst
+    lb = plan.lb
     # POS: one row per month since the first due date, for most loans (cash loans too, as in Kaggle)
     has_pos = rng.random(len(li)) < 0.8
     start_month = np.floor(fd / 30.0).astype(np.int64)  # months -1, -2, ... before the application
@@ -802,7 +978,19 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
         "SK_DPD": dpd,
         "SK_DPD_DEF": dpd_def,
     }
+    return pos
 
+
+def _credit_cards(rng: np.random.Generator, cl: Clients, loans: _Loans) -> dict:
+    """credit_card_balance: one row per month since drawing, for the approved revolving loans."""
+    parent, b, ids, revolving, approved, days_decision = (
+        loans.parent,
+        loans.b,
+        loans.ids,
+        loans.revolving,
+        loans.approved,
+        loans.days_decision,
+    )
     # ---- approved revolving loans: credit_card_balance, one row per month since drawing
     ci = np.flatnonzero(approved & revolving)
     months_open = np.floor(-days_decision[ci] / 30.44).astype(np.int64) + 1
@@ -865,7 +1053,7 @@ def _previous(rng: np.random.Generator, cl: Clients, next_id: int):
         "SK_DPD": cc_dpd,
         "SK_DPD_DEF": np.where(cc_dpd > 30, cc_dpd, 0).astype(np.int64),
     }
-    return prev, pos, inst, cc, m
+    return cc
 
 
 # --------------------------------------------------------------------------------------------

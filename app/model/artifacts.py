@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 
+from app.vectors import F32
+
 
 def psi_bins(values: np.ndarray) -> dict[str, list[float]]:
     """Decile edges of the finite values and the fraction per bin.
@@ -34,7 +36,7 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 def fingerprint_arrays(X: np.ndarray, names: list[str]) -> str:
     h = hashlib.sha256()
     h.update("\n".join(names).encode("utf-8"))
-    h.update(np.ascontiguousarray(X, dtype="<f4").tobytes())
+    h.update(np.ascontiguousarray(X, dtype=F32).tobytes())
     return h.hexdigest()
 
 

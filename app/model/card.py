@@ -49,7 +49,7 @@ LIMITATIONS = (
 
 def sensitive_features(features: list[str], attributes: tuple[str, ...]) -> dict[str, list[str]]:
     """{attribute: [model features derived from it]} (app.monitoring.fairness.derived_features)."""
-    from app.monitoring.fairness import derived_features
+    from app.scoring.fairness import derived_features
 
     return derived_features(features, attributes)
 
@@ -74,8 +74,8 @@ def training_fairness(
     **kw: Any,
 ) -> dict:
     """Fairness of the out-of-fold decisions (refuse when oof >= threshold) against the true labels."""
-    from app.monitoring.fairness import fairness
     from app.scoring.bundle import refuses
+    from app.scoring.fairness import fairness
 
     refused = refuses(np.asarray(oof, dtype=np.float64), threshold)
     rep = fairness(sensitive, refused, np.asarray(y, dtype=np.float64), **kw)
@@ -87,7 +87,7 @@ def sensitive_for_training(conn: Any, ids: np.ndarray, attributes: str | None = 
     training clients, from the data's `clients` table; attributes the table lacks (e.g. a data set imported with
     ingest-csv) are left out; None when none is available."""
     from app.config import Settings
-    from app.monitoring.fairness import parse_attributes, sensitive_values
+    from app.scoring.fairness import parse_attributes, sensitive_values
 
     wanted = parse_attributes(Settings().sensitive if attributes is None else attributes)
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from app.model.codegen import _Emitter, c_double, c_float
+from app.model.c_emit import Emitter, c_double, c_float
 
 PAD = 8
 MAX_THRESHOLDS = 64  # beyond this a tree walk (log m compares) beats counting every threshold
@@ -36,7 +36,7 @@ class StepTree:
     zero_value: float | None = None  # |x| <= 1e-35 (not NaN), when a Zero-missing split sends it its own way
 
 
-def collect(em: _Emitter, root: dict[str, Any]) -> StepTree | None:
+def collect(em: Emitter, root: dict[str, Any]) -> StepTree | None:
     """The tree as a step function of one feature, or None when it splits on several features, has
     categorical splits, no split at all, or too many thresholds.
 

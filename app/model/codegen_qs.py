@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from app.model.codegen import _Emitter, c_double, c_float
+from app.model.c_emit import Emitter, c_double, c_float
 
 QS_ROWS = 16  # rows a block: 16 measured faster than 8 (500x31: 1.88 vs 2.70 µs/row; 1000x63: 10.9 vs 11.3)
 MAX_LEAVES = 64
@@ -42,7 +42,7 @@ class QSTree:
     cats: list[tuple[int, list[int], int]] = field(default_factory=list)  # (f, bitset words, clear)
 
 
-def collect(em: _Emitter, root: dict[str, Any]) -> QSTree | None:
+def collect(em: Emitter, root: dict[str, Any]) -> QSTree | None:
     """The tree's nodes for QuickScorer, or None when it needs the general code."""
     tree = QSTree()
     ok = True

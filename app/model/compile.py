@@ -34,6 +34,7 @@ from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
 from app.progress import say as _say
 from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
+from app.scoring.filenames import SCORE_LINK
 from app.scoring.library import bind_library, predict_with, sha256_file
 
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "scoring" / "native"
@@ -457,7 +458,7 @@ def compile_model(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(link_tmp)
         os.symlink(so_name, link_tmp)
-        os.replace(link_tmp, model_dir / "score.so")
+        os.replace(link_tmp, model_dir / SCORE_LINK)
     finally:
         if not installed:
             with contextlib.suppress(FileNotFoundError):

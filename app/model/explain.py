@@ -27,6 +27,7 @@ from app.errors import CreditError
 from app.model.labels import label, label_for, reason_sentence
 from app.scoring.bundle import ModelBundle
 from app.scoring.library import ModelError, shap_with
+from app.vectors import read_vector
 
 
 class ExplainError(CreditError, ValueError):
@@ -253,10 +254,10 @@ def column_nanmedian(X: np.ndarray) -> np.ndarray:
 
 def client_vector(conn, client_id: int, n_features: int | None = None) -> np.ndarray | None:
     """The client's feature vector from the `features` table, or None for an unknown client."""
-    row = conn.execute("SELECT x FROM features WHERE client_id = ?", (int(client_id),)).fetchone()
-    if row is None:
+    x = read_vector(conn, client_id)
+    if x is None:
         return None
-    x = np.frombuffer(row[0], dtype="<f4").astype(np.float32)
+    x = x.astype(np.float32)
     if n_features is not None and x.shape[0] != n_features:
         raise ExplainError(
             f"features.x of client {client_id} has {x.shape[0]} values, the model expects {n_features}"

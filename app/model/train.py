@@ -58,6 +58,7 @@ from app.model.evaluation import (
 from app.progress import say as _say
 from app.scoring.bundle import MANIFEST
 from app.scoring.db import connect
+from app.scoring.filenames import SCORE_LINK
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
 # that made 2 threads ten times slower than 1 (measured here under load 11 on 2 cores: 47.8 s vs 4.4 s for
@@ -528,7 +529,7 @@ def train_arrays(
     card.write_at_training(model_dir, manifest, y=y, oof=p_oof, sensitive=sensitive)
     # score.so would still point at the previous model's library: drop it until `credit compile`
     with contextlib.suppress(FileNotFoundError):
-        (model_dir / "score.so").unlink()
+        (model_dir / SCORE_LINK).unlink()
     say(
         f"model {model_id[:12]} ({champ}, calibration {cal['method']}): threshold {threshold:.4f}, honest cost/client "
         f"{metrics['cost_per_client']:.4f}, written to {model_dir} in {time.perf_counter() - t_start:.1f} s"
@@ -551,7 +552,7 @@ def _public(fig: dict) -> dict:
 
 def _sensitive_choice(names: list[str], attributes: tuple[str, ...] | None, exclude: bool | None) -> dict:
     """Which features derive from the sensitive attributes, and whether they are kept out of the model."""
-    from app.monitoring.fairness import derived_features, parse_attributes
+    from app.scoring.fairness import derived_features, parse_attributes
 
     if attributes is None or exclude is None:  # the documented defaults; the CLI hands in the settings
         from app.config import Settings
@@ -632,8 +633,8 @@ def train(
     `sensitive_attributes`: the setting CREDIT_SENSITIVE (the model card's fairness; None: its default)."""
     from app.data.features import load_matrix
     from app.model.card import sensitive_for_training
-    from app.monitoring.fairness import parse_attributes
     from app.scoring.db import read_meta
+    from app.scoring.fairness import parse_attributes
 
     db_path = Path(db_path)
     if not db_path.is_file():

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app import vectors
 from app.errors import CreditError
 
 EPS = 1e-4
@@ -148,7 +149,7 @@ def load_window_decisions(conn, n_features: int, *, since=None, until=None, last
             f"no predictions logged in the window ({', '.join(what) or 'whole log'}) "
             f"with {n_features} features: score some clients first (e.g. `credit traffic`)"
         )
-    X = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), n_features)
+    X = vectors.matrix((r[0] for r in rows), n_features)
     scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
     ts = [r[2] for r in rows]
     window["first_ts"], window["last_ts"] = _iso(min(ts)), _iso(max(ts))

@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from app.errors import CreditError
+from app.store.predlog import HIST_BINS  # the score histogram's bins, [0, 0.1) ... [0.9, 1]
 
 BANDS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 1.0)  # score bands (predicted PD), last one closed
 MIN_OUTCOMES = 100  # fewer outcomes than this in a group: no figures
 MIN_BAND = 20  # fewer outcomes than this in a score band: no observed rate
 PERIODS = ("day", "week", "month", "all")
 MAX_LISTED = 20  # client ids listed for unmatched outcomes
-HIST_BINS = 10  # challenger comparison: score histogram bins [0, 0.1) ... [0.9, 1]
 
 
 class PerformanceError(CreditError, ValueError):

@@ -39,6 +39,7 @@ import numpy as np
 
 from app.errors import CreditError
 from app.scoring.db import connect
+from app.vectors import read_vector
 
 DRIFTS = ("income", "ext-source", "age")
 EXT = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3")
@@ -188,19 +189,8 @@ def load_clients(conn, n: int, seed: int | None) -> tuple[np.ndarray, np.ndarray
     pick = rng.choice(ids, size=n, replace=n > len(ids))
     X = np.empty((n, len(names)), dtype=np.float32)
     for i, cid in enumerate(pick.tolist()):
-        blob = conn.execute("SELECT x FROM features WHERE client_id = ?", (cid,)).fetchone()[0]
-        X[i] = np.frombuffer(blob, dtype="<f4")
+        X[i] = read_vector(conn, cid)
     return pick, X, names
-
-
-def default_key(settings) -> str | None:
-    """CREDIT_UI_KEY, else the first admin key of CREDIT_API_KEYS / the keys file, else the first key."""
-    from app.service.auth import KeyConfigError, KeyRing
-
-    try:
-        return KeyRing.from_settings(settings).client_key(settings.ui_key, "admin")
-    except KeyConfigError as e:
-        raise TrafficError(str(e)) from None
 
 
 async def _replay(api: str, key: str | None, bodies: list, concurrency: int, timeout: float) -> dict:

@@ -45,9 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from app import vectors
 from app.errors import CreditError
 from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.db import connect, read_meta
+from app.scoring.filenames import SCORE_LINK
 from app.scoring.library import sha256_file
 
 FEATURES_FILE = "_manifest/_features.json"
@@ -162,11 +164,11 @@ def export_features(
                 ids.append(client_id)
                 blobs.append(blob)
                 if len(ids) == rows_per_partition:
-                    writer.write(np.array(ids, np.int64), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, p))
+                    writer.write(np.array(ids, np.int64), vectors.matrix(blobs, p))
                     bar.update(len(ids))
                     ids, blobs = [], []
             if ids or not writer.partitions:
-                writer.write(np.array(ids, np.int64), np.frombuffer(b"".join(blobs), "<f4").reshape(-1, p))
+                writer.write(np.array(ids, np.int64), vectors.matrix(blobs, p))
                 bar.update(len(ids))
             bar.close()
             manifest = writer.finish()
@@ -253,8 +255,8 @@ def worker_model(package: ModelPackage) -> ModelBundle:
             folder = Path(tempfile.mkdtemp(prefix=f"credit-model-{package.model_id[:12]}-", dir=_worker_dir()))
             (folder / MANIFEST).write_text(package.manifest_text)
             (folder / package.so_name).write_bytes(package.so_bytes)
-            if package.so_name != "score.so":
-                (folder / "score.so").symlink_to(package.so_name)
+            if package.so_name != SCORE_LINK:
+                (folder / SCORE_LINK).symlink_to(package.so_name)
             model = ModelBundle.load(folder)  # re-verifies everything on the bytes written here
             if model.model_id != package.model_id:
                 raise RuntimeError(f"loaded model id {model.model_id} != shipped {package.model_id}")

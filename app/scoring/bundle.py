@@ -31,10 +31,8 @@ import msgspec
 import numpy as np
 
 from app.scoring import layout
+from app.scoring.filenames import MANIFEST, MODEL_TEXT
 from app.scoring.library import CompiledModel, ModelError, bind_library, sha256_file
-
-MANIFEST = "manifest.json"
-MODEL_TEXT = "model.txt"
 
 __all__ = [
     "MANIFEST",
@@ -321,6 +319,11 @@ class ModelBundle:
             )
         model = CompiledModel(lib, manifest.model_id, list(manifest.features), so_path)
         return cls(model_dir, manifest, raw, model)
+
+
+def load_model(model_dir: Path | str) -> CompiledModel:
+    """The library of a verified model folder (shorthand for ModelBundle.load(model_dir).model)."""
+    return ModelBundle.load(model_dir).model
 
 
 class Bundles(NamedTuple):

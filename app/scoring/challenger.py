@@ -21,6 +21,7 @@ from pathlib import Path
 
 from app.scoring import layout
 from app.scoring.bundle import MANIFEST, ModelBundle, ModelError, read_manifest
+from app.scoring.filenames import SCORE_LINK
 
 __all__ = ["adopt", "install_challenger", "promote", "rollback"]
 
@@ -47,7 +48,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def _finish_bundle(folder: Path, library: str) -> None:
     """score.so and challenger.so links to the library (for the sqlite3 shell's `.load`)."""
-    for name in ("score.so", layout.CHALLENGER_LINK):
+    for name in (SCORE_LINK, layout.CHALLENGER_LINK):
         layout.set_link(folder, name, library)
 
 

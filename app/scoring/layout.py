@@ -22,11 +22,11 @@ import contextlib
 import os
 from pathlib import Path
 
+from app.scoring.filenames import CHALLENGER_LINK  # the sqlite3 shell derives sqlite3_challenger_init from it
 from app.scoring.library import ModelError
 
 BUNDLES = "bundles"
 ROLES = ("champion", "challenger", "previous")
-CHALLENGER_LINK = "challenger.so"  # in a bundle: the sqlite3 shell derives the entry point sqlite3_challenger_init
 
 __all__ = ["BUNDLES", "CHALLENGER_LINK", "ROLES", "pointers", "role_dir", "set_link"]
 

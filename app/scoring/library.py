@@ -82,7 +82,8 @@ def shap_with(lib: ctypes.CDLL, X: np.ndarray) -> np.ndarray:
 
 
 class CompiledModel:
-    """A loaded model library (verified by app.scoring.bundle.ModelBundle.load, which builds this)."""
+    """A loaded model library (verified by app.scoring.bundle.ModelBundle.load, which builds this; load_model(dir)
+    there is the shorthand)."""
 
     def __init__(self, lib: ctypes.CDLL, model_id: str, feature_names: list[str], so_path: Path) -> None:
         self._lib = lib
@@ -90,13 +91,6 @@ class CompiledModel:
         self.feature_names = feature_names
         self.n_features = len(feature_names)
         self.so_path = so_path
-
-    @classmethod
-    def load(cls, model_dir: Path | str) -> CompiledModel:
-        """The library of a verified model folder (shorthand for ModelBundle.load(model_dir).model)."""
-        from app.scoring.bundle import ModelBundle
-
-        return ModelBundle.load(model_dir).model
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of default (float64[n]) for float32 rows (n x n_features, C-contiguous)."""

@@ -40,13 +40,14 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app import __version__
 from app.config import Settings
-from app.monitoring.drift_report import DriftReportController
 from app.service.fastpath import CreditApi
 from app.service.http import EXCEPTION_HANDLERS, auth_middleware, json_not_found_under_schema
-from app.service.portfolio import PortfolioController, warm_up
+from app.service.portfolio import warm_up
 from app.service.routes import CONTROLLERS
+from app.service.routes.drift_report import DriftReportController
 from app.service.routes.openapi import components
 from app.service.routes.outcomes import OutcomesController
+from app.service.routes.portfolio import PortfolioController
 from app.service.routes.rights import RightsController
 from app.service.state import Service, lifespan, service_provider
 

@@ -9,6 +9,7 @@ Scoring every client is a full scan (about 1 s at 300,000 clients), so the portf
 in memory, sorted by probability, until the model, the data (meta.data_fingerprint) or the database file
 (inode) changes; the API scores it in the background at start, so calls answer from memory (O(log n)).
 The decision is the model's own rule (refuse when probability >= threshold), as in app.scoring.library.
+The routes are app.service.routes.portfolio.PortfolioController.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import logging
 import os
 import threading
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import apsw
 import msgspec
 import numpy as np
-from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar import Request
 
 from app.scoring.db import read_meta
-from app.service.http import SECURITY, ApiError
-from app.service.http import operation as _operation
+from app.service.http import ApiError
 from app.service.state import Service, warm_explanations
 
 log = logging.getLogger("app.service.api")
@@ -223,33 +222,3 @@ def warm_up(app: Any) -> None:
     if svc.model is not None and svc.db_path.is_file():
         cache_of(svc).warm(svc)
     warm_explanations(svc)
-
-
-LIMIT = Annotated[int, Parameter(ge=1, le=100, description="rows to return")]
-
-
-class PortfolioController(Controller):
-    path = "/portfolio"
-    tags = ["portfolio"]
-    security = SECURITY
-
-    @get("/", sync_to_thread=True, opt=OFFICER, operation_class=_operation(errors=(400, 401, 403, 503)))
-    def portfolio(self, request: Request) -> PortfolioSummary:
-        """The whole portfolio under the current model: accepted, refused, clients per probability band."""
-        svc = _service(request)
-        return cache_of(svc).get(svc).summary()
-
-    @get("/recent", sync_to_thread=True, opt=OFFICER, operation_class=_operation(errors=(400, 401, 403, 503)))
-    def recent(self, request: Request, limit: LIMIT = 10) -> Worklist:
-        """The clients scored most recently (from the prediction log), newest first, each client once."""
-        svc = _service(request)
-        model = svc.require_model()
-        rows = recent_clients(svc.log_conn(), limit)
-        return Worklist(rows=rows, threshold=float(model.threshold), model_id=model.model_id)
-
-    @get("/borderline", sync_to_thread=True, opt=OFFICER, operation_class=_operation(errors=(400, 401, 403, 503)))
-    def borderline(self, request: Request, limit: LIMIT = 10) -> Worklist:
-        """The clients whose probability of default is closest to the threshold (either side), closest first."""
-        svc = _service(request)
-        snap = cache_of(svc).get(svc)
-        return Worklist(rows=snap.borderline(limit), threshold=snap.threshold, model_id=snap.model_id)

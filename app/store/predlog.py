@@ -32,7 +32,7 @@ import numpy as np
 
 from app import store
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = store.BUSY_TIMEOUT_MS  # owned by app.store
 BUSY_RETRY_S = 0.0005  # pause between tries of a busy write lock
 HIST_BINS = 10  # score histogram: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0]
 # CREDIT_LOG_DURABILITY -> PRAGMA synchronous of the log writers (WAL mode). full: every COMMIT is fsync'd, an

@@ -1,7 +1,7 @@
 """Build the stand-in model (stub_model.c + every app/scoring/native/*.c) into a model folder like `credit compile`.
 
 The folder gets model-<id12>.so, manifest.json (model_id, features, threshold, library.sha256, ...)
-and the symlink score.so, so app.scoring.library.CompiledModel.load and app.scoring.db.connect accept it.
+and the symlink score.so, so app.scoring.bundle.load_model and app.scoring.db.connect accept it.
 `predict_reference` is the same model in Python, for parity tests.
 """
 

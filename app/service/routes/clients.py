@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 from litestar import Controller, get
 from litestar.params import Parameter
 
@@ -12,6 +11,7 @@ from app.data.finite import display_value
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, errors, json_value, operation, parse_id
 from app.service.state import Service
+from app.vectors import vector
 
 CLIENT_ERRORS = errors(400, 401, 403, 404, 503)
 CLIENT_OP = operation(path_ids=("client_id",))
@@ -83,6 +83,6 @@ class ClientsController(Controller):
         rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
-        x = np.frombuffer(rows[0][1], dtype="<f4")
+        x = vector(rows[0][1])
         feats = {n: display_value(v) for n, v in zip(svc.feature_names, x.tolist(), strict=True)}
         return s.ClientFeatures(client_id=cid, features=feats)

@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, decode, errors, operation, parse_id
 from app.service.state import Service, explainer_for
+from app.vectors import vector
 
 log = logging.getLogger("app.service.api")
 
@@ -35,7 +36,7 @@ class ExplanationsController(Controller):
         rows = svc.score_query("SELECT client_id, x FROM features WHERE client_id = ?", (cid,))
         if not rows:
             raise ApiError(404, "unknown client", {"client_id": cid})
-        x = np.frombuffer(rows[0][1], dtype="<f4").copy()
+        x = vector(rows[0][1]).copy()
         try:
             out = explainer.explain(x, top=top, lang=lang)
         except Exception as exc:  # a stored value the explainer cannot handle: say so, never a 500

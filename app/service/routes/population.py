@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import numpy as np
 from litestar import Controller, get
 from litestar.params import Parameter
 
@@ -13,6 +12,7 @@ from app.data.finite import display_value
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, errors, finite, operation
 from app.service.state import Service, population_sample
+from app.vectors import vector
 
 
 class PopulationController(Controller):
@@ -48,7 +48,7 @@ class PopulationController(Controller):
             " AND length(x) = ? ORDER BY client_id",
             (json.dumps([int(i) for i in sample]), 4 * len(svc.feature_names)),
         ):
-            x = np.frombuffer(xb, dtype="<f4")
+            x = vector(xb)
             vals = [display_value(float(x[c])) for c in cols]
             p = finite(p)
             rows.append(s.PopulationRow(client_id=cid, values=vals, probability=p, decision=svc.decide(p)))
