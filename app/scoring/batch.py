@@ -212,7 +212,7 @@ class ModelPackage:
     @classmethod
     def from_bundle(cls, bundle: ModelBundle) -> ModelPackage:
         manifest_text = json.dumps(bundle.raw_manifest, allow_nan=False)
-        return cls(bundle.model_id, manifest_text, bundle.library_path.name, bundle.library_path.read_bytes())
+        return cls(bundle.model_id, manifest_text, bundle.library_path.name, bundle.library_image())
 
 
 _MODELS: dict[tuple[str, str], ModelBundle] = {}  # (model_id, library sha256) -> bundle
