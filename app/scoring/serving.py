@@ -84,12 +84,16 @@ def refuse_direct_write(model_dir: Path | str, command: str) -> None:
     system (the sqlite3 shell saw the new library while the champion link kept the old one). Raise with the
     commands that put a new model in service through the guarded switch."""
     model_dir = Path(model_dir)
-    if not os.path.lexists(model_dir / "champion"):
-        return
-    champion = layout.role_dir(model_dir, "champion")
-    name = champion.name if champion is not None else "?"
+    if os.path.lexists(model_dir / "champion"):
+        champion = layout.role_dir(model_dir, "champion")
+        what = f"a serving folder (champion {champion.name if champion is not None else '?'})"
+    else:
+        servers = live_servers(model_dir)
+        if not servers:
+            return
+        what = f"served by the running API (pid {', '.join(str(r.get('pid')) for r in servers)})"
     raise ModelError(
-        f"{model_dir} is a serving folder (champion {name}): `{command}` would change what one entry point "
+        f"{model_dir} is {what}: `{command}` would change what one entry point "
         "scores with and not the others. Train and compile the new model in a folder of its own, then install "
         "and promote it:\n"
         f"  credit train --model models/next ...\n"
@@ -610,3 +614,79 @@ class ServingFolder:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- running servers (the switch is true on return)
+
+SERVERS_DIR = ".servers"
+SERVER_WAIT_SECONDS = 10.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def register_server(model_dir: Path | str, record: dict[str, Any]) -> Path | None:
+    """Write (atomically) what this serving process scores with into model_dir/.servers/<host>-<pid>.json:
+    {"pid", "host", "pointer": [champion link, challenger link], "champion", "challenger", "switch_error",
+    "updated"}. A running API worker does it at startup and after every switch (or refused switch), so a
+    life-cycle command can wait until each one has switched. None when the folder is not writable."""
+    folder = Path(model_dir) / SERVERS_DIR
+    path = folder / f"{socket.gethostname()}-{os.getpid()}.json"
+    try:
+        folder.mkdir(exist_ok=True)
+        atomic_write_json(path, {"pid": os.getpid(), "host": socket.gethostname(), "updated": time.time(), **record})
+    except OSError:
+        return None
+    return path
+
+
+def unregister_server(model_dir: Path | str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(Path(model_dir) / SERVERS_DIR / f"{socket.gethostname()}-{os.getpid()}.json")
+
+
+def live_servers(model_dir: Path | str) -> list[dict[str, Any]]:
+    """The registered serving processes of this host that are still running (stale records are removed)."""
+    folder = Path(model_dir) / SERVERS_DIR
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if record.get("host") == socket.gethostname() and not _pid_alive(int(record.get("pid", 0))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        record["file"] = str(path)
+        out.append(record)
+    return out
+
+
+def wait_for_servers(model_dir: Path | str, timeout: float = SERVER_WAIT_SECONDS) -> list[str]:
+    """Wait until every running server of the folder reports the links now on disk (champion and challenger).
+    Returns one line per server that has not switched within `timeout` seconds (empty: all did)."""
+    model_dir = Path(model_dir)
+    want = list(layout.pointers(model_dir))
+    deadline = time.monotonic() + timeout
+    while True:
+        late = []
+        for record in live_servers(model_dir):
+            if record.get("pointer") == want:
+                continue
+            error = record.get("switch_error")
+            why = f": {error}" if error and record.get("refused") == want else ""
+            late.append(
+                f"server pid {record.get('pid')} on {record.get('host')} still scores with champion "
+                f"{str(record.get('champion'))[:12]}{why}"
+            )
+        if not late or time.monotonic() >= deadline:
+            return late
+        time.sleep(0.05)
