@@ -437,7 +437,8 @@ def test_two_concurrent_cli_promotes(models, tmp_path):
     _install(folder, store, models)
     cmd = [str(Path(sys.executable).parent / "credit"), "promote", "--model", str(folder), "--log-db", str(store)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outs = [(p.wait(timeout=120), p.stdout.read()) for p in procs]
+    outs = [(p.communicate(timeout=300)[0], p.returncode) for p in procs]
+    outs = [(code, out) for out, code in outs]
     assert sorted(code for code, _ in outs) == [0, 1], outs
     assert any("no challenger installed" in out for _, out in outs)
     assert ServingFolder(folder).status()["previous"] == models.ids["A"]

@@ -161,25 +161,38 @@ class _Journal:
 
     def rollback(self) -> None:
         for entry in reversed(self.entries):
-            path = self.folder / entry["name"]
-            kind = entry["kind"]
-            if kind == "created":
-                shutil.rmtree(path, ignore_errors=True)
-            elif kind == "link":
-                layout.set_link(self.folder, entry["name"], entry["target"])
-            elif kind == "absent":
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-            elif kind == "file":
-                tmp = self.folder / f".{entry['name']}.restore.tmp"
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                os.link(self.dir / entry["backup"], tmp)
-                os.replace(tmp, path)
+            self._undo(entry)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _undo(self, entry: dict[str, str]) -> None:
+        for attempt in range(3):  # a transient failure (the disk that just filled up) gets two more chances
+            try:
+                self._undo_once(entry)
+                return
+            except OSError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)
+
+    def _undo_once(self, entry: dict[str, str]) -> None:
+        path = self.folder / entry["name"]
+        kind = entry["kind"]
+        if kind == "created":
+            shutil.rmtree(path, ignore_errors=True)
+        elif kind == "link":
+            layout.set_link(self.folder, entry["name"], entry["target"])
+        elif kind == "absent":
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        elif kind == "file":
+            tmp = self.folder / f".{entry['name']}.restore.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.link(self.dir / entry["backup"], tmp)
+            os.replace(tmp, path)
 
     def commit(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -244,6 +257,7 @@ class ServingFolder:
         self.command = command or _command_line()
         self.lock_wait = lock_wait
         self._journal: _Journal | None = None
+        self._pending: list[tuple] = []  # history rows of the command under way, written when it succeeds
         self._notes: list[str] = []
 
     # ------------------------------------------------------------ reading
@@ -278,11 +292,13 @@ class ServingFolder:
         killed command left (.txn/)."""
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
         try:
             deadline = time.monotonic() + self.lock_wait
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
                     break
                 except OSError as exc:
                     if exc.errno not in (errno.EAGAIN, errno.EACCES):
@@ -299,8 +315,9 @@ class ServingFolder:
             self._recover()
             yield
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if held:  # a command that only waited leaves the holder's description alone
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # releases the flock
 
     def _recover(self) -> None:
@@ -319,10 +336,12 @@ class ServingFolder:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[_Journal]:
         journal = _Journal(self.path, uuid.uuid4().hex)
-        journal.start()
         self._journal = journal
+        self._pending = []
         try:
+            journal.start()
             yield journal
+            self._write_history()  # the last step: a failure here still undoes every change
         except BaseException:
             journal.rollback()
             raise
@@ -330,6 +349,7 @@ class ServingFolder:
             journal.commit()
         finally:
             self._journal = None
+            self._pending = []
 
     def _set(self, name: str, target: str | None) -> None:
         assert self._journal is not None, "a life-cycle change outside a transaction"
@@ -408,8 +428,8 @@ class ServingFolder:
                     raise ModelError(f"{src}: model {new_manifest.model_id[:12]} is already the {role}; nothing done")
             final_name = f"{new_manifest.model_id[:12]}-{_stamp()}"
             compile_it = self._shown_as(compile_fn, self.path / layout.BUNDLES / final_name)
+            champion = ModelBundle.load(self.path)
             with self._transaction():
-                champion = ModelBundle.load(self._adopt())
 
                 def fill(tmp: Path) -> ModelBundle:
                     _step("install.copy")
@@ -433,7 +453,8 @@ class ServingFolder:
                         )
                     return bundle
 
-                final = self._publish(".new-", fill, final_name)
+                final = self._publish(".new-", fill, final_name)  # hidden until renamed; nothing links to it yet
+                self._adopt()  # the links appear only now, once the challenger is compiled and verified
                 _step("install.link")
                 self._set("challenger", layout.relative(self.path, final))
                 self._record("install", current["challenger"], new_manifest.model_id, None, final.name)
@@ -533,29 +554,24 @@ class ServingFolder:
         return os.path.realpath(self.path)
 
     def _record(self, action: str, from_id: str | None, to_id: str | None, from_b: str | None, to_b: str) -> None:
-        """One history row, written inside the journal's transaction (a failure here undoes the change)."""
-        _step("history")
-        if self.store_path is None:
-            return
+        """One history row of the command under way (written by `_write_history` when every change is made)."""
         assert self._journal is not None
+        self._pending.append(
+            (time.time(), self._key(), action, self.who, self.command, from_id, to_id, from_b, to_b, self._journal.txn)
+        )
+
+    def _write_history(self) -> None:
+        """The command's history rows, in one store transaction, inside the journal's (a failure undoes it all)."""
+        _step("history")
+        if self.store_path is None or not self._pending:
+            return
         conn = self._open_store()
         try:
             with conn:
-                conn.execute(
+                conn.executemany(
                     "INSERT INTO champion_history (ts, serving_dir, action, who, command, from_model_id, to_model_id,"
                     " from_bundle, to_bundle, txn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        time.time(),
-                        self._key(),
-                        action,
-                        self.who,
-                        self.command,
-                        from_id,
-                        to_id,
-                        from_b,
-                        to_b,
-                        self._journal.txn,
-                    ),
+                    self._pending,
                 )
         finally:
             conn.close()
