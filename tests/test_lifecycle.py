@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ import httpx
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.cli.main import cli
 from app.model.compile import CompileError, compile_model
@@ -367,6 +370,40 @@ def test_a_killed_command_is_undone_by_the_next_one(models, tmp_path, monkeypatc
     assert "undid an interrupted" in sf.notes()[0]
     assert (old, new) == (models.ids["A"], models.ids["B"])
     assert not (folder / serving.JOURNAL_DIR).exists()
+
+
+NAMES = ("manifest.json", "champion", "score.so", "README.md")
+CHANGES = st.lists(
+    st.tuples(st.sampled_from(NAMES), st.sampled_from(["link:bundles/x", "link:bundles/y", "remove", "rewrite"])),
+    max_size=8,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=CHANGES, fail_at=st.integers(0, 8))
+def test_the_journal_undoes_any_sequence_of_changes(tmp_path, changes, fail_at):
+    """Law: whatever names a command changes (links set or removed, files replaced) and wherever it fails, the
+    undo gives back the folder as it was."""
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    (folder / "manifest.json").write_text("{}")
+    os.symlink("bundles/a", folder / "champion")
+    (folder / "README.md").write_text(README_TEXT)  # score.so absent
+    before = snapshot(folder)
+    sf = ServingFolder(folder)
+    with pytest.raises(RuntimeError), sf.lock(), sf._transaction():
+        for i, (name, change) in enumerate(changes):
+            if i == fail_at:
+                raise RuntimeError("injected")
+            if change.startswith("link:"):
+                sf._set(name, change[5:])
+            elif change == "remove":
+                sf._set(name, None)
+            else:
+                sf._journal.before_change(name)
+                (folder / ".new").write_text(f"version {i}")
+                os.replace(folder / ".new", folder / name)
+        raise RuntimeError("injected at the end")
+    assert snapshot(folder) == before
 
 
 # ---------------------------------------------------------------- history, rollback, lock

@@ -70,7 +70,12 @@ def set_link(model_dir: Path, name: str, target: str | None) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(target, tmp)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a failed switch leaves no stray link behind
+        raise
 
 
 def relative(model_dir: Path, bundle: Path) -> str:
