@@ -192,7 +192,12 @@ class _Journal:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             os.link(self.dir / entry["backup"], tmp)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
 
     def commit(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
