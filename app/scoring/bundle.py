@@ -403,7 +403,7 @@ def read_model_text(model_dir: Path, model_id: str) -> bytes | None:
     found = hashlib.sha256(data).hexdigest()
     if found != model_id:
         raise ModelError(
-            f"{path}: sha256 {found[:12]} is not the manifest's {model_id[:12]} (model.txt was changed or comes "
+            f"{path}: sha256 {found[:12]} is not the model id's record {model_id[:12]} (model.txt was changed or comes "
             "from another model; re-run `credit train`)"
         )
     return data
