@@ -13,7 +13,6 @@ compiled through the same parity gates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from app.scoring.bundle import identify
 from benchmarks.bench_http import KEY, Server, lua_script, wrk
 from benchmarks.models import project_pipeline
 
@@ -46,7 +46,7 @@ def perturbed_copy(model_dir: Path, dest: Path) -> Path:
     (dest / "model.txt").write_text(text)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest.pop("library", None)
-    manifest["model_id"] = hashlib.sha256(text.encode()).hexdigest()
+    identify(manifest, text.encode())
     (dest / "manifest.json").write_text(json.dumps(manifest))
     for name in ("reference.npy", "reference_scores.npy"):
         if (model_dir / name).is_file():

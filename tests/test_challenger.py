@@ -269,26 +269,28 @@ def test_cli_promote_status_and_rollback(pipeline, tmp_path):
     data = copy_pipeline(pipeline, tmp_path / "data")
     src = perturbed_copy(pipeline.model_dir, tmp_path / "next")
     runner = CliRunner()
+    store = ["--log-db", str(tmp_path / "store.db")]
     champion = ModelBundle.load(data.model_dir).model_id
-    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir)])
+    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), *store])
     assert result.exit_code == 1 and "no champion link" in result.output
     result = runner.invoke(
         cli,
-        ["compile", "--model", str(src), "--challenger", "--into", str(data.model_dir), "--no-tl2cgen"],
+        ["compile", "--model", str(src), "--challenger", "--into", str(data.model_dir), "--no-tl2cgen", *store],
     )
     assert result.exit_code == 0, result.output
     challenger = ModelBundle.load_pair(data.model_dir).challenger.model_id
     result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--status"])
     assert f"champion    {champion}" in result.output and f"challenger  {challenger}" in result.output
-    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir)])
+    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), *store])
     assert result.exit_code == 0, result.output
     assert ModelBundle.load(data.model_dir).model_id == challenger
     assert layout.role_dir(data.model_dir, "challenger") is None
-    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--rollback"])
+    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--rollback", *store])
     assert result.exit_code == 0, result.output
     assert ModelBundle.load(data.model_dir).model_id == champion
-    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--rollback"])  # and back again
-    assert ModelBundle.load(data.model_dir).model_id == challenger
+    result = runner.invoke(cli, ["promote", "--model", str(data.model_dir), "--rollback", *store])  # never toggles
+    assert result.exit_code == 1 and "no earlier champion" in result.output
+    assert ModelBundle.load(data.model_dir).model_id == champion
 
 
 # ---------------------------------------------------------------- realised performance: the comparison

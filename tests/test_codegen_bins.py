@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 from app.model import codegen, codegen_bins, scorecard
 from app.model.compile import compile_model, prepare_model_dir
+from app.scoring.bundle import load_model
 from app.scoring.library import CompiledModel
 
 N_FEATURES = 4
@@ -65,7 +66,7 @@ def compiled(tmp_path_factory):
         d = prepare_model_dir(root / "in.txt", root / "m")
         compile_model(d, progress=False, flags=("-O2",), tl2cgen_reference=False, with_native=False, batch_path="rows")
         booster = lgb.Booster(model_file=str(d / "model.txt"))
-        out[kind] = (CompiledModel.load(d), booster, "\n".join(p.read_text() for p in (d / "build").glob("model*.c")))
+        out[kind] = (load_model(d), booster, "\n".join(p.read_text() for p in (d / "build").glob("model*.c")))
     return out
 
 

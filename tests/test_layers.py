@@ -2,13 +2,15 @@
 modules import each other (directly or round a longer loop). Every import counts, at the top of a module or inside
 a function: a lazy import is still a dependency.
 
-    base      app/__init__, errors, files, progress, ids, vectors: plain helpers and the facts every layer shares
+    base      app/__init__, errors, files, progress, ids, vectors, cluster (Dask clients), features_parquet
+              (the export format): plain helpers and the facts every layer shares
     store     the operational store (prediction log, migrations)
     data      generate, ingest, features, what-if
     scoring   the compiled model, its bundle, the database functions, decisions and their fairness metrics
     config    the settings (reads the store's default path)
     model     train, compile, explain, report, card
     monitoring  drift, outcomes, performance, traffic, live fairness
+    rights    decision letters, counterfactuals, reviews, overrides (above model and monitoring)
     service   the API
     cli, ui   the commands and the dashboard, at the top
 """
@@ -29,11 +31,21 @@ ALLOWED: dict[str, set[str]] = {
     "config": BASE | {"store"},
     "model": BASE | {"config", "data", "scoring", "store"},
     "monitoring": BASE | {"config", "data", "scoring", "store"},
-    "service": BASE | {"config", "data", "scoring", "store", "model", "monitoring"},
-    "cli": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "service", "ui"},
-    "ui": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "service", "cli"},
+    "rights": BASE | {"config", "data", "scoring", "store", "model", "monitoring"},
+    "service": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights"},
+    "cli": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "ui"},
+    "ui": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "cli"},
 }
-BASE_MODULES = {"app", "app.errors", "app.files", "app.progress", "app.ids", "app.vectors"}
+BASE_MODULES = {
+    "app",
+    "app.errors",
+    "app.files",
+    "app.progress",
+    "app.ids",
+    "app.vectors",
+    "app.cluster",
+    "app.features_parquet",
+}
 
 
 def module_name(path: Path) -> str:

@@ -22,6 +22,7 @@ from app.model.train import (
     train,
     train_arrays,
 )
+from app.scoring.bundle import decision_id
 
 # ------------------------------------------------------------------ threshold search
 
@@ -102,7 +103,9 @@ def trained(tmp_path_factory):
 def test_manifest_contract(trained):
     X, y, names, d, m = trained
     assert json.loads((d / "manifest.json").read_text()) == m
-    assert m["model_id"] == hashlib.sha256((d / "model.txt").read_bytes()).hexdigest()
+    # the model id names everything that decides (issue 28): model.txt's sha256, features, threshold, calibration, costs
+    assert m["model_text_sha256"] == hashlib.sha256((d / "model.txt").read_bytes()).hexdigest()
+    assert m["model_id"] == decision_id(m, m["model_text_sha256"])
     assert m["features"] == names and m["n_features"] == len(names)
     assert 0 <= m["threshold"] <= 1
     assert m["costs"] == {"fn": 10.0, "fp": 1.0}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import CLIENT_ID, command, db_option, model_option, say, with_settings
+from app.cli.options import CLIENT_ID, command, db_option, log_db_option, model_option, say, with_settings
 from app.config import Settings
 from app.model.search import CELLS_PER_THREAD
 from app.model.train import CANDIDATES  # light: train imports LightGBM and scikit-learn only when it runs
@@ -166,9 +166,16 @@ def train_command(
     default=None,
     help="serving folder for --challenger [env CREDIT_MODEL_DIR, default compiled/]",
 )
+@log_db_option
 @with_settings("model_dir")
 def compile_command(
-    settings: Settings, cc: str | None, opt: str, no_tl2cgen: bool, challenger: bool, into: str | None
+    settings: Settings,
+    cc: str | None,
+    opt: str,
+    no_tl2cgen: bool,
+    challenger: bool,
+    into: str | None,
+    log_db: str | None,
 ) -> None:
     """Compile the model to a native library (parity-checked against LightGBM).
 
@@ -176,13 +183,20 @@ def compile_command(
     (--into) and scored in shadow beside the champion; `credit promote` makes it the champion."""
     from app.model.compile import compile_model
 
-    def compile_fn(folder: Path) -> dict:
-        return compile_model(folder, progress=say, cc=cc, flags=(opt, "-fno-plt"), tl2cgen_reference=not no_tl2cgen)
+    def compile_fn(folder: Path, shown_as: Path | None = None) -> dict:
+        return compile_model(
+            folder,
+            progress=say,
+            cc=cc,
+            flags=(opt, "-fno-plt"),
+            tl2cgen_reference=not no_tl2cgen,
+            shown_as=shown_as,
+        )
 
     if challenger:
         from app.cli.promote import install_challenger_into
 
-        install_challenger_into(settings.model_path, into, compile_fn)
+        install_challenger_into(settings.model_path, into, log_db, compile_fn)
         return
     lib = compile_fn(settings.model_path)
     click.echo(

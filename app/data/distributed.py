@@ -364,7 +364,7 @@ def build_partition(sources_dir: str, out_dir: str, part: dict[str, Any], tables
         labels = _query_table(conn, "SELECT client_id, target FROM labels ORDER BY client_id")
     finally:
         conn.close()
-    from app.scoring.batch import _features_table
+    from app.features_parquet import features_table as _features_table
 
     out = Path(out_dir)
     sha = _write_atomic(_features_table(ids, X), out / part["file"])
@@ -477,7 +477,7 @@ def build_features_on_dask(
         write_seconds = time.perf_counter() - t_write
         manifest = _export_manifest(names, results, db_path, meta)
         (tmp / "_manifest").mkdir(exist_ok=True)
-        from app.scoring.batch import FEATURES_FILE
+        from app.features_parquet import FEATURES_FILE
 
         (tmp / FEATURES_FILE).write_text(json.dumps(manifest, indent=2))
         _replace_dir(tmp, out_dir, FEATURES_FILE)
@@ -544,7 +544,7 @@ def write_serving_file(
 def _export_manifest(
     names: list[str], results: list[dict[str, Any]], db_path: Path, meta: dict[str, str]
 ) -> dict[str, Any]:
-    from app.scoring.batch import EXPORT_FORMAT
+    from app.features_parquet import EXPORT_FORMAT
 
     return {
         "format": EXPORT_FORMAT,

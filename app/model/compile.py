@@ -16,7 +16,6 @@ from __future__ import annotations
 import _ctypes
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import shutil
 import subprocess
@@ -33,9 +32,19 @@ from app.errors import CreditError
 from app.files import atomic_write_bytes, atomic_write_json
 from app.model import codegen, codegen_shap
 from app.progress import say as _say
-from app.scoring.bundle import MANIFEST, MODEL_TEXT, ModelError, manifest_digest, read_manifest, read_model_text
+from app.scoring.bundle import (
+    MANIFEST,
+    MODEL_TEXT,
+    ModelError,
+    identify,
+    manifest_digest,
+    read_manifest,
+    read_model_text,
+    text_sha256,
+)
 from app.scoring.filenames import SCORE_LINK
 from app.scoring.library import bind_library, predict_with, sha256_file
+from app.scoring.serving import refuse_direct_write
 
 NATIVE_DIR = Path(__file__).resolve().parent.parent / "scoring" / "native"
 DEFAULT_CC = os.environ.get("CC", "gcc")
@@ -288,19 +297,22 @@ def compile_model(
     batch_path: str = "auto",
     with_native: bool = True,
     with_shap: bool = True,
+    shown_as: Path | str | None = None,
 ) -> dict:
-    """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]."""
+    """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]. `shown_as`: the
+    folder named in progress lines (a challenger is built in a hidden folder renamed when verified)."""
     import lightgbm as lgb
 
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
+    refuse_direct_write(model_dir, "credit compile")  # a serving folder changes only through its life cycle
     cc = cc or DEFAULT_CC
     flags = tuple(flags) if flags is not None else DEFAULT_FLAGS
     manifest_path = model_dir / MANIFEST
     model_path = model_dir / MODEL_TEXT
     try:
         typed, manifest = read_manifest(model_dir)
-        model_bytes = read_model_text(model_dir, typed.model_id)
+        model_bytes = read_model_text(model_dir, text_sha256(typed))
     except ModelError as exc:
         raise CompileError(str(exc)) from None
     if model_bytes is None:
@@ -313,7 +325,8 @@ def compile_model(
     def step(name: str, t0: float) -> None:
         _say(progress, f"  {name:<34s} {time.perf_counter() - t0:7.2f} s")
 
-    _say(progress, f"compile {model_path} (model {model_id[:12]})")
+    shown = Path(shown_as) if shown_as is not None else model_dir
+    _say(progress, f"compile {shown / MODEL_TEXT} (model {model_id[:12]})")
     if tl2cgen_reference:
         import tl2cgen
         import treelite
@@ -463,7 +476,8 @@ def compile_model(
         if not installed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_so)
-    _say(progress, f"installed {model_dir / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
+    verb = "installed" if shown_as is None else "compiled"
+    _say(progress, f"{verb} {shown / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
     return library
 
 
@@ -478,11 +492,7 @@ def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold
         if line.startswith("feature_names="):
             names = line.split("=", 1)[1].split()
             break
-    manifest = {
-        "model_id": hashlib.sha256(data).hexdigest(),
-        "features": names,
-        "n_features": len(names),
-        "threshold": threshold,
-    }
+    manifest = {"model_id": "", "features": names, "n_features": len(names), "threshold": threshold}
+    identify(manifest, data)
     atomic_write_json(model_dir / MANIFEST, manifest)
     return model_dir

@@ -224,7 +224,7 @@ def train_on_dask(
 
 
 def _parse(text: str):
-    from app.monitoring.fairness import parse_attributes
+    from app.scoring.fairness import parse_attributes
 
     return parse_attributes(text)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import platform
 import time
@@ -56,9 +55,10 @@ from app.model.evaluation import (
     trivial_policies,
 )
 from app.progress import say as _say
-from app.scoring.bundle import MANIFEST
+from app.scoring.bundle import MANIFEST, identify
 from app.scoring.db import connect
 from app.scoring.filenames import SCORE_LINK
+from app.scoring.serving import refuse_direct_write
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
 # that made 2 threads ten times slower than 1 (measured here under load 11 on 2 cores: 47.8 s vs 4.4 s for
@@ -314,6 +314,7 @@ def train_arrays(
 
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
+    refuse_direct_write(model_dir, "credit train")  # before minutes of training, not after
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y).astype(np.int32)
     names = [str(n) for n in names]
@@ -419,7 +420,6 @@ def train_arrays(
         params = {"kind": "scorecard", **det["scorecard"].info}
     if champ == "blend":
         params = {**params, "kind": "blend", "lightgbm_weight": det["weight"], "scorecard": det["scorecard"].info}
-    model_id = hashlib.sha256(model_text).hexdigest()
     bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
     if champ == "blend":
         lgb_trees = det["n_trees"] * det["bags"] if det["weight"] else 0
@@ -468,7 +468,7 @@ def train_arrays(
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     manifest = {
-        "model_id": model_id,
+        "model_id": "",  # set by identify() below, once everything that decides is in the manifest
         "app_version": __version__,
         "features": names,
         "n_features": len(names),
@@ -517,6 +517,7 @@ def train_arrays(
         "global_importance": [[n, v] for n, v in importance],
         **({"distributed": distributed} if distributed is not None else {}),
     }
+    model_id = identify(manifest, model_text)
     model_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(model_dir / "reference.npy", npy_bytes(reference))
     atomic_write_bytes(model_dir / "reference_scores.npy", npy_bytes(ref_scores))
@@ -637,6 +638,7 @@ def train(
     from app.scoring.fairness import parse_attributes
 
     db_path = Path(db_path)
+    refuse_direct_write(model_dir, "credit train")
     if not db_path.is_file():
         raise FileNotFoundError(f"{db_path}: database not found; run `credit ingest` first")
     conn = connect(db_path, readonly=True)

@@ -47,28 +47,18 @@ import numpy as np
 
 from app import vectors
 from app.errors import CreditError
+from app.features_parquet import EXPORT_FORMAT, FEATURES_FILE, PART_TEMPLATE
+from app.features_parquet import features_table as _features_table
 from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.db import connect, read_meta
 from app.scoring.filenames import SCORE_LINK
 from app.scoring.library import sha256_file
 
-FEATURES_FILE = "_manifest/_features.json"
-EXPORT_FORMAT = "credit-features-parquet/1"
-PART_TEMPLATE = "part-{:05d}.parquet"
 DEFAULT_ROWS_PER_PARTITION = 100_000
 
 
 # --------------------------------------------------------------------------------------------
 # Export
-
-
-def _features_table(ids: np.ndarray, X: np.ndarray):
-    import pyarrow as pa
-
-    n, p = X.shape
-    values = pa.array(np.ascontiguousarray(X, dtype=np.float32).reshape(-1), type=pa.float32())
-    x = pa.FixedSizeListArray.from_arrays(values, p)
-    return pa.Table.from_arrays([pa.array(np.asarray(ids, dtype=np.int64)), x], names=["client_id", "x"])
 
 
 class PartitionWriter:
@@ -214,7 +204,7 @@ class ModelPackage:
     @classmethod
     def from_bundle(cls, bundle: ModelBundle) -> ModelPackage:
         manifest_text = json.dumps(bundle.raw_manifest, allow_nan=False)
-        return cls(bundle.model_id, manifest_text, bundle.library_path.name, bundle.library_path.read_bytes())
+        return cls(bundle.model_id, manifest_text, bundle.library_path.name, bundle.library_image())
 
 
 _MODELS: dict[tuple[str, str], ModelBundle] = {}  # (model_id, library sha256) -> bundle

@@ -1,12 +1,18 @@
 """The model bundle: the one owner of the model folder, verified once, handed to every part.
 
-A model folder holds model.txt (LightGBM text; its sha256 is the model id), manifest.json (features,
-threshold, calibration, costs, metrics, drift reference...) and the compiled library model-<id12>.so
-(`credit compile`). `ModelBundle.load(model_dir)` checks, before anything is served:
+A model folder holds model.txt (LightGBM text), manifest.json (features, threshold, calibration, costs, metrics,
+drift reference...) and the compiled library model-<id12>.so (`credit compile`).
 
-- the manifest parses into the typed `Manifest`;
-- model.txt's sha256 equals the model id (when the folder has model.txt);
-- the library's sha256 equals the manifest's record, BEFORE it is loaded (loading runs its code);
+The model id names everything that decides (`decision_id`): the sha256 of the canonical JSON of model.txt's
+sha256 (`model_text_sha256` in the manifest), the feature list, the threshold, the calibration map and the costs.
+Two models that can decide differently never share an id. Manifests written before this rule have no
+`model_text_sha256`; their id is model.txt's sha256 and they stay loadable (and their log rows readable).
+`ModelBundle.load(model_dir)` checks, before anything is served:
+
+- the manifest parses into the typed `Manifest`, and its model id is `decision_id` of its own fields;
+- model.txt's sha256 equals the manifest's record (when the folder has model.txt);
+- the library's sha256 equals the manifest's record, checked on a private in-memory copy that is then loaded
+  (app.scoring.library.private_copy): the process never maps a file someone else can truncate or rewrite;
 - the library reports the same model id and feature count;
 - the library embeds the digest of the manifest it was compiled with (`manifest_digest`: every key
   but "library"), so an edited threshold, calibration or feature list is refused, not believed;
@@ -32,7 +38,7 @@ import numpy as np
 
 from app.scoring import layout
 from app.scoring.filenames import MANIFEST, MODEL_TEXT
-from app.scoring.library import CompiledModel, ModelError, bind_library, sha256_file
+from app.scoring.library import CompiledModel, ModelError, bind_library, private_copy
 
 __all__ = [
     "MANIFEST",
@@ -43,6 +49,8 @@ __all__ = [
     "ModelBundle",
     "ModelError",
     "decide",
+    "decision_id",
+    "identify",
     "manifest_digest",
     "refuses",
 ]
@@ -93,6 +101,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     """The typed view of manifest.json (unknown keys are kept in the raw dict, not rejected)."""
 
     model_id: str
+    model_text_sha256: str | None = None  # absent in manifests written before the id named the whole decision
     features: list[str]
     threshold: float
     n_features: int | None = None
@@ -126,6 +135,38 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
+def decision_id(manifest: dict[str, Any], model_text_sha256: str) -> str:
+    """The model id: sha256 of the canonical JSON of everything that decides (trees, features, threshold,
+    calibration map) and the costs the threshold was chosen for."""
+    body = {
+        "model_text_sha256": model_text_sha256,
+        "features": list(manifest.get("features") or []),
+        "threshold": float(manifest["threshold"]),
+        "calibration": _calibration_body(manifest.get("calibration")),
+        "costs": {str(k): float(v) for k, v in sorted((manifest.get("costs") or {}).items())},
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _calibration_body(calibration: dict[str, Any] | None) -> dict[str, Any]:
+    a, b = calibration_map(calibration)
+    return {"a": a, "b": b}
+
+
+def identify(manifest: dict[str, Any], model_text: bytes) -> str:
+    """Set manifest["model_text_sha256"] and manifest["model_id"] (the decision id) for `model_text`; returns
+    the id. Every writer of a manifest calls this last, after the threshold, calibration and costs are set."""
+    manifest["model_text_sha256"] = hashlib.sha256(model_text).hexdigest()
+    manifest["model_id"] = decision_id(manifest, manifest["model_text_sha256"])
+    return manifest["model_id"]
+
+
+def text_sha256(manifest: Manifest) -> str:
+    """The sha256 model.txt must have: the manifest's record, or (older manifests) the model id itself."""
+    return manifest.model_text_sha256 or manifest.model_id
+
+
 def read_manifest(model_dir: Path) -> tuple[Manifest, dict[str, Any]]:
     path = model_dir / MANIFEST
     try:
@@ -142,6 +183,16 @@ def read_manifest(model_dir: Path) -> tuple[Manifest, dict[str, Any]]:
         raise ModelError(f"{path}: invalid manifest: {exc}") from None
     if manifest.n_features is not None and manifest.n_features != len(manifest.features):
         raise ModelError(f"{path}: n_features {manifest.n_features} but {len(manifest.features)} features listed")
+    if manifest.model_text_sha256 is not None:
+        try:
+            want = decision_id(raw, manifest.model_text_sha256)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: invalid manifest: {exc}") from None
+        if want != manifest.model_id:
+            raise ModelError(
+                f"{path}: model id {manifest.model_id[:12]} does not name this manifest's trees, features, "
+                f"threshold, calibration and costs (they give {want[:12]}); it was edited after `credit train`"
+            )
     return manifest, raw
 
 
@@ -176,6 +227,11 @@ class ModelBundle:
     def library_path(self) -> Path:
         return self.model.so_path
 
+    def library_image(self) -> bytes:
+        """The library's verified bytes, as loaded (not re-read from disk)."""
+        image = self.model.image
+        return image.read() if image is not None else self.library_path.read_bytes()
+
     @property
     def reference_path(self) -> Path | None:
         ref = self.manifest.reference
@@ -195,8 +251,8 @@ class ModelBundle:
         return np.load(path, allow_pickle=False) if path is not None and path.is_file() else None
 
     def model_text(self) -> str:
-        """model.txt, re-checked against the model id (explanations must use the model that scores)."""
-        data = read_model_text(self.model_dir, self.model_id)
+        """model.txt, re-checked against the manifest (explanations must use the model that scores)."""
+        data = read_model_text(self.model_dir, text_sha256(self.manifest))
         if data is None:
             raise ModelError(f"{self.model_text_path}: missing (needed for explanations)")
         return data.decode("utf-8")
@@ -277,7 +333,7 @@ class ModelBundle:
         model_dir = layout.role_dir(model_dir, "champion") or Path(model_dir)
         manifest, raw = read_manifest(model_dir)
         path = model_dir / MANIFEST
-        if read_model_text(model_dir, manifest.model_id) is None and require_text:
+        if read_model_text(model_dir, text_sha256(manifest)) is None and require_text:
             raise ModelError(f"{model_dir / MODEL_TEXT}: missing; run `credit train --model {model_dir}`")
         lib_info = manifest.library
         if lib_info is None:
@@ -288,15 +344,20 @@ class ModelBundle:
         so_path = model_dir / name
         if not so_path.is_file():
             raise ModelError(f"{so_path}: compiled library is missing; run `credit compile --model {model_dir}`")
-        found = sha256_file(so_path)
-        if found != lib_info.sha256:
+        try:
+            image = private_copy(so_path)  # read once, hashed, loaded from memory: never the file on disk
+        except OSError as exc:
+            raise ModelError(f"{so_path}: cannot read the compiled library: {exc}") from None
+        if image.sha256 != lib_info.sha256:
+            image.close()
             raise ModelError(
-                f"{so_path}: refusing to load: manifest expected sha256 {lib_info.sha256}, found {found} "
+                f"{so_path}: refusing to load: manifest expected sha256 {lib_info.sha256}, found {image.sha256} "
                 f"(the library was modified or replaced; run `credit compile --model {model_dir}`)"
             )
         try:
-            lib = bind_library(so_path)
+            lib = bind_library(image.path)
         except (OSError, AttributeError) as exc:
+            image.close()
             raise ModelError(f"{so_path}: cannot load compiled library: {exc}") from None
         lib_id = lib.credit_model_id().decode("ascii", "replace")
         if lib_id != manifest.model_id:
@@ -317,7 +378,7 @@ class ModelBundle:
                 f"(digest {manifest_digest(raw)[:12]}, library {lib_digest[:12]}); it was edited after "
                 f"`credit compile`: re-run `credit compile --model {model_dir}`"
             )
-        model = CompiledModel(lib, manifest.model_id, list(manifest.features), so_path)
+        model = CompiledModel(lib, manifest.model_id, list(manifest.features), so_path, image)
         return cls(model_dir, manifest, raw, model)
 
 
@@ -335,7 +396,8 @@ class Bundles(NamedTuple):
 
 
 def read_model_text(model_dir: Path, model_id: str) -> bytes | None:
-    """model.txt's bytes if present; ModelError when its sha256 is not the model id."""
+    """model.txt's bytes if present; ModelError when its sha256 is not `model_id` (the manifest's
+    `text_sha256`: model_text_sha256, or the model id of an older manifest)."""
     path = model_dir / MODEL_TEXT
     try:
         data = path.read_bytes()
@@ -344,7 +406,7 @@ def read_model_text(model_dir: Path, model_id: str) -> bytes | None:
     found = hashlib.sha256(data).hexdigest()
     if found != model_id:
         raise ModelError(
-            f"{path}: sha256 {found[:12]} is not the model id {model_id[:12]} (model.txt was changed or comes "
+            f"{path}: sha256 {found[:12]} is not the model id's record {model_id[:12]} (model.txt was changed or comes "
             "from another model; re-run `credit train`)"
         )
     return data

@@ -70,7 +70,7 @@ def load_model(conn: apsw.Connection, model: ModelBundle | Path | str, *, challe
     previous = conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, -1)
     conn.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1)
     try:
-        conn.load_extension(str(model.library_path), CHALLENGER_ENTRY_POINT if challenger else ENTRY_POINT)
+        conn.load_extension(model.model.load_path, CHALLENGER_ENTRY_POINT if challenger else ENTRY_POINT)
     except apsw.ExtensionLoadingError as exc:
         if challenger:
             raise ModelError(

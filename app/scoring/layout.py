@@ -11,9 +11,10 @@
 
 A folder without a `champion` link is a plain model folder (what `credit train` + `credit compile` write): it is
 its own champion and nothing changes for it. `credit compile --challenger` first "adopts" such a folder: its
-files are hard-linked into bundles/ and the links above are made. A role's folder is resolved once
-(os.path.realpath), so a reader takes every file of a bundle from the same immutable folder even while
-`credit promote` runs.
+model files are hard-linked into bundles/ and the links above are made. Every change to the folder is made by
+app/scoring/serving.py (ServingFolder: lock, journal, history); this module only reads links and writes one.
+A role's folder is resolved once (os.path.realpath), so a reader takes every
+file of a bundle from the same immutable folder even while `credit promote` runs.
 """
 
 from __future__ import annotations
@@ -69,7 +70,12 @@ def set_link(model_dir: Path, name: str, target: str | None) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(target, tmp)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a failed switch leaves no stray link behind
+        raise
 
 
 def relative(model_dir: Path, bundle: Path) -> str:
@@ -79,19 +85,3 @@ def relative(model_dir: Path, bundle: Path) -> str:
     if bundle.parent != root:
         raise ModelError(f"{bundle}: not a bundle of {model_dir} (expected a folder in {root})")
     return f"{BUNDLES}/{bundle.name}"
-
-
-def link_root_names(model_dir: Path) -> None:
-    """Make the plain names at the top of model_dir (manifest.json, model.txt, score.so, ...) links through
-    `champion/`, for every file of the champion bundle (not the versioned model-*.so, which a running server of an
-    older layout may still map, nor build/)."""
-    champion = role_dir(model_dir, "champion")
-    if champion is None or champion == model_dir:
-        return
-    for entry in champion.iterdir():
-        name = entry.name
-        if name.startswith(".") or name == "build" or name == CHALLENGER_LINK or entry.is_dir():
-            continue
-        if name.startswith("model-") and name.endswith(".so"):
-            continue
-        set_link(model_dir, name, f"champion/{name}")

@@ -21,6 +21,14 @@ and verifies the new pair fully (hashes, digest, threshold, features, SQL functi
 replaces that one reference; requests in flight finish with the pair they took, and each thread's data
 connection is reopened with the new pair's extensions on its next use. A pair that fails is not switched to:
 the old one keeps serving and /readyz names the reason (`switch_error`).
+
+A watcher thread per worker (`watch`) also reads the links every WATCH_SECONDS, traffic or not, and switches
+in that thread; after every switch (or refused switch) the worker writes what it scores with into the serving
+folder's .servers/<host>-<pid>.json (app/scoring/serving.py `register_server`), which `credit promote` waits for:
+when the command returns, every running worker has swapped its reference, so every later answer comes from the
+new champion and /readyz names it. Libraries are loaded from private checked copies (app/scoring/library.py):
+a library changed on disk cannot change or crash this process; the change is noticed (one stat per request) and
+reported: the champion's stops scoring (503 naming it), the challenger's stops the shadow scoring.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ log = logging.getLogger("app.service.api")
 
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
 POINTER_CHECK_SECONDS = 0.5  # how often a scoring request looks at the champion/challenger links
+WATCH_SECONDS = 0.1  # how often the watcher thread looks at them (two readlink calls), traffic or not
 
 
 class Service:
@@ -84,6 +93,10 @@ class Service:
         self.writer = predlog.GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         self.lib_stamp: tuple[int, ...] | None = None
+        self.chal_stamp: tuple[int, ...] | None = None
+        self.switch_lock = threading.Lock()  # one switch at a time (the watcher and a request may both notice)
+        self.stopping = threading.Event()
+        self.refused: tuple[str | None, str | None] | None = None  # the links last refused (switch_error says why)
 
     @property
     def model(self) -> ModelBundle | None:
@@ -117,12 +130,15 @@ class Service:
         self.switch_error = self.bundles.challenger_error
         self.model_error = None
         self.lib_stamp = _file_stamp(self.model.library_path)
+        self.chal_stamp = _file_stamp(self.challenger.library_path) if self.challenger is not None else None
         self.feature_names = self.model.feature_names
         self.index = {n: i for i, n in enumerate(self.feature_names)}
 
     # lifecycle (see `lifespan`)
     def startup(self) -> None:
         self.load_bundle()
+        self.register()
+        threading.Thread(target=self.watch, name="model-watch", daemon=True).start()
         if not len(self.ring):
             log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
         try:
@@ -153,6 +169,10 @@ class Service:
         return reason
 
     def shutdown(self) -> None:
+        self.stopping.set()
+        from app.scoring.serving import unregister_server
+
+        unregister_server(self.model_dir)
         self.writer.close()
         with self.lock:
             conns, self.conns = self.conns, []
@@ -180,6 +200,37 @@ class Service:
         self.switching = True
         threading.Thread(target=self.switch_to, args=(ptr,), name="model-switch", daemon=True).start()
 
+    def watch(self) -> None:
+        """The watcher thread: notice a promote, a rollback or a new challenger within WATCH_SECONDS, traffic or
+        not, and switch (see the module docstring)."""
+        while not self.stopping.wait(WATCH_SECONDS):
+            try:
+                ptr = layout.pointers(self.model_dir)
+                if ptr != self.pointer and not self.switching:
+                    with self.lock:
+                        if self.switching:
+                            continue
+                        self.switching = True
+                    self.switch_to(ptr)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
+                log.exception("model watcher")
+
+    def register(self) -> None:
+        """Tell life-cycle commands what this worker scores with (app/scoring/serving.py register_server)."""
+        from app.scoring.serving import register_server
+
+        pair = self.bundles
+        register_server(
+            self.model_dir,
+            {
+                "pointer": list(self.pointer),
+                "champion": pair.champion.model_id if pair is not None else None,
+                "challenger": pair.challenger.model_id if pair is not None and pair.challenger else None,
+                "switch_error": self.switch_error,
+                "refused": list(self.refused) if self.refused else None,
+            },
+        )
+
     def switch_to(self, ptr: tuple[str | None, str | None]) -> None:
         """Load, verify, then swap the one reference; on failure keep serving the old pair and say why."""
         try:
@@ -199,16 +250,20 @@ class Service:
         except Exception as exc:  # noqa: BLE001
             with self.lock:
                 self.pointer = ptr  # bundles are immutable: the same links will not verify better next time
+                self.refused = ptr
                 self.switch_error = f"not switched to {ptr[0]}: {type(exc).__name__}: {exc}"
                 self.switching = False
             log.error("%s", self.switch_error)
+            self.register()
             return
         old = self.bundles
         with self.lock:
             self.bundles = pair  # THE swap: requests that took the old pair finish with it
             self.pointer = ptr
             self.lib_stamp = _file_stamp(pair.champion.library_path)
+            self.chal_stamp = _file_stamp(pair.challenger.library_path) if pair.challenger is not None else None
             self.switch_error = pair.challenger_error
+            self.refused = None
             self.model_error = None
             self.feature_names = pair.champion.feature_names
             self.index = {n: i for i, n in enumerate(self.feature_names)}
@@ -220,6 +275,7 @@ class Service:
             pair.champion.model_id[:12],
             pair.challenger.model_id[:12] if pair.challenger else None,
         )
+        self.register()
         warm_explanations(self)
 
     def require_pair(self) -> Bundles:
@@ -237,6 +293,9 @@ class Service:
             self.check_pointer()
         if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
             self.library_changed()
+        chal = self.challenger
+        if chal is not None and _file_stamp(chal.library_path) != self.chal_stamp:
+            self.challenger_changed(chal)
         if self.model is None:
             raise ApiError(503, "model unavailable", self.model_error)
         reason, checks, at = self.ready
@@ -268,11 +327,38 @@ class Service:
                 return
             self.model = None
             self.model_error = (
-                f"the loaded model library {model.library_path.name} changed on disk while in use: restart the API "
-                "(`credit compile` installs a new file and never rewrites a loaded one)"
+                f"the champion's library {model.library_path} changed on disk (this process is unaffected: it "
+                "scores from a private copy checked at load, but the file no longer matches the manifest): restore "
+                "it or install a verified bundle (`credit promote --rollback`, `credit compile --challenger`), then "
+                "restart the API"
             )
         log.error("%s", self.model_error)
         self.check_ready()
+
+    def challenger_changed(self, chal: ModelBundle) -> None:
+        """The challenger's library changed on disk: same bytes are fine; otherwise stop shadow scoring and say
+        why (/readyz `reason`, `checks.challenger`); the champion keeps deciding."""
+        from app.scoring.library import sha256_file
+
+        stamp = _file_stamp(chal.library_path)
+        try:
+            same = sha256_file(chal.library_path) == chal.manifest.library.sha256
+        except OSError:
+            same = False
+        with self.lock:
+            pair = self.bundles
+            if pair is None or pair.challenger is not chal:
+                return
+            if same:
+                self.chal_stamp = stamp
+                return
+            self.switch_error = (
+                f"challenger not scored: its library {chal.library_path} changed on disk (this process is "
+                "unaffected: it loaded a private checked copy); reinstall it with `credit compile --challenger`"
+            )
+            self.bundles = Bundles(pair.champion, None, self.switch_error)
+        log.error("%s", self.switch_error)
+        self.register()
 
     def conn(self, model: bool = True, pair: Bundles | None = None) -> apsw.Connection:
         """This thread's read-only connection to the data file: with the scoring functions (model=True; of `pair`,
