@@ -25,6 +25,7 @@ def clean_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # every engine and path checked once: 7 min on a quiet 2-core machine, more when shared
 def test_quick_benchmark_pass(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],

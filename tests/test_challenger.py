@@ -252,9 +252,9 @@ def test_promote_and_rollback_under_load(pipeline, tmp_path):
     assert after and set(after) == {champion}
     assert last["model_id"] == champion
     # each answer is its log row, and the decision is the deciding model's (both share the threshold here)
-    bundles = {
-        b.model_id: b for b in (ModelBundle.load(layout.role_dir(data.model_dir, r)) for r in ("champion", "previous"))
-    }
+    # (after the rollback `previous` is gone: the history was walked back), so every installed bundle is read
+    installed = sorted(p for p in (data.model_dir / layout.BUNDLES).iterdir() if not p.name.startswith("."))
+    bundles = {b.model_id: b for b in (ModelBundle.load(p) for p in installed)}
     conn = apsw.Connection(str(data.db), flags=apsw.SQLITE_OPEN_READONLY)
     xs = {c: np.frombuffer(x, dtype="<f4") for c, x in conn.execute("SELECT client_id, x FROM features")}
     conn.close()

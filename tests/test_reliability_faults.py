@@ -231,7 +231,7 @@ CORRUPTIONS = {
 # what /readyz must name for the corruptions the model bundle catches (app.scoring.bundle)
 REASONS = {
     "manifest_threshold_edited": "threshold",
-    "manifest_calibration_edited": "manifest differs",
+    "manifest_calibration_edited": "was edited after",
     "model_txt_byte_changed": "is not the model id",
 }
 

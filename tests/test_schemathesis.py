@@ -7,6 +7,8 @@ with hypothesis directly (schemathesis' `from_fixture` lazy loader does not run 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 import schemathesis
@@ -71,10 +73,21 @@ def no_float_integers(case) -> bool:
         return not any(isinstance(v, float) for v in body["client_ids"])
     if isinstance(body, dict) and isinstance(body.get("outcomes"), list):  # POST /outcomes
         return not any(
-            isinstance(o, dict) and any(isinstance(o.get(k), float) for k in ("client_id", "defaulted"))
+            isinstance(o, dict)
+            and (any(isinstance(o.get(k), float) for k in ("client_id", "defaulted")) or _out_of_range(o))
             for o in body["outcomes"]
         )
     return True
+
+
+def _out_of_range(outcome: dict) -> bool:
+    """A date the schema cannot rule out but the API refuses on purpose: before 1900 or after tomorrow."""
+    text = outcome.get("observed_at")
+    try:
+        day = dt.date.fromisoformat(str(text)[:10])
+    except ValueError:
+        return False
+    return day.year < 1900 or day >= dt.date.today() + dt.timedelta(days=1)
 
 
 @pytest.fixture(scope="module")

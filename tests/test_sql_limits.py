@@ -1,6 +1,6 @@
 """`credit sql` is bounded whatever the query: time (fetching and writing included), bytes of output, the size
 of one value and SQLite's memory. Each hostile query runs the real CLI in a subprocess whose peak memory is
-read from the kernel (os.wait4's ru_maxrss of that very child)."""
+read from the kernel (the child's VmHWM in /proc, polled until it exits)."""
 
 from __future__ import annotations
 
@@ -58,11 +58,23 @@ def credit_sql(root: Path, *args: str, stdout: Path | None = None) -> Run:
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         child = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=root)
-        _pid, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        peak_kb = 0
+        while child.poll() is None:  # the child's own high-water mark (ru_maxrss would start at the forking
+            peak_kb = max(peak_kb, _vm_hwm_kb(child.pid))  # pytest's RSS, which grows over a whole run)
+            time.sleep(0.005)
     wall = time.monotonic() - t0
     size = out_path.stat().st_size if out_path.is_file() else 0
-    return Run(child.returncode, usage.ru_maxrss / 1024, size, err_path.read_text(), wall)
+    return Run(child.returncode, peak_kb / 1024, size, err_path.read_text(), wall)
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """VmHWM of a live process (its peak resident set since its exec), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(m.group(1)) if m else 0
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])

@@ -58,8 +58,8 @@ class PrivateImage:
         return Path(self.path).read_bytes()
 
     def close(self) -> None:
-        """Only for an image that was never loaded (a failed verification)."""
-        if self.fd is not None:
+        """Only for an image that was never loaded (a failed verification); a shared image stays open."""
+        if self.fd is not None and _IMAGES.get(self.sha256) is not self:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
@@ -74,6 +74,19 @@ def private_copy(so_path: Path | str) -> PrivateImage:
     """Read `so_path` once, hash the bytes read, and put them where only this process can reach them."""
     data = Path(so_path).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
+    cached = _IMAGES.get(digest)
+    if cached is not None and cached.fd is not None:  # the same bytes, sealed: one copy per library per process
+        return cached
+    image = _new_image(so_path, data, digest)
+    if image.fd is not None:
+        _IMAGES[digest] = image
+    return image
+
+
+_IMAGES: dict[str, PrivateImage] = {}
+
+
+def _new_image(so_path: Path | str, data: bytes, digest: str) -> PrivateImage:
     name = Path(so_path).name
     if hasattr(os, "memfd_create"):
         flags = os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0)
