@@ -179,7 +179,7 @@ def test_page_monitoring_for_an_admin_shows_the_apis_figures(simulate):
         await user.should_see("Performance réalisée (défauts observés)")
         await user.should_see("Équité des décisions")
         await user.should_see("Fiche du modèle")
-        await user.should_see("Taux d'accord", retries=600)  # the fairness table, filled in when it arrives
+        await user.should_see("Taux d'accord", retries=1800)  # the fairness table, filled in when it arrives
 
     simulate(scenario)
 
