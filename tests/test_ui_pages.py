@@ -5,6 +5,7 @@ what the API answers, decoded into the API's own msgspec types (ui/api_client.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
@@ -45,7 +46,13 @@ class Recorder(httpx.AsyncBaseTransport):
 
 @pytest.fixture
 def simulate(data, tmp_path, monkeypatch):
-    """Run `scenario(user, api)` against the dashboard's pages; `api` is an httpx client of the same API."""
+    """Run `scenario(user, api, recorder)` against the dashboard's pages; `api` is an httpx client of the same
+    API, `recorder` the transport that saw the dashboard's calls."""
+    return make_simulate(data, tmp_path, monkeypatch)
+
+
+def make_simulate(data, tmp_path, monkeypatch):
+    """The runner behind `simulate`; with `data` None every run must bring its own `transport` (no API is made)."""
     import importlib
 
     from nicegui import app
@@ -69,12 +76,19 @@ def simulate(data, tmp_path, monkeypatch):
         drift_min_rows: int = common.UiConfig.drift_min_rows,
         delay: float = 0.0,
     ):
-        real = create_app(Settings(db=str(data.db), model_dir=str(data.model_dir), api_keys=KEYS, keys_file=""))
-        recorder = Recorder(real)
-        recorder.delay = delay
+        real = recorder = None
+        if data is None:
+            assert transport is not None, "without the pipeline's data, a run brings its own transport"
+        else:
+            real = create_app(Settings(db=str(data.db), model_dir=str(data.model_dir), api_keys=KEYS, keys_file=""))
+            recorder = Recorder(real)
+            recorder.delay = delay
 
         async def main():
-            async with real.lifespan(), user_simulation() as user:
+            async with contextlib.AsyncExitStack() as stack:
+                if data is not None:
+                    await stack.enter_async_context(real.lifespan())
+                user = await stack.enter_async_context(user_simulation())
                 common.configure(
                     common.UiConfig(
                         api_url="http://api",
@@ -93,14 +107,15 @@ def simulate(data, tmp_path, monkeypatch):
                 for module in (client, login, model, monitoring):  # re-register the routes reset by the simulation
                     importlib.reload(module)
                 direct = httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=real),
+                    transport=httpx.ASGITransport(app=real) if real is not None else transport,
                     base_url="http://api",
                     headers={"Authorization": f"Bearer {ADMIN_KEY}"},
                 )
                 try:
                     if login_as is not None:
                         await log_in(user, login_as)
-                    recorder.calls.clear()
+                    if recorder is not None:
+                        recorder.calls.clear()
                     await scenario(user, direct, recorder)
                 finally:
                     await direct.aclose()
