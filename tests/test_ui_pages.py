@@ -16,7 +16,7 @@ from nicegui import ui
 from uiserver import ACCOUNTS, users_text
 
 from app.config import Settings
-from ui import logic
+from ui import locale, logic
 from ui.api_client import ApiClient
 
 OFFICER_KEY, ADMIN_KEY = "officer-key", "admin-key"
@@ -102,9 +102,15 @@ def make_simulate(data, tmp_path, monkeypatch):
                 common._api = ApiClient("http://api", key, transport=transport or recorder)
                 if admin_key is not None and admin_key != key:
                     common._admin_api = ApiClient("http://api", admin_key, transport=transport or recorder)
-                from ui.pages import client, login, model, monitoring
+                from ui.pages import client, login, model, model_card, monitoring
 
-                for module in (client, login, model, monitoring):  # re-register the routes reset by the simulation
+                for module in (
+                    client,
+                    login,
+                    model,
+                    monitoring,
+                    model_card,
+                ):  # re-register the routes reset by the simulation
                     importlib.reload(module)
                 direct = httpx.AsyncClient(
                     transport=httpx.ASGITransport(app=real) if real is not None else transport,
@@ -194,16 +200,25 @@ def test_page_monitoring_for_an_admin_shows_the_apis_figures(simulate):
         await user.should_see("Performance réalisée (défauts observés)")
         await user.should_see("Équité des décisions")
         await user.should_see("Fiche du modèle")
-        await user.should_see("Taux d'accord", retries=1800)  # the fairness table, filled in when it arrives
+        await user.should_see("Tranche d'âge", retries=1800)  # the fairness tables, filled in when they arrive
+        await user.should_not_see("age_band")
 
     simulate(scenario)
 
 
-def test_page_model_card(simulate):
+def test_page_model_card_in_french_from_the_structured_data(simulate):
     async def scenario(user, api, _rec):
-        model_id = (await api.get("/model")).json()["model_id"]
+        manifest = (await api.get("/model")).json()
         await user.open("/model-card")
-        await user.should_see(model_id[:12], retries=20)
+        await user.should_see(f"Identifiant du modèle : {manifest['model_id']}", retries=40)
+        await user.should_see("Usage prévu")
+        await user.should_see(f"AUC hors échantillon : {locale.fixed(manifest['metrics']['oof_auc'], 'fr', 4)}")
+        await user.should_see(
+            f"Refus quand la probabilité de défaut atteint {locale.percent(manifest['threshold'], 'fr')}."
+        )
+        await user.should_see("Équité à l'entraînement (hors échantillon)")
+        await user.should_not_see("not recorded")
+        await user.should_not_see("Honest performance")
 
     simulate(scenario)
 

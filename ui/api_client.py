@@ -175,5 +175,8 @@ class ApiClient:
     async def fairness(self) -> s.FairnessReport:
         return await self.get("/monitoring/fairness", decode=s.FairnessReport)
 
+    async def model_fairness(self) -> s.FairnessReport:
+        return await self.get("/model/fairness", decode=s.FairnessReport)
+
     async def model_card(self) -> str:
         return await self.request("GET", "/model/card", headers={"Accept": "text/markdown"})

@@ -320,20 +320,3 @@ def show_fairness(rep: dict, lg: str) -> None:
             row_key="group",
             pagination={"rowsPerPage": 0},
         ).props(f"dense flat hide-bottom data-testid=fairness-{attr}").classes("w-full")
-
-
-@ui.page("/model-card", response_timeout=60)
-async def model_card_page():
-    """The model card (GET /model/card, markdown) for anyone logged in."""
-    if (redirect := login_redirect()) is not None:
-        return redirect
-    lg = lang()
-    main = await frame("model", t("model_card", lg))
-    with main:
-        try:
-            text = await api().model_card()
-        except ApiError as e:
-            error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
-            return
-        with ui.card().classes("w-full"):
-            ui.markdown(str(text)).props("data-testid=model-card")
