@@ -104,7 +104,7 @@ def visible_text(pg) -> str:
 
 
 def open_page(pg, url: str, ready: str) -> None:
-    pg.goto(url)
+    pg.goto(url, wait_until="domcontentloaded")  # the drift report's frame loads Evidently's detail for long
     pg.get_by_test_id(ready).first.wait_for()
     time.sleep(0.8)  # charts' first paint
 
