@@ -42,7 +42,7 @@ def english_vocabulary() -> set[str]:
 
 
 # a number written the English way: 1,234 grouping or 0.554 decimals (French: 1 234 and 0,554)
-ENGLISH_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?![\d,])|(?<![\w.])\d+\.\d+(?![\w.])")
+ENGLISH_NUMBER = re.compile(r"(?<![\w.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d,])|(?<![\w.])\d+\.\d+(?![\w.])")
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +95,11 @@ def visible_text(pg) -> str:
     """The page's text, without the parts that are identifiers rather than words (version, model id)."""
     return pg.evaluate(
         """() => {
-            const clone = document.body.cloneNode(true);
-            const ids = '[data-testid=app-version], [data-testid=model-id], iframe';
-            clone.querySelectorAll(ids).forEach(e => e.remove());
-            return clone.innerText;
+            const hidden = [...document.querySelectorAll('[data-testid=app-version], [data-testid=model-id]')];
+            hidden.forEach(e => e.style.setProperty('display', 'none'));
+            const text = document.body.innerText;  // what is rendered: no scripts, no hidden elements
+            hidden.forEach(e => e.style.removeProperty('display'));
+            return text;
         }"""
     )
 

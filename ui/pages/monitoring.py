@@ -124,13 +124,14 @@ def show_drift(drift: DriftReport, lg: str) -> None:
     with ui.row().classes("items-center gap-2 px-3 py-1 rounded").style(f"color:{fg};background:{bg}"):
         ui.icon("check_circle" if ok else "warning").props('aria-hidden="true"')
         ui.label(t("no_dataset_drift" if ok else "dataset_drift", lg)).classes("font-bold")
-    ui.label(t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=drift.psi_threshold)).props(
+    threshold = locale.number(drift.psi_threshold, lg, 3)
+    ui.label(t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=threshold)).props(
         "data-testid=drift-caption"
     )
     rows = [
         {
             "feature": feature_label(r["feature"], lg),
-            "psi": f"{r['psi']:.3f}" if r["psi"] is not None else "—",
+            "psi": locale.fixed(r["psi"], lg, 3),
             "drifted": t("yes" if r["drifted"] else "no", lg),
         }
         for r in sorted(rows_raw, key=lambda r: -(r["psi"] or 0))[:30]
