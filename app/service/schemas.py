@@ -144,6 +144,7 @@ class LogEntry(msgspec.Struct):
     latency_ms: float
     role: str
     endpoint: str
+    user_name: str | None = None  # the dashboard user who asked (None: another API client)
 
 
 class LogPage(msgspec.Struct):

@@ -4,6 +4,7 @@ global importance (GET /model)."""
 
 from __future__ import annotations
 
+import msgspec
 from nicegui import ui
 
 from ui import logic
@@ -21,7 +22,7 @@ async def model_page():
     main = await frame("model", t("model_title", lg))
     with main:
         try:
-            model = await api().model()
+            model = msgspec.to_builtins(await api().model())  # ModelInfo, its optional parts as the API writes them
         except ApiError as e:
             error_box(e, lg)
             return
@@ -31,7 +32,7 @@ async def model_page():
                 ui.label(f"{t('model_id', lg)} : {model_id[:12]}").classes("text-lg font-bold").props(
                     f'title="{model_id}" data-testid=model-id'
                 )
-                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')))}").props(
+                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')), lg)}").props(
                     "data-testid=model-threshold"
                 )
                 costs = model.get("costs") or {}
@@ -44,7 +45,7 @@ async def model_page():
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
                 champion = model.get("champion") or {}
                 if champion.get("why"):
-                    ui.label(f"{mr.tr('why', lg)} : {champion['why']}").classes("text-sm").props(
+                    ui.label(f"{mr.tr('why', lg)} : {mr.champion_why(champion['why'], lg)}").classes("text-sm").props(
                         "data-testid=champion-why"
                     )
                 if champion.get("forced"):
