@@ -121,11 +121,9 @@ def tr(key: str, lang: str) -> str:
     return LABELS.get(lang, LABELS["en"]).get(key, key)
 
 
-def _num(v: Any, fmt: str = ".4f") -> str:
-    try:
-        return format(float(v), fmt)
-    except (TypeError, ValueError):
-        return "—"
+def _num(v: Any, lang: str, digits: int = 4) -> str:
+    """A figure with `digits` decimals in the page's number format ('0,5674' in French), a dash when missing."""
+    return locale.fixed(v, lang, digits)
 
 
 def has_evaluation(model: dict) -> bool:
@@ -139,11 +137,11 @@ def headline(model: dict, lang: str) -> list[tuple[str, str]]:
     cal = (model.get("calibration") or {}).get("method", "none")
     return [
         (tr("champion", lang), tr(champ, lang)),
-        (tr("oof_auc", lang), _num(m.get("oof_auc"))),
-        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'))} ± {_num(m.get('auc_std'))}"),
-        (tr("cost_per_client", lang), _num(m.get("cost_per_client"))),
-        (tr("brier", lang), _num(m.get("brier"))),
-        (tr("ece", lang), _num(m.get("ece"))),
+        (tr("oof_auc", lang), _num(m.get("oof_auc"), lang)),
+        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'), lang)} ± {_num(m.get('auc_std'), lang)}"),
+        (tr("cost_per_client", lang), _num(m.get("cost_per_client"), lang)),
+        (tr("brier", lang), _num(m.get("brier"), lang)),
+        (tr("ece", lang), _num(m.get("ece"), lang)),
         (tr("calibration", lang), tr(cal, lang)),
     ]
 
@@ -157,9 +155,9 @@ def comparison(model: dict, lang: str) -> list[dict[str, str]]:
             {
                 "model": tr(r["kind"], lang),
                 "role": tr(role, lang),
-                "auc": _num(r.get("auc")),
-                "cost": _num(r.get("cost")),
-                "brier": _num(r.get("brier")),
+                "auc": _num(r.get("auc"), lang),
+                "cost": _num(r.get("cost"), lang),
+                "brier": _num(r.get("brier"), lang),
             }
         )
     return out
@@ -178,8 +176,8 @@ def sensitive(model: dict, lang: str) -> tuple[str, list[dict[str, str]]] | None
     rows = [
         {
             "variant": tr(key, lang),
-            "auc": _num(effect[side].get("oof_auc")),
-            "cost": _num(effect[side].get("cost_per_client")),
+            "auc": _num(effect[side].get("oof_auc"), lang),
+            "cost": _num(effect[side].get("cost_per_client"), lang),
         }
         for key, side in (("with_sensitive", "with"), ("without_sensitive", "without"))
     ]
@@ -261,7 +259,7 @@ def bands_option(model: dict, lang: str) -> dict:
             "name": tr("decile", lang),
             "nameLocation": "middle",
             "nameGap": 28,
-            "data": [f"{_num(b['low'], '.3f')}–{_num(b['high'], '.3f')}" for b in bands],
+            "data": [f"{_num(b['low'], lang, 3)}–{_num(b['high'], lang, 3)}" for b in bands],
             "axisLabel": {"rotate": 30, "fontSize": 9},
         },
         "yAxis": {"type": "value", "name": tr("observed", lang), "nameLocation": "middle", "nameGap": 40},
