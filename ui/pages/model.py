@@ -7,7 +7,7 @@ from __future__ import annotations
 import msgspec
 from nicegui import ui
 
-from ui import logic
+from ui import locale, logic
 from ui import model_report as mr
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
@@ -36,7 +36,7 @@ async def model_page():
                     "data-testid=model-threshold"
                 )
                 costs = model.get("costs") or {}
-                ui.label(t("costs", lg, fn=costs.get("fn", "?"), fp=costs.get("fp", "?")))
+                ui.label(t("costs", lg, fn=_cost(costs.get("fn"), lg), fp=_cost(costs.get("fp"), lg)))
                 ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
                 if model.get("trained_at"):
                     ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
@@ -115,3 +115,12 @@ def _float(v: object) -> float | None:
         return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def _cost(value, lg: str) -> str:
+    """A cost weight in the page's number format: 10 -> '10', 2.5 -> '2,5' in French."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    return locale.number(v, lg, 0 if v.is_integer() else 2)
