@@ -188,7 +188,7 @@ def test_entrypoint_exits_nonzero_when_a_service_dies(pipeline_copy, tmp_path):
     proc, api, ui = start_entrypoint(pipeline_copy, tmp_path)
     try:
         wait_http(f"{api}/readyz", proc)
-        wait_http(f"{ui}/", proc)
+        wait_http(f"{ui}/login", proc)  # every other page asks for a login
         direct = psutil.Process(proc.pid).children(recursive=False)
         kids = children(proc.pid)
         api_child = next(c for c in direct if "serve" in " ".join(c.cmdline()))
@@ -290,7 +290,7 @@ def test_demo_serves_and_stops_on_sigterm(demo_no_serve):
         assert url.startswith(f"http://127.0.0.1:{api_port}/clients/")
         r = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert r.status_code == 200, r.text
-        assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/login", timeout=10).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0
     finally:

@@ -348,6 +348,8 @@ class ModelInfo(msgspec.Struct):
     model_id: str
     features: list[str]
     threshold: float
+    model_text_sha256: str | msgspec.UnsetType = msgspec.UNSET  # the trees' digest (the model id names more)
+    distributed: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET  # `credit train --scheduler`: the held-out slice
     n_features: int | msgspec.UnsetType = msgspec.UNSET
     app_version: str | msgspec.UnsetType = msgspec.UNSET
     costs: dict[str, float] | msgspec.UnsetType = msgspec.UNSET
