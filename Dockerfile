@@ -6,7 +6,7 @@
 #   docker build --build-arg DATA_SRC=kaggle -t pret-a-depenser .        # the real CSVs in ./kaggle/
 #   docker run --rm -p 8000:8000 -p 8080:8080 \
 #       -e CREDIT_API_KEYS='officer-secret:officer,admin-secret:admin' \
-#       -e CREDIT_UI_PASSWORD='dashboard-password' pret-a-depenser
+#       -e CREDIT_UI_USERS="$(credit ui-account agent --role officer)" pret-a-depenser
 #
 # Stage "build" has gcc and the training stack; it runs the same `credit` commands as by hand
 # (generate -> ingest -> train -> compile). Stage "runtime" gets only the virtualenv, the source

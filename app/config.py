@@ -79,6 +79,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drift_min_rows: Annotated[
         int, documented("CREDIT_DRIFT_MIN_ROWS", "fewest scored rows in a window for a drift verdict")
     ] = 200
+    ui_users: Annotated[
+        str,
+        documented(
+            "CREDIT_UI_USERS",
+            "dashboard accounts as name:role:hash entries written by `credit ui-account` (never logged)",
+        ),
+    ] = ""
+    ui_users_file: Annotated[
+        str, documented("CREDIT_UI_USERS_FILE", "file read for dashboard accounts when CREDIT_UI_USERS is empty")
+    ] = ".credit-ui-users"
     ui_allowed_hosts: Annotated[
         str,
         documented("CREDIT_UI_ALLOWED_HOSTS", "Host header names the dashboard answers (comma separated; * for any)"),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Container entrypoint: runs the API (`credit serve`) and the dashboard (`credit ui`) together.
 #
-#   - refuses to start without CREDIT_API_KEYS (keys never live in the image), and without
-#     CREDIT_UI_PASSWORD when the dashboard listens on a non-loopback address (`credit ui` rule);
+#   - refuses to start without CREDIT_API_KEYS (keys never live in the image), and without dashboard
+#     accounts, CREDIT_UI_USERS or the file CREDIT_UI_USERS_FILE (`credit ui-account` prints the entries);
 #   - SIGTERM / SIGINT: forwarded to both children, waits for them (at most CREDIT_STOP_GRACE
 #     seconds, then SIGKILL), exits 0;
 #   - if either child exits on its own, the other is stopped and the script exits non-zero
@@ -11,7 +11,7 @@
 # Environment (defaults for the image): CREDIT_DB, CREDIT_MODEL_DIR, CREDIT_HOST (API bind, 0.0.0.0),
 # CREDIT_PORT (8000), CREDIT_UI_HOST (dashboard bind, 0.0.0.0), CREDIT_UI_PORT (8080),
 # CREDIT_API_KEYS ("key1:officer,key2:admin"), CREDIT_UI_KEY (the dashboard's key, default the first
-# admin key), CREDIT_UI_PASSWORD, CREDIT_STOP_GRACE (40). Run by hand outside Docker with the same
+# admin key), CREDIT_UI_USERS, CREDIT_STOP_GRACE (40). Run by hand outside Docker with the same
 # variables; `credit` must be on PATH (CREDIT_BIN overrides it).
 set -uo pipefail
 
@@ -29,15 +29,10 @@ UI_HOST=${CREDIT_UI_HOST:-0.0.0.0}
 UI_PORT=${CREDIT_UI_PORT:-8080}
 GRACE=${CREDIT_STOP_GRACE:-40}
 
-case "$UI_HOST" in
-    127.*|localhost|::1) ;;
-    *)
-        if [ -z "${CREDIT_UI_PASSWORD:-}" ]; then
-            log "the dashboard listens on $UI_HOST: set CREDIT_UI_PASSWORD (or CREDIT_UI_HOST=127.0.0.1); refusing to start"
-            exit 64
-        fi
-        ;;
-esac
+if [ -z "${CREDIT_UI_USERS:-}" ] && [ ! -f "${CREDIT_UI_USERS_FILE:-.credit-ui-users}" ]; then
+    log "no dashboard accounts: set CREDIT_UI_USERS (entries printed by \`credit ui-account NAME --role officer\`) or mount CREDIT_UI_USERS_FILE; refusing to start"
+    exit 64
+fi
 
 # the dashboard talks to the API over loopback inside the container
 export CREDIT_API_URL="${CREDIT_API_URL:-http://127.0.0.1:${API_PORT}}"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uiserver import users_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -27,7 +28,7 @@ ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 BIN = Path(sys.executable).parent
 UP_TIMEOUT = 120.0
 STOP_TIMEOUT = 45.0  # entrypoint grace (set to 30 s below) + margin
-SECRET_VARS = ("CREDIT_API_KEYS", "CREDIT_UI_KEY", "CREDIT_UI_PASSWORD", "CREDIT_UI_STORAGE_SECRET")
+SECRET_VARS = ("CREDIT_API_KEYS", "CREDIT_UI_KEY", "CREDIT_UI_USERS", "CREDIT_UI_STORAGE_SECRET")
 
 
 def free_port() -> int:
@@ -117,12 +118,15 @@ def test_image_layout_and_no_keys_in_the_image():
 # ---------------------------------------------------------------- entrypoint
 
 
-def test_entrypoint_refuses_to_start_without_keys_or_ui_password(tmp_path):
+def test_entrypoint_refuses_to_start_without_keys_or_ui_accounts(tmp_path):
     res = subprocess.run([str(ENTRYPOINT)], env=clean_env(), capture_output=True, text=True, timeout=30)
     assert res.returncode == 64 and "CREDIT_API_KEYS" in res.stderr
-    env = clean_env(CREDIT_API_KEYS="k1:officer,k2:admin", CREDIT_UI_HOST="0.0.0.0")
-    res = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
-    assert res.returncode == 64 and "CREDIT_UI_PASSWORD" in res.stderr
+    for host in ("0.0.0.0", "127.0.0.1"):
+        env = clean_env(
+            CREDIT_API_KEYS="k1:officer,k2:admin", CREDIT_UI_HOST=host, CREDIT_UI_USERS_FILE=str(tmp_path / "none")
+        )
+        res = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 64 and "CREDIT_UI_USERS" in res.stderr
 
 
 def start_entrypoint(pipeline_copy, tmp_path) -> tuple[subprocess.Popen, str, str]:
@@ -136,6 +140,7 @@ def start_entrypoint(pipeline_copy, tmp_path) -> tuple[subprocess.Popen, str, st
         CREDIT_PORT=str(api_port),
         CREDIT_UI_PORT=str(ui_port),
         CREDIT_STOP_GRACE="30",
+        CREDIT_UI_USERS=users_text(),
     )
     log = open(tmp_path / "entrypoint.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen([str(ENTRYPOINT)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -156,7 +161,7 @@ def test_entrypoint_runs_api_and_dashboard_and_stops_cleanly_on_sigterm(pipeline
     proc, api, ui = start_entrypoint(pipeline_copy, tmp_path)
     try:
         assert wait_http(f"{api}/readyz", proc) == 200
-        assert wait_http(f"{ui}/", proc) == 200
+        assert wait_http(f"{ui}/login", proc) == 200
         r = httpx.get(
             f"{api}/clients/{first_client(pipeline_copy.db)}/score",
             headers={"Authorization": "Bearer test-officer-key"},
@@ -183,7 +188,7 @@ def test_entrypoint_exits_nonzero_when_a_service_dies(pipeline_copy, tmp_path):
     proc, api, ui = start_entrypoint(pipeline_copy, tmp_path)
     try:
         wait_http(f"{api}/readyz", proc)
-        wait_http(f"{ui}/", proc)
+        wait_http(f"{ui}/login", proc)  # every other page asks for a login
         direct = psutil.Process(proc.pid).children(recursive=False)
         kids = children(proc.pid)
         api_child = next(c for c in direct if "serve" in " ".join(c.cmdline()))
@@ -285,7 +290,7 @@ def test_demo_serves_and_stops_on_sigterm(demo_no_serve):
         assert url.startswith(f"http://127.0.0.1:{api_port}/clients/")
         r = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert r.status_code == 200, r.text
-        assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/login", timeout=10).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0
     finally:

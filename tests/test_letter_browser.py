@@ -12,7 +12,7 @@ from apiserver import ADMIN, ADMIN_KEY, ApiServer, copy_pipeline
 from decisions import refused
 from needs import needs
 from playwright.sync_api import sync_playwright
-from uiserver import UiServer
+from uiserver import UiServer, login
 
 from app.rights.pdf import page_count
 from app.scoring.bundle import ModelBundle
@@ -57,6 +57,7 @@ def test_letter_link_on_the_client_page_opens_the_letter_of_that_decision(browse
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
+        login(page, dashboard.url, "agent")
         page.goto(f"{dashboard.url}/?client_id={client_id}")
         page.get_by_test_id("probability").wait_for()
         link = page.get_by_test_id("letter-link")
@@ -90,9 +91,9 @@ def test_letter_link_on_the_client_page_opens_the_letter_of_that_decision(browse
         context.close()
     for lang in ("fr", "en"):
         assert (ARTIFACTS / f"letter-browser-{lang}.png").stat().st_size > 20_000
-    # both letters were recorded by the API, in the dashboard's name
+    # both letters were recorded by the API, in the logged-in officer's name
     doc = httpx.get(
         f"{api.url}/clients/{client_id}/rights-export", params={"by": "test"}, headers=ADMIN, timeout=60
     ).json()
     issued = [(x["lang"], x["issued_by"], x["request_id"]) for x in doc["letters"]]
-    assert issued == [("fr", "dashboard", request_id), ("en", "dashboard", request_id)]
+    assert issued == [("fr", "agent", request_id), ("en", "agent", request_id)]

@@ -39,7 +39,10 @@ def test_report_html_is_self_contained(manifest):
     assert html.count("<svg") == 4 and "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
     for title in ("ROC curve", "Reliability", "Cost per client against threshold", "Observed default rate"):
         assert title in html
-    assert len(re.findall(r"<tr><td>\d+</td>", html)) == len(manifest["evaluation"]["score_bands"])
+    numbers = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", html)]
+    assert numbers == list(range(1, len(manifest["evaluation"]["score_bands"]) + 1))  # deciles 1..10, as the chart
+    assert "score decile, 1 to 10" in html
+    assert "— ± —" not in html  # a row without folds shows one dash
 
 
 @pytest.mark.parametrize("lang", ["fr", "en"])
@@ -76,8 +79,12 @@ SENSITIVE = {
 @pytest.mark.parametrize("lang", ["fr", "en"])
 def test_sensitive_effect_rows(lang):
     sentence, rows = mr.sensitive({"sensitive": SENSITIVE}, lang)
-    assert "gender, age_band" in sentence and "(3 " in sentence
-    assert [(r["auc"], r["cost"]) for r in rows] == [("0.7881", "0.4946"), ("0.7860", "0.4982")]
+    names = {"fr": "Sexe, Tranche d'âge", "en": "Sex, Age band"}[lang]  # labels, never the raw attribute names
+    assert names in sentence and "gender" not in sentence and "(3 " in sentence
+    expected = [("0.7881", "0.4946"), ("0.7860", "0.4982")]  # the page's number format: a decimal comma in French
+    if lang == "fr":
+        expected = [(a.replace(".", ","), c.replace(".", ",")) for a, c in expected]
+    assert [(r["auc"], r["cost"]) for r in rows] == expected
     assert mr.sensitive({"sensitive": {**SENSITIVE, "effect": None}}, lang) is None
     assert mr.sensitive({}, lang) is None
 
@@ -88,9 +95,9 @@ def test_old_manifest_falls_back():
 
 @pytest.fixture
 def page_sim(tmp_path, monkeypatch):
-    import test_ui
+    import test_ui_pages
 
-    return test_ui.simulate.__wrapped__(tmp_path, monkeypatch)
+    return test_ui_pages.make_simulate(None, tmp_path, monkeypatch)  # the API is the handler below
 
 
 def test_model_page_shows_translated_figures(manifest, page_sim):
@@ -104,7 +111,7 @@ def test_model_page_shows_translated_figures(manifest, page_sim):
             return httpx.Response(200, json=served)
         return httpx.Response(403, json={"error": "admin role required", "detail": None})
 
-    async def scenario(user):
+    async def scenario(user, *_):
         await user.open("/model")
         await user.should_see("AUC honnête (hors échantillon)", retries=20)
         await user.should_see("Comparaison honnête des modèles")
@@ -112,7 +119,7 @@ def test_model_page_shows_translated_figures(manifest, page_sim):
         assert [r["model"] for r in table.rows][-2:] == ["Accepter tout le monde", "Refuser tout le monde"]
         await user.should_see("Fiabilité : probabilité prédite et taux de défaut observé")
         await user.should_not_see("cost_per_client")
-        await user.should_see("Exclus du modèle : gender, age_band (3 variables)")
+        await user.should_see("Exclus du modèle : Sexe, Tranche d'âge (3 variables)")  # never the raw names
         (effect,) = user.find(marker="sensitive-effect").elements
         assert [r["variant"] for r in effect.rows] == ["avec ces variables", "sans ces variables"]
 

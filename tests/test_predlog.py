@@ -46,7 +46,7 @@ def test_schema_is_idempotent_and_in_wal(tmp_path):
     cols = [r[1] for r in conn.execute("PRAGMA table_info(prediction_log)")]
     assert cols == ["id", "ts", "request_id", "client_id", "features", "probability", "decision", "model_id",
                     "latency_ms", "role", "endpoint", "data_version", "challenger_score",
-                    "challenger_model_id"]  # fmt: skip
+                    "challenger_model_id", "user_name"]  # fmt: skip
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'prediction_log_ts'").fetchall()[0][0] == 1
 
 

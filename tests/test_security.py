@@ -241,15 +241,16 @@ def test_credit_sql_time_limit_stops_a_runaway_query(data, how):
     assert elapsed < 20, elapsed  # 1 s limit + interpreter and model start on a busy machine
 
 
-# ---- the dashboard on a public address needs a password -------------------------------------------------------
+# ---- the dashboard on any address needs accounts to log in with -------------------------------------------------
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
-def test_credit_ui_on_a_public_address_without_password_refuses_to_start(host):
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "127.0.0.1"])
+def test_credit_ui_without_accounts_refuses_to_start(host, tmp_path):
+    env = {"CREDIT_UI_USERS": "", "CREDIT_UI_USERS_FILE": str(tmp_path / "no-accounts")}
     try:
-        res = credit("ui", "--host", host, "--port", "1", timeout=60)
+        res = credit("ui", "--host", host, "--port", "1", env=env, timeout=60)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"`credit ui --host {host}` without CREDIT_UI_PASSWORD started (still running after 60 s)")
+        pytest.fail(f"`credit ui --host {host}` without accounts started (still running after 60 s)")
     assert res.returncode != 0
-    assert "CREDIT_UI_PASSWORD" in res.stderr, res.stderr
+    assert "no accounts" in res.stderr and "credit ui-account" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr

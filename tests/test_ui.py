@@ -7,10 +7,12 @@ import math
 
 import click
 import httpx
+import msgspec
 import numpy as np
 import pytest
-from nicegui import ui
+from uiserver import ACCOUNTS, users_text
 
+from app.service import schemas as s
 from ui import logic
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LABELS, LANGS, t
@@ -63,7 +65,7 @@ def test_contrast_ratio_reference_values():
 
 
 def test_formatting():
-    assert logic.fmt_prob(0.1234) == "12.3 %"
+    assert logic.fmt_prob(0.1234) == "12,3\u00a0%" and logic.fmt_prob(0.1234, "en") == "12.3%"
     assert logic.fmt_prob(None) == "—"
     assert logic.fmt_prob(float("nan")) == "—"
     assert logic.fmt_value(None, "en") == "missing"
@@ -85,7 +87,7 @@ def test_gauge_marks_the_threshold():
     assert series["data"][0]["value"] == 42.0
     assert series["axisLine"]["lineStyle"]["color"][0][0] == 0.3
     caption = logic.gauge_caption(0.42, 0.3, "refuse", "en")
-    assert "42.0 %" in caption and "30.0 %" in caption and "refused" in caption
+    assert "42.0%" in caption and "30.0%" in caption and "refused" in caption
 
 
 # ---- waterfall --------------------------------------------------------------------------------------------------
@@ -142,29 +144,24 @@ def test_waterfall_without_margin_uses_the_sum():
 # ---- population, neighbours, comparison ------------------------------------------------------------------------
 
 
-def test_population_table_from_the_api_shape():
+def test_population_table_reads_the_api_type_only():
     payload = {
-        "features": ["A", "B"],
+        "features": ["B", "A"],
         "rows": [
-            {"client_id": 1, "values": [1.0, None], "probability": 0.1, "decision": "accept"},
-            {"client_id": 2, "values": [2.0, 5.0], "probability": 0.9, "decision": "refuse"},
+            {"client_id": 1, "values": [None, 1.0], "probability": 0.1, "decision": "accept"},
+            {"client_id": 2, "values": [5.0, 2.0], "probability": 0.9, "decision": "refuse"},
         ],
         "threshold": 0.5,
         "model_id": "x",
     }
-    ids, X, dec = logic.population_table(payload, ["A", "B"])
+    population = msgspec.convert(payload, s.Population)
+    ids, X, dec = logic.population_table(population, ["A", "B", "C"])  # C: not asked of the API, all NaN
     assert ids.tolist() == [1, 2]
-    assert X[0, 0] == 1.0 and math.isnan(X[0, 1]) and X[1, 1] == 5.0
+    assert X[0, 0] == 1.0 and math.isnan(X[0, 1]) and X[1, 1] == 5.0 and np.isnan(X[:, 2]).all()
     assert dec == ["accept", "refuse"]
-    # values given as a mapping, and column-oriented payloads
-    ids, X, dec = logic.population_table(
-        {"rows": [{"client_id": 3, "values": {"B": 4}, "decision": "refuse"}]}, ["A", "B"]
-    )
-    assert math.isnan(X[0, 0]) and X[0, 1] == 4.0
-    ids, X, dec = logic.population_table(
-        {"client_ids": [7, 8], "columns": {"A": [1, 2]}, "decisions": ["accept", "refuse"]}, ["A"]
-    )
-    assert ids.tolist() == [7, 8] and X[:, 0].tolist() == [1.0, 2.0] and dec == ["accept", "refuse"]
+    for other_shape in ({"client_ids": [7], "columns": {"A": [1]}}, {"rows": [{"client_id": 3, "values": {"B": 4}}]}):
+        with pytest.raises(msgspec.ValidationError):  # no other shape is guessed at
+            msgspec.convert(other_shape, s.Population)
 
 
 def test_nearest_neighbours_on_standardised_columns():
@@ -251,28 +248,41 @@ SUMMARY = {
 
 
 def test_summary_kpis_and_score_series():
-    assert logic.summary_kpis(SUMMARY) == {"count": 30, "p50": 1.5, "p99": 7.0}
-    series = logic.score_series(SUMMARY)
-    assert series["periods"] == ["2026-11-25T10:00", "2026-11-25T11:00"]
+    summary = msgspec.convert(SUMMARY, s.MonitoringSummary)
+    assert logic.summary_kpis(summary) == {"count": 30, "p50": 1.5, "p99": 7.0}
+    series = logic.score_series(summary, "en")
+    assert series["periods"] == ["1 Jan 1970, 00:00", "1 Jan 1970, 01:00"]  # from hour_ts, in the reader's words
+    assert logic.score_series(summary, "fr")["periods"][0] == "1 janv. 1970, 00:00"
     assert series["bins"] == ["0-50 %", "50-100 %"]
     assert series["means"] == pytest.approx([0.25, 0.5])
     option = logic.score_time_option(series, "en")
     assert [s["data"] for s in option["series"][:2]] == [[10, 10], [0, 10]]
     assert "2 periods" in logic.score_time_caption(series, "en")
-    empty = logic.score_series({"requests": 0, "score_histogram": []})
+    empty = logic.score_series(msgspec.convert({**SUMMARY, "requests": 0, "score_histogram": []}, s.MonitoringSummary))
     assert empty["periods"] == []
 
 
 def test_drift_rows():
+    window = {"since": None, "until": None, "last": None, "rows": 300, "first_ts": None, "last_ts": None}
     drift = {
+        "method": "psi",
+        "model_id": "m",
+        "window": window,
         "psi_threshold": 0.2,
-        "features": [{"feature": "A", "psi": 0.3, "drifted": True}, {"feature": "B", "psi": 0.01}],
+        "drift_share": 0.3,
+        "features": [{"feature": "A", "psi": 0.3, "drifted": True}, {"feature": "B", "psi": 0.01, "drifted": False}],
+        "n_features": 2,
+        "n_drifted": 1,
+        "share_drifted": 0.5,
+        "dataset_drift": True,
+        "score_psi": None,
+        "score_drifted": False,
+        "seconds": 0.1,
     }
-    assert logic.drift_rows(drift) == [
+    assert logic.drift_rows(msgspec.convert(drift, s.DriftReport)) == [
         {"feature": "A", "psi": 0.3, "drifted": True},
         {"feature": "B", "psi": 0.01, "drifted": False},
     ]
-    assert logic.drift_rows({"psi": {"A": 0.5}, "psi_threshold": 0.2})[0]["drifted"] is True
 
 
 # ---- API client -------------------------------------------------------------------------------------------------
@@ -282,13 +292,26 @@ def _client(handler) -> ApiClient:
     return ApiClient("http://api.test", "k", transport=httpx.MockTransport(handler))
 
 
+SCORE = {
+    "client_id": 7,
+    "probability": 0.2,
+    "decision": "accept",
+    "threshold": 0.3,
+    "model_id": "m",
+    "completeness": 1.0,
+    "request_id": "r",
+}
+
+
 def test_api_client_sends_the_key_and_maps_errors():
     seen = {}
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen["auth"] = request.headers.get("authorization")
         if request.url.path == "/clients/7/score":
-            return httpx.Response(200, json={"probability": 0.2})
+            return httpx.Response(200, json=SCORE)
+        if request.url.path == "/clients/8/score":
+            return httpx.Response(200, json={"probability": 0.2})  # not the API's ClientScore
         if request.url.path == "/monitoring/summary":
             return httpx.Response(403, json={"error": "this endpoint needs the admin role", "detail": None})
         return httpx.Response(404, json={"error": "unknown client", "detail": {"client_id": 9}})
@@ -296,16 +319,20 @@ def test_api_client_sends_the_key_and_maps_errors():
     async def scenario():
         api = _client(handler)
         try:
-            assert (await api.score(7))["probability"] == 0.2
+            assert await api.score(7) == msgspec.convert(SCORE, s.ClientScore)
+            with pytest.raises(ApiError) as other_shape:
+                await api.score(8)
             with pytest.raises(ApiError) as forbidden:
                 await api.monitoring_summary()
             with pytest.raises(ApiError) as missing:
                 await api.score(9)
         finally:
             await api.aclose()
-        return forbidden.value, missing.value
+        return forbidden.value, missing.value, other_shape.value
 
-    forbidden, missing = asyncio.run(scenario())
+    forbidden, missing, other_shape = asyncio.run(scenario())
+    assert other_shape.kind == "contract" and "client_id" in other_shape.detail
+    assert other_shape.message("fr").startswith("Réponse inattendue de l'API")
     assert seen["auth"] == "Bearer k"
     assert forbidden.kind == "forbidden" and forbidden.status == 403
     assert missing.kind == "not_found"
@@ -349,22 +376,28 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
 
 
-def test_non_loopback_host_needs_a_password():
-    with pytest.raises(click.ClickException, match="CREDIT_UI_PASSWORD"):
-        build_config(api_url="http://x", key="k", lang="fr", host="0.0.0.0", password=None)
-    cfg = build_config(api_url="http://x", key="k", lang="en", host="0.0.0.0", password="s3cret")
-    assert cfg.password == "s3cret" and cfg.lang == "en"
-    assert build_config(api_url="http://x", key="k", lang="xx", host="127.0.0.1", password=None).password == ""
+def test_every_host_needs_accounts():
+    from ui.accounts import parse_accounts
+
+    for host in ("0.0.0.0", "127.0.0.1"):
+        with pytest.raises(click.ClickException, match="credit ui-account"):
+            build_config(api_url="http://x", key="k", lang="fr", host=host, accounts={})
+    accounts = parse_accounts(users_text())
+    cfg = build_config(api_url="http://x", key="k", lang="en", host="0.0.0.0", accounts=accounts)
+    assert set(cfg.accounts) == set(ACCOUNTS) and cfg.lang == "en"
+    assert build_config(api_url="http://x", key="k", lang="xx", host="127.0.0.1", accounts=accounts).lang == "fr"
 
 
-def test_ui_command_refuses_public_host_without_password(monkeypatch):
+def test_ui_command_refuses_to_start_without_accounts(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     from ui.main import ui_command
 
-    monkeypatch.delenv("CREDIT_UI_PASSWORD", raising=False)
-    result = CliRunner().invoke(ui_command, ["--host", "0.0.0.0", "--port", "1"])
-    assert result.exit_code != 0 and "CREDIT_UI_PASSWORD" in result.output
+    monkeypatch.delenv("CREDIT_UI_USERS", raising=False)
+    monkeypatch.setenv("CREDIT_UI_USERS_FILE", str(tmp_path / "none"))
+    for host in ("0.0.0.0", "127.0.0.1"):
+        result = CliRunner().invoke(ui_command, ["--host", host, "--port", "1"])
+        assert result.exit_code != 0 and "no accounts" in result.output
 
 
 def test_dashboard_keys_officer_for_pages_admin_for_monitoring(tmp_path):
@@ -390,251 +423,3 @@ def test_host_names_and_the_allow_list():
     for bad in ("attacker.example", "attacker.example:8080", "127.0.0.1.attacker.example", "", None, "localhost.evil"):
         assert not allowed(bad, hosts), bad
     assert allowed("anything.example", parse_hosts("*"))
-
-
-# ---- pages in-process: NiceGUI's user simulation against tests/fake_api.py (no browser, no network) ------------
-# pytest-asyncio is not a dependency, so the `user` fixture is not used; `user_simulation` runs in asyncio.run().
-
-
-@pytest.fixture
-def simulate(tmp_path, monkeypatch):
-    """Run `scenario(user)` against the dashboard's pages, the API being tests/fake_api.py over ASGI."""
-    import importlib
-
-    import fake_api
-    from nicegui import app
-    from nicegui.storage import Storage
-    from nicegui.testing.user_simulation import user_simulation
-
-    from ui.pages import common
-
-    monkeypatch.setattr(Storage, "path", tmp_path / "storage")
-    monkeypatch.setattr(app, "storage", Storage())
-
-    def run(
-        scenario,
-        *,
-        key: str = "admin-key",
-        password: str = "",
-        transport=None,
-        admin_key: str | None = None,
-        drift_min_rows: int = common.UiConfig.drift_min_rows,
-    ):
-        async def main():
-            async with user_simulation() as user:
-                common.configure(
-                    common.UiConfig(
-                        api_url="http://fake-api",
-                        key=key,
-                        lang="fr",
-                        password=password,
-                        admin_key=admin_key,
-                        drift_min_rows=drift_min_rows,
-                    )
-                )
-                common._api = ApiClient(
-                    "http://fake-api", key, transport=transport or httpx.ASGITransport(app=fake_api.app)
-                )
-                if admin_key is not None and admin_key != key:
-                    common._admin_api = ApiClient(
-                        "http://fake-api", admin_key, transport=transport or httpx.ASGITransport(app=fake_api.app)
-                    )
-                from ui.pages import client, login, model, monitoring
-
-                for module in (client, login, model, monitoring):  # re-register the routes reset by the simulation
-                    importlib.reload(module)
-                try:
-                    await scenario(user)
-                finally:
-                    await common.close_api()
-                    common.configure(common.UiConfig())
-
-        asyncio.run(main())
-
-    return run
-
-
-def test_page_client_file_explanation_and_whatif(simulate):
-    import fake_api
-
-    async def scenario(user):
-        await user.open("/?client_id=100002")
-        p = fake_api.predict(fake_api._row(100002))
-        await user.should_see("Client 100002")
-        await user.should_see(f"Probabilité de défaut : {logic.fmt_prob(p)}")
-        await user.should_see("Décision : " + ("Refusé" if p >= fake_api.THRESHOLD else "Accordé"))
-        await user.should_see("Graphique en cascade", retries=20)
-        await user.should_see("Surveillance")  # admin key: monitoring in the menu
-        result = user.find(marker="whatif-result")
-        await user.should_see("par rapport au dossier", retries=20)
-        number = next(iter(user.find(marker="whatif-EXT_SOURCE_2").elements))
-        number.set_value(0.0)  # a very low external score: the risk goes up
-        expected = fake_api.predict(np.where(np.array(fake_api.FEATURES) == "EXT_SOURCE_2", 0.0, fake_api._row(100002)))
-        await user.should_see(f"Nouvelle probabilité {logic.fmt_prob(expected)}", retries=20)
-        assert expected > p and result.elements
-
-    simulate(scenario)
-
-
-def test_page_search_rejects_non_numbers_and_reports_unknown_clients(simulate):
-    async def scenario(user):
-        await user.open("/")
-        user.find(marker="search").type("abc").trigger("keydown.enter")
-        await user.should_see("L'identifiant client doit être un nombre entier.")
-        user.find(marker="search").clear().type("42").trigger("keydown.enter")
-        await user.should_see("Introuvable", retries=20)
-
-    simulate(scenario)
-
-
-def test_page_officer_sees_no_monitoring(simulate):
-    async def scenario(user):
-        await user.open("/model")
-        await user.should_see("Importance globale (SHAP moyen absolu)")
-        await user.should_not_see("Surveillance")
-        await user.open("/monitoring")
-        await user.should_see("Réservé aux administrateurs.")
-
-    simulate(scenario, key="officer-key")
-
-
-def test_page_monitoring_for_an_admin(simulate):
-    async def scenario(user):
-        await user.open("/monitoring")
-        await user.should_see("Requêtes")
-        await user.should_see("1\u202f234")  # request count from /monitoring/summary, French grouping
-        await user.should_see("Distribution des scores dans le temps")
-        await user.should_see("variables en dérive sur 8")
-        await user.should_see("Agir : dérive de ce qui compte pour le modèle")  # the verdict, its reason, its window
-        await user.should_see("EXT_SOURCE_2 (importance rank 6, 2% of the model): PSI 3.92 > 0.25")
-        await user.should_see(
-            "Fenêtre jugée : les 5\u202f000 dernières requêtes, 2026-12-07 10:00 – 10:12 UTC ; référence : "
-            "l'échantillon d'entraînement (2\u202f580 clients)."
-        )
-        await user.should_see("Performance réalisée (défauts observés)")  # issue 19 sections
-        await user.should_see("0,731")
-        await user.should_see("Équité des décisions")
-        await user.should_see("⚠ Sous le ratio : M")  # group M below the 0.8 ratio
-        await user.should_see("Fiche du modèle")
-
-    simulate(scenario)
-
-
-def test_page_model_card(simulate):
-    import fake_api
-
-    async def scenario(user):
-        await user.open("/model-card")
-        await user.should_see(f"Model card: {fake_api.MODEL_ID[:12]}")
-
-    simulate(scenario)
-
-
-def test_page_api_down(simulate):
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    async def scenario(user):
-        await user.open("/?client_id=100002")
-        await user.should_see("L'API est injoignable (http://fake-api). Vérifiez qu'elle est démarrée.")
-
-    simulate(scenario, transport=httpx.MockTransport(refuse))
-
-
-def test_page_login_when_a_password_is_set(simulate):
-    async def scenario(user):
-        await user.open("/")  # redirected
-        await user.should_see("Mot de passe")
-        user.find(marker="password").type("nope").trigger("keydown.enter")
-        await user.should_see("Mot de passe incorrect.")
-        user.find(marker="password").clear().type("s3cret").trigger("keydown.enter")
-        await user.should_see("Identifiant client", retries=20)
-
-    simulate(scenario, password="s3cret")
-
-
-def test_page_search_suggestions(simulate):
-    async def scenario(user):
-        await user.open("/")
-        user.find(marker="search").type("10000")
-        await user.should_see(kind=ui.button, content="100003", retries=20)  # GET /clients?prefix=10000 -> buttons
-        user.find(kind=ui.button, content="100003").click()
-        await user.should_see("Client 100003", retries=20)
-
-    simulate(scenario)
-
-
-def test_page_landing_worklist_counts_bands_and_rows_that_open_the_file(simulate):
-    import fake_api
-
-    probs = np.array([fake_api.predict(x) for x in fake_api.X])
-    refused = int((probs >= fake_api.THRESHOLD).sum())
-
-    async def scenario(user):
-        await user.open("/")
-        await user.should_see("Portefeuille du jour", retries=20)
-        await user.should_see("Dossiers proches du seuil")
-        await user.should_see("Derniers clients scorés")
-        await user.should_see(logic.fmt_value(refused, "fr"))
-        await user.should_see(logic.fmt_value(fake_api.N - refused, "fr"))
-        await user.should_see("Clients par tranche de probabilité de défaut")
-        nearest = int(fake_api.IDS[np.argmin(np.abs(probs - fake_api.THRESHOLD))])
-        links = [el for el in user.find(kind=ui.link).elements if f"client_id={nearest}" in str(el.props.get("href"))]
-        assert links, "the borderline client has no link to its file"
-        await user.open(f"/?client_id={nearest}")
-        await user.should_see(f"Client {nearest}", retries=20)
-
-    simulate(scenario)
-
-
-def test_page_client_information_is_labelled_without_internal_fields(simulate):
-    async def scenario(user):
-        await user.open("/?client_id=100002")
-        await user.should_see("Informations du client", retries=20)
-        table = next(iter(user.find(marker="client-fields").elements))
-        fields = [r["field"] for r in table.rows]
-        assert "split" not in fields and "Âge (ans)" in fields and "Revenu annuel" in fields
-        assert not any("_" in f for f in fields)
-
-    simulate(scenario)
-
-
-def test_page_client_calls_run_concurrently_with_the_officer_key(simulate):
-    import fake_api
-
-    async def scenario(user):
-        fake_api.CALLS.clear()
-        fake_api.DELAY["s"] = 0.2
-        try:
-            await user.open("/?client_id=100002")
-            await user.should_see("par rapport au dossier", retries=40)
-        finally:
-            fake_api.DELAY["s"] = 0.0
-        calls = [c for c in fake_api.CALLS if c[0].startswith(("/clients/100002", "/model"))]
-        assert len(calls) >= 5
-        in_flight = max(sum(1 for c in calls if c[2] <= t < c[3]) for _p, _k, t, _e in calls)
-        assert in_flight >= 4, f"at most {in_flight} API calls at once: {[c[0] for c in calls]}"
-        # serial: the sum of the call times; concurrent: the span from the first start to the last end
-        serial = sum(e - b for _p, _k, b, e in calls)
-        span = max(e for *_x, e in calls) - min(b for _p, _k, b, _e in calls)
-        print(
-            f"\nclient page, 0.2 s per API call: {len(calls)} calls in {span:.2f} s (one after another {serial:.2f} s)"
-        )
-        assert {k for _p, k, _b, _e in fake_api.CALLS if not _p.startswith("/monitoring")} == {"officer-key"}
-
-    simulate(scenario, key="officer-key", admin_key="admin-key")
-
-
-def test_page_monitoring_uses_the_admin_key_labels_latencies_and_the_minimum_window(simulate):
-    import fake_api
-
-    async def scenario(user):
-        fake_api.CALLS.clear()
-        await user.open("/monitoring")
-        await user.should_see("Temps de calcul dans le serveur, p50 (ms)", retries=20)
-        await user.should_see("Temps de réponse HTTP vu par le tableau de bord, p50 (ms)")
-        await user.should_not_see("Latence p50")
-        await user.should_see("Pas assez de trafic pour juger la dérive (5000 scores dans la fenêtre, au moins 6000")
-        assert {k for p, k, _b, _e in fake_api.CALLS if p.startswith("/monitoring")} == {"admin-key"}
-
-    simulate(scenario, key="officer-key", admin_key="admin-key", drift_min_rows=6000)  # `credit ui` hands it in

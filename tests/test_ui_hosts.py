@@ -1,22 +1,17 @@
 """The dashboard on loopback answers only requests naming an allowed host (DNS rebinding), with the API's error
-shape otherwise; a real `credit ui` against tests/fake_api.py."""
+shape otherwise; a real `credit ui` against a real `credit serve` of the test pipeline."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-from uiserver import FakeApi, UiServer
+from apiserver import OFFICER_KEY
+from uiserver import UiServer
 
 
 @pytest.fixture(scope="module")
-def fake_api():
-    with FakeApi() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def dashboard(fake_api):
-    with UiServer(fake_api.url, "officer-key", lang="en") as server:
+def dashboard(api):
+    with UiServer(api.url, OFFICER_KEY, lang="en") as server:
         yield server
 
 
@@ -36,8 +31,8 @@ def test_loopback_names_are_answered(dashboard, host):
     assert r.status_code == 200
 
 
-def test_the_allow_list_is_a_setting(fake_api):
+def test_the_allow_list_is_a_setting(api):
     env = {"CREDIT_UI_ALLOWED_HOSTS": "dash.example, 127.0.0.1"}
-    with UiServer(fake_api.url, "officer-key", lang="en", env=env) as server:
+    with UiServer(api.url, OFFICER_KEY, lang="en", env=env) as server:
         assert httpx.get(server.url + "/login", headers={"Host": "dash.example:80"}, timeout=30).status_code == 200
         assert httpx.get(server.url + "/login", headers={"Host": "localhost"}, timeout=30).status_code == 400

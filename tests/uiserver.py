@@ -1,4 +1,4 @@
-"""Test helpers: a real `credit ui` subprocess (and the fake API of tests/fake_api.py) on free loopback ports.
+"""Test helpers: a real `credit ui` subprocess on a free loopback port, and the test dashboards' accounts.
 
 with UiServer(api_url, key) as dash:
     page.goto(dash.url)
@@ -6,6 +6,7 @@ with UiServer(api_url, key) as dash:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -13,6 +14,33 @@ from pathlib import Path
 from apiserver import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# the test dashboards' accounts: name -> (role, password); `users_env()` hashes them once per test process
+ACCOUNTS = {
+    "agent": ("officer", "agent-password-7c1f"),
+    "risque": ("risk", "risk-password-2b9e"),
+    "admin": ("admin", "admin-password-5d0a"),
+}
+
+
+@functools.cache
+def users_text() -> str:
+    from ui.accounts import account_line
+
+    return ",".join(account_line(name, role, pw) for name, (role, pw) in ACCOUNTS.items())
+
+
+def users_env() -> dict[str, str]:
+    return {"CREDIT_UI_USERS": users_text()}
+
+
+def login(pg, url: str, name: str = "admin") -> None:
+    """Log a playwright page in as one of ACCOUNTS, then wait for the landing page."""
+    pg.goto(url + "/login")
+    pg.locator("input[data-testid=user], [data-testid=user] input").first.fill(name)
+    box = pg.locator("input[data-testid=password], [data-testid=password] input").first
+    box.fill(ACCOUNTS[name][1])
+    box.press("Enter")
+    pg.get_by_test_id("search").wait_for()
 
 
 class _Process(ServerProcess):
@@ -55,15 +83,4 @@ class UiServer(_Process):
         self.port = free_port()
         cmd = [sys.executable, "-m", "app.cli.main", "ui", "--port", str(self.port), "--api", api_url, "--key", key]
         cmd += ["--host", host, "--lang", lang]
-        super().__init__(cmd, f"http://{host}:{self.port}", "/login", _env(env), timeout)
-
-
-class FakeApi(_Process):
-    """tests/fake_api.py (keys 'admin-key' and 'officer-key') on a free port."""
-
-    name = "fakeapi"
-
-    def __init__(self, timeout: float = 60.0) -> None:
-        self.port = free_port()
-        cmd = [sys.executable, str(ROOT / "tests" / "fake_api.py"), "--port", str(self.port)]
-        super().__init__(cmd, f"http://127.0.0.1:{self.port}", "/healthz", _env(None), timeout)
+        super().__init__(cmd, f"http://{host}:{self.port}", "/login", _env({**users_env(), **(env or {})}), timeout)

@@ -1,17 +1,26 @@
 """Async HTTP client of the credit API (the dashboard never opens the database itself).
 
+One contract: every JSON answer is decoded into the API's own msgspec type (app/service/schemas.py,
+app/service/portfolio.py, app/monitoring/*), the very classes the API encodes its answers with, so the dashboard
+reads fields by name and an answer of another shape is an error (kind "contract"), never guessed at.
+
 Every failure becomes an `ApiError` whose `kind` picks a translated message in ui/i18n.py:
-down (connection refused), timeout, unauthorized (401), forbidden (403), not_found (404), api (other).
+down (connection refused), timeout, unauthorized (401), forbidden (403), not_found (404), contract (an answer
+not of the API's type), api (other).
 """
 
 from __future__ import annotations
 
 import collections
+import copy
 import time
 from typing import Any
 
 import httpx
+import msgspec
 
+from app.service import schemas as s
+from app.service.portfolio import PortfolioSummary, Worklist
 from ui.i18n import t
 
 EXPLAIN_TIMEOUT_S = 60.0
@@ -57,13 +66,26 @@ class ApiClient:
             timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
             transport=transport,
         )
+        self._user_headers: dict[str, str] = {}
+
+    def for_user(self, user: str | None) -> ApiClient:
+        """This client (same connections, same latency record) naming `user` in X-Credit-User, so the API logs
+        who asked (the API trusts the header only from the dashboard's keys)."""
+        if not user:
+            return self
+        bound = copy.copy(self)
+        bound._user_headers = {"X-Credit-User": user}
+        return bound
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def request(self, method: str, path: str, *, decode: type | None = None, **kwargs: Any) -> Any:
+        """The answer: decoded into `decode` (an API type) when given, else parsed JSON, else text."""
         url = f"{self.base_url}{path}"
         t0 = time.perf_counter()
+        if self._user_headers:
+            kwargs["headers"] = {**self._user_headers, **(kwargs.get("headers") or {})}
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -78,67 +100,83 @@ class ApiClient:
             kind = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(response.status_code, "api")
             raise ApiError(kind, status=response.status_code, detail=detail or response.reason_phrase, url=url)
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+        if decode is not None:
+            try:
+                return msgspec.json.decode(response.content, type=decode)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise ApiError("contract", status=response.status_code, detail=str(exc)[:300], url=url) from None
         ctype = response.headers.get("content-type", "")
         if "json" in ctype:
             return response.json()
         return response.text
 
-    async def get(self, path: str, **params: Any) -> Any:
+    async def get(self, path: str, *, decode: type | None = None, **params: Any) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
-        return await self.request("GET", path, params=params or None)
+        return await self.request("GET", path, params=params or None, decode=decode)
 
-    # --- endpoints (docs/contracts.md "HTTP API") ---
+    # --- endpoints (docs/contracts.md "HTTP API"), each decoded into the API's own type ---
     async def suggest(self, prefix: str, limit: int = 10) -> list[int]:
-        data = await self.get("/clients", prefix=prefix, limit=limit)
-        return [int(i) for i in data.get("client_ids", [])]
+        return (await self.get("/clients", prefix=prefix, limit=limit, decode=s.ClientSearch)).client_ids
 
-    async def client(self, client_id: int) -> dict:
-        return await self.get(f"/clients/{int(client_id)}")
+    async def client(self, client_id: int) -> s.Client:
+        return await self.get(f"/clients/{int(client_id)}", decode=s.Client)
 
-    async def score(self, client_id: int) -> dict:
-        return await self.get(f"/clients/{int(client_id)}/score")
+    async def score(self, client_id: int) -> s.ClientScore:
+        return await self.get(f"/clients/{int(client_id)}/score", decode=s.ClientScore)
 
     async def features(self, client_id: int) -> dict[str, float | None]:
-        data = await self.get(f"/clients/{int(client_id)}/features")
-        return dict(data.get("features", {}))
+        return (await self.get(f"/clients/{int(client_id)}/features", decode=s.ClientFeatures)).features
 
-    async def application(self, client_id: int) -> dict:
-        data = await self.get(f"/clients/{int(client_id)}/application")
-        return dict(data.get("application", {}))
+    async def application(self, client_id: int) -> dict[str, Any]:
+        return (await self.get(f"/clients/{int(client_id)}/application", decode=s.ClientApplication)).application
 
-    async def what_if(self, client_id: int, changes: dict) -> dict:
-        return await self.request("POST", f"/clients/{int(client_id)}/what-if", json={"application": changes})
+    async def what_if(self, client_id: int, changes: dict) -> s.WhatIf:
+        path = f"/clients/{int(client_id)}/what-if"
+        return await self.request("POST", path, json={"application": changes}, decode=s.WhatIf)
 
-    async def score_features(self, features: dict[str, float | None]) -> dict:
-        return await self.request("POST", "/score", json={"features": features})
+    async def score_features(self, features: dict[str, float | None]) -> s.Score:
+        return await self.request("POST", "/score", json={"features": features}, decode=s.Score)
 
-    async def explain(self, client_id: int, top: int = 8, lang: str = "fr") -> dict:
+    async def explain(self, client_id: int, top: int = 8, lang: str = "fr") -> s.ClientExplanation:
         # the API loads LightGBM on its first explanation (seconds, more on a busy machine): a longer wait
         params = {"top": top, "lang": lang}
-        return await self.request("GET", f"/clients/{int(client_id)}/explain", params=params, timeout=EXPLAIN_TIMEOUT_S)
+        path = f"/clients/{int(client_id)}/explain"
+        return await self.request("GET", path, params=params, timeout=EXPLAIN_TIMEOUT_S, decode=s.ClientExplanation)
 
-    async def model(self) -> dict:
-        return await self.get("/model")
+    async def model(self) -> s.ModelInfo:
+        return await self.get("/model", decode=s.ModelInfo)
 
-    async def monitoring_summary(self) -> dict:
-        return await self.get("/monitoring/summary")
+    async def monitoring_summary(self) -> s.MonitoringSummary:
+        return await self.get("/monitoring/summary", decode=s.MonitoringSummary)
 
-    async def monitoring_drift(self) -> dict:
-        return await self.get("/monitoring/drift")
+    async def monitoring_drift(self) -> s.DriftReport:
+        return await self.get("/monitoring/drift", decode=s.DriftReport)
 
     async def drift_report_html(self) -> str:
         # Evidently builds the report in seconds to tens of seconds
         headers = {"Accept": "text/html"}
         return await self.request("GET", "/monitoring/drift/report", headers=headers, timeout=REPORT_TIMEOUT_S)
 
-    async def portfolio(self) -> dict:
-        return await self.get("/portfolio")
+    async def portfolio(self) -> PortfolioSummary:
+        return await self.get("/portfolio", decode=PortfolioSummary)
 
-    async def recent(self, limit: int = 10) -> dict:
-        return await self.get("/portfolio/recent", limit=limit)
+    async def recent(self, limit: int = 10) -> Worklist:
+        return await self.get("/portfolio/recent", limit=limit, decode=Worklist)
 
-    async def borderline(self, limit: int = 10) -> dict:
-        return await self.get("/portfolio/borderline", limit=limit)
+    async def borderline(self, limit: int = 10) -> Worklist:
+        return await self.get("/portfolio/borderline", limit=limit, decode=Worklist)
 
-    async def population(self, features: list[str], limit: int = 2000) -> Any:
-        return await self.get("/population", features=",".join(features), limit=limit)
+    async def population(self, features: list[str], limit: int = 2000) -> s.Population:
+        return await self.get("/population", features=",".join(features), limit=limit, decode=s.Population)
+
+    async def performance(self) -> s.PerformanceReport:
+        return await self.get("/monitoring/performance", period="all", decode=s.PerformanceReport)
+
+    async def fairness(self) -> s.FairnessReport:
+        return await self.get("/monitoring/fairness", decode=s.FairnessReport)
+
+    async def model_fairness(self) -> s.FairnessReport:
+        return await self.get("/model/fairness", decode=s.FairnessReport)
+
+    async def model_card(self) -> str:
+        return await self.request("GET", "/model/card", headers={"Accept": "text/markdown"})

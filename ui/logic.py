@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from app.service.schemas import DriftReport, MonitoringSummary, Population
+from ui import categories, locale
 from ui.i18n import feature_label, feature_value, t
 
 # WCAG AA: each pair below has a contrast ratio >= 4.5:1 (checked in tests/test_ui.py).
@@ -24,10 +26,9 @@ CHART_NEAR = "#6a1b9a"
 
 
 # --- formatting -------------------------------------------------------------------------------
-def fmt_prob(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "—"
-    return f"{100 * p:.1f} %"
+def fmt_prob(p: float | None, lang: str = "fr") -> str:
+    """A probability or share as a percentage in the page's language (ui/locale.py): '12,1 %' / '12.1%'."""
+    return locale.percent(p, lang)
 
 
 def fmt_value(v: Any, lang: str = "fr") -> str:
@@ -36,18 +37,25 @@ def fmt_value(v: Any, lang: str = "fr") -> str:
     if isinstance(v, bool):
         return t("yes" if v else "no", lang)
     if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}".replace(",", "\u202f" if lang == "fr" else ",")
+        return locale.number(int(v), lang)
     if isinstance(v, (float, np.floating)):
         if not math.isfinite(float(v)):
             return t("missing", lang)
         v = float(v)
-        if v.is_integer() and abs(v) < 1e15:
-            return fmt_value(int(v), lang)
-        text = f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
-        if lang == "fr":
-            text = text.replace(",", "\u202f").replace(".", ",")
-        return text
+        if v.is_integer() or abs(v) >= 100:
+            return locale.number(v, lang)
+        digits = max(0, 2 - math.floor(math.log10(abs(v)))) if v else 0  # three significant digits
+        return locale.number(v, lang, digits)
     return str(v)
+
+
+def is_client_id(text: str) -> bool:
+    """Whether `text` is a client id the API accepts (app.service.http.parse_id's own rule)."""
+    from app.service.http import ID_PATTERN
+    from app.service.schemas import MAX_ID
+
+    text = text.strip()
+    return bool(ID_PATTERN.fullmatch(text)) and int(text) <= MAX_ID
 
 
 def decision_key(decision: str | None) -> str:
@@ -125,8 +133,8 @@ def gauge_caption(probability: float, threshold: float, decision: str | None, la
     return t(
         "gauge_caption",
         lang,
-        probability=fmt_prob(probability),
-        threshold=fmt_prob(threshold),
+        probability=fmt_prob(probability, lang),
+        threshold=fmt_prob(threshold, lang),
         side=side,
         decision=t(key, lang).lower(),
     )
@@ -177,7 +185,7 @@ def waterfall_data(explanation: dict, lang: str, top: int = 10) -> dict:
     return {"steps": steps, "base": base, "margin": margin, "probability": probability}
 
 
-def waterfall_option(data: dict) -> dict:
+def waterfall_option(data: dict, lang: str = "fr") -> dict:
     """Horizontal ECharts waterfall: an invisible 'offset' series plus a visible 'delta' series."""
     steps = data["steps"]
     labels = [s["label"] for s in steps]
@@ -204,12 +212,18 @@ def waterfall_option(data: dict) -> dict:
         {
             "aria": {"enabled": True},
             "grid": {"left": 8, "right": 56, "top": 8, "bottom": 24, "containLabel": True},
-            "xAxis": {"type": "value", "name": "log-odds", "nameLocation": "middle", "nameGap": 22, "scale": True},
+            "xAxis": {
+                "type": "value",
+                "name": t("waterfall_axis", lang),
+                "nameLocation": "middle",
+                "nameGap": 22,
+                "scale": True,
+            },
             "yAxis": {
                 "type": "category",
                 "inverse": True,
                 "data": labels,
-                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "truncate"},
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break"},
             },
             "series": [
                 # stackStrategy 'all' stacks negative offsets too, so each visible bar spans [start, end]
@@ -249,63 +263,22 @@ def waterfall_caption(data: dict, lang: str) -> str:
         n=len(steps),
         up=sum(s["kind"] == "up" for s in steps),
         down=sum(s["kind"] == "down" for s in steps),
-        probability=fmt_prob(data["probability"]),
+        probability=fmt_prob(data["probability"], lang),
     )
 
 
 # --- population & neighbours -------------------------------------------------------------------
-def population_table(payload: Any, features: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(client ids, values float64 [n, len(features)] with NaN, decision keys) from /population.
-
-    Accepts rows ({"client_id", "decision", "values": {...}} or the values at top level, or a
-    "features" list aligned with the requested ones) under "rows"/"clients"/"population", or columns
-    ({"client_ids": [...], "values"/"columns": {name: [...]}, "decisions": [...]}).
-    """
-    if isinstance(payload, dict):
-        rows = next(
-            (payload[k] for k in ("rows", "clients", "population", "sample") if isinstance(payload.get(k), list)), None
-        )
-        cols = payload.get("columns") if isinstance(payload.get("columns"), dict) else None
-        if cols is None and isinstance(payload.get("values"), dict):
-            cols = payload["values"]
-    else:
-        rows, cols = (payload if isinstance(payload, list) else []), None
-    if rows is not None:
-        order = (
-            payload.get("features")
-            if isinstance(payload, dict) and isinstance(payload.get("features"), list)
-            else features
-        )
-        ids, values, decisions = [], [], []
-        for r in rows:
-            if isinstance(r, dict):
-                vals = r.get("values", r.get("features", r))
-                if isinstance(vals, list):
-                    vals = dict(zip(order, vals, strict=False))
-                ids.append(int(r.get("client_id", len(ids))))
-                values.append([_num(vals.get(f)) for f in features])
-                decisions.append(decision_key(r.get("decision")))
-            elif isinstance(r, list):  # [client_id, decision, *values]
-                ids.append(int(r[0]))
-                decisions.append(decision_key(str(r[1])))
-                vals = dict(zip(order, r[2:], strict=False))
-                values.append([_num(vals.get(f)) for f in features])
-        return (
-            np.asarray(ids, dtype=np.int64),
-            np.asarray(values, dtype=np.float64).reshape(-1, len(features)),
-            decisions,
-        )
-    if cols is not None:
-        ids_raw = payload.get("client_ids") or payload.get("ids") or []
-        n = len(ids_raw) if ids_raw else len(next(iter(cols.values()), []))
-        X = np.full((n, len(features)), np.nan)
-        for j, f in enumerate(features):
-            if f in cols:
-                X[:, j] = [_num(v) for v in cols[f]]
-        dec_raw = payload.get("decisions") or payload.get("decision") or ["refuse"] * n
-        ids = np.asarray(ids_raw if ids_raw else range(n), dtype=np.int64)
-        return ids, X, [decision_key(str(d)) for d in dec_raw]
-    return np.zeros(0, dtype=np.int64), np.zeros((0, len(features))), []
+def population_table(population: Population, features: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(client ids, values float64 [n, len(features)] with NaN, decision keys) from GET /population, whose rows
+    hold `values` aligned with its `features` (app.service.schemas.Population)."""
+    column = {name: j for j, name in enumerate(population.features)}
+    X = np.full((len(population.rows), len(features)), np.nan)
+    for j, name in enumerate(features):
+        if name in column:
+            k = column[name]
+            X[:, j] = [math.nan if r.values[k] is None else r.values[k] for r in population.rows]
+    ids = np.fromiter((r.client_id for r in population.rows), dtype=np.int64, count=len(population.rows))
+    return ids, X, [decision_key(r.decision) for r in population.rows]
 
 
 def _num(v: Any) -> float:
@@ -465,7 +438,7 @@ def importance_option(model: dict, lang: str, n: int = 15) -> dict:
                 "type": "category",
                 "inverse": True,
                 "data": [feature_label(f, lang) for f, _ in rows],
-                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "truncate"},
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break"},
             },
             "tooltip": {"trigger": "axis"},
             "series": [{"type": "bar", "data": [round(v, 4) for _, v in rows], "itemStyle": {"color": CHART_NEUTRAL}}],
@@ -516,6 +489,38 @@ def column_value(edited: float | None, original: object) -> float | int | None:
     return float(edited)
 
 
+DAYS_PER_YEAR = 365.25
+
+
+def whatif_shown(name: str, value: object) -> float | None:
+    """A what-if column in the unit the client panel uses: DAYS_* (negative days before the application) in years,
+    the rest as stored (euros, scores, counts)."""
+    v = _num(value)
+    if math.isnan(v):
+        return None
+    if name.startswith("DAYS_"):
+        return None if v > 0 else round(-v / DAYS_PER_YEAR, 1)  # 365243: Home Credit's "not employed" marker
+    return round(v, 6)
+
+
+def whatif_raw(name: str, shown: float | None, original: object) -> float | int | None:
+    """The application column's value for a what-if input in the panel's unit (years -> negative whole days)."""
+    if shown is None or not math.isfinite(shown):
+        return None
+    if name.startswith("DAYS_"):
+        return -round(abs(shown) * DAYS_PER_YEAR)
+    return column_value(shown, original)
+
+
+def whatif_format(name: str) -> str:
+    """The input's display format: never scientific notation (amounts in whole euros)."""
+    if name.startswith(("AMT_", "CNT_")):
+        return "%.0f"
+    if name.startswith("DAYS_"):
+        return "%.1f"
+    return "%.3f" if name.startswith("EXT_SOURCE") else "%.6g"
+
+
 def slider_range(value: float | None, col: np.ndarray | None = None) -> tuple[float, float, float]:
     """(min, max, step) for a what-if slider: the population's 1-99 % range widened to include value."""
     lo = hi = None
@@ -535,54 +540,18 @@ def slider_range(value: float | None, col: np.ndarray | None = None) -> tuple[fl
 
 
 # --- monitoring --------------------------------------------------------------------------------
-def _find(obj: Any, names: tuple[str, ...]) -> Any:
-    """First value found under any of `names`, searching nested dicts breadth-first."""
-    queue = [obj]
-    while queue:
-        cur = queue.pop(0)
-        if isinstance(cur, dict):
-            for n in names:
-                if n in cur and cur[n] is not None and not isinstance(cur[n], dict):
-                    return cur[n]
-            queue.extend(v for v in cur.values() if isinstance(v, dict))
-    return None
+def summary_kpis(summary: MonitoringSummary) -> dict[str, float | None]:
+    return {"count": summary.requests, "p50": summary.latency_ms.p50, "p99": summary.latency_ms.p99}
 
 
-def summary_kpis(summary: dict) -> dict[str, float | None]:
-    latency = summary.get("latency_ms") or summary.get("latency") or {}
-    return {
-        "count": _find(summary, ("count", "requests", "n_requests", "total", "n")),
-        "p50": _find(latency, ("p50", "p50_ms")) if latency else _find(summary, ("p50_ms", "latency_p50_ms", "p50")),
-        "p99": _find(latency, ("p99", "p99_ms")) if latency else _find(summary, ("p99_ms", "latency_p99_ms", "p99")),
-    }
-
-
-_PERIOD_LISTS = ("hourly", "by_hour", "hours", "per_hour", "timeline", "series", "score_histogram", "histogram")
-
-
-def score_series(summary: dict) -> dict:
-    """{"periods": [label], "counts": [n], "means": [p|None], "bins": [label], "hist": [[n per bin] per period]}."""
-    items = next((summary[k] for k in _PERIOD_LISTS if isinstance(summary.get(k), list)), [])
-    edges = summary.get("edges") or summary.get("bin_edges") or (summary.get("score_bins") or {}).get("edges")
-    periods, cnts, means, hist = [], [], [], []
-    for it in items:
-        if not isinstance(it, dict):
-            continue
-        label = next((it[k] for k in ("hour", "period", "ts", "start", "bucket", "time") if k in it), len(periods))
-        if isinstance(label, (int, float)) and label > 1e8:
-            import datetime as _dt
-
-            label = _dt.datetime.fromtimestamp(float(label), tz=_dt.UTC).strftime("%Y-%m-%d %H:00")
-        periods.append(str(label))
-        h = it.get("histogram") or it.get("counts") or it.get("bins")
-        if isinstance(h, dict):
-            edges = edges or h.get("edges")
-            h = h.get("counts")
-        hist.append([int(v) for v in h] if isinstance(h, list) else None)
-        c = it.get("count", it.get("n", it.get("requests")))
-        cnts.append(int(c) if c is not None else (sum(hist[-1]) if hist[-1] else 0))
-        m = it.get("mean_probability", it.get("mean", it.get("avg_probability", it.get("mean_score"))))
-        means.append(None if m is None else float(m))
+def score_series(summary: MonitoringSummary, lang: str = "fr") -> dict:
+    """{"periods": [label], "counts": [n], "means": [p|None], "bins": [label], "hist": [[n per bin] per period]}
+    from GET /monitoring/summary: one score histogram per hour over `bin_edges`."""
+    edges = list(summary.bin_edges)
+    periods = [locale.when(h.hour_ts, lang) for h in summary.score_histogram]
+    cnts = [h.count for h in summary.score_histogram]
+    hist = [list(h.counts) for h in summary.score_histogram]
+    means: list[float | None] = [None] * len(hist)
     n_bins = max((len(h) for h in hist if h), default=0)
     if n_bins:
         if isinstance(edges, list) and len(edges) == n_bins + 1:
@@ -657,40 +626,23 @@ def score_time_option(series: dict, lang: str) -> dict:
     }
 
 
+PERIODS = {"fr": ("{n} période", "{n} périodes"), "en": ("{n} period", "{n} periods")}
+
+
 def score_time_caption(series: dict, lang: str) -> str:
     means = [m for m in series["means"] if m is not None]
     return t(
         "score_caption",
         lang,
-        n=len(series["periods"]),
-        first=fmt_prob(means[0]) if means else "—",
-        last=fmt_prob(means[-1]) if means else "—",
+        n=locale.plural(len(series["periods"]), lang, *PERIODS[lang]),
+        first=fmt_prob(means[0], lang) if means else "—",
+        last=fmt_prob(means[-1], lang) if means else "—",
     )
 
 
-def drift_rows(drift: dict) -> list[dict]:
-    """[{"feature", "psi", "drifted"}] from a drift summary (list of dicts or {feature: psi | {...}})."""
-    thr = drift.get("psi_threshold")
-    raw = next((drift[k] for k in ("features", "feature_psi", "psi", "columns", "drift_by_feature") if k in drift), [])
-    rows = []
-    if isinstance(raw, dict):
-        raw = [{"feature": k, **(v if isinstance(v, dict) else {"psi": v})} for k, v in raw.items()]
-    for r in raw if isinstance(raw, list) else []:
-        if not isinstance(r, dict):
-            continue
-        psi = r.get("psi", r.get("score", r.get("value")))
-        psi = None if psi is None else float(psi)
-        drifted = r.get("drifted", r.get("drift_detected"))
-        if drifted is None:
-            drifted = psi is not None and thr is not None and psi > float(thr)
-        rows.append(
-            {
-                "feature": str(r.get("feature", r.get("name", r.get("column", "?")))),
-                "psi": psi,
-                "drifted": bool(drifted),
-            }
-        )
-    return rows
+def drift_rows(drift: DriftReport) -> list[dict]:
+    """[{"feature", "psi", "drifted"}] from GET /monitoring/drift (app.service.schemas.DriftReport)."""
+    return [{"feature": f.feature, "psi": f.psi, "drifted": f.drifted} for f in drift.features]
 
 
 # ---- client information and worklist ------------------------------------------------------------------------------
@@ -720,6 +672,10 @@ CLIENT_FIELDS = (
 )
 
 
+CATEGORY_FIELDS = {"family_status", "education", "income_type", "occupation", "organization", "contract_type"}
+CATEGORY_FIELDS |= {"housing_type"}
+
+
 def client_rows(fields: dict, lang: str) -> list[dict[str, str]]:
     """Rows {"key", "field", "value"} of the client information table, labelled in `lang`."""
     rows = []
@@ -734,32 +690,36 @@ def client_rows(fields: dict, lang: str) -> list[dict[str, str]]:
         elif key in ("age_years", "years_employed") and isinstance(v, (int, float)) and math.isfinite(v):
             text = fmt_value(round(float(v)), lang)
         elif key.startswith("ext_source") and isinstance(v, (int, float)) and math.isfinite(v):
-            text = f"{float(v):.2f}".replace(".", "," if lang == "fr" else ".")
+            text = locale.fixed(v, lang, 2)
         elif isinstance(v, (int, float)) and key in ("income", "credit", "annuity", "goods_price"):
-            text = fmt_value(round(float(v)), lang) if math.isfinite(float(v)) else t("missing", lang)
+            text = locale.money(v, lang) if math.isfinite(float(v)) else t("missing", lang)
+        elif isinstance(v, str) and key in CATEGORY_FIELDS:
+            text = categories.category(v, lang)
         else:
             text = fmt_value(v, lang)
         rows.append({"key": key, "field": t(f"cf_{key}", lang), "value": text})
     return rows
 
 
-def band_label(lower: float, upper: float) -> str:
-    return f"{lower * 100:.0f}–{upper * 100:.0f} %"
+def band_label(lower: float, upper: float, lang: str = "fr") -> str:
+    """'30–40 %' / '30–40%': a probability band in the page's language."""
+    return f"{locale.number(100 * lower, lang)}–{locale.percent(upper, lang, 0)}"
 
 
 def bands_option(bands: list[dict], threshold: float, lang: str) -> dict:
     """Bar chart of clients per probability band, refused share stacked on accepted."""
-    labels = [band_label(b["lower"], b["upper"]) for b in bands]
+    labels = [band_label(b["lower"], b["upper"], lang) for b in bands]
     accepted = [b["clients"] - b["refused"] for b in bands]
     refused = [b["refused"] for b in bands]
     acc_fg, _ = COLORS["accept"]
     ref_fg, _ = COLORS["refuse"]
     return {
         "tooltip": {"trigger": "axis"},
-        "legend": {"data": [t("accept", lang), t("refuse", lang)]},
-        "grid": {"left": 56, "right": 16, "top": 36, "bottom": 40},
+        # the legend above the plot, the axis name below the labels: nothing overlaps at any width
+        "legend": {"top": 0, "data": [t("accept", lang), t("refuse", lang)]},
+        "grid": {"left": 8, "right": 16, "top": 40, "bottom": 36, "containLabel": True},
         "xAxis": {"type": "category", "data": labels, "name": t("probability", lang), "nameLocation": "middle",
-                  "nameGap": 28},
+                  "nameGap": 40, "axisLabel": {"hideOverlap": True}},
         "yAxis": {"type": "value", "name": t("worklist_clients", lang)},
         "series": [
             {"name": t("accept", lang), "type": "bar", "stack": "n", "data": accepted, "itemStyle": {"color": acc_fg}},
@@ -776,6 +736,6 @@ def bands_caption(bands: list[dict], lang: str) -> str:
         "worklist_bands_caption",
         lang,
         n=len(bands),
-        band=band_label(top["lower"], top["upper"]),
+        band=band_label(top["lower"], top["upper"], lang),
         clients=fmt_value(int(top["clients"]), lang),
     )

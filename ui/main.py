@@ -1,4 +1,9 @@
-"""`credit ui`: the NiceGUI dashboard for loan officers, a client of the HTTP API."""
+"""`credit ui`: the NiceGUI dashboard for loan officers, a client of the HTTP API.
+
+Everyone logs in, on every interface, loopback included: accounts from CREDIT_UI_USERS / CREDIT_UI_USERS_FILE
+(ui/accounts.py, written by `credit ui-account`). The session cookie is HttpOnly and SameSite=Strict; every answer
+carries a CSP with frame-ancestors 'none'; cross-site requests are refused (ui/security.py); Socket.IO accepts only
+the dashboard's own origin."""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ import click
 
 from app.cli.options import with_settings
 from app.config import Settings
-from app.service.auth import KeyRing, load_keys
+from app.service.auth import ROLES, KeyRing, load_keys
+from ui.accounts import MIN_PASSWORD, NAME, AccountError, account_line, load_accounts
 from ui.hosts import AllowedHosts, parse_hosts
 
-PASSWORD_ENV = "CREDIT_UI_PASSWORD"
 SECRET_ENV = "CREDIT_UI_STORAGE_SECRET"
 
 
@@ -32,11 +37,7 @@ def dashboard_keys(api_keys: str, keys_file: str | None = None, ui_key: str = ""
     `ui_key` (CREDIT_UI_KEY, --key) serves both when set. Otherwise the API's own keys (app.service.auth.load_keys):
     the first officer key for everything an officer does, the first admin key only when monitoring is asked
     for; each falls back on the other when the key list has only one role."""
-    if ui_key:
-        return ui_key, ui_key
-    ring = KeyRing(load_keys(api_keys, keys_file))
-    officer, admin = ring.first_with_role("officer"), ring.first_with_role("admin")
-    return officer or admin or "", admin or officer or ""
+    return KeyRing(load_keys(api_keys, keys_file)).dashboard_keys(ui_key)
 
 
 def build_config(
@@ -45,24 +46,26 @@ def build_config(
     key: str,
     lang: str,
     host: str,
-    password: str | None,
+    accounts: dict,
     admin_key: str | None = None,
     allowed_hosts: str = "localhost,127.0.0.1,[::1]",
     drift_min_rows: int | None = None,
 ):
     from ui.pages.common import UiConfig
 
-    if not is_loopback(host) and not password:
+    if not accounts:
+        where = "loopback" if is_loopback(host) else f"{host}, which is reachable from other machines"
         raise click.ClickException(
-            f"the dashboard is bound to {host}, which is reachable from other machines: "
-            f"set {PASSWORD_ENV} to require a password, or use --host 127.0.0.1"
+            f"the dashboard (on {where}) has no accounts to log in with: create one with "
+            "`credit ui-account NAME --role officer` and put the line it prints in CREDIT_UI_USERS_FILE "
+            "(default .credit-ui-users) or CREDIT_UI_USERS"
         )
     return UiConfig(
         api_url=api_url,
         key=key,
         admin_key=key if admin_key is None else admin_key,
         lang=lang if lang in ("fr", "en") else "fr",
-        password=password or "",
+        accounts=dict(accounts),
         allowed_hosts=parse_hosts(allowed_hosts),
         **({} if drift_min_rows is None else {"drift_min_rows": drift_min_rows}),
     )
@@ -72,7 +75,7 @@ def register_pages() -> None:
     """Import the page modules: their @ui.page decorators register the routes."""
     from nicegui import app
 
-    from ui.pages import client, letter, login, model, monitoring  # noqa: F401
+    from ui.pages import client, letter, login, model, model_card, monitoring  # noqa: F401
     from ui.pages.common import close_api
 
     app.on_shutdown(close_api)
@@ -86,32 +89,41 @@ def register_pages() -> None:
     default=None,
     help="API key for every page [env CREDIT_UI_KEY; default: the first officer key, admin key for monitoring]",
 )
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help=f"bind address (non-loopback needs {PASSWORD_ENV})"
-)
+@click.option("--host", default="127.0.0.1", show_default=True, help="bind address (everyone logs in, on any address)")
 @click.option("--lang", type=click.Choice(["fr", "en"]), default=None, help="default language [env CREDIT_LANG]")
 @with_settings("api_url", "lang", port="ui_port", key="ui_key")
 def ui_command(host: str, settings: Settings) -> None:
     """Run the dashboard (NiceGUI) against the HTTP API."""
     officer_key, admin_key = dashboard_keys(settings.api_keys, settings.keys_file, settings.ui_key)
+    try:
+        accounts = load_accounts(settings.ui_users, settings.ui_users_file)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
     cfg = build_config(
         api_url=settings.api_url,
         key=officer_key,
         admin_key=admin_key,
         lang=settings.lang,
         host=host,
-        password=os.environ.get(PASSWORD_ENV),
+        accounts=accounts,
         allowed_hosts=settings.ui_allowed_hosts,
         drift_min_rows=settings.drift_min_rows,
     )
-    from nicegui import app, ui
+    from nicegui import app, core, ui
+    from starlette.middleware.sessions import SessionMiddleware
 
-    from ui.pages.common import configure
+    from ui.pages.common import SESSION_SECONDS, configure
+    from ui.security import BrowserGuard
 
     configure(cfg)
     register_pages()
-    # a DNS-rebinding page reaches a loopback dashboard under its own host name: answer only the names allowed
+    secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
+    # innermost first: the session cookie (HttpOnly, SameSite=Strict), then the Host check (a DNS-rebinding page
+    # reaches a loopback dashboard under its own host name), then, outermost, the browser guard (ui/security.py)
+    app.add_middleware(SessionMiddleware, secret_key=secret, same_site="strict", max_age=SESSION_SECONDS)
     app.add_middleware(AllowedHosts, allowed=cfg.allowed_hosts)
+    app.add_middleware(BrowserGuard)
+    core.sio.eio.cors_allowed_origins = None  # engineio: only the origin of the request's own Host
     click.echo(f"dashboard on http://{host}:{settings.ui_port} (API {settings.api_url})", err=True)
     ui.run(
         host=host,
@@ -119,7 +131,26 @@ def ui_command(host: str, settings: Settings) -> None:
         title="Prêt à dépenser",
         reload=False,
         show=False,
-        storage_secret=os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32),
+        storage_secret=secret,  # NiceGUI sees the SessionMiddleware above and adds only its request tracking
         show_welcome_message=False,
         favicon="💶",
     )
+
+
+@click.command("ui-account")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default="officer", show_default=True, help="the account's role")
+@click.option(
+    "--password-stdin", is_flag=True, help="read the password from the first line of stdin instead of a prompt"
+)
+def ui_account_command(name: str, role: str, password_stdin: bool) -> None:
+    """Print a dashboard account line (name:role:scrypt hash) for CREDIT_UI_USERS_FILE or CREDIT_UI_USERS."""
+    if not NAME.fullmatch(name):
+        raise click.ClickException(f"the name {name[:64]!r} is not 1-64 of A-Z a-z 0-9 . _ @ -")
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"a password has at least {MIN_PASSWORD} characters")
+    click.echo(account_line(name, role, password))

@@ -7,9 +7,11 @@ one owner of which models are compared; this module only names and draws them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from app.model.report import rows as report_rows
+from ui import categories, locale
 
 LABELS: dict[str, dict[str, str]] = {
     "fr": {
@@ -119,11 +121,9 @@ def tr(key: str, lang: str) -> str:
     return LABELS.get(lang, LABELS["en"]).get(key, key)
 
 
-def _num(v: Any, fmt: str = ".4f") -> str:
-    try:
-        return format(float(v), fmt)
-    except (TypeError, ValueError):
-        return "—"
+def _num(v: Any, lang: str, digits: int = 4) -> str:
+    """A figure with `digits` decimals in the page's number format ('0,5674' in French), a dash when missing."""
+    return locale.fixed(v, lang, digits)
 
 
 def has_evaluation(model: dict) -> bool:
@@ -137,11 +137,11 @@ def headline(model: dict, lang: str) -> list[tuple[str, str]]:
     cal = (model.get("calibration") or {}).get("method", "none")
     return [
         (tr("champion", lang), tr(champ, lang)),
-        (tr("oof_auc", lang), _num(m.get("oof_auc"))),
-        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'))} ± {_num(m.get('auc_std'))}"),
-        (tr("cost_per_client", lang), _num(m.get("cost_per_client"))),
-        (tr("brier", lang), _num(m.get("brier"))),
-        (tr("ece", lang), _num(m.get("ece"))),
+        (tr("oof_auc", lang), _num(m.get("oof_auc"), lang)),
+        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'), lang)} ± {_num(m.get('auc_std'), lang)}"),
+        (tr("cost_per_client", lang), _num(m.get("cost_per_client"), lang)),
+        (tr("brier", lang), _num(m.get("brier"), lang)),
+        (tr("ece", lang), _num(m.get("ece"), lang)),
         (tr("calibration", lang), tr(cal, lang)),
     ]
 
@@ -155,9 +155,9 @@ def comparison(model: dict, lang: str) -> list[dict[str, str]]:
             {
                 "model": tr(r["kind"], lang),
                 "role": tr(role, lang),
-                "auc": _num(r.get("auc")),
-                "cost": _num(r.get("cost")),
-                "brier": _num(r.get("brier")),
+                "auc": _num(r.get("auc"), lang),
+                "cost": _num(r.get("cost"), lang),
+                "brier": _num(r.get("brier"), lang),
             }
         )
     return out
@@ -171,13 +171,13 @@ def sensitive(model: dict, lang: str) -> tuple[str, list[dict[str, str]]] | None
         return None
     n = sum(len(v) for v in (rec.get("features") or {}).values())
     sentence = tr("sensitive_excluded" if rec.get("excluded") else "sensitive_included", lang).format(
-        attrs=", ".join(rec.get("attributes") or []), n=n
+        attrs=", ".join(categories.attribute(a, lang) for a in rec.get("attributes") or []), n=n
     )
     rows = [
         {
             "variant": tr(key, lang),
-            "auc": _num(effect[side].get("oof_auc")),
-            "cost": _num(effect[side].get("cost_per_client")),
+            "auc": _num(effect[side].get("oof_auc"), lang),
+            "cost": _num(effect[side].get("cost_per_client"), lang),
         }
         for key, side in (("with_sensitive", "with"), ("without_sensitive", "without"))
     ]
@@ -259,7 +259,7 @@ def bands_option(model: dict, lang: str) -> dict:
             "name": tr("decile", lang),
             "nameLocation": "middle",
             "nameGap": 28,
-            "data": [f"{_num(b['low'], '.3f')}–{_num(b['high'], '.3f')}" for b in bands],
+            "data": [f"{_num(b['low'], lang, 3)}–{_num(b['high'], lang, 3)}" for b in bands],
             "axisLabel": {"rotate": 30, "fontSize": 9},
         },
         "yAxis": {"type": "value", "name": tr("observed", lang), "nameLocation": "middle", "nameGap": 40},
@@ -274,3 +274,40 @@ def charts(model: dict, lang: str) -> list[tuple[str, dict]]:
         (tr("cost_curve", lang), cost_option(model, lang)),
         (tr("bands", lang), bands_option(model, lang)),
     ]
+
+
+# ---- the champion's reason (written in English by app.model.train.choose_champion), in the reader's language ----
+
+_LOWEST = re.compile(r"lowest honest cost per client \(([0-9.]+)\)(?: vs (\S+) ([0-9.]+))?")
+_SAME = re.compile(r"same honest cost as (\S+), higher out-of-fold AUC")
+_TIE = re.compile(
+    r"honest cost per client ([0-9.]+) ties with (\S+)'s ([0-9.]+) \(paired difference ([-+0-9.]+) ± ([0-9.]+), within"
+    r" two standard errors\) and its out-of-fold AUC is higher \(([0-9.]+) vs ([0-9.]+)\)"
+)
+
+
+def champion_why(why: str, lang: str) -> str:
+    """The reason the champion was chosen, in `lang`, its numbers in the locale's format; a reason of another form
+    is shown as it is, marked untranslated."""
+    if lang != "fr":
+        return why
+    num = lambda text: locale.fixed(float(text), lang, 4)  # noqa: E731
+    m = _LOWEST.fullmatch(why)
+    if m:
+        cost, other, other_cost = m.groups()
+        text = f"coût honnête par client le plus bas ({num(cost)})"
+        if other and num(other_cost) == num(cost):
+            return text + f", à égalité avec {other} à la 4e décimale (départagé par l'AUC hors échantillon)"
+        return text + (f" contre {num(other_cost)} pour {other}" if other else "")
+    m = _SAME.fullmatch(why)
+    if m:
+        return f"même coût honnête que {m.group(1)}, AUC hors échantillon plus élevée"
+    m = _TIE.fullmatch(why)
+    if m:
+        cost, other, other_cost, diff, se, auc, other_auc = m.groups()
+        return (
+            f"coût honnête par client {num(cost)}, à égalité avec les {num(other_cost)} de {other} (écart apparié "
+            f"{locale.fixed(float(diff), lang, 4)} ± {num(se)}, dans deux écarts-types) et AUC hors échantillon plus "
+            f"élevée ({num(auc)} contre {num(other_auc)})"
+        )
+    return f"{why} (non traduit)"

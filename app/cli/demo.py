@@ -188,6 +188,42 @@ def ensure_keys(settings: Settings) -> tuple[str, str, str]:
     return officer or admin, admin, source
 
 
+DEMO_ACCOUNTS = (("agent", "officer"), ("risque", "risk"), ("admin", "admin"))
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def ensure_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str]:
+    """([(name, role, password or '')], where the accounts come from). When there are none, writes demo accounts
+    (one per role, random passwords) to the accounts file as scrypt hashes, and their passwords to a private file
+    beside it (`<file>.demo`, 0600) so that every `credit demo` can print them, as it prints its keys."""
+    from ui.accounts import account_line, load_accounts
+
+    if settings.ui_users.strip():
+        return [(a.name, a.role, "") for a in load_accounts(settings.ui_users, None).values()], "CREDIT_UI_USERS"
+    path = Path(settings.ui_users_file)
+    shown = path.with_name(path.name + ".demo")
+    accounts = load_accounts("", path)
+    if not accounts:
+        passwords = {name: secrets.token_urlsafe(12) for name, _ in DEMO_ACCOUNTS}
+        lines = [account_line(name, role, passwords[name]) for name, role in DEMO_ACCOUNTS]
+        _write_private(path, "# demo dashboard accounts written by `credit demo`\n" + "\n".join(lines) + "\n")
+        _write_private(shown, "".join(f"{name}:{pw}\n" for name, pw in passwords.items()))
+        accounts = load_accounts("", path)
+    known = {}
+    if shown.is_file():
+        known = dict(line.split(":", 1) for line in shown.read_text().splitlines() if ":" in line)
+    return [(a.name, a.role, known.get(a.name, "")) for a in accounts.values()], str(path)
+
+
 def _sample_client(db: Path) -> int | None:
 
     conn = connect(db, readonly=True)
@@ -256,7 +292,14 @@ def stop_children(procs: list[subprocess.Popen], grace: float = STOP_GRACE_SECON
             p.wait()
 
 
-def print_summary(settings: Settings, officer: str, admin: str, key_source: str, serving: bool) -> None:
+def print_summary(
+    settings: Settings,
+    officer: str,
+    admin: str,
+    key_source: str,
+    serving: bool,
+    accounts: tuple[list[tuple[str, str, str]], str] = ([], ""),
+) -> None:
     host = _client_host(settings.host)
     api, ui = f"http://{host}:{settings.port}", f"http://{host}:{settings.ui_port}"
     client_id = _sample_client(settings.db_path) or 100002
@@ -270,6 +313,10 @@ def print_summary(settings: Settings, officer: str, admin: str, key_source: str,
     lines = ["", "Prêt à dépenser demo " + ("is running:" if serving else "is ready (not serving: --no-serve)")]
     lines += [f"  API        {api}   (OpenAPI: {api}/schema)", f"  dashboard  {ui}"]
     lines += [f"  API keys   ({key_source})", f"    officer  {officer}", f"    admin    {admin}"]
+    users, users_source = accounts
+    if users:
+        lines += [f"  dashboard accounts ({users_source}): name / password"]
+        lines += [f"    {role:<8} {name} / {pw or '(not shown)'}" for name, role, pw in users]
     if not serving:
         lines += ["", "Start them with:", f"  {credit} serve{loc}", f"  {credit} ui"]
     lines += [
@@ -300,14 +347,15 @@ def demo_command(settings: Settings, no_serve: bool, quick: bool, progress: bool
     t0 = time.perf_counter()
     status = prepare(settings, clients=settings.clients, seed=settings.seed, quick=quick, progress=progress)
     officer, admin, key_source = ensure_keys(settings)
+    accounts = ensure_accounts(settings)
     say("pipeline: " + ", ".join(f"{k} {v}" for k, v in status.items()) + f" ({time.perf_counter() - t0:.1f} s total)")
     if no_serve:
-        print_summary(settings, officer, admin, key_source, serving=False)
+        print_summary(settings, officer, admin, key_source, serving=False, accounts=accounts)
         return
-    raise SystemExit(serve(settings, officer, admin, key_source))
+    raise SystemExit(serve(settings, officer, admin, key_source, accounts))
 
 
-def serve(settings: Settings, officer: str, admin: str, key_source: str) -> int:
+def serve(settings: Settings, officer: str, admin: str, key_source: str, accounts=([], "")) -> int:
     """Start API and dashboard; block until Ctrl-C/SIGTERM (-> 0) or a child dies (-> 1)."""
     env = child_env(settings, officer, admin, key_source)
     host = _client_host(settings.host)
@@ -335,7 +383,7 @@ def serve(settings: Settings, officer: str, admin: str, key_source: str) -> int:
             dead = [name for name, p in (("API", api), ("dashboard", ui)) if p.poll() is not None]
             say(f"demo: {' and '.join(dead) or 'a service'} did not come up; stopping")
             return 1
-        print_summary(settings, officer, admin, key_source, serving=True)
+        print_summary(settings, officer, admin, key_source, serving=True, accounts=accounts)
         while not stopping:
             for name, p in (("API", api), ("dashboard", ui)):
                 if p.poll() is not None:

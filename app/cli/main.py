@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("app.cli.model:explain_command", "Explain one client's score (SHAP, reasons)."),
     "serve": ("app.cli.serve:serve_command", "Run the HTTP API."),
     "ui": ("ui.main:ui_command", "Run the dashboard."),
+    "ui-account": ("ui.main:ui_account_command", "Print a dashboard account line (name:role:hash)."),
     "drift": ("app.cli.monitoring:drift_command", "Drift verdict (stable/watch/act) over a window of the log."),
     "outcomes": ("app.cli.monitoring:outcomes_command", "Import or simulate observed outcomes."),
     "performance": ("app.cli.monitoring:performance_command", "Realised performance from outcomes."),

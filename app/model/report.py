@@ -57,6 +57,11 @@ def _f(v: Any, fmt: str = ".4f") -> str:
     return "—" if v is None else format(float(v), fmt)
 
 
+def _spread(r: dict) -> str:
+    """'0.7512 ± 0.0101', or one dash for a row without folds (a baseline, a trivial policy): never '— ± —'."""
+    return f"{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}" if r.get("auc_mean") is not None else "—"
+
+
 def sensitive_lines(manifest: dict) -> list[str]:
     """The sensitive-features choice and its effect on the champion's honest AUC and cost (plain text)."""
     rec = manifest.get("sensitive")
@@ -88,7 +93,7 @@ def table(manifest: dict) -> list[str]:
     head = f"{'':<32s} {'role':<10s} {'AUC':>7s} {'fold mean ± std':>17s} {'cost/client':>12s} {'Brier':>7s}"
     lines = [head, "-" * len(head)]
     for r in rows(manifest):
-        spread = f"{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}" if r.get("auc_mean") is not None else "—"
+        spread = _spread(r)
         lines.append(
             f"{r['name']:<32s} {r['role']:<10s} {_f(r['auc']):>7s} {spread:>17s} {_f(r['cost']):>12s} "
             f"{_f(r.get('brier')):>7s}"
@@ -197,8 +202,8 @@ def charts(manifest: dict) -> dict[str, str]:
             point=(chosen["threshold"], chosen["cost_per_client"]) if chosen else None,
         ),
         "Observed default rate by score decile": _svg(
-            [("default rate", [[i, b["default_rate"]] for i, b in enumerate(bands)], "#8c564b")],
-            x_label="score decile (low to high risk)",
+            [("default rate", [[i + 1, b["default_rate"]] for i, b in enumerate(bands)], "#8c564b")],
+            x_label="score decile, 1 to 10 (low to high risk), numbered as in the table",
             y_label="observed default rate",
             bars=True,
         ),
@@ -209,7 +214,7 @@ def html(manifest: dict) -> str:
     esc = _html.escape
     rows_html = "".join(
         f"<tr><td>{esc(r['name'])}</td><td>{esc(r['role'])}</td><td>{_f(r['auc'])}</td>"
-        f"<td>{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}</td><td>{_f(r['cost'])}</td>"
+        f"<td>{_spread(r)}</td><td>{_f(r['cost'])}</td>"
         f"<td>{_f(r.get('brier_before'))} → {_f(r.get('brier'))}</td></tr>"
         for r in rows(manifest)
     )

@@ -7,6 +7,11 @@ team: it records outcomes (POST /outcomes) and reads realised performance and fa
 A request presents `Authorization: Bearer KEY`. The presented key is compared with EVERY configured
 key using `hmac.compare_digest`, so the time taken does not depend on which key (if any) matched.
 Keys are never logged, echoed in a response or put in an error message.
+
+The dashboard's keys (CREDIT_UI_KEY, else the first officer key and the first admin key: `dashboard_keys`) may
+also name the logged-in dashboard user in `X-Credit-User` (app.service.http.check_user); the prediction log
+records that name. Any other key naming a user is refused (403), so a user name in the log was vouched for by
+the dashboard: give other API clients keys of their own (later entries of the same role).
 """
 
 from __future__ import annotations
@@ -58,13 +63,33 @@ def load_keys(api_keys: str, keys_file: str | Path | None) -> list[tuple[bytes, 
 
 
 class KeyRing:
-    def __init__(self, keys: list[tuple[bytes, str]]):
+    def __init__(self, keys: list[tuple[bytes, str]], ui_key: str = ""):
         self._keys = list(keys)
+        officer, admin = self.dashboard_keys(ui_key)
+        self._trusted = [k.encode() for k in {officer, admin} if k]  # may name a dashboard user
 
     @classmethod
     def from_settings(cls, settings) -> KeyRing:
         """The keys of `settings` (CREDIT_API_KEYS, else the keys file): the one way keys are read."""
-        return cls(load_keys(settings.api_keys, settings.keys_file))
+        return cls(load_keys(settings.api_keys, settings.keys_file), settings.ui_key)
+
+    def dashboard_keys(self, ui_key: str = "") -> tuple[str, str]:
+        """(key for the dashboard's client and model pages, key for its monitoring pages): `ui_key`
+        (CREDIT_UI_KEY) for both when set, else the first officer key and the first admin key, each falling
+        back on the other when the ring has only one of the two roles."""
+        if ui_key:
+            return ui_key, ui_key
+        officer, admin = self.first_with_role("officer"), self.first_with_role("admin")
+        return officer or admin or "", admin or officer or ""
+
+    def may_name_user(self, authorization: str | None) -> bool:
+        """Whether the bearer key in an Authorization header value is one of the dashboard's (constant time)."""
+        scheme, _, presented = (authorization or "").strip().partition(" ")
+        candidate = presented.strip().encode("utf-8", "surrogateescape")
+        found = False
+        for key in self._trusted:
+            found |= hmac.compare_digest(candidate, key)
+        return found and scheme.lower() == "bearer"
 
     def __len__(self) -> int:
         return len(self._keys)

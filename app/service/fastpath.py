@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 
-from app.service.http import ApiError, check_key, error_body
+from app.service.http import ApiError, check_key, check_user, error_body
 from app.service.httpguard import REQUESTS_IN_FLIGHT
 from app.service.routes.scoring import ScoringController, score_known_client
 
@@ -60,7 +60,8 @@ async def answer(svc: Any, headers: list[tuple[bytes, bytes]], client_id: str, s
     extra: dict[str, str] = {}
     try:
         role = check_key(svc.ring, headers, ROLE)
-        status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, in_flight))
+        user = check_user(svc.ring, headers)
+        status, body = 200, ENCODE(await score_known_client(svc, role, client_id, t0, in_flight, user))
     except ApiError as exc:
         status, body, extra = exc.status, error_body(exc.error, exc.detail), exc.headers or {}
     except Exception as exc:  # noqa: BLE001 - as app.service.http._on_exception: logged, never a traceback out

@@ -186,7 +186,9 @@ def auth_middleware(ring: Any) -> Callable[[Any], Any]:
                 if "role" in opt:
                     required = opt["role"]
                     if required is not None:
-                        scope.setdefault("state", {})["role"] = check_key(ring, scope["headers"], required)
+                        state = scope.setdefault("state", {})
+                        state["role"] = check_key(ring, scope["headers"], required)
+                        state["user"] = check_user(ring, scope["headers"])
                     if scope["query_string"]:
                         _check_query(scope["query_string"], handler)
             await app(scope, receive, send)
@@ -209,6 +211,33 @@ def check_key(ring: Any, headers: list[tuple[bytes, bytes]], required: str) -> s
     if not ring.allows(role, required):
         raise ApiError(403, f"this endpoint needs the {required} role")
     return role
+
+
+USER_HEADER = b"x-credit-user"
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # a dashboard account name (ui/accounts.py)
+
+
+def check_user(ring: Any, headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The dashboard user named in `X-Credit-User`, or None when there is no such header. Only the dashboard's
+    keys may name one (KeyRing.may_name_user): any other key naming a user gets 403, a malformed name 400."""
+    name = authorization = None
+    for key, raw in headers:
+        if key == USER_HEADER:
+            name = raw.decode("latin-1")
+        elif key == b"authorization":
+            authorization = raw.decode("latin-1")
+    if name is None:
+        return None
+    if not USER_NAME.fullmatch(name):
+        raise ApiError(400, "X-Credit-User is not a user name (1-64 of A-Z a-z 0-9 . _ @ -)")
+    if not ring.may_name_user(authorization):
+        raise ApiError(403, "only the dashboard's API keys may name a user (X-Credit-User)")
+    return name
+
+
+def user_of(request: Request) -> str | None:
+    """The dashboard user auth_middleware found in X-Credit-User (None: not called on a user's behalf)."""
+    return (request.scope.get("state") or {}).get("user")
 
 
 def role_of(request: Request) -> str:

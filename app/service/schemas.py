@@ -144,6 +144,7 @@ class LogEntry(msgspec.Struct):
     latency_ms: float
     role: str
     endpoint: str
+    user_name: str | None = None  # the dashboard user who asked (None: another API client)
 
 
 class LogPage(msgspec.Struct):
@@ -347,6 +348,8 @@ class ModelInfo(msgspec.Struct):
     model_id: str
     features: list[str]
     threshold: float
+    model_text_sha256: str | msgspec.UnsetType = msgspec.UNSET  # the trees' digest (the model id names more)
+    distributed: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET  # `credit train --scheduler`: the held-out slice
     n_features: int | msgspec.UnsetType = msgspec.UNSET
     app_version: str | msgspec.UnsetType = msgspec.UNSET
     costs: dict[str, float] | msgspec.UnsetType = msgspec.UNSET

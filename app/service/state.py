@@ -539,12 +539,14 @@ class Service:
         pair: Bundles | None = None,
         challenger_score: float | None = None,
         stored: bool = False,
+        user: str | None = None,
     ) -> predlog.LogRow:
         """The log row of one answer to a caller of `role`; `pair` is what the request scored with (its champion
         decided; passing it means the library file is checked once per request, not once per helper), and
         `challenger_score` the challenger's shadow score of the same features. `stored`: `x` is the client's
         vector as read by this thread's data connection (GET score, a batch of ids), so the row carries that
-        file's data version instead of the vector (kept once per version and client, app.store.predlog)."""
+        file's data version instead of the vector (kept once per version and client, app.store.predlog). `user`:
+        the dashboard user the caller named (X-Credit-User, app.service.http.check_user)."""
         pair = pair or self.require_pair()
         shadow = pair.challenger if challenger_score is not None else None
         version = self.local.conn[3] if stored and client_id is not None else None
@@ -562,6 +564,7 @@ class Service:
             data_version=version,
             challenger_score=challenger_score if shadow is not None else None,
             challenger_model_id=shadow.model_id if shadow is not None else None,
+            user_name=user,
         )
 
 

@@ -43,8 +43,8 @@ DURABILITY = {"full": "FULL", "normal": "NORMAL"}
 
 INSERT_SQL = (
     "INSERT INTO prediction_log (ts, request_id, client_id, features, probability, decision, model_id,"
-    " latency_ms, role, endpoint, data_version, challenger_score, challenger_model_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " latency_ms, role, endpoint, data_version, challenger_score, challenger_model_id, user_name)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 VECTOR_SQL = "INSERT OR IGNORE INTO logged_vectors (data_version, client_id, x) VALUES (?, ?, ?)"
 # the scored vector of a log row `l` (join logged_vectors v): what drift and audit read (sql/store/003_compact_rows.sql)
@@ -120,6 +120,7 @@ class LogRow:
     data_version: str | None = None  # set for a stored client's own vector: kept once in logged_vectors
     challenger_score: float | None = None  # the shadow challenger's score of the same features (sql/store/004)
     challenger_model_id: str | None = None
+    user_name: str | None = None  # the dashboard user who asked (sql/store/005), None for other API callers
 
     def as_tuple(self) -> tuple:
         return (
@@ -136,6 +137,7 @@ class LogRow:
             self.data_version,
             self.challenger_score,
             self.challenger_model_id,
+            self.user_name,
         )
 
 
@@ -213,9 +215,8 @@ LOG_COLUMNS = ("id", "ts", "request_id", "client_id", "probability", "decision",
 
 def latest(conn: apsw.Connection, limit: int) -> list[dict]:
     """The `limit` most recent rows, newest first, without the feature vectors."""
-    cols = ", ".join(LOG_COLUMNS + ("endpoint",))
-    cur = conn.execute(f"SELECT {cols} FROM prediction_log ORDER BY id DESC LIMIT ?", (limit,))
-    names = LOG_COLUMNS + ("endpoint",)
+    names = LOG_COLUMNS + ("endpoint", "user_name")
+    cur = conn.execute(f"SELECT {', '.join(names)} FROM prediction_log ORDER BY id DESC LIMIT ?", (limit,))
     return [dict(zip(names, row, strict=True)) for row in cur]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import math
 
+import msgspec
 import numpy as np
 from nicegui import app, ui
 
-from ui import logic
+from ui import locale, logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages.common import _attr, api, chart, error_box, frame, lang, login_redirect
@@ -35,7 +36,9 @@ DEBOUNCE_S = 0.3
 
 
 @ui.page("/", response_timeout=20)
-async def client_page(client_id: int | None = None):
+async def client_page(client_id: str | None = None):
+    """`client_id` is read as text: a bad value (`?client_id=abc`) gets the page with a French message, never
+    FastAPI's raw 422."""
     if (redirect := login_redirect()) is not None:
         return redirect
     lg = lang()
@@ -91,7 +94,7 @@ async def client_page(client_id: int | None = None):
 
     async def submit() -> None:
         text = (search.value or "").strip()
-        if not text.isdigit():
+        if not logic.is_client_id(text):
             result.clear()
             with result:
                 error_box(t("search_invalid", lg), lg)
@@ -105,8 +108,13 @@ async def client_page(client_id: int | None = None):
     search.on("keydown.enter", submit)
     button.on_click(submit)
 
-    if client_id is not None:
-        search.value = str(client_id)
+    if client_id is not None and not logic.is_client_id(client_id):
+        search.value = client_id[:40]
+        with result:
+            error_box(t("bad_client_param", lg, value=client_id[:40]), lg)
+        await fill_worklist(result, lg)
+    elif client_id is not None:
+        search.value = client_id.strip()
         suggestions.clear()
         await show_client(result, int(client_id), lg)
     else:  # the landing page: the officer's worklist
@@ -146,9 +154,8 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
         await _settle(score_t, info_t, *later)
         raise
     spinner.delete()
-    probability = float(score["probability"])
-    threshold = float(score["threshold"])
-    view = logic.decision_view(score.get("decision"), lg)
+    probability, threshold = score.probability, score.threshold
+    view = logic.decision_view(score.decision, lg)
     with container:
         ui.label(t("client_title", lg, client_id=client_id)).classes("text-xl font-bold").props(
             "role=heading aria-level=2"
@@ -168,24 +175,23 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
                             if lg == "fr"
                             else f"{t('decision', lg)}: {view['text']}"
                         )
-                    ui.label(f"{t('probability', lg)} : {logic.fmt_prob(probability)}").classes("text-lg").props(
+                    ui.label(f"{t('probability', lg)} : {logic.fmt_prob(probability, lg)}").classes("text-lg").props(
                         f"data-testid=probability data-value={probability!r}"
                     )
                 chart(
                     logic.gauge_option(probability, threshold, lg),
-                    logic.gauge_caption(probability, threshold, score.get("decision"), lg),
+                    logic.gauge_caption(probability, threshold, score.decision, lg),
                     "h-56",
                 )
                 with ui.column().classes("gap-0 text-sm").style("color:#374151"):
-                    ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(threshold)}")
-                    model_id = str(score.get("model_id", ""))
+                    ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(threshold, lg)}")
+                    model_id = score.model_id
                     ui.label(f"{t('model_id', lg)} : {model_id[:12]}").props(f'title="{model_id}" data-testid=model-id')
-                    letter_links(str(score.get("request_id", "")), lg)  # the decision letter (ui/pages/letter.py)
-                    if score.get("completeness") is not None:
-                        ui.label(f"{t('completeness', lg)} : {logic.fmt_prob(float(score['completeness']))}")
+                    letter_links(str(score.request_id or ""), lg)  # the decision letter (ui/pages/letter.py)
+                    ui.label(f"{t('completeness', lg)} : {logic.fmt_prob(score.completeness, lg)}")
             with ui.card().classes("w-full"):
                 ui.label(t("fields", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
-                fields = info.get("fields", {}) if isinstance(info, dict) else {}
+                fields = info.fields
                 rows = logic.client_rows(fields, lg)
                 ui.table(
                     columns=[
@@ -195,7 +201,7 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
                     rows=rows,
                     row_key="key",
                     pagination={"rowsPerPage": 0},
-                ).props("dense flat hide-bottom data-testid=client-fields").classes("w-full max-h-96").mark(
+                ).props("dense flat hide-bottom wrap-cells data-testid=client-fields").classes("w-full").mark(
                     "client-fields"
                 )
         with ui.tabs().classes("w-full").props("align=left outside-arrows mobile-arrows") as tabs:
@@ -218,6 +224,7 @@ async def show_client(container: ui.column, client_id: int, lg: str) -> None:
             with box:
                 error_box(e, lg)
         return
+    model = msgspec.to_builtins(model)  # the manifest's optional parts, as the API writes them
     await fill_whatif(whatif_box, client_id, features, model, probability, lg, application=await application_t)
     await fill_comparison(compare_box, client_id, features, model, lg)
 
@@ -238,16 +245,14 @@ async def fill_explanation(box: ui.column, explanation_task: asyncio.Task, lg: s
             return
         with ui.card().classes("w-full"):
             ui.label(t("explain_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
-            data = logic.waterfall_data(explanation, lg)
-            chart(logic.waterfall_option(data), logic.waterfall_caption(data, lg), "h-96")
-            reasons = explanation.get("reasons") or []
-            if reasons:
+            data = logic.waterfall_data(msgspec.to_builtins(explanation), lg)
+            chart(logic.waterfall_option(data, lg), logic.waterfall_caption(data, lg), "h-96")
+            if explanation.reasons:
                 ui.label(t("reasons", lg)).classes("font-bold mt-2").props("role=heading aria-level=4")
                 with ui.element("ul").classes("list-disc pl-6").props("data-testid=reasons"):
-                    for r in reasons:
-                        sentence = r.get("sentence") if isinstance(r, dict) else str(r)
+                    for r in explanation.reasons:
                         with ui.element("li"):
-                            ui.label(str(sentence))
+                            ui.label(r.sentence)
 
 
 async def whatif_source(client_id: int, features: dict, model: dict, raw: dict | None = None):
@@ -257,11 +262,10 @@ async def whatif_source(client_id: int, features: dict, model: dict, raw: dict |
         raw = await _application_or_empty(client_id)
     names = [c for c in WHATIF_COLUMNS if c in raw]
     if names:
-        base = {n: raw[n] for n in names}
+        base = {n: logic.whatif_shown(n, raw[n]) for n in names}  # in the client panel's units (years, euros)
 
         async def score_raw(edits: dict) -> dict:
-            shown = {n: None if v is None else round(float(v), 6) for n, v in base.items()}
-            changes = {n: logic.column_value(v, base[n]) for n, v in edits.items() if v != shown[n]}
+            changes = {n: logic.whatif_raw(n, v, raw[n]) for n, v in edits.items() if v != base[n]}
             return await api().what_if(client_id, changes)
 
         return names, base, "whatif_hint_raw", score_raw
@@ -293,10 +297,10 @@ async def fill_whatif(
         inputs: dict[str, ui.number] = {}
         with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-3 w-full"):
             for i, name in enumerate(names):
-                label = feature_label(name, lg)
+                label = feature_label(name, lg) + (f" ({t('years', lg)})" if name.startswith("DAYS_") else "")
                 value = base[name]
                 inputs[name] = (
-                    ui.number(label, value=None if value is None else round(float(value), 6), format="%.6g")
+                    ui.number(label, value=value, format=logic.whatif_format(name))
                     .props(f'outlined dense aria-label="{_attr(t("whatif_input_aria", lg, feature=label))}"')
                     .props(f"data-testid=whatif-{i} data-feature={name}")
                     .mark(f"whatif-{name}")
@@ -304,7 +308,7 @@ async def fill_whatif(
                 )
         with ui.row().classes("items-center gap-3 flex-wrap"):
             result = (
-                ui.label(logic.fmt_prob(probability))
+                ui.label(logic.fmt_prob(probability, lg))
                 .classes("text-lg font-bold")
                 .props("aria-live=polite data-testid=whatif-result")
                 .mark("whatif-result")
@@ -329,21 +333,25 @@ async def fill_whatif(
             return
         if seq != state["seq"]:
             return  # a newer edit is being scored
-        p = float(out["probability"])
-        view = logic.decision_view(out.get("decision"), lg)
-        delta = 100 * (p - probability)
+        p = out.probability
+        view = logic.decision_view(out.decision, lg)
         result.set_text(
-            t("whatif_result", lg, probability=logic.fmt_prob(p), delta=f"{delta:+.1f} pt", decision=view["text"])
+            t(
+                "whatif_result",
+                lg,
+                probability=logic.fmt_prob(p, lg),
+                delta=locale.points(p - probability, lg),
+                decision=view["text"],
+            )
         )
         result.style(f"color:{view['fg']}")
         result.props(f"data-value={p!r} data-decision={view['key']}")
-        derived = [feature_label(n, lg) for n in out.get("changed_features", {}) if n not in inputs]
+        derived = [feature_label(n, lg) for n in getattr(out, "changed_features", {}) if n not in inputs]
         recomputed.set_text(t("whatif_recomputed", lg, features=", ".join(derived[:8])) if derived else "")
 
     def do_reset() -> None:
         for n, el in inputs.items():
-            v = base[n]
-            el.value = None if v is None else round(float(v), 6)
+            el.value = base[n]
 
     for el in inputs.values():
         el.on_value_change(rescore)

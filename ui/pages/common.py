@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from app import __version__
 from app.config import Settings
+from ui.accounts import Account, Authenticator
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LANGS, other_lang, t
 
@@ -19,42 +20,47 @@ class UiConfig:
     api_url: str = "http://127.0.0.1:8000"
     key: str = ""  # officer key: client and model pages
     lang: str = "fr"
-    password: str = ""  # empty: no login (only allowed on a loopback host)
+    accounts: dict[str, Account] = field(default_factory=dict)  # who may log in (ui/accounts.py)
     timeout: float = 10.0
     admin_key: str | None = None  # monitoring only; None: the same key
     allowed_hosts: frozenset[str] = frozenset({"localhost", "127.0.0.1", "[::1]"})
     drift_min_rows: int = Settings().drift_min_rows  # fewest scored rows for a drift verdict (`credit drift`'s rule)
 
 
+SESSION_SECONDS = 8 * 3600  # a login lasts a working day; the session cookie's max age (ui/main.py)
 CONFIG = UiConfig()
+AUTH = Authenticator({})
 _api: ApiClient | None = None
 _admin_api: ApiClient | None = None
-_role: dict[str, bool] = {}
 
 
 def configure(cfg: UiConfig) -> None:
-    global CONFIG, _api, _admin_api
+    global CONFIG, AUTH, _api, _admin_api
     CONFIG = cfg
+    AUTH = Authenticator(cfg.accounts)
     _api = _admin_api = None
-    _role.clear()
 
 
-def api() -> ApiClient:
-    """The API with the officer key (everything but monitoring)."""
+def _officer_api() -> ApiClient:
     global _api
     if _api is None:
         _api = ApiClient(CONFIG.api_url, CONFIG.key, timeout=CONFIG.timeout)
     return _api
 
 
+def api() -> ApiClient:
+    """The API with the officer key (everything but monitoring), on behalf of the logged-in user."""
+    return _officer_api().for_user(user_name())
+
+
 def admin_api() -> ApiClient:
-    """The API with the admin key: only when monitoring is asked for."""
+    """The API with the admin key: only when monitoring is asked for (by an admin user)."""
     global _admin_api
     if CONFIG.admin_key is None or CONFIG.admin_key == CONFIG.key:
         return api()
     if _admin_api is None:
         _admin_api = ApiClient(CONFIG.api_url, CONFIG.admin_key, timeout=CONFIG.timeout)
-    return _admin_api
+    return _admin_api.for_user(user_name())
 
 
 async def close_api() -> None:
@@ -69,12 +75,36 @@ def lang() -> str:
     return value if value in LANGS else "fr"
 
 
+def current_account() -> Account | None:
+    """The logged-in account of this browser: its session is younger than SESSION_SECONDS and the account still
+    exists with the same role (accounts are read when `credit ui` starts)."""
+    session = app.storage.user.get("login")
+    if not isinstance(session, dict):
+        return None
+    account = CONFIG.accounts.get(str(session.get("name")))
+    if account is None or account.role != session.get("role"):
+        return None
+    if not 0 <= time.time() - float(session.get("since", 0)) < SESSION_SECONDS:
+        return None
+    return account
+
+
+def user_name() -> str | None:
+    account = current_account()
+    return account.name if account else None
+
+
+def log_in(account: Account) -> None:
+    app.storage.user["login"] = {"name": account.name, "role": account.role, "since": time.time()}
+
+
+def log_out() -> None:
+    app.storage.user.pop("login", None)
+    app.storage.user.pop("client", None)
+
+
 def logged_in() -> bool:
-    return not CONFIG.password or bool(app.storage.user.get("authenticated"))
-
-
-def check_password(candidate: str) -> bool:
-    return bool(CONFIG.password) and hmac.compare_digest(candidate.encode(), CONFIG.password.encode())
+    return current_account() is not None
 
 
 def login_redirect() -> RedirectResponse | None:
@@ -82,17 +112,9 @@ def login_redirect() -> RedirectResponse | None:
 
 
 async def is_admin() -> bool:
-    """Whether the configured key may read /monitoring (403 for officers); cached once known."""
-    if "admin" in _role:
-        return _role["admin"]
-    try:
-        await admin_api().monitoring_summary()
-        _role["admin"] = True
-    except ApiError as e:
-        if e.kind in ("forbidden", "unauthorized"):
-            _role["admin"] = False
-        return e.kind == "not_found"  # endpoint missing: the page says "not available"
-    return _role["admin"]
+    """Whether the logged-in user may see monitoring (the admin role)."""
+    account = current_account()
+    return account is not None and account.role == "admin"
 
 
 def error_box(error: ApiError | str, lang_: str) -> ui.element:
@@ -154,13 +176,17 @@ async def frame(active: str, title: str) -> ui.column:
             ui.button(t("lang_toggle", lg), icon="translate", on_click=toggle).props(
                 f'flat text-color=white aria-label="{_attr(t("lang_toggle_aria", lg))}" data-testid=lang-toggle'
             )
-            if CONFIG.password:
 
-                def logout() -> None:
-                    app.storage.user["authenticated"] = False
-                    ui.navigate.to("/login")
+            def logout() -> None:
+                log_out()
+                ui.navigate.to("/login")
 
-                ui.button(t("logout", lg), icon="logout", on_click=logout).props("flat text-color=white")
+            account = current_account()
+            if account is not None:
+                ui.label(account.name).classes("text-white text-sm px-1").props("data-testid=user-name")
+            ui.button(t("logout", lg), icon="logout", on_click=logout).props(
+                "flat text-color=white data-testid=logout"
+            ).mark("logout")
     main = ui.column().classes("w-full max-w-6xl mx-auto p-2 sm:p-4 gap-4").props("role=main id=main")
     ui.skip_link(t("skip", lg), target=main)
     with main:

@@ -9,7 +9,7 @@ import re
 from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
 
-from ui.pages.common import api, logged_in
+from ui.pages.common import api, logged_in, user_name
 
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 LABELS = {"fr": ("Lettre de décision", "PDF"), "en": ("Decision letter", "PDF")}
@@ -28,11 +28,8 @@ def letter_links(request_id: str, lg: str) -> None:
 
 
 def _who() -> str:
-    """The dashboard user when the login names one, else the dashboard itself (recorded with the letter)."""
-    try:
-        return str(app.storage.user.get("user") or app.storage.user.get("username") or "dashboard")
-    except (AssertionError, RuntimeError, KeyError):
-        return "dashboard"
+    """The logged-in dashboard user (recorded with the letter)."""
+    return user_name() or "dashboard"
 
 
 @app.get("/letter/{request_id}")
@@ -42,7 +39,10 @@ async def letter_route(request_id: str, lang: str = "fr", format: str = "html") 
     if not REQUEST_ID.fullmatch(request_id) or lang not in LABELS or format not in ("html", "pdf"):
         return Response("bad letter request", status_code=400, media_type="text/plain")
     params = {"lang": lang, "format": format, "by": _who()}
-    r = await api()._client.get(f"/decisions/{request_id}/letter", params=params, timeout=LETTER_TIMEOUT_S)
+    client = api()
+    r = await client._client.get(
+        f"/decisions/{request_id}/letter", params=params, headers=client._user_headers, timeout=LETTER_TIMEOUT_S
+    )
     media = r.headers.get("content-type", "application/octet-stream")
     headers = {k: v for k, v in r.headers.items() if k.lower() in ("content-disposition", "x-letter-id")}
     return Response(r.content, status_code=r.status_code, media_type=media, headers=headers)

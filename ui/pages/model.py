@@ -4,9 +4,10 @@ global importance (GET /model)."""
 
 from __future__ import annotations
 
+import msgspec
 from nicegui import ui
 
-from ui import logic
+from ui import locale, logic
 from ui import model_report as mr
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
@@ -21,7 +22,7 @@ async def model_page():
     main = await frame("model", t("model_title", lg))
     with main:
         try:
-            model = await api().model()
+            model = msgspec.to_builtins(await api().model())  # ModelInfo, its optional parts as the API writes them
         except ApiError as e:
             error_box(e, lg)
             return
@@ -31,11 +32,11 @@ async def model_page():
                 ui.label(f"{t('model_id', lg)} : {model_id[:12]}").classes("text-lg font-bold").props(
                     f'title="{model_id}" data-testid=model-id'
                 )
-                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')))}").props(
+                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')), lg)}").props(
                     "data-testid=model-threshold"
                 )
                 costs = model.get("costs") or {}
-                ui.label(t("costs", lg, fn=costs.get("fn", "?"), fp=costs.get("fp", "?")))
+                ui.label(t("costs", lg, fn=_cost(costs.get("fn"), lg), fp=_cost(costs.get("fp"), lg)))
                 ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
                 if model.get("trained_at"):
                     ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
@@ -44,7 +45,7 @@ async def model_page():
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
                 champion = model.get("champion") or {}
                 if champion.get("why"):
-                    ui.label(f"{mr.tr('why', lg)} : {champion['why']}").classes("text-sm").props(
+                    ui.label(f"{mr.tr('why', lg)} : {mr.champion_why(champion['why'], lg)}").classes("text-sm").props(
                         "data-testid=champion-why"
                     )
                 if champion.get("forced"):
@@ -114,3 +115,12 @@ def _float(v: object) -> float | None:
         return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def _cost(value, lg: str) -> str:
+    """A cost weight in the page's number format: 10 -> '10', 2.5 -> '2,5' in French."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    return locale.number(v, lg, 0 if v.is_integer() else 2)

@@ -3,19 +3,25 @@ performance and fairness of the live decisions (issue 19), and the model card (/
 
 from __future__ import annotations
 
+import asyncio
+from html import escape
+
+import msgspec
 import numpy as np
 from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from nicegui import app, ui
+from nicegui import app, background_tasks, ui
 
-from ui import logic
+from app.service.schemas import DriftReport, MonitoringSummary
+from ui import categories, locale, logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages import common
 from ui.pages.common import admin_api, api, chart, error_box, frame, is_admin, lang, logged_in, login_redirect
+from ui.security import CSP
 
 
-@ui.page("/monitoring", response_timeout=20)
+@ui.page("/monitoring", response_timeout=60)
 async def monitoring_page():
     if (redirect := login_redirect()) is not None:
         return redirect
@@ -25,24 +31,45 @@ async def monitoring_page():
         if not await is_admin():
             error_box(t("admin_only", lg), lg)
             return
+        # the four reports are independent: asked at once, each drawn in its place as it comes
+        client = admin_api()
+        summary_t = asyncio.create_task(client.monitoring_summary())
+        drift_t = asyncio.create_task(client.monitoring_drift())
+        performance_t = asyncio.create_task(plain(client.performance()))
+        fairness_t = asyncio.create_task(plain(client.fairness()))
         with ui.card().classes("w-full"):
-            await fetch_and_show(admin_api().monitoring_summary, show_summary, lg)
+            await fetch_and_show(lambda: summary_t, show_summary, lg)
         with ui.card().classes("w-full"):
             ui.label(t("drift_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(admin_api().monitoring_drift, show_drift, lg)
+            await fetch_and_show(lambda: drift_t, show_drift, lg)
             ui.button(t("drift_report", lg), icon="open_in_new").props(
-                "href=/reports/drift tag=a target=_blank outline data-testid=drift-report"
+                "href=/drift-report tag=a outline data-testid=drift-report"
             )
         # ---- issue 19: realised performance, fairness, model card
+        # realised performance and fairness can take long (the API's first fairness report imports its library):
+        # the page is sent at once and these two cards fill in when their answers arrive
         with ui.card().classes("w-full"):
             ui.label(t("perf_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(lambda: admin_api().get("/monitoring/performance", period="all"), show_performance, lg)
+            perf_box = ui.column().classes("w-full")
         with ui.card().classes("w-full"):
             ui.label(t("fairness_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-            await fetch_and_show(lambda: admin_api().get("/monitoring/fairness"), show_fairness, lg)
+            fair_box = ui.column().classes("w-full")
             ui.button(t("model_card", lg), icon="description").props(
                 "href=/model-card tag=a outline data-testid=model-card-link"
             )
+    background_tasks.create(fill_later(perf_box, performance_t, show_performance, lg), name="performance")
+    background_tasks.create(fill_later(fair_box, fairness_t, show_fairness, lg), name="fairness")
+
+
+async def fill_later(box: ui.column, task: asyncio.Task, show, lg: str) -> None:
+    with box:
+        spinner = ui.spinner(size="lg").props(f'aria-label="{t("loading", lg)}"')
+    await asyncio.wait([task])  # its error, if any, is shown by fetch_and_show below
+    if box.is_deleted:
+        return
+    spinner.delete()
+    with box:
+        await fetch_and_show(lambda: task, show, lg)
 
 
 async def fetch_and_show(fetch, show, lg: str) -> None:
@@ -55,7 +82,12 @@ async def fetch_and_show(fetch, show, lg: str) -> None:
     show(data, lg)
 
 
-def show_summary(summary: dict, lg: str) -> None:
+async def plain(answer) -> dict:
+    """The decoded report as the API's JSON (the performance and fairness reports are nested dicts)."""
+    return msgspec.to_builtins(await answer)
+
+
+def show_summary(summary: MonitoringSummary, lg: str) -> None:
     kpis = logic.summary_kpis(summary)
     seen = list(admin_api().latencies_ms) + list(api().latencies_ms)
     http_p50 = float(np.median(seen)) if seen else None
@@ -72,46 +104,50 @@ def show_summary(summary: dict, lg: str) -> None:
                 ui.label(logic.fmt_value(value, lg)).classes("text-2xl font-bold").props(f"data-testid={key}")
     ui.label(t("latency_note", lg, n=len(seen))).classes("text-sm").style("color:#374151")
     ui.label(t("score_over_time", lg)).classes("text-lg font-bold").props("role=heading aria-level=2")
-    series = logic.score_series(summary)
+    series = logic.score_series(summary, lg)
     if not series["periods"]:
         ui.label(t("no_data", lg))
         return
     chart(logic.score_time_option(series, lg), logic.score_time_caption(series, lg), "h-72")
 
 
-def show_drift(drift: dict, lg: str) -> None:
-    rows = int((drift.get("window") or {}).get("rows") or 0)
+def show_drift(drift: DriftReport, lg: str) -> None:
+    rows = drift.window.rows
     min_rows = common.CONFIG.drift_min_rows  # from the settings of `credit ui`
     if rows < min_rows:  # the rule of `credit drift`: no verdict on too small a window
         ui.label(t("drift_not_enough", lg, rows=rows, min_rows=min_rows)).props("data-testid=drift-caption")
         return
     rows_raw = logic.drift_rows(drift)
     drifted = sum(1 for r in rows_raw if r["drifted"])
-    verdict = (drift.get("verdict") or {}).get("level")  # stable / watch / act (app.monitoring.verdict)
-    share_flag = drift.get("dataset_drift", drift.get("drift_detected"))
-    if verdict in ("stable", "watch", "act") or share_flag is not None:
-        ok = verdict == "stable" if verdict else not share_flag
-        fg, bg = logic.COLORS["accept" if ok else "refuse"]
-        label = f"drift_verdict_{verdict}" if verdict else ("no_dataset_drift" if ok else "dataset_drift")
-        with ui.row().classes("items-center gap-2 px-3 py-1 rounded").style(f"color:{fg};background:{bg}"):
-            ui.icon("check_circle" if ok else "warning").props('aria-hidden="true"')
-            ui.label(t(label, lg)).classes("font-bold").props("data-testid=drift-verdict")
-        for reason in (drift.get("verdict") or {}).get("reasons") or []:
+    level = drift.verdict.level if drift.verdict is not None else None  # stable / watch / act (app.monitoring.verdict)
+    ok = level == "stable" if level in ("stable", "watch", "act") else not drift.dataset_drift
+    label = (
+        f"drift_verdict_{level}"
+        if level in ("stable", "watch", "act")
+        else ("no_dataset_drift" if ok else "dataset_drift")
+    )
+    fg, bg = logic.COLORS["accept" if ok else "refuse"]
+    with ui.row().classes("items-center gap-2 px-3 py-1 rounded").style(f"color:{fg};background:{bg}"):
+        ui.icon("check_circle" if ok else "warning").props('aria-hidden="true"')
+        ui.label(t(label, lg)).classes("font-bold").props("data-testid=drift-verdict")
+    if drift.verdict is not None and lg == "en":  # the API words its reasons in English
+        for reason in drift.verdict.reasons:
             ui.label(reason).classes("text-sm")
-    w, ref = drift.get("window") or {}, drift.get("reference") or {}
-    if w.get("first_ts") and w.get("last_ts"):
-        span = f"{w['first_ts'][:16].replace('T', ' ')} – {w['last_ts'][11:16]} UTC"
-        ref_rows = logic.fmt_value(ref.get("rows"), lg) if ref.get("rows") else "—"
-        ui.label(t("drift_window", lg, rows=logic.fmt_value(rows, lg), span=span, ref_rows=ref_rows)).props(
+    w, ref = drift.window, drift.reference
+    if w.first_ts and w.last_ts:
+        span = f"{locale.when(w.first_ts, lg)} – {w.last_ts[11:16]} UTC"
+        ref_rows = locale.number(ref.rows, lg) if ref is not None and ref.rows else "—"
+        ui.label(t("drift_window", lg, rows=locale.number(rows, lg), span=span, ref_rows=ref_rows)).props(
             "data-testid=drift-window"
         )
-    ui.label(
-        t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=drift.get("psi_threshold", "—"))
-    ).props("data-testid=drift-caption")
+    threshold = locale.number(drift.psi_threshold, lg, 3)
+    ui.label(t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=threshold)).props(
+        "data-testid=drift-caption"
+    )
     rows = [
         {
             "feature": feature_label(r["feature"], lg),
-            "psi": f"{r['psi']:.3f}" if r["psi"] is not None else "—",
+            "psi": locale.fixed(r["psi"], lg, 3),
             "drifted": t("yes" if r["drifted"] else "no", lg),
         }
         for r in sorted(rows_raw, key=lambda r: -(r["psi"] or 0))[:30]
@@ -130,18 +166,39 @@ def show_drift(drift: dict, lg: str) -> None:
 
 @app.get("/reports/drift")
 async def drift_report(request: Request):
-    """The API's full drift report, fetched with the dashboard's key (the browser holds no key)."""
+    """The API's full Evidently report, fetched with the dashboard's key (the browser holds no key), for the
+    frame of /drift-report: it may be framed by the dashboard itself, by nothing else."""
     lg = lang()
-    if not logged_in():
+    if not logged_in() or not await is_admin():
         return PlainTextResponse("login required", status_code=401)
     try:
         html = await admin_api().drift_report_html()
     except ApiError as e:
         text = t("not_available", lg) if e.kind == "not_found" else e.message(lg)
-        return HTMLResponse(f"<!doctype html><html lang={lg}><body><p>{text}</p></body></html>", status_code=200)
-    if not isinstance(html, str):
-        html = str(html)
-    return HTMLResponse(html)
+        html = f"<!doctype html><html lang={lg}><body><p>{escape(text)}</p></body></html>"
+    own = {"content-security-policy": CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")}
+    return HTMLResponse(str(html), headers={**own, "x-frame-options": "SAMEORIGIN"})
+
+
+@ui.page("/drift-report", response_timeout=60)
+async def drift_report_page():
+    """The drift report inside the dashboard's frame: header, language, a way back, a summary in the page's
+    language from GET /monitoring/drift, then Evidently's own detail (English only) in a frame below it."""
+    if (redirect := login_redirect()) is not None:
+        return redirect
+    lg = lang()
+    main = await frame("monitoring", t("drift_report", lg))
+    with main:
+        ui.link(t("back_to_monitoring", lg), "/monitoring").props("data-testid=back")
+        if not await is_admin():
+            error_box(t("admin_only", lg), lg)
+            return
+        with ui.card().classes("w-full").props("data-testid=drift-summary"):
+            await fetch_and_show(admin_api().monitoring_drift, show_drift, lg)
+        ui.label(t("drift_detail_note", lg)).classes("text-sm").style("color:#374151")
+        ui.element("iframe").props(
+            f'src=/reports/drift title="{t("drift_report", lg)}" data-testid=drift-frame'
+        ).classes("w-full").style("height:80vh;border:1px solid #cbd5e1;border-radius:4px")
 
 
 # ---- issue 19: realised performance, fairness, model card -----------------------------------------------------
@@ -176,10 +233,10 @@ def show_performance(rep: dict, lg: str) -> None:
         return
     rows = [
         {
-            "band": f"{logic.fmt_prob(b['band'][0])} – {logic.fmt_prob(b['band'][1])}",
+            "band": f"{logic.fmt_prob(b['band'][0], lg)} – {logic.fmt_prob(b['band'][1], lg)}",
             "n": b["n"],
-            "predicted": logic.fmt_prob(b["mean_predicted"]),
-            "observed": "—" if b["observed_default_rate"] is None else logic.fmt_prob(b["observed_default_rate"]),
+            "predicted": logic.fmt_prob(b["mean_predicted"], lg),
+            "observed": "—" if b["observed_default_rate"] is None else logic.fmt_prob(b["observed_default_rate"], lg),
         }
         for b in o.get("calibration", [])
         if b["n"]
@@ -240,18 +297,18 @@ def show_challenger(rep: dict, lg: str) -> None:
     ).props("dense flat hide-bottom data-testid=challenger").classes("w-full")
 
 
-def fairness_rows(table: dict) -> list[dict]:
+def fairness_rows(table: dict, lg: str = "fr") -> list[dict]:
     return [
         {
-            "group": g["group"],
-            "clients": g["clients"],
-            "approval": logic.fmt_prob(g["approval_rate"]),
-            "ratio": "—" if g.get("approval_ratio") is None else f"{g['approval_ratio']:.2f}",
-            "tpr": logic.fmt_prob(g.get("tpr")),
-            "fpr": logic.fmt_prob(g.get("fpr")),
+            "group": categories.group(g["group"], lg),
+            "clients": logic.fmt_value(g["clients"], lg),
+            "approval": logic.fmt_prob(g["approval_rate"], lg),
+            "ratio": locale.fixed(g.get("approval_ratio"), lg, 2),
+            "tpr": logic.fmt_prob(g.get("tpr"), lg),
+            "fpr": logic.fmt_prob(g.get("fpr"), lg),
             "flag": "⚠" if g.get("flagged") else "",
         }
-        for g in table.get("groups", [])
+        for g in sorted(table.get("groups", []), key=lambda g: categories.group_order(g["group"]))
     ]
 
 
@@ -267,8 +324,8 @@ def show_fairness(rep: dict, lg: str) -> None:
         ("flag", "fair_flag", "left"),
     ]
     for attr, table in (rep.get("attributes") or {}).items():
-        ui.label(attr).classes("font-bold mt-2")
-        flagged = [g["group"] for g in table.get("groups", []) if g.get("flagged")]
+        ui.label(categories.attribute(attr, lg)).classes("font-bold mt-2")
+        flagged = [categories.group(g["group"], lg) for g in table.get("groups", []) if g.get("flagged")]
         if flagged:
             fg, bg = logic.COLORS["refuse"]
             ui.label(t("fair_flagged", lg, groups=", ".join(flagged))).style(f"color:{fg};background:{bg}").classes(
@@ -276,24 +333,7 @@ def show_fairness(rep: dict, lg: str) -> None:
             ).props(f"data-testid=fairness-flag-{attr}")
         ui.table(
             columns=[{"name": c, "label": t(k, lg), "field": c, "align": a} for c, k, a in cols],
-            rows=fairness_rows(table),
+            rows=fairness_rows(table, lg),
             row_key="group",
             pagination={"rowsPerPage": 0},
         ).props(f"dense flat hide-bottom data-testid=fairness-{attr}").classes("w-full")
-
-
-@ui.page("/model-card", response_timeout=20)
-async def model_card_page():
-    """The model card (GET /model/card, markdown) for anyone logged in."""
-    if (redirect := login_redirect()) is not None:
-        return redirect
-    lg = lang()
-    main = await frame("model", t("model_card", lg))
-    with main:
-        try:
-            text = await api().get("/model/card")
-        except ApiError as e:
-            error_box(e if e.kind != "not_found" else t("not_available", lg), lg)
-            return
-        with ui.card().classes("w-full"):
-            ui.markdown(str(text)).props("data-testid=model-card")

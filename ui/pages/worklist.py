@@ -5,11 +5,11 @@ Served by the API's GET /portfolio, /portfolio/recent and /portfolio/borderline 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 
+import msgspec
 from nicegui import ui
 
-from ui import logic
+from ui import locale, logic
 from ui.api_client import ApiError
 from ui.i18n import t
 from ui.pages.common import api, chart, error_box
@@ -24,7 +24,7 @@ async def fill_worklist(box: ui.column, lg: str) -> None:
         api().portfolio(), api().recent(ROWS), api().borderline(ROWS), return_exceptions=True
     )
     spinner.delete()
-    summary, recent, borderline = results
+    summary, recent, borderline = (r if isinstance(r, BaseException) else msgspec.to_builtins(r) for r in results)
     with box:
         ui.label(t("worklist_title", lg)).classes("text-xl font-bold").props("role=heading aria-level=2")
         if isinstance(summary, ApiError):
@@ -47,8 +47,8 @@ def _summary(summary: dict, lg: str) -> None:
         ("clients", "worklist_clients", logic.fmt_value(int(summary["clients"]), lg)),
         ("accepted", "worklist_accepted", logic.fmt_value(int(summary["accepted"]), lg)),
         ("refused", "worklist_refused", logic.fmt_value(int(summary["refused"]), lg)),
-        ("refusal-rate", "worklist_refusal_rate", logic.fmt_prob(float(summary["refusal_rate"]))),
-        ("threshold", "threshold", logic.fmt_prob(float(summary["threshold"]))),
+        ("refusal-rate", "worklist_refusal_rate", logic.fmt_prob(float(summary["refusal_rate"]), lg)),
+        ("threshold", "threshold", logic.fmt_prob(float(summary["threshold"]), lg)),
     )
     raw = {"clients": summary["clients"], "accepted": summary["accepted"], "refused": summary["refused"]}
     with ui.row().classes("gap-4 flex-wrap").props("data-testid=worklist-kpis"):
@@ -70,7 +70,7 @@ def _summary(summary: dict, lg: str) -> None:
             ],
             rows=[
                 {
-                    "band": logic.band_label(b["lower"], b["upper"]),
+                    "band": logic.band_label(b["lower"], b["upper"], lg),
                     "clients": logic.fmt_value(int(b["clients"]), lg),
                     "refused": logic.fmt_value(int(b["refused"]), lg),
                 }
@@ -98,10 +98,10 @@ def _rows(payload: dict | BaseException, kind: str, lg: str) -> None:
             p = float(r["probability"])
             view = logic.decision_view(r.get("decision"), lg)
             if kind == "recent" and r.get("ts"):
-                when = dt.datetime.fromtimestamp(float(r["ts"]), tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+                when = locale.when(r["ts"], lg)
                 extra = f"{t('worklist_when', lg)} {when}"
             else:
-                extra = f"{t('worklist_distance', lg)} {100 * (p - threshold):+.1f} pt"
+                extra = f"{t('worklist_distance', lg)} {locale.points(p - threshold, lg)}"
             with (
                 ui.element("li").classes("py-1"),
                 ui.link(target=f"/?client_id={cid}")
@@ -111,6 +111,6 @@ def _rows(payload: dict | BaseException, kind: str, lg: str) -> None:
                 .props(f"data-client={cid}"),
             ):
                 ui.label(f"{t('client_id', lg)} {cid}").classes("font-bold").style("color:#0d47a1")
-                ui.label(logic.fmt_prob(p))
+                ui.label(logic.fmt_prob(p, lg))
                 ui.label(view["text"]).classes("font-bold").style(f"color:{view['fg']}")
                 ui.label(extra).classes("text-sm").style("color:#374151")

@@ -31,6 +31,7 @@ from app.service.http import (
     operation,
     parse_id,
     role_of,
+    user_of,
 )
 from app.service.state import Service, feature_completeness
 from app.store import predlog
@@ -73,7 +74,7 @@ def client_score(kind: type[K], entry: predlog.LogRow, x: np.ndarray, threshold:
 
 
 async def score_known_client(
-    svc: Service, role: str, client_id: str, t0: float, in_flight: Any = None
+    svc: Service, role: str, client_id: str, t0: float, in_flight: Any = None, user: str | None = None
 ) -> s.ClientScore:
     """GET /clients/{id}/score for a caller of `role` (already checked): served by the route below and, on the
     hot path, by app.service.fastpath in front of Litestar (`in_flight`: see GroupWriter.commit)."""
@@ -86,7 +87,7 @@ async def score_known_client(
     _cid, p, cp, xb = rows[0]
     p = finite(p)
     d = model.decide(p)
-    entry = svc.row(role, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, shadow_value(cp), stored=True)
+    entry = svc.row(role, "GET /clients/{id}/score", t0, cid, xb, p, d, pair, shadow_value(cp), stored=True, user=user)
     await svc.write_log([entry], in_flight)
     return client_score(s.ClientScore, entry, np.frombuffer(xb, dtype="<f4"), model.threshold)
 
@@ -104,7 +105,7 @@ class ScoringController(Controller):
         """
         t0 = time.perf_counter()
         svc: Service = request.app.state.service  # not a dependency: nothing for Litestar to resolve per request
-        return await score_known_client(svc, role_of(request), client_id, t0)
+        return await score_known_client(svc, role_of(request), client_id, t0, user=user_of(request))
 
     @post("/clients/{client_id:str}/what-if", status_code=200, opt=OFFICER,
           responses=errors(400, 401, 403, 404, 413, 503),
@@ -115,6 +116,7 @@ class ScoringController(Controller):
         features follow; the other sources keep their stored values. `changed_features` lists every feature
         that moved. Logged before the answer, like every score."""
         t0 = time.perf_counter()
+        user = user_of(request)
         cid = parse_id(client_id)
         req = decode(body, s.WhatIfRequest)
         pair = svc.require_pair()
@@ -123,7 +125,9 @@ class ScoringController(Controller):
         p = finite(model.predict_row(x))
         d = model.decide(p)
         xb = x.astype("<f4").tobytes()
-        entry = svc.row(role_of(request), "POST /clients/{id}/what-if", t0, cid, xb, p, d, pair, shadow_row(pair, x))
+        entry = svc.row(
+            role_of(request), "POST /clients/{id}/what-if", t0, cid, xb, p, d, pair, shadow_row(pair, x), user=user
+        )
         await svc.write_log([entry])
         moved = np.flatnonzero(~((before == x) | (np.isnan(before) & np.isnan(x))))
         changed = {
@@ -146,7 +150,9 @@ class ScoringController(Controller):
         p = finite(model.predict_row(x))
         d = model.decide(p)
         xb = x.astype("<f4").tobytes()
-        entry = svc.row(role_of(request), "POST /score", t0, None, xb, p, d, pair, shadow_row(pair, x))
+        entry = svc.row(
+            role_of(request), "POST /score", t0, None, xb, p, d, pair, shadow_row(pair, x), user=user_of(request)
+        )
         await svc.write_log([entry])
         return s.Score(
             probability=p,
@@ -164,6 +170,7 @@ class ScoringController(Controller):
         """Score up to CREDIT_BATCH_MAX known clients or applicants in one request. Every item is logged in one
         transaction before the answer. Unknown client ids: 404 naming them, nothing scored."""
         t0 = time.perf_counter()
+        user = user_of(request)
         req = decode(body, s.BatchRequest)
         pair = svc.require_pair()
         model = pair.champion
@@ -199,7 +206,9 @@ class ScoringController(Controller):
                 x = np.frombuffer(xb, dtype="<f4")
                 missing = [svc.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
                 cp = shadow_value(cp)
-                entry = svc.row(role_of(request), "POST /score/batch", t0, cid, xb, p, d, pair, cp, stored=True)
+                entry = svc.row(
+                    role_of(request), "POST /score/batch", t0, cid, xb, p, d, pair, cp, stored=True, user=user
+                )
                 rows.append(entry)
                 results.append(s.BatchItem(cid, p, d, feature_completeness(x), missing, entry.request_id))
         else:
@@ -210,7 +219,7 @@ class ScoringController(Controller):
                 p = finite(p)
                 d = model.decide(p)
                 xb = x.astype("<f4").tobytes()
-                entry = svc.row(role_of(request), "POST /score/batch", t0, None, xb, p, d, pair, cp)
+                entry = svc.row(role_of(request), "POST /score/batch", t0, None, xb, p, d, pair, cp, user=user)
                 rows.append(entry)
                 results.append(s.BatchItem(None, p, d, feature_completeness(x), missing, entry.request_id))
         await svc.write_log(rows)
