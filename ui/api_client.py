@@ -51,6 +51,18 @@ def _detail_text(payload: Any) -> str:
     return " — ".join(parts)[:300]
 
 
+class Document(msgspec.Struct, frozen=True):
+    """A document the API answers as it is (a decision letter's HTML or PDF): its bytes, media type and the headers
+    worth passing on (Content-Disposition, X-Letter-Id)."""
+
+    content: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
+DOCUMENT_HEADERS = ("content-disposition", "x-letter-id")
+
+
 class ApiClient:
     """Thin wrapper over httpx.AsyncClient: base URL, bearer key, timeouts, error mapping."""
 
@@ -80,8 +92,8 @@ class ApiClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def request(self, method: str, path: str, *, decode: type | None = None, **kwargs: Any) -> Any:
-        """The answer: decoded into `decode` (an API type) when given, else parsed JSON, else text."""
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call on behalf of the bound user; a failure (transport or HTTP >= 400) becomes an ApiError."""
         url = f"{self.base_url}{path}"
         t0 = time.perf_counter()
         if self._user_headers:
@@ -100,15 +112,28 @@ class ApiClient:
             kind = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(response.status_code, "api")
             raise ApiError(kind, status=response.status_code, detail=detail or response.reason_phrase, url=url)
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
+        return response
+
+    async def request(self, method: str, path: str, *, decode: type | None = None, **kwargs: Any) -> Any:
+        """The answer: decoded into `decode` (an API type) when given, else parsed JSON, else text."""
+        response = await self._send(method, path, **kwargs)
         if decode is not None:
             try:
                 return msgspec.json.decode(response.content, type=decode)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                url = f"{self.base_url}{path}"
                 raise ApiError("contract", status=response.status_code, detail=str(exc)[:300], url=url) from None
         ctype = response.headers.get("content-type", "")
         if "json" in ctype:
             return response.json()
         return response.text
+
+    async def document(self, path: str, *, timeout: float, **params: Any) -> Document:
+        """A non-JSON answer (HTML, PDF) as it is: bytes, media type, the headers worth passing on."""
+        response = await self._send("GET", path, params=params, timeout=timeout)
+        media = response.headers.get("content-type", "application/octet-stream")
+        kept = {k: v for k, v in response.headers.items() if k.lower() in DOCUMENT_HEADERS}
+        return Document(response.content, media, kept)
 
     async def get(self, path: str, *, decode: type | None = None, **params: Any) -> Any:
         params = {k: v for k, v in params.items() if v is not None}
@@ -142,6 +167,12 @@ class ApiClient:
         params = {"top": top, "lang": lang}
         path = f"/clients/{int(client_id)}/explain"
         return await self.request("GET", path, params=params, timeout=EXPLAIN_TIMEOUT_S, decode=s.ClientExplanation)
+
+    async def letter(self, request_id: str, *, lang: str, fmt: str, by: str, timeout: float) -> Document:
+        """The decision letter of a logged decision (GET /decisions/{request_id}/letter), HTML or PDF; the API
+        records it in the name of `by`."""
+        path = f"/decisions/{request_id}/letter"
+        return await self.document(path, timeout=timeout, lang=lang, format=fmt, by=by)
 
     async def model(self) -> s.ModelInfo:
         return await self.get("/model", decode=s.ModelInfo)

@@ -9,6 +9,7 @@ import re
 from fastapi.responses import RedirectResponse, Response
 from nicegui import app, ui
 
+from ui.api_client import ApiError
 from ui.pages.common import api, logged_in, user_name
 
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
@@ -38,11 +39,8 @@ async def letter_route(request_id: str, lang: str = "fr", format: str = "html") 
         return RedirectResponse("/login")
     if not REQUEST_ID.fullmatch(request_id) or lang not in LABELS or format not in ("html", "pdf"):
         return Response("bad letter request", status_code=400, media_type="text/plain")
-    params = {"lang": lang, "format": format, "by": _who()}
-    client = api()
-    r = await client._client.get(
-        f"/decisions/{request_id}/letter", params=params, headers=client._user_headers, timeout=LETTER_TIMEOUT_S
-    )
-    media = r.headers.get("content-type", "application/octet-stream")
-    headers = {k: v for k, v in r.headers.items() if k.lower() in ("content-disposition", "x-letter-id")}
-    return Response(r.content, status_code=r.status_code, media_type=media, headers=headers)
+    try:
+        doc = await api().letter(request_id, lang=lang, fmt=format, by=_who(), timeout=LETTER_TIMEOUT_S)
+    except ApiError as exc:
+        return Response(exc.message(lang), status_code=exc.status or 502, media_type="text/plain; charset=utf-8")
+    return Response(doc.content, media_type=doc.media_type, headers=doc.headers)

@@ -188,9 +188,12 @@ def _call(fn, *args, **kw):
         raise ApiError(503, "cannot print the letter", str(exc)) from None
 
 
-def _typed(kind: type, fn, *args):
-    """`_call`, its dict answer converted to the route's typed shape (one named OpenAPI component)."""
-    return msgspec.convert(_call(fn, *args), kind)
+def _record(request: Request, body: bytes, schema: type, out: type, act) -> Any:
+    """The four recording routes' one shape: decode the strict body into `schema`, name the actor (its `by` with the
+    key's role), run `act(store, actor, body)` (a records function) and answer its row as `out` (one named OpenAPI
+    component); a RightsError becomes the one error shape with its status."""
+    req = decode(body, schema)
+    return msgspec.convert(_call(act, _svc(request).log_conn(), _actor(request, req.by), req), out)
 
 
 def _letter(request: Request, ref: str, lang: str, fmt: str, by: str) -> Response[str]:
@@ -277,14 +280,12 @@ class RightsController(Controller):
     )
     def request_review(self, request: Request, request_id: str, body: bytes) -> ReviewOut:
         """Record a client's request for a human review of a decision, with the client's point of view."""
-        req = decode(body, ReviewRequest)
-        return _typed(
+        return _record(
+            request,
+            body,
+            ReviewRequest,
             ReviewOut,
-            records.request_review,
-            _svc(request).log_conn(),
-            _actor(request, req.by),
-            request_id,
-            req.client_view,
+            lambda store, actor, req: records.request_review(store, actor, request_id, req.client_view),
         )
 
     @post(
@@ -301,16 +302,13 @@ class RightsController(Controller):
     def decide_review(self, request: Request, review_id: str, body: bytes) -> ReviewOut:
         """Uphold or overturn a decision under review (risk role), with a reason from the closed list and a
         comment (mandatory with the reason `other`). The automated decision stays as logged."""
-        req = decode(body, ReviewDecision)
-        return _typed(
+        review = parse_id(review_id, "review_id")
+        return _record(
+            request,
+            body,
+            ReviewDecision,
             ReviewOut,
-            records.decide_review,
-            _svc(request).log_conn(),
-            _actor(request, req.by),
-            parse_id(review_id, "review_id"),
-            req.outcome,
-            req.reason,
-            req.comment,
+            lambda store, actor, req: records.decide_review(store, actor, review, req.outcome, req.reason, req.comment),
         )
 
     @post(
@@ -326,18 +324,15 @@ class RightsController(Controller):
     def override(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
         """Override a decision when it is made (the client's latest), with a reason. Granting credit the model
         refused above CREDIT_OVERRIDE_FOUR_EYES is 'pending' until a second person with the risk role approves."""
-        req = decode(body, OverrideIn)
-        svc = _svc(request)
-        return _typed(
+        four_eyes = _svc(request).settings.override_four_eyes
+        return _record(
+            request,
+            body,
+            OverrideIn,
             OverrideOut,
-            records.record_override,
-            svc.log_conn(),
-            _actor(request, req.by),
-            request_id,
-            req.decision,
-            req.reason,
-            req.comment,
-            svc.settings.override_four_eyes,
+            lambda store, actor, req: records.record_override(
+                store, actor, request_id, req.decision, req.reason, req.comment, four_eyes
+            ),
         )
 
     @post(
@@ -349,15 +344,12 @@ class RightsController(Controller):
     )
     def second_opinion(self, request: Request, request_id: str, body: bytes) -> OverrideOut:
         """Four eyes: approve or reject a pending override (risk role; not the officer who made it)."""
-        req = decode(body, SecondOpinion)
-        return _typed(
+        return _record(
+            request,
+            body,
+            SecondOpinion,
             OverrideOut,
-            records.second_opinion,
-            _svc(request).log_conn(),
-            _actor(request, req.by),
-            request_id,
-            req.approve,
-            req.comment,
+            lambda store, actor, req: records.second_opinion(store, actor, request_id, req.approve, req.comment),
         )
 
     @get(
