@@ -12,6 +12,8 @@ a function: a lazy import is still a dependency.
     monitoring  drift, outcomes, performance, traffic, live fairness
     rights    decision letters, counterfactuals, reviews, overrides (above model and monitoring)
     service   the API
+    accounts  the people who may act (scrypt account store, password throttle): the dashboard's login and the
+              command line's --as (above service: an account's role is one of the API's roles)
     cli, ui   the commands and the dashboard, at the top
 """
 
@@ -33,8 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "monitoring": BASE | {"config", "data", "scoring", "store"},
     "rights": BASE | {"config", "data", "scoring", "store", "model", "monitoring"},
     "service": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights"},
-    "cli": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "ui"},
-    "ui": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "cli"},
+    "accounts": BASE | {"service"},
+    "cli": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "accounts", "ui"},
+    "ui": BASE | {"config", "data", "scoring", "store", "model", "monitoring", "rights", "service", "accounts", "cli"},
 }
 BASE_MODULES = {
     "app",
@@ -59,8 +62,8 @@ def layer(module: str) -> str:
         return "ui"
     if module in BASE_MODULES:
         return "base"
-    if parts[1] == "config":
-        return "config"
+    if parts[1] in ("config", "accounts"):
+        return parts[1]
     if (ROOT / "app" / parts[1]).is_dir():
         return parts[1]
     raise AssertionError(f"{module}: no layer (add it to BASE_MODULES or to a package)")

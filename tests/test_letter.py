@@ -12,6 +12,7 @@ from pathlib import Path
 import apsw
 import numpy as np
 import pytest
+from cli_accounts import as_env
 from click.testing import CliRunner
 from decisions import refused, serve, vectors
 from needs import needs
@@ -212,18 +213,35 @@ def test_pdf_is_one_a4_page_in_both_languages(env):
             assert path.with_suffix(".png").stat().st_size > 10_000
 
 
+def store_rows(path: Path, sql: str) -> list[tuple]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]
+    finally:
+        conn.close()
+
+
 def test_cli_letter(env):
     cid = refused(env.bundle, env.db, 1)[0]
     rid = serve(env.log_db, env.bundle, env.db, cid)
     base = ["--db", str(env.db), "--model", str(env.model_dir), "--log-db", str(env.log_db)]
-    out = CliRunner().invoke(cli, ["letter", rid, "--lang", "en", "--json", "--by", "Alice", *base])
+    as_alice = ["--as", "alice", *base]
+    out = CliRunner().invoke(cli, ["letter", rid, "--lang", "en", "--json", *as_alice], env=as_env(env.root, "alice"))
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert doc["decision"]["request_id"] == rid and doc["lang"] == "en" and doc["letter_id"] >= 1
     html_path = env.root / "l.html"
-    out = CliRunner().invoke(cli, ["letter", str(cid), "--html", str(html_path), *base])
+    out = CliRunner().invoke(
+        cli, ["letter", str(cid), "--html", str(html_path), *as_alice], env=as_env(env.root, "bob")
+    )
+    assert out.exit_code == 1 and "wrong account name or password for 'alice'" in out.output  # bob's password
+    out = CliRunner().invoke(
+        cli, ["letter", str(cid), "--html", str(html_path), *as_alice], env=as_env(env.root, "alice")
+    )
     assert out.exit_code == 0 and "Vos droits" in html_path.read_text()
-    bad = CliRunner().invoke(cli, ["letter", "nosuchrequest", *base])
+    issued = store_rows(env.log_db, "SELECT issued_by, role, channel FROM letters ORDER BY id")
+    assert issued == [("alice", "officer", "cli")] * 2  # the verified account and its role, not a flag
+    bad = CliRunner().invoke(cli, ["letter", "nosuchrequest", *as_alice], env=as_env(env.root, "alice"))
     assert bad.exit_code == 1 and "no logged decision with request id nosuchrequest" in bad.output
 
 

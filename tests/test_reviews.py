@@ -7,6 +7,7 @@ import json
 
 import apsw
 import pytest
+from cli_accounts import as_env
 from click.testing import CliRunner
 from decisions import refused, serve, vectors
 from hypothesis import given, settings
@@ -258,60 +259,52 @@ def test_who_must_be_named(env):
 
 
 def test_cli_review_and_override(env):
+    """The command line acts as verified accounts: the role is the account's; four eyes needs two accounts."""
     base = ["--db", str(env.db), "--log-db", str(env.log_db)]
     rid = decided(env, 0.5)
-    run = CliRunner().invoke
-    out = run(
-        cli,
-        [
-            "override",
-            "record",
-            rid,
-            "--decision",
-            "accept",
-            "--reason",
-            "guarantee",
-            "--comment",
-            "surety",
-            "--by",
-            "Alice",
-            *base,
-        ],
-    )
+
+    def run(args: list[str], who: str):
+        return CliRunner().invoke(cli, [*args, "--as", who, *base], env=as_env(env.root, who))
+
+    override = ["override", "record", rid, "--decision", "accept", "--reason", "guarantee", "--comment", "surety"]
+    out = run(override, "alice")
     assert out.exit_code == 0 and "(pending)" in out.output, out.output
-    out = run(cli, ["override", "approve", rid, "--by", "Alice", *base])
-    assert out.exit_code == 1 and "must not be the officer" in out.output
-    out = run(cli, ["override", "approve", rid, "--by", "Bob", *base])
-    assert out.exit_code == 0 and "in force" in out.output, out.output
+    out = run(["override", "approve", rid], "chloe")  # another officer: not the risk role
+    assert out.exit_code == 1 and "risk role" in out.output, out.output
+    out = run(["override", "approve", rid], "bob")
+    assert out.exit_code == 0 and "in force (second person bob)" in out.output, out.output
     rid2 = decided(env, 0.6)
-    out = run(cli, ["review", "request", rid2, "--view", "I was ill", "--by", "Alice", *base])
+    out = run(["review", "request", rid2, "--view", "I was ill"], "alice")
     assert out.exit_code == 0 and "review" in out.output, out.output
     review_id = out.output.split()[1]
-    out = run(cli, ["review", "decide", review_id, "--outcome", "uphold", "--reason", "nope", "--by", "Bob", *base])
+    out = run(["review", "decide", review_id, "--outcome", "uphold", "--reason", "nope"], "bob")
     assert out.exit_code == 2 and "nope" in out.output  # not in the closed list: a usage error
-    out = run(
-        cli,
-        [
-            "review",
-            "decide",
-            review_id,
-            "--outcome",
-            "uphold",
-            "--reason",
-            "policy",
-            "--by",
-            "Bob",
-            "--role",
-            "officer",
-            *base,
-        ],
-    )
-    assert out.exit_code == 1 and "risk role" in out.output
-    out = run(cli, ["review", "decide", review_id, "--outcome", "uphold", "--reason", "policy", "--by", "Bob", *base])
+    out = run(["review", "decide", review_id, "--outcome", "uphold", "--reason", "policy"], "alice")
+    assert out.exit_code == 1 and "risk role" in out.output  # alice's account is an officer's
+    out = run(["review", "decide", review_id, "--outcome", "uphold", "--reason", "policy"], "rita")
     assert out.exit_code == 0 and "uphold" in out.output, out.output
     conn = apsw.Connection(str(env.log_db), flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        n = conn.execute("SELECT count(*) FROM rights_events").fetchall()[0][0]
+        acts = conn.execute("SELECT action, actor, role FROM rights_events ORDER BY id").fetchall()
     finally:
         conn.close()
-    assert n == 4  # override recorded, approved, review requested, decided: refused attempts leave no act
+    # override recorded, approved, review requested, decided: refused attempts leave no act
+    assert [(a, r) for _k, a, r in acts] == [
+        ("alice", "officer"),
+        ("bob", "risk"),
+        ("alice", "officer"),
+        ("rita", "risk"),
+    ]
+
+
+def test_cli_four_eyes_needs_two_different_accounts(env):
+    """A risk account that made an override cannot approve it itself: the second account must be another."""
+    base = ["--db", str(env.db), "--log-db", str(env.log_db)]
+    rid = decided(env, 0.5)
+    record = ["override", "record", rid, "--decision", "accept", "--reason", "guarantee", "--comment", "surety"]
+    out = CliRunner().invoke(cli, [*record, "--as", "bob", *base], env=as_env(env.root, "bob"))
+    assert out.exit_code == 0 and "(pending)" in out.output, out.output
+    out = CliRunner().invoke(cli, ["override", "approve", rid, "--as", "bob", *base], env=as_env(env.root, "bob"))
+    assert out.exit_code == 1 and "must not be the officer" in out.output, out.output
+    out = CliRunner().invoke(cli, ["override", "approve", rid, "--as", "rita", *base], env=as_env(env.root, "rita"))
+    assert out.exit_code == 0 and "second person rita" in out.output, out.output

@@ -377,7 +377,7 @@ def test_loopback_detection():
 
 
 def test_every_host_needs_accounts():
-    from ui.accounts import parse_accounts
+    from app.accounts import parse_accounts
 
     for host in ("0.0.0.0", "127.0.0.1"):
         with pytest.raises(click.ClickException, match="credit ui-account"):

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from needs import needs
 from uiserver import ACCOUNTS, UiServer, login, users_text
 
-from app.store import default_path
-from ui.accounts import (
+from app.accounts import (
     FREE_FAILURES,
     AccountError,
     Authenticator,
@@ -30,6 +29,7 @@ from ui.accounts import (
     parse_accounts,
     verify_password,
 )
+from app.store import default_path
 
 CHROMIUM = "/usr/bin/chromium"
 EVIL = "http://evil.example"

@@ -59,8 +59,8 @@ def make_simulate(data, tmp_path, monkeypatch):
     from nicegui.storage import Storage
     from nicegui.testing.user_simulation import user_simulation
 
+    from app.accounts import parse_accounts
     from app.service.api import create_app
-    from ui.accounts import parse_accounts
     from ui.pages import common
 
     monkeypatch.setattr(Storage, "path", tmp_path / "storage")

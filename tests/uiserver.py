@@ -24,7 +24,7 @@ ACCOUNTS = {
 
 @functools.cache
 def users_text() -> str:
-    from ui.accounts import account_line
+    from app.accounts import account_line
 
     return ",".join(account_line(name, role, pw) for name, (role, pw) in ACCOUNTS.items())
 

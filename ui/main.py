@@ -1,7 +1,7 @@
 """`credit ui`: the NiceGUI dashboard for loan officers, a client of the HTTP API.
 
 Everyone logs in, on every interface, loopback included: accounts from CREDIT_UI_USERS / CREDIT_UI_USERS_FILE
-(ui/accounts.py, written by `credit ui-account`). The session cookie is HttpOnly and SameSite=Strict; every answer
+(app/accounts.py, written by `credit ui-account`). The session cookie is HttpOnly and SameSite=Strict; every answer
 carries a CSP with frame-ancestors 'none'; cross-site requests are refused (ui/security.py); Socket.IO accepts only
 the dashboard's own origin."""
 
@@ -13,10 +13,10 @@ import secrets
 
 import click
 
+from app.accounts import MIN_PASSWORD, NAME, AccountError, account_line, load_accounts
 from app.cli.options import with_settings
 from app.config import Settings
 from app.service.auth import ROLES, KeyRing, load_keys
-from ui.accounts import MIN_PASSWORD, NAME, AccountError, account_line, load_accounts
 from ui.hosts import AllowedHosts, parse_hosts
 
 SECRET_ENV = "CREDIT_UI_STORAGE_SECRET"

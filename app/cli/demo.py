@@ -205,7 +205,7 @@ def ensure_accounts(settings: Settings) -> tuple[list[tuple[str, str, str]], str
     """([(name, role, password or '')], where the accounts come from). When there are none, writes demo accounts
     (one per role, random passwords) to the accounts file as scrypt hashes, and their passwords to a private file
     beside it (`<file>.demo`, 0600) so that every `credit demo` can print them, as it prints its keys."""
-    from ui.accounts import account_line, load_accounts
+    from app.accounts import account_line, load_accounts
 
     if settings.ui_users.strip():
         return [(a.name, a.role, "") for a in load_accounts(settings.ui_users, None).values()], "CREDIT_UI_USERS"
@@ -324,8 +324,11 @@ def print_summary(
         "Try:",
         f'  curl -H "Authorization: Bearer {officer}" {api}/clients/{client_id}/score',
         f'  {credit} sql{loc} "SELECT client_id, score(client_id) FROM clients LIMIT 5"',
-        "",
     ]
+    officer_account = next((name for name, role, _pw in users if role == "officer"), None)
+    if officer_account:  # the letter of the decision the curl above logged, as a verified account (password asked)
+        lines.append(f"  {credit} letter{loc} {client_id} --as {officer_account} --html letter.html")
+    lines.append("")
     if serving:
         lines.append("Ctrl-C stops both.")
     click.echo("\n".join(lines))

@@ -1,42 +1,22 @@
 """`credit letter`, `credit review`, `credit override`, `credit rights-export`, `credit counterfactual` (click only:
 parse, call, print; the work is app/rights/).
 
-Who acts is `--by NAME` (default: the login name) with `--role`: the command line trusts whoever may write the
-operational store; the API takes the role from the caller's key.
+Who acts is `--as ACCOUNT`, an account whose password is verified (app/cli/actor.py); the role recorded is the
+account's. The API takes the role from the caller's key.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from app.cli.actor import as_option, authenticated
 from app.cli.options import CLIENT_ID, CreditGroup, command, db_option, log_db_option, model_option, with_settings
 from app.config import Settings
 from app.rights.records import OVERRIDE_REASONS, REVIEW_REASONS
-
-by_option = click.option(
-    "--by", "by", default=None, help="the person acting, recorded in the audit [default: login name]"
-)
-
-
-def role_option(default: str):
-    return click.option(
-        "--role",
-        type=click.Choice(["officer", "risk", "admin"]),
-        default=default,
-        show_default=True,
-        help="the role the person acts in",
-    )
-
-
-def _actor(by: str | None, role: str):
-    from app.rights.records import Actor
-
-    return Actor(by or getpass.getuser(), role)
 
 
 def _store(settings: Settings):
@@ -57,17 +37,17 @@ def _levers(settings: Settings) -> tuple[str, ...]:
 @click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False), default=None, help="write the letter as PDF")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, help="write the letter as HTML")
 @click.option("--json", "as_json", is_flag=True, help="print the letter's facts as JSON")
-@by_option
-@role_option("officer")
+@as_option
 @db_option
 @log_db_option
 @model_option
 @with_settings("lang", "db", "log_db", "model_dir")
-def letter_command(ref, pdf_path, html_path, as_json, by, role, settings: Settings) -> None:
+def letter_command(ref, pdf_path, html_path, as_json, account, settings: Settings) -> None:
     """The decision letter of REF: a request id from the prediction log, or a client id for the client's latest
     decision. It states what was decided, when and by which model (from the log row: what was served, never a
     re-score), the principal reasons, the data used, what would change the outcome and the client's rights; it is
     recorded (who, when, which decision). Without --pdf, --html or --json the HTML goes to stdout."""
+    actor = authenticated(settings, account)
     from app.rights.service import issue
 
     lang = settings.lang if settings.lang in ("fr", "en") else "fr"
@@ -77,7 +57,7 @@ def letter_command(ref, pdf_path, html_path, as_json, by, role, settings: Settin
         got = issue(
             store,
             ref,
-            actor=_actor(by, role),
+            actor=actor,
             channel="cli",
             lang=lang,
             fmt=fmt,
@@ -112,20 +92,20 @@ def review_command() -> None:
 @review_command.command("request")
 @click.argument("ref")
 @click.option("--view", required=True, help="the client's point of view, as they put it")
-@by_option
-@role_option("officer")
+@as_option
 @log_db_option
 @db_option
 @with_settings("log_db", "db")
-def review_request(ref, view, by, role, settings: Settings) -> None:
+def review_request(ref, view, account, settings: Settings) -> None:
     """Record a client's request for a human review of decision REF (request id, or client id: the latest)."""
+    actor = authenticated(settings, account)
     from app.rights import records
     from app.rights.service import find_decision
 
     store = _store(settings)
     try:
         row = find_decision(store, ref)
-        rv = records.request_review(store, _actor(by, role), row["request_id"], view)
+        rv = records.request_review(store, actor, row["request_id"], view)
     finally:
         store.close()
     click.echo(f"review {rv['id']} requested for decision {rv['request_id']} ({rv['decision_before']})")
@@ -138,18 +118,18 @@ def review_request(ref, view, by, role, settings: Settings) -> None:
     "--reason", "reason_code", type=click.Choice(list(REVIEW_REASONS)), required=True, help="why, from the closed list"
 )
 @click.option("--comment", default="", help="free text (required with --reason other)")
-@by_option
-@role_option("risk")
+@as_option
 @log_db_option
 @db_option
 @with_settings("log_db", "db")
-def review_decide(review_id, outcome, reason_code, comment, by, role, settings: Settings) -> None:
+def review_decide(review_id, outcome, reason_code, comment, account, settings: Settings) -> None:
     """Decide review REVIEW_ID (the risk role): uphold or overturn, with a reason from the closed list."""
+    actor = authenticated(settings, account)
     from app.rights import records
 
     store = _store(settings)
     try:
-        rv = records.decide_review(store, _actor(by, role), review_id, outcome, reason_code, comment)
+        rv = records.decide_review(store, actor, review_id, outcome, reason_code, comment)
     finally:
         store.close()
     click.echo(f"review {rv['id']}: {rv['outcome']}, decision now {rv['decision_after']}")
@@ -172,13 +152,13 @@ def override_command() -> None:
     help="why, from the closed list",
 )
 @click.option("--comment", required=True, help="why, in words")
-@by_option
-@role_option("officer")
+@as_option
 @log_db_option
 @db_option
 @with_settings("log_db", "db")
-def override_record(ref, new_decision, reason_code, comment, by, role, settings: Settings) -> None:
+def override_record(ref, new_decision, reason_code, comment, account, settings: Settings) -> None:
     """Override decision REF (request id, or client id: the latest)."""
+    actor = authenticated(settings, account)
     from app.rights import records
     from app.rights.service import find_decision
 
@@ -186,7 +166,7 @@ def override_record(ref, new_decision, reason_code, comment, by, role, settings:
     try:
         row = find_decision(store, ref)
         ov = records.record_override(
-            store, _actor(by, role), row["request_id"], new_decision, reason_code, comment, settings.override_four_eyes
+            store, actor, row["request_id"], new_decision, reason_code, comment, settings.override_four_eyes
         )
     finally:
         store.close()
@@ -197,18 +177,18 @@ def override_record(ref, new_decision, reason_code, comment, by, role, settings:
 @click.argument("request_id")
 @click.option("--reject", is_flag=True, help="reject the override instead")
 @click.option("--comment", default="", help="free text (required with --reject)")
-@by_option
-@role_option("risk")
+@as_option
 @log_db_option
 @db_option
 @with_settings("log_db", "db")
-def override_approve(request_id, reject, comment, by, role, settings: Settings) -> None:
+def override_approve(request_id, reject, comment, account, settings: Settings) -> None:
     """Four eyes: approve (or --reject) the pending override of REQUEST_ID; not by the officer who made it."""
+    actor = authenticated(settings, account)
     from app.rights import records
 
     store = _store(settings)
     try:
-        ov = records.second_opinion(store, _actor(by, role), request_id, not reject, comment)
+        ov = records.second_opinion(store, actor, request_id, not reject, comment)
     finally:
         store.close()
     click.echo(f"override of {ov['request_id']}: {ov['status']} (second person {ov['second_by']})")
@@ -217,21 +197,21 @@ def override_approve(request_id, reject, comment, by, role, settings: Settings) 
 @command("rights-export")
 @click.argument("client_id", type=CLIENT_ID)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="write the JSON here [default: stdout]")
-@by_option
-@role_option("officer")
+@as_option
 @db_option
 @log_db_option
 @model_option
 @with_settings("db", "log_db", "model_dir")
-def rights_export_command(client_id, out, by, role, settings: Settings) -> None:
+def rights_export_command(client_id, out, account, settings: Settings) -> None:
     """Everything the bank holds about CLIENT_ID's decisions, as JSON: every logged decision with the values it was
     computed from, the reasons as stated, overrides, reviews, letters issued, the observed outcome and the audit
     trail. The export itself is recorded."""
+    actor = authenticated(settings, account)
     from app.rights.export import export_client
 
     store = _store(settings)
     try:
-        doc = export_client(store, client_id, _actor(by, role), settings.model_path)
+        doc = export_client(store, client_id, actor, settings.model_path)
     finally:
         store.close()
     text = json.dumps(doc, indent=2, ensure_ascii=False)

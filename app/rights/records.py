@@ -9,8 +9,8 @@
 - `decision_in_force(store, row)`: the automated decision, then the override in force, then each decided review.
 - Every act is also one row of `rights_events` (append-only: who, role, when, what, why), in the same transaction.
 
-`Actor(name, role)` is who acts: a person's name (the CLI's --by, the API's `by`) and the role the API key or
-login grants (app.service.auth.ROLES). Domain errors are RightsError (CLI `Error: ...`, API 4xx).
+`Actor(name, role)` is who acts: a person's name (the CLI's verified --as account, the API's `by`) and the role
+the account or the API key grants (app.service.auth.ROLES). Domain errors are RightsError (CLI `Error: ...`, API 4xx).
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def check_key(ring: Any, headers: list[tuple[bytes, bytes]], required: str) -> s
 
 
 USER_HEADER = b"x-credit-user"
-USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # a dashboard account name (ui/accounts.py)
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # a dashboard account name (app/accounts.py)
 
 
 def check_user(ring: Any, headers: list[tuple[bytes, bytes]]) -> str | None:

@@ -9,8 +9,8 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, ui
 
 from app import __version__
+from app.accounts import Account, Authenticator
 from app.config import Settings
-from ui.accounts import Account, Authenticator
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LANGS, other_lang, t
 
@@ -20,7 +20,7 @@ class UiConfig:
     api_url: str = "http://127.0.0.1:8000"
     key: str = ""  # officer key: client and model pages
     lang: str = "fr"
-    accounts: dict[str, Account] = field(default_factory=dict)  # who may log in (ui/accounts.py)
+    accounts: dict[str, Account] = field(default_factory=dict)  # who may log in (app/accounts.py)
     timeout: float = 10.0
     admin_key: str | None = None  # monitoring only; None: the same key
     allowed_hosts: frozenset[str] = frozenset({"localhost", "127.0.0.1", "[::1]"})

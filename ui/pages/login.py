@@ -1,4 +1,4 @@
-"""Login page: a name and a password checked against the dashboard's accounts (ui/accounts.py), throttled."""
+"""Login page: a name and a password checked against the dashboard's accounts (app/accounts.py), throttled."""
 
 from __future__ import annotations
 

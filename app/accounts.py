@@ -1,4 +1,5 @@
-"""Dashboard accounts: who may log in, with which role, and how their password is checked.
+"""Accounts: who may act, with which role, and how their password is checked — the dashboard's login and the
+command line's `--as ACCOUNT` (app/cli/rights.py) check the same store the same way.
 
 An account is one entry `name:role:hash`, where role is officer, risk or admin (app.service.auth.ROLES) and hash is
 a scrypt hash written by `credit ui-account` (memory-hard: n=2**14, r=8 -> 16 MiB and ~50 ms per check):
@@ -11,17 +12,24 @@ CREDIT_UI_USERS_FILE (one per line, `#` comments). Passwords are never stored, l
 `LoginThrottle` slows password guessing: after FREE_FAILURES failed logins for one name or from one address,
 each further try must wait 2, 4, 8, ... seconds (at most MAX_WAIT_S) after the previous failure; a success
 clears the name's count. The check itself runs at most MAX_PARALLEL_CHECKS at a time (each takes 16 MiB).
+`FileThrottle` is the same rule for processes that live one command long (`credit ... --as NAME`): the counts are
+kept in a private file under an exclusive lock, on the wall clock.
 """
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
+import json
+import os
 import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,6 +187,47 @@ class LoginThrottle:
                     del self._failures[key]
                 else:
                     self._failures[key] = (count - 1, last)
+
+
+class FileThrottle(LoginThrottle):
+    """LoginThrottle whose counts live in a file (0600, JSON), read and written under an exclusive lock around each
+    step, so that separate short-lived processes (each `credit` command) share one count; wall-clock times."""
+
+    def __init__(self, path: str | Path, free: int = FREE_FAILURES, max_wait: float = MAX_WAIT_S, clock=time.time):
+        super().__init__(free, max_wait, clock)
+        self.path = Path(path)
+
+    @contextmanager
+    def _shared(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                data = json.loads(fh.read() or "{}")
+                self._failures = {str(k): (int(v[0]), float(v[1])) for k, v in data.items()}
+            except (ValueError, TypeError, IndexError, AttributeError):
+                self._failures = {}  # unreadable: counting starts again (only this account's owner can write it)
+            yield
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({k: list(v) for k, v in self._failures.items()}))
+
+    def wait_seconds(self, name: str, address: str) -> float:
+        with self._shared():
+            return super().wait_seconds(name, address)
+
+    def begin(self, name: str, address: str) -> float:
+        with self._shared():
+            return super().begin(name, address)
+
+    def failed(self, name: str, address: str) -> None:
+        with self._shared():
+            super().failed(name, address)
+
+    def succeeded(self, name: str, address: str | None = None) -> None:
+        with self._shared():
+            super().succeeded(name, address)
 
 
 class Authenticator:
