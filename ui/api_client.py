@@ -174,6 +174,10 @@ class ApiClient:
         path = f"/decisions/{request_id}/letter"
         return await self.document(path, timeout=timeout, lang=lang, format=fmt, by=by)
 
+    async def human_decisions(self, period: str = "week") -> s.HumanDecisions:
+        """Override and review rates by officer, score band and period (risk role)."""
+        return await self.get("/monitoring/human-decisions", period=period, decode=s.HumanDecisions)
+
     async def model(self) -> s.ModelInfo:
         return await self.get("/model", decode=s.ModelInfo)
 

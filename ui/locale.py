@@ -100,6 +100,14 @@ def when(value: Any, lang: str, *, with_time: bool = True) -> str:
     return format_date(moment.date(), format="medium", locale=locale(lang))
 
 
+def month(value: Any, lang: str) -> str:
+    """A month in words: '2026-12' (or any moment in it) -> 'décembre 2026' / 'December 2026'."""
+    moment = _moment(f"{value}-01" if isinstance(value, str) and len(value) == 7 else value)
+    if moment is None:
+        return DASH if value in (None, "") else str(value)
+    return format_date(moment.date(), format="LLLL y", locale=locale(lang))
+
+
 def _moment(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

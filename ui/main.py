@@ -75,7 +75,7 @@ def register_pages() -> None:
     """Import the page modules: their @ui.page decorators register the routes."""
     from nicegui import app
 
-    from ui.pages import client, letter, login, model, model_card, monitoring  # noqa: F401
+    from ui.pages import client, letter, login, model, model_card, monitoring, rights_rates  # noqa: F401
     from ui.pages.common import close_api
 
     app.on_shutdown(close_api)

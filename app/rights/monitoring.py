@@ -121,6 +121,7 @@ def rates(
         o.setdefault("rejected", 0)
         o.setdefault("reviews_recorded", 0)
         o["override_rate"] = _rate(o["overrides"], o["decisions"]) if o["decisions"] else None
+        o["review_rate"] = _rate(o["reviews_recorded"], o["decisions"]) if o["decisions"] else None
         o["share_of_overrides"] = o["overrides"] / n_overrides if total["overrides"] else 0.0
         officers.append(o)
 

@@ -403,3 +403,55 @@ class FairnessReport(msgspec.Struct, kw_only=True):
     seconds: float | None = None
     model_id: str | None = None
     challenger: dict[str, Any] | None = None  # champion vs the shadow challenger on the same clients
+
+
+# ---- the client's rights: what people did about the automated decisions (issue 32) -----------------------------
+
+
+class HumanRates(msgspec.Struct, kw_only=True):
+    """Logged decisions of one group and what people did about them (app.rights.monitoring.rates): overrides, reviews
+    requested, reviews that overturned the decision, and their rates (None: no decision, or no review, in the group)."""
+
+    decisions: int
+    overrides: int
+    reviews: int
+    overturned: int
+    override_rate: Share | None
+    review_rate: Share | None
+    overturn_rate: Share | None
+
+
+class BandHumanRates(HumanRates, kw_only=True):
+    band: str  # a band of the logged probability of default, "0.10-0.20"
+
+
+class PeriodHumanRates(HumanRates, kw_only=True):
+    period: str  # "2026-12-07" (day), "2026-W49" (ISO week), "2026-12" (month) or "all"
+
+
+class OfficerHumanRates(msgspec.Struct, kw_only=True):
+    """One officer's acts: the decisions logged in their name (the dashboard's user), the overrides they made and
+    the reviews they recorded; rates per decision of theirs (an officer may act on decisions another asked for, so a
+    rate may exceed 1), share of all overrides."""
+
+    officer: str
+    decisions: int | None
+    overrides: int
+    granted: int
+    pending: int
+    rejected: int
+    reviews_recorded: int
+    override_rate: float | None
+    review_rate: float | None
+    share_of_overrides: Share
+
+
+class HumanDecisions(msgspec.Struct, kw_only=True):
+    """Override and review rates by score band, by period and by officer (GET /monitoring/human-decisions)."""
+
+    period: Literal["day", "week", "month", "all"]
+    overall: HumanRates
+    by_band: list[BandHumanRates]
+    by_period: list[PeriodHumanRates]
+    by_officer: list[OfficerHumanRates]
+    officer_rates: str  # "per officer", or why only counts are given

@@ -164,6 +164,8 @@ async def frame(active: str, title: str) -> ui.column:
             links = [("client", "/", t("nav_client", lg)), ("model", "/model", t("nav_model", lg))]
             if admin:
                 links.append(("monitoring", "/monitoring", t("nav_monitoring", lg)))
+            if getattr(current_account(), "role", None) in ("risk", "admin"):  # ui/pages/rights_rates.py
+                links.append(("rights_rates", "/rights-rates", t("nav_rights_rates", lg)))
             for key, href, text in links:
                 link = ui.link(text, href).classes("text-white px-2 py-1 rounded no-underline")
                 if key == active:

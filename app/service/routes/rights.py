@@ -25,6 +25,7 @@ from litestar.params import Parameter
 from app.rights import records
 from app.service.http import SECURITY, ApiError, decode, parse_id, role_of
 from app.service.http import operation as _operation
+from app.service.schemas import HumanDecisions
 
 OFFICER = {"role": "officer"}
 RISK = {"role": "risk"}
@@ -112,17 +113,6 @@ class RightsExport(msgspec.Struct):
     letters: list[dict[str, Any]]
     outcome: dict[str, Any] | None
     events: list[dict[str, Any]]
-
-
-class HumanDecisions(msgspec.Struct):
-    """Override and review rates (app.rights.monitoring.rates)."""
-
-    period: str
-    overall: dict[str, Any]
-    by_band: list[dict[str, Any]]
-    by_period: list[dict[str, Any]]
-    by_officer: list[dict[str, Any]]
-    officer_rates: str
 
 
 def _body(**props: Any) -> dict[str, Any]:
