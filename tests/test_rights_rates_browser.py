@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
 @pytest.fixture(scope="module")
 def api(pipeline, tmp_path_factory):
     private = copy_pipeline(pipeline, tmp_path_factory.mktemp("rates-ui"))
-    with ApiServer(private.db, private.model_dir) as server:
+    with ApiServer(private.db, private.model_dir, timeout=240) as server:  # a loaded machine starts it slowly
         server.pipeline = private
         yield server
 
@@ -64,7 +64,7 @@ def acted(api) -> dict:
 
 @pytest.fixture(scope="module")
 def dashboard(api):
-    with UiServer(api.url, ADMIN_KEY, lang="fr") as server:
+    with UiServer(api.url, ADMIN_KEY, lang="fr", timeout=240) as server:  # a loaded machine starts it slowly
         yield server
 
 
@@ -93,12 +93,12 @@ def test_the_risk_user_sees_the_rates_by_officer_band_and_day_in_both_languages(
         assert link.get_attribute("href") == "/rights-rates"
         page.goto(f"{dashboard.url}/rights-rates?period=day")
         page.get_by_test_id("rr-officers").wait_for()
-        assert page.get_by_test_id("rr-override_rate").inner_text() == locale.percent(0.25, "fr") == "25,0 %"
+        assert page.get_by_test_id("rr-override_rate").inner_text() == locale.percent(0.25, "fr") == "25,0\u00a0%"
         assert page.get_by_test_id("rr-overturn_rate").inner_text() == locale.percent(1.0, "fr")
         officers = {row[0]: row for row in cells(page, "rr-officers")}
         # agent: 3 decisions, 1 override (1/3), 1 credit granted, 1 review recorded (1/3), all the overrides
         assert officers["agent"][1:4] == ["3", "1", locale.percent(1 / 3, "fr")]
-        assert officers["agent"][7:] == ["1", locale.percent(1 / 3, "fr"), "100,0 %"]
+        assert officers["agent"][7:] == ["1", locale.percent(1 / 3, "fr"), locale.percent(1.0, "fr")]
         assert officers["chloe"][1:3] == ["1", "0"]
         bands = cells(page, "rr-bands")
         assert sum(int(r[1]) for r in bands) == 4 and all("%" in r[0] for r in bands)
@@ -135,5 +135,8 @@ def test_an_officer_sees_neither_the_page_nor_its_link(browser, dashboard, acted
         page.get_by_test_id("error").wait_for()
         assert "un conseiller ne voit pas les taux des autres" in page.get_by_test_id("error").inner_text()
         assert page.get_by_test_id("rr-officers").count() == 0 and "chloe" not in page.inner_text("body")
+        # the letter route (the API client's public letter()) says why when the API has no such decision
+        answer = page.goto(f"{dashboard.url}/letter/no-such-request?lang=fr")
+        assert answer.status == 404 and "Introuvable : no logged decision" in page.inner_text("body")
     finally:
         context.close()
