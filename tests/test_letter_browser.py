@@ -28,14 +28,14 @@ pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
 @pytest.fixture(scope="module")
 def api(pipeline, tmp_path_factory):
     private = copy_pipeline(pipeline, tmp_path_factory.mktemp("letter-ui"))
-    with ApiServer(private.db, private.model_dir) as server:
+    with ApiServer(private.db, private.model_dir, timeout=240) as server:  # a loaded machine starts it slowly
         server.pipeline = private
         yield server
 
 
 @pytest.fixture(scope="module")
 def dashboard(api):
-    with UiServer(api.url, ADMIN_KEY, lang="fr") as server:
+    with UiServer(api.url, ADMIN_KEY, lang="fr", timeout=240) as server:
         yield server
 
 
