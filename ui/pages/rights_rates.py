@@ -68,8 +68,9 @@ RATE_COLUMNS = ("decisions", "overrides", "override_rate", "reviews", "review_ra
 
 def _columns(first: tuple[str, str], keys: tuple[str, ...], lg: str) -> list[dict]:
     name, label = first
-    return [{"name": name, "label": label, "field": name, "align": "left"}] + [
-        {"name": k, "label": t(f"rr_{k}", lg), "field": k, "align": "right"} for k in keys
+    wrap = "white-space: normal"  # long French headers wrap instead of pushing the last columns out of the card
+    return [{"name": name, "label": label, "field": name, "align": "left", "headerStyle": wrap}] + [
+        {"name": k, "label": t(f"rr_{k}", lg), "field": k, "align": "right", "headerStyle": wrap} for k in keys
     ]
 
 
