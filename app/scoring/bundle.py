@@ -48,6 +48,7 @@ __all__ = [
     "DataMismatchError",
     "Manifest",
     "ModelBundle",
+    "as_manifest",
     "ModelError",
     "decide",
     "decision_id",
@@ -151,6 +152,16 @@ def manifest_dict(manifest: Manifest) -> dict[str, Any]:
         if out.get(key) is None:
             out.pop(key, None)
     return out
+
+
+def as_manifest(manifest: Manifest | dict[str, Any]) -> Manifest:
+    """The typed view of a manifest already read (a typed one as is); ModelError when it does not parse."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    try:
+        return msgspec.convert(manifest, Manifest)
+    except msgspec.ValidationError as exc:
+        raise ModelError(f"invalid manifest: {exc}") from None
 
 
 def calibration_map(calibration: dict[str, Any] | None) -> tuple[float, float]:
