@@ -1,4 +1,4 @@
-"""The prediction log's writer alone (app.store.predlog.GroupWriter), no HTTP: what a commit costs.
+"""The prediction log's writer alone (app.store.group_writer.GroupWriter), no HTTP: what a commit costs.
 
 - Writer thread CPU per row when the event loop hands it groups of N one-row submissions (N = 1, 2, 8, 32):
   the fixed cost of a commit against the cost of a row.
@@ -21,6 +21,7 @@ import numpy as np
 
 from app import store
 from app.store import predlog
+from app.store.group_writer import GroupWriter
 
 
 def _rows(n: int, start: int) -> list[list[predlog.LogRow]]:
@@ -45,10 +46,10 @@ def _rows(n: int, start: int) -> list[list[predlog.LogRow]]:
     ]
 
 
-def _fresh_writer(folder: Path, durability: str) -> predlog.GroupWriter:
+def _fresh_writer(folder: Path, durability: str) -> GroupWriter:
     db = Path(tempfile.mkdtemp(dir=folder)) / "log.db"
     store.open_store(db).close()
-    return predlog.GroupWriter(db, durability)
+    return GroupWriter(db, durability)
 
 
 def _thread_cpu(native_id: int) -> float:

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from apiserver import ADMIN, OFFICER, ApiServer, copy_pipeline
 
-from app.store import default_path, predlog
+from app.monitoring import log_reports
+from app.store import default_path, group_writer, predlog
+from app.store.group_writer import GroupWriter
 
 
 def fresh_db(path) -> apsw.Connection:
@@ -81,17 +83,17 @@ def test_summary_and_latest(tmp_path):
     conn = fresh_db(tmp_path / "a.db")
     base = 1_700_000_000.0 - 1_700_000_000.0 % 3600
     predlog.write(conn, [row(0, p=0.05, ts=base + 1), row(1, p=0.95, ts=base + 2), row(2, p=1.0, ts=base + 3700)])
-    s = predlog.summary(conn, since=base, until=base + 7200)
+    s = log_reports.summary(conn, since=base, until=base + 7200)
     assert s["requests"] == 3
     assert s["decisions"] == {"accept": 1, "refuse": 2}
     assert [h["count"] for h in s["score_histogram"]] == [2, 1]
     assert s["score_histogram"][0]["counts"][0] == 1 and s["score_histogram"][0]["counts"][9] == 1
     assert s["score_histogram"][1]["counts"][9] == 1  # p = 1.0 falls in the last bin
     assert s["latency_ms"]["p50"] == pytest.approx(2.0)
-    assert predlog.summary(conn, since=base + 3600, until=base + 7200)["requests"] == 1
-    empty = predlog.summary(conn, since=0, until=1)
+    assert log_reports.summary(conn, since=base + 3600, until=base + 7200)["requests"] == 1
+    empty = log_reports.summary(conn, since=0, until=1)
     assert empty["requests"] == 0 and empty["latency_ms"] == {"p50": None, "p99": None}
-    latest = predlog.latest(conn, 2)
+    latest = log_reports.latest(conn, 2)
     assert [r["latency_ms"] for r in latest] == [3.0, 2.0] and "features" not in latest[0]
 
 
@@ -161,7 +163,7 @@ def test_two_uvicorn_workers_log_every_answer(pipeline, tmp_path):
 def test_group_writer_commits_every_submission_and_isolates_failures(tmp_path):
     db = tmp_path / "a.db"
     fresh_db(db).close()
-    writer = predlog.GroupWriter(db)
+    writer = GroupWriter(db)
     try:
         with ThreadPoolExecutor(16) as pool:
             futures = list(pool.map(lambda i: writer.submit([row(i) for _ in range(1 + i % 3)]), range(300)))
@@ -181,13 +183,13 @@ def test_group_writer_commits_every_submission_and_isolates_failures(tmp_path):
     )
 
 
-def counted_writer(db, monkeypatch) -> tuple[predlog.GroupWriter, list[int]]:
+def counted_writer(db, monkeypatch) -> tuple[GroupWriter, list[int]]:
     """A writer on a fresh log at `db`, and the list of its loop wake-ups (the futures each one settled)."""
     fresh_db(db).close()
     wake_ups: list[int] = []
-    real = predlog._resolve
-    monkeypatch.setattr(predlog, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
-    return predlog.GroupWriter(db), wake_ups
+    real = group_writer._resolve
+    monkeypatch.setattr(group_writer, "_resolve", lambda futs, res: (wake_ups.append(len(futs)), real(futs, res)))
+    return GroupWriter(db), wake_ups
 
 
 def test_loop_commits_are_grouped_with_one_wake_up_per_group(tmp_path, monkeypatch):
@@ -281,11 +283,11 @@ def test_durability_setting_sets_synchronous(tmp_path, durability, level):
     predlog.prepare(conn, durability)
     assert conn.execute("PRAGMA synchronous").fetchall()[0][0] == level
     with pytest.raises(ValueError, match="durability"):
-        predlog.GroupWriter(tmp_path / "a.db", "fast")
+        GroupWriter(tmp_path / "a.db", "fast")
 
 
 def test_group_writer_reports_an_unwritable_log(tmp_path):
-    writer = predlog.GroupWriter(tmp_path / "missing.db")  # no such database: never created by the writer
+    writer = GroupWriter(tmp_path / "missing.db")  # no such database: never created by the writer
     try:
         with pytest.raises(predlog.PredictionLogError):
             writer.submit([row()]).result(timeout=30)

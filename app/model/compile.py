@@ -23,8 +23,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,7 +36,9 @@ from app.progress import say as _say
 from app.scoring.bundle import (
     MANIFEST,
     MODEL_TEXT,
+    Manifest,
     ModelError,
+    calibration_map,
     identify,
     manifest_digest,
     read_manifest,
@@ -167,9 +170,7 @@ def _dlclose(lib: Any) -> None:
 
 
 def calibration_of(manifest: dict) -> tuple[float, float]:
-    """(a, b) of the manifest's calibration map (identity when absent)."""
-    from app.scoring.bundle import calibration_map
-
+    """(a, b) of a raw manifest's calibration map (identity when absent); typed: bundle.calibration_map."""
     return calibration_map(manifest.get("calibration"))
 
 
@@ -285,6 +286,70 @@ def time_batch_paths(so_path: Path, X: np.ndarray, rows: int = 2048, repeat: int
     return best
 
 
+@dataclass
+class _Job:
+    """One compilation: the verified model folder and its LightGBM model, and how to build it."""
+
+    model_dir: Path
+    shown: Path  # the folder named in progress lines
+    typed: Manifest
+    manifest: dict[str, Any]  # the raw manifest: its digest is compiled in, and `library` is added to it
+    model_text: str
+    cc: str
+    flags: tuple[str, ...]
+    block: int
+    row_path: str
+    progress: bool | Callable[[str], None]
+    booster: Any = None  # lightgbm.Booster of model.txt (_load_model)
+    dump: dict[str, Any] = field(default_factory=dict)  # booster.dump_model()
+
+    @property
+    def build(self) -> Path:
+        return self.model_dir / "build"
+
+    @property
+    def model_path(self) -> Path:
+        return self.model_dir / MODEL_TEXT
+
+    @property
+    def n_features(self) -> int:
+        return len(self.typed.features)
+
+    def say(self, message: str) -> None:
+        _say(self.progress, message)
+
+    def step(self, name: str, t0: float) -> None:
+        self.say(f"  {name:<34s} {time.perf_counter() - t0:7.2f} s")
+
+    def parts(self, few: int) -> int:
+        """Translation units the trees are spread over: one per CPU for 50 trees or more, else `few`."""
+        return max(1, (os.cpu_count() or 1)) if len(self.dump["tree_info"]) >= 50 else few
+
+    def score_units(self, batch_path: str) -> list[str]:
+        """The C of the score (model.c first, then its tree files) with the batch path `batch_path`."""
+        return codegen.generate_units(
+            self.dump,
+            model_id=self.typed.model_id,
+            threshold=self.typed.threshold,
+            manifest_sha256=manifest_digest(self.manifest),
+            block=self.block,
+            row_path=self.row_path,
+            batch_path=batch_path,
+            model_text=self.model_text,
+            calibration=calibration_map(self.typed.calibration),
+            parts=self.parts(1),
+        )
+
+
+class _Gates(NamedTuple):
+    """What the parity gates measured on the parity rows (the TreeSHAP gate's None / 0 when not built)."""
+
+    diff: float
+    rows: int
+    shap_diff: float | None
+    shap_rows: int
+
+
 def compile_model(
     model_dir: Path | str,
     *,
@@ -301,184 +366,234 @@ def compile_model(
 ) -> dict:
     """Compile model_dir/model.txt to model_dir/model-<id12>.so; returns manifest["library"]. `shown_as`: the
     folder named in progress lines (a challenger is built in a hidden folder renamed when verified)."""
-    import lightgbm as lgb
-
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
     refuse_direct_write(model_dir, "credit compile")  # a serving folder changes only through its life cycle
-    cc = cc or DEFAULT_CC
-    flags = tuple(flags) if flags is not None else DEFAULT_FLAGS
-    manifest_path = model_dir / MANIFEST
-    model_path = model_dir / MODEL_TEXT
-    try:
-        typed, manifest = read_manifest(model_dir)
-        model_bytes = read_model_text(model_dir, text_sha256(typed))
-    except ModelError as exc:
-        raise CompileError(str(exc)) from None
-    if model_bytes is None:
-        raise CompileError(f"{model_path}: not found; run `credit train --model {model_dir}` first")
-    model_id = typed.model_id
-    n_features = len(typed.features)
-    build = model_dir / "build"
-    build.mkdir(parents=True, exist_ok=True)
-
-    def step(name: str, t0: float) -> None:
-        _say(progress, f"  {name:<34s} {time.perf_counter() - t0:7.2f} s")
-
-    shown = Path(shown_as) if shown_as is not None else model_dir
-    _say(progress, f"compile {shown / MODEL_TEXT} (model {model_id[:12]})")
+    job = _open_job(
+        model_dir,
+        shown=Path(shown_as) if shown_as is not None else model_dir,
+        cc=cc or DEFAULT_CC,
+        flags=tuple(flags) if flags is not None else DEFAULT_FLAGS,
+        block=block,
+        row_path=row_path,
+        progress=progress,
+    )
     if tl2cgen_reference:
-        import tl2cgen
-        import treelite
-
-        t0 = time.perf_counter()
-        tl_log = build / "tl2cgen.log"
-        tl_log.unlink(missing_ok=True)
-        with native_output_to(tl_log):  # tl2cgen's own treelite (4.1) notes on a newer model, and its tips
-            tl_model = treelite.frontend.load_lightgbm_model(model_path)
-            tl_dir = build / "tl2cgen"
-            shutil.rmtree(tl_dir, ignore_errors=True)
-            tl2cgen.generate_c_code(tl_model, tl_dir, params={})
-        step("treelite + tl2cgen C (build/tl2cgen/)", t0)
-
+        _tl2cgen_reference(job)
     t0 = time.perf_counter()
-    booster = lgb.Booster(model_file=str(model_path))
-    dump = booster.dump_model()
-    if int(dump["max_feature_idx"]) + 1 != n_features:
-        raise CompileError(f"{model_path}: {int(dump['max_feature_idx']) + 1} features, manifest lists {n_features}")
+    _load_model(job)
     if batch_path not in ("auto", *codegen.BATCH_PATHS):
         raise CompileError(f"batch_path must be auto or one of {', '.join(codegen.BATCH_PATHS)}, got {batch_path!r}")
+    chosen = _first_batch_path(job.dump) if batch_path == "auto" else batch_path
+    c_paths = _generate(job, chosen, with_shap=with_shap)
+    job.step(f"codegen build/model.c ({len(job.dump['tree_info'])} trees)", t0)
 
-    def main_units(path: str) -> list[str]:
-        return codegen.generate_units(
-            dump,
-            model_id=model_id,
-            threshold=typed.threshold,
-            manifest_sha256=manifest_digest(manifest),
-            block=block,
-            row_path=row_path,
-            batch_path=path,
-            model_text=model_bytes.decode("utf-8"),
-            calibration=calibration_of(manifest),
-            parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 1,
-        )
-
-    if batch_path == "auto":  # first guess: small models loop over rows, others QuickScorer (measured below,
-        # rebuilt if wrong)
-        n_leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"])
-        chosen = "rows" if n_leaves < ROWS_GUESS_MAX_LEAVES else "qs"
-    else:
-        chosen = batch_path
-    units = main_units(chosen)
-    for old in build.glob("model*.c"):
-        old.unlink()
-    c_paths = [build / "model.c", *(build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
-    if with_shap:  # TreeSHAP beside the score (explanations without LightGBM in the serving process)
-        shap_units = codegen_shap.generate_shap_units(
-            dump,
-            model_id=model_id,
-            model_text=model_bytes.decode("utf-8"),
-            parts=max(1, (os.cpu_count() or 1)) if len(dump["tree_info"]) >= 50 else 0,
-        )
-        units += shap_units
-        c_paths += [build / "model_shap.c", *(build / f"model_shap_{k}.c" for k in range(len(shap_units) - 1))]
-    for path, text in zip(c_paths, units, strict=True):
-        atomic_write_bytes(path, text.encode("utf-8"))
-    step(f"codegen build/model.c ({len(dump['tree_info'])} trees)", t0)
-
-    t0 = time.perf_counter()
     sources = [*c_paths, *(native_sources() if with_native else [])]
     fd, tmp_name = tempfile.mkstemp(dir=model_dir, prefix=".model-", suffix=".so.tmp")
     os.close(fd)
     tmp_so = Path(tmp_name)
     installed = False
     try:
-        build_shared(sources, tmp_so, cc=cc, flags=flags)
-        compile_seconds = time.perf_counter() - t0
-        step(f"{cc} {' '.join(flags)} ({len(sources)} files, parallel)", t0)
-
         t0 = time.perf_counter()
-        reference = None
-        ref_name = (manifest.get("reference") or {}).get("file")
-        if ref_name and (model_dir / ref_name).is_file():
-            reference = np.load(model_dir / ref_name, allow_pickle=False)
-        X = parity_rows(dump, n_features, reference)
-        batch_timing = None
+        build_shared(sources, tmp_so, cc=job.cc, flags=job.flags)
+        compile_seconds = time.perf_counter() - t0
+        job.step(f"{job.cc} {' '.join(job.flags)} ({len(sources)} files, parallel)", t0)
+        reference = _reference_rows(job)
+        X = parity_rows(job.dump, job.n_features, reference)
+        timing = None
         if batch_path == "auto":  # time both batch paths on this machine; rebuild if the other one wins
-            batch_timing = time_batch_paths(tmp_so, reference if reference is not None and len(reference) else X)
-            fastest = min(batch_timing, key=batch_timing.__getitem__)
-            step(f"batch paths (µs/row) {', '.join(f'{k} {v:.3g}' for k, v in batch_timing.items())}", t0)
-            if fastest != chosen and batch_timing[fastest] < 0.9 * batch_timing[chosen]:
-                t0 = time.perf_counter()
-                chosen = fastest
-                atomic_write_bytes(c_paths[0], main_units(chosen)[0].encode("utf-8"))
-                build_shared(sources, tmp_so, cc=cc, flags=flags)
-                compile_seconds += time.perf_counter() - t0
-                step(f"rebuilt with the {chosen} batch path", t0)
-            t0 = time.perf_counter()
-        diff = check_parity(
-            tmp_so,
-            booster,
-            X,
-            model_id,
-            n_features,
-            calibration_of(manifest),
-            typed.threshold,
-            codegen.parse_sigmoid(str(dump.get("objective", ""))),
-        )
-        step(f"parity on {len(X)} rows: max|diff| {diff:.3g}", t0)
-        if not diff <= PARITY_TOL:
-            raise ParityError(
-                f"parity gate failed: compiled vs LightGBM max |diff| = {diff:.3g} > {PARITY_TOL:g} "
-                f"on {len(X)} rows; nothing installed",
-                diff,
-            )
-        shap_diff, shap_rows = None, 0
-        if with_shap:
-            t0 = time.perf_counter()
-            shap_diff, shap_rows = check_shap_parity(tmp_so, booster, X, max_rows=shap_parity_rows(dump))
-            step(f"TreeSHAP parity on {shap_rows} rows: max|diff| {shap_diff:.3g}", t0)
-            if not shap_diff <= SHAP_PARITY_TOL:
-                raise ParityError(
-                    f"TreeSHAP parity gate failed: compiled vs pred_contrib max |diff| = {shap_diff:.3g} > "
-                    f"{SHAP_PARITY_TOL:g} on {shap_rows} rows; nothing installed",
-                    shap_diff,
-                )
-        so_name = f"model-{model_id[:12]}.so"
-        digest = sha256_file(tmp_so)
-        os.chmod(tmp_so, 0o755)
-        os.replace(tmp_so, model_dir / so_name)
+            chosen, timing, rebuild_seconds = _choose_batch_path(job, tmp_so, sources, chosen, reference, X)
+            compile_seconds += rebuild_seconds
+        gates = _parity_gates(job, tmp_so, X, with_shap=with_shap)
+        library = _library_record(job, tmp_so, gates, chosen=chosen, timing=timing, compile_seconds=compile_seconds)
+        library["native_sources"] = [s.name for s in sources[len(c_paths) :]]
+        _install(job, tmp_so, library)
         installed = True
-        library = {
-            "file": so_name,
-            "sha256": digest,
-            "compiler": cc_version(cc),
-            "flags": " ".join(flags),
-            "parity_max_abs_diff": diff,
-            "parity_rows": int(len(X)),
-            "compiled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "compile_seconds": round(compile_seconds, 3),
-            "native_sources": [s.name for s in sources[len(c_paths) :]],
-            "batch_path": chosen,
-        }
-        if batch_timing is not None:
-            library["batch_path_us_per_row"] = {k: round(v, 4) for k, v in batch_timing.items()}
-        if with_shap:
-            library["shap"] = {"parity_max_abs_diff": shap_diff, "parity_rows": shap_rows, "tolerance": SHAP_PARITY_TOL}
-        manifest["library"] = library
-        atomic_write_json(manifest_path, manifest)
-        link_tmp = model_dir / f".score.so.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(link_tmp)
-        os.symlink(so_name, link_tmp)
-        os.replace(link_tmp, model_dir / SCORE_LINK)
     finally:
         if not installed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_so)
     verb = "installed" if shown_as is None else "compiled"
-    _say(progress, f"{verb} {shown / so_name} -> score.so in {time.perf_counter() - t_start:.2f} s")
+    job.say(f"{verb} {job.shown / library['file']} -> score.so in {time.perf_counter() - t_start:.2f} s")
     return library
+
+
+def _open_job(
+    model_dir: Path,
+    *,
+    shown: Path,
+    cc: str,
+    flags: tuple[str, ...],
+    block: int,
+    row_path: str,
+    progress: bool | Callable[[str], None],
+) -> _Job:
+    """The folder's manifest and model.txt, verified against each other (CompileError naming what is wrong)."""
+    try:
+        typed, manifest = read_manifest(model_dir)
+        model_bytes = read_model_text(model_dir, text_sha256(typed))
+    except ModelError as exc:
+        raise CompileError(str(exc)) from None
+    if model_bytes is None:
+        raise CompileError(f"{model_dir / MODEL_TEXT}: not found; run `credit train --model {model_dir}` first")
+    job = _Job(model_dir, shown, typed, manifest, model_bytes.decode("utf-8"), cc, flags, block, row_path, progress)
+    job.build.mkdir(parents=True, exist_ok=True)
+    job.say(f"compile {shown / MODEL_TEXT} (model {typed.model_id[:12]})")
+    return job
+
+
+def _tl2cgen_reference(job: _Job) -> None:
+    """tl2cgen's C of the model in build/tl2cgen/, kept for inspection (what our own emitter is compared with)."""
+    import tl2cgen
+    import treelite
+
+    t0 = time.perf_counter()
+    tl_log = job.build / "tl2cgen.log"
+    tl_log.unlink(missing_ok=True)
+    with native_output_to(tl_log):  # tl2cgen's own treelite (4.1) notes on a newer model, and its tips
+        tl_model = treelite.frontend.load_lightgbm_model(job.model_path)
+        tl_dir = job.build / "tl2cgen"
+        shutil.rmtree(tl_dir, ignore_errors=True)
+        tl2cgen.generate_c_code(tl_model, tl_dir, params={})
+    job.step("treelite + tl2cgen C (build/tl2cgen/)", t0)
+
+
+def _load_model(job: _Job) -> None:
+    """LightGBM's model of model.txt and its dump; its feature count must be the manifest's."""
+    import lightgbm as lgb
+
+    job.booster = lgb.Booster(model_file=str(job.model_path))
+    job.dump = job.booster.dump_model()
+    found = int(job.dump["max_feature_idx"]) + 1
+    if found != job.n_features:
+        raise CompileError(f"{job.model_path}: {found} features, manifest lists {job.n_features}")
+
+
+def _first_batch_path(dump: dict[str, Any]) -> str:
+    """The first guess when the batch path is chosen by measurement: small models loop over rows, others
+    QuickScorer (measured once built, rebuilt if wrong)."""
+    n_leaves = sum(int(t.get("num_leaves", 1)) for t in dump["tree_info"])
+    return "rows" if n_leaves < ROWS_GUESS_MAX_LEAVES else "qs"
+
+
+def _generate(job: _Job, batch_path: str, *, with_shap: bool) -> list[Path]:
+    """Write the model's C into build/ (the score's units, then TreeSHAP's); returns their paths, model.c first."""
+    units = job.score_units(batch_path)
+    for old in job.build.glob("model*.c"):
+        old.unlink()
+    c_paths = [job.build / "model.c", *(job.build / f"model_trees_{k}.c" for k in range(len(units) - 1))]
+    if with_shap:  # TreeSHAP beside the score (explanations without LightGBM in the serving process)
+        shap_units = codegen_shap.generate_shap_units(
+            job.dump, model_id=job.typed.model_id, model_text=job.model_text, parts=job.parts(0)
+        )
+        units += shap_units
+        c_paths += [job.build / "model_shap.c", *(job.build / f"model_shap_{k}.c" for k in range(len(shap_units) - 1))]
+    for path, text in zip(c_paths, units, strict=True):
+        atomic_write_bytes(path, text.encode("utf-8"))
+    return c_paths
+
+
+def _reference_rows(job: _Job) -> np.ndarray | None:
+    """The training reference sample the manifest names, when the folder has it."""
+    ref_name = job.typed.reference.file if job.typed.reference is not None else None
+    if ref_name and (job.model_dir / ref_name).is_file():
+        return np.load(job.model_dir / ref_name, allow_pickle=False)
+    return None
+
+
+def _choose_batch_path(
+    job: _Job, tmp_so: Path, sources: list[Path], chosen: str, reference: np.ndarray | None, X: np.ndarray
+) -> tuple[str, dict[str, float], float]:
+    """Time both batch paths of the built library; rebuild with the other one when it is clearly faster
+    (10 %). Returns the path, the timings (µs per row) and the rebuild's seconds (0 when none)."""
+    t0 = time.perf_counter()
+    timing = time_batch_paths(tmp_so, reference if reference is not None and len(reference) else X)
+    fastest = min(timing, key=timing.__getitem__)
+    job.step(f"batch paths (µs/row) {', '.join(f'{k} {v:.3g}' for k, v in timing.items())}", t0)
+    if fastest == chosen or timing[fastest] >= 0.9 * timing[chosen]:
+        return chosen, timing, 0.0
+    t0 = time.perf_counter()
+    atomic_write_bytes(sources[0], job.score_units(fastest)[0].encode("utf-8"))  # model.c: the batch path's unit
+    build_shared(sources, tmp_so, cc=job.cc, flags=job.flags)
+    seconds = time.perf_counter() - t0
+    job.step(f"rebuilt with the {fastest} batch path", t0)
+    return fastest, timing, seconds
+
+
+def _parity_gates(job: _Job, tmp_so: Path, X: np.ndarray, *, with_shap: bool) -> _Gates:
+    """The library against LightGBM on the parity rows (and its TreeSHAP against pred_contrib): ParityError,
+    nothing installed, when either differs by more than its tolerance."""
+    t0 = time.perf_counter()
+    diff = check_parity(
+        tmp_so,
+        job.booster,
+        X,
+        job.typed.model_id,
+        job.n_features,
+        calibration_map(job.typed.calibration),
+        job.typed.threshold,
+        codegen.parse_sigmoid(str(job.dump.get("objective", ""))),
+    )
+    job.step(f"parity on {len(X)} rows: max|diff| {diff:.3g}", t0)
+    if not diff <= PARITY_TOL:
+        raise ParityError(
+            f"parity gate failed: compiled vs LightGBM max |diff| = {diff:.3g} > {PARITY_TOL:g} "
+            f"on {len(X)} rows; nothing installed",
+            diff,
+        )
+    if not with_shap:
+        return _Gates(diff, len(X), None, 0)
+    t0 = time.perf_counter()
+    shap_diff, shap_rows = check_shap_parity(tmp_so, job.booster, X, max_rows=shap_parity_rows(job.dump))
+    job.step(f"TreeSHAP parity on {shap_rows} rows: max|diff| {shap_diff:.3g}", t0)
+    if not shap_diff <= SHAP_PARITY_TOL:
+        raise ParityError(
+            f"TreeSHAP parity gate failed: compiled vs pred_contrib max |diff| = {shap_diff:.3g} > "
+            f"{SHAP_PARITY_TOL:g} on {shap_rows} rows; nothing installed",
+            shap_diff,
+        )
+    return _Gates(diff, len(X), shap_diff, shap_rows)
+
+
+def _library_record(
+    job: _Job, tmp_so: Path, gates: _Gates, *, chosen: str, timing: dict[str, float] | None, compile_seconds: float
+) -> dict[str, Any]:
+    """The manifest's `library` section for the verified library (its file name carries the model id)."""
+    library: dict[str, Any] = {
+        "file": f"model-{job.typed.model_id[:12]}.so",
+        "sha256": sha256_file(tmp_so),
+        "compiler": cc_version(job.cc),
+        "flags": " ".join(job.flags),
+        "parity_max_abs_diff": gates.diff,
+        "parity_rows": int(gates.rows),
+        "compiled_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "compile_seconds": round(compile_seconds, 3),
+        "native_sources": [],
+        "batch_path": chosen,
+    }
+    if timing is not None:
+        library["batch_path_us_per_row"] = {k: round(v, 4) for k, v in timing.items()}
+    if gates.shap_diff is not None:
+        library["shap"] = {
+            "parity_max_abs_diff": gates.shap_diff,
+            "parity_rows": gates.shap_rows,
+            "tolerance": SHAP_PARITY_TOL,
+        }
+    return library
+
+
+def _install(job: _Job, tmp_so: Path, library: dict[str, Any]) -> None:
+    """Rename the verified library into place, record it in the manifest, repoint score.so at it."""
+    so_name = library["file"]
+    os.chmod(tmp_so, 0o755)
+    os.replace(tmp_so, job.model_dir / so_name)
+    job.manifest["library"] = library
+    atomic_write_json(job.model_dir / MANIFEST, job.manifest)
+    link_tmp = job.model_dir / f".score.so.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link_tmp)
+    os.symlink(so_name, link_tmp)
+    os.replace(link_tmp, job.model_dir / SCORE_LINK)
 
 
 def prepare_model_dir(model_txt: Path | str, model_dir: Path | str, *, threshold: float = 0.5) -> Path:

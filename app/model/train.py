@@ -29,6 +29,7 @@ import platform
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,9 @@ from app.model.evaluation import (
     trivial_policies,
 )
 from app.progress import say as _say
-from app.scoring.bundle import MANIFEST, identify
+from app.scoring.bundle import Champion, Manifest, Reference, identify, manifest_dict
 from app.scoring.db import connect
-from app.scoring.filenames import SCORE_LINK
+from app.scoring.filenames import MANIFEST, MODEL_TEXT, REFERENCE, REFERENCE_SCORES, SCORE_LINK, TRAINING_REPORT
 from app.scoring.serving import refuse_direct_write
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
@@ -271,6 +272,56 @@ def _champion(candidates: dict[str, dict], trivial_cost: float = float("inf")) -
 # ---------------------------------------------------------------- training
 
 
+@dataclass
+class _Plan:
+    """What the evaluation and the final fit share, decided once from the inputs."""
+
+    X: np.ndarray  # the features as given (the reference rows come from here)
+    X_fit: np.ndarray  # ... with the sensitive features masked when they are excluded
+    X_other: np.ndarray  # ... with the other choice (the sensitive-features effect)
+    y: np.ndarray
+    names: list[str]
+    fold_id: np.ndarray
+    cfg: dict[str, Any]
+    sens: dict[str, Any]
+    n_trials: int
+    threads: int
+
+    @property
+    def say(self) -> Callable[[str], None]:
+        return self.cfg["say"]
+
+
+@dataclass
+class _Evaluation:
+    """Every candidate's and baseline's honest figures, out-of-fold margins and honest probabilities."""
+
+    results: dict[str, dict]
+    oof: dict[str, np.ndarray]
+    honest_p: dict[str, np.ndarray]
+
+
+@dataclass
+class _Choice:
+    champ: str
+    why: str
+    trivial: dict[str, float]
+    beats: bool
+
+
+@dataclass
+class _Final:
+    """The champion's procedure on all rows: the shipped model and the decision around it."""
+
+    det: dict[str, Any]
+    model_text: bytes
+    booster: Any  # lightgbm.Booster of model_text
+    cal: dict[str, Any]
+    threshold: float
+    p_oof: np.ndarray  # calibrated out-of-fold probabilities of the champion
+    distributed: dict[str, Any] | None
+
+
 def train_arrays(
     X: np.ndarray,
     y: np.ndarray,
@@ -308,13 +359,68 @@ def train_arrays(
     read the same vectors), the excluded columns are missing for every training row, so no split or
     coefficient uses them. Both choices are evaluated for the champion on the same folds (`sensitive` in
     the manifest)."""
-    import lightgbm as lgb
-    import sklearn
-    from sklearn.model_selection import StratifiedKFold
-
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
     refuse_direct_write(model_dir, "credit train")  # before minutes of training, not after
+    X, y, names = _checked_inputs(X, y, names, folds=folds, fn_cost=fn_cost, fp_cost=fp_cost, candidates=candidates)
+    plan = _plan(
+        X,
+        y,
+        names,
+        seed=seed,
+        folds=folds,
+        quick=quick,
+        say=lambda m: _say(progress, m),
+        num_threads=num_threads,
+        trials=trials,
+        budget_seconds=budget_seconds,
+        monotone=monotone,
+        sensitive_attributes=sensitive_attributes,
+        exclude_sensitive=exclude_sensitive,
+    )
+    ev = _evaluate_candidates(plan, candidates, fn_cost, fp_cost)
+    choice = _choose_champion(ev, candidates, y, fn_cost=fn_cost, fp_cost=fp_cost, force=force, say=plan.say)
+    sensitive_record = _sensitive_effect(
+        plan.sens, choice.champ, ev.results[choice.champ], plan.X_other, y, plan.fold_id, plan.cfg, fn_cost, fp_cost
+    )
+    final = _fit_final(plan, ev, choice.champ, fn_cost=fn_cost, fp_cost=fp_cost, final_fit=final_fit)
+    reference, ref_scores, importance = _reference(X, names, final, seed)
+    manifest = _build_manifest(
+        plan,
+        ev,
+        choice,
+        final,
+        reference=reference,
+        ref_scores=ref_scores,
+        importance=importance,
+        sensitive_record=sensitive_record,
+        fn_cost=fn_cost,
+        fp_cost=fp_cost,
+        seed=seed,
+        folds=folds,
+        force=force,
+        candidates=candidates,
+        budget_seconds=budget_seconds,
+        monotone=monotone,
+        sources={"data_fingerprint": data_fingerprint, "data_source": data_source},
+        schema_fingerprint=schema_fingerprint,
+        seconds=time.perf_counter() - t_start,
+    )
+    written = manifest_dict(manifest)
+    model_id = identify(written, final.model_text)
+    _write_folder(model_dir, written, final, reference, ref_scores, y=y, sensitive=sensitive)
+    plan.say(
+        f"model {model_id[:12]} ({choice.champ}, calibration {final.cal['method']}): threshold {final.threshold:.4f}, "
+        f"honest cost/client {manifest.metrics['cost_per_client']:.4f}, written to {model_dir} in "
+        f"{time.perf_counter() - t_start:.1f} s"
+    )
+    return written
+
+
+def _checked_inputs(
+    X, y, names, *, folds: int, fn_cost: float, fp_cost: float, candidates: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """X as contiguous float32, y as 0/1 int32, names as str; ValueError naming what does not agree."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y).astype(np.int32)
     names = [str(n) for n in names]
@@ -330,13 +436,34 @@ def train_arrays(
     unknown = [k for k in candidates if k not in CANDIDATES]
     if unknown or not candidates:
         raise ValueError(f"candidates must be among {', '.join(CANDIDATES)}, got {', '.join(candidates) or 'none'}")
+    return X, y, names
+
+
+def _plan(
+    X: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    *,
+    seed: int,
+    folds: int,
+    quick: bool,
+    say: Callable[[str], None],
+    num_threads: int | None,
+    trials: int | None,
+    budget_seconds: float | None,
+    monotone: dict[str, int] | None,
+    sensitive_attributes: tuple[str, ...] | None,
+    exclude_sensitive: bool | None,
+) -> _Plan:
+    """The outer folds, the search settings and the sensitive-feature choice; says what the run will do."""
+    from sklearn.model_selection import StratifiedKFold
+
     mono = _monotone_vector(monotone, names)
     sens = _sensitive_choice(names, sensitive_attributes, exclude_sensitive)
     X_other = _masked(X, sens["columns"]) if not sens["excluded"] and sens["columns"] else X
     X_fit = _masked(X, sens["columns"]) if sens["excluded"] and sens["columns"] else X
     threads = int(num_threads or os.cpu_count() or 1)
     n_trials = int(trials) if trials is not None else default_trials(len(y), quick)
-    say = lambda m: _say(progress, m)  # noqa: E731
     cfg = {
         "seed": seed,
         "trials": n_trials,
@@ -352,63 +479,112 @@ def train_arrays(
     fold_id = np.empty(len(y), dtype=np.int32)
     for k, (_tr, te) in enumerate(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y)):
         fold_id[te] = k
+    n_pos = int(y.sum())
     verb = "excluded" if sens["excluded"] else "used"
     say(
         f"train: {len(y)} labelled clients, {X.shape[1]} features, {n_pos} defaults ({n_pos / len(y):.1%}); "
         f"{folds} outer folds, {n_trials} search trials per search, {threads} threads; sensitive features "
         + (f"{verb}: {', '.join(sens['features'])}" if sens["features"] else "none")
     )
+    return _Plan(X, X_fit, X_other, y, names, fold_id, cfg, sens, n_trials, threads)
 
-    results: dict[str, dict] = {}
-    oof: dict[str, np.ndarray] = {}
-    honest_p: dict[str, np.ndarray] = {}
+
+def _evaluate_candidates(plan: _Plan, candidates: tuple[str, ...], fn_cost: float, fp_cost: float) -> _Evaluation:
+    """Each candidate (and the blend's parts, and the baselines) through the nested evaluation, in a fixed order."""
+    y, fold_id = plan.y, plan.fold_id
+    ev = _Evaluation({}, {}, {})
     fitted = [k for k in CANDIDATES if k in candidates or ("blend" in candidates and k in BLEND_PARTS)]
     for kind in (*fitted, *BASELINES):
         if kind == "blend":  # the same folds' fits as its parts: their out-of-fold margins, blended
-            margins, fold_weights = cross_fitted_blend(y, oof["lightgbm"], oof["scorecard"], fold_id)
+            margins, fold_weights = cross_fitted_blend(y, ev.oof["lightgbm"], ev.oof["scorecard"], fold_id)
             extra = {
-                **_search_details(results["lightgbm"]),
-                "seconds": sum(results[k]["seconds"] for k in BLEND_PARTS),
+                **_search_details(ev.results["lightgbm"]),
+                "seconds": sum(ev.results[k]["seconds"] for k in BLEND_PARTS),
                 "fold_weights": fold_weights,
-                "weight": blend_weight(y, oof["lightgbm"], oof["scorecard"]),
+                "weight": blend_weight(y, ev.oof["lightgbm"], ev.oof["scorecard"]),
             }
         else:
-            margins, extra = _nested_margins(kind, X_fit, y, fold_id, cfg)
+            margins, extra = _nested_margins(kind, plan.X_fit, y, fold_id, plan.cfg)
         figures, p_h = honest_figures(y, margins, fold_id, fn_cost, fp_cost)
         figures.update(extra)
-        results[kind], oof[kind], honest_p[kind] = figures, margins, p_h
-        say(report.line(kind, figures))
+        ev.results[kind], ev.oof[kind], ev.honest_p[kind] = figures, margins, p_h
+        plan.say(report.line(kind, figures))
+    return ev
+
+
+def _choose_champion(
+    ev: _Evaluation,
+    candidates: tuple[str, ...],
+    y: np.ndarray,
+    *,
+    fn_cost: float,
+    fp_cost: float,
+    force: bool,
+    say: Callable[[str], None],
+) -> _Choice:
+    """The champion among the candidates; TrivialPolicyWins when it does not beat the cheaper trivial policy
+    (unless forced: then a warning, and the manifest records it)."""
     trivial = trivial_policies(y, fn_cost, fp_cost)
-    champ, why = _champion({k: results[k] for k in candidates}, min(trivial.values()))
+    champ, why = _champion({k: ev.results[k] for k in candidates}, min(trivial.values()))
     best_trivial = min(trivial, key=lambda k: (trivial[k], k))
-    beats = results[champ]["cost_per_client"] < trivial[best_trivial]
+    beats = ev.results[champ]["cost_per_client"] < trivial[best_trivial]
     if not beats:
         msg = (
             f"the champion ({champ}) does not beat the trivial policy honestly: cost per client "
-            f"{results[champ]['cost_per_client']:.4f} vs {trivial[best_trivial]:.4f} for "
+            f"{ev.results[champ]['cost_per_client']:.4f} vs {trivial[best_trivial]:.4f} for "
             f"{best_trivial.replace('_', ' ')}"
         )
         if not force:
             raise TrivialPolicyWins(msg + "; nothing written (use --force to write this model anyway)")
         say("WARNING: " + msg + " (forced)")
+    return _Choice(champ, why, trivial, bool(beats))
 
-    sensitive_record = _sensitive_effect(sens, champ, results[champ], X_other, y, fold_id, cfg, fn_cost, fp_cost)
 
-    # ------------------------------------------------------------ final model: the champion's procedure on all rows
+def _fit_final(
+    plan: _Plan,
+    ev: _Evaluation,
+    champ: str,
+    *,
+    fn_cost: float,
+    fp_cost: float,
+    final_fit: Callable[[str, dict, dict, float], tuple[dict, dict]] | None,
+) -> _Final:
+    """The champion's procedure on all rows (or `final_fit`'s), its calibration and cost-minimising threshold."""
+    import lightgbm as lgb
+
     t0 = time.perf_counter()
-    cal = results[champ]["calibration"]  # fitted on all the champion's out-of-fold margins (calibration.choose)
-    p_oof = calibration.apply(oof[champ], cal)
+    y = plan.y
+    cal = ev.results[champ]["calibration"]  # fitted on all the champion's out-of-fold margins (calibration.choose)
+    p_oof = calibration.apply(ev.oof[champ], cal)
     threshold, _ = best_threshold(y, p_oof, fn_cost, fp_cost)
-    everyone = np.arange(len(y))
-    _fn, det = _procedure(champ, X_fit, y, everyone, cfg, f"{champ} final")
+    _fn, det = _procedure(champ, plan.X_fit, y, np.arange(len(y)), plan.cfg, f"{champ} final")
     if champ == "blend":
-        det["weight"] = results["blend"]["weight"]
+        det["weight"] = ev.results["blend"]["weight"]
     distributed = None
     if final_fit is not None:
         det, distributed = final_fit(champ, det, cal, threshold)
-    model_text = _model_text(champ, det, names).encode("utf-8")
+    model_text = _model_text(champ, det, plan.names).encode("utf-8")
     booster = lgb.Booster(model_str=model_text.decode("utf-8"))
-    n_trees = booster.num_trees()
+    n_final = distributed["final_rows"] if distributed else len(y)
+    plan.say(
+        f"final {champ} on all {n_final} clients: {booster.num_trees()} trees"
+        f"{_trees_told(champ, det, booster.num_trees())}, {time.perf_counter() - t0:.1f} s"
+    )
+    return _Final(det, model_text, booster, cal, threshold, p_oof, distributed)
+
+
+def _trees_told(champ: str, det: dict, n_trees: int) -> str:
+    """How the final model's trees are made up, for the progress line (bagged seeds, the blend's two parts)."""
+    bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
+    if champ != "blend":
+        return bagged
+    lgb_trees = det["n_trees"] * det["bags"] if det["weight"] else 0
+    w = det["weight"]
+    return f": the LightGBM's {lgb_trees}{bagged} × {w:g} and the scorecard's {n_trees - lgb_trees} × {1 - w:g}"
+
+
+def _final_params(champ: str, det: dict) -> dict[str, Any]:
+    """The manifest's `params`: the shipped model's parameters (LightGBM's, the scorecard's, or the blend's)."""
     params: dict[str, Any] = {}
     if champ in ("lightgbm", "blend"):
         params = {
@@ -420,122 +596,165 @@ def train_arrays(
         params = {"kind": "scorecard", **det["scorecard"].info}
     if champ == "blend":
         params = {**params, "kind": "blend", "lightgbm_weight": det["weight"], "scorecard": det["scorecard"].info}
-    bagged = f" (the mean of {det['bags']} seeds' {det['n_trees']} trees)" if det.get("bags", 1) > 1 else ""
-    if champ == "blend":
-        lgb_trees = det["n_trees"] * det["bags"] if det["weight"] else 0
-        w = det["weight"]
-        bagged = f": the LightGBM's {lgb_trees}{bagged} × {w:g} and the scorecard's {n_trees - lgb_trees} × {1 - w:g}"
-    n_final = distributed["final_rows"] if distributed else len(y)
-    say(f"final {champ} on all {n_final} clients: {n_trees} trees{bagged}, {time.perf_counter() - t0:.1f} s")
+    return params
 
+
+def _reference(
+    X: np.ndarray, names: list[str], final: _Final, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
+    """The drift reference rows (a seeded sample of the training rows), their scores, and the global importance
+    (mean |SHAP| on the probability's log-odds scale, largest first)."""
     rng = np.random.default_rng(seed)
-    ref_idx = np.sort(rng.choice(len(y), size=min(REFERENCE_ROWS, len(y)), replace=False))
+    ref_idx = np.sort(rng.choice(len(X), size=min(REFERENCE_ROWS, len(X)), replace=False))
     reference = X[ref_idx]
+    booster, cal = final.booster, final.cal
     ref_scores = calibration.apply(booster.predict(reference, raw_score=True), cal)
     contrib = booster.predict(reference[: min(SHAP_ROWS, len(reference))], pred_contrib=True)[:, : len(names)]
     mean_abs = np.abs(contrib).mean(axis=0) * float(cal["a"])
     importance = sorted(zip(names, (float(v) for v in mean_abs), strict=True), key=lambda t: (-t[1], t[0]))
+    return reference, ref_scores, importance
 
-    champ_fig = results[champ]
-    metrics = {
-        **{k: champ_fig[k] for k in ("oof_auc", "auc_mean", "auc_std", "auc_folds", "cost_per_client", "confusion")},
-        "brier": champ_fig["calibrated"]["brier"],
-        "log_loss": champ_fig["calibrated"]["log_loss"],
-        "ece": champ_fig["calibrated"]["ece"],
+
+def _metrics(fig: dict, *, n_trees: int, y: np.ndarray, folds: int) -> dict[str, Any]:
+    """The manifest's `metrics`: the champion's honest figures."""
+    return {
+        **{k: fig[k] for k in ("oof_auc", "auc_mean", "auc_std", "auc_folds", "cost_per_client", "confusion")},
+        "brier": fig["calibrated"]["brier"],
+        "log_loss": fig["calibrated"]["log_loss"],
+        "ece": fig["calibrated"]["ece"],
         "honest": True,
         "n_estimators": int(n_trees),
         "n_train": len(y),
-        "positives": n_pos,
+        "positives": int(y.sum()),
         "folds": folds,
     }
-    evaluation = {
+
+
+def _evaluation_section(
+    ev: _Evaluation, choice: _Choice, final: _Final, y: np.ndarray, *, fn_cost: float, fp_cost: float, folds: int
+) -> dict[str, Any]:
+    """The manifest's `evaluation`: the procedure, the trivial policies, ROC, reliability, cost curve, bands."""
+    champ, p_oof = choice.champ, final.p_oof
+    return {
         "procedure": "nested cross-validation: search, early stopping and calibration fitted inside each outer "
         "fold's training part; threshold cross-fitted",
         "folds": folds,
-        "trivial": trivial,
-        "beats_trivial": bool(beats),
-        "roc": roc_points(y, oof[champ]),
+        "trivial": choice.trivial,
+        "beats_trivial": choice.beats,
+        "roc": roc_points(y, ev.oof[champ]),
         "reliability": {
-            "uncalibrated": reliability(y, calibration.sigmoid(oof[champ])),
-            "calibrated": reliability(y, honest_p[champ]),
+            "uncalibrated": reliability(y, calibration.sigmoid(ev.oof[champ])),
+            "calibrated": reliability(y, ev.honest_p[champ]),
         },
         "cost_curve": cost_curve(y, p_oof, fn_cost, fp_cost),
         "chosen": {
-            "threshold": threshold,
-            "cost_per_client": business_cost(y, p_oof, threshold, fn_cost, fp_cost) / len(y),
+            "threshold": final.threshold,
+            "cost_per_client": business_cost(y, p_oof, final.threshold, fn_cost, fp_cost) / len(y),
         },
         "score_bands": score_bands(y, p_oof),
-        "seconds": round(time.perf_counter() - t_start, 1),
     }
-    manifest = {
-        "model_id": "",  # set by identify() below, once everything that decides is in the manifest
-        "app_version": __version__,
-        "features": names,
-        "n_features": len(names),
-        "threshold": threshold,
-        "costs": {"fn": float(fn_cost), "fp": float(fp_cost)},
-        "calibration": {
-            "method": cal["method"],
-            "a": cal["a"],
-            "b": cal["b"],
-            "honest_log_loss": cal["honest_log_loss"],
-        },
-        "champion": {"kind": champ, "why": why, "forced": bool(force and not beats)},
-        "candidates": {k: _public(results[k]) for k in candidates},
-        "metrics": metrics,
-        "baselines": {k: _public(results[k]) for k in BASELINES},
-        "sensitive": sensitive_record,
-        "evaluation": evaluation,
-        "search": {
-            "trials_per_search": n_trials,
-            "bags": cfg["bags"],
+
+
+def _build_manifest(
+    plan: _Plan,
+    ev: _Evaluation,
+    choice: _Choice,
+    final: _Final,
+    *,
+    reference: np.ndarray,
+    ref_scores: np.ndarray,
+    importance: list[tuple[str, float]],
+    sensitive_record: dict[str, Any],
+    fn_cost: float,
+    fp_cost: float,
+    seed: int,
+    folds: int,
+    force: bool,
+    candidates: tuple[str, ...],
+    budget_seconds: float | None,
+    monotone: dict[str, int] | None,
+    sources: dict[str, str | None],
+    schema_fingerprint: str | None,
+    seconds: float,
+) -> Manifest:
+    """The typed manifest of the trained model; its id is set when it is written (identify, last)."""
+    import lightgbm as lgb
+    import sklearn
+
+    champ, names, y, cal, det = choice.champ, plan.names, plan.y, final.cal, final.det
+    evaluation = _evaluation_section(ev, choice, final, y, fn_cost=fn_cost, fp_cost=fp_cost, folds=folds)
+    evaluation["seconds"] = round(seconds, 1)
+    return Manifest(
+        model_id="",  # set by identify(), once everything that decides is in the manifest
+        app_version=__version__,
+        features=names,
+        n_features=len(names),
+        threshold=final.threshold,
+        costs={"fn": float(fn_cost), "fp": float(fp_cost)},
+        calibration={k: cal[k] for k in ("method", "a", "b", "honest_log_loss")},
+        champion=Champion(kind=champ, why=choice.why, forced=bool(force and not choice.beats)),
+        candidates={k: _public(ev.results[k]) for k in candidates},
+        metrics=_metrics(ev.results[champ], n_trees=final.booster.num_trees(), y=y, folds=folds),
+        baselines={k: _public(ev.results[k]) for k in BASELINES},
+        sensitive=sensitive_record,
+        evaluation=evaluation,
+        search={
+            "trials_per_search": plan.n_trials,
+            "bags": plan.cfg["bags"],
             "budget_seconds": budget_seconds,
-            "threads": threads,
+            "threads": plan.threads,
             "monotone": {n: v for n, v in (monotone or {}).items() if v},
             "final_trials": det.get("trials", []),
             "stopped_by_time": bool(det.get("stopped_by_time", False)),
         },
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "data_fingerprint": data_fingerprint or fingerprint_arrays(X, names),
-        "data_source": data_source,
-        "schema_fingerprint": schema_fingerprint,
-        "versions": {
+        trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        data_fingerprint=sources["data_fingerprint"] or fingerprint_arrays(plan.X, names),
+        data_source=sources["data_source"],
+        schema_fingerprint=schema_fingerprint,
+        versions={
             "lightgbm": lgb.__version__,
             "numpy": np.__version__,
             "sklearn": sklearn.__version__,
             "app": __version__,
             "python": platform.python_version(),
         },
-        "params": {**params, "seed": seed},
-        "reference": {
-            "file": "reference.npy",
-            "rows": len(reference),
-            "scores_file": "reference_scores.npy",
-            "bins": {name: psi_bins(reference[:, j]) for j, name in enumerate(names)},
-            "score_bins": psi_bins(ref_scores),
-        },
-        "global_importance": [[n, v] for n, v in importance],
-        **({"distributed": distributed} if distributed is not None else {}),
-    }
-    model_id = identify(manifest, model_text)
+        params={**_final_params(champ, det), "seed": seed},
+        reference=Reference(
+            file=REFERENCE,
+            rows=len(reference),
+            scores_file=REFERENCE_SCORES,
+            bins={name: psi_bins(reference[:, j]) for j, name in enumerate(names)},
+            score_bins=psi_bins(ref_scores),
+        ),
+        global_importance=importance,
+        distributed=final.distributed,
+    )
+
+
+def _write_folder(
+    model_dir: Path,
+    manifest: dict[str, Any],
+    final: _Final,
+    reference: np.ndarray,
+    ref_scores: np.ndarray,
+    *,
+    y: np.ndarray,
+    sensitive: dict[str, np.ndarray] | None,
+) -> None:
+    """The model folder, each file written atomically; the model card; the stale library link removed."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(model_dir / "reference.npy", npy_bytes(reference))
-    atomic_write_bytes(model_dir / "reference_scores.npy", npy_bytes(ref_scores))
-    atomic_write_bytes(model_dir / "model.txt", model_text)
+    atomic_write_bytes(model_dir / REFERENCE, npy_bytes(reference))
+    atomic_write_bytes(model_dir / REFERENCE_SCORES, npy_bytes(ref_scores))
+    atomic_write_bytes(model_dir / MODEL_TEXT, final.model_text)
     atomic_write_json(model_dir / MANIFEST, manifest)
-    atomic_write_bytes(model_dir / "report.html", report.html(manifest).encode("utf-8"))
+    atomic_write_bytes(model_dir / TRAINING_REPORT, report.html(manifest).encode("utf-8"))
     # the model card and training-time fairness, on the honest out-of-fold probabilities (app.model.card)
     from app.model import card
 
-    card.write_at_training(model_dir, manifest, y=y, oof=p_oof, sensitive=sensitive)
+    card.write_at_training(model_dir, manifest, y=y, oof=final.p_oof, sensitive=sensitive)
     # score.so would still point at the previous model's library: drop it until `credit compile`
     with contextlib.suppress(FileNotFoundError):
         (model_dir / SCORE_LINK).unlink()
-    say(
-        f"model {model_id[:12]} ({champ}, calibration {cal['method']}): threshold {threshold:.4f}, honest cost/client "
-        f"{metrics['cost_per_client']:.4f}, written to {model_dir} in {time.perf_counter() - t_start:.1f} s"
-    )
-    return manifest
 
 
 def _search_details(fig: dict) -> dict:

@@ -42,6 +42,8 @@ import numpy as np
 
 from app import vectors
 from app.errors import CreditError
+from app.scoring.bundle import Manifest, ModelError, as_manifest
+from app.scoring.filenames import REFERENCE, REFERENCE_SCORES
 
 EPS = 1e-4
 DEFAULT_BINS = 10
@@ -254,7 +256,7 @@ def _psi_of(values: np.ndarray, spec: dict) -> float:
 
 def psi_report(
     conn,
-    manifest: dict,
+    manifest: Manifest | dict,
     *,
     since=None,
     until=None,
@@ -264,20 +266,29 @@ def psi_report(
 ) -> dict:
     """PSI of every feature and of the score over a window of the log, against the reference bins."""
     t_start = time.perf_counter()
-    if not (manifest.get("reference") or {}).get("bins"):
+    manifest = _typed(manifest)
+    if manifest.reference is None or not manifest.reference.bins:
         raise DriftError("the model manifest has no reference bins (manifest.reference.bins): re-run `credit train`")
-    X, scores, window = load_window(conn, len(manifest["features"]), since=since, until=until, last=last)
+    X, scores, window = load_window(conn, len(manifest.features), since=since, until=until, last=last)
     return psi_summary(X, scores, window, manifest, psi_threshold=psi_threshold, drift_share=drift_share, t0=t_start)
 
 
 def psi_summary(
-    X, scores, window: dict, manifest: dict, *, psi_threshold: float, drift_share: float, t0: float | None = None
+    X,
+    scores,
+    window: dict,
+    manifest: Manifest | dict,
+    *,
+    psi_threshold: float,
+    drift_share: float,
+    t0: float | None = None,
 ) -> dict:
     """The PSI report of a window already read (X in the manifest's feature order)."""
     t_start = time.perf_counter() if t0 is None else t0
-    names = list(manifest["features"])
-    ref = manifest.get("reference") or {}
-    bins = ref.get("bins") or {}
+    manifest = _typed(manifest)
+    names = list(manifest.features)
+    ref = manifest.reference
+    bins = ref.bins if ref is not None else {}
     cols = [j for j, name in enumerate(names) if name in bins]
     specs = [bins[names[j]] for j in cols]
     actual = fractions_matrix(X if len(cols) == len(names) else X[:, cols], specs)
@@ -288,11 +299,11 @@ def psi_summary(
     features.sort(key=lambda f: -f["psi"])
     n_drifted = sum(f["drifted"] for f in features)
     share = n_drifted / len(features) if features else 0.0
-    score_spec = ref.get("score_bins")
+    score_spec = ref.score_bins if ref is not None else None
     score_psi = _psi_of(scores, score_spec) if score_spec else None
     return {
         "method": "psi",
-        "model_id": manifest.get("model_id"),
+        "model_id": manifest.model_id,
         "window": window,
         "psi_threshold": psi_threshold,
         "drift_share": drift_share,
@@ -337,25 +348,35 @@ def _import_evidently():
     return Report, Dataset, DataDefinition, DataDriftPreset
 
 
-def model_manifest(model_dir: Path) -> dict:
-    """The model's manifest, parsed and typed-checked by its owner (app.scoring.bundle)."""
-    from app.scoring.bundle import ModelError, read_manifest
+def model_manifest(model_dir: Path) -> Manifest:
+    """The model's manifest, parsed and typed by its owner (app.scoring.bundle)."""
+    from app.scoring.bundle import read_manifest
 
     try:
-        return read_manifest(Path(model_dir))[1]
+        return read_manifest(Path(model_dir))[0]
+    except ModelError as exc:
+        raise DriftError(str(exc)) from None
+
+
+def _typed(manifest: Manifest | dict) -> Manifest:
+    """The typed manifest (app.scoring.bundle.as_manifest), DriftError when a raw one does not parse."""
+    try:
+        return as_manifest(manifest)
     except ModelError as exc:
         raise DriftError(str(exc)) from None
 
 
 def _choose_columns(names, manifest, flagged: list[str], max_columns: int, max_extra: int) -> tuple[list, list]:
-    """(counted, extra): the max_columns most important features (by manifest global_importance, then
-    feature order) and up to max_extra PSI-flagged features outside them (shown, not counted)."""
+    """(counted, extra): the max_columns most important features (by the manifest's global_importance: typed, or
+    a raw manifest's list; then feature order) and up to max_extra PSI-flagged features outside them (shown, not
+    counted)."""
     if len(names) <= max_columns:
         return list(names), []
     counted: list[str] = []
     known = set(names)
-    for item in manifest.get("global_importance") or []:
-        f = item[0] if isinstance(item, list | tuple) else item.get("feature")
+    importance = manifest.global_importance if isinstance(manifest, Manifest) else manifest.get("global_importance")
+    for item in importance or []:
+        f = item[0]
         if len(counted) >= max_columns:
             break
         if f in known and f not in counted:
@@ -391,13 +412,13 @@ def evidently_report(
     t_start = time.perf_counter()
     model_dir = Path(model_dir)
     manifest = model_manifest(model_dir)
-    names = list(manifest["features"])
-    ref = manifest.get("reference") or {}
-    ref_file = model_dir / ref.get("file", "reference.npy")
+    names = list(manifest.features)
+    ref = manifest.reference
+    ref_file = model_dir / (ref.file if ref is not None and ref.file else REFERENCE)
     if not ref_file.exists():
         raise DriftError(f"{ref_file}: reference sample not found (re-run `credit train`)")
     X_ref = np.load(ref_file, allow_pickle=False)
-    scores_file = model_dir / ref.get("scores_file", "reference_scores.npy")
+    scores_file = model_dir / (ref.scores_file if ref is not None and ref.scores_file else REFERENCE_SCORES)
     s_ref = np.load(scores_file, allow_pickle=False) if scores_file.exists() else None
     X, scores, window = load_window(conn, len(names), since=since, until=until, last=last)
     timings = {"read": time.perf_counter() - t_start}
@@ -406,8 +427,8 @@ def evidently_report(
         pick = np.sort(np.random.default_rng(seed).choice(rows_window, max_current_rows, replace=False))
         X, scores = X[pick], scores[pick]
     flagged: list[str] = []
-    if (ref.get("bins") or {}) and len(names) > max_columns:
-        bins = ref["bins"]
+    if ref is not None and ref.bins and len(names) > max_columns:
+        bins = ref.bins
         cols = [j for j, n in enumerate(names) if n in bins]
         actual = fractions_matrix(X[:, cols], [bins[names[j]] for j in cols])
         psis = [(names[j], psi(bins[names[j]]["fractions"], a)) for j, a in zip(cols, actual, strict=True)]
@@ -451,7 +472,7 @@ def evidently_report(
     summary.update(
         {
             "method": "evidently",
-            "model_id": manifest.get("model_id"),
+            "model_id": manifest.model_id,
             "window": {**window, "rows_compared": len(cur_df)},
             "reference_rows": len(ref_df),
             "subsampled": rows_window > max_current_rows,

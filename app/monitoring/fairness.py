@@ -22,6 +22,7 @@ from app.scoring.fairness import (  # noqa: F401 (re-exported)
     RATIO_FLOOR,
     UNKNOWN,
     FairnessError,
+    NoDecisions,
     age_band,
     derived_features,
     fairness,
@@ -99,7 +100,7 @@ def live_report(
     finally:
         conn.close()
     if not rows:
-        raise FairnessError("no decisions about known clients logged in the window")
+        raise NoDecisions("no decisions about known clients logged in the window")
     cells = list(zip(*rows, strict=True))
     defaulted = np.array([np.nan if v is None else float(v) for v in cells[k]], dtype=np.float64)
     refused = np.array(cells[k + 1], dtype=bool)

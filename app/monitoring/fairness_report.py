@@ -63,7 +63,7 @@ def report(
 ) -> dict:
     """live_report over the window (+ the challenger's on the same clients); raises FairnessError when empty."""
     if not Path(store_path).is_file():
-        raise fx.FairnessError("no decisions logged yet (no operational store): score some clients first")
+        raise fx.NoDecisions("no decisions logged yet (no operational store): score some clients first")
     if last is not None:
         start = start_of_last(Path(store_path), last, until)
         if start is not None:

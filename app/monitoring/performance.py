@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from app.errors import CreditError
-from app.store.predlog import HIST_BINS  # the score histogram's bins, [0, 0.1) ... [0.9, 1]
+from app.monitoring.log_reports import HIST_BINS  # the score histogram's bins, [0, 0.1) ... [0.9, 1]
 
 BANDS = (0.0, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 1.0)  # score bands (predicted PD), last one closed
 MIN_OUTCOMES = 100  # fewer outcomes than this in a group: no figures

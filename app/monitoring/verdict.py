@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from app.monitoring.drift import DriftError, fractions_matrix, psi
+from app.scoring.bundle import Manifest, ModelError, as_manifest
+from app.scoring.filenames import REFERENCE_SCORES
 
 PSI_WATCH, PSI_ACT = 0.1, 0.25
 PSI_SEVERE = 1.0  # a feature outside the top features: "act" only above this
@@ -70,19 +72,22 @@ class Reference:
     rows: int | None  # reference sample size
     trained_at: str | None = None
     top: list[int] = field(default_factory=list)  # indices of the top features, most important first
-    manifest: dict = field(default_factory=dict, repr=False, compare=False)
+    manifest: Manifest | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_manifest(cls, manifest: dict, model_dir: Path | None = None) -> Reference:
-        names = list(manifest["features"])
-        ref = manifest.get("reference") or {}
-        bins = ref.get("bins") or {}
+    def from_manifest(cls, manifest: Manifest | dict, model_dir: Path | None = None) -> Reference:
+        try:
+            manifest = as_manifest(manifest)
+        except ModelError as exc:
+            raise DriftError(str(exc)) from None
+        names = list(manifest.features)
+        ref = manifest.reference
+        bins = ref.bins if ref is not None else {}
         if not bins:
             raise DriftError("the model manifest has no reference bins (manifest.reference.bins): retrain")
         imp = np.zeros(len(names))
         pos = {n: i for i, n in enumerate(names)}
-        for item in manifest.get("global_importance") or []:
-            name, value = (item[0], item[1]) if isinstance(item, list | tuple) else (item["feature"], item["value"])
+        for name, value in manifest.global_importance:
             if name in pos and math.isfinite(float(value)):
                 imp[pos[name]] = max(float(value), 0.0)
         imp = imp / imp.sum() if imp.sum() > 0 else np.full(len(names), 1.0 / max(len(names), 1))
@@ -93,24 +98,24 @@ class Reference:
                 break
             top.append(j)
             mass += imp[j]
-        threshold = manifest.get("threshold")
+        threshold = manifest.threshold
         refusals = rows = None
-        scores_file = Path(model_dir) / ref.get("scores_file", "reference_scores.npy") if model_dir else None
-        if threshold is not None and scores_file is not None and scores_file.is_file():
+        scores_file = Path(model_dir) / (ref.scores_file or REFERENCE_SCORES) if model_dir else None
+        if scores_file is not None and scores_file.is_file():
             from app.scoring.bundle import refuses
 
             s = np.load(scores_file, allow_pickle=False).astype(np.float64)
             refusals, rows = int(np.count_nonzero(refuses(s, float(threshold)))), len(s)
         return cls(
-            model_id=manifest.get("model_id"),
+            model_id=manifest.model_id,
             features=names,
             specs=[bins.get(n) for n in names],
-            score_spec=ref.get("score_bins"),
+            score_spec=ref.score_bins or None,
             importance=imp,
-            threshold=None if threshold is None else float(threshold),
+            threshold=float(threshold),
             refusals=refusals,
-            rows=rows if rows is not None else ref.get("rows"),
-            trained_at=manifest.get("trained_at"),
+            rows=rows if rows is not None else ref.rows,
+            trained_at=manifest.trained_at or None,
             top=top,
             manifest=manifest,
         )

@@ -44,13 +44,16 @@ __all__ = [
     "MANIFEST",
     "MODEL_TEXT",
     "Bundles",
+    "Champion",
     "DataMismatchError",
     "Manifest",
     "ModelBundle",
+    "as_manifest",
     "ModelError",
     "decide",
     "decision_id",
     "identify",
+    "manifest_dict",
     "manifest_digest",
     "refuses",
 ]
@@ -97,8 +100,18 @@ class Reference(msgspec.Struct, kw_only=True):
     score_bins: dict[str, list[float]] = {}
 
 
+class Champion(msgspec.Struct, kw_only=True):
+    """Which candidate `credit train` shipped, why, and whether it was forced past the trivial policy."""
+
+    kind: str
+    why: str = ""
+    forced: bool = False
+
+
 class Manifest(msgspec.Struct, kw_only=True):
-    """The typed view of manifest.json (unknown keys are kept in the raw dict, not rejected)."""
+    """The typed view of manifest.json (unknown keys are kept in the raw dict, not rejected).
+
+    `credit train` builds one (app/model/train.py) and writes it with `manifest_dict`."""
 
     model_id: str
     model_text_sha256: str | None = None  # absent in manifests written before the id named the whole decision
@@ -119,7 +132,36 @@ class Manifest(msgspec.Struct, kw_only=True):
     calibration: dict[str, Any] | None = None
     sensitive: dict[str, Any] | None = None
     global_importance: list[tuple[str, float]] = []
-    library: Library | None = None
+    champion: Champion | None = None
+    candidates: dict[str, Any] = {}
+    evaluation: dict[str, Any] = {}
+    search: dict[str, Any] = {}
+    distributed: dict[str, Any] | None = None  # a fit on a cluster (app/model/distributed.py)
+    library: Library | None = None  # added by `credit compile`
+
+
+# sections a manifest has only once something sets them: absent from the file rather than null
+_ABSENT_WHEN_UNSET = ("model_text_sha256", "champion", "distributed", "library")
+
+
+def manifest_dict(manifest: Manifest) -> dict[str, Any]:
+    """The JSON object of a typed manifest, as manifest.json holds it (what `identify` and the digest read)."""
+    # through JSON text: tuples become lists, and a non-finite figure is refused here as the file would refuse it
+    out = json.loads(json.dumps(msgspec.to_builtins(manifest), allow_nan=False))
+    for key in _ABSENT_WHEN_UNSET:
+        if out.get(key) is None:
+            out.pop(key, None)
+    return out
+
+
+def as_manifest(manifest: Manifest | dict[str, Any]) -> Manifest:
+    """The typed view of a manifest already read (a typed one as is); ModelError when it does not parse."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    try:
+        return msgspec.convert(manifest, Manifest)
+    except msgspec.ValidationError as exc:
+        raise ModelError(f"invalid manifest: {exc}") from None
 
 
 def calibration_map(calibration: dict[str, Any] | None) -> tuple[float, float]:

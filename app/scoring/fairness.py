@@ -34,6 +34,12 @@ class FairnessError(CreditError, ValueError):
     pass
 
 
+class NoDecisions(FairnessError):
+    """Nothing to examine: no decision in the window (`credit fairness` exits with status 2)."""
+
+    exit_code = 2
+
+
 def parse_attributes(text: str | None) -> tuple[str, ...]:
     """'gender, age_band' -> ('gender', 'age_band'); empty -> the defaults."""
     names = tuple(n.strip() for n in (text or "").split(",") if n.strip())
@@ -153,7 +159,7 @@ def group_table(
     if not len(groups) == len(refused) == len(defaulted) == len(weights):
         raise FairnessError("groups, decisions, outcomes and weights differ in length")
     if len(groups) == 0:
-        raise FairnessError("no decisions to examine")
+        raise NoDecisions("no decisions to examine")
     decided = _frame(
         {"clients": count, "approval_rate": approval_rate},
         groups,

@@ -21,7 +21,7 @@ protocol errors are plain text. This protocol adds, per connection:
 Every such answer has the API's one error shape {"error": str, "detail": ...} and closes the connection.
 
 It also hands the app the worker's set of request tasks (`scope["extensions"][REQUESTS_IN_FLIGHT]`), which the
-prediction log's group commit reads (app.store.predlog.GroupWriter.commit).
+prediction log's group commit reads (app.store.group_writer.GroupWriter.commit).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The API's state, shared by its routes: settings, keys, the model bundle, per-thread database
-connections, the prediction log writer and the readiness checks.
+connections (`DataConnection`), the prediction log writer and the readiness checks (app.service.readiness).
+What a request brings to be scored (an applicant's features, a what-if) is read by app.service.inputs.
 
 Routes receive it by dependency injection (`svc`, provided by `service_provider(svc)`); `lifespan` loads the
 bundle and prepares the log at startup and closes the writer and every connection at shutdown.
@@ -36,12 +37,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
 import numpy as np
@@ -50,13 +50,15 @@ from litestar.di import Provide
 
 from app import store
 from app.config import Settings
-from app.data.finite import FLOAT32_MAX
 from app.scoring import layout
 from app.scoring.bundle import Bundles, DataMismatchError, ModelBundle
 from app.scoring.db import connect
+from app.service import inputs
 from app.service.auth import KeyRing
 from app.service.http import ApiError
+from app.service.readiness import readiness
 from app.store import predlog
+from app.store.group_writer import GroupWriter
 
 if TYPE_CHECKING:
     from app.model.explain import Explainer
@@ -66,6 +68,17 @@ log = logging.getLogger("app.service.api")
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
 POINTER_CHECK_SECONDS = 0.5  # how often a scoring request looks at the champion/challenger links
 WATCH_SECONDS = 0.1  # how often the watcher thread looks at them (two readlink calls), traffic or not
+
+
+class DataConnection(NamedTuple):
+    """A thread's connection to the data file (`Service.conn`), with what decides whether it is still the one
+    to use: the file it opened (device, inode), the model pair whose SQL functions it loaded, and that file's
+    data version (what the log rows of its stored vectors carry)."""
+
+    conn: apsw.Connection
+    identity: tuple[int, int] | None
+    pair: Bundles | None
+    data_version: str | None
 
 
 class Service:
@@ -90,7 +103,7 @@ class Service:
         self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
         self.explainer: Explainer | None = None
-        self.writer = predlog.GroupWriter(self.log_db_path, settings.log_durability)
+        self.writer = GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
         self.lib_stamp: tuple[int, ...] | None = None
         self.chal_stamp: tuple[int, ...] | None = None
@@ -368,14 +381,14 @@ class Service:
 
         attr = "conn" if model else "plain"
         ident = file_identity(self.db_path)
-        cached = getattr(self.local, attr, None)
+        cached: DataConnection | None = getattr(self.local, attr, None)
         if model and pair is None:
             pair = self.bundles
         if cached is not None:
-            if cached[1] == ident and (not model or cached[2] is pair):
-                return cached[0]
+            if cached.identity == ident and (not model or cached.pair is pair):
+                return cached.conn
             setattr(self.local, attr, None)
-            self._forget(cached[0])
+            self._forget(cached.conn)
         if ident is None:
             raise ApiError(503, "database unavailable", f"{self.db_path} not found")
         if ident != self.data_identity:
@@ -400,7 +413,7 @@ class Service:
             raise ApiError(503, "database unavailable", f"{type(exc).__name__}: {exc}") from exc
         from app.scoring.db import read_meta
 
-        setattr(self.local, attr, (conn, ident, pair, predlog.data_version(read_meta(conn))))
+        setattr(self.local, attr, DataConnection(conn, ident, pair, predlog.data_version(read_meta(conn))))
         with self.lock:
             self.conns.append(conn)
         return conn
@@ -448,15 +461,15 @@ class Service:
             rows = self.conn(pair=pair).execute(sql, args).fetchall()
         except apsw.Error as exc:
             log.warning("scoring query failed: %s: %s", type(exc).__name__, exc)
-            raise ApiError(503, "cannot score: the stored features do not match the model", str(exc)) from exc
+            raise inputs.features_mismatch(str(exc)) from exc
         width = 4 * len(self.feature_names)
         for r in rows:
             if len(r[-1]) != width:
-                raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": r[0]})
+                raise inputs.features_mismatch({"client_id": r[0]})
         return rows
 
     async def write_log(self, rows: list[predlog.LogRow], in_flight: Any = None) -> None:
-        """Wait until the rows are committed (group commit, app.store.predlog.GroupWriter); 503 if they cannot be.
+        """Wait until the rows are committed (group commit, app.store.group_writer.GroupWriter); 503 if they cannot be.
         `in_flight`: the server's requests in hand, when known (GroupWriter.commit)."""
         try:
             await self.writer.commit(rows, in_flight)
@@ -464,65 +477,10 @@ class Service:
             log.error("prediction log write failed: %s", exc)
             raise ApiError(503, "prediction log unavailable", str(exc)) from exc
 
-    # scoring helpers
-    def application(self, client_id: int) -> dict[str, Any]:
-        """The client's raw application columns (404 for an unknown client or a database without them)."""
-        from app.data.whatif import application_columns, application_row
-
-        conn = self.conn(model=False)
-        cols = application_columns(conn)
-        if cols is None:
-            raise ApiError(404, "this database has no Home Credit application tables")
-        row = application_row(conn, client_id, cols)
-        if row is None:
-            raise ApiError(404, "unknown client", {"client_id": client_id})
-        return row
-
-    def what_if(self, client_id: int, changes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(stored x, x with the application features recomputed after `changes`); 400/404 as ApiError."""
-        from app.data.whatif import WhatIfError, what_if
-
-        conn = self.conn(model=False)
-        row = conn.execute("SELECT x FROM features WHERE client_id = ?", (client_id,)).fetchone()
-        if row is None:
-            raise ApiError(404, "unknown client", {"client_id": client_id})
-        x = np.frombuffer(row[0], dtype="<f4")
-        if x.size != len(self.feature_names):
-            raise ApiError(503, "cannot score: the stored features do not match the model", {"client_id": client_id})
-        try:
-            result = what_if(conn, client_id, changes, self.feature_names, x)
-        except WhatIfError as exc:
-            raise ApiError(400, str(exc), exc.detail) from None
-        except LookupError as exc:
-            raise ApiError(404, str(exc)) from None
-        if result is None:
-            raise ApiError(404, "unknown client", {"client_id": client_id})
-        return x, result[0]
-
+    # scoring helpers (what a request brings: app.service.inputs)
     def vector(self, features: dict[str, Any], where: str = "features") -> tuple[np.ndarray, list[str]]:
         """Strictly validated float32 vector from {name: number|null}; returns (x, missing names)."""
-        unknown = sorted(k for k in features if k not in self.index)
-        if unknown:
-            raise ApiError(400, f"unknown feature names in {where}", {"unknown_features": unknown[:50]})
-        x = np.full(len(self.feature_names), np.nan, dtype=np.float32)
-        for name, value in features.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ApiError(
-                    400,
-                    f"feature {name!r} must be a number or null",
-                    {"feature": name, "got": type(value).__name__},
-                )
-            try:
-                v = float(value)
-            except OverflowError:
-                v = math.inf
-            if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
-                raise ApiError(400, f"feature {name!r} is out of range (finite float32)", {"feature": name})
-            x[self.index[name]] = v
-        missing = [self.feature_names[i] for i in np.flatnonzero(np.isnan(x))]
-        return x, missing
+        return inputs.vector(self.feature_names, self.index, features, where)
 
     def decide(self, p: float) -> str:
         return self.require_model().decide(p)
@@ -549,7 +507,7 @@ class Service:
         the dashboard user the caller named (X-Credit-User, app.service.http.check_user)."""
         pair = pair or self.require_pair()
         shadow = pair.challenger if challenger_score is not None else None
-        version = self.local.conn[3] if stored and client_id is not None else None
+        version = self.local.conn.data_version if stored and client_id is not None else None
         return predlog.LogRow(
             ts=time.time(),
             request_id=predlog.new_request_id(),
@@ -618,79 +576,6 @@ def warm_explanations(svc: Service) -> None:
             explainer_for(svc).warm()
 
     threading.Thread(target=build, name="explainer-warm-up", daemon=True).start()
-
-
-def readiness(svc: Service, checks: dict[str, str]) -> str | None:
-    """Fill `checks`; return the first failure's reason, or None when ready."""
-    if not svc.db_path.is_file():
-        checks["database"] = "missing"
-        return f"database {svc.db_path} not found"
-    try:
-        conn = connect(svc.db_path, readonly=True)
-        try:
-            db_names = [r[0] for r in conn.execute("SELECT name FROM feature_names ORDER BY idx")]
-            # the first and last rows of `features` (cheap: primary-key ends) must have one float32 per feature
-            widths = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT length(x) FROM features WHERE client_id IN"
-                    " ((SELECT min(client_id) FROM features), (SELECT max(client_id) FROM features))"
-                )
-            }
-        finally:
-            conn.close()
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["database"] = "error"
-        return f"database does not open: {type(exc).__name__}: {exc}"
-    if svc.model is None:
-        checks["model"] = "error"
-        return svc.model_error or "model not loaded"
-    checks["model"] = "ok"
-    if db_names != svc.feature_names:
-        checks["features"] = "mismatch"
-        return f"model features ({len(svc.feature_names)}) differ from the database's feature_names ({len(db_names)})"
-    if widths and 4 * len(db_names) not in widths:  # one bad row is that client's 503, not the service's
-        checks["features"] = "mismatch"
-        return f"features rows hold {sorted(w // 4 for w in widths)} values, the model expects {len(db_names)}"
-    checks["features"] = "ok"
-    try:
-        from app.scoring.db import verify_data
-
-        conn = connect(svc.db_path, svc.model, readonly=True)
-        try:
-            svc.data_warning = verify_data(conn, svc.model, allow_other=svc.settings.allow_other_data)
-            sql_id = conn.execute("SELECT model_id()").fetchall()[0][0]
-        finally:
-            conn.close()
-    except DataMismatchError as exc:
-        checks["data"] = "mismatch"
-        return str(exc)
-    except Exception as exc:  # noqa: BLE001
-        checks["sql"] = "error"
-        return f"SQL functions not available: {type(exc).__name__}: {exc}"
-    if svc.data_warning:
-        log.warning("scoring other data (--allow-other-data): %s", svc.data_warning)
-        checks["data"] = "other data allowed"
-    if sql_id != svc.model.model_id:
-        checks["sql"] = "mismatch"
-        return f"SQL model_id() {str(sql_id)[:12]} differs from the manifest's {svc.model.model_id[:12]}"
-    checks["sql"] = "ok"
-    try:  # opened afresh each time, so a store that was read-only recovers as soon as it is writable
-        conn = store.open_store(svc.log_db_path)
-        try:
-            log_problem = predlog.check_writable(conn)
-        finally:
-            conn.close()
-    except store.StoreError as exc:
-        log_problem = str(exc)
-    if log_problem:
-        checks["prediction_log"] = "error"
-        return f"prediction log not writable: {log_problem}"
-    checks["prediction_log"] = "ok"
-    if svc.challenger is not None or svc.switch_error:  # only with a challenger (or a refused switch) to report
-        checks["challenger"] = "ok" if svc.challenger is not None else "error"
-    return None
 
 
 def service_provider(svc: Service) -> Provide:

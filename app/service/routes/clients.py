@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from app.data.finite import display_value
+from app.service import inputs
 from app.service import schemas as s
 from app.service.http import OFFICER, SECURITY, ApiError, errors, json_value, operation, parse_id
 from app.service.state import Service
@@ -71,7 +72,7 @@ class ClientsController(Controller):
         """The client's raw application columns (application_train or application_test), as imported.
         404 for an unknown client or for a database imported with `credit ingest-csv`."""
         cid = parse_id(client_id)
-        fields = {k: json_value(v) for k, v in svc.application(cid).items()}
+        fields = {k: json_value(v) for k, v in inputs.application(svc, cid).items()}
         return s.ClientApplication(client_id=cid, application=fields)
 
     @get("/{client_id:str}/features", sync_to_thread=False, opt=OFFICER, responses=CLIENT_ERRORS,

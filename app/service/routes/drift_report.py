@@ -53,7 +53,8 @@ class DriftReportController(Controller):
         svc = request.app.state.service
         if since is not None and not math.isfinite(since):
             raise ApiError(400, "since must be a finite number of unix seconds")
-        if svc.manifest is None:
+        model = svc.model
+        if model is None:
             raise ApiError(503, "model unavailable", svc.model_error)
         conn = svc.log_conn()
         lo = 0.0 if since is None else since
@@ -69,7 +70,7 @@ class DriftReportController(Controller):
         message = drift.too_few_rows(rows, svc.settings.drift_min_rows)
         if message:
             raise ApiError(409, message, {"rows": rows, "min_rows": svc.settings.drift_min_rows})
-        key = (svc.manifest.get("model_id"), last, since, last_id)
+        key = (model.model_id, last, since, last_id)
         async with _lock:
             hit = _cache.get(key)
             if hit and time.monotonic() - hit[0] < REPORT_TTL_S:

@@ -10,10 +10,10 @@ import msgspec
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from app.monitoring import log_reports
 from app.service import schemas as s
 from app.service.http import ADMIN, MAX_TS, SECURITY, TIME_PARAMS, ApiError, errors, operation
 from app.service.state import Service
-from app.store import predlog
 
 
 class MonitoringController(Controller):
@@ -38,7 +38,7 @@ class MonitoringController(Controller):
             if v is not None and not math.isfinite(v):
                 raise ApiError(400, f"{name} must be a finite number of unix seconds")
         try:
-            data = predlog.summary(svc.log_conn(), since, until)
+            data = log_reports.summary(svc.log_conn(), since, until)
         except ApiError:
             raise
         except Exception as exc:
@@ -49,7 +49,7 @@ class MonitoringController(Controller):
     def monitoring_log(self, svc: Service, limit: Annotated[int, Parameter(ge=1, le=1000)] = 50) -> s.LogPage:
         """The latest prediction log rows, newest first (feature vectors left out)."""
         try:
-            rows = predlog.latest(svc.log_conn(), limit)
+            rows = log_reports.latest(svc.log_conn(), limit)
         except ApiError:
             raise
         except Exception as exc:
@@ -100,10 +100,13 @@ def _reference(svc: Service):
     """The served model's training reference, read once per model id."""
     from app.monitoring.verdict import Reference
 
-    key = svc.manifest.get("model_id")
+    model = svc.model
+    if model is None:
+        raise ApiError(503, "model unavailable", svc.model_error)
+    key = model.model_id
     ref = _references.get(key)
     if ref is None:
-        ref = Reference.from_manifest(svc.manifest, svc.model_dir)
+        ref = Reference.from_manifest(model.raw_manifest, svc.model_dir)
         _references.clear()
         _references[key] = ref
     return ref

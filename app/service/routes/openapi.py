@@ -14,8 +14,9 @@ from typing import Any
 
 from litestar.openapi.spec import Components, Parameter, RequestBody
 
+from app.data.finite import FLOAT32_MAX
 from app.service.http import ID_SCHEMA
-from app.service.state import FLOAT32_MAX, Service
+from app.service.state import Service
 
 NUMBER_OR_NULL = {"anyOf": [{"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}, {"type": "null"}]}
 

@@ -103,7 +103,8 @@ def _bounds(since: float | None, until: float | None) -> None:
 
 
 def _costs(svc: Any) -> tuple[float, float]:
-    costs = (svc.manifest or {}).get("costs") or {}
+    model = svc.model
+    costs = model.manifest.costs if model is not None else {}
     return float(costs.get("fn", svc.settings.fn_cost)), float(costs.get("fp", svc.settings.fp_cost))
 
 
@@ -247,13 +248,14 @@ class OutcomesController(Controller):
         from app.model import card
 
         svc = _svc(request)
-        if svc.manifest is None:
+        model = svc.model
+        if model is None:
             raise ApiError(503, "model unavailable", svc.model_error)
         path = svc.model_dir / card.FAIRNESS_FILE
         if not path.is_file():
             raise ApiError(404, "no training-time fairness for this model (retrain with this version)")
         data = json.loads(path.read_text())
-        if data.get("model_id") != svc.manifest.get("model_id"):
+        if data.get("model_id") != model.model_id:
             raise ApiError(404, "the fairness file belongs to another model (retrain)")
         return msgspec.convert(data, FairnessReport)
 
@@ -265,12 +267,13 @@ class OutcomesController(Controller):
         from app.model import card
 
         svc = _svc(request)
-        if svc.manifest is None:
+        model = svc.model
+        if model is None:
             raise ApiError(503, "model unavailable", svc.model_error)
         path = svc.model_dir / card.CARD_FILE
         if not path.is_file():
             raise ApiError(404, "no model card for this model (retrain with this version)")
         text = path.read_text(encoding="utf-8")
-        if str(svc.manifest.get("model_id", "")) not in text:
+        if model.model_id not in text:
             raise ApiError(404, "the model card belongs to another model (retrain)")
         return Response(text, media_type="text/markdown; charset=utf-8")

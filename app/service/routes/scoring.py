@@ -20,6 +20,7 @@ import numpy as np
 from litestar import Controller, Request, get, post
 
 from app.data.finite import display_value
+from app.service import inputs
 from app.service import schemas as s
 from app.service.http import (
     OFFICER,
@@ -121,7 +122,7 @@ class ScoringController(Controller):
         req = decode(body, s.WhatIfRequest)
         pair = svc.require_pair()
         model = pair.champion
-        before, x = await asyncio.to_thread(svc.what_if, cid, req.application)
+        before, x = await asyncio.to_thread(inputs.what_if, svc, cid, req.application)
         p = finite(model.predict_row(x))
         d = model.decide(p)
         xb = x.astype("<f4").tobytes()
