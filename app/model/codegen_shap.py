@@ -5,12 +5,18 @@ is compiled into the same library as the model (app/model/compile.py) and export
 
     void credit_shap_row(const float *x, double *out);            out: n_features + 1 doubles
     void credit_shap_batch(const float *x, int64_t n, double *out); out: n * (n_features + 1)
+    void credit_shap_batch_recursive(const float *x, int64_t n, double *out);  the recursion below alone
+    void credit_shap_table_stats(int64_t *out);                    what the per-leaf tables hold
 
 in raw margin space: out[j] is feature j's contribution, out[n_features] the expected value, and
 their sum is the raw score (log-odds). It also defines the hidden `credit_shap_impl`, which
 app/scoring/native/score_ext.c references weakly to register `shap_values()` only in libraries that have it.
 
-Same arithmetic as LightGBM (src/io/tree.cpp: ExtendPath, UnwindPath, UnwoundPathSum, TreeSHAP;
+Every entry point evaluates TreeSHAP from per-leaf tables (app/model/codegen_shap_tables.py, which
+writes the exported functions); this module emits the trees' tables and the recursion, kept for the trees
+the tables cannot take and as `credit_shap_batch_recursive`.
+
+The recursion: same arithmetic as LightGBM (src/io/tree.cpp: ExtendPath, UnwindPath, UnwoundPathSum, TreeSHAP;
 include/LightGBM/tree.h: PredictContrib, data_count; ExpectedValue), expression by expression and
 in the same order, so the results agree to rounding (the compile-time gate asks 1e-9):
 - node covers are LightGBM's integer `internal_count` / `leaf_count` (from dump_model), divided in
@@ -150,6 +156,7 @@ static void tree_shap(const shap_tree *t, const unsigned char *left, double *phi
 }
 """
 
+
 def _tree_parts(
     em: codegen._Emitter, k: int, root: dict[str, Any], scope: str = "static"
 ) -> tuple[list[str], str, int, int]:
@@ -252,7 +259,8 @@ def generate_shap_units(
     }
     table = ["static const shap_tree SHAP_TREES[] = {", *(f"  {i}," for i in inits or ["{0, 0, 0, 0, 0.0, 1}"]), "};"]
     if parts <= 0:
-        return ["\n".join([head, _ENGINE, *em.bitsets, *(line for d in defs for line in d), *table, codegen_shap_tables.EPILOGUE])]
+        body = [*em.bitsets, *(line for d in defs for line in d)]
+        return ["\n".join([head, _ENGINE, *body, *table, codegen_shap_tables.EPILOGUE])]
     n = len(defs)
     parts = max(1, min(parts, n or 1))
     units = ["\n".join([head, _ENGINE, *decls, *table, codegen_shap_tables.EPILOGUE])]
