@@ -147,10 +147,12 @@ def measure_ydf(model_txt: Path, work: Path, batch_X, check_X, singles, train, q
     """YDF on a model of the same shape trained on the same rows: its timings, and as its max |diff| the
     agreement of its fast engine with YDF's own generic engine (its predictions are another model's, so they
     are not compared with LightGBM's)."""
-    write_inputs(work, batch_X, check_X, singles)
+    write_inputs(work, batch_X, check_X, singles[:5] if quick else singles)
     X, y = train
     np.save(work / "train_X.npy", np.ascontiguousarray(X, dtype=np.float32))
     np.save(work / "train_y.npy", np.asarray(y))
+    # quick: a small model of the anchor's leaves (a correctness check of YDF's engine, not a timing)
+    (work / "ydf_trees.txt").write_text("10" if quick else "0")
     folder, requirements, arg = VENV_ENGINES["YDF (own venv)"]
     runner = Path(__file__).with_name("venv_engine_runner.py")
     out = subprocess.run(
@@ -320,13 +322,13 @@ def run_model(
 
 def anchor_training_rows(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """The rows and labels a numeric anchor was trained on, for YDF's same-shape model (quick: the 500x31
-    anchor only, on 2,000 rows: a correctness check)."""
+    anchor only, on 1,000 rows, and 10 trees: a correctness check)."""
     from benchmarks.models import _synthetic
 
     if name not in ("500x31", "1000x63") or (quick and name != "500x31"):
         return None
     X, y, _rng = _synthetic(20_000, 200)
-    return (X[:2000], y[:2000]) if quick else (X, y)
+    return (X[:1000], y[:1000]) if quick else (X, y)
 
 
 def run(quick: bool) -> list[dict]:
@@ -374,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
                 n_batch=args.rows,
                 engines=set(args.engines.split(",")),
                 threads_list=(1,),
+                train=anchor_training_rows(name, quick=False) if "ydf" in args.engines.split(",") else None,
             )
             by_engine = {}
             for row in rows:
@@ -386,6 +389,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
                     flush=True,
                 )
+            ours, ydf = by_engine.get(Ours.name), by_engine.get("YDF (own venv)")
+            if ours and ydf:
+                print(f"{name:12s} r{k} ours vs YDF (same shape, same rows): {ydf / ours:.2f}x", flush=True)
             ours, ll = by_engine.get(Ours.name), by_engine.get("lleaves (own venv)")
             if ours and ll:
                 ratios.append(ll / ours)

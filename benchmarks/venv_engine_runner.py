@@ -76,6 +76,8 @@ def ydf(model_txt: str, work: Path):
     import ydf as ydf_lib
 
     trees, leaves = _lightgbm_shape(model_txt)
+    cap = int((work / "ydf_trees.txt").read_text()) if (work / "ydf_trees.txt").exists() else 0
+    trees = min(trees, cap) if cap > 0 else trees
     X, y = np.load(work / "train_X.npy"), np.load(work / "train_y.npy")
     names = [f"f{i}" for i in range(X.shape[1])]
 

@@ -223,14 +223,14 @@ def test_explanations_fail_on_a_bad_feature_blob(portfolio, tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(db.read_bytes())
     conn = apsw.Connection(str(bad))
-    conn.execute("UPDATE features SET x = zeroblob(12) WHERE client_id = ?", (int(ids[40]),))
+    conn.execute("UPDATE features SET x = zeroblob(2) WHERE client_id = ?", (int(ids[40]),))
     conn.close()
     conn = connect(bad, model_dir)
     try:
         with pytest.raises(apsw.Error) as info:
             conn.execute("SELECT count(*) FROM explanations").fetchall()
         assert f"explanations: features.x of client_id {int(ids[40])}: feature BLOB must be" in str(info.value)
-        assert "got 12 bytes" in str(info.value)
+        assert "got 2 bytes" in str(info.value)
         ok = conn.execute("SELECT count(DISTINCT client_id) FROM explanations WHERE client_id < ?", (int(ids[40]),))
         assert ok.fetchone()[0] == 40  # the clients before it are explained
     finally:
