@@ -134,7 +134,10 @@ def models(names: list[str], quick: bool) -> list[tuple[str, Path, np.ndarray, P
     return out
 
 
-def run(quick: bool, names: list[str] | None = None, rows: int | None = None, repeats: int | None = None) -> list[dict]:
+def run(
+    quick: bool, names: list[str] | None = None, rows: int | None = None, repeats: int | None = None, each=None
+) -> list[dict]:
+    """Every model's row (each(row) as soon as it is measured)."""
     from benchmarks.models import ANCHORS
 
     names = names or ["demo", *ANCHORS]
@@ -143,7 +146,23 @@ def run(quick: bool, names: list[str] | None = None, rows: int | None = None, re
     for label, model_dir, X, db in models(names, quick):
         n = rows or (50 if quick else 2000 if label == "demo" else 200 if label == "1000x63" else 500)
         out.append(measure(label, model_dir, X, n, repeats, db))
+        if each is not None:
+            each(out[-1])
     return out
+
+
+def _print_row(r: dict) -> None:
+    sql = f"{r['sql_us_per_client']:9.1f}" if r["sql_us_per_client"] else f"{'':9s}"
+    sqlx = f"{r['sql_speedup_vs_pred_contrib']:6.2f}" if r["sql_speedup_vs_pred_contrib"] else f"{'':6s}"
+    print(
+        f"{r['model']:12s} {r['rows']:5d} {r['tables_us_per_row']:9.1f} {r['recursive_us_per_row']:9.1f} "
+        f"{r['pred_contrib_us_per_row']:12.1f} {sql}  {r['speedup_vs_pred_contrib']:14.2f} {sqlx} "
+        f"{r['speedup_vs_recursive']:11.2f}  {r['one_row_p50_us_tables']:14.1f} "
+        f"{r['one_row_p50_us_recursive']:14.1f}  "
+        f"{r['max_abs_diff']:9.1e}  {r['leaves_on_tables']} / {r['leaves_on_the_fly']}, "
+        f"{r['table_doubles'] * 8 / 1e6:.1f} MB, {r['table_build_ms']:.0f} ms",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -157,19 +176,10 @@ def main() -> None:
     print(
         f"{'model':12s} {'rows':>5s} {'tables':>9s} {'recursion':>9s} {'pred_contrib':>12s} {'SQL':>9s}  "
         f"{'x pred_contrib':>14s} {'SQL x':>6s} {'x recursion':>11s}  {'1 row p50 (tables, recursion)':>29s}  "
-        f"{'max|diff|':>9s}  tables (leaves on tables / on the fly, MB, build ms)"
+        f"{'max|diff|':>9s}  tables (leaves on tables / on the fly, MB, build ms)",
+        flush=True,
     )
-    for r in run(args.quick, args.models, args.rows, args.repeats):
-        sql = f"{r['sql_us_per_client']:9.1f}" if r["sql_us_per_client"] else f"{'':9s}"
-        sqlx = f"{r['sql_speedup_vs_pred_contrib']:6.2f}" if r["sql_speedup_vs_pred_contrib"] else f"{'':6s}"
-        print(
-            f"{r['model']:12s} {r['rows']:5d} {r['tables_us_per_row']:9.1f} {r['recursive_us_per_row']:9.1f} "
-            f"{r['pred_contrib_us_per_row']:12.1f} {sql}  {r['speedup_vs_pred_contrib']:14.2f} {sqlx} "
-            f"{r['speedup_vs_recursive']:11.2f}  {r['one_row_p50_us_tables']:14.1f} "
-            f"{r['one_row_p50_us_recursive']:14.1f}  "
-            f"{r['max_abs_diff']:9.1e}  {r['leaves_on_tables']} / {r['leaves_on_the_fly']}, "
-            f"{r['table_doubles'] * 8 / 1e6:.1f} MB, {r['table_build_ms']:.0f} ms"
-        )
+    run(args.quick, args.models, args.rows, args.repeats, each=_print_row)
     print(f"load {os.getloadavg()[0]:.1f} (1 min) at the end")
 
 
