@@ -162,7 +162,8 @@ def measure_ydf(model_txt: Path, work: Path, batch_X, check_X, singles, train, q
         check=True,
     ).stdout
     info = json.loads((work / "ydf.json").read_text())
-    return {**json.loads(out), "max_abs_diff": info["engine_vs_generic_max_abs_diff"], "ydf_trees": info["trees"],
+    figures = json.loads(out.strip().splitlines()[-1])  # the JSON line, after anything YDF itself printed
+    return {**figures, "max_abs_diff": info["engine_vs_generic_max_abs_diff"], "ydf_trees": info["trees"],
             "ydf_cc_benchmark": info["cc_benchmark"]}  # fmt: skip
 
 

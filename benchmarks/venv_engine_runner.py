@@ -75,6 +75,8 @@ def ydf(model_txt: str, work: Path):
     C++ benchmark of one thread."""
     import ydf as ydf_lib
 
+    ydf_lib.verbose(0)  # stdout carries the runner's JSON only
+
     trees, leaves = _lightgbm_shape(model_txt)
     cap = int((work / "ydf_trees.txt").read_text()) if (work / "ydf_trees.txt").exists() else 0
     trees = min(trees, cap) if cap > 0 else trees
