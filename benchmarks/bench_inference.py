@@ -115,6 +115,8 @@ def lleaves_python() -> Path:
 VENV_ENGINES = {  # name in the table: (venv folder, pip requirements, runner engine argument)
     "oneDAL (daal4py, own venv)": ("onedal-venv", ["scikit-learn-intelex", "lightgbm==4.7.0", "numpy<2.3"], "onedal"),
     "timber-compiler (own venv)": ("timber-venv", ["timber-compiler", "lightgbm==4.7.0"], "timber"),
+    # a same-shape anchor, not a LightGBM engine: trained by the runner on the anchor's rows (run_model's train=)
+    "YDF (own venv)": ("ydf-venv", ["ydf==0.16.1", "numpy<2.3"], "ydf"),
 }
 
 
@@ -139,6 +141,30 @@ def measure_venv_engine(name: str, model_txt: Path, work: Path, repeat: int) -> 
         check=True,
     ).stdout
     return json.loads(out), np.load(work / "check_out.npy")
+
+
+def measure_ydf(model_txt: Path, work: Path, batch_X, check_X, singles, train, quick: bool) -> dict:
+    """YDF on a model of the same shape trained on the same rows: its timings, and as its max |diff| the
+    agreement of its fast engine with YDF's own generic engine (its predictions are another model's, so they
+    are not compared with LightGBM's)."""
+    write_inputs(work, batch_X, check_X, singles[:5] if quick else singles)
+    X, y = train
+    np.save(work / "train_X.npy", np.ascontiguousarray(X, dtype=np.float32))
+    np.save(work / "train_y.npy", np.asarray(y))
+    # quick: a small model of the anchor's leaves (a correctness check of YDF's engine, not a timing)
+    (work / "ydf_trees.txt").write_text("10" if quick else "0")
+    folder, requirements, arg = VENV_ENGINES["YDF (own venv)"]
+    runner = Path(__file__).with_name("venv_engine_runner.py")
+    out = subprocess.run(
+        [str(venv_python(folder, requirements)), str(runner), arg, str(model_txt), str(work), "2" if quick else "5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    info = json.loads((work / "ydf.json").read_text())
+    figures = json.loads(out.strip().splitlines()[-1])  # the JSON line, after anything YDF itself printed
+    return {**figures, "max_abs_diff": info["engine_vs_generic_max_abs_diff"], "ydf_trees": info["trees"],
+            "ydf_cc_benchmark": info["cc_benchmark"]}  # fmt: skip
 
 
 def write_inputs(work: Path, batch_X, check_X, singles) -> None:
@@ -206,9 +232,11 @@ def run_model(
     n_batch: int | None = None,
     engines: set[str] | None = None,
     threads_list: tuple[int, ...] = (1, 2),
+    train: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[dict]:
     """All engines on one model: µs per row in batch (1 and 2 threads) and per single-row call.
-    (n_batch, engines, threads_list: a subset for a focused run, see main().)"""
+    (n_batch, engines, threads_list: a subset for a focused run, see main(). train: the model's training rows
+    and labels, for YDF, which trains a model of the same shape on them; without it YDF does not run.)"""
     model_txt = model_dir / "model.txt"
     work = CACHE / f"engines-{label}"
     digest = hashlib.sha256(model_txt.read_bytes()).hexdigest()
@@ -266,7 +294,13 @@ def run_model(
     for name, key in (("lleaves (own venv)", "lleaves"), *((n, VENV_ENGINES[n][2]) for n in VENV_ENGINES)):
         if engines is not None and key not in engines:
             continue
+        if key == "ydf" and train is None:
+            continue
         try:
+            if key == "ydf":
+                rows.append({"model": label, "engine": name, **measure_ydf(model_txt, work, batch_X, check_X, singles,
+                                                                          train, quick)})  # fmt: skip
+                continue
             if key == "lleaves":
                 figures, out = measure_lleaves(model_txt, work, batch_X, check_X, singles, 2 if quick else 5)
             else:
@@ -287,6 +321,17 @@ def run_model(
     return rows
 
 
+def anchor_training_rows(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows and labels a numeric anchor was trained on, for YDF's same-shape model (quick: the 500x31
+    anchor only, on 1,000 rows, and 10 trees: a correctness check)."""
+    from benchmarks.models import _synthetic
+
+    if name not in ("500x31", "1000x63") or (quick and name != "500x31"):
+        return None
+    X, y, _rng = _synthetic(20_000, 200)
+    return (X[:1000], y[:1000]) if quick else (X, y)
+
+
 def run(quick: bool) -> list[dict]:
     from benchmarks.models import ANCHORS, anchor_model, project_matrix, project_pipeline
 
@@ -295,7 +340,8 @@ def run(quick: bool) -> list[dict]:
     rows = run_model("project", pipe.model_dir, X, quick=quick)
     for name in ANCHORS:  # quick: the same shapes with 100 trees
         model_dir, X_anchor = anchor_model(name, quick=quick)
-        rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick)
+        train = anchor_training_rows(name, quick)
+        rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick, train=train)
     return rows
 
 
@@ -331,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
                 n_batch=args.rows,
                 engines=set(args.engines.split(",")),
                 threads_list=(1,),
+                train=anchor_training_rows(name, quick=False) if "ydf" in args.engines.split(",") else None,
             )
             by_engine = {}
             for row in rows:
@@ -343,6 +390,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"  one row {row['one_row_us_median']:8.2f} µs  max|diff| {row['max_abs_diff']:.3g}",
                     flush=True,
                 )
+            ours, ydf = by_engine.get(Ours.name), by_engine.get("YDF (own venv)")
+            if ours and ydf:
+                print(f"{name:12s} r{k} ours vs YDF (same shape, same rows): {ydf / ours:.2f}x", flush=True)
             ours, ll = by_engine.get(Ours.name), by_engine.get("lleaves (own venv)")
             if ours and ll:
                 ratios.append(ll / ours)

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("app.cli.sql:score_command", "Score one client."),
     "sql": ("app.cli.sql:sql_command", "Run SQL with score() and friends available."),
     "explain": ("app.cli.model:explain_command", "Explain one client's score (SHAP, reasons)."),
+    "reasons": ("app.cli.reasons:reasons_command", "Every refused client's reasons into a CSV or Parquet file."),
     "serve": ("app.cli.serve:serve_command", "Run the HTTP API."),
     "ui": ("ui.main:ui_command", "Run the dashboard."),
     "ui-account": ("ui.main:ui_account_command", "Print a dashboard account line (name:role:hash)."),

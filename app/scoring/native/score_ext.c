@@ -24,6 +24,9 @@
 **   scores              eponymous virtual table (client_id, probability, decision):
 **                       the whole portfolio scored in blocks by the batch engine,
 **                       equal to score(client_id) row for row; see "portfolio" below.
+**   explanations        eponymous virtual table (client_id, feature, value, shap, base_value):
+**                       TreeSHAP of the whole portfolio in blocks (explanations.h); registered
+**                       only when the library has TreeSHAP.
 **
 ** Lookup: one prepared statement per connection, `SELECT x FROM main.features
 ** WHERE client_id=?1` (client_id is the rowid), prepared lazily with
@@ -804,6 +807,8 @@ static const sqlite3_module scores_module = {
     .xRowid = scores_rowid,
 };
 
+#include "explanations.h" /* the `explanations` table: TreeSHAP of the portfolio in blocks */
+
 /* ---------------------------------------------------------- entry point -- */
 
 #ifdef _WIN32
@@ -867,6 +872,10 @@ __attribute__((visibility("default"))) int SCORE_EXT_ENTRY(sqlite3 *db, char **p
   if (rc == SQLITE_OK) {
     c->refs++;
     rc = sqlite3_create_module_v2(db, SCORE_EXT_PREFIX "scores", &scores_module, c, ctx_unref);
+  }
+  if (rc == SQLITE_OK && credit_shap_rows_impl) {
+    c->refs++;
+    rc = sqlite3_create_module_v2(db, SCORE_EXT_PREFIX "explanations", &explanations_module, c, ctx_unref);
   }
   if (rc != SQLITE_OK) *pzErrMsg = sqlite3_mprintf("score extension: %s", sqlite3_errmsg(db));
   ctx_unref(c);
