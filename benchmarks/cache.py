@@ -28,9 +28,11 @@ DONE = "done"
 
 
 def source_digest(sources: Path = SOURCES) -> str:
-    """sha256 over the path and bytes of every source file under `sources` (compiled files left out)."""
+    """sha256 over the path and bytes of every source file under `sources`, through symbolic links (compiled files
+    left out)."""
     h = hashlib.sha256()
-    for path in sorted(p for p in sources.rglob("*") if p.is_file()):
+    files = [Path(d) / f for d, _dirs, names in os.walk(sources, followlinks=True) for f in names]  # app/sql -> sql
+    for path in sorted(files):
         if "__pycache__" in path.parts or path.suffix in SKIPPED_SUFFIXES:
             continue
         h.update(path.relative_to(sources).as_posix().encode() + b"\0")

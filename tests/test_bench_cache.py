@@ -91,3 +91,14 @@ def test_two_processes_build_it_once(tmp_path):
         got = pool.map(_slow_build, [(str(cache), str(src), str(log))] * 2)
     assert got == ["whole", "whole"]
     assert log.read_text() == "built\n"
+
+
+def test_the_sources_include_linked_folders(tmp_path):
+    """app/sql is a link to the repository's sql/ (the schema and feature queries): an edit there counts."""
+    src = _sources(tmp_path)
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "features.sql").write_text("SELECT 1;\n")
+    (src / "sql").symlink_to("../sql")
+    first = cache_key({}, src)
+    (tmp_path / "sql" / "features.sql").write_text("SELECT 2;\n")
+    assert cache_key({}, src) != first
