@@ -193,7 +193,7 @@ def test_anchor_models(anchor, row_path, tmp_path):
     model_dir, X = anchor_model(anchor, quick=True)
     if row_path != "auto":
         model_dir = prepare_model_dir(model_dir / "model.txt", tmp_path / "model")
-        compile_model(model_dir, progress=False, tl2cgen_reference=False, row_path=row_path)
+        compile_model(model_dir, progress=False, tl2cgen_reference=False, with_native=False, row_path=row_path)
         assert "credit_row_tables(x, acc)" in (model_dir / "build" / "model.c").read_text()
     model = load_model(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
