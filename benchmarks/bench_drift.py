@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.models import project_pipeline
+from benchmarks.models import bench_pipeline
 
 
 def fill_log(db: Path, model_dir: Path, n: int) -> Path:
@@ -61,7 +61,7 @@ def run(quick: bool) -> list[dict]:
     from app.monitoring.drift import evidently_report, psi_report
     from app.scoring.db import connect
 
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     n = 5_000 if quick else 100_000
     work = Path(tempfile.mkdtemp(prefix="bench-drift-"))
     db = work / "credit.db"

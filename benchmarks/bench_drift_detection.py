@@ -16,26 +16,14 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.common import CACHE
-
 
 def pipeline(clients: int, seed: int, quick: bool) -> tuple[Path, Path]:
-    """Generate, ingest, train (quick search unless told) and compile once per (clients, seed, quick)."""
-    from app.data.ingest import ingest
-    from app.data.synthetic import generate
-    from app.model.compile import compile_model
-    from app.model.train import train
+    """Generate, ingest, train (quick search unless told) and compile once per (clients, seed, quick) and version
+    of app/ (benchmarks/pipeline.py; 3,000 clients, seed 7, quick: the test session's pipeline)."""
+    from benchmarks.models import project_pipeline
 
-    root = CACHE / f"detection-{clients}-{seed}-{'quick' if quick else 'full'}"
-    db, model_dir = root / "credit.db", root / "model"
-    if not (root / "done").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        generate(root / "raw", n_clients=clients, seed=seed, progress=False)
-        ingest(root / "raw", db, progress=False)
-        train(db, model_dir, seed=seed, quick=quick, progress=False)
-        compile_model(model_dir, progress=False, tl2cgen_reference=False)
-        (root / "done").write_text("")
-    return db, model_dir
+    pipe = project_pipeline(clients, seed, quick=quick)
+    return pipe.db, pipe.model_dir
 
 
 def measure(db: Path, model_dir: Path, windows: int, requests: int, seed: int = 1000) -> list[dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT, timeit
-from benchmarks.models import anchor_model, project_matrix, project_pipeline
+from benchmarks.models import anchor_model, bench_pipeline, project_matrix
 
 FIRST_EXPLAIN = """
 import json, resource, sys, time
@@ -143,7 +143,7 @@ def what_if_row(pipe, quick: bool) -> dict:
 def run(quick: bool) -> list[dict]:
     from app.model.explain import Explainer
 
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     _ids, X = project_matrix(pipe.db)
     explainer = Explainer.load(pipe.model_dir)
     explainer.explain(X[0])

@@ -34,7 +34,7 @@ import httpx
 import psutil
 
 from benchmarks.common import ROOT
-from benchmarks.models import project_pipeline
+from benchmarks.models import bench_pipeline
 
 KEY = "bench-officer-key"
 BATCH = 100  # client ids per POST /score/batch
@@ -192,7 +192,7 @@ def run(
         raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
     rounds = rounds or (2 if quick else 5)
     seconds = seconds or (2 if quick else 5)
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     work = Path(tempfile.mkdtemp(prefix="bench-http-"))
     shutil.copy(pipe.db, work / "credit.db")
     import apsw

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from benchmarks.common import CACHE
-from benchmarks.models import project_pipeline
+from benchmarks.models import bench_pipeline
 
 FULL_CLIENTS = 307_511
 KEY = "bench-officer-key"
@@ -29,7 +29,7 @@ KEY = "bench-officer-key"
 def _portfolio_db(pipe, n_clients: int):
     import apsw
 
-    db = CACHE / f"portfolio-{n_clients}.db"
+    db = CACHE / f"portfolio-{n_clients}-{pipe.root.name}.db"  # per pipeline folder: its model and version of app/
     if db.exists():
         return db
     tmp = db.with_suffix(".tmp")
@@ -50,6 +50,9 @@ def _portfolio_db(pipe, n_clients: int):
     conn.execute("COMMIT")
     conn.close()
     os.replace(tmp, db)
+    for old in [*CACHE.glob(f"portfolio-{n_clients}-*.db"), CACHE / f"portfolio-{n_clients}.db"]:
+        if old != db and old.exists():  # the copies made for older pipelines
+            old.unlink()
     return db
 
 
@@ -60,7 +63,7 @@ def _free_port() -> int:
 
 
 def run(quick: bool) -> list[dict]:
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     n_clients = 30_000 if quick else FULL_CLIENTS
     db = _portfolio_db(pipe, n_clients)
     port = _free_port()

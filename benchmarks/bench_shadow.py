@@ -26,7 +26,7 @@ import httpx
 
 from app.scoring.bundle import identify
 from benchmarks.bench_http import KEY, Server, lua_script, wrk
-from benchmarks.models import project_pipeline
+from benchmarks.models import bench_pipeline
 
 ROUNDS = 7
 P50_BUDGET = 1.10  # p50 at 1 connection, with / without
@@ -62,7 +62,7 @@ def run(quick: bool) -> list[dict]:
 
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk; `just system-deps` does it)")
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     work = Path(tempfile.mkdtemp(prefix="bench-shadow-"))
     setups = {}
     for name in ("without challenger", "with challenger"):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from benchmarks.common import calibrated_reference, timeit
-from benchmarks.models import project_matrix, project_pipeline
+from benchmarks.models import bench_pipeline, project_matrix
 
 
 def run(quick: bool) -> list[dict]:
@@ -20,7 +20,7 @@ def run(quick: bool) -> list[dict]:
 
     from app.scoring.db import connect
 
-    pipe = project_pipeline(3000 if quick else 20000)
+    pipe = bench_pipeline(quick)
     conn = connect(pipe.db, pipe.model_dir, readonly=True)
     n = conn.execute("SELECT count(*) FROM features").fetchone()[0]
     repeat = 2 if quick else 5

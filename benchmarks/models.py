@@ -8,39 +8,27 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.common import CACHE
+from benchmarks.cache import cached
 
 
-def project_pipeline(n_clients: int, seed: int = 42) -> SimpleNamespace:
-    """Generate, ingest, train and compile once per size; later runs reuse the cache."""
-    from app.data.ingest import ingest
-    from app.data.synthetic import generate
-    from app.model.compile import compile_model
-    from app.model.train import train
+def project_pipeline(n_clients: int, seed: int = 42, quick: bool = False) -> SimpleNamespace:
+    """Generate, ingest, train (the quick search when quick) and compile once per size and version of app/;
+    later runs reuse the cache (benchmarks/pipeline.py): raw, db, model_dir, timings."""
+    from benchmarks.pipeline import cached_pipeline
 
-    root = CACHE / f"pipeline-{n_clients}-{seed}"
-    raw, db, model_dir = root / "raw", root / "credit.db", root / "model"
-    done = root / "done"
-    timings = {}
-    if not done.exists():
-        import time
+    return cached_pipeline(n_clients, seed, quick)
 
-        root.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        generate(raw, n_clients=n_clients, seed=seed, progress=False)
-        timings["generate_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ingest(raw, db, progress=False)
-        timings["ingest_features_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        train(db, model_dir, seed=seed, progress=False)
-        timings["train_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        compile_model(model_dir, progress=False)
-        timings["compile_s"] = time.perf_counter() - t0
-        done.write_text(json.dumps(timings))
-    timings = json.loads(done.read_text())
-    return SimpleNamespace(raw=raw, db=db, model_dir=model_dir, timings=timings)
+
+QUICK_PIPELINE = (3000, 7)  # clients, seed: the test session's pipeline (tests/conftest.py), the same folder
+
+
+def bench_pipeline(quick: bool) -> SimpleNamespace:
+    """The pipeline a benchmark part measures: 20,000 clients and the full search; for the quick correctness pass,
+    the test session's 3,000 clients and quick search (built once for both; every engine is still checked on
+    the project's 416 features, its calibration and its scores table)."""
+    if quick:
+        return project_pipeline(*QUICK_PIPELINE, quick=True)
+    return project_pipeline(20000)
 
 
 def project_matrix(db: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -59,16 +47,23 @@ ANCHORS = ("500x31", "1000x63", "categorical")  # the engine budget's models (is
 
 
 def _cached_model(
-    model_dir: Path, X: np.ndarray, y: np.ndarray, n_trees: int, leaves: int, categorical: list[int] | None = None
+    name: str, X: np.ndarray, y: np.ndarray, n_trees: int, leaves: int, categorical: list[int] | None = None
+) -> Path:
+    """Train (seeded, one thread) and compile once per shape and version of app/ (benchmarks/cache.py); later calls
+    reuse the folder."""
+    params = {"n_trees": n_trees, "leaves": leaves, "shape": list(X.shape), "categorical": categorical or []}
+    return cached(name, params, lambda model_dir: _build_model(model_dir, X, y, n_trees, leaves, categorical))
+
+
+def _build_model(
+    model_dir: Path, X: np.ndarray, y: np.ndarray, n_trees: int, leaves: int, categorical: list[int] | None
 ) -> None:
-    """Train (seeded, one thread) and compile into model_dir once; later calls reuse it."""
+    import hashlib
+
     import lightgbm as lgb
 
     from app.model.compile import compile_model
 
-    if (model_dir / "done").exists():
-        return
-    model_dir.mkdir(parents=True, exist_ok=True)
     params = {
         "objective": "binary",
         "num_leaves": leaves,
@@ -84,8 +79,6 @@ def _cached_model(
     ds = lgb.Dataset(X, y, categorical_feature=categorical or "auto")
     booster = lgb.train(params, ds, num_boost_round=n_trees)
     booster.save_model(str(model_dir / "model.txt"))
-    import hashlib
-
     model_id = hashlib.sha256((model_dir / "model.txt").read_bytes()).hexdigest()
     n_features = X.shape[1]
     names = [f"f{i}" for i in range(n_features)]
@@ -93,7 +86,6 @@ def _cached_model(
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
     np.save(model_dir / "reference.npy", X[:2000], allow_pickle=False)
     compile_model(model_dir, progress=False)
-    (model_dir / "done").write_text("ok")
 
 
 def _synthetic(rows: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
@@ -107,10 +99,8 @@ def _synthetic(rows: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.r
 
 def large_model(n_trees: int, leaves: int = 63, n_features: int = 200, rows: int = 20_000) -> tuple[Path, np.ndarray]:
     """A fixed LightGBM model of n_trees x leaves on synthetic data with NaNs, compiled like ours."""
-    model_dir = CACHE / f"large-{n_trees}x{leaves}x{n_features}"
     X, y, _rng = _synthetic(rows, n_features)
-    _cached_model(model_dir, X, y, n_trees, leaves)
-    return model_dir, X
+    return _cached_model(f"large-{n_trees}x{leaves}x{n_features}", X, y, n_trees, leaves), X
 
 
 CATEGORY_LEVELS = (10, 40, 80, 150, 250)
@@ -131,9 +121,8 @@ def categorical_model(
         col[rng.random(rows) < 0.05] = np.nan
         X[:, j] = col
     y = (rng.random(rows) < 1 / (1 + np.exp(-(logit - 2.0 + 0.5 * np.nan_to_num(X[:, 5]))))).astype(int)
-    model_dir = CACHE / f"categorical-{n_trees}x{leaves}x{n_features}"
-    _cached_model(model_dir, X, y, n_trees, leaves, categorical=list(range(len(CATEGORY_LEVELS))))
-    return model_dir, X
+    categorical = list(range(len(CATEGORY_LEVELS)))
+    return _cached_model(f"categorical-{n_trees}x{leaves}x{n_features}", X, y, n_trees, leaves, categorical), X
 
 
 def anchor_model(name: str, quick: bool = False) -> tuple[Path, np.ndarray]:

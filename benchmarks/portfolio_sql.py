@@ -96,12 +96,12 @@ def measure(label: str, db: Path, model_dir: Path, X: np.ndarray, repeats: int) 
 
 
 def models(names: list[str], quick: bool) -> list[tuple[str, Path, Path, np.ndarray]]:
-    from benchmarks.models import anchor_model, project_matrix, project_pipeline
+    from benchmarks.models import anchor_model, bench_pipeline, project_matrix
 
     out = []
     for name in names:
         if name == "demo":
-            pipe = project_pipeline(3000 if quick else 20000)
+            pipe = bench_pipeline(quick)
             ids, X = project_matrix(pipe.db)
             order = np.argsort(ids)
             out.append(("demo", pipe.db, pipe.model_dir, np.ascontiguousarray(X[order])))

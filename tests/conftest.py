@@ -1,4 +1,5 @@
-"""Shared fixtures: one small pipeline (generate -> ingest -> train -> compile) per test session; for the API
+"""Shared fixtures: one small pipeline (generate -> ingest -> train -> compile), built once per version of app/
+and cached on disk (benchmarks/pipeline.py), copied once per test session; for the API
 tests, a module's private copy of it (`data`), a `credit serve` over that copy (`api`) and a known client (`known`).
 
 Tiers (the justfile's `test-unit`, `test-fast`, `test`): a test that uses none of the pipeline fixtures below is
@@ -19,7 +20,7 @@ from apiserver import ApiServer, copy_pipeline
 
 PIPELINE_CLIENTS = 3000
 PIPELINE_SEED = 7
-PIPELINE_FIXTURES = frozenset({"raw_data", "pipeline", "pipeline_copy", "data", "api", "known"})
+PIPELINE_FIXTURES = frozenset({"built_pipeline", "raw_data", "pipeline", "pipeline_copy", "data", "api", "known"})
 NOT_UNIT = ("slow", "browser", "integration")
 
 
@@ -33,27 +34,26 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
-def raw_data(tmp_path_factory) -> Path:
-    from app.data.synthetic import generate
+def built_pipeline() -> SimpleNamespace:
+    """The pipeline as built once per version of app/ (benchmarks/pipeline.py, cached on disk and shared with the
+    benchmark pass): generate, ingest, train with the quick search, compile. Tests read their copy below."""
+    from benchmarks.pipeline import cached_pipeline
 
+    return cached_pipeline(PIPELINE_CLIENTS, PIPELINE_SEED, quick=True)
+
+
+@pytest.fixture(scope="session")
+def raw_data(built_pipeline, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("raw")
-    generate(out, n_clients=PIPELINE_CLIENTS, seed=PIPELINE_SEED)
+    shutil.copytree(built_pipeline.raw, out, dirs_exist_ok=True)
     return out
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory, raw_data) -> SimpleNamespace:
-    from app.data.ingest import ingest
-    from app.model.compile import compile_model
-    from app.model.train import train
-
-    root = tmp_path_factory.mktemp("pipeline")
-    db = root / "credit.db"
-    model_dir = root / "model"
-    ingest(raw_data, db, progress=False)
-    train(db, model_dir, seed=PIPELINE_SEED, quick=True, progress=False)
-    compile_model(model_dir, progress=False)
-    return SimpleNamespace(data_dir=raw_data, db=db, model_dir=model_dir, root=root)
+def pipeline(built_pipeline, tmp_path_factory, raw_data) -> SimpleNamespace:
+    """The session's copy of the built pipeline: tests may read it, and write only in `pipeline_copy` or `data`."""
+    copied = copy_pipeline(built_pipeline, tmp_path_factory.mktemp("pipeline"))
+    return SimpleNamespace(data_dir=raw_data, db=copied.db, model_dir=copied.model_dir, root=copied.root)
 
 
 @pytest.fixture

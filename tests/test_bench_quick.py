@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,17 +26,34 @@ def clean_env() -> dict[str, str]:
     }
 
 
+def run_in_own_group(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """cmd in its own process group; on timeout the whole group is killed (the benchmark pass runs each part in a
+    child process, which would otherwise go on working after its parent is gone) and TimeoutError says what the
+    command had written on stderr."""
+    with subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _stdout, stderr = proc.communicate()
+            raise TimeoutError(
+                f"{' '.join(cmd[1:])}: more than {timeout:g} s; stderr so far:\n{stderr[-3000:]}"
+            ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # every engine and path checked once: 7 min on a quiet 2-core machine, more when shared
 def test_quick_benchmark_pass(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=clean_env(),
-    )
+    proc = run_in_own_group([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)], timeout=1500)
     results = json.loads((tmp_path / "results.json").read_text())
     assert not results["errors"], results["errors"]
     assert set(results["parts"]) == set(PARTS)
@@ -87,3 +106,31 @@ def test_quality_data_come_from_installed_packages(tmp_path):
     assert {r[header.index(target)] for r in rows} == {"good", "bad"}
     with pytest.raises(bench_quality.DataMissing, match="not installed"):
         bench_quality.package_file("no_such_package_for_credit", "data/x.csv")
+
+
+def test_a_timed_out_pass_leaves_no_process_behind(tmp_path):
+    """The pass's parts are grandchildren of the test: a timeout kills them too, not only their parent."""
+    pid_file = tmp_path / "grandchild.pid"
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('part started', file=sys.stderr, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="part started"):
+        run_in_own_group([sys.executable, "-c", code], timeout=3)
+    assert time.monotonic() - t0 < 30  # not held until the grandchild's own end (60 s) by the pipe it keeps open
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{grandchild}").exists() and "Z" not in _state(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{grandchild}").exists() or "Z" in _state(grandchild)  # gone, or dead awaiting its reaper
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

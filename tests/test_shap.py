@@ -178,18 +178,23 @@ def test_single_leaf_trees(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("anchor", "quick"),
-    # the 500x31 and categorical shapes with 100 trees (the benchmark's quick pass builds and caches them; their
-    # single rows take the same if/else path as with 500 trees); 1000x63 in full: its 62,000 table nodes are
-    # what sends single rows through the node tables (codegen.ROW_TABLE_MIN_NODES)
-    [("500x31", True), ("1000x63", False), ("categorical", True)],
+    ("anchor", "row_path"),
+    # the three anchor shapes with 100 trees (the benchmark's quick pass builds and caches them; their single
+    # rows take the same if/else path as with 500 trees); the 1000x63 shape compiled again with single rows
+    # through the node tables, the path its 1000-tree version takes (62,000 table nodes >=
+    # codegen.ROW_TABLE_MIN_NODES): the same code, without training and compiling 1000 trees for this test
+    [("500x31", "auto"), ("1000x63", "tables"), ("categorical", "auto")],
 )
-def test_anchor_models(anchor, quick):
+def test_anchor_models(anchor, row_path, tmp_path):
     """The engine benchmark's anchor models (benchmarks/models.py, cached there), random rows with
     NaN, +-inf and values at thresholds: TreeSHAP to 1e-9, the score exactly."""
     from benchmarks.models import anchor_model
 
-    model_dir, X = anchor_model(anchor, quick=quick)
+    model_dir, X = anchor_model(anchor, quick=True)
+    if row_path != "auto":
+        model_dir = prepare_model_dir(model_dir / "model.txt", tmp_path / "model")
+        compile_model(model_dir, progress=False, tl2cgen_reference=False, with_native=False, row_path=row_path)
+        assert "credit_row_tables(x, acc)" in (model_dir / "build" / "model.c").read_text()
     model = load_model(model_dir)
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
     rng = np.random.default_rng(9)
