@@ -14,7 +14,9 @@ Each step is the `credit` command a user runs, in its own process tree:
 A sampler thread reads the resident memory of every process of the step's tree (the command and, on Dask,
 its scheduler and worker processes) every 0.25 s: per step, the peak of each process (the largest worker's
 is reported as `worker_peak_rss_mb`, the command's own as `driver_peak_rss_mb`) and the peak of their sum.
-A sampled peak can miss a spike shorter than the period; it never overstates. Every finished step is
+A sampled peak can miss a spike shorter than the period; it never overstates. `cpu_seconds` is the user +
+system time of every process of the step (getrusage of the reaped children): on a shared machine the wall
+time stretches with the load, the CPU seconds show the work. Every finished step is
 appended to OUT/steps.jsonl at once (a long run that is stopped keeps its finished steps); a step whose
 output is already there is skipped unless --redo. The machine's load average is recorded per step.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -101,6 +104,7 @@ class TreeSampler(threading.Thread):
 
 def run_step(cmd: list[str], log: Path) -> dict:
     load = os.getloadavg()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with log.open("ab") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -110,6 +114,8 @@ def run_step(cmd: list[str], log: Path) -> dict:
         sampler.stop.set()
         sampler.join()
     seconds = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the step's processes, workers included (all reaped)
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     mb = 1 / (1 << 20)
     driver = sampler.peak.get(proc.pid, ("", 0))[1]
     workers = [rss for pid, (name, rss) in sampler.peak.items() if pid != proc.pid and "spawn" in name]
@@ -117,6 +123,7 @@ def run_step(cmd: list[str], log: Path) -> dict:
     return {
         "returncode": rc,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
         "driver_peak_rss_mb": round(driver * mb),
         "worker_peak_rss_mb": round(max(workers or others or [0]) * mb),
         "processes": len(sampler.peak),
