@@ -135,7 +135,8 @@ def scaling(args: argparse.Namespace) -> dict:
     export, parts, bounds, y = _labelled(features)
     p = len(export["features"])
     keep = np.ones(len(y), bool)
-    out: dict = {"rows": int(len(y)), "features": p, "trees": args.trees, "params": FIXED_PARAMS,
+    out: dict = {"rows": int(len(y)), "features": p, "trees": args.trees, "tree_learner": args.tree_learner,
+                 "params": FIXED_PARAMS,
                  "load_before": os.getloadavg()}  # fmt: skip
     with contextlib.ExitStack() as stack:
         clusters = {}
@@ -157,7 +158,9 @@ def scaling(args: argparse.Namespace) -> dict:
                 client, X, yy = clusters[w]
                 before = client.run(_worker_cpu)
                 t0 = time.perf_counter()
-                model = DaskLGBMClassifier(client=client, n_estimators=args.trees, **FIXED_PARAMS)
+                model = DaskLGBMClassifier(
+                    client=client, n_estimators=args.trees, tree_learner=args.tree_learner, **FIXED_PARAMS
+                )
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=r"Parameter (n_jobs|num_threads) will be ignored")
                     model.fit(X, yy)
@@ -204,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     s.add_argument("--features", type=Path, required=True)
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--trees", type=int, default=200)
+    s.add_argument("--tree-learner", default="data", choices=("data", "voting", "feature"),
+                   help="LightGBM's distributed learner")  # fmt: skip
     args = ap.parse_args(argv)
     out = noise(args) if args.mode == "noise" else scaling(args)
     print(json.dumps(out, indent=2, default=float))
