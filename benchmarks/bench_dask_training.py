@@ -2,6 +2,7 @@
 
 python -m benchmarks.bench_dask_training noise --out DIR [--clients 20000] [--seeds 3] [--trials 3]
 python -m benchmarks.bench_dask_training scaling --features FEATURES [--rounds 3] [--trees 200]
+python -m benchmarks.bench_dask_training fit-noise --out DIR [--seed 0] [--fits 8]   (after a `noise` run)
 
 noise: `credit generate` N clients into DIR (kept: a second run reuses it), `credit ingest` (the one-machine
     serving file), `credit partition` + `credit features` (2 workers). Then for each seed 0..K-1:
@@ -195,6 +196,46 @@ def scaling(args: argparse.Namespace) -> dict:
     return out
 
 
+def fit_noise(args: argparse.Namespace) -> dict:
+    """The final fit's own run-to-run noise on the held-out slice of a `noise` run's seed: the shipped model's
+    parameters and tree count (from model-dask-SEED/manifest.json) refitted on the same sample with LightGBM
+    seeds 0..K-1 (bagging and feature sampling vary), each scored on the same held-out clients. A lower bound
+    of the run-to-run noise (the search is not rerun), cheap enough to measure on a loaded machine."""
+    import lightgbm as lgb
+
+    from app.model.distributed import load_rows, split_clients
+    from app.model.evaluation import auc
+
+    root = args.out.resolve()
+    m = json.loads((root / f"model-dask-{args.seed}" / "manifest.json").read_text())
+    export, parts, bounds, y = _labelled(root / "features")
+    names = list(export["features"])
+    masked = {f for fs in m["sensitive"]["features"].values() for f in fs} if m["sensitive"]["excluded"] else set()
+    missing = tuple(i for i, n in enumerate(names) if n in masked)
+    held, sample = split_clients(y, m["distributed"]["held_out_rows"] / len(y), 50_000, args.seed)
+
+    def rows(mask: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            load_rows(str(root / "features"), part["file"], pids[mask[a:b]], len(names), missing)
+            for (part, pids, _t), a, b in zip(parts, bounds[:-1], bounds[1:], strict=True)
+        ])  # fmt: skip
+
+    Xs, Xh = rows(sample), rows(held)
+    ys, yh = y[sample], y[held]
+    params = {k: v for k, v in m["params"].items() if k not in ("num_boost_round", "bags")} | {"num_threads": 1}
+    aucs = []
+    for seed in range(args.fits):
+        b = lgb.train(params | {"seed": seed}, lgb.Dataset(Xs, ys), num_boost_round=int(m["params"]["num_boost_round"]))
+        aucs.append(float(auc(yh, b.predict(Xh, raw_score=True))))
+        print(json.dumps({"fit_seed": seed, "held_out_auc": aucs[-1]}), flush=True)
+    a = np.array(aucs)
+    h = m["distributed"]["held_out"]
+    return {"seed": args.seed, "held_out_rows": int(held.sum()), "sample_rows": int(sample.sum()),
+            "fit_seed_aucs": [round(x, 5) for x in aucs], "fit_noise_std": float(a.std(ddof=1)),
+            "fit_noise_range": float(a.max() - a.min()), "cluster_fit_auc": h["auc"],
+            "one_machine_fit_auc": h.get("sample_fit_auc"), "load": os.getloadavg()}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -209,8 +250,12 @@ def main(argv: list[str] | None = None) -> dict:
     s.add_argument("--trees", type=int, default=200)
     s.add_argument("--tree-learner", default="data", choices=("data", "voting", "feature"),
                    help="LightGBM's distributed learner")  # fmt: skip
+    f = sub.add_parser("fit-noise")
+    f.add_argument("--out", type=Path, required=True, help="the folder of a `noise` run")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--fits", type=int, default=8)
     args = ap.parse_args(argv)
-    out = noise(args) if args.mode == "noise" else scaling(args)
+    out = {"noise": noise, "scaling": scaling, "fit-noise": fit_noise}[args.mode](args)
     print(json.dumps(out, indent=2, default=float))
     return out
 
