@@ -65,9 +65,21 @@ def dask_client(
         notify(f"Dask: {n} workers on {where}" + (f"; dashboard {link}" if link else ""))
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _close_quietly(client, cluster, notify)
+
+
+def _close_quietly(client: Any, cluster: Any, notify: Callable[[str], None]) -> None:
+    """Close the client and the local cluster; a close that times out (a worker process slow to exit on a loaded
+    machine) is reported, never raised: the job's results are already in hand, and the cluster's processes are
+    killed by the nanny anyway. Measured: a 100,000-client `credit features` lost 40 minutes of finished work
+    when LocalCluster.close() timed out under a load average of 25."""
+    for what, close in (("client", client.close), ("local cluster", cluster.close if cluster is not None else None)):
+        if close is None:
+            continue
+        try:
+            close()
+        except (TimeoutError, OSError) as exc:
+            notify(f"warning: closing the Dask {what} did not finish cleanly ({type(exc).__name__}: {exc}); ignored")
 
 
 def _dashboard_link(client: Any) -> str | None:

@@ -189,6 +189,8 @@ def test_train_on_the_cluster_final_fit_on_all_rows_and_a_held_out_slice_confirm
     assert m["metrics"]["n_train"] == 1500  # the nested figures come from the sample, as on one machine
     assert d["held_out"]["rows"] == d["held_out_rows"] and 0.6 < d["held_out"]["auc"] <= 1
     assert "held-out slice (258 clients" in res.output
+    # the sample's own (one-machine) fit, which the cluster fit replaced, scored on the same clients beside it
+    assert 0.6 < d["held_out"]["sample_fit_auc"] <= 1 and "the sample's own fit: AUC" in res.output
     assert m["data_fingerprint"] == dict(rows(db, "SELECT key, value FROM meta"))["data_fingerprint"]
     # the same compiled library and SQL functions as one machine
     compile_model(model, progress=False)

@@ -294,16 +294,11 @@ def _lookup(lookup: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.ndarr
 
 
 def read_sources_manifest(sources_dir: Path) -> dict[str, Any]:
-    path = Path(sources_dir) / SOURCES_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DistributedError(f"{path} not found: is {sources_dir} a `credit partition` folder?") from None
-    except ValueError as e:
-        raise DistributedError(f"{path}: invalid JSON ({e})") from None
-    if manifest.get("format") != SOURCES_FORMAT:
-        raise DistributedError(f"{path}: format {manifest.get('format')!r}, expected {SOURCES_FORMAT!r}")
-    return manifest
+    from app.features_parquet import read_format_manifest
+
+    return read_format_manifest(
+        sources_dir, SOURCES_FILE, SOURCES_FORMAT, made_by="credit partition", error=DistributedError
+    )
 
 
 def _replace_dir(tmp: Path, out: Path, marker: str) -> None:

@@ -179,7 +179,9 @@ def train_on_dask(
                 "workers": len(client.scheduler_info(n_workers=-1)["workers"]),
                 "sample_seconds": round(sample_seconds, 1),
             }
+            sample_fit = None
             if champ == "lightgbm":
+                sample_fit = det
                 t1 = time.perf_counter()
                 det = {
                     **det,
@@ -194,12 +196,14 @@ def train_on_dask(
             say(f"final fit: {record['final_fit']} ({record['final_rows']:,} clients)")
             if held.any():
                 record["held_out"] = _score_held_out(
-                    client, features_dir, parts, bounds, held, y, p, det, champ, names, cal, threshold, fn_cost, fp_cost
-                )
+                    client, features_dir, parts, bounds, held, y, p, det, champ, names, cal, threshold, fn_cost,
+                    fp_cost, sample_fit=sample_fit,
+                )  # fmt: skip
                 h = record["held_out"]
                 say(
                     f"held-out slice ({h['rows']:,} clients nobody saw): AUC {h['auc']:.4f}, "
                     f"cost/client {h['cost_per_client']:.4f}"
+                    + (f"; the sample's own fit: AUC {h['sample_fit_auc']:.4f}" if "sample_fit_auc" in h else "")
                 )
             return det, record
 
@@ -275,26 +279,36 @@ def _fit_on_cluster(client, features_dir, parts, bounds, keep, y, p, det, names,
     return lgb.Booster(model_str=model.booster_.model_to_string())
 
 
-def _score_held_out(
-    client, features_dir, parts, bounds, held, y, p, det, champ, names, cal, threshold, fn_cost, fp_cost
-):
-    from app.model import calibration
-    from app.model.evaluation import auc, business_cost
-    from app.model.train import _model_text
-
-    text = _model_text(champ, det, names)
+def _held_out_margins(client, features_dir, parts, bounds, held, p, text: str) -> np.ndarray:
     shipped = client.scatter(text, broadcast=True)
     futures = [
         client.submit(margins_of, str(features_dir), part["file"], pids[held[a:b]], p, shipped, pure=False)
         for (part, pids, _t), a, b in zip(parts, bounds[:-1], bounds[1:], strict=True)
     ]
-    margins = np.concatenate([f.result() for f in futures])
+    return np.concatenate([f.result() for f in futures])
+
+
+def _score_held_out(
+    client, features_dir, parts, bounds, held, y, p, det, champ, names, cal, threshold, fn_cost, fp_cost,
+    sample_fit: dict | None = None,
+):  # fmt: skip
+    """The shipped model's figures on the held-out slice; with `sample_fit` (the one-machine procedure's own
+    final fit on the sample, which the cluster fit replaced), that fit's AUC on the same clients beside them."""
+    from app.model import calibration
+    from app.model.evaluation import auc, business_cost
+    from app.model.train import _model_text
+
+    margins = _held_out_margins(client, features_dir, parts, bounds, held, p, _model_text(champ, det, names))
     yh = np.concatenate([y[a:b][held[a:b]] for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     prob = calibration.apply(margins, cal)
-    return {
+    out = {
         "rows": int(len(yh)),
         "positives": int(yh.sum()),
         "auc": float(auc(yh, prob)),
         "cost_per_client": float(business_cost(yh, prob, threshold, fn_cost, fp_cost) / len(yh)),
         "brier": float(np.mean((prob - yh) ** 2)),
     }
+    if sample_fit is not None:
+        text = _model_text(champ, sample_fit, names)
+        out["sample_fit_auc"] = float(auc(yh, _held_out_margins(client, features_dir, parts, bounds, held, p, text)))
+    return out

@@ -47,7 +47,7 @@ import numpy as np
 
 from app import vectors
 from app.errors import CreditError
-from app.features_parquet import EXPORT_FORMAT, FEATURES_FILE, PART_TEMPLATE
+from app.features_parquet import EXPORT_FORMAT, FEATURES_FILE, PART_TEMPLATE, read_format_manifest
 from app.features_parquet import features_table as _features_table
 from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
 from app.scoring.db import connect, read_meta
@@ -176,16 +176,7 @@ def export_features(
 
 
 def read_export_manifest(input_dir: Path) -> dict[str, Any]:
-    path = Path(input_dir) / FEATURES_FILE
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BatchError(f"{path} not found: is {input_dir} a `credit export` folder?") from None
-    except ValueError as e:
-        raise BatchError(f"{path}: invalid JSON ({e})") from None
-    if manifest.get("format") != EXPORT_FORMAT:
-        raise BatchError(f"{path}: format {manifest.get('format')!r}, expected {EXPORT_FORMAT!r}")
-    return manifest
+    return read_format_manifest(input_dir, FEATURES_FILE, EXPORT_FORMAT, made_by="credit export", error=BatchError)
 
 
 class BatchError(CreditError, RuntimeError):
