@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import CreditError
-from app.service.auth import ROLE_RANK, ROLES
+from app.service.auth import ROLE_RANK, ROLES, config_entries
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -91,28 +91,22 @@ _DUMMY_HASH = hash_password("x" * 16)  # checked for unknown names, so that they
 
 def parse_accounts(text: str, source: str = "CREDIT_UI_USERS") -> dict[str, Account]:
     accounts: dict[str, Account] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.lstrip().startswith("#"):
-            continue
-        for entry in line.split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            parts = entry.split(":", 2)
-            if len(parts) != 3:
-                raise AccountError(f"{source} line {lineno}: an entry is not of the form name:role:hash")
-            name, role, password_hash = (p.strip() for p in parts)
-            if not NAME.fullmatch(name):
-                raise AccountError(f"{source} line {lineno}: the name {name[:64]!r} is not 1-64 of A-Z a-z 0-9 . _ @ -")
-            if role not in ROLE_RANK:
-                raise AccountError(f"{source} line {lineno}: unknown role {role[:20]!r} (expected one of {ROLES})")
-            try:
-                _parse_hash(password_hash)
-            except AccountError as exc:
-                raise AccountError(f"{source} line {lineno} ({name}): {exc}") from None
-            if name in accounts:
-                raise AccountError(f"{source} line {lineno}: the name {name!r} appears twice")
-            accounts[name] = Account(name, role, password_hash)
+    for lineno, entry in config_entries(text):
+        parts = entry.split(":", 2)
+        if len(parts) != 3:
+            raise AccountError(f"{source} line {lineno}: an entry is not of the form name:role:hash")
+        name, role, password_hash = (p.strip() for p in parts)
+        if not NAME.fullmatch(name):
+            raise AccountError(f"{source} line {lineno}: the name {name[:64]!r} is not 1-64 of A-Z a-z 0-9 . _ @ -")
+        if role not in ROLE_RANK:
+            raise AccountError(f"{source} line {lineno}: unknown role {role[:20]!r} (expected one of {ROLES})")
+        try:
+            _parse_hash(password_hash)
+        except AccountError as exc:
+            raise AccountError(f"{source} line {lineno} ({name}): {exc}") from None
+        if name in accounts:
+            raise AccountError(f"{source} line {lineno}: the name {name!r} appears twice")
+        accounts[name] = Account(name, role, password_hash)
     return accounts
 
 

@@ -17,6 +17,7 @@ the dashboard: give other API clients keys of their own (later entries of the sa
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.errors import CreditError
@@ -29,25 +30,29 @@ class KeyConfigError(CreditError, ValueError):
     """The key configuration is malformed (the message never contains a key)."""
 
 
-def parse_keys(text: str, source: str = "CREDIT_API_KEYS") -> list[tuple[bytes, str]]:
-    """Parse `key:role` entries separated by commas or newlines; returns [(key bytes, role)]."""
-    keys: list[tuple[bytes, str]] = []
+def config_entries(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, entry) of a setting holding entries separated by commas or newlines, `#` lines skipped."""
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("#"):
             continue
         for entry in line.split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            key, sep, role = entry.rpartition(":")
-            key, role = key.strip(), role.strip()
-            if not sep or not key:
-                raise KeyConfigError(f"{source} line {lineno}: an entry is not of the form key:role")
-            if role not in ROLE_RANK:
-                raise KeyConfigError(f"{source} line {lineno}: unknown role {role!r} (expected one of {ROLES})")
-            if any(c.isspace() for c in key):
-                raise KeyConfigError(f"{source} line {lineno}: a key contains white space")
-            keys.append((key.encode(), role))
+            if entry.strip():
+                yield lineno, entry.strip()
+
+
+def parse_keys(text: str, source: str = "CREDIT_API_KEYS") -> list[tuple[bytes, str]]:
+    """Parse `key:role` entries separated by commas or newlines; returns [(key bytes, role)]."""
+    keys: list[tuple[bytes, str]] = []
+    for lineno, entry in config_entries(text):
+        key, sep, role = entry.rpartition(":")
+        key, role = key.strip(), role.strip()
+        if not sep or not key:
+            raise KeyConfigError(f"{source} line {lineno}: an entry is not of the form key:role")
+        if role not in ROLE_RANK:
+            raise KeyConfigError(f"{source} line {lineno}: unknown role {role!r} (expected one of {ROLES})")
+        if any(c.isspace() for c in key):
+            raise KeyConfigError(f"{source} line {lineno}: a key contains white space")
+        keys.append((key.encode(), role))
     return keys
 
 
