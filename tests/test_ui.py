@@ -331,13 +331,15 @@ def test_api_client_sends_the_key_and_maps_errors():
         return forbidden.value, missing.value, other_shape.value
 
     forbidden, missing, other_shape = asyncio.run(scenario())
-    assert other_shape.kind == "contract" and "client_id" in other_shape.detail
+    assert other_shape.kind == "contract" and "client_id" in other_shape.detail  # the developer's detail, kept
     assert other_shape.message("fr").startswith("Réponse inattendue de l'API")
+    assert "client_id" not in other_shape.message("fr")  # msgspec's English is not shown
     assert seen["auth"] == "Bearer k"
-    assert forbidden.kind == "forbidden" and forbidden.status == 403
-    assert missing.kind == "not_found"
-    assert "unknown client" in missing.message("en") and "client_id: 9" in missing.message("en")
-    assert missing.message("fr").startswith("Introuvable")
+    assert forbidden.kind == "forbidden" and forbidden.status == 403 and forbidden.code == "forbidden_role"
+    assert "administrateur" in forbidden.message("fr")
+    assert missing.kind == "not_found" and missing.code == "unknown_client" and missing.data == {"client_id": 9}
+    assert missing.message("en") == "No file has the identifier 9. Check the client's number."
+    assert missing.message("fr") == "Aucun dossier ne porte l'identifiant 9. Vérifiez le numéro du client."
 
 
 def test_api_client_reports_a_down_api_clearly():
@@ -365,7 +367,8 @@ def test_api_client_non_json_error():
 
     with pytest.raises(ApiError) as err:
         asyncio.run(scenario())
-    assert err.value.kind == "api" and "502" in err.value.message("en") and "Bad Gateway" in err.value.message("en")
+    assert err.value.kind == "api" and "502" in err.value.message("en") and "Bad Gateway" in err.value.detail
+    assert "Bad Gateway" not in err.value.message("fr") and "code HTTP 502" in err.value.message("fr")
 
 
 # ---- command-line guard -----------------------------------------------------------------------------------------

@@ -143,11 +143,9 @@ LABELS: dict[str, dict[str, str]] = {
         "loading": "Chargement…",
         "err_down": "L'API est injoignable ({url}). Vérifiez qu'elle est démarrée.",
         "err_timeout": "L'API n'a pas répondu à temps ({url}).",
-        "err_unauthorized": "Clé d'API refusée : vérifiez la configuration du tableau de bord.",
-        "err_forbidden": "Accès refusé pour ce rôle.",
-        "err_not_found": "Introuvable : {detail}",
-        "err_api": "Erreur de l'API ({status}) : {detail}",
-        "err_contract": "Réponse inattendue de l'API ({url}) : {detail}",
+        "err_contract": (
+            "Réponse inattendue de l'API ({url}) : le tableau de bord et l'API n'ont peut-être pas la même version."
+        ),
         "bad_client_param": (
             "« {value} » n'est pas un identifiant client : un nombre entier écrit en chiffres, sans zéro initial."
         ),
@@ -339,11 +337,9 @@ LABELS: dict[str, dict[str, str]] = {
         "loading": "Loading…",
         "err_down": "The API cannot be reached ({url}). Check that it is running.",
         "err_timeout": "The API did not answer in time ({url}).",
-        "err_unauthorized": "API key rejected: check the dashboard configuration.",
-        "err_forbidden": "Access denied for this role.",
-        "err_not_found": "Not found: {detail}",
-        "err_api": "API error ({status}): {detail}",
-        "err_contract": "Unexpected answer from the API ({url}): {detail}",
+        "err_contract": (
+            "Unexpected answer from the API ({url}): the dashboard and the API may not be the same version."
+        ),
         "bad_client_param": "“{value}” is not a client id: a whole number written in digits, without a leading zero.",
         "login_title": "Log in",
         "password": "Password",
