@@ -103,8 +103,6 @@ LABELS: dict[str, dict[str, str]] = {
         "drift_verdict_stable": "Stable : rien de ce qui compte pour le modèle n'a bougé",
         "drift_verdict_watch": "À surveiller",
         "drift_verdict_act": "Agir : dérive de ce qui compte pour le modèle",
-        "drift_window": "Fenêtre jugée : les {rows} dernières requêtes, {span} ; référence : l'échantillon "
-        "d'entraînement ({ref_rows} clients).",
         "not_available": "Non disponible",
         "admin_only": "Réservé aux administrateurs.",
         "no_data": "Aucune donnée pour l'instant.",
@@ -297,8 +295,6 @@ LABELS: dict[str, dict[str, str]] = {
         "drift_verdict_stable": "Stable: nothing the model leans on has moved",
         "drift_verdict_watch": "Watch",
         "drift_verdict_act": "Act: what the model leans on has drifted",
-        "drift_window": "Window judged: the last {rows} requests, {span}; reference: the training sample "
-        "({ref_rows} clients).",
         "not_available": "Not available",
         "admin_only": "Administrators only.",
         "no_data": "No data yet.",
