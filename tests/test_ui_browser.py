@@ -15,24 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, OFFICER_KEY, ApiServer, copy_pipeline
-from needs import needs
-from playwright.sync_api import sync_playwright
+from browser_fixtures import needs_chromium
 from uiserver import UiServer, free_port, login
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 60_000  # the first explanation loads LightGBM: seconds, more on a shared machine
 
-pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 # ---- servers and browser ----------------------------------------------------------------------------------------
@@ -56,14 +45,6 @@ def dashboard(api):
 def client_id(api) -> int:
     ids = httpx.get(api.url + "/clients", params={"prefix": "1", "limit": 5}, headers=ADMIN, timeout=30).json()
     return int(ids["client_ids"][0])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

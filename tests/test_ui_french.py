@@ -15,17 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, ApiServer, copy_pipeline
-from needs import needs
+from browser_fixtures import needs_chromium
 from uiserver import UiServer, login
 
 from app.data import synthetic
 from ui import categories
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 TIMEOUT_MS = 90_000
 
-pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def english_vocabulary() -> set[str]:
@@ -68,16 +66,6 @@ def api(pipeline, tmp_path_factory):
 def dashboard(api):
     with UiServer(api.url, ADMIN_KEY, lang="fr") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def pages(client_id: int) -> list[tuple[str, str, str]]:
