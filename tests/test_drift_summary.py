@@ -141,8 +141,9 @@ def test_the_summary_of_the_real_apis_drift_answer(real_api):
             await stack.enter_async_context(real_api.lifespan())
             api = ApiClient("http://api", ADMIN_KEY, transport=httpx.ASGITransport(app=real_api))
             stack.push_async_callback(api.aclose)
-            ids = (await api.get("/clients", limit=300))["client_ids"]
-            await api.request("POST", "/score/batch", json={"client_ids": ids})
+            ids = (await api.get("/clients", limit=100))["client_ids"]
+            for _ in range(3):  # a window of at least 200 scores (CREDIT_DRIFT_MIN_ROWS)
+                await api.request("POST", "/score/batch", json={"client_ids": ids})
             return await api.monitoring_drift()
 
     drift = asyncio.run(scenario())

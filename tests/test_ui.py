@@ -13,7 +13,7 @@ import pytest
 from uiserver import ACCOUNTS, users_text
 
 from app.service import schemas as s
-from ui import logic
+from ui import locale, logic
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LABELS, LANGS, t
 from ui.main import build_config, dashboard_keys, is_loopback
@@ -88,6 +88,9 @@ def test_gauge_marks_the_threshold():
     assert series["axisLine"]["lineStyle"]["color"][0][0] == 0.3
     caption = logic.gauge_caption(0.42, 0.3, "refuse", "en")
     assert "42.0%" in caption and "30.0%" in caption and "refused" in caption
+    fr = logic.gauge_option(0.0137, 0.0861, "fr")["series"][0]
+    assert fr["detail"]["formatter"] == "1,4\u00a0%" and fr["data"][0]["name"] == "Seuil 8,6\u00a0%"
+    assert fr["axisLabel"]["formatter"] == "{value}\u00a0%" and series["axisLabel"]["formatter"] == "{value}%"
 
 
 # ---- waterfall --------------------------------------------------------------------------------------------------
@@ -134,6 +137,11 @@ def test_waterfall_option_bars_span_start_to_end():
             assert width == pytest.approx(abs(step["shap"]), abs=1e-4)
     caption = logic.waterfall_caption(data, "fr")
     assert "4 contributions" in caption and "3 augmentent" in caption and "1 le diminuent" in caption
+    assert "départ -2,000" in caption or "départ \u2212" in caption  # the locale's decimals, not '-2.000'
+    labels = [d["label"]["formatter"] for d in option["series"][1]["data"]]
+    assert labels[1] == "+1,000" and labels[3] == "\u22120,400" and labels[0] == locale.fixed(-2.0, "fr")
+    assert "toLocaleString('fr-FR'" in option["xAxis"]["axisLabel"][":formatter"]
+    assert logic.waterfall_rows_height(data) >= 34 * len(data["steps"])
 
 
 def test_waterfall_without_margin_uses_the_sum():

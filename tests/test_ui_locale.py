@@ -99,10 +99,10 @@ def test_champion_reasons_in_french_with_the_locales_numbers():
     from ui.model_report import champion_why
 
     assert champion_why("lowest honest cost per client (0.4972) vs lightgbm 0.4988", "fr") == (
-        "coût honnête par client le plus bas (0,4972) contre 0,4988 pour lightgbm"
+        "coût honnête par client le plus bas (0,4972) contre 0,4988 pour « LightGBM optimisé »"
     )
     tie = champion_why("lowest honest cost per client (0.3276) vs lightgbm 0.3276", "fr")
-    assert "à égalité avec lightgbm" in tie and "lowest" not in tie
+    assert "à égalité avec « LightGBM optimisé »" in tie and "lowest" not in tie
     assert champion_why("same honest cost as blend, higher out-of-fold AUC", "fr").startswith("même coût honnête")
     long = (
         "honest cost per client 0.4900 ties with lightgbm's 0.4910 (paired difference -0.0010 ± 0.0020, within two"

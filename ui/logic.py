@@ -107,10 +107,16 @@ def gauge_option(probability: float, threshold: float, lang: str) -> dict:
                 "axisTick": {"show": False},
                 "splitLine": {"length": 8, "lineStyle": {"color": "#374151"}},
                 "splitNumber": 5,
-                "axisLabel": {"color": "#1f2937", "distance": 24, "fontSize": 11, "formatter": "{value}%"},
+                # the locale's percent sign ('20 %' / '20%'); the needle's figure written by the locale layer
+                "axisLabel": {
+                    "color": "#1f2937",
+                    "distance": 24,
+                    "fontSize": 11,
+                    "formatter": "{value}\u00a0%" if lang == "fr" else "{value}%",
+                },
                 "detail": {
                     "valueAnimation": False,
-                    "formatter": "{value}%",
+                    "formatter": fmt_prob(probability, lang),
                     "color": "#111827",
                     "fontSize": 22,
                     "offsetCenter": [0, "35%"],
@@ -119,7 +125,7 @@ def gauge_option(probability: float, threshold: float, lang: str) -> dict:
                 "data": [
                     {
                         "value": round(100 * float(probability), 1),
-                        "name": f"{t('threshold', lang)} {round(100 * thr, 1)}%",
+                        "name": f"{t('threshold', lang)} {fmt_prob(thr, lang)}",
                     }
                 ],
             }
@@ -204,7 +210,9 @@ def waterfall_option(data: dict, lang: str = "fr") -> dict:
                     "show": True,
                     "position": "right",
                     "color": "#111827",
-                    "formatter": f"{s['shap']:+.3f}" if s["kind"] in ("up", "down") else f"{s['shap']:.3f}",
+                    "formatter": _signed(s["shap"], lang)
+                    if s["kind"] in ("up", "down")
+                    else locale.fixed(s["shap"], lang),
                 },
             }
         )
@@ -218,12 +226,14 @@ def waterfall_option(data: dict, lang: str = "fr") -> dict:
                 "nameLocation": "middle",
                 "nameGap": 22,
                 "scale": True,
+                "axisLabel": {":formatter": js_number_formatter(lang)},
             },
             "yAxis": {
                 "type": "category",
                 "inverse": True,
                 "data": labels,
-                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break"},
+                # two lines at most per label, each row tall enough for them (the page sizes the chart by rows)
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break", "lineHeight": 13},
             },
             "series": [
                 # stackStrategy 'all' stacks negative offsets too, so each visible bar spans [start, end]
@@ -254,12 +264,28 @@ def responsive(option: dict, narrow: int = 520, label_width: int = 110) -> dict:
     }
 
 
+def _signed(v: float, lang: str) -> str:
+    """A contribution with its sign, in the locale's decimals: '+0,120', '−0,234'."""
+    return ("+" if v >= 0 else "\u2212") + locale.fixed(abs(v), lang)
+
+
+def js_number_formatter(lang: str) -> str:
+    """An ECharts axis-label formatter (JavaScript, NiceGUI's ':' option keys) writing numbers the locale's way."""
+    tag = "fr-FR" if lang == "fr" else "en-GB"
+    return f"v => v.toLocaleString('{tag}', {{maximumFractionDigits: 3}})"
+
+
+def waterfall_rows_height(data: dict) -> int:
+    """The waterfall's height in pixels: room for a two-line label on every row."""
+    return max(384, 34 * len(data["steps"]) + 60)
+
+
 def waterfall_caption(data: dict, lang: str) -> str:
     steps = [s for s in data["steps"] if s["kind"] in ("up", "down")]
     return t(
         "explain_caption",
         lang,
-        base=f"{data['base']:.3f}",
+        base=locale.fixed(data["base"], lang),
         n=len(steps),
         up=sum(s["kind"] == "up" for s in steps),
         down=sum(s["kind"] == "down" for s in steps),

@@ -291,22 +291,23 @@ def champion_why(why: str, lang: str) -> str:
     if lang != "fr":
         return why
     num = lambda text: locale.fixed(float(text), lang, 4)  # noqa: E731
+    name = lambda kind: f"« {tr(kind, lang)} »"  # noqa: E731 - a candidate by its French name
     m = _LOWEST.fullmatch(why)
     if m:
         cost, other, other_cost = m.groups()
         text = f"coût honnête par client le plus bas ({num(cost)})"
         if other and num(other_cost) == num(cost):
-            return text + f", à égalité avec {other} à la 4e décimale (départagé par l'AUC hors échantillon)"
-        return text + (f" contre {num(other_cost)} pour {other}" if other else "")
+            return text + f", à égalité avec {name(other)} à la 4e décimale (départagé par l'AUC hors échantillon)"
+        return text + (f" contre {num(other_cost)} pour {name(other)}" if other else "")
     m = _SAME.fullmatch(why)
     if m:
-        return f"même coût honnête que {m.group(1)}, AUC hors échantillon plus élevée"
+        return f"même coût honnête que {name(m.group(1))}, AUC hors échantillon plus élevée"
     m = _TIE.fullmatch(why)
     if m:
         cost, other, other_cost, diff, se, auc, other_auc = m.groups()
         return (
-            f"coût honnête par client {num(cost)}, à égalité avec les {num(other_cost)} de {other} (écart apparié "
-            f"{locale.fixed(float(diff), lang, 4)} ± {num(se)}, dans deux écarts-types) et AUC hors échantillon plus "
-            f"élevée ({num(auc)} contre {num(other_auc)})"
+            f"coût honnête par client {num(cost)}, à égalité avec les {num(other_cost)} de {name(other)} "
+            f"(écart apparié {locale.fixed(float(diff), lang, 4)} ± {num(se)}, dans deux écarts-types) et AUC hors "
+            f"échantillon plus élevée ({num(auc)} contre {num(other_auc)})"
         )
     return f"{why} (non traduit)"
