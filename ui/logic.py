@@ -275,9 +275,27 @@ def js_number_formatter(lang: str) -> str:
     return f"v => v.toLocaleString('{tag}', {{maximumFractionDigits: 3}})"
 
 
+def bar_rows_height(rows: int) -> int:
+    """A horizontal bar chart's height in pixels: room for a two-line label on every row."""
+    return max(384, 34 * rows + 60)
+
+
 def waterfall_rows_height(data: dict) -> int:
-    """The waterfall's height in pixels: room for a two-line label on every row."""
-    return max(384, 34 * len(data["steps"]) + 60)
+    return bar_rows_height(len(data["steps"]))
+
+
+def localize_axes(option: dict, lang: str) -> dict:
+    """Every value axis of an ECharts option (and of its responsive base) writes its numbers the locale's way,
+    unless it has a formatter of its own."""
+    base = option.get("baseOption", option)
+    for key in ("xAxis", "yAxis"):
+        axes = base.get(key)
+        for axis in axes if isinstance(axes, list) else [axes] if isinstance(axes, dict) else []:
+            if axis.get("type", "value") == "value":
+                label = axis.setdefault("axisLabel", {})
+                if "formatter" not in label and ":formatter" not in label:
+                    label[":formatter"] = js_number_formatter(lang)
+    return option
 
 
 def waterfall_caption(data: dict, lang: str) -> str:

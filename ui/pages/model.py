@@ -40,7 +40,7 @@ async def model_page():
                 ui.label(t("costs", lg, fn=_cost(costs.get("fn"), lg), fp=_cost(costs.get("fp"), lg)))
                 ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
                 if model.get("trained_at"):
-                    ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
+                    ui.label(f"{t('trained_at', lg)} : {locale.when(model['trained_at'], lg)}")
                 metrics = model.get("metrics") or {}
                 quality = mr.has_evaluation(model)
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
@@ -76,7 +76,10 @@ async def model_page():
             with ui.card().classes("w-full"):
                 ui.label(t("global_importance", lg)).classes("font-bold").props("role=heading aria-level=2")
                 top = ", ".join(feature_label(f, lg) for f in logic.top_features(model, 5))
-                chart(logic.importance_option(model, lg), t("importance_caption", lg, top=top or "—"), "h-96")
+                importance = logic.importance_option(model, lg)
+                chart(importance, t("importance_caption", lg, top=top or "—"), "h-96").style(
+                    f"height:{logic.bar_rows_height(len(logic.top_features(model, 15)))}px"
+                )
 
 
 def _quality_cards(model: dict, lg: str) -> None:

@@ -306,7 +306,8 @@ def fairness_rows(table: dict, lg: str = "fr") -> list[dict]:
 
 
 def show_fairness(rep: dict, lg: str) -> None:
-    ui.label(t("fairness_caption", lg, floor=rep.get("ratio_floor", 0.8), n=rep.get("clients", 0)))
+    floor, clients = locale.number(rep.get("ratio_floor", 0.8), lg, 2), locale.number(rep.get("clients", 0), lg)
+    ui.label(t("fairness_caption", lg, floor=floor, n=clients))
     cols = [
         ("group", "fair_group", "left"),
         ("clients", "perf_n", "right"),
