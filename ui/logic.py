@@ -450,7 +450,7 @@ def comparison(
         feature=label,
         value=fmt_value(value, lang),
         percentile="—" if percentile is None else percentile,
-        n=int(np.isfinite(col).sum()),
+        n=locale.number(int(np.isfinite(col).sum()), lang),
         acc=fmt_value(_median(acc), lang),
         ref=fmt_value(_median(ref), lang),
         k=int(near.size),
