@@ -258,7 +258,10 @@ def responsive(option: dict, narrow: int = 520, label_width: int = 110) -> dict:
         "media": [
             {
                 "query": {"maxWidth": narrow},
-                "option": {"yAxis": {"axisLabel": {"width": label_width, "fontSize": 10}}, "grid": {"right": 44}},
+                "option": {
+                    "yAxis": {"axisLabel": {"width": label_width, "fontSize": 10, "lineHeight": 11}},
+                    "grid": {"right": 44},
+                },
             }
         ],
     }
@@ -276,8 +279,9 @@ def js_number_formatter(lang: str) -> str:
 
 
 def bar_rows_height(rows: int) -> int:
-    """A horizontal bar chart's height in pixels: room for a two-line label on every row."""
-    return max(384, 34 * rows + 60)
+    """A horizontal bar chart's height in pixels: room on every row for a label broken on up to three lines (four
+    on a phone, where the labels are narrower and smaller)."""
+    return max(384, 46 * rows + 60)
 
 
 def waterfall_rows_height(data: dict) -> int:
@@ -403,7 +407,8 @@ def comparison(
     option: dict = {
         "aria": {"enabled": True},
         "legend": {"top": 0, "textStyle": {"color": "#1f2937"}},
-        "grid": {"left": 8, "right": 8, "top": 48, "bottom": 8, "containLabel": True},
+        # room for a legend on two lines (a phone) and the client's value label above the plot
+        "grid": {"left": 8, "right": 8, "top": 76, "bottom": 8, "containLabel": True},
         "tooltip": {"trigger": "axis"},
         "xAxis": {"type": "category", "data": cats, "axisLabel": {"color": "#1f2937"}},
         "yAxis": [{"type": "value", "axisLabel": {"color": "#1f2937"}}, {"type": "value", "show": False}],
