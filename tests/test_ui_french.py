@@ -85,7 +85,7 @@ PAGES = [
     ("model", "/model", "model-id", None),
     ("model-report", "/model/report", "bands", None),
     ("model-card", "/model-card", "model-card", None),
-    ("monitoring", "/monitoring", "fairness-gender", None),  # traffic, drift, realised performance and fairness
+    ("monitoring", "/monitoring", "fairness-caption", None),  # traffic, drift, realised performance and fairness
     ("drift-report", "/drift-report", "drift-summary-text", None),
 ]
 TABS_EN = {"Explication": "Explanation", "Comparaison": "Comparison", "Simulation": "What-if"}

@@ -307,7 +307,7 @@ def fairness_rows(table: dict, lg: str = "fr") -> list[dict]:
 
 def show_fairness(rep: dict, lg: str) -> None:
     floor, clients = locale.number(rep.get("ratio_floor", 0.8), lg, 2), locale.number(rep.get("clients", 0), lg)
-    ui.label(t("fairness_caption", lg, floor=floor, n=clients))
+    ui.label(t("fairness_caption", lg, floor=floor, n=clients)).props("data-testid=fairness-caption")
     cols = [
         ("group", "fair_group", "left"),
         ("clients", "perf_n", "right"),
