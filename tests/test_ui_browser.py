@@ -235,7 +235,8 @@ def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api, client_id
     assert httpx.get(dashboard.url + "/reports/drift", timeout=30).status_code == 401  # no session: no report
     # issue 19: realised performance and fairness sections, and the model card behind its link
     page.get_by_test_id("perf-kpis").wait_for()
-    page.get_by_test_id("fairness-gender").wait_for(timeout=240_000)  # the API's first fairness report is slow
+    page.get_by_test_id("fairness-caption").wait_for(timeout=240_000)  # the API's first fairness report is slow
+    assert page.locator("[data-testid=fairness-gender]").count() == 1  # the table of each attribute, below it
     page.get_by_test_id("model-card-link").click()
     page.get_by_test_id("model-card").wait_for()
     assert manifest["model_id"] in page.get_by_test_id("model-card").inner_text()
