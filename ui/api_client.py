@@ -196,10 +196,14 @@ class ApiClient:
         return await self.get("/population", features=",".join(features), limit=limit, decode=s.Population)
 
     async def performance(self) -> s.PerformanceReport:
-        return await self.get("/monitoring/performance", period="all", decode=s.PerformanceReport)
+        # reports computed over the whole log: seconds, tens of seconds on a busy machine (the page fills in later)
+        params = {"period": "all"}
+        path = "/monitoring/performance"
+        return await self.request("GET", path, params=params, timeout=REPORT_TIMEOUT_S, decode=s.PerformanceReport)
 
     async def fairness(self) -> s.FairnessReport:
-        return await self.get("/monitoring/fairness", decode=s.FairnessReport)
+        path = "/monitoring/fairness"
+        return await self.request("GET", path, timeout=REPORT_TIMEOUT_S, decode=s.FairnessReport)
 
     async def model_fairness(self) -> s.FairnessReport:
         return await self.get("/model/fairness", decode=s.FairnessReport)
