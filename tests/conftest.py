@@ -22,6 +22,7 @@ PIPELINE_CLIENTS = 3000
 PIPELINE_SEED = 7
 PIPELINE_FIXTURES = frozenset({"built_pipeline", "raw_data", "pipeline", "pipeline_copy", "data", "api", "known"})
 NOT_UNIT = ("slow", "browser", "integration")
+pytest_plugins = ["browser_fixtures"]  # chromium for the browser tests (tests/browser_fixtures.py)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -9,20 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, ApiServer, copy_pipeline
+from browser_fixtures import needs_chromium
 from decisions import refused
-from needs import needs
-from playwright.sync_api import sync_playwright
 from uiserver import UiServer, login
 
 from app.rights.pdf import page_count
 from app.scoring.bundle import ModelBundle
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000
 
-pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +39,6 @@ def dashboard(api):
 @pytest.fixture(scope="module")
 def client_id(api) -> int:
     return refused(ModelBundle.load(api.pipeline.model_dir), api.pipeline.db, 1)[0]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_letter_link_on_the_client_page_opens_the_letter_of_that_decision(browser, dashboard, api, client_id):

@@ -124,3 +124,48 @@ def test_model_page_shows_translated_figures(manifest, page_sim):
         assert [r["variant"] for r in effect.rows] == ["avec ces variables", "sans ces variables"]
 
     page_sim(scenario, key="officer-key", transport=httpx.MockTransport(handler))
+
+
+# ---- report.html in the reader's language (ui/report_html.py, served by the dashboard at /model/report) ----------
+
+ENGLISH_NUMBER = re.compile(r"(?<![\w.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d,])|(?<![\w.])\d+\.\d+(?![\w.])")
+
+
+def _text(page: str) -> str:
+    """The words and numbers a reader sees: the tags' contents, not their attributes (SVG coordinates)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style>.*?</style>", "", page, flags=re.S)))
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_report_html_in_the_readers_language(manifest, lang):
+    from ui import locale, report_html
+
+    page = report_html.render(manifest, lang)
+    text = _text(page)
+    assert f'<html lang="{lang}">' in page and page.count("<svg") == 4 and "<script" not in page
+    assert "— ± —" not in text and "{" not in text
+    n_bands = len(manifest["evaluation"]["score_bands"])
+    table = page[page.index('data-testid="bands"') :]
+    assert [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", table)] == list(range(1, n_bands + 1))
+    bands_svg = page.split("<svg")[4]
+    bar_labels = re.findall(r'text-anchor="middle">(\d+)</text>', bands_svg)
+    assert bar_labels == [str(i) for i in range(1, n_bands + 1)]  # the chart's deciles are the table's
+    assert locale.fixed(manifest["metrics"]["oof_auc"], lang, 4) in text
+    assert _text(locale.percent(manifest["threshold"], lang)) in text
+    for kind in ("accept_all", "refuse_all", "lightgbm"):
+        assert mr.tr(kind, lang) in text
+    if lang == "fr":
+        assert not ENGLISH_NUMBER.findall(text), ENGLISH_NUMBER.findall(text)
+        for english in ("accept everybody", "cost per client", "Reliability", "Model report", "decile", "trained"):
+            assert english not in text
+        assert "Rapport du modèle" in text and "Déciles de score" in text
+    else:
+        assert "Model report" in text and "Rapport" not in text
+
+
+def test_report_html_escapes_what_it_quotes(manifest):
+    from ui import report_html
+
+    hostile = {**manifest, "model_id": "<script>x</script>", "champion": {**manifest["champion"], "why": "<b>x</b>"}}
+    page = report_html.render(hostile, "en")
+    assert "<script>" not in page and "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page

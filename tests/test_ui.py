@@ -13,7 +13,7 @@ import pytest
 from uiserver import ACCOUNTS, users_text
 
 from app.service import schemas as s
-from ui import logic
+from ui import locale, logic
 from ui.api_client import ApiClient, ApiError
 from ui.i18n import LABELS, LANGS, t
 from ui.main import build_config, dashboard_keys, is_loopback
@@ -88,6 +88,9 @@ def test_gauge_marks_the_threshold():
     assert series["axisLine"]["lineStyle"]["color"][0][0] == 0.3
     caption = logic.gauge_caption(0.42, 0.3, "refuse", "en")
     assert "42.0%" in caption and "30.0%" in caption and "refused" in caption
+    fr = logic.gauge_option(0.0137, 0.0861, "fr")["series"][0]
+    assert fr["detail"]["formatter"] == "1,4\u00a0%" and fr["data"][0]["name"] == "Seuil 8,6\u00a0%"
+    assert fr["axisLabel"]["formatter"] == "{value}\u00a0%" and series["axisLabel"]["formatter"] == "{value}%"
 
 
 # ---- waterfall --------------------------------------------------------------------------------------------------
@@ -134,6 +137,11 @@ def test_waterfall_option_bars_span_start_to_end():
             assert width == pytest.approx(abs(step["shap"]), abs=1e-4)
     caption = logic.waterfall_caption(data, "fr")
     assert "4 contributions" in caption and "3 augmentent" in caption and "1 le diminuent" in caption
+    assert "départ -2,000" in caption or "départ \u2212" in caption  # the locale's decimals, not '-2.000'
+    labels = [d["label"]["formatter"] for d in option["series"][1]["data"]]
+    assert labels[1] == "+1,000" and labels[3] == "\u22120,400" and labels[0] == locale.fixed(-2.0, "fr")
+    assert "toLocaleString('fr-FR'" in option["xAxis"]["axisLabel"][":formatter"]
+    assert logic.waterfall_rows_height(data) >= 34 * len(data["steps"])
 
 
 def test_waterfall_without_margin_uses_the_sum():
@@ -331,13 +339,15 @@ def test_api_client_sends_the_key_and_maps_errors():
         return forbidden.value, missing.value, other_shape.value
 
     forbidden, missing, other_shape = asyncio.run(scenario())
-    assert other_shape.kind == "contract" and "client_id" in other_shape.detail
+    assert other_shape.kind == "contract" and "client_id" in other_shape.detail  # the developer's detail, kept
     assert other_shape.message("fr").startswith("Réponse inattendue de l'API")
+    assert "client_id" not in other_shape.message("fr")  # msgspec's English is not shown
     assert seen["auth"] == "Bearer k"
-    assert forbidden.kind == "forbidden" and forbidden.status == 403
-    assert missing.kind == "not_found"
-    assert "unknown client" in missing.message("en") and "client_id: 9" in missing.message("en")
-    assert missing.message("fr").startswith("Introuvable")
+    assert forbidden.kind == "forbidden" and forbidden.status == 403 and forbidden.code == "forbidden_role"
+    assert "administrateur" in forbidden.message("fr")
+    assert missing.kind == "not_found" and missing.code == "unknown_client" and missing.data == {"client_id": 9}
+    assert missing.message("en") == "No file has the identifier 9. Check the client's number."
+    assert missing.message("fr") == "Aucun dossier ne porte l'identifiant 9. Vérifiez le numéro du client."
 
 
 def test_api_client_reports_a_down_api_clearly():
@@ -365,7 +375,8 @@ def test_api_client_non_json_error():
 
     with pytest.raises(ApiError) as err:
         asyncio.run(scenario())
-    assert err.value.kind == "api" and "502" in err.value.message("en") and "Bad Gateway" in err.value.message("en")
+    assert err.value.kind == "api" and "502" in err.value.message("en") and "Bad Gateway" in err.value.detail
+    assert "Bad Gateway" not in err.value.message("fr") and "code HTTP 502" in err.value.message("fr")
 
 
 # ---- command-line guard -----------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import apsw
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, KEYS, OFFICER_KEY, ApiServer, copy_pipeline
+from browser_fixtures import needs_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from needs import needs
 from uiserver import ACCOUNTS, UiServer, login, users_text
 
 from app.accounts import (
@@ -31,7 +31,6 @@ from app.accounts import (
 )
 from app.store import default_path
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL = "http://evil.example"
 
 # ---- accounts and passwords -------------------------------------------------------------------------------------
@@ -259,18 +258,8 @@ def test_credit_ui_without_accounts_refuses_to_start(api):
 # ---- in chromium --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 @pytest.mark.browser
-@needs(CHROMIUM, "just system-deps")
+@needs_chromium
 def test_login_throttle_logout_and_the_logged_user(browser, dashboard, api, client_id):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
     pg = context.new_page()

@@ -15,24 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, OFFICER_KEY, ApiServer, copy_pipeline
-from needs import needs
-from playwright.sync_api import sync_playwright
+from browser_fixtures import needs_chromium
 from uiserver import UiServer, free_port, login
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 60_000  # the first explanation loads LightGBM: seconds, more on a shared machine
 
-pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 # ---- servers and browser ----------------------------------------------------------------------------------------
@@ -56,14 +45,6 @@ def dashboard(api):
 def client_id(api) -> int:
     ids = httpx.get(api.url + "/clients", params={"prefix": "1", "limit": 5}, headers=ADMIN, timeout=30).json()
     return int(ids["client_ids"][0])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -254,7 +235,8 @@ def test_model_and_monitoring_pages_for_an_admin(page, dashboard, api, client_id
     assert httpx.get(dashboard.url + "/reports/drift", timeout=30).status_code == 401  # no session: no report
     # issue 19: realised performance and fairness sections, and the model card behind its link
     page.get_by_test_id("perf-kpis").wait_for()
-    page.get_by_test_id("fairness-gender").wait_for(timeout=240_000)  # the API's first fairness report is slow
+    page.get_by_test_id("fairness-caption").wait_for(timeout=240_000)  # the API's first fairness report is slow
+    assert page.locator("[data-testid=fairness-gender]").count() == 1  # the table of each attribute, below it
     page.get_by_test_id("model-card-link").click()
     page.get_by_test_id("model-card").wait_for()
     assert manifest["model_id"] in page.get_by_test_id("model-card").inner_text()

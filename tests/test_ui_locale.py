@@ -99,10 +99,10 @@ def test_champion_reasons_in_french_with_the_locales_numbers():
     from ui.model_report import champion_why
 
     assert champion_why("lowest honest cost per client (0.4972) vs lightgbm 0.4988", "fr") == (
-        "coût honnête par client le plus bas (0,4972) contre 0,4988 pour lightgbm"
+        "coût honnête par client le plus bas (0,4972) contre 0,4988 pour « LightGBM optimisé »"
     )
     tie = champion_why("lowest honest cost per client (0.3276) vs lightgbm 0.3276", "fr")
-    assert "à égalité avec lightgbm" in tie and "lowest" not in tie
+    assert "à égalité avec « LightGBM optimisé »" in tie and "lowest" not in tie
     assert champion_why("same honest cost as blend, higher out-of-fold AUC", "fr").startswith("même coût honnête")
     long = (
         "honest cost per client 0.4900 ties with lightgbm's 0.4910 (paired difference -0.0010 ± 0.0020, within two"
@@ -122,3 +122,24 @@ def test_whatif_inputs_use_the_panels_units():
     assert logic.whatif_format("AMT_CREDIT") == "%.0f"  # whole euros, never 1.467e+06
     assert logic.whatif_raw("CNT_CHILDREN", 2.0, 1) == 2 and isinstance(logic.whatif_raw("CNT_CHILDREN", 2.0, 1), int)
     assert logic.whatif_raw("AMT_CREDIT", 450000.0, 400000.0) == 450000.0
+
+
+def test_an_open_ended_age_band_is_translated_and_sorted_last():
+    from ui import categories
+
+    assert categories.group("65+", "fr") == "65 ans et plus" and categories.group("65+", "en") == "65 and over"
+    bands = ["65+", "25-34", "<25", "55-64"]
+    assert sorted(bands, key=categories.group_order) == ["<25", "25-34", "55-64", "65+"]
+
+
+def test_every_value_axis_writes_its_numbers_in_the_locale():
+    from ui import logic
+
+    option = {
+        "baseOption": {"xAxis": {"type": "value"}, "yAxis": [{"type": "value"}, {"type": "value", "axisLabel": {}}]}
+    }
+    out = logic.localize_axes(option, "fr")["baseOption"]
+    assert "fr-FR" in out["xAxis"]["axisLabel"][":formatter"]
+    assert all("fr-FR" in axis["axisLabel"][":formatter"] for axis in out["yAxis"])
+    own = logic.localize_axes({"yAxis": {"type": "value", "axisLabel": {"formatter": "{value} %"}}}, "en")
+    assert own["yAxis"]["axisLabel"] == {"formatter": "{value} %"}  # an axis's own formatter is kept

@@ -172,7 +172,8 @@ def test_page_search_rejects_non_numbers_and_reports_unknown_clients(simulate):
         user.find(marker="search").type("abc").trigger("keydown.enter")
         await user.should_see("L'identifiant client doit être un nombre entier.")
         user.find(marker="search").clear().type("42").trigger("keydown.enter")
-        await user.should_see("Introuvable", retries=20)
+        await user.should_see("Aucun dossier ne porte l'identifiant 42. Vérifiez le numéro du client.", retries=20)
+        await user.should_not_see("unknown client")
 
     simulate(scenario)
 

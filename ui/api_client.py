@@ -4,9 +4,10 @@ One contract: every JSON answer is decoded into the API's own msgspec type (app/
 app/service/portfolio.py, app/monitoring/*), the very classes the API encodes its answers with, so the dashboard
 reads fields by name and an answer of another shape is an error (kind "contract"), never guessed at.
 
-Every failure becomes an `ApiError` whose `kind` picks a translated message in ui/i18n.py:
-down (connection refused), timeout, unauthorized (401), forbidden (403), not_found (404), contract (an answer
-not of the API's type), api (other).
+Every failure becomes an `ApiError` whose `kind` says what failed: down (connection refused), timeout,
+unauthorized (401), forbidden (403), not_found (404), contract (an answer not of the API's type), api (other).
+An answer in the API's error shape keeps its `error` text and `data` (the detail object), which ui/api_errors.py
+turns into the officer's sentence; the API's English text itself is never shown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import msgspec
 
 from app.service import schemas as s
 from app.service.portfolio import PortfolioSummary, Worklist
+from ui import api_errors
 from ui.i18n import t
 
 EXPLAIN_TIMEOUT_S = 60.0
@@ -28,15 +30,34 @@ REPORT_TIMEOUT_S = 180.0
 
 
 class ApiError(Exception):
-    def __init__(self, kind: str, *, status: int | None = None, detail: str = "", url: str = "") -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        status: int | None = None,
+        detail: str = "",
+        url: str = "",
+        error: str | None = None,
+        data: Any = None,
+    ) -> None:
         super().__init__(f"{kind} {status or ''} {detail} {url}".strip())
         self.kind = kind
         self.status = status
-        self.detail = detail
+        self.detail = detail  # for logs and developers: English, never shown in a page
         self.url = url
+        self.error = error  # the API's own `error` text, when the answer had the one error shape
+        self.data = data  # its `detail` (null or an object)
+
+    @property
+    def code(self) -> str:
+        """The stable code of the API's error (ui/api_errors.py), or the kind when the API did not answer one."""
+        return api_errors.code(self.status, self.error) if self.error is not None else self.kind
 
     def message(self, lang: str = "fr") -> str:
-        return t(f"err_{self.kind}", lang, url=self.url, status=self.status, detail=self.detail)
+        """The officer's sentence in `lang`: the API's error translated (ui/api_errors.py), or the kind's own."""
+        if self.kind in ("down", "timeout", "contract"):
+            return t(f"err_{self.kind}", lang, url=self.url)
+        return api_errors.sentence(self.status, self.error or "", self.data, lang)
 
 
 def _detail_text(payload: Any) -> str:
@@ -105,12 +126,17 @@ class ApiClient:
         except httpx.TransportError:
             raise ApiError("down", url=self.base_url) from None
         if response.status_code >= 400:
+            error, data = None, None
             try:
-                detail = _detail_text(response.json())
+                payload = response.json()
+                detail = _detail_text(payload)
+                if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+                    error, data = payload["error"], payload.get("detail")
             except ValueError:
                 detail = response.text[:300]
             kind = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(response.status_code, "api")
-            raise ApiError(kind, status=response.status_code, detail=detail or response.reason_phrase, url=url)
+            detail = detail or response.reason_phrase
+            raise ApiError(kind, status=response.status_code, detail=detail, url=url, error=error, data=data)
         self.latencies_ms.append((time.perf_counter() - t0) * 1e3)
         return response
 
@@ -205,10 +231,14 @@ class ApiClient:
         return await self.get("/population", features=",".join(features), limit=limit, decode=s.Population)
 
     async def performance(self) -> s.PerformanceReport:
-        return await self.get("/monitoring/performance", period="all", decode=s.PerformanceReport)
+        # reports computed over the whole log: seconds, tens of seconds on a busy machine (the page fills in later)
+        params = {"period": "all"}
+        path = "/monitoring/performance"
+        return await self.request("GET", path, params=params, timeout=REPORT_TIMEOUT_S, decode=s.PerformanceReport)
 
     async def fairness(self) -> s.FairnessReport:
-        return await self.get("/monitoring/fairness", decode=s.FairnessReport)
+        path = "/monitoring/fairness"
+        return await self.request("GET", path, timeout=REPORT_TIMEOUT_S, decode=s.FairnessReport)
 
     async def model_fairness(self) -> s.FairnessReport:
         return await self.get("/model/fairness", decode=s.FairnessReport)

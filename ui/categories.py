@@ -144,7 +144,7 @@ GROUPS = {
     "M": {"fr": "Hommes", "en": "Men"},
     "XNA": {"fr": "Non renseigné", "en": "Not given"},
 }
-AGE_BAND = re.compile(r"^(<|>=|≥)?\s*(\d+)(?:\s*[-–]\s*(\d+))?$")
+AGE_BAND = re.compile(r"^(<|>=|≥)?\s*(\d+)(?:\s*[-–]\s*(\d+)|\s*(\+))?$")  # '<25', '25-35', '65+', '>=65'
 UNTRANSLATED = {"fr": "non traduit", "en": "untranslated"}
 
 
@@ -175,10 +175,10 @@ def group(value: object, lang: str) -> str:
         return GROUPS[text][lang if lang in ("fr", "en") else "fr"]
     m = AGE_BAND.match(text.strip())
     if m:
-        op, lo, hi = m.groups()
+        op, lo, hi, plus = m.groups()
         if op == "<":
             return f"moins de {lo} ans" if lang == "fr" else f"under {lo}"
-        if op in (">=", "≥"):
+        if op in (">=", "≥") or plus:
             return f"{lo} ans et plus" if lang == "fr" else f"{lo} and over"
         if hi:
             return f"{lo} à {hi} ans" if lang == "fr" else f"{lo} to {hi}"
@@ -189,6 +189,6 @@ def group_order(value: object) -> tuple[int, str]:
     """Sort key of fairness groups: age bands by their lower bound ('<25' first), then the others by name."""
     m = AGE_BAND.match(str(value).strip())
     if m:
-        op, lo, _hi = m.groups()
+        op, lo, _hi, _plus = m.groups()
         return (int(lo) - (1 if op == "<" else 0), "")
     return (10**6, str(value))

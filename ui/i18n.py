@@ -103,8 +103,6 @@ LABELS: dict[str, dict[str, str]] = {
         "drift_verdict_stable": "Stable : rien de ce qui compte pour le modèle n'a bougé",
         "drift_verdict_watch": "À surveiller",
         "drift_verdict_act": "Agir : dérive de ce qui compte pour le modèle",
-        "drift_window": "Fenêtre jugée : les {rows} dernières requêtes, {span} ; référence : l'échantillon "
-        "d'entraînement ({ref_rows} clients).",
         "not_available": "Non disponible",
         "admin_only": "Réservé aux administrateurs.",
         # issue 32: override and review rates (ui/pages/rights_rates.py)
@@ -174,11 +172,9 @@ LABELS: dict[str, dict[str, str]] = {
         "loading": "Chargement…",
         "err_down": "L'API est injoignable ({url}). Vérifiez qu'elle est démarrée.",
         "err_timeout": "L'API n'a pas répondu à temps ({url}).",
-        "err_unauthorized": "Clé d'API refusée : vérifiez la configuration du tableau de bord.",
-        "err_forbidden": "Accès refusé pour ce rôle.",
-        "err_not_found": "Introuvable : {detail}",
-        "err_api": "Erreur de l'API ({status}) : {detail}",
-        "err_contract": "Réponse inattendue de l'API ({url}) : {detail}",
+        "err_contract": (
+            "Réponse inattendue de l'API ({url}) : le tableau de bord et l'API n'ont peut-être pas la même version."
+        ),
         "bad_client_param": (
             "« {value} » n'est pas un identifiant client : un nombre entier écrit en chiffres, sans zéro initial."
         ),
@@ -330,8 +326,6 @@ LABELS: dict[str, dict[str, str]] = {
         "drift_verdict_stable": "Stable: nothing the model leans on has moved",
         "drift_verdict_watch": "Watch",
         "drift_verdict_act": "Act: what the model leans on has drifted",
-        "drift_window": "Window judged: the last {rows} requests, {span}; reference: the training sample "
-        "({ref_rows} clients).",
         "not_available": "Not available",
         "admin_only": "Administrators only.",
         # issue 32: override and review rates (ui/pages/rights_rates.py)
@@ -400,11 +394,9 @@ LABELS: dict[str, dict[str, str]] = {
         "loading": "Loading…",
         "err_down": "The API cannot be reached ({url}). Check that it is running.",
         "err_timeout": "The API did not answer in time ({url}).",
-        "err_unauthorized": "API key rejected: check the dashboard configuration.",
-        "err_forbidden": "Access denied for this role.",
-        "err_not_found": "Not found: {detail}",
-        "err_api": "API error ({status}): {detail}",
-        "err_contract": "Unexpected answer from the API ({url}): {detail}",
+        "err_contract": (
+            "Unexpected answer from the API ({url}): the dashboard and the API may not be the same version."
+        ),
         "bad_client_param": "“{value}” is not a client id: a whole number written in digits, without a leading zero.",
         "login_title": "Log in",
         "password": "Password",

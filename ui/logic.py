@@ -107,10 +107,16 @@ def gauge_option(probability: float, threshold: float, lang: str) -> dict:
                 "axisTick": {"show": False},
                 "splitLine": {"length": 8, "lineStyle": {"color": "#374151"}},
                 "splitNumber": 5,
-                "axisLabel": {"color": "#1f2937", "distance": 24, "fontSize": 11, "formatter": "{value}%"},
+                # the locale's percent sign ('20 %' / '20%'); the needle's figure written by the locale layer
+                "axisLabel": {
+                    "color": "#1f2937",
+                    "distance": 24,
+                    "fontSize": 11,
+                    "formatter": "{value}\u00a0%" if lang == "fr" else "{value}%",
+                },
                 "detail": {
                     "valueAnimation": False,
-                    "formatter": "{value}%",
+                    "formatter": fmt_prob(probability, lang),
                     "color": "#111827",
                     "fontSize": 22,
                     "offsetCenter": [0, "35%"],
@@ -119,7 +125,7 @@ def gauge_option(probability: float, threshold: float, lang: str) -> dict:
                 "data": [
                     {
                         "value": round(100 * float(probability), 1),
-                        "name": f"{t('threshold', lang)} {round(100 * thr, 1)}%",
+                        "name": f"{t('threshold', lang)} {fmt_prob(thr, lang)}",
                     }
                 ],
             }
@@ -204,7 +210,9 @@ def waterfall_option(data: dict, lang: str = "fr") -> dict:
                     "show": True,
                     "position": "right",
                     "color": "#111827",
-                    "formatter": f"{s['shap']:+.3f}" if s["kind"] in ("up", "down") else f"{s['shap']:.3f}",
+                    "formatter": _signed(s["shap"], lang)
+                    if s["kind"] in ("up", "down")
+                    else locale.fixed(s["shap"], lang),
                 },
             }
         )
@@ -218,12 +226,14 @@ def waterfall_option(data: dict, lang: str = "fr") -> dict:
                 "nameLocation": "middle",
                 "nameGap": 22,
                 "scale": True,
+                "axisLabel": {":formatter": js_number_formatter(lang)},
             },
             "yAxis": {
                 "type": "category",
                 "inverse": True,
                 "data": labels,
-                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break"},
+                # two lines at most per label, each row tall enough for them (the page sizes the chart by rows)
+                "axisLabel": {"color": "#1f2937", "width": 260, "overflow": "break", "lineHeight": 13},
             },
             "series": [
                 # stackStrategy 'all' stacks negative offsets too, so each visible bar spans [start, end]
@@ -248,10 +258,48 @@ def responsive(option: dict, narrow: int = 520, label_width: int = 110) -> dict:
         "media": [
             {
                 "query": {"maxWidth": narrow},
-                "option": {"yAxis": {"axisLabel": {"width": label_width, "fontSize": 10}}, "grid": {"right": 44}},
+                "option": {
+                    "yAxis": {"axisLabel": {"width": label_width, "fontSize": 10, "lineHeight": 11}},
+                    "grid": {"right": 44},
+                },
             }
         ],
     }
+
+
+def _signed(v: float, lang: str) -> str:
+    """A contribution with its sign, in the locale's decimals: '+0,120', '−0,234'."""
+    return ("+" if v >= 0 else "\u2212") + locale.fixed(abs(v), lang)
+
+
+def js_number_formatter(lang: str) -> str:
+    """An ECharts axis-label formatter (JavaScript, NiceGUI's ':' option keys) writing numbers the locale's way."""
+    tag = "fr-FR" if lang == "fr" else "en-GB"
+    return f"v => v.toLocaleString('{tag}', {{maximumFractionDigits: 3}})"
+
+
+def bar_rows_height(rows: int) -> int:
+    """A horizontal bar chart's height in pixels: room on every row for a label broken on up to three lines (four
+    on a phone, where the labels are narrower and smaller)."""
+    return max(384, 46 * rows + 60)
+
+
+def waterfall_rows_height(data: dict) -> int:
+    return bar_rows_height(len(data["steps"]))
+
+
+def localize_axes(option: dict, lang: str) -> dict:
+    """Every value axis of an ECharts option (and of its responsive base) writes its numbers the locale's way,
+    unless it has a formatter of its own."""
+    base = option.get("baseOption", option)
+    for key in ("xAxis", "yAxis"):
+        axes = base.get(key)
+        for axis in axes if isinstance(axes, list) else [axes] if isinstance(axes, dict) else []:
+            if axis.get("type", "value") == "value":
+                label = axis.setdefault("axisLabel", {})
+                if "formatter" not in label and ":formatter" not in label:
+                    label[":formatter"] = js_number_formatter(lang)
+    return option
 
 
 def waterfall_caption(data: dict, lang: str) -> str:
@@ -259,7 +307,7 @@ def waterfall_caption(data: dict, lang: str) -> str:
     return t(
         "explain_caption",
         lang,
-        base=f"{data['base']:.3f}",
+        base=locale.fixed(data["base"], lang),
         n=len(steps),
         up=sum(s["kind"] == "up" for s in steps),
         down=sum(s["kind"] == "down" for s in steps),
@@ -359,7 +407,8 @@ def comparison(
     option: dict = {
         "aria": {"enabled": True},
         "legend": {"top": 0, "textStyle": {"color": "#1f2937"}},
-        "grid": {"left": 8, "right": 8, "top": 48, "bottom": 8, "containLabel": True},
+        # room for a legend on two lines (a phone) and the client's value label above the plot
+        "grid": {"left": 8, "right": 8, "top": 76, "bottom": 8, "containLabel": True},
         "tooltip": {"trigger": "axis"},
         "xAxis": {"type": "category", "data": cats, "axisLabel": {"color": "#1f2937"}},
         "yAxis": [{"type": "value", "axisLabel": {"color": "#1f2937"}}, {"type": "value", "show": False}],
@@ -406,7 +455,7 @@ def comparison(
         feature=label,
         value=fmt_value(value, lang),
         percentile="—" if percentile is None else percentile,
-        n=int(np.isfinite(col).sum()),
+        n=locale.number(int(np.isfinite(col).sum()), lang),
         acc=fmt_value(_median(acc), lang),
         ref=fmt_value(_median(ref), lang),
         k=int(near.size),

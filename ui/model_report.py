@@ -46,7 +46,7 @@ LABELS: dict[str, dict[str, str]] = {
         "predicted": "Probabilité prédite",
         "observed": "Taux de défaut observé",
         "threshold": "Seuil",
-        "decile": "Décile de score",
+        "decile": "Décile de score (1 : risque le plus faible)",
         "before": "Avant calibration",
         "after": "Après calibration",
         "chosen": "Seuil retenu",
@@ -62,7 +62,7 @@ LABELS: dict[str, dict[str, str]] = {
         "trivial": "politique triviale",
         "platt": "Platt",
         "none": "aucune",
-        "report_link": "Rapport complet (report.html) à côté du manifeste",
+        "report_link": "Rapport complet du modèle",
     },
     "en": {
         "oof_auc": "Honest AUC (out-of-fold)",
@@ -96,7 +96,7 @@ LABELS: dict[str, dict[str, str]] = {
         "predicted": "Predicted probability",
         "observed": "Observed default rate",
         "threshold": "Threshold",
-        "decile": "Score decile",
+        "decile": "Score decile (1: lowest risk)",
         "before": "Before calibration",
         "after": "After calibration",
         "chosen": "Chosen threshold",
@@ -112,7 +112,7 @@ LABELS: dict[str, dict[str, str]] = {
         "trivial": "trivial policy",
         "platt": "Platt",
         "none": "none",
-        "report_link": "Full report (report.html) beside the manifest",
+        "report_link": "Full model report",
     },
 }
 
@@ -259,8 +259,7 @@ def bands_option(model: dict, lang: str) -> dict:
             "name": tr("decile", lang),
             "nameLocation": "middle",
             "nameGap": 28,
-            "data": [f"{_num(b['low'], lang, 3)}–{_num(b['high'], lang, 3)}" for b in bands],
-            "axisLabel": {"rotate": 30, "fontSize": 9},
+            "data": [str(i + 1) for i in range(len(bands))],  # numbered 1 to 10, as in report.html's table
         },
         "yAxis": {"type": "value", "name": tr("observed", lang), "nameLocation": "middle", "nameGap": 40},
         "series": [{"type": "bar", "data": [round(b["default_rate"], 4) for b in bands]}],
@@ -292,22 +291,23 @@ def champion_why(why: str, lang: str) -> str:
     if lang != "fr":
         return why
     num = lambda text: locale.fixed(float(text), lang, 4)  # noqa: E731
+    name = lambda kind: f"« {tr(kind, lang)} »"  # noqa: E731 - a candidate by its French name
     m = _LOWEST.fullmatch(why)
     if m:
         cost, other, other_cost = m.groups()
         text = f"coût honnête par client le plus bas ({num(cost)})"
         if other and num(other_cost) == num(cost):
-            return text + f", à égalité avec {other} à la 4e décimale (départagé par l'AUC hors échantillon)"
-        return text + (f" contre {num(other_cost)} pour {other}" if other else "")
+            return text + f", à égalité avec {name(other)} à la 4e décimale (départagé par l'AUC hors échantillon)"
+        return text + (f" contre {num(other_cost)} pour {name(other)}" if other else "")
     m = _SAME.fullmatch(why)
     if m:
-        return f"même coût honnête que {m.group(1)}, AUC hors échantillon plus élevée"
+        return f"même coût honnête que {name(m.group(1))}, AUC hors échantillon plus élevée"
     m = _TIE.fullmatch(why)
     if m:
         cost, other, other_cost, diff, se, auc, other_auc = m.groups()
         return (
-            f"coût honnête par client {num(cost)}, à égalité avec les {num(other_cost)} de {other} (écart apparié "
-            f"{locale.fixed(float(diff), lang, 4)} ± {num(se)}, dans deux écarts-types) et AUC hors échantillon plus "
-            f"élevée ({num(auc)} contre {num(other_auc)})"
+            f"coût honnête par client {num(cost)}, à égalité avec les {num(other_cost)} de {name(other)} "
+            f"(écart apparié {locale.fixed(float(diff), lang, 4)} ± {num(se)}, dans deux écarts-types) et AUC hors "
+            f"échantillon plus élevée ({num(auc)} contre {num(other_auc)})"
         )
     return f"{why} (non traduit)"

@@ -7,6 +7,7 @@ these figures; the dashboard's model page draws the same series from GET /model.
 from __future__ import annotations
 
 import html as _html
+from collections.abc import Callable
 from typing import Any
 
 NAMES = {
@@ -119,7 +120,10 @@ def _svg(
     diag: bool = False,
     point: tuple[float, float] | None = None,
     bars: bool = False,
+    tick: Callable[[float], str] = lambda v: f"{v:.3g}",
 ) -> str:
+    """One chart as inline SVG; `tick` writes the axes' numbers (the dashboard passes its locale's). Bars are
+    labelled one by one with their x value (a decile's number), lines get the axes' two ends."""
     w, h, pad = 420, 300, 44
     xs = [p[0] for _, pts, _ in series for p in pts] or [0, 1]
     ys = [p[1] for _, pts, _ in series for p in pts] or [0, 1]
@@ -143,11 +147,15 @@ def _svg(
     for k, (name, pts, color) in enumerate(series):
         if bars:
             bw = (w - 2 * pad) / max(len(pts), 1) * 0.8
-            for i, (_x, v) in enumerate(pts):
+            for i, (x, v) in enumerate(pts):
                 bx = pad + (i + 0.1) * (w - 2 * pad) / max(len(pts), 1)
                 parts.append(
                     f'<rect x="{bx:.1f}" y="{sy(v):.1f}" width="{bw:.1f}" '
                     f'height="{sy(y0) - sy(v):.1f}" fill="{color}"/>'
+                )
+                parts.append(
+                    f'<text x="{bx + bw / 2:.1f}" y="{h - pad + 14}" font-size="10" text-anchor="middle">'
+                    f"{_html.escape(tick(x))}</text>"
                 )
         else:
             d = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in pts)
@@ -162,10 +170,10 @@ def _svg(
         f'<text x="12" y="{h / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {h / 2})">'
         f"{_html.escape(y_label)}</text>"
     )
-    for v in (x0, x1):
-        parts.append(f'<text x="{sx(v)}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{v:.3g}</text>')
+    for v in () if bars else (x0, x1):
+        parts.append(f'<text x="{sx(v)}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{tick(v)}</text>')
     for v in (y0, y1):
-        parts.append(f'<text x="{pad - 4}" y="{sy(v) + 4}" font-size="10" text-anchor="end">{v:.3g}</text>')
+        parts.append(f'<text x="{pad - 4}" y="{sy(v) + 4}" font-size="10" text-anchor="end">{tick(v)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -246,7 +246,8 @@ async def fill_explanation(box: ui.column, explanation_task: asyncio.Task, lg: s
         with ui.card().classes("w-full"):
             ui.label(t("explain_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
             data = logic.waterfall_data(msgspec.to_builtins(explanation), lg)
-            chart(logic.waterfall_option(data, lg), logic.waterfall_caption(data, lg), "h-96")
+            waterfall = chart(logic.waterfall_option(data, lg), logic.waterfall_caption(data, lg), "h-96")
+            waterfall.style(f"height:{logic.waterfall_rows_height(data)}px")
             if explanation.reasons:
                 ui.label(t("reasons", lg)).classes("font-bold mt-2").props("role=heading aria-level=4")
                 with ui.element("ul").classes("list-disc pl-6").props("data-testid=reasons"):

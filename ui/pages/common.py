@@ -137,8 +137,11 @@ def caption(text: str) -> ui.label:
 
 
 def chart(option: dict, summary: str, height: str = "h-64") -> ui.echart:
-    """An ECharts element exposed to assistive technology as an image whose label is `summary`."""
-    el = ui.echart(option).classes(f"w-full {height}")
+    """An ECharts element exposed to assistive technology as an image whose label is `summary`; its value axes
+    write their numbers in the page's language (ui.logic.localize_axes)."""
+    from ui.logic import localize_axes
+
+    el = ui.echart(localize_axes(option, lang())).classes(f"w-full {height}")
     el.props(f'role=img aria-label="{_attr(summary)}"')
     caption(summary)
     return el

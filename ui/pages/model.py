@@ -5,13 +5,14 @@ global importance (GET /model)."""
 from __future__ import annotations
 
 import msgspec
-from nicegui import ui
+from fastapi.responses import HTMLResponse, RedirectResponse
+from nicegui import app, ui
 
-from ui import locale, logic
+from ui import locale, logic, report_html
 from ui import model_report as mr
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
-from ui.pages.common import api, chart, error_box, frame, lang, login_redirect
+from ui.pages.common import api, chart, error_box, frame, lang, logged_in, login_redirect
 
 
 @ui.page("/model", response_timeout=20)
@@ -39,7 +40,7 @@ async def model_page():
                 ui.label(t("costs", lg, fn=_cost(costs.get("fn"), lg), fp=_cost(costs.get("fp"), lg)))
                 ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
                 if model.get("trained_at"):
-                    ui.label(f"{t('trained_at', lg)} : {model['trained_at']}")
+                    ui.label(f"{t('trained_at', lg)} : {locale.when(model['trained_at'], lg)}")
                 metrics = model.get("metrics") or {}
                 quality = mr.has_evaluation(model)
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
@@ -50,6 +51,8 @@ async def model_page():
                     )
                 if champion.get("forced"):
                     ui.label(mr.tr("forced", lg)).classes("text-sm font-bold").style("color:#b91c1c")
+                if mr.has_evaluation(model):
+                    ui.link(mr.tr("report_link", lg), "/model/report").props("data-testid=report-link")
                 if headline:
                     with ui.row().classes("gap-3 flex-wrap mt-2").props("data-testid=headline-metrics"):
                         for name, value in headline:
@@ -73,7 +76,10 @@ async def model_page():
             with ui.card().classes("w-full"):
                 ui.label(t("global_importance", lg)).classes("font-bold").props("role=heading aria-level=2")
                 top = ", ".join(feature_label(f, lg) for f in logic.top_features(model, 5))
-                chart(logic.importance_option(model, lg), t("importance_caption", lg, top=top or "—"), "h-96")
+                importance = logic.importance_option(model, lg)
+                chart(importance, t("importance_caption", lg, top=top or "—"), "h-96").style(
+                    f"height:{logic.bar_rows_height(len(logic.top_features(model, 15)))}px"
+                )
 
 
 def _quality_cards(model: dict, lg: str) -> None:
@@ -124,3 +130,16 @@ def _cost(value, lg: str) -> str:
     except (TypeError, ValueError):
         return "?"
     return locale.number(v, lg, 0 if v.is_integer() else 2)
+
+
+@app.get("/model/report")
+async def model_report_page():
+    """report.html in the session's language (ui/report_html.py), from GET /model; a login first."""
+    if not logged_in():
+        return RedirectResponse("/login")
+    lg = lang()
+    try:
+        model = msgspec.to_builtins(await api().model())
+    except ApiError as e:
+        return HTMLResponse(report_html.error_page(e.message(lg), lg), status_code=502)
+    return HTMLResponse(report_html.render(model, lg))

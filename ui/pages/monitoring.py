@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from nicegui import app, background_tasks, ui
 
 from app.service.schemas import DriftReport, MonitoringSummary
-from ui import categories, locale, logic
+from ui import categories, drift_summary, locale, logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
 from ui.pages import common
@@ -130,16 +130,9 @@ def show_drift(drift: DriftReport, lg: str) -> None:
     with ui.row().classes("items-center gap-2 px-3 py-1 rounded").style(f"color:{fg};background:{bg}"):
         ui.icon("check_circle" if ok else "warning").props('aria-hidden="true"')
         ui.label(t(label, lg)).classes("font-bold").props("data-testid=drift-verdict")
-    if drift.verdict is not None and lg == "en":  # the API words its reasons in English
-        for reason in drift.verdict.reasons:
-            ui.label(reason).classes("text-sm")
-    w, ref = drift.window, drift.reference
-    if w.first_ts and w.last_ts:
-        span = f"{locale.when(w.first_ts, lg)} – {w.last_ts[11:16]} UTC"
-        ref_rows = locale.number(ref.rows, lg) if ref is not None and ref.rows else "—"
-        ui.label(t("drift_window", lg, rows=locale.number(rows, lg), span=span, ref_rows=ref_rows)).props(
-            "data-testid=drift-window"
-        )
+    with ui.column().classes("gap-1").props("data-testid=drift-summary-text"):  # the verdict's facts, in words
+        for sentence in drift_summary.sentences(drift, lg):
+            ui.label(sentence).classes("text-sm")
     threshold = locale.number(drift.psi_threshold, lg, 3)
     ui.label(t("drift_caption", lg, drifted=drifted, total=len(rows_raw), threshold=threshold)).props(
         "data-testid=drift-caption"
@@ -313,7 +306,8 @@ def fairness_rows(table: dict, lg: str = "fr") -> list[dict]:
 
 
 def show_fairness(rep: dict, lg: str) -> None:
-    ui.label(t("fairness_caption", lg, floor=rep.get("ratio_floor", 0.8), n=rep.get("clients", 0)))
+    floor, clients = locale.number(rep.get("ratio_floor", 0.8), lg, 2), locale.number(rep.get("clients", 0), lg)
+    ui.label(t("fairness_caption", lg, floor=floor, n=clients)).props("data-testid=fairness-caption")
     cols = [
         ("group", "fair_group", "left"),
         ("clients", "perf_n", "right"),
