@@ -82,7 +82,8 @@ def main() -> None:
         with ApiServer(db, model_dir) as api:
             import httpx
 
-            cid = httpx.get(api.url + "/clients", params={"limit": 1}, headers=ADMIN, timeout=30).json()["client_ids"][0]
+            listing = httpx.get(api.url + "/clients", params={"limit": 1}, headers=ADMIN, timeout=30)
+            cid = listing.json()["client_ids"][0]
             this_ui = UiServer(api.url, ADMIN_KEY, lang="fr")
             base_ui = UiServer(api.url, ADMIN_KEY, lang="fr")
             base_ui.cwd = base_tree  # `python -m app.cli.main` imports app/ and ui/ from its working folder

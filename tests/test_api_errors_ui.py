@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCANNED = [
     "app/service/http.py",
     "app/service/state.py",
+    "app/service/inputs.py",
+    "app/service/readiness.py",
     "app/service/portfolio.py",
     "app/service/httpguard.py",
     "app/service/routes/clients.py",
@@ -37,9 +39,20 @@ SCANNED = [
     "app/service/routes/drift_report.py",
     "app/service/routes/outcomes.py",
     "app/data/whatif.py",
+    "app/rights/records.py",  # the letter route's (ui/pages/letter.py)
 ]
 # errors of paths the dashboard never takes (it imports no outcomes; the letter page is the rights API's)
-NOT_ON_THE_DASHBOARDS_PATHS = {"give 1 to x outcomes", "invalid outcomes", "cannot print the letter"}
+NOT_ON_THE_DASHBOARDS_PATHS = {"give 1 to x outcomes", "invalid outcomes", "cannot print the letter"} | {
+    # reviews and overrides are recorded through the API and the command line, not from the dashboard
+    "recording a review request needs the officer role",
+    "no review x",
+    "deciding a review needs the risk role",
+    "reason must be one of x",
+    "an override needs the officer role",
+    "approving an override needs the risk role (four eyes)",
+    "decision x has no override",
+    "four eyes: the second person must not be the officer who made the override",
+}
 ENGLISH = re.compile(
     r"unknown client|written with digits|must be|out of range|unavailable|not found|invalid|request|API key|"
     r"endpoint|role|\bnull\b|client_id"
@@ -60,7 +73,8 @@ def _sample(node: ast.expr, named: dict[str, ast.expr]) -> str | None:
 @functools.cache
 def raised_errors() -> list[tuple[str, int | None, str]]:
     """(file, status, error text) of every ApiError(status, text)/error_response(status, text)/_Reject(...) and
-    WhatIfError(text) in SCANNED whose text is written in the code (a `str(exc)` is checked at its source)."""
+    WhatIfError(text) / RightsError(text, status) in SCANNED whose text is written in the code (a `str(exc)` is
+    checked at its source)."""
     found = []
     for rel in SCANNED:
         tree = ast.parse((ROOT / rel).read_text(encoding="utf-8"))
@@ -78,6 +92,9 @@ def raised_errors() -> list[tuple[str, int | None, str]]:
             if name in ("ApiError", "error_response", "_Reject") and len(node.args) >= 2:
                 status = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
                 text = _sample(node.args[1], named)
+            elif name == "RightsError" and len(node.args) >= 2:  # RightsError(text, status, detail)
+                status = node.args[1].value if isinstance(node.args[1], ast.Constant) else None
+                text = _sample(node.args[0], named)
             elif name == "WhatIfError" and node.args:
                 status, text = 400, _sample(node.args[0], named)
             else:

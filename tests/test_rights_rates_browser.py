@@ -10,20 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 from apiserver import ADMIN, ADMIN_KEY, OFFICER, ApiServer, copy_pipeline
+from browser_fixtures import needs_chromium, open_context
 from decisions import refused
-from needs import needs
-from playwright.sync_api import sync_playwright
 from uiserver import UiServer, login
 
 from app.scoring.bundle import ModelBundle
 from ui import locale
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000
 
-pytestmark = [pytest.mark.browser, needs(CHROMIUM, "just system-deps")]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +65,6 @@ def dashboard(api):
         yield server
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
 def cells(page, testid: str) -> list[list[str]]:
     rows = page.locator(f"[data-testid={testid}] tbody tr")
     return [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
@@ -84,10 +73,7 @@ def cells(page, testid: str) -> list[list[str]]:
 def test_the_risk_user_sees_the_rates_by_officer_band_and_day_in_both_languages(browser, dashboard, acted):
     overall = acted["overall"]
     assert (overall["decisions"], overall["overrides"], overall["reviews"], overall["overturned"]) == (4, 1, 1, 1)
-    context = browser.new_context(viewport={"width": 1280, "height": 1400}, locale="fr-FR")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with open_context(browser, height=1400, lang="fr", timeout_ms=TIMEOUT_MS) as page:
         login(page, dashboard.url, "risque")
         link = page.get_by_role("link", name="Dérogations et réexamens")
         assert link.get_attribute("href") == "/rights-rates"
@@ -118,17 +104,12 @@ def test_the_risk_user_sees_the_rates_by_officer_band_and_day_in_both_languages(
         month = cells(page, "rr-periods")[0][0]
         assert month == locale.month(acted["by_period"][0]["period"][:7], "en") and month[0].isupper()
         page.screenshot(path=str(ARTIFACTS / "rights-rates-en.png"), full_page=True)
-    finally:
-        context.close()
     for lang in ("fr", "en"):
         assert (ARTIFACTS / f"rights-rates-{lang}.png").stat().st_size > 20_000
 
 
 def test_an_officer_sees_neither_the_page_nor_its_link(browser, dashboard, acted):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
+    with open_context(browser, height=900, lang="fr", timeout_ms=TIMEOUT_MS) as page:
         login(page, dashboard.url, "agent")
         assert page.get_by_role("link", name="Dérogations et réexamens").count() == 0
         page.goto(f"{dashboard.url}/rights-rates")
@@ -137,6 +118,6 @@ def test_an_officer_sees_neither_the_page_nor_its_link(browser, dashboard, acted
         assert page.get_by_test_id("rr-officers").count() == 0 and "chloe" not in page.inner_text("body")
         # the letter route (the API client's public letter()) says why when the API has no such decision
         answer = page.goto(f"{dashboard.url}/letter/no-such-request?lang=fr")
-        assert answer.status == 404 and "Introuvable : no logged decision" in page.inner_text("body")
-    finally:
-        context.close()
+        text = page.inner_text("body")
+        assert answer.status == 404 and "Aucune décision enregistrée ne porte cette référence" in text
+        assert "no logged decision" not in text

@@ -97,14 +97,16 @@ ONE_PLURAL_OK = {"1 mois", "0 mois", "1 fois", "0 fois", "1 pas"}
 
 
 def visible_text(pg) -> str:
-    """The page's text, without the parts that are identifiers rather than words (version, model id)."""
+    """The page's text and what its text inputs hold (the what-if values), without the parts that are identifiers
+    rather than words (version, model id)."""
     return pg.evaluate(
         """() => {
             const hidden = [...document.querySelectorAll('[data-testid=app-version], [data-testid=model-id]')];
             hidden.forEach(e => e.style.setProperty('display', 'none'));
             const text = document.body.innerText;  // what is rendered: no scripts, no hidden elements
             hidden.forEach(e => e.style.removeProperty('display'));
-            return text;
+            const typed = [...document.querySelectorAll('input:not([type=password])')].map(i => i.value);
+            return [text, ...typed].join(' ');
         }"""
     )
 

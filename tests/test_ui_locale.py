@@ -119,7 +119,10 @@ def test_whatif_inputs_use_the_panels_units():
     assert logic.whatif_shown("DAYS_EMPLOYED", -5712) == 15.6  # years, as the client panel says, not -5712 days
     assert logic.whatif_raw("DAYS_EMPLOYED", 15.6, -5712) == -5698 and logic.whatif_raw("DAYS_EMPLOYED", 20, -1) < 0
     assert logic.whatif_shown("DAYS_EMPLOYED", 365243) is None  # the "not employed" marker is not 1000 years
-    assert logic.whatif_format("AMT_CREDIT") == "%.0f"  # whole euros, never 1.467e+06
+    assert logic.whatif_digits("AMT_CREDIT") == 0 and logic.whatif_digits("EXT_SOURCE_2") == 3
+    shown = locale.number(1_467_000.0, "fr", logic.whatif_digits("AMT_CREDIT"))
+    assert shown == "1\u202f467\u202f000" and locale.parse_number(shown, "fr") == 1_467_000.0  # never 1.467e+06
+    assert locale.number(0.8321, "fr", 3) == "0,832" and locale.parse_number("0,832", "fr") == 0.832
     assert logic.whatif_raw("CNT_CHILDREN", 2.0, 1) == 2 and isinstance(logic.whatif_raw("CNT_CHILDREN", 2.0, 1), int)
     assert logic.whatif_raw("AMT_CREDIT", 450000.0, 400000.0) == 450000.0
 
@@ -143,3 +146,19 @@ def test_every_value_axis_writes_its_numbers_in_the_locale():
     assert all("fr-FR" in axis["axisLabel"][":formatter"] for axis in out["yAxis"])
     own = logic.localize_axes({"yAxis": {"type": "value", "axisLabel": {"formatter": "{value} %"}}}, "en")
     assert own["yAxis"]["axisLabel"] == {"formatter": "{value} %"}  # an axis's own formatter is kept
+
+
+@given(
+    st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    st.sampled_from([0, 1, 3, 6]),
+    st.sampled_from(["fr", "en"]),
+)
+def test_a_number_shown_in_an_input_reads_back_as_itself(x, digits, lang):
+    shown = locale.number(x, lang, digits)
+    assert locale.parse_number(shown, lang) == pytest.approx(round(x, digits) or 0.0, rel=1e-12, abs=10.0**-digits / 2)
+
+
+@pytest.mark.parametrize("text", ["abc", "1,2,3", "inf", "nan", "--1", "1e999"])
+def test_what_the_parser_refuses(text):
+    with pytest.raises(ValueError):
+        locale.parse_number(text, "fr")

@@ -152,6 +152,28 @@ CATALOGUE: tuple[Known, ...] = (
         "Seules les clés du tableau de bord peuvent nommer l'utilisateur : vérifiez sa configuration.",
         "Only the dashboard's keys may name the user: check its configuration.",
     ),
+    # ---- the decision letter (app/rights/records.py)
+    _k(
+        "no_logged_decision",
+        404,
+        r"no logged decision (with request id|for client) \S+",
+        "Aucune décision enregistrée ne porte cette référence : la lettre ne peut pas être établie.",
+        "No logged decision has this reference: the letter cannot be written.",
+    ),
+    _k(
+        "bad_request_id",
+        400,
+        r"a request id is the `request_id` of a logged decision",
+        "Cette référence de décision n'est pas valide : reprenez le lien depuis le dossier du client.",
+        "This decision reference is not valid: open the link again from the client's file.",
+    ),
+    _k(
+        "decision_vector_missing",
+        404,
+        r"the vector of decision \S+ is not in the log",
+        "Les données de cette décision ne sont plus dans le journal : la lettre ne peut pas être établie.",
+        "This decision's data is no longer in the log: the letter cannot be written.",
+    ),
     # ---- monitoring
     _k(
         "no_predictions",

@@ -45,6 +45,21 @@ def number(value: Any, lang: str, digits: int = 0) -> str:
     return format_decimal(v, format=pattern, locale=locale(lang))
 
 
+def parse_number(text: Any, lang: str) -> float | None:
+    """What an officer typed, read in the page's language: '1 467 000', '0,832' (fr) or '1,467,000', '0.832' (en);
+    a point is also read as the decimal mark in French; empty -> None; anything else raises ValueError."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    raw = "".join(str(text or "").split()).replace("\u202f", "").replace("\u00a0", "")
+    if not raw:
+        return None
+    raw = raw.replace(",", ".") if lang != "en" else raw.replace(",", "")
+    v = float(raw)  # ValueError on anything but a plain decimal number
+    if not math.isfinite(v) or raw.lower().lstrip("+-").startswith(("inf", "nan")):
+        raise ValueError(text)
+    return v
+
+
 def fixed(value: Any, lang: str, digits: int = 3) -> str:
     """A number with exactly `digits` decimals (AUC, PSI): 0.554 -> '0,554' / '0.554'."""
     v = _finite(value)

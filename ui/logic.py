@@ -561,13 +561,14 @@ def whatif_raw(name: str, shown: float | None, original: object) -> float | int 
     return column_value(shown, original)
 
 
-def whatif_format(name: str) -> str:
-    """The input's display format: never scientific notation (amounts in whole euros)."""
+def whatif_digits(name: str) -> int:
+    """Decimals shown in a what-if input (through the locale layer, never scientific notation): whole euros and
+    counts, tenths of a year, three for the external scores."""
     if name.startswith(("AMT_", "CNT_")):
-        return "%.0f"
+        return 0
     if name.startswith("DAYS_"):
-        return "%.1f"
-    return "%.3f" if name.startswith("EXT_SOURCE") else "%.6g"
+        return 1
+    return 3 if name.startswith("EXT_SOURCE") else 6
 
 
 def slider_range(value: float | None, col: np.ndarray | None = None) -> tuple[float, float, float]:

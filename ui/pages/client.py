@@ -295,14 +295,17 @@ async def fill_whatif(
     with box, ui.card().classes("w-full"):
         ui.label(t("whatif_title", lg)).classes("text-lg font-bold").props("role=heading aria-level=3")
         ui.label(t(hint, lg)).classes("text-sm").style("color:#374151")
-        inputs: dict[str, ui.number] = {}
+        inputs: dict[str, ui.input] = {}
+        shown: dict[str, str] = {}  # each input's first text: left as it is, it stands for the exact stored value
         with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-3 w-full"):
             for i, name in enumerate(names):
                 label = feature_label(name, lg) + (f" ({t('years', lg)})" if name.startswith("DAYS_") else "")
                 value = base[name]
+                shown[name] = "" if value is None else locale.number(value, lg, logic.whatif_digits(name))
                 inputs[name] = (
-                    ui.number(label, value=value, format=logic.whatif_format(name))
-                    .props(f'outlined dense aria-label="{_attr(t("whatif_input_aria", lg, feature=label))}"')
+                    ui.input(label, value=shown[name])
+                    .props("outlined dense inputmode=decimal")
+                    .props(f'aria-label="{_attr(t("whatif_input_aria", lg, feature=label))}"')
                     .props(f"data-testid=whatif-{i} data-feature={name}")
                     .mark(f"whatif-{name}")
                     .classes("w-full")
@@ -325,8 +328,11 @@ async def fill_whatif(
             if seq != state["seq"]:
                 return
         for n, el in inputs.items():
-            v = el.value
-            edits[n] = None if v is None or v == "" else float(v)
+            try:
+                edits[n] = base[n] if el.value == shown[n] else locale.parse_number(el.value, lg)
+            except ValueError:
+                result.set_text(t("whatif_not_a_number", lg, feature=feature_label(n, lg)))
+                return
         try:
             out = await score(edits)
         except ApiError as e:
@@ -352,7 +358,7 @@ async def fill_whatif(
 
     def do_reset() -> None:
         for n, el in inputs.items():
-            el.value = base[n]
+            el.value = shown[n]
 
     for el in inputs.values():
         el.on_value_change(rescore)
