@@ -80,20 +80,20 @@ def percent(share: Any, lang: str, digits: int = 1) -> str:
 
 
 def points(delta_share: Any, lang: str, digits: int = 1) -> str:
-    """A difference of two shares in percentage points, signed, never '+0,0' for a change that rounds to zero:
-    0.023 -> '+2,3 pt'; 0.0004 -> '< 0,1 pt' (the sign kept when known)."""
+    """A difference of two shares in percentage points, signed, never a signed zero: 0.023 -> '+2,3 pt'; a change
+    that rounds to zero gets up to two more decimals (0.0004 -> '+0,04 pt'), and below that '+< 0,001 pt'."""
     v = _finite(delta_share)
     if v is None:
         return DASH
     pts = 100 * v
     unit = "pt" if lang == "fr" else "pp"
-    if round(pts, digits) == 0:
-        smallest = number(10**-digits, lang, digits)
-        if pts == 0:
-            return f"0 {unit}"
-        return f"{'+' if pts > 0 else '−'}< {smallest} {unit}"
+    if pts == 0:
+        return f"0 {unit}"
     sign = "+" if pts > 0 else "−"
-    return f"{sign}{number(abs(pts), lang, digits)} {unit}"
+    for shown in range(digits, digits + 3):
+        if round(pts, shown) != 0:
+            return f"{sign}{number(abs(pts), lang, shown)} {unit}"
+    return f"{sign}< {number(10 ** -(digits + 2), lang, digits + 2)} {unit}"
 
 
 def money(value: Any, lang: str, currency: str = "EUR") -> str:
