@@ -194,8 +194,7 @@ def test_every_page_fits_and_is_kept_as_a_screenshot(browser, dashboard, api, ar
             pg.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 5_000
             overflow = pg.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            if name != "letter":  # the letter is the rights API's own page (app/rights), not the dashboard's
-                assert overflow <= 1, f"{name}: horizontal scrolling at {width}px ({overflow}px)"
+            assert overflow <= 1, f"{name}: horizontal scrolling at {width}px ({overflow}px)"
 
 
 def test_officer_page_load(browser, dashboard, api, artefacts):

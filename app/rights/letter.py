@@ -107,6 +107,9 @@ td.v { text-align: right; white-space: nowrap; }
 .small { font-size: 8.2pt; color: #374151; }
 @media screen { body { background: #f3f4f6; padding: 16px 0; }
   .page { background: #fff; padding: 14mm 16mm; box-shadow: 0 1px 4px rgba(0, 0, 0, 0.15); max-width: 210mm; } }
+@media screen and (max-width: 600px) { body { padding: 0; } .page { padding: 12px; }
+  header { flex-wrap: wrap; gap: 4px; } .meta { text-align: left; overflow-wrap: anywhere; }
+  td.v { white-space: normal; } }
 footer { margin-top: 8px; border-top: 1px solid #d1d5db; padding-top: 3px; font-size: 7.8pt; color: #4b5563; }
 """
 
