@@ -17,16 +17,11 @@ from collections.abc import Iterator
 import pytest
 from needs import needs
 
+from app.rights import pdf
+
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# headless chromium's flags: the product's own (the letters' PDF printer), less the print-only one
+CHROMIUM_ARGS = [flag for flag in pdf.FLAGS if flag != "--no-pdf-header-footer"]
 needs_chromium = needs(CHROMIUM, "just system-deps")
 
 
