@@ -62,6 +62,8 @@ def main() -> None:
     out["levers"] = list(searcher.levers)
     out["share_found"] = share
     out["cpu_ms"] = {q: float(np.percentile(cpu, p)) for q, p in (("p50", 50), ("p90", 90), ("max", 100))}
+    out["cpu_ms"]["budget"] = cf.BUDGET_MS
+    out["p90_within_budget"] = out["cpu_ms"]["p90"] <= cf.BUDGET_MS
     out["by_levers"] = {
         ",".join(sub): found_share(cf.Searcher(bundle, sub), conn, ids, X, pick)[0]
         for k in (1, 2)

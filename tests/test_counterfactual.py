@@ -1,11 +1,10 @@
 """What would change the outcome (app/rights/counterfactual.py) on the session pipeline's model and data: the
 suggested change really turns the refusal into an acceptance when replayed through the what-if path and scored
 by the same library; it never touches a protected or immutable attribute (hypothesis over clients and lever
-lists); it stays within the training data's bounds; it fits the 50 ms budget (thread CPU time)."""
+lists); it stays within the training data's bounds; its candidates go through the model in at most three
+batches (the 50 ms budget itself is timed by benchmarks/bench_counterfactual.py)."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -133,19 +132,26 @@ def test_no_lever_writes_a_protected_column():
         assert not set(lever.columns) & cf.PROTECTED_COLUMNS
 
 
-def test_budget_50_ms_per_client_in_thread_cpu_time(searcher, conn, pipeline, refused_ids):
-    """The search for one client, timed in this thread's CPU time (the machine is shared: wall time is not the
-    code's); the 90th percentile over 30 refused clients within the 50 ms budget."""
+def test_search_is_three_batches_whatever_the_client(searcher, conn, pipeline, refused_ids, monkeypatch):
+    """What keeps a search within its budget (timed in benchmarks/bench_counterfactual.py, not here): the
+    candidates are scored in at most three batches (grid, refinement, rounded pool), never one by one, and their
+    number is bounded by the grid, the refinement and the pool sizes."""
     xs = vectors(pipeline.db, refused_ids[:30])
-    searcher.search(conn, refused_ids[0], xs[refused_ids[0]])  # first use: imports, SQL text read
-    cpu = []
+    calls: list[int] = []
+    real = searcher._score
+
+    def counted(conn_, row, cols, x, changes, base, dependent):
+        calls.append(len(changes))
+        return real(conn_, row, cols, x, changes, base, dependent)
+
+    monkeypatch.setattr(searcher, "_score", counted)
+    grid = max((steps + 1) ** k - 1 for k, steps in cf.GRID.items())  # the zero change is left out
+    most = grid + len(cf.LEVERS) * cf.REFINE + cf.ROUNDED_POOL + 1
     for cid in refused_ids[:30]:
-        t0 = time.thread_time()
-        searcher.search(conn, cid, xs[cid])
-        cpu.append((time.thread_time() - t0) * 1000)
-    p90 = float(np.percentile(cpu, 90))
-    print(f"counterfactual search: thread CPU p50 {np.median(cpu):.1f} ms, p90 {p90:.1f} ms, max {max(cpu):.1f} ms")
-    assert p90 <= cf.BUDGET_MS, cpu
+        calls.clear()
+        res = searcher.search(conn, cid, xs[cid])
+        assert len(calls) <= 3, (cid, calls)
+        assert sum(calls) == res.candidates <= most, (cid, calls, res.candidates)
 
 
 def test_cli_counterfactual(pipeline, found):
