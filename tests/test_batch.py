@@ -115,6 +115,7 @@ def test_score_batch_cli_matches_sql_and_rerun_is_idempotent(src, expected, expo
     res = CliRunner().invoke(score_batch_command, args)
     assert res.exit_code == 0, res.output
     assert "0 failed" in res.output
+    assert "Dask: 2 workers on a local cluster" in res.output  # the cluster and its dashboard link are named
     table, files = read_output(out)
     assert table.schema.names == ["client_id", "probability", "decision", "model_id"]
     assert [str(t) for t in table.schema.types] == ["int64", "double", "string", "string"]

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from app import vectors
+from app.cluster import ClusterError, dask_client, track, worker_addresses
 from app.errors import CreditError
 from app.features_parquet import EXPORT_FORMAT, FEATURES_FILE, PART_TEMPLATE, read_format_manifest
 from app.features_parquet import features_table as _features_table
@@ -363,9 +364,6 @@ def run_batch(
 
     Raises BatchError; `notify` receives warnings (default: the logging module)."""
     notify = notify or logging.getLogger(__name__).warning
-    from distributed import Client, LocalCluster, as_completed
-    from tqdm import tqdm
-
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     export = read_export_manifest(input_dir)
     try:
@@ -385,68 +383,47 @@ def run_batch(
         raise BatchError("--output must differ from --input")
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    cluster = None
     t0 = time.perf_counter()
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        )
-        client = Client(cluster)
-    done: list[dict[str, Any]] = []
-    failed: list[tuple[str, str]] = []
     try:
-        worker_addrs = list(client.scheduler_info(n_workers=-1)["workers"])
-        if not worker_addrs:
-            raise BatchError(f"no workers connected to {scheduler or 'the local cluster'}")
-        pkg = client.scatter(package, broadcast=True)
-        # preflight: every worker loads (and hash-checks) the library before any partition is submitted
-        pre = [
-            client.submit(prepare_worker, pkg, workers=[a], allow_other_workers=False, pure=False) for a in worker_addrs
-        ]
-        for f in pre:
-            try:
-                f.result()
-            except Exception as e:  # noqa: BLE001 - shown to the user
-                raise BatchError(f"worker could not load model {package.model_id[:12]}: {e}") from None
-        run_id = uuid.uuid4().hex[:8]
-        t_start = time.perf_counter()
-        startup = t_start - t0
-        futures = {
-            client.submit(
-                score_partition,
-                str(input_dir),
-                str(output_dir),
-                part,
-                pkg,
-                force,
-                key=f"score-{part['file']}-{package.model_id[:12]}-{run_id}",
-                retries=retries,
-                pure=False,
-            ): part
-            for part in export["partitions"]
-        }
-        bar = tqdm(total=export["rows"], unit="rows", desc="score", disable=not progress or None, leave=False)
-        for fut in as_completed(futures):
-            part = futures[fut]
-            if fut.status == "finished":
-                done.append(fut.result())
-            else:
-                exc = fut.exception()
-                failed.append((part["file"], f"{type(exc).__name__}: {exc}"))
-            bar.update(part["rows"])
-        t_end = time.perf_counter()
-        bar.close()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    done.sort(key=lambda d: d["file"])
-    failed.sort()
+        with dask_client(
+            scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, notify=notify
+        ) as client:
+            return _score_partitions(client, export, package, output_dir, input_dir, force, retries, progress, t0)
+    except ClusterError as exc:
+        raise BatchError(str(exc)) from None
+
+
+def _score_partitions(client, export, package, output_dir, input_dir, force, retries, progress, t0) -> BatchResult:
+    """Ship the model to every worker (each loads and hash-checks it first), then score each partition once."""
+    worker_addrs = worker_addresses(client)
+    pkg = client.scatter(package, broadcast=True)
+    pre = [client.submit(prepare_worker, pkg, workers=[a], allow_other_workers=False, pure=False) for a in worker_addrs]
+    for f in pre:
+        try:
+            f.result()
+        except Exception as e:  # noqa: BLE001 - shown to the user
+            raise BatchError(f"worker could not load model {package.model_id[:12]}: {e}") from None
+    run_id = uuid.uuid4().hex[:8]
+    t_start = time.perf_counter()
+    futures = {
+        client.submit(
+            score_partition,
+            str(input_dir),
+            str(output_dir),
+            part,
+            pkg,
+            force,
+            key=f"score-{part['file']}-{package.model_id[:12]}-{run_id}",
+            retries=retries,
+            pure=False,
+        ): part
+        for part in export["partitions"]
+    }
+    finished, errors = track(
+        futures, desc="score", total=export["rows"], weight=lambda part: part["rows"], progress=progress
+    )
+    t_end = time.perf_counter()
+    done = sorted((result for _part, result in finished), key=lambda d: d["file"])
+    failed = sorted((part["file"], f"{type(exc).__name__}: {exc}") for part, exc in errors)
     rows = sum(d["rows"] for d in done)
-    return BatchResult(done, failed, rows, t_end - t_start, startup, len(worker_addrs))
+    return BatchResult(done, failed, rows, t_end - t_start, t_start - t0, len(worker_addrs))
