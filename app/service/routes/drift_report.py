@@ -49,10 +49,12 @@ class DriftReportController(Controller):
     ) -> Response:
         """Evidently's drift report (features + score, reference sample vs logged traffic) as an HTML page."""
         from app.monitoring import drift, worker
+        from app.monitoring.drift_check import resolve_window
 
         svc = request.app.state.service
         if since is not None and not math.isfinite(since):
             raise ApiError(400, "since must be a finite number of unix seconds")
+        since, _until, last = resolve_window(since, None, last)  # the window `credit drift` would judge
         model = svc.model
         if model is None:
             raise ApiError(503, "model unavailable", svc.model_error)
