@@ -37,7 +37,7 @@ class WorkerError(CreditError, RuntimeError):
 
     def __init__(self, message: str, kind: str = "failed") -> None:
         super().__init__(message)
-        self.kind = kind  # "domain" (a DriftError/FairnessError message), "timeout", "failed"
+        self.kind = kind  # "domain" (a DriftError/FairnessError message), "empty" (no decisions), "timeout", "failed"
 
 
 def _evidently(req: dict) -> dict:
@@ -84,14 +84,16 @@ def main() -> int:
         req = json.loads(sys.stdin.read())
         out = (_evidently if kind == "evidently" else _fairness)(req)
     except CreditError as exc:
-        print(json.dumps({"error": str(exc), "kind": "domain"}))
+        from app.scoring.fairness import NoDecisions
+
+        print(json.dumps({"error": str(exc), "kind": "empty" if isinstance(exc, NoDecisions) else "domain"}))
         return 1
     print(json.dumps({"ok": out}, default=str))
     return 0
 
 
 async def run(kind: str, request: dict, timeout: float) -> dict:
-    """The worker's answer for `request`; raises WorkerError (kind "domain", "timeout" or "failed")."""
+    """The worker's answer for `request`; raises WorkerError (kind "domain", "empty", "timeout" or "failed")."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.monitoring.worker", kind,

@@ -235,7 +235,7 @@ class OutcomesController(Controller):
                 min_group=min_group,
             )  # fmt: skip
         except fairness_cache.WorkerError as exc:
-            if exc.kind == "domain" and "no decisions" in str(exc):
+            if exc.kind == "empty":
                 raise ApiError(404, str(exc), {"since": since, "until": until}) from None
             raise ApiError(503, "fairness report unavailable", str(exc)) from None
         return msgspec.convert(rep, FairnessReport)
