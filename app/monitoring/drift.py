@@ -374,7 +374,7 @@ def _choose_columns(names, manifest, flagged: list[str], max_columns: int, max_e
         return list(names), []
     counted: list[str] = []
     known = set(names)
-    importance = manifest.global_importance if isinstance(manifest, Manifest) else manifest.get("global_importance")
+    importance = as_manifest(manifest).global_importance
     for item in importance or []:
         f = item[0]
         if len(counted) >= max_columns:
