@@ -106,16 +106,25 @@ class Service:
             on_switch=lambda: warm_explanations(self),
         )
 
-    # what the routes read of the model holder (one reference each, read once per use)
+    # what the routes read of the model holder (one reference each, read once per use); writable as before the
+    # holder was split out (tests put the service in a state: no model, an error)
     @property
     def bundles(self) -> Bundles | None:
         return self.models.bundles
+
+    @bundles.setter
+    def bundles(self, value: Bundles | None) -> None:
+        self.models.bundles = value
 
     @property
     def model(self) -> ModelBundle | None:
         """The champion (decides every answer)."""
         pair = self.models.bundles
         return pair.champion if pair is not None else None
+
+    @model.setter
+    def model(self, value: ModelBundle | None) -> None:
+        self.models.model = value
 
     @property
     def challenger(self) -> ModelBundle | None:
@@ -132,9 +141,17 @@ class Service:
     def model_error(self) -> str | None:
         return self.models.model_error
 
+    @model_error.setter
+    def model_error(self, value: str | None) -> None:
+        self.models.model_error = value
+
     @property
     def switch_error(self) -> str | None:
         return self.models.switch_error
+
+    @switch_error.setter
+    def switch_error(self, value: str | None) -> None:
+        self.models.switch_error = value
 
     @property
     def feature_names(self) -> list[str]:
@@ -147,6 +164,10 @@ class Service:
     @property
     def explainer(self) -> Explainer | None:
         return self.models.explainer
+
+    @explainer.setter
+    def explainer(self, value: Explainer | None) -> None:
+        self.models.explainer = value
 
     # lifecycle (see `lifespan`)
     def startup(self) -> None:
