@@ -14,7 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.scoring.bundle import Champion, Manifest, ModelError, Reference, as_manifest, manifest_dict
+from app.scoring.bundle import (
+    Champion,
+    Manifest,
+    ModelError,
+    Reference,
+    as_manifest,
+    document_manifest,
+    manifest_dict,
+)
 from app.store import predlog
 
 
@@ -84,6 +92,17 @@ def test_as_manifest_types_a_raw_manifest_and_refuses_a_broken_one():
     assert as_manifest(manifest_dict(m)) == m
     with pytest.raises(ModelError, match="invalid manifest"):
         as_manifest({"features": ["a"], "threshold": 0.5})  # no model id
+
+
+def test_document_manifest_types_a_sparse_manifest_and_still_refuses_a_wrong_type():
+    m = _manifest()
+    assert document_manifest(m) is m
+    sparse = document_manifest({"model_id": "f" * 64})
+    assert sparse.model_id == "f" * 64 and sparse.features == [] and math.isnan(sparse.threshold)
+    assert sparse.metrics == {} and sparse.champion is None and sparse.data_period is None
+    assert document_manifest({}).model_id == ""
+    with pytest.raises(ModelError, match="invalid manifest"):
+        document_manifest({"model_id": "x", "features": "abc", "threshold": 0.5})  # a string is not a feature list
 
 
 names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=6, unique=True)
