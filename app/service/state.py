@@ -215,17 +215,18 @@ class Service:
     def require_pair(self) -> Bundles:
         """The champion and challenger to score one request with (taken once: a switch never splits a request)."""
         self.require_model()
-        pair = self.bundles
+        pair = self.models.bundles
         if pair is None:
-            raise ApiError(503, "model unavailable", self.model_error)
+            raise ApiError(503, "model unavailable", self.models.model_error)
         return pair
 
     # resources
     def require_model(self) -> ModelBundle:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
-        self.models.follow()
-        if self.model is None:
-            raise ApiError(503, "model unavailable", self.model_error)
+        models = self.models
+        models.follow()
+        if models.model is None:
+            raise ApiError(503, "model unavailable", models.model_error)
         reason, checks, at = self.ready
         if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
             reason = self.check_ready()
@@ -233,7 +234,7 @@ class Service:
         if reason is not None:
             log.warning("refusing to score, not ready: %s", reason)
             raise ApiError(503, f"not ready: {reason}", {"checks": checks})
-        return self.model
+        return models.model
 
     def conn(self, model: bool = True, pair: Bundles | None = None) -> apsw.Connection:
         """This thread's read-only connection to the data file: with the scoring functions (model=True; of `pair`,
