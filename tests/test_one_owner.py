@@ -3,8 +3,10 @@ through the typed `Manifest` (app/scoring/bundle.py). Unit tests: no pipeline.""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import apsw
 import msgspec
@@ -12,7 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.scoring.bundle import Champion, Manifest, ModelError, Reference, as_manifest, manifest_dict
+from app.scoring.bundle import (
+    Champion,
+    Manifest,
+    ModelError,
+    Reference,
+    as_manifest,
+    document_manifest,
+    manifest_dict,
+)
 from app.store import predlog
 
 
@@ -84,6 +94,17 @@ def test_as_manifest_types_a_raw_manifest_and_refuses_a_broken_one():
         as_manifest({"features": ["a"], "threshold": 0.5})  # no model id
 
 
+def test_document_manifest_types_a_sparse_manifest_and_still_refuses_a_wrong_type():
+    m = _manifest()
+    assert document_manifest(m) is m
+    sparse = document_manifest({"model_id": "f" * 64})
+    assert sparse.model_id == "f" * 64 and sparse.features == [] and math.isnan(sparse.threshold)
+    assert sparse.metrics == {} and sparse.champion is None and sparse.data_period is None
+    assert document_manifest({}).model_id == ""
+    with pytest.raises(ModelError, match="invalid manifest"):
+        document_manifest({"model_id": "x", "features": "abc", "threshold": 0.5})  # a string is not a feature list
+
+
 names = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=6, unique=True)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
@@ -100,3 +121,112 @@ def test_writing_then_reading_a_manifest_gives_it_back(features, threshold, weig
     )
     text = json.dumps(manifest_dict(m), allow_nan=False)
     assert msgspec.convert(json.loads(text), Manifest) == m
+
+
+# ---------------------------------------------------------------- no dict read of a manifest in app/ and ui/
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_NAMES = {"manifest", "raw_manifest", "new_manifest", "manifest_raw"}
+# the dashboard calls GET /model's answer (the manifest without its drift reference) `model`
+UI_MANIFEST_NAMES = {"model"}
+# calls whose result is a manifest as a dict (what manifest.json holds)
+MANIFEST_CALLS = {"manifest_dict", "train_arrays", "train", "train_on_dask"}
+# files where a variable named `manifest` is another document, never the model's manifest.json
+OTHER_MANIFESTS = {
+    "app/scoring/bundle.py": "the owner: it types the file (read_manifest) and computes the model id over its JSON",
+    "app/features_parquet.py": "the Parquet feature export's format record (_manifest/_features.json)",
+    "app/scoring/batch.py": "the Parquet feature export's partition list; the model's is read via as_manifest",
+    "app/cli/batch.py": "the Parquet feature export's partition list",
+    "app/cli/distributed.py": "the Parquet partitions written by `credit features`",
+    "app/data/distributed.py": "the Parquet partitions written by `credit features`",
+}
+
+
+def _mentions_manifest_file(node: ast.AST) -> bool:
+    return any(
+        (isinstance(n, ast.Name) and n.id == "MANIFEST")
+        or (isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.endswith("manifest.json"))
+        for n in ast.walk(node)
+    )
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        f = node.func
+        return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    return None
+
+
+def manifest_dict_reads(source: str, names: set[str] = MANIFEST_NAMES) -> list[tuple[int, str]]:
+    """(line, text) of every subscript or .get() read of a manifest held as a dict: a name or attribute named like
+    one, a name assigned the result of a call that returns one, or a JSON file read of manifest.json."""
+    tree = ast.parse(source)
+    bound = set(names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and (
+            _call_name(node.value) in MANIFEST_CALLS
+            or (_call_name(node.value) in {"loads", "_read_json", "load"} and _mentions_manifest_file(node.value))
+        ):
+            bound |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+    def is_manifest(expr: ast.AST) -> bool:
+        if isinstance(expr, ast.Name):
+            return expr.id in bound
+        if isinstance(expr, ast.Attribute):
+            return expr.attr in names
+        if isinstance(expr, ast.BoolOp):  # `manifest or {}`
+            return any(is_manifest(v) for v in expr.values)
+        if isinstance(expr, ast.Call):  # json.loads(path_to_manifest.json).get(...), manifest_dict(m)[...]
+            return _call_name(expr) in MANIFEST_CALLS or (
+                _call_name(expr) in {"loads", "_read_json"} and _mentions_manifest_file(expr)
+            )
+        return False
+
+    def read_of_manifest(node: ast.AST) -> bool:
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.ctx, ast.Load) and is_manifest(node.value)
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and is_manifest(node.func.value)
+        )
+
+    found = [(node.lineno, ast.unparse(node)) for node in ast.walk(tree) if read_of_manifest(node)]
+    return sorted(found)
+
+
+def test_the_scan_finds_every_kind_of_dict_read_of_a_manifest():
+    source = """
+manifest = {}
+a = manifest["threshold"]
+b = bundle.raw_manifest.get("features")
+c = json.loads((folder / MANIFEST).read_text()).get("model_id")
+m = train_arrays(X, y, names, d)
+e = m["metrics"]
+f = (manifest or {}).get("costs")
+ok = typed.threshold
+manifest.threshold
+"""
+    lines = [line for line, _text in manifest_dict_reads(source)]
+    assert lines == [3, 4, 5, 7, 8]
+
+
+def test_no_dict_read_of_a_manifest_in_app_or_ui():
+    """The model's manifest is read through the typed Manifest (app.scoring.bundle: `read_manifest`, `as_manifest`,
+    `document_manifest`, `ModelBundle.manifest`), never as a dict: one owner of each field's name and default."""
+    offenders = []
+    for path in sorted([*ROOT.glob("app/**/*.py"), *ROOT.glob("ui/**/*.py")]):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in OTHER_MANIFESTS:
+            continue
+        names = MANIFEST_NAMES | UI_MANIFEST_NAMES if rel.startswith("ui/") else MANIFEST_NAMES
+        reads = manifest_dict_reads(path.read_text(encoding="utf-8"), names)
+        offenders += [f"{rel}:{line}: {text}" for line, text in reads]
+    assert offenders == []
+
+
+def test_the_other_manifests_are_still_files_that_use_the_name():
+    """Each exemption names a file that exists and still calls a document `manifest` (none is stale)."""
+    for rel in OTHER_MANIFESTS:
+        assert "manifest" in (ROOT / rel).read_text(encoding="utf-8"), rel

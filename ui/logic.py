@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from app.scoring.bundle import Manifest, document_manifest
 from app.service.schemas import DriftReport, MonitoringSummary, Population
 from ui import categories, locale
 from ui.i18n import feature_label, feature_value, t
@@ -465,19 +466,14 @@ def comparison(
 
 
 # --- model page --------------------------------------------------------------------------------
-def top_features(model: dict, n: int = 3) -> list[str]:
-    gi = model.get("global_importance") or []
-    names = [row[0] if isinstance(row, (list, tuple)) else row.get("feature") for row in gi]
-    names = [str(x) for x in names if x]
-    return names[:n] if names else list(model.get("features") or [])[:n]
+def top_features(model: Manifest | dict, n: int = 3) -> list[str]:
+    model = document_manifest(model)
+    names = [str(name) for name, _v in model.global_importance if name]
+    return names[:n] if names else list(model.features)[:n]
 
 
-def importance_option(model: dict, lang: str, n: int = 15) -> dict:
-    gi = model.get("global_importance") or []
-    rows = [
-        (r[0], float(r[1])) if isinstance(r, (list, tuple)) else (r.get("feature"), float(r.get("importance", 0)))
-        for r in gi
-    ][:n]
+def importance_option(model: Manifest | dict, lang: str, n: int = 15) -> dict:
+    rows = [(name, float(v)) for name, v in document_manifest(model).global_importance][:n]
     return responsive(
         {
             "aria": {"enabled": True},

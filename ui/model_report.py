@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from app.model.report import rows as report_rows
+from app.scoring.bundle import Manifest, document_manifest
 from ui import categories, locale
 
 LABELS: dict[str, dict[str, str]] = {
@@ -126,15 +127,17 @@ def _num(v: Any, lang: str, digits: int = 4) -> str:
     return locale.fixed(v, lang, digits)
 
 
-def has_evaluation(model: dict) -> bool:
-    return bool(model.get("evaluation")) and bool(model.get("candidates"))
+def has_evaluation(model: Manifest | dict) -> bool:
+    model = document_manifest(model)
+    return bool(model.evaluation) and bool(model.candidates)
 
 
-def headline(model: dict, lang: str) -> list[tuple[str, str]]:
+def headline(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
     """Tiles: champion, honest AUC, AUC per fold, honest cost, Brier, ECE, calibration (translated names)."""
-    m = model.get("metrics") or {}
-    champ = (model.get("champion") or {}).get("kind", "")
-    cal = (model.get("calibration") or {}).get("method", "none")
+    model = document_manifest(model)
+    m = model.metrics
+    champ = model.champion.kind if model.champion is not None else ""
+    cal = (model.calibration or {}).get("method", "none")
     return [
         (tr("champion", lang), tr(champ, lang)),
         (tr("oof_auc", lang), _num(m.get("oof_auc"), lang)),
@@ -146,7 +149,7 @@ def headline(model: dict, lang: str) -> list[tuple[str, str]]:
     ]
 
 
-def comparison(model: dict, lang: str) -> list[dict[str, str]]:
+def comparison(model: Manifest | dict, lang: str) -> list[dict[str, str]]:
     """Rows of the comparison table (candidates, baselines, trivial policies), display text."""
     out = []
     for r in report_rows(model):
@@ -163,9 +166,9 @@ def comparison(model: dict, lang: str) -> list[dict[str, str]]:
     return out
 
 
-def sensitive(model: dict, lang: str) -> tuple[str, list[dict[str, str]]] | None:
+def sensitive(model: Manifest | dict, lang: str) -> tuple[str, list[dict[str, str]]] | None:
     """The manifest's sensitive-attributes record: a sentence and the with/without rows (honest AUC, cost)."""
-    rec = model.get("sensitive") or {}
+    rec = document_manifest(model).sensitive or {}
     effect = rec.get("effect")
     if not effect:
         return None
@@ -197,8 +200,8 @@ def _axes(x_name: str, y_name: str, y_max: float | None = None) -> dict:
     }
 
 
-def roc_option(model: dict, lang: str) -> dict:
-    ev = model.get("evaluation") or {}
+def roc_option(model: Manifest | dict, lang: str) -> dict:
+    ev = document_manifest(model).evaluation
     opt = _axes(tr("fpr", lang), tr("tpr", lang), 1)
     opt["xAxis"]["max"] = 1
     opt["series"] = [
@@ -213,8 +216,8 @@ def roc_option(model: dict, lang: str) -> dict:
     return opt
 
 
-def reliability_option(model: dict, lang: str) -> dict:
-    rel = (model.get("evaluation") or {}).get("reliability") or {}
+def reliability_option(model: Manifest | dict, lang: str) -> dict:
+    rel = document_manifest(model).evaluation.get("reliability") or {}
     pts = {k: [[round(r["predicted"], 4), round(r["observed"], 4)] for r in rel.get(k, [])] for k in rel}
     top = max([p for series in pts.values() for pair in series for p in pair] or [1.0])
     opt = _axes(tr("predicted", lang), tr("observed", lang))
@@ -232,8 +235,8 @@ def reliability_option(model: dict, lang: str) -> dict:
     return opt
 
 
-def cost_option(model: dict, lang: str) -> dict:
-    ev = model.get("evaluation") or {}
+def cost_option(model: Manifest | dict, lang: str) -> dict:
+    ev = document_manifest(model).evaluation
     chosen = ev.get("chosen") or {}
     opt = _axes(tr("threshold", lang), tr("cost", lang))
     opt["series"] = [
@@ -248,8 +251,8 @@ def cost_option(model: dict, lang: str) -> dict:
     return opt
 
 
-def bands_option(model: dict, lang: str) -> dict:
-    bands = (model.get("evaluation") or {}).get("score_bands") or []
+def bands_option(model: Manifest | dict, lang: str) -> dict:
+    bands = document_manifest(model).evaluation.get("score_bands") or []
     return {
         "aria": {"enabled": True},
         "grid": {"left": 56, "right": 16, "top": 16, "bottom": 44},
@@ -266,7 +269,8 @@ def bands_option(model: dict, lang: str) -> dict:
     }
 
 
-def charts(model: dict, lang: str) -> list[tuple[str, dict]]:
+def charts(model: Manifest | dict, lang: str) -> list[tuple[str, dict]]:
+    model = document_manifest(model)
     return [
         (tr("roc", lang), roc_option(model, lang)),
         (tr("reliability", lang), reliability_option(model, lang)),

@@ -13,6 +13,7 @@ import html as _html
 from typing import Any
 
 from app.model import report
+from app.scoring.bundle import Manifest, document_manifest
 from ui import locale
 from ui import model_report as mr
 
@@ -82,10 +83,10 @@ def _spread(row: dict, lang: str) -> str:
     return f"{locale.fixed(row['auc_mean'], lang, 4)} ± {locale.fixed(row.get('auc_std'), lang, 4)}"
 
 
-def charts(model: dict, lang: str) -> list[tuple[str, str]]:
+def charts(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
     """(title, inline SVG) of the four charts, their words and numbers in `lang`."""
     tx = TEXT[lang]
-    ev = model.get("evaluation") or {}
+    ev = document_manifest(model).evaluation
     rel = ev.get("reliability") or {}
     chosen = ev.get("chosen") or {}
     bands = ev.get("score_bands") or []
@@ -138,22 +139,23 @@ def charts(model: dict, lang: str) -> list[tuple[str, str]]:
     ]
 
 
-def render(model: dict, lang: str) -> str:
-    """The whole report page in `lang` ('fr' or 'en') from GET /model's answer (as plain JSON)."""
+def render(model: Manifest | dict, lang: str) -> str:
+    """The whole report page in `lang` ('fr' or 'en') from GET /model's answer (as plain JSON, or typed)."""
+    model = document_manifest(model)
     lg = "en" if lang == "en" else "fr"
     tx, esc = TEXT[lg], _html.escape
-    m = model.get("metrics") or {}
-    costs = model.get("costs") or {}
-    ev = model.get("evaluation") or {}
+    m = model.metrics
+    costs = model.costs
+    ev = model.evaluation
     intro = tx["intro"].format(
-        model_id=f"<code>{esc(str(model.get('model_id', ''))[:12])}</code>",
-        trained=esc(locale.when(model.get("trained_at"), lg)),
+        model_id=f"<code>{esc(model.model_id[:12])}</code>",
+        trained=esc(locale.when(model.trained_at or None, lg)),
         n=locale.number(m.get("n_train"), lg),
         positives=locale.number(m.get("positives"), lg),
     )
     cost = lambda v: locale.number(v, lg, 2)  # noqa: E731
     tiles = "".join(f"<tr><td>{esc(name)}</td><td>{esc(value)}</td></tr>" for name, value in mr.headline(model, lg))
-    why = (model.get("champion") or {}).get("why")
+    why = model.champion.why if model.champion is not None else None
     colon = " : " if lg == "fr" else ": "
     why_html = f"<p>{esc(mr.tr('why', lg))}{colon}{esc(mr.champion_why(why, lg))}</p>" if why else ""
     rows = "".join(
@@ -190,12 +192,12 @@ def render(model: dict, lang: str) -> str:
     band_head = "".join(f"<th>{esc(tx[k])}</th>" for k in ("decile", "probability", "clients", "observed"))
     return f"""<!doctype html>
 <html lang="{lg}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(tx["title"])} {esc(str(model.get("model_id", ""))[:12])}</title><style>{STYLE}</style></head><body>
+<title>{esc(tx["title"])} {esc(model.model_id[:12])}</title><style>{STYLE}</style></head><body>
 <p><a href="/model" data-testid="back">{esc(tx["back"])}</a></p>
 <h1>{esc(tx["title"])}</h1>
 <p>{intro}</p>
 <p>{esc(tx["costs"].format(fn=cost(costs.get("fn")), fp=cost(costs.get("fp"))))}
-{esc(tx["threshold"].format(threshold=locale.percent(model.get("threshold"), lg)))}</p>
+{esc(tx["threshold"].format(threshold=locale.percent(model.threshold, lg)))}</p>
 {why_html}
 <table data-testid="headline">{tiles}</table>
 <h2>{esc(mr.tr("comparison", lg))}</h2>

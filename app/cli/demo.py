@@ -36,7 +36,7 @@ import msgspec
 from app.cli.options import command, db_option, model_option, say, with_settings
 from app.config import Settings
 from app.data import KAGGLE_FILES
-from app.scoring.bundle import MANIFEST
+from app.scoring.bundle import ModelError, as_manifest, read_manifest
 from app.scoring.db import connect
 
 STAMP = "_generated.json"
@@ -115,10 +115,14 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         status["ingest"] = f"done in {time.perf_counter() - t0:.1f} s"
 
     # train
-    manifest = _read_json(model_dir / MANIFEST) or {}
+    try:
+        manifest = read_manifest(model_dir)[0]
+    except ModelError:
+        manifest = None  # none yet, or not one `credit train` wrote: train again
     trained = (_read_json(state_path) or {}).get("trained") or {}
-    same_kind = trained.get("model_id") != manifest.get("model_id") or trained.get("quick") == quick
-    if manifest.get("data_fingerprint") == fingerprint and (model_dir / "model.txt").is_file() and same_kind:
+    fresh = manifest is not None and manifest.data_fingerprint == fingerprint and (model_dir / "model.txt").is_file()
+    same_kind = manifest is not None and (trained.get("model_id") != manifest.model_id or trained.get("quick") == quick)
+    if fresh and same_kind:
         status["train"] = "up to date"
     else:
         from app.model.train import train
@@ -128,24 +132,26 @@ def prepare(settings: Settings, *, clients: int, seed: int, quick: bool, progres
         say(f"[3/4] train on {db} -> {model_dir}{budget}")
         # one search trial (the default parameters, early-stopped inside each fold) keeps the demo within its
         # budget; `credit train` searches more by default
-        manifest = train(
-            db,
-            model_dir,
-            fn_cost=settings.fn_cost,
-            fp_cost=settings.fp_cost,
-            seed=seed,
-            quick=quick,
-            progress=progress,
-            trials=1,
-            sensitive_attributes=settings.sensitive,
-            exclude_sensitive=settings.exclude_sensitive,
+        manifest = as_manifest(
+            train(
+                db,
+                model_dir,
+                fn_cost=settings.fn_cost,
+                fp_cost=settings.fp_cost,
+                seed=seed,
+                quick=quick,
+                progress=progress,
+                trials=1,
+                sensitive_attributes=settings.sensitive,
+                exclude_sensitive=settings.exclude_sensitive,
+            )
         )
         state = _read_json(state_path) or {}
-        _write_json(state_path, {**state, "trained": {"model_id": manifest.get("model_id"), "quick": quick}})
+        _write_json(state_path, {**state, "trained": {"model_id": manifest.model_id, "quick": quick}})
         status["train"] = f"done in {time.perf_counter() - t0:.1f} s"
 
     # compile
-    from app.scoring.bundle import ModelBundle, ModelError
+    from app.scoring.bundle import ModelBundle
 
     try:
         ModelBundle.load(model_dir)

@@ -101,6 +101,7 @@ def train_command(
     and a held-out slice scored to confirm the figures (docs/distributed.md)."""
     from app.model import report
     from app.model.train import train
+    from app.scoring.bundle import as_manifest
 
     s = settings
     dask = scheduler is not None or workers is not None
@@ -141,17 +142,18 @@ def train_command(
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    for row in report.table(m):
+    manifest = as_manifest(m)
+    for row in report.table(manifest):
         click.echo(row)
-    held = (m.get("distributed") or {}).get("held_out")
+    held = (manifest.distributed or {}).get("held_out")
     if held:
         click.echo(
             f"held-out slice ({held['rows']:,} clients neither the search nor any fit saw): AUC {held['auc']:.4f}, "
-            f"cost/client {held['cost_per_client']:.4f} (nested on the sample: AUC {m['metrics']['oof_auc']:.4f}, "
-            f"cost/client {m['metrics']['cost_per_client']:.4f})"
+            f"cost/client {held['cost_per_client']:.4f} (nested on the sample: AUC {manifest.metrics['oof_auc']:.4f}, "
+            f"cost/client {manifest.metrics['cost_per_client']:.4f})"
         )
     click.echo(f"report {s.model_path / 'report.html'}", file=sys.stdout)
-    click.echo(f"model_id {m['model_id']} -> {s.model_path}", file=sys.stdout)
+    click.echo(f"model_id {manifest.model_id} -> {s.model_path}", file=sys.stdout)
 
 
 @command("compile")

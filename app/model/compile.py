@@ -169,11 +169,6 @@ def _dlclose(lib: Any) -> None:
         _ctypes.dlclose(lib._handle)
 
 
-def calibration_of(manifest: dict) -> tuple[float, float]:
-    """(a, b) of a raw manifest's calibration map (identity when absent); typed: bundle.calibration_map."""
-    return calibration_map(manifest.get("calibration"))
-
-
 def reference_probabilities(booster: Any, X: np.ndarray, cal: tuple[float, float], sigmoid: float = 1.0) -> np.ndarray:
     """What the library must return: Booster.predict, then the calibration map in float64 numpy."""
     if cal == (1.0, 0.0):

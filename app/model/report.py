@@ -10,6 +10,8 @@ import html as _html
 from collections.abc import Callable
 from typing import Any
 
+from app.scoring.bundle import Champion, Manifest, document_manifest
+
 NAMES = {
     "lightgbm": "LightGBM (tuned)",
     "scorecard": "logistic scorecard (WoE)",
@@ -29,12 +31,13 @@ def line(kind: str, m: dict[str, Any]) -> str:
     )
 
 
-def rows(manifest: dict) -> list[dict[str, Any]]:
+def rows(manifest: Manifest | dict) -> list[dict[str, Any]]:
     """One row per candidate, baseline and trivial policy: name, role, AUC, fold mean ± std, cost, Brier."""
-    champ = (manifest.get("champion") or {}).get("kind")
+    manifest = document_manifest(manifest)
+    champ = manifest.champion.kind if manifest.champion is not None else None
     out = []
-    for group, role in (("candidates", "candidate"), ("baselines", "baseline")):
-        for kind, m in (manifest.get(group) or {}).items():
+    for group, role in ((manifest.candidates, "candidate"), (manifest.baselines, "baseline")):
+        for kind, m in group.items():
             out.append(
                 {
                     "kind": kind,
@@ -49,7 +52,7 @@ def rows(manifest: dict) -> list[dict[str, Any]]:
                     "calibration": m.get("calibration"),
                 }
             )
-    for kind, cost in ((manifest.get("evaluation") or {}).get("trivial") or {}).items():
+    for kind, cost in (manifest.evaluation.get("trivial") or {}).items():
         out.append({"kind": kind, "name": NAMES.get(kind, kind), "role": "trivial", "auc": 0.5, "cost": cost})
     return out
 
@@ -63,9 +66,9 @@ def _spread(r: dict) -> str:
     return f"{_f(r.get('auc_mean'))} ± {_f(r.get('auc_std'))}" if r.get("auc_mean") is not None else "—"
 
 
-def sensitive_lines(manifest: dict) -> list[str]:
+def sensitive_lines(manifest: Manifest | dict) -> list[str]:
     """The sensitive-features choice and its effect on the champion's honest AUC and cost (plain text)."""
-    rec = manifest.get("sensitive")
+    rec = document_manifest(manifest).sensitive
     if not rec:
         return []
     feats = [n for names in (rec.get("features") or {}).values() for n in names]
@@ -90,7 +93,8 @@ def sensitive_lines(manifest: dict) -> list[str]:
     return out
 
 
-def table(manifest: dict) -> list[str]:
+def table(manifest: Manifest | dict) -> list[str]:
+    manifest = document_manifest(manifest)
     head = f"{'':<32s} {'role':<10s} {'AUC':>7s} {'fold mean ± std':>17s} {'cost/client':>12s} {'Brier':>7s}"
     lines = [head, "-" * len(head)]
     for r in rows(manifest):
@@ -99,12 +103,12 @@ def table(manifest: dict) -> list[str]:
             f"{r['name']:<32s} {r['role']:<10s} {_f(r['auc']):>7s} {spread:>17s} {_f(r['cost']):>12s} "
             f"{_f(r.get('brier')):>7s}"
         )
-    cal = manifest.get("calibration") or {}
-    champ = manifest.get("champion") or {}
+    cal = manifest.calibration or {}
+    champ = manifest.champion or Champion(kind="")
     lines.append(
-        f"champion: {NAMES.get(champ.get('kind'), champ.get('kind'))} ({champ.get('why')}); calibration "
-        f"{cal.get('method')} (a={_f(cal.get('a'))}, b={_f(cal.get('b'))}); threshold {_f(manifest.get('threshold'))}"
-        + ("; FORCED although it does not beat the trivial policy" if champ.get("forced") else "")
+        f"champion: {NAMES.get(champ.kind, champ.kind or None)} ({champ.why or None}); calibration "
+        f"{cal.get('method')} (a={_f(cal.get('a'))}, b={_f(cal.get('b'))}); threshold {_f(manifest.threshold)}"
+        + ("; FORCED although it does not beat the trivial policy" if champ.forced else "")
     )
     return lines + sensitive_lines(manifest)
 
@@ -178,8 +182,8 @@ def _svg(
     return "".join(parts)
 
 
-def charts(manifest: dict) -> dict[str, str]:
-    ev = manifest.get("evaluation") or {}
+def charts(manifest: Manifest | dict) -> dict[str, str]:
+    ev = document_manifest(manifest).evaluation
     rel = ev.get("reliability") or {}
     chosen = ev.get("chosen") or {}
     bands = ev.get("score_bands") or []
@@ -218,7 +222,8 @@ def charts(manifest: dict) -> dict[str, str]:
     }
 
 
-def html(manifest: dict) -> str:
+def html(manifest: Manifest | dict) -> str:
+    manifest = document_manifest(manifest)
     esc = _html.escape
     rows_html = "".join(
         f"<tr><td>{esc(r['name'])}</td><td>{esc(r['role'])}</td><td>{_f(r['auc'])}</td>"
@@ -226,7 +231,7 @@ def html(manifest: dict) -> str:
         f"<td>{_f(r.get('brier_before'))} → {_f(r.get('brier'))}</td></tr>"
         for r in rows(manifest)
     )
-    ev = manifest.get("evaluation") or {}
+    ev = manifest.evaluation
     bands = "".join(
         f"<tr><td>{i + 1}</td><td>{_f(b['low'])} – {_f(b['high'])}</td><td>{b['n']}</td>"
         f"<td>{_f(b['default_rate'])}</td></tr>"
@@ -235,15 +240,15 @@ def html(manifest: dict) -> str:
     figs = "".join(f"<figure><figcaption>{esc(t)}</figcaption>{svg}</figure>" for t, svg in charts(manifest).items())
     n_sens = len(sensitive_lines(manifest))
     summary = "<br>".join(esc(x) for x in table(manifest)[-1 - n_sens :])
-    m = manifest.get("metrics") or {}
-    costs = manifest.get("costs") or {}
+    m = manifest.metrics
+    costs = manifest.costs
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Model report {esc(manifest.get("model_id", "")[:12])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Model report {esc(manifest.model_id[:12])}</title>
 <style>body{{font-family:sans-serif;margin:2rem;max-width:70rem}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}}td:first-child{{text-align:left}}
 figure{{display:inline-block;margin:1rem}}</style></head><body>
 <h1>Model report</h1>
-<p>Model <code>{esc(manifest.get("model_id", ""))}</code>, trained {esc(str(manifest.get("trained_at", "")))} on
+<p>Model <code>{esc(manifest.model_id)}</code>, trained {esc(manifest.trained_at)} on
 {m.get("n_train", "?")} clients ({m.get("positives", "?")} defaults). {esc(ev.get("procedure", ""))}.
 Costs: a missed defaulter {costs.get("fn")}, a refused good client {costs.get("fp")}.</p>
 <p>{summary}</p>

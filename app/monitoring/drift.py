@@ -42,7 +42,7 @@ import numpy as np
 
 from app import vectors
 from app.errors import CreditError
-from app.scoring.bundle import Manifest, ModelError, as_manifest
+from app.scoring.bundle import Manifest, ModelError, as_manifest, document_manifest
 from app.scoring.filenames import REFERENCE, REFERENCE_SCORES
 
 EPS = 1e-4
@@ -374,7 +374,7 @@ def _choose_columns(names, manifest, flagged: list[str], max_columns: int, max_e
         return list(names), []
     counted: list[str] = []
     known = set(names)
-    importance = manifest.global_importance if isinstance(manifest, Manifest) else manifest.get("global_importance")
+    importance = document_manifest(manifest).global_importance
     for item in importance or []:
         f = item[0]
         if len(counted) >= max_columns:

@@ -35,7 +35,7 @@ def find_bundle(serving: Path | str, model_id: str):
     """The verified bundle (app.scoring.bundle.ModelBundle) whose model id is `model_id`, from the serving folder
     (its roles first, then every bundle folder), or None."""
     from app.scoring import layout
-    from app.scoring.bundle import MANIFEST, ModelBundle
+    from app.scoring.bundle import ModelBundle, ModelError, read_manifest
 
     serving = Path(serving)
     seen: list[Path] = []
@@ -51,8 +51,8 @@ def find_bundle(serving: Path | str, model_id: str):
         seen += sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for folder in dict.fromkeys(Path(os.path.realpath(p)) for p in seen):
         try:
-            found = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("model_id")
-        except (OSError, ValueError):
+            found = read_manifest(folder)[0].model_id
+        except ModelError:
             continue
         if found == model_id:
             return ModelBundle.load(folder)

@@ -4,7 +4,6 @@ the model that served each decision when its manifest is still in the serving fo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,18 @@ from app.rights.records import Actor
 def _feature_names(serving: Path | str, model_ids: set[str]) -> dict[str, list[str]]:
     """{model id: feature names} for the models found among the serving folder's bundles (manifests only)."""
     from app.scoring import layout
+    from app.scoring.bundle import ModelError, read_manifest
 
     serving = Path(serving)
     folders = [serving] + (sorted((serving / layout.BUNDLES).iterdir()) if (serving / layout.BUNDLES).is_dir() else [])
     out: dict[str, list[str]] = {}
     for folder in folders:
         try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            manifest = read_manifest(folder)[0]
+        except ModelError:
             continue
-        if manifest.get("model_id") in model_ids:
-            out[manifest["model_id"]] = list(manifest.get("features") or [])
+        if manifest.model_id in model_ids:
+            out[manifest.model_id] = list(manifest.features)
     return out
 
 

@@ -50,7 +50,7 @@ from app.cluster import ClusterError, dask_client, track, worker_addresses
 from app.errors import CreditError
 from app.features_parquet import EXPORT_FORMAT, FEATURES_FILE, PART_TEMPLATE, read_format_manifest
 from app.features_parquet import features_table as _features_table
-from app.scoring.bundle import MANIFEST, ModelBundle, ModelError
+from app.scoring.bundle import MANIFEST, ModelBundle, ModelError, as_manifest
 from app.scoring.db import connect, read_meta
 from app.scoring.filenames import SCORE_LINK
 from app.scoring.library import sha256_file
@@ -219,8 +219,8 @@ def worker_model(package: ModelPackage) -> ModelBundle:
     hashed on every call (about 1 ms per MB of library, small next to scoring a partition), so a
     job carrying a tampered library is refused even by a worker that already holds the genuine one.
     """
-    manifest = json.loads(package.manifest_text)
-    expected = manifest["library"]["sha256"]
+    library = as_manifest(json.loads(package.manifest_text)).library
+    expected = library.sha256 if library is not None else "(no library recorded)"
     actual = hashlib.sha256(package.so_bytes).hexdigest()
     if actual != expected:
         raise RuntimeError(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,6 +53,7 @@ __all__ = [
     "ModelError",
     "decide",
     "decision_id",
+    "document_manifest",
     "identify",
     "manifest_dict",
     "manifest_digest",
@@ -123,6 +125,7 @@ class Manifest(msgspec.Struct, kw_only=True):
     metrics: dict[str, Any] = {}
     baselines: dict[str, Any] = {}
     trained_at: str = ""
+    data_period: str | None = None  # written by no `credit train` yet; the card shows it when a manifest has it
     data_fingerprint: str | None = None
     data_source: str | None = None
     schema_fingerprint: str | None = None
@@ -141,7 +144,7 @@ class Manifest(msgspec.Struct, kw_only=True):
 
 
 # sections a manifest has only once something sets them: absent from the file rather than null
-_ABSENT_WHEN_UNSET = ("model_text_sha256", "champion", "distributed", "library")
+_ABSENT_WHEN_UNSET = ("model_text_sha256", "data_period", "champion", "distributed", "library")
 
 
 def manifest_dict(manifest: Manifest) -> dict[str, Any]:
@@ -162,6 +165,15 @@ def as_manifest(manifest: Manifest | dict[str, Any]) -> Manifest:
         return msgspec.convert(manifest, Manifest)
     except msgspec.ValidationError as exc:
         raise ModelError(f"invalid manifest: {exc}") from None
+
+
+def document_manifest(manifest: Manifest | dict[str, Any]) -> Manifest:
+    """The typed view for documents that describe a model (the card, the report, the dashboard's model page):
+    like `as_manifest`, but a manifest too sparse to load still gets one, its missing model id empty, its
+    feature list empty and its threshold NaN (each document says "not recorded" for them)."""
+    if isinstance(manifest, Manifest):
+        return manifest
+    return as_manifest({"model_id": "", "features": [], "threshold": math.nan, **manifest})
 
 
 def calibration_map(calibration: dict[str, Any] | None) -> tuple[float, float]:

@@ -15,7 +15,9 @@ pass again, else the request is a 503 naming the cause. So no score is computed 
 once its replacement is visible.
 HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.http.
 
-Challenger in shadow (app/scoring/layout.py): `self.bundles` (champion, challenger) is the one reference the
+The model side lives in its own type, app.service.model_holder.ModelHolder (`svc.models`): the pair below, its
+explainer, the switch and the watcher; the Service holds it beside the per-thread connections and readiness.
+Challenger in shadow (app/scoring/layout.py): `svc.bundles` (champion, challenger) is the one reference the
 routes read, once per request (`require_pair`). At most every POINTER_CHECK_SECONDS a scoring request reads the
 serving folder's champion/challenger links (two readlink calls); when they changed, a background thread loads
 and verifies the new pair fully (hashes, digest, threshold, features, SQL functions on the data file) and then
@@ -50,12 +52,12 @@ from litestar.di import Provide
 
 from app import store
 from app.config import Settings
-from app.scoring import layout
-from app.scoring.bundle import Bundles, DataMismatchError, ModelBundle
+from app.scoring.bundle import Bundles, ModelBundle
 from app.scoring.db import connect
 from app.service import inputs
 from app.service.auth import KeyRing
 from app.service.http import ApiError
+from app.service.model_holder import ModelHolder
 from app.service.readiness import readiness
 from app.store import predlog
 from app.store.group_writer import GroupWriter
@@ -66,8 +68,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("app.service.api")
 
 READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks at most this often
-POINTER_CHECK_SECONDS = 0.5  # how often a scoring request looks at the champion/challenger links
-WATCH_SECONDS = 0.1  # how often the watcher thread looks at them (two readlink calls), traffic or not
 
 
 class DataConnection(NamedTuple):
@@ -92,66 +92,88 @@ class Service:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.conns: list[apsw.Connection] = []
-        self.bundles: Bundles | None = None  # the champion and the shadow challenger: ONE reference, swapped whole
-        self.pointer: tuple[str | None, str | None] = (None, None)
-        self.pointer_due = 0.0
-        self.switching = False
-        self.switch_error: str | None = None
-        self.model_error: str | None = "not started"
         self.data_warning: str | None = None
-        self.feature_names: list[str] = []
-        self.index: dict[str, int] = {}
         self.population_ids: np.ndarray | None = None
-        self.explainer: Explainer | None = None
         self.writer = GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
-        self.lib_stamp: tuple[int, ...] | None = None
-        self.chal_stamp: tuple[int, ...] | None = None
-        self.switch_lock = threading.Lock()  # one switch at a time (the watcher and a request may both notice)
-        self.stopping = threading.Event()
-        self.refused: tuple[str | None, str | None] | None = None  # the links last refused (switch_error says why)
+        # the champion / challenger pair, its explainer, the switch and the watcher (app.service.model_holder)
+        self.models = ModelHolder(
+            self.model_dir,
+            self.db_path,
+            settings,
+            self.lock,
+            on_lost=self.check_ready,
+            on_switch=lambda: warm_explanations(self),
+        )
+
+    # what the routes read of the model holder (one reference each, read once per use); writable as before the
+    # holder was split out (tests put the service in a state: no model, an error)
+    @property
+    def bundles(self) -> Bundles | None:
+        return self.models.bundles
+
+    @bundles.setter
+    def bundles(self, value: Bundles | None) -> None:
+        self.models.bundles = value
 
     @property
     def model(self) -> ModelBundle | None:
         """The champion (decides every answer)."""
-        pair = self.bundles
+        pair = self.models.bundles
         return pair.champion if pair is not None else None
 
     @model.setter
     def model(self, value: ModelBundle | None) -> None:
-        self.bundles = Bundles(value) if value is not None else None
+        self.models.model = value
 
     @property
     def challenger(self) -> ModelBundle | None:
-        pair = self.bundles
+        pair = self.models.bundles
         return pair.challenger if pair is not None else None
 
     @property
     def manifest(self) -> dict[str, Any] | None:
-        return self.model.raw_manifest if self.model is not None else None
+        """The champion's manifest.json as written (GET /model serves it); read its fields on `model.manifest`."""
+        model = self.model
+        return model.raw_manifest if model is not None else None
 
-    def load_bundle(self) -> None:
-        """Load and verify the model folder once (app.scoring.bundle); a failure is reported by /readyz and 503s."""
-        self.pointer = layout.pointers(self.model_dir)
-        self.pointer_due = time.monotonic() + POINTER_CHECK_SECONDS
-        try:
-            pair = ModelBundle.load_pair(self.model_dir)
-        except Exception as exc:  # noqa: BLE001
-            self.model, self.model_error = None, f"model not loaded: {type(exc).__name__}: {exc}"
-            return
-        self.bundles = self.sql_checked(pair)
-        self.switch_error = self.bundles.challenger_error
-        self.model_error = None
-        self.lib_stamp = _file_stamp(self.model.library_path)
-        self.chal_stamp = _file_stamp(self.challenger.library_path) if self.challenger is not None else None
-        self.feature_names = self.model.feature_names
-        self.index = {n: i for i, n in enumerate(self.feature_names)}
+    @property
+    def model_error(self) -> str | None:
+        return self.models.model_error
+
+    @model_error.setter
+    def model_error(self, value: str | None) -> None:
+        self.models.model_error = value
+
+    @property
+    def switch_error(self) -> str | None:
+        return self.models.switch_error
+
+    @switch_error.setter
+    def switch_error(self, value: str | None) -> None:
+        self.models.switch_error = value
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.models.feature_names
+
+    @property
+    def index(self) -> dict[str, int]:
+        return self.models.index
+
+    @property
+    def explainer(self) -> Explainer | None:
+        return self.models.explainer
+
+    @explainer.setter
+    def explainer(self, value: Explainer | None) -> None:
+        self.models.explainer = value
 
     # lifecycle (see `lifespan`)
     def startup(self) -> None:
-        self.load_bundle()
-        self.register()
-        threading.Thread(target=self.watch, name="model-watch", daemon=True).start()
+        self.models.load()
+        self.models.register()
+        self.models.start_watching()
         if not len(self.ring):
             log.warning("no API keys configured: every endpoint except /healthz, /readyz and /schema answers 401")
         try:
@@ -182,10 +204,7 @@ class Service:
         return reason
 
     def shutdown(self) -> None:
-        self.stopping.set()
-        from app.scoring.serving import unregister_server
-
-        unregister_server(self.model_dir)
+        self.models.stop()
         self.writer.close()
         with self.lock:
             conns, self.conns = self.conns, []
@@ -193,124 +212,21 @@ class Service:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    # champion / challenger switches (see the module docstring)
-    def sql_checked(self, pair: Bundles) -> Bundles:
-        """`pair`, or the champion alone when the challenger's SQL functions do not load beside it."""
-        if pair.challenger is None or not self.db_path.is_file():
-            return pair
-        try:
-            connect(self.db_path, pair.champion, readonly=True, challenger=pair.challenger).close()
-        except Exception as exc:  # noqa: BLE001
-            return Bundles(pair.champion, None, f"challenger not loaded: {type(exc).__name__}: {exc}")
-        return pair
-
-    def check_pointer(self) -> None:
-        """Cheap: two readlink calls. On a change, load and verify the new pair in a background thread."""
-        self.pointer_due = time.monotonic() + POINTER_CHECK_SECONDS
-        ptr = layout.pointers(self.model_dir)
-        if ptr == self.pointer or self.switching:
-            return
-        self.switching = True
-        threading.Thread(target=self.switch_to, args=(ptr,), name="model-switch", daemon=True).start()
-
-    def watch(self) -> None:
-        """The watcher thread: notice a promote, a rollback or a new challenger within WATCH_SECONDS, traffic or
-        not, and switch (see the module docstring)."""
-        while not self.stopping.wait(WATCH_SECONDS):
-            try:
-                ptr = layout.pointers(self.model_dir)
-                if ptr != self.pointer and not self.switching:
-                    with self.lock:
-                        if self.switching:
-                            continue
-                        self.switching = True
-                    self.switch_to(ptr)
-            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
-                log.exception("model watcher")
-
-    def register(self) -> None:
-        """Tell life-cycle commands what this worker scores with (app/scoring/serving.py register_server)."""
-        from app.scoring.serving import register_server
-
-        pair = self.bundles
-        register_server(
-            self.model_dir,
-            {
-                "pointer": list(self.pointer),
-                "champion": pair.champion.model_id if pair is not None else None,
-                "challenger": pair.challenger.model_id if pair is not None and pair.challenger else None,
-                "switch_error": self.switch_error,
-                "refused": list(self.refused) if self.refused else None,
-            },
-        )
-
-    def switch_to(self, ptr: tuple[str | None, str | None]) -> None:
-        """Load, verify, then swap the one reference; on failure keep serving the old pair and say why."""
-        try:
-            pair = ModelBundle.load_pair(self.model_dir)
-            if pair.champion.feature_names != self.feature_names and self.feature_names:
-                raise DataMismatchError(
-                    f"the new champion {pair.champion.model_id[:12]} has other features than the one serving"
-                )
-            conn = connect(self.db_path, pair.champion, readonly=True)
-            try:
-                from app.scoring.db import verify_data
-
-                verify_data(conn, pair.champion, allow_other=self.settings.allow_other_data)
-            finally:
-                conn.close()
-            pair = self.sql_checked(pair)
-        except Exception as exc:  # noqa: BLE001
-            with self.lock:
-                self.pointer = ptr  # bundles are immutable: the same links will not verify better next time
-                self.refused = ptr
-                self.switch_error = f"not switched to {ptr[0]}: {type(exc).__name__}: {exc}"
-                self.switching = False
-            log.error("%s", self.switch_error)
-            self.register()
-            return
-        old = self.bundles
-        with self.lock:
-            self.bundles = pair  # THE swap: requests that took the old pair finish with it
-            self.pointer = ptr
-            self.lib_stamp = _file_stamp(pair.champion.library_path)
-            self.chal_stamp = _file_stamp(pair.challenger.library_path) if pair.challenger is not None else None
-            self.switch_error = pair.challenger_error
-            self.refused = None
-            self.model_error = None
-            self.feature_names = pair.champion.feature_names
-            self.index = {n: i for i, n in enumerate(self.feature_names)}
-            self.explainer = None
-            self.switching = False
-        log.warning(
-            "switched models: champion %s -> %s, challenger %s",
-            old.champion.model_id[:12] if old else None,
-            pair.champion.model_id[:12],
-            pair.challenger.model_id[:12] if pair.challenger else None,
-        )
-        self.register()
-        warm_explanations(self)
-
     def require_pair(self) -> Bundles:
         """The champion and challenger to score one request with (taken once: a switch never splits a request)."""
         self.require_model()
-        pair = self.bundles
+        pair = self.models.bundles
         if pair is None:
-            raise ApiError(503, "model unavailable", self.model_error)
+            raise ApiError(503, "model unavailable", self.models.model_error)
         return pair
 
     # resources
     def require_model(self) -> ModelBundle:
         """The model, if loaded AND the service is ready (else 503 saying why): nothing is scored while not ready."""
-        if time.monotonic() >= self.pointer_due:
-            self.check_pointer()
-        if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
-            self.library_changed()
-        chal = self.challenger
-        if chal is not None and _file_stamp(chal.library_path) != self.chal_stamp:
-            self.challenger_changed(chal)
-        if self.model is None:
-            raise ApiError(503, "model unavailable", self.model_error)
+        models = self.models
+        models.follow()
+        if models.model is None:
+            raise ApiError(503, "model unavailable", models.model_error)
         reason, checks, at = self.ready
         if reason is not None and time.monotonic() - at > READY_RETRY_SECONDS:
             reason = self.check_ready()
@@ -318,60 +234,7 @@ class Service:
         if reason is not None:
             log.warning("refusing to score, not ready: %s", reason)
             raise ApiError(503, f"not ready: {reason}", {"checks": checks})
-        return self.model
-
-    def library_changed(self) -> None:
-        """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
-        (touched, or copied over with the same content) are fine; anything else may already have changed the
-        code mapped into this process, so nothing is scored any more until a restart."""
-        from app.scoring.library import sha256_file
-
-        model = self.model
-        if model is None:
-            return
-        stamp = _file_stamp(model.library_path)
-        try:
-            same = sha256_file(model.library_path) == model.manifest.library.sha256
-        except OSError:
-            same = False
-        with self.lock:
-            if same:
-                self.lib_stamp = stamp
-                return
-            self.model = None
-            self.model_error = (
-                f"the champion's library {model.library_path} changed on disk (this process is unaffected: it "
-                "scores from a private copy checked at load, but the file no longer matches the manifest): restore "
-                "it or install a verified bundle (`credit promote --rollback`, `credit compile --challenger`), then "
-                "restart the API"
-            )
-        log.error("%s", self.model_error)
-        self.check_ready()
-
-    def challenger_changed(self, chal: ModelBundle) -> None:
-        """The challenger's library changed on disk: same bytes are fine; otherwise stop shadow scoring and say
-        why (/readyz `reason`, `checks.challenger`); the champion keeps deciding."""
-        from app.scoring.library import sha256_file
-
-        stamp = _file_stamp(chal.library_path)
-        try:
-            same = sha256_file(chal.library_path) == chal.manifest.library.sha256
-        except OSError:
-            same = False
-        with self.lock:
-            pair = self.bundles
-            if pair is None or pair.challenger is not chal:
-                return
-            if same:
-                self.chal_stamp = stamp
-                return
-            self.switch_error = (
-                f"challenger not scored: its library {chal.library_path} changed on disk (this process is "
-                "unaffected: it loaded a private checked copy); reinstall it with `credit compile --challenger`"
-            )
-            self.bundles = Bundles(pair.champion, None, self.switch_error)
-        log.error("%s", self.switch_error)
-        self.register()
+        return models.model
 
     def conn(self, model: bool = True, pair: Bundles | None = None) -> apsw.Connection:
         """This thread's read-only connection to the data file: with the scoring functions (model=True; of `pair`,
@@ -526,15 +389,6 @@ class Service:
         )
 
 
-def _file_stamp(path: Path) -> tuple[int, ...] | None:
-    """What changes when a file is rewritten, replaced or touched: device, inode, size, mtime, ctime."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def feature_completeness(x: np.ndarray) -> float:
     return float(1.0 - np.count_nonzero(np.isnan(x)) / x.size) if x.size else 1.0
 
@@ -553,15 +407,16 @@ def explainer_for(svc: Service) -> Explainer:
     if importlib.util.find_spec("app.model.explain") is None:
         raise ApiError(501, "explanations not available in this build")
     svc.require_model()
+    models = svc.models
     with svc.lock:
-        if svc.explainer is None:
+        if models.explainer is None:
             from app.model import explain
 
             try:
-                svc.explainer = explain.Explainer.from_bundle(svc.require_model())
+                models.explainer = explain.Explainer.from_bundle(svc.require_model())
             except getattr(explain, "ExplainError", ()) as exc:
                 raise ApiError(503, "explanations unavailable", str(exc)) from exc
-        return svc.explainer
+        return models.explainer
 
 
 def warm_explanations(svc: Service) -> None:

@@ -9,6 +9,7 @@ import msgspec
 import numpy as np
 from nicegui import app, ui
 
+from app.scoring.bundle import document_manifest
 from ui import locale, logic
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
@@ -367,7 +368,7 @@ async def fill_whatif(
 
 
 async def fill_comparison(box: ui.column, client_id: int, features: dict, model: dict, lg: str) -> None:
-    all_names = [f for f in (model.get("features") or list(features)) if f in features] or list(features)
+    all_names = [f for f in (document_manifest(model).features or list(features)) if f in features] or list(features)
     chosen = [f for f in logic.top_features(model, 20) if f in features][:COMPARE_DEFAULT] or all_names[
         :COMPARE_DEFAULT
     ]

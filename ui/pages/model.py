@@ -8,6 +8,7 @@ import msgspec
 from fastapi.responses import HTMLResponse, RedirectResponse
 from nicegui import app, ui
 
+from app.scoring.bundle import Manifest, document_manifest
 from ui import locale, logic, report_html
 from ui import model_report as mr
 from ui.api_client import ApiError
@@ -23,33 +24,34 @@ async def model_page():
     main = await frame("model", t("model_title", lg))
     with main:
         try:
-            model = msgspec.to_builtins(await api().model())  # ModelInfo, its optional parts as the API writes them
+            # ModelInfo, its optional parts as the API writes them, read as the typed manifest
+            model = document_manifest(msgspec.to_builtins(await api().model()))
         except ApiError as e:
             error_box(e, lg)
             return
         with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
             with ui.card().classes("w-full"):
-                model_id = str(model.get("model_id", ""))
+                model_id = model.model_id
                 ui.label(f"{t('model_id', lg)} : {model_id[:12]}").classes("text-lg font-bold").props(
                     f'title="{model_id}" data-testid=model-id'
                 )
-                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.get('threshold')), lg)}").props(
+                ui.label(f"{t('threshold', lg)} : {logic.fmt_prob(_float(model.threshold), lg)}").props(
                     "data-testid=model-threshold"
                 )
-                costs = model.get("costs") or {}
+                costs = model.costs
                 ui.label(t("costs", lg, fn=_cost(costs.get("fn"), lg), fp=_cost(costs.get("fp"), lg)))
-                ui.label(f"{t('n_features', lg)} : {model.get('n_features', len(model.get('features') or []))}")
-                if model.get("trained_at"):
-                    ui.label(f"{t('trained_at', lg)} : {locale.when(model['trained_at'], lg)}")
-                metrics = model.get("metrics") or {}
+                ui.label(f"{t('n_features', lg)} : {model.n_features or len(model.features)}")
+                if model.trained_at:
+                    ui.label(f"{t('trained_at', lg)} : {locale.when(model.trained_at, lg)}")
+                metrics = model.metrics
                 quality = mr.has_evaluation(model)
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
-                champion = model.get("champion") or {}
-                if champion.get("why"):
-                    ui.label(f"{mr.tr('why', lg)} : {mr.champion_why(champion['why'], lg)}").classes("text-sm").props(
+                champion = model.champion
+                if champion is not None and champion.why:
+                    ui.label(f"{mr.tr('why', lg)} : {mr.champion_why(champion.why, lg)}").classes("text-sm").props(
                         "data-testid=champion-why"
                     )
-                if champion.get("forced"):
+                if champion is not None and champion.forced:
                     ui.label(mr.tr("forced", lg)).classes("text-sm font-bold").style("color:#b91c1c")
                 if mr.has_evaluation(model):
                     ui.link(mr.tr("report_link", lg), "/model/report").props("data-testid=report-link")
@@ -82,7 +84,7 @@ async def model_page():
                 )
 
 
-def _quality_cards(model: dict, lg: str) -> None:
+def _quality_cards(model: Manifest, lg: str) -> None:
     with ui.card().classes("w-full md:col-span-2"):
         ui.label(mr.tr("comparison", lg)).classes("font-bold").props("role=heading aria-level=2")
         columns = [

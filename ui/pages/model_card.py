@@ -10,6 +10,7 @@ import asyncio
 import msgspec
 from nicegui import ui
 
+from app.scoring.bundle import Manifest, document_manifest
 from ui import locale
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
@@ -86,16 +87,17 @@ TEXT = {
 }
 
 
-def card_sections(model: dict, lg: str) -> list[tuple[str, list[str]]]:
+def card_sections(model: Manifest | dict, lg: str) -> list[tuple[str, list[str]]]:
     """(heading, paragraphs) of the card from the manifest, in `lg`; parts the manifest lacks are left out."""
     x = TEXT[lg]
-    m = model.get("metrics") or {}
+    model = document_manifest(model)
+    m = model.metrics
     sections = [
         (
             x["identity"],
-            [f"{x['model_id']} : {model['model_id']}" if lg == "fr" else f"{x['model_id']}: {model['model_id']}"]
-            + ([f"{x['trained_at']} {locale.when(model['trained_at'], lg)}"] if model.get("trained_at") else [])
-            + ([f"{x['app_version']} {model['app_version']}"] if model.get("app_version") else []),
+            [f"{x['model_id']} : {model.model_id}" if lg == "fr" else f"{x['model_id']}: {model.model_id}"]
+            + ([f"{x['trained_at']} {locale.when(model.trained_at, lg)}"] if model.trained_at else [])
+            + ([f"{x['app_version']} {model.app_version}"] if model.app_version else []),
         ),
         (x["use"], [x["use_text"]]),
     ]
@@ -106,11 +108,11 @@ def card_sections(model: dict, lg: str) -> list[tuple[str, list[str]]]:
                 [x["clients"].format(n=locale.number(m["n_train"], lg), d=locale.number(m.get("positives"), lg))],
             )
         )
-    names = [feature_label(n, lg) for n, _v in (model.get("global_importance") or [])[:8]]
+    names = [feature_label(n, lg) for n, _v in model.global_importance[:8]]
     sections.append(
         (
             x["features"],
-            [x["n_features"].format(n=locale.number(model.get("n_features", len(model["features"])), lg))]
+            [x["n_features"].format(n=locale.number(model.n_features or len(model.features), lg))]
             + ([x["top"].format(names=", ".join(names))] if names else []),
         )
     )
@@ -134,14 +136,14 @@ def card_sections(model: dict, lg: str) -> list[tuple[str, list[str]]]:
         )
     if perf:
         sections.append((x["performance"], perf))
-    method = _calibration_method(model.get("calibration"))
+    method = _calibration_method(model.calibration)
     if method:
         sections.append((x["calibration"], [x["calibration_text"].format(method=tr(method, lg))]))
-    costs = model.get("costs") or {}
+    costs = model.costs
     sections.append(
         (
             x["threshold"],
-            [x["threshold_text"].format(thr=locale.percent(model["threshold"], lg))]
+            [x["threshold_text"].format(thr=locale.percent(model.threshold, lg))]
             + (
                 [x["costs_text"].format(fn=locale.number(costs["fn"], lg, 2), fp=locale.number(costs["fp"], lg, 2))]
                 if "fn" in costs and "fp" in costs
@@ -150,7 +152,7 @@ def card_sections(model: dict, lg: str) -> list[tuple[str, list[str]]]:
         )
     )
     sections.append((x["limits"], [x["limits_text"]]))
-    versions = model.get("versions") or {}
+    versions = model.versions
     if versions:
         sections.append((x["versions"], [", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]))
     return sections

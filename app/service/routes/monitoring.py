@@ -106,7 +106,7 @@ def _reference(svc: Service):
     key = model.model_id
     ref = _references.get(key)
     if ref is None:
-        ref = Reference.from_manifest(model.raw_manifest, svc.model_dir)
+        ref = Reference.from_manifest(model.manifest, svc.model_dir)
         _references.clear()
         _references[key] = ref
     return ref
