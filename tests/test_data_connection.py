@@ -72,9 +72,13 @@ def test_a_file_written_in_place_is_noticed_and_scored_from_its_new_content(serv
         others = [r[0] for r in writer.execute("SELECT x FROM features WHERE client_id != ? LIMIT 200", (cid,))]
         with writer:  # the client's row gets another client's vector with a different score
             check = connect(data.db, app.service.model, readonly=True)
-            p_before = check.execute("SELECT score_features(?)", (xb,)).fetchall()[0][0]
-            new = next(o for o in others if check.execute("SELECT score_features(?)", (o,)).fetchall()[0][0] != p_before)
-            p_new = check.execute("SELECT score_features(?)", (new,)).fetchall()[0][0]
+
+            def score(blob: bytes) -> float:
+                return check.execute("SELECT score_features(?)", (blob,)).fetchall()[0][0]
+
+            p_before = score(xb)
+            new = next(o for o in others if score(o) != p_before)
+            p_new = score(new)
             check.close()
             writer.execute("UPDATE features SET x = ? WHERE client_id = ?", (new, cid))
     finally:
