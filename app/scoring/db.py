@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import apsw
 
@@ -113,12 +114,19 @@ def connect(
     *,
     readonly: bool = False,
     challenger: ModelBundle | Path | str | None = None,
+    immutable: bool = False,
 ) -> apsw.Connection:
     """Open `db_path` with the project's pragmas; with a model bundle (or folder), load the scoring functions.
 
     readonly opens with SQLITE_OPEN_READONLY. A missing file raises DatabaseMissingError when
     readonly or when a model is loaded (a scoring connection never creates an empty database);
     otherwise the file is created.
+
+    immutable (with readonly): the caller promises the file does not change while the connection is open and
+    reopens it when it does (the API: app.service.state.Service.conn compares the file's stamp on every
+    request). SQLite then takes no file lock and re-reads no change counter per statement (`immutable=1`):
+    for a rollback-journal file, as `credit ingest` leaves it, that is 8-9 system calls less per statement. A
+    WAL-mode file is opened as usual (its readers must see the write-ahead log).
     """
     path = Path(db_path)
     must_exist = readonly or model is not None
@@ -128,7 +136,10 @@ def connect(
         flags = apsw.SQLITE_OPEN_READONLY
     else:
         flags = apsw.SQLITE_OPEN_READWRITE | (0 if must_exist else apsw.SQLITE_OPEN_CREATE)
-    conn = apsw.Connection(str(path), flags=flags)
+    name = str(path)
+    if immutable and readonly and not _wal_mode(path):
+        name, flags = f"file:{quote(str(path.resolve()))}?immutable=1", flags | apsw.SQLITE_OPEN_URI
+    conn = apsw.Connection(name, flags=flags)
     try:
         _apply_pragmas(conn, readonly)
         if model is not None:
@@ -139,6 +150,16 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _wal_mode(path: Path) -> bool:
+    """Whether the database file's header says WAL mode (file format bytes 18-19 are 2; 1 is rollback)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02"
 
 
 def file_identity(path: Path | str) -> tuple[int, int] | None:

@@ -9,10 +9,13 @@ while the service is not ready: `require_model` re-runs the checks at most every
 
 The data database is opened read-only; the prediction log goes to the operational store (app.store,
 `settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
-thread takes its data connection, the path's (device, inode) is compared with the file that connection
-opened (one stat call); on a change the connection is reopened on the new file after the readiness checks
-pass again, else the request is a 503 naming the cause. So no score is computed from the replaced file
-once its replacement is visible.
+thread takes its data connection, the path's stamp (device, inode, size, mtime, ctime: one stat call) is
+compared with the file that connection opened; on a change the connection is reopened on the new file after
+the readiness checks pass again, else the request is a 503 naming the cause. So no score is computed from the
+replaced file once its replacement is visible. Because that stat already tells a replaced or rewritten file,
+the connections are opened `immutable` (app.scoring.db.connect): SQLite takes no file lock and reads no change
+counter per statement, which was most of a stored client's lookup (issue 34). A file written in place (not
+what `credit ingest` does) changes its stamp too and is treated like a replacement.
 HTTP helpers (the error shape, id parsing, strict decoding) are in app.service.http.
 
 The model side lives in its own type, app.service.model_holder.ModelHolder (`svc.models`): the pair below, its
@@ -72,11 +75,11 @@ READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks
 
 class DataConnection(NamedTuple):
     """A thread's connection to the data file (`Service.conn`), with what decides whether it is still the one
-    to use: the file it opened (device, inode), the model pair whose SQL functions it loaded, and that file's
+    to use: the file it opened (its stamp, `_file_stamp`), the model pair whose SQL functions it loaded, and that file's
     data version (what the log rows of its stored vectors carry)."""
 
     conn: apsw.Connection
-    identity: tuple[int, int] | None
+    identity: tuple[int, ...] | None
     pair: Bundles | None
     data_version: str | None
 
@@ -86,7 +89,7 @@ class Service:
         self.settings = settings
         self.db_path = Path(settings.db)
         self.log_db_path = settings.log_db_path
-        self.data_identity: tuple[int, int] | None = None  # (device, inode) of the data file last checked ready
+        self.data_identity: tuple[int, ...] | None = None  # the stamp of the data file last checked ready
         self.model_dir = Path(settings.model_dir)
         self.ring = KeyRing.from_settings(settings)
         self.local = threading.local()
@@ -189,9 +192,7 @@ class Service:
         if not self.db_path.is_file():
             log.warning("database %s not found", self.db_path)
             return
-        from app.scoring.db import file_identity
-
-        self.data_identity = file_identity(self.db_path)
+        self.data_identity = _file_stamp(self.db_path)
         reason = self.check_ready()
         if reason:
             log.warning("not ready: %s", reason)
@@ -240,10 +241,8 @@ class Service:
         """This thread's read-only connection to the data file: with the scoring functions (model=True; of `pair`,
         default the current champion and challenger) or a plain one. Reopened when the file at the path is no
         longer the one it opened (a re-import), or when it was opened for another pair (a promote)."""
-        from app.scoring.db import file_identity
-
         attr = "conn" if model else "plain"
-        ident = file_identity(self.db_path)
+        ident = _file_stamp(self.db_path)
         cached: DataConnection | None = getattr(self.local, attr, None)
         if model and pair is None:
             pair = self.bundles
@@ -263,11 +262,11 @@ class Service:
         challenger = pair.challenger if model and pair is not None else None
         try:
             for _attempt in range(3):
-                conn = connect(self.db_path, champion, readonly=True, challenger=challenger)
-                if file_identity(self.db_path) == ident:
+                conn = connect(self.db_path, champion, readonly=True, challenger=challenger, immutable=True)
+                if _file_stamp(self.db_path) == ident:
                     break
                 conn.close()  # replaced while opening: take the newer file
-                ident = file_identity(self.db_path)
+                ident = _file_stamp(self.db_path)
             else:
                 raise ApiError(503, "database unavailable", "the data file is being replaced, try again")
         except ApiError:
@@ -281,17 +280,18 @@ class Service:
             self.conns.append(conn)
         return conn
 
-    def data_replaced(self, ident: tuple[int, int] | None) -> None:
+    def data_replaced(self, ident: tuple[int, ...] | None) -> None:
         """The data file at the path is a new one (or the first seen): forget what was read from the old one and
         run the readiness checks on the new one (scoring answers 503 with the reason if they fail)."""
         with self.lock:
             if ident == self.data_identity:
                 return
-            first = self.data_identity is None
+            first, old = self.data_identity is None, self.data_identity
             self.data_identity = ident
             self.population_ids = None
         if not first:
-            log.warning("data file %s was replaced: checking the new one", self.db_path)
+            how = "was written in place" if old and ident and old[:2] == ident[:2] else "was replaced"
+            log.warning("data file %s %s: checking the new one", self.db_path, how)
         reason = self.check_ready()
         if reason and not first:
             self.ready = (f"data file replaced: {reason}", self.ready[1], self.ready[2])
