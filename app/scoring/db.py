@@ -34,7 +34,7 @@ __all__ = [
     "DatabaseMissingError",
     "ModelError",
     "connect",
-    "file_identity",
+    "file_stamp",
     "load_model",
     "read_meta",
     "verify_data",
@@ -162,11 +162,12 @@ def _wal_mode(path: Path) -> bool:
     return header[18:20] == b"\x02\x02"
 
 
-def file_identity(path: Path | str) -> tuple[int, int] | None:
-    """(device, inode) of the file at `path` now, or None when there is none. `credit ingest` replaces the data
-    file with a new one (a new inode), so a connection opened on the old file can tell by comparing."""
+def file_stamp(path: Path | str) -> tuple[int, ...] | None:
+    """What changes when a file is rewritten, replaced or touched: (device, inode, size, mtime, ctime) now, or
+    None when there is none. `credit ingest` replaces the data file with a new one (a new inode); a write in place
+    changes its size or times: a connection opened on the old file can tell by comparing."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

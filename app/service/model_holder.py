@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from app.config import Settings
 from app.scoring import layout
 from app.scoring.bundle import Bundles, DataMismatchError, ModelBundle
-from app.scoring.db import connect
+from app.scoring.db import connect, file_stamp
 
 if TYPE_CHECKING:
     from app.model.explain import Explainer
@@ -96,8 +96,8 @@ class ModelHolder:
         self.bundles = self.sql_checked(pair)
         self.switch_error = self.bundles.challenger_error
         self.model_error = None
-        self.lib_stamp = _file_stamp(self.model.library_path)
-        self.chal_stamp = _file_stamp(self.challenger.library_path) if self.challenger is not None else None
+        self.lib_stamp = file_stamp(self.model.library_path)
+        self.chal_stamp = file_stamp(self.challenger.library_path) if self.challenger is not None else None
         self.feature_names = self.model.feature_names
         self.index = {n: i for i, n in enumerate(self.feature_names)}
 
@@ -116,10 +116,10 @@ class ModelHolder:
         libraries' files (one stat each)."""
         if time.monotonic() >= self.pointer_due:
             self.check_pointer()
-        if self.model is not None and _file_stamp(self.model.library_path) != self.lib_stamp:
+        if self.model is not None and file_stamp(self.model.library_path) != self.lib_stamp:
             self.library_changed()
         chal = self.challenger
-        if chal is not None and _file_stamp(chal.library_path) != self.chal_stamp:
+        if chal is not None and file_stamp(chal.library_path) != self.chal_stamp:
             self.challenger_changed(chal)
 
     # champion / challenger switches (see app.service.state's docstring)
@@ -202,8 +202,8 @@ class ModelHolder:
         with self.lock:
             self.bundles = pair  # THE swap: requests that took the old pair finish with it
             self.pointer = ptr
-            self.lib_stamp = _file_stamp(pair.champion.library_path)
-            self.chal_stamp = _file_stamp(pair.challenger.library_path) if pair.challenger is not None else None
+            self.lib_stamp = file_stamp(pair.champion.library_path)
+            self.chal_stamp = file_stamp(pair.challenger.library_path) if pair.challenger is not None else None
             self.switch_error = pair.challenger_error
             self.refused = None
             self.model_error = None
@@ -229,7 +229,7 @@ class ModelHolder:
         model = self.model
         if model is None:
             return
-        stamp = _file_stamp(model.library_path)
+        stamp = file_stamp(model.library_path)
         try:
             same = sha256_file(model.library_path) == model.manifest.library.sha256
         except OSError:
@@ -253,7 +253,7 @@ class ModelHolder:
         why (/readyz `reason`, `checks.challenger`); the champion keeps deciding."""
         from app.scoring.library import sha256_file
 
-        stamp = _file_stamp(chal.library_path)
+        stamp = file_stamp(chal.library_path)
         try:
             same = sha256_file(chal.library_path) == chal.manifest.library.sha256
         except OSError:
@@ -272,12 +272,3 @@ class ModelHolder:
             self.bundles = Bundles(pair.champion, None, self.switch_error)
         log.error("%s", self.switch_error)
         self.register()
-
-
-def _file_stamp(path: Path) -> tuple[int, ...] | None:
-    """What changes when a file is rewritten, replaced or touched: device, inode, size, mtime, ctime."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -56,7 +56,7 @@ from litestar.di import Provide
 from app import store
 from app.config import Settings
 from app.scoring.bundle import Bundles, ModelBundle
-from app.scoring.db import connect
+from app.scoring.db import connect, file_stamp
 from app.service import inputs
 from app.service.auth import KeyRing
 from app.service.http import ApiError
@@ -75,8 +75,8 @@ READY_RETRY_SECONDS = 1.0  # while not ready, scoring requests re-run the checks
 
 class DataConnection(NamedTuple):
     """A thread's connection to the data file (`Service.conn`), with what decides whether it is still the one
-    to use: the file it opened (its stamp, `_file_stamp`), the model pair whose SQL functions it loaded, and that file's
-    data version (what the log rows of its stored vectors carry)."""
+    to use: the file it opened (its stamp, `app.scoring.db.file_stamp`), the model pair whose SQL functions it
+    loaded, and that file's data version (what the log rows of its stored vectors carry)."""
 
     conn: apsw.Connection
     identity: tuple[int, ...] | None
@@ -192,7 +192,7 @@ class Service:
         if not self.db_path.is_file():
             log.warning("database %s not found", self.db_path)
             return
-        self.data_identity = _file_stamp(self.db_path)
+        self.data_identity = file_stamp(self.db_path)
         reason = self.check_ready()
         if reason:
             log.warning("not ready: %s", reason)
@@ -242,7 +242,7 @@ class Service:
         default the current champion and challenger) or a plain one. Reopened when the file at the path is no
         longer the one it opened (a re-import), or when it was opened for another pair (a promote)."""
         attr = "conn" if model else "plain"
-        ident = _file_stamp(self.db_path)
+        ident = file_stamp(self.db_path)
         cached: DataConnection | None = getattr(self.local, attr, None)
         if model and pair is None:
             pair = self.bundles
@@ -263,10 +263,10 @@ class Service:
         try:
             for _attempt in range(3):
                 conn = connect(self.db_path, champion, readonly=True, challenger=challenger, immutable=True)
-                if _file_stamp(self.db_path) == ident:
+                if file_stamp(self.db_path) == ident:
                     break
                 conn.close()  # replaced while opening: take the newer file
-                ident = _file_stamp(self.db_path)
+                ident = file_stamp(self.db_path)
             else:
                 raise ApiError(503, "database unavailable", "the data file is being replaced, try again")
         except ApiError:
