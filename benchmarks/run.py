@@ -55,12 +55,18 @@ def versions() -> dict:
     return out
 
 
+# settings of the quick pass for parts whose run() takes them (the other parts choose their own quick sizes):
+# HTTP keeps every server and route, one round of one second each (its figures are read from the full run)
+QUICK_SETTINGS: dict[str, dict] = {"http": {"rounds": 1, "seconds": 1}}
+
+
 def part_rows(part: str, quick: bool) -> list[dict]:
     if part == "ingest-full":
         return importlib.import_module("benchmarks.bench_ingest").run_full()
     if part == "train-full":
         return importlib.import_module("benchmarks.bench_quality").run_full()
-    return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick)
+    settings = QUICK_SETTINGS.get(part, {}) if quick else {}
+    return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick, **settings)
 
 
 def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None, float, float]:
