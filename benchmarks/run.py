@@ -69,8 +69,9 @@ def part_rows(part: str, quick: bool) -> list[dict]:
     return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick, **settings)
 
 
-def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None, float, float]:
-    """One part in its own process, so that its peak RSS is its own: (rows, error, seconds, MB)."""
+def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None, float, float, float]:
+    """One part in its own process, so that its peak RSS and CPU time are its own: (rows, error, seconds, MB, CPU
+    seconds of the part and the children it waited for)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         code = (
@@ -87,10 +88,12 @@ def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None,
         proc = subprocess.Popen([sys.executable, "-c", code, part, "1" if quick else "0", str(out)], cwd=ROOT)
         _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
+        cpu = usage.ru_utime + usage.ru_stime
         if not out.exists():
-            return None, f"the {part} benchmark process died (wait status {status})", seconds, usage.ru_maxrss / 1024
+            died = f"the {part} benchmark process died (wait status {status})"
+            return None, died, seconds, usage.ru_maxrss / 1024, cpu
         result = json.loads(out.read_text())
-    return result.get("rows"), result.get("error"), seconds, usage.ru_maxrss / 1024
+    return result.get("rows"), result.get("error"), seconds, usage.ru_maxrss / 1024, cpu
 
 
 def run(parts: list[str], quick: bool, out_dir: Path) -> dict:
@@ -108,13 +111,13 @@ def run(parts: list[str], quick: bool, out_dir: Path) -> dict:
     results["steps"] = {}
     for part in parts:
         print(f"== {part}", file=sys.stderr, flush=True)
-        rows, error, seconds, rss = run_in_child(part, quick)
+        rows, error, seconds, rss, cpu = run_in_child(part, quick)
         if error is None:
             results["parts"][part] = rows
         else:
             results["errors"][part] = error
-        results["steps"][part] = {"seconds": seconds, "peak_rss_mb": rss}
-        print(f"   {part}: {seconds:.1f} s, peak RSS {rss:.0f} MB", file=sys.stderr)
+        results["steps"][part] = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": rss}
+        print(f"   {part}: {seconds:.1f} s, {cpu:.1f} s of CPU, peak RSS {rss:.0f} MB", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = out_dir / "results.json"
     if set(parts) != set(PARTS) and previous.exists():  # a partial rerun updates those parts only
