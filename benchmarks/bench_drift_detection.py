@@ -42,7 +42,7 @@ def measure(db: Path, model_dir: Path, windows: int, requests: int, seed: int = 
 def run(quick: bool) -> list[dict]:
     db, model_dir = pipeline(3000, 7, quick=True)
     out = []
-    for r in measure(db, model_dir, windows=10 if quick else 200, requests=1000):
+    for r in measure(db, model_dir, windows=50 if quick else 200, requests=1000):
         goal = "<= 5 %" if r["scenario"] == "none" else ">= 95 %"
         out.append({"name": f"drift verdict 'act', scenario {r['scenario']} ({goal})", **r})
     return out
