@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from benchmarks.bench_inference import make_venv, venv_key
 
 
@@ -13,6 +15,7 @@ def installed(python, package: str) -> str:
     return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
+@pytest.mark.slow  # two venvs made with uv (a package from PyPI, or uv's cache), as the benchmark pass makes them
 def test_a_venv_is_made_once_per_set_of_pins(tmp_path):
     (tmp_path / "eng-venv" / "bin").mkdir(parents=True)  # the unkeyed folder older versions made
     python = make_venv(tmp_path / "eng-venv", ["sniffio==1.3.1"])
