@@ -63,13 +63,20 @@ class GTIL(Engine):
 class TL2cgenDefault(Engine):
     name = "tl2cgen default build"
 
-    def __init__(self, model_txt: Path, workdir: Path):
+    def __init__(self, model_txt: Path, workdir: Path, reuse: bool = False):
+        """reuse (the quick pass): the library built by an earlier run for this model (workdir is the model's own,
+        emptied when the model changes) and this version of tl2cgen, instead of compiling it again."""
+        import os
+
         import tl2cgen
         import treelite
 
-        lib = workdir / "tl2cgen_default.so"
-        model = treelite.frontend.load_lightgbm_model(str(model_txt))
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=lib, params={"parallel_comp": 8}, nthread=2)
+        lib = workdir / f"tl2cgen_default-{tl2cgen.__version__}.so"
+        if not (reuse and lib.is_file()):
+            model = treelite.frontend.load_lightgbm_model(str(model_txt))
+            building = lib.with_name(f"building-{os.getpid()}-{lib.name}")
+            tl2cgen.export_lib(model, toolchain="gcc", libpath=building, params={"parallel_comp": 8}, nthread=2)
+            os.replace(building, lib)  # never a half-written library under the name a later run reuses
         self.predictors = {t: tl2cgen.Predictor(lib, nthread=t) for t in (1, 2)}
 
     def batch(self, X, threads):
@@ -284,7 +291,7 @@ def run_model(
         "lightgbm": lambda: reference,
         "ours": lambda: Ours(model_dir),
         "gtil": lambda: GTIL(model_txt),
-        "tl2cgen": lambda: TL2cgenDefault(model_txt, work),
+        "tl2cgen": lambda: TL2cgenDefault(model_txt, work, reuse=quick),
         "onnx": lambda: ONNXRuntime(model_txt, X.shape[1]),
     }
     builders = [b for k, b in builders.items() if engines is None or k in engines or k == "lightgbm"]
