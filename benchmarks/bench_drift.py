@@ -62,7 +62,7 @@ def run(quick: bool) -> list[dict]:
     from app.scoring.db import connect
 
     pipe = bench_pipeline(quick)
-    n = 5_000 if quick else 100_000
+    n = 2_000 if quick else 100_000
     work = Path(tempfile.mkdtemp(prefix="bench-drift-"))
     db = work / "credit.db"
     shutil.copy(pipe.db, db)

@@ -63,13 +63,20 @@ class GTIL(Engine):
 class TL2cgenDefault(Engine):
     name = "tl2cgen default build"
 
-    def __init__(self, model_txt: Path, workdir: Path):
+    def __init__(self, model_txt: Path, workdir: Path, reuse: bool = False):
+        """reuse (the quick pass): the library built by an earlier run for this model (workdir is the model's own,
+        emptied when the model changes) and this version of tl2cgen, instead of compiling it again."""
+        import os
+
         import tl2cgen
         import treelite
 
-        lib = workdir / "tl2cgen_default.so"
-        model = treelite.frontend.load_lightgbm_model(str(model_txt))
-        tl2cgen.export_lib(model, toolchain="gcc", libpath=lib, params={"parallel_comp": 8}, nthread=2)
+        lib = workdir / f"tl2cgen_default-{tl2cgen.__version__}.so"
+        if not (reuse and lib.is_file()):
+            model = treelite.frontend.load_lightgbm_model(str(model_txt))
+            building = lib.with_name(f"building-{os.getpid()}-{lib.name}")
+            tl2cgen.export_lib(model, toolchain="gcc", libpath=building, params={"parallel_comp": 8}, nthread=2)
+            os.replace(building, lib)  # never a half-written library under the name a later run reuses
         self.predictors = {t: tl2cgen.Predictor(lib, nthread=t) for t in (1, 2)}
 
     def batch(self, X, threads):
@@ -106,22 +113,42 @@ def lleaves_python() -> Path:
     return make_venv(CACHE / "lleaves-venv", LLEAVES_REQUIREMENTS)
 
 
+def venv_key(requirements: list[str]) -> str:
+    """12 hex digits of the requirements (the engine's pins) and of the Python that runs the venv: a venv is
+    made again when either changes, and only then (not when app/ changes)."""
+    text = json.dumps(sorted(requirements)) + "\n" + sys.version + "\n" + sys.executable
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def make_venv(venv: Path, requirements: list[str]) -> Path:
-    """A private virtual environment with `requirements`, made once (a file `ok` when complete); with uv when it
-    is installed (its own cache, parallel downloads, no byte-compiling: seconds instead of minutes), else venv and
-    pip. Returns its python."""
+    """A private virtual environment with `requirements` in the folder `<venv>.<venv_key(requirements)>`, made
+    once (a file `ok` when complete, under a lock file, so two processes make it once) and reused by every
+    later run; older keys of the same name are removed. With uv when it is installed (its own cache, parallel
+    downloads, no byte-compiling: seconds instead of minutes), else venv and pip. Returns its python."""
+    import fcntl
+
+    base = venv
+    venv = base.with_name(f"{base.name}.{venv_key(requirements)}")
     python = venv / "bin" / "python"
     if (venv / "ok").exists():
         return python
-    shutil.rmtree(venv, ignore_errors=True)  # a half-made one from an interrupted run
-    uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
-    if uv:
-        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *requirements], check=True)
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
-    (venv / "ok").write_text("ok")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.with_name(f"{venv.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (venv / "ok").exists():  # another process made it while this one waited
+            return python
+        shutil.rmtree(venv, ignore_errors=True)  # a half-made one from an interrupted run
+        uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+        if uv:
+            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+            subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *requirements], check=True)
+        else:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        (venv / "ok").write_text(json.dumps(requirements))
+        for old in [base, *base.parent.glob(f"{base.name}.*")]:  # other keys, and the unkeyed folder of old
+            if old != venv and old.is_dir() and len(old.name) in (len(base.name), len(venv.name)):
+                shutil.rmtree(old, ignore_errors=True)
     return python
 
 
@@ -255,7 +282,7 @@ def run_model(
     n_batch = n_batch or (5_000 if quick else 100_000)
     batch_X = np.ascontiguousarray(X[rng.choice(len(X), n_batch)], dtype=np.float32)
     check_X = np.ascontiguousarray(np.vstack([batch_X[:2000], edge_rows(X, rng)]), dtype=np.float32)
-    singles = batch_X[: 50 if quick else 1000]
+    singles = batch_X[: 20 if quick else 1000]
     reference = LightGBM(model_txt)
     expected = reference.batch(check_X, 2)
     # our library returns the calibrated PD the manifest records; the other engines know only the trees
@@ -264,7 +291,7 @@ def run_model(
         "lightgbm": lambda: reference,
         "ours": lambda: Ours(model_dir),
         "gtil": lambda: GTIL(model_txt),
-        "tl2cgen": lambda: TL2cgenDefault(model_txt, work),
+        "tl2cgen": lambda: TL2cgenDefault(model_txt, work, reuse=quick),
         "onnx": lambda: ONNXRuntime(model_txt, X.shape[1]),
     }
     builders = [b for k, b in builders.items() if engines is None or k in engines or k == "lightgbm"]
@@ -339,16 +366,26 @@ def anchor_training_rows(name: str, quick: bool) -> tuple[np.ndarray, np.ndarray
     return (X[:1000], y[:1000]) if quick else (X, y)
 
 
+# The quick pass checks every engine on the project's model (416 numeric features, calibrated) and on the
+# categorical anchor (categorical splits); on the two numeric anchors, whose splits are of the kind the project's
+# model already has, it checks our library (and YDF, which needs the 500x31 anchor's training rows) only.
+QUICK_ANCHOR_ENGINES: dict[str, set[str] | None] = {"500x31": {"ours", "ydf"}, "1000x63": {"ours"}, "categorical": None}
+QUICK_BATCH_ROWS = 1_000  # batch rows in the quick pass (the check rows are these and 300 edge rows)
+
+
 def run(quick: bool) -> list[dict]:
     from benchmarks.models import ANCHORS, anchor_model, bench_pipeline, project_matrix
 
     pipe = bench_pipeline(quick)
     _ids, X = project_matrix(pipe.db)
-    rows = run_model("project", pipe.model_dir, X, quick=quick)
+    n_batch = QUICK_BATCH_ROWS if quick else None
+    rows = run_model("project", pipe.model_dir, X, quick=quick, n_batch=n_batch)
     for name in ANCHORS:  # quick: the same shapes with 100 trees
         model_dir, X_anchor = anchor_model(name, quick=quick)
         train = anchor_training_rows(name, quick)
-        rows += run_model(f"{name}" + (" (100 trees)" if quick else ""), model_dir, X_anchor, quick=quick, train=train)
+        label = f"{name}" + (" (100 trees)" if quick else "")
+        engines = QUICK_ANCHOR_ENGINES[name] if quick else None
+        rows += run_model(label, model_dir, X_anchor, quick=quick, n_batch=n_batch, engines=engines, train=train)
     return rows
 
 

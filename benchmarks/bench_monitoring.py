@@ -108,7 +108,7 @@ def run(quick: bool) -> list[dict]:
 
     from app.monitoring import fairness, performance
 
-    n_log, n_outcomes, n_clients = (20_000, 2_000, 10_000) if quick else (1_000_000, 100_000, N_CLIENTS)
+    n_log, n_outcomes, n_clients = (5_000, 1_000, 3_000) if quick else (1_000_000, 100_000, N_CLIENTS)
     work = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
     try:
         t0 = time.perf_counter()

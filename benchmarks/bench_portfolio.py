@@ -1,5 +1,5 @@
 """The dashboard's landing worklist on a full-scale portfolio: GET /portfolio, /portfolio/borderline and
-/portfolio/recent over HTTP on loopback, against a database of 307,511 clients (quick: 30,000).
+/portfolio/recent over HTTP on loopback, against a database of 307,511 clients (quick: 10,000).
 
 The database is the demo-size pipeline's, its features rows replicated under new client ids up to the
 size (the model and the scoring are the real ones; only the number of rows matters here). The API
@@ -64,7 +64,7 @@ def _free_port() -> int:
 
 def run(quick: bool) -> list[dict]:
     pipe = bench_pipeline(quick)
-    n_clients = 30_000 if quick else FULL_CLIENTS
+    n_clients = 10_000 if quick else FULL_CLIENTS
     db = _portfolio_db(pipe, n_clients)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
@@ -110,7 +110,7 @@ def run(quick: bool) -> list[dict]:
         ids = [r["client_id"] for r in client.get("/portfolio/borderline", params={"limit": 50}).json()["rows"]]
         for cid in ids:
             client.get(f"/clients/{cid}/score")
-        repeat = 20 if quick else 100
+        repeat = 5 if quick else 100
         for path, params in (
             ("/portfolio", {}),
             ("/portfolio/borderline", {"limit": 10}),

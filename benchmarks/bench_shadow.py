@@ -95,7 +95,7 @@ def run(quick: bool) -> list[dict]:
             cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", "1"]
             servers[name] = Server(name, cmd, env, "/readyz", "ours")
             httpx.get(f"{servers[name].url}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
-        seconds = 2 if quick else 3
+        seconds = 1 if quick else 3
         samples: dict[tuple[str, int], list[dict]] = {}
         for _round in range(1 if quick else ROUNDS):
             for connections in (1, 32):
