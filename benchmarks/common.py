@@ -74,8 +74,8 @@ def rss_mb(pid: int) -> float:
 
 def calibrated_reference(booster, X, model_dir: Path):
     """Booster.predict followed by the model folder's calibration map: what `score()` and the library return."""
-    from app.model.compile import calibration_of, reference_probabilities
-    from app.scoring.bundle import read_manifest
+    from app.model.compile import reference_probabilities
+    from app.scoring.bundle import calibration_map, read_manifest
 
-    _typed, raw = read_manifest(Path(model_dir))
-    return reference_probabilities(booster, X, calibration_of(raw))
+    manifest, _raw = read_manifest(Path(model_dir))
+    return reference_probabilities(booster, X, calibration_map(manifest.calibration))
