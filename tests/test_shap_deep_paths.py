@@ -10,7 +10,6 @@ with nothing installed.
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import lightgbm as lgb
@@ -20,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from needs import needs
+from test_shap_tables import _stats
 
 from app.model.compile import ParityError, compile_model, prepare_model_dir
 from app.scoring.bundle import load_model
@@ -78,14 +78,6 @@ def model_text(trees: list[str]) -> str:
     body = "".join(f"Tree={k}\n{tree}\n" for k, tree in enumerate(trees))
     tail = "end of trees\n\nparameters:\n[objective: binary]\nend of parameters\n\npandas_categorical:null\n"
     return "\n".join(head) + body + tail
-
-
-def _stats(model: CompiledModel) -> dict[str, int]:
-    out = np.zeros(5, dtype=np.int64)
-    model._lib.credit_shap_table_stats.argtypes = [ctypes.c_void_p]
-    model._lib.credit_shap_table_stats(out.ctypes.data)
-    keys = ("leaves_on_tables", "leaves_on_the_fly", "table_doubles", "max_table_d", "trees_recursive")
-    return dict(zip(keys, out.tolist(), strict=True))
 
 
 @pytest.fixture(scope="module")

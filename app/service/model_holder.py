@@ -224,16 +224,10 @@ class ModelHolder:
         """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
         (touched, or copied over with the same content) are fine; anything else may already have changed the
         code mapped into this process, so nothing is scored any more until a restart."""
-        from app.scoring.library import sha256_file
-
         model = self.model
         if model is None:
             return
-        stamp = file_stamp(model.library_path)
-        try:
-            same = sha256_file(model.library_path) == model.manifest.library.sha256
-        except OSError:
-            same = False
+        stamp, same = _library_check(model)
         with self.lock:
             if same:
                 self.lib_stamp = stamp
@@ -251,13 +245,7 @@ class ModelHolder:
     def challenger_changed(self, chal: ModelBundle) -> None:
         """The challenger's library changed on disk: same bytes are fine; otherwise stop shadow scoring and say
         why (/readyz `reason`, `checks.challenger`); the champion keeps deciding."""
-        from app.scoring.library import sha256_file
-
-        stamp = file_stamp(chal.library_path)
-        try:
-            same = sha256_file(chal.library_path) == chal.manifest.library.sha256
-        except OSError:
-            same = False
+        stamp, same = _library_check(chal)
         with self.lock:
             pair = self.bundles
             if pair is None or pair.challenger is not chal:
@@ -272,3 +260,14 @@ class ModelHolder:
             self.bundles = Bundles(pair.champion, None, self.switch_error)
         log.error("%s", self.switch_error)
         self.register()
+
+
+def _library_check(bundle: ModelBundle) -> tuple[tuple[int, ...] | None, bool]:
+    """(the library file's stamp now, whether its bytes still match the manifest's sha256)."""
+    from app.scoring.library import sha256_file
+
+    stamp = file_stamp(bundle.library_path)
+    try:
+        return stamp, sha256_file(bundle.library_path) == bundle.manifest.library.sha256
+    except OSError:
+        return stamp, False
