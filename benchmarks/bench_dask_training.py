@@ -62,6 +62,8 @@ def _prepare(root: Path, clients: int) -> None:
 def noise(args: argparse.Namespace) -> dict:
     from app.model.distributed import train_on_dask
     from app.model.train import train
+    from app.scoring.bundle import as_manifest
+    from app.scoring.sections import HeldOut
 
     root = args.out.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -73,16 +75,16 @@ def noise(args: argparse.Namespace) -> dict:
     one, dask = [], []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        m = train(root / "one.db", root / f"model-one-{seed}", seed=seed, **common)
-        one.append({"seed": seed, "oof_auc": m["metrics"]["oof_auc"], "seconds": round(time.perf_counter() - t0, 1)})
+        m = as_manifest(train(root / "one.db", root / f"model-one-{seed}", seed=seed, **common))
+        one.append({"seed": seed, "oof_auc": m.metrics.oof_auc, "seconds": round(time.perf_counter() - t0, 1)})
         t0 = time.perf_counter()
-        m = train_on_dask(root / "features", root / "dist.db", root / f"model-dask-{seed}", seed=seed, workers=2,
-                          **common)  # fmt: skip
-        d = m["distributed"]
-        h = d.get("held_out", {})
-        dask.append({"seed": seed, "oof_auc_sample": m["metrics"]["oof_auc"], "sample_rows": d["sample_rows"],
-                     "final_fit": d["final_fit"], "held_out_rows": d["held_out_rows"], "held_out_auc": h.get("auc"),
-                     "sample_fit_held_out_auc": h.get("sample_fit_auc"),
+        m = as_manifest(train_on_dask(root / "features", root / "dist.db", root / f"model-dask-{seed}", seed=seed,
+                                      workers=2, **common))  # fmt: skip
+        d = m.distributed
+        h = d.held_out or HeldOut()
+        dask.append({"seed": seed, "oof_auc_sample": m.metrics.oof_auc, "sample_rows": d.sample_rows,
+                     "final_fit": d.final_fit, "held_out_rows": d.held_out_rows, "held_out_auc": h.auc,
+                     "sample_fit_held_out_auc": h.sample_fit_auc,
                      "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
         print(json.dumps({"one_machine": one[-1], "dask": dask[-1]}), flush=True)
     aucs = np.array([r["oof_auc"] for r in one])
@@ -205,14 +207,17 @@ def fit_noise(args: argparse.Namespace) -> dict:
 
     from app.model.distributed import load_rows, split_clients
     from app.model.evaluation import auc
+    from app.scoring.bundle import read_manifest
+    from app.scoring.sections import Sensitive
 
     root = args.out.resolve()
-    m = json.loads((root / f"model-dask-{args.seed}" / "manifest.json").read_text())
+    m, _raw = read_manifest(root / f"model-dask-{args.seed}")
     export, parts, bounds, y = _labelled(root / "features")
     names = list(export["features"])
-    masked = {f for fs in m["sensitive"]["features"].values() for f in fs} if m["sensitive"]["excluded"] else set()
+    sens = m.sensitive or Sensitive()
+    masked = {f for fs in (sens.features or {}).values() for f in fs} if sens.excluded else set()
     missing = tuple(i for i, n in enumerate(names) if n in masked)
-    held, sample = split_clients(y, m["distributed"]["held_out_rows"] / len(y), 50_000, args.seed)
+    held, sample = split_clients(y, m.distributed.held_out_rows / len(y), 50_000, args.seed)
 
     def rows(mask: np.ndarray) -> np.ndarray:
         return np.concatenate([
@@ -222,18 +227,18 @@ def fit_noise(args: argparse.Namespace) -> dict:
 
     Xs, Xh = rows(sample), rows(held)
     ys, yh = y[sample], y[held]
-    params = {k: v for k, v in m["params"].items() if k not in ("num_boost_round", "bags")} | {"num_threads": 1}
+    params = {k: v for k, v in m.params.items() if k not in ("num_boost_round", "bags")} | {"num_threads": 1}
     aucs = []
     for seed in range(args.fits):
-        b = lgb.train(params | {"seed": seed}, lgb.Dataset(Xs, ys), num_boost_round=int(m["params"]["num_boost_round"]))
+        b = lgb.train(params | {"seed": seed}, lgb.Dataset(Xs, ys), num_boost_round=int(m.params["num_boost_round"]))
         aucs.append(float(auc(yh, b.predict(Xh, raw_score=True))))
         print(json.dumps({"fit_seed": seed, "held_out_auc": aucs[-1]}), flush=True)
     a = np.array(aucs)
-    h = m["distributed"]["held_out"]
+    h = m.distributed.held_out
     return {"seed": args.seed, "held_out_rows": int(held.sum()), "sample_rows": int(sample.sum()),
             "fit_seed_aucs": [round(x, 5) for x in aucs], "fit_noise_std": float(a.std(ddof=1)),
-            "fit_noise_range": float(a.max() - a.min()), "cluster_fit_auc": h["auc"],
-            "one_machine_fit_auc": h.get("sample_fit_auc"), "load": os.getloadavg()}  # fmt: skip
+            "fit_noise_range": float(a.max() - a.min()), "cluster_fit_auc": h.auc,
+            "one_machine_fit_auc": h.sample_fit_auc, "load": os.getloadavg()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:

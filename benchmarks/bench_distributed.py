@@ -81,21 +81,22 @@ def _train(root: Path, seeds: int) -> dict:
 
     from app.model.distributed import train_on_dask
     from app.model.train import train
+    from app.scoring.bundle import as_manifest
 
     one, dist = [], []
     for seed in range(seeds):
         t0 = time.perf_counter()
-        m = train(root / "one.db", root / f"model-one-{seed}", seed=seed, progress=False)
-        one.append({"oof_auc": m["metrics"]["oof_auc"], "seconds": time.perf_counter() - t0})
+        m = as_manifest(train(root / "one.db", root / f"model-one-{seed}", seed=seed, progress=False))
+        one.append({"oof_auc": m.metrics.oof_auc, "seconds": time.perf_counter() - t0})
         t0 = time.perf_counter()
-        m = train_on_dask(root / "features-2", root / "dist-2.db", root / f"model-dask-{seed}", seed=seed,
-                          workers=2, progress=False)  # fmt: skip
-        d = m["distributed"]
+        m = as_manifest(train_on_dask(root / "features-2", root / "dist-2.db", root / f"model-dask-{seed}",
+                                      seed=seed, workers=2, progress=False))  # fmt: skip
+        d = m.distributed
         dist.append(
             {
-                "oof_auc_sample": m["metrics"]["oof_auc"],
-                "held_out_auc": d.get("held_out", {}).get("auc"),
-                "final_fit": d["final_fit"],
+                "oof_auc_sample": m.metrics.oof_auc,
+                "held_out_auc": d.held_out.auc if d.held_out is not None else None,
+                "final_fit": d.final_fit,
                 "seconds": time.perf_counter() - t0,
             }
         )

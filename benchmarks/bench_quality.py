@@ -212,6 +212,7 @@ def _fold(name, header, rows, y, test_idx, work: Path, seed: int, quick: bool) -
     from app.model.compile import compile_model
     from app.model.evaluation import auc, business_cost
     from app.model.train import train
+    from app.scoring.bundle import as_manifest
     from app.scoring.db import connect
 
     _pkg, _rel, _member, target, positive, fn_cost = DATASETS[name]
@@ -230,8 +231,8 @@ def _fold(name, header, rows, y, test_idx, work: Path, seed: int, quick: bool) -
     ingest_csv(csv_path, db, id_col="row_id", target_col=target, positive=positive, progress=False)
     t0 = time.perf_counter()
     # forced: when the trivial policy wins, the figures say so (beats_trivial) instead of stopping the run
-    manifest = train(
-        db, model_dir, fn_cost=fn_cost, fp_cost=FP_COST, seed=seed, quick=quick, progress=False, force=True
+    manifest = as_manifest(
+        train(db, model_dir, fn_cost=fn_cost, fp_cost=FP_COST, seed=seed, quick=quick, progress=False, force=True)
     )
     train_s = time.perf_counter() - t0
     compile_model(model_dir, progress=False, flags=("-O1",) if quick else ("-O3",), tl2cgen_reference=False)
@@ -261,18 +262,20 @@ def _fold(name, header, rows, y, test_idx, work: Path, seed: int, quick: bool) -
     import lightgbm as lgb
 
     from app.model.calibration import apply
+    from app.scoring.bundle import calibration_map
 
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
-    want = apply(booster.predict(X_te, raw_score=True), manifest["calibration"])
+    a, b = calibration_map(manifest.calibration)
+    want = apply(booster.predict(X_te, raw_score=True), {"a": a, "b": b})
     out = {
         "dataset": name,
         "n_train": int(len(y_tr)),
         "n_withheld": int(len(test_idx)),
-        "champion": manifest["champion"]["kind"],
-        "reported_auc": float(manifest["metrics"]["oof_auc"]),
+        "champion": manifest.champion.kind,
+        "reported_auc": float(manifest.metrics.oof_auc),
         "withheld_auc": auc(y_te, ours),
-        "withheld_cost": business_cost(y_te, ours, manifest["threshold"], fn_cost, FP_COST) / len(y_te),
-        "beats_trivial_reported": bool(manifest["evaluation"]["beats_trivial"]),
+        "withheld_cost": business_cost(y_te, ours, manifest.threshold, fn_cost, FP_COST) / len(y_te),
+        "beats_trivial_reported": bool(manifest.evaluation.beats_trivial),
         "train_s": train_s,
         "max_abs_diff": float(np.max(np.abs(ours - want))),
         "y": y_te,
@@ -350,11 +353,14 @@ def _measured_cpu(cmd: list[str], env: dict) -> dict:
 
 def train_budget(clients: int) -> dict:
     """`credit train` with the default search on generated clients: wall time and peak RSS (own process)."""
-    import json
     import os
     import shutil
     import sys
 
+    import msgspec
+
+    from app.scoring.bundle import read_manifest
+    from app.scoring.sections import Sensitive
     from benchmarks.bench_ingest import measured
 
     credit = str(Path(sys.executable).parent / "credit")
@@ -365,7 +371,8 @@ def train_budget(clients: int) -> dict:
         measured([credit, "ingest", str(work / "raw"), "--db", str(work / "credit.db")], env)
         load = os.getloadavg()[0]
         m = _measured_cpu([credit, "train", "--db", str(work / "credit.db"), "--model", str(work / "model")], env)
-        manifest = json.loads((work / "model" / "manifest.json").read_text())
+        manifest, _raw = read_manifest(work / "model")
+        sensitive = manifest.sensitive or Sensitive()
         return {
             "dataset": f"synthetic Home Credit, {clients:,} clients: credit train",
             "clients": clients,
@@ -373,12 +380,12 @@ def train_budget(clients: int) -> dict:
             "peak_rss_mb": m["peak_rss_mb"],
             "cpu_s": m["cpu_s"],
             "load_before": load,
-            "threads": manifest["search"]["threads"],
-            "champions": manifest["champion"]["kind"],
-            "reported_auc": manifest["metrics"]["oof_auc"],
-            "honest_cost": manifest["metrics"]["cost_per_client"],
-            "sensitive_excluded": (manifest.get("sensitive") or {}).get("excluded"),
-            "sensitive_effect": (manifest.get("sensitive") or {}).get("effect"),
+            "threads": manifest.search.threads,
+            "champions": manifest.champion.kind,
+            "reported_auc": manifest.metrics.oof_auc,
+            "honest_cost": manifest.metrics.cost_per_client,
+            "sensitive_excluded": sensitive.excluded,
+            "sensitive_effect": msgspec.to_builtins(sensitive.effect or None),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

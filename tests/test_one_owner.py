@@ -23,6 +23,7 @@ from app.scoring.bundle import (
     document_manifest,
     manifest_dict,
 )
+from app.scoring.sections import Calibration, Distributed, Metrics
 from app.store import predlog
 
 
@@ -62,7 +63,7 @@ def _manifest(**extra) -> Manifest:
         n_features=2,
         threshold=0.3,
         costs={"fn": 10.0, "fp": 1.0},
-        calibration={"method": "platt", "a": 1.5, "b": -0.2},
+        calibration=Calibration(method="platt", a=1.5, b=-0.2),
         champion=Champion(kind="lightgbm", why="cheapest"),
         global_importance=[("b", 0.5), ("a", 0.25)],
         reference=Reference(file="reference.npy", rows=10, bins={"a": {"edges": [0.0], "fractions": [0.5, 0.5, 0]}}),
@@ -78,12 +79,12 @@ def test_the_written_manifest_is_json_without_unset_sections():
     for unset in ("library", "distributed", "model_text_sha256"):
         assert unset not in out
     assert out["data_source"] is None  # a recorded "unknown" stays in the file
-    assert manifest_dict(_manifest(distributed={"final_rows": 3}))["distributed"] == {"final_rows": 3}
+    assert manifest_dict(_manifest(distributed=Distributed(final_rows=3)))["distributed"] == {"final_rows": 3}
 
 
 def test_a_non_finite_figure_is_refused_not_written():
     with pytest.raises(ValueError):
-        manifest_dict(_manifest(metrics={"oof_auc": math.nan}))
+        manifest_dict(_manifest(metrics=Metrics(oof_auc=math.nan)))
 
 
 def test_as_manifest_types_a_raw_manifest_and_refuses_a_broken_one():
@@ -99,7 +100,7 @@ def test_document_manifest_types_a_sparse_manifest_and_still_refuses_a_wrong_typ
     assert document_manifest(m) is m
     sparse = document_manifest({"model_id": "f" * 64})
     assert sparse.model_id == "f" * 64 and sparse.features == [] and math.isnan(sparse.threshold)
-    assert sparse.metrics == {} and sparse.champion is None and sparse.data_period is None
+    assert sparse.metrics == Metrics() and sparse.champion is None and sparse.data_period is None
     assert document_manifest({}).model_id == ""
     with pytest.raises(ModelError, match="invalid manifest"):
         document_manifest({"model_id": "x", "features": "abc", "threshold": 0.5})  # a string is not a feature list

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.model.report import rows as report_rows
 from app.scoring.bundle import Manifest, document_manifest
+from app.scoring.sections import Evaluation, Reliability
 from ui import categories, locale
 
 LABELS: dict[str, dict[str, str]] = {
@@ -129,7 +130,7 @@ def _num(v: Any, lang: str, digits: int = 4) -> str:
 
 def has_evaluation(model: Manifest | dict) -> bool:
     model = document_manifest(model)
-    return bool(model.evaluation) and bool(model.candidates)
+    return model.evaluation != Evaluation() and bool(model.candidates)
 
 
 def headline(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
@@ -137,14 +138,14 @@ def headline(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
     model = document_manifest(model)
     m = model.metrics
     champ = model.champion.kind if model.champion is not None else ""
-    cal = (model.calibration or {}).get("method", "none")
+    cal = (model.calibration.method if model.calibration is not None else None) or "none"
     return [
         (tr("champion", lang), tr(champ, lang)),
-        (tr("oof_auc", lang), _num(m.get("oof_auc"), lang)),
-        (tr("auc_folds", lang), f"{_num(m.get('auc_mean'), lang)} ± {_num(m.get('auc_std'), lang)}"),
-        (tr("cost_per_client", lang), _num(m.get("cost_per_client"), lang)),
-        (tr("brier", lang), _num(m.get("brier"), lang)),
-        (tr("ece", lang), _num(m.get("ece"), lang)),
+        (tr("oof_auc", lang), _num(m.oof_auc, lang)),
+        (tr("auc_folds", lang), f"{_num(m.auc_mean, lang)} ± {_num(m.auc_std, lang)}"),
+        (tr("cost_per_client", lang), _num(m.cost_per_client, lang)),
+        (tr("brier", lang), _num(m.brier, lang)),
+        (tr("ece", lang), _num(m.ece, lang)),
         (tr("calibration", lang), tr(cal, lang)),
     ]
 
@@ -168,21 +169,21 @@ def comparison(model: Manifest | dict, lang: str) -> list[dict[str, str]]:
 
 def sensitive(model: Manifest | dict, lang: str) -> tuple[str, list[dict[str, str]]] | None:
     """The manifest's sensitive-attributes record: a sentence and the with/without rows (honest AUC, cost)."""
-    rec = document_manifest(model).sensitive or {}
-    effect = rec.get("effect")
+    rec = document_manifest(model).sensitive
+    effect = rec.effect if rec is not None else None
     if not effect:
         return None
-    n = sum(len(v) for v in (rec.get("features") or {}).values())
-    sentence = tr("sensitive_excluded" if rec.get("excluded") else "sensitive_included", lang).format(
-        attrs=", ".join(categories.attribute(a, lang) for a in rec.get("attributes") or []), n=n
+    n = sum(len(v) for v in (rec.features or {}).values())
+    sentence = tr("sensitive_excluded" if rec.excluded else "sensitive_included", lang).format(
+        attrs=", ".join(categories.attribute(a, lang) for a in rec.attributes or []), n=n
     )
     rows = [
         {
             "variant": tr(key, lang),
-            "auc": _num(effect[side].get("oof_auc"), lang),
-            "cost": _num(effect[side].get("cost_per_client"), lang),
+            "auc": _num(side.oof_auc if side is not None else None, lang),
+            "cost": _num(side.cost_per_client if side is not None else None, lang),
         }
-        for key, side in (("with_sensitive", "with"), ("without_sensitive", "without"))
+        for key, side in (("with_sensitive", effect.with_), ("without_sensitive", effect.without))
     ]
     return sentence, rows
 
@@ -205,7 +206,7 @@ def roc_option(model: Manifest | dict, lang: str) -> dict:
     opt = _axes(tr("fpr", lang), tr("tpr", lang), 1)
     opt["xAxis"]["max"] = 1
     opt["series"] = [
-        {"type": "line", "showSymbol": False, "name": tr("roc", lang), "data": ev.get("roc") or []},
+        {"type": "line", "showSymbol": False, "name": tr("roc", lang), "data": ev.roc or []},
         {
             "type": "line",
             "showSymbol": False,
@@ -217,8 +218,12 @@ def roc_option(model: Manifest | dict, lang: str) -> dict:
 
 
 def reliability_option(model: Manifest | dict, lang: str) -> dict:
-    rel = document_manifest(model).evaluation.get("reliability") or {}
-    pts = {k: [[round(r["predicted"], 4), round(r["observed"], 4)] for r in rel.get(k, [])] for k in rel}
+    rel = document_manifest(model).evaluation.reliability or Reliability()
+    pts = {
+        k: [[round(r.predicted, 4), round(r.observed, 4)] for r in bins]
+        for k, bins in (("uncalibrated", rel.uncalibrated), ("calibrated", rel.calibrated))
+        if bins is not None
+    }
     top = max([p for series in pts.values() for pair in series for p in pair] or [1.0])
     opt = _axes(tr("predicted", lang), tr("observed", lang))
     opt["legend"] = {"top": 0}
@@ -237,22 +242,22 @@ def reliability_option(model: Manifest | dict, lang: str) -> dict:
 
 def cost_option(model: Manifest | dict, lang: str) -> dict:
     ev = document_manifest(model).evaluation
-    chosen = ev.get("chosen") or {}
+    chosen = ev.chosen
     opt = _axes(tr("threshold", lang), tr("cost", lang))
     opt["series"] = [
-        {"type": "line", "showSymbol": False, "name": tr("cost", lang), "data": ev.get("cost_curve") or []},
+        {"type": "line", "showSymbol": False, "name": tr("cost", lang), "data": ev.cost_curve or []},
         {
             "type": "scatter",
             "name": tr("chosen", lang),
             "symbolSize": 12,
-            "data": [[chosen.get("threshold"), chosen.get("cost_per_client")]] if chosen else [],
+            "data": [[chosen.threshold, chosen.cost_per_client]] if chosen is not None else [],
         },
     ]
     return opt
 
 
 def bands_option(model: Manifest | dict, lang: str) -> dict:
-    bands = document_manifest(model).evaluation.get("score_bands") or []
+    bands = document_manifest(model).evaluation.score_bands or []
     return {
         "aria": {"enabled": True},
         "grid": {"left": 56, "right": 16, "top": 16, "bottom": 44},
@@ -265,7 +270,7 @@ def bands_option(model: Manifest | dict, lang: str) -> dict:
             "data": [str(i + 1) for i in range(len(bands))],  # numbered 1 to 10, as in report.html's table
         },
         "yAxis": {"type": "value", "name": tr("observed", lang), "nameLocation": "middle", "nameGap": 40},
-        "series": [{"type": "bar", "data": [round(b["default_rate"], 4) for b in bands]}],
+        "series": [{"type": "bar", "data": [round(b.default_rate, 4) for b in bands]}],
     }
 
 

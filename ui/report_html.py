@@ -14,6 +14,7 @@ from typing import Any
 
 from app.model import report
 from app.scoring.bundle import Manifest, document_manifest
+from app.scoring.sections import Reliability
 from ui import locale
 from ui import model_report as mr
 
@@ -87,16 +88,16 @@ def charts(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
     """(title, inline SVG) of the four charts, their words and numbers in `lang`."""
     tx = TEXT[lang]
     ev = document_manifest(model).evaluation
-    rel = ev.get("reliability") or {}
-    chosen = ev.get("chosen") or {}
-    bands = ev.get("score_bands") or []
+    rel = ev.reliability or Reliability()
+    chosen = ev.chosen
+    bands = ev.score_bands or []
     tick = _tick(lang)
-    pairs = lambda key: [[r["predicted"], r["observed"]] for r in rel.get(key, [])]  # noqa: E731
+    pairs = lambda bins: [[r.predicted, r.observed] for r in bins or []]  # noqa: E731
     return [
         (
             mr.tr("roc", lang),
             report._svg(
-                [(tx["champion_series"], ev.get("roc") or [], "#1f77b4")],
+                [(tx["champion_series"], ev.roc or [], "#1f77b4")],
                 x_label=mr.tr("fpr", lang),
                 y_label=mr.tr("tpr", lang),
                 diag=True,
@@ -107,8 +108,8 @@ def charts(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
             mr.tr("reliability", lang),
             report._svg(
                 [
-                    (mr.tr("before", lang), pairs("uncalibrated"), "#b45309"),
-                    (mr.tr("after", lang), pairs("calibrated"), "#15803d"),
+                    (mr.tr("before", lang), pairs(rel.uncalibrated), "#b45309"),
+                    (mr.tr("after", lang), pairs(rel.calibrated), "#15803d"),
                 ],
                 x_label=mr.tr("predicted", lang),
                 y_label=mr.tr("observed", lang),
@@ -119,17 +120,17 @@ def charts(model: Manifest | dict, lang: str) -> list[tuple[str, str]]:
         (
             mr.tr("cost_curve", lang),
             report._svg(
-                [(tx["cost_series"], ev.get("cost_curve") or [], "#7e22ce")],
+                [(tx["cost_series"], ev.cost_curve or [], "#7e22ce")],
                 x_label=mr.tr("threshold", lang),
                 y_label=mr.tr("cost", lang),
-                point=(chosen["threshold"], chosen["cost_per_client"]) if chosen else None,
+                point=(chosen.threshold, chosen.cost_per_client) if chosen is not None else None,
                 tick=tick,
             ),
         ),
         (
             mr.tr("bands", lang),
             report._svg(
-                [(tx["default_rate"], [[i + 1, b["default_rate"]] for i, b in enumerate(bands)], "#8c564b")],
+                [(tx["default_rate"], [[i + 1, b.default_rate] for i, b in enumerate(bands)], "#8c564b")],
                 x_label=tx["decile_axis"],
                 y_label=mr.tr("observed", lang),
                 bars=True,
@@ -150,8 +151,8 @@ def render(model: Manifest | dict, lang: str) -> str:
     intro = tx["intro"].format(
         model_id=f"<code>{esc(model.model_id[:12])}</code>",
         trained=esc(locale.when(model.trained_at or None, lg)),
-        n=locale.number(m.get("n_train"), lg),
-        positives=locale.number(m.get("positives"), lg),
+        n=locale.number(m.n_train, lg),
+        positives=locale.number(m.positives, lg),
     )
     cost = lambda v: locale.number(v, lg, 2)  # noqa: E731
     tiles = "".join(f"<tr><td>{esc(name)}</td><td>{esc(value)}</td></tr>" for name, value in mr.headline(model, lg))
@@ -174,9 +175,9 @@ def render(model: Manifest | dict, lang: str) -> str:
         sensitive = f"<h2>{esc(mr.tr('sensitive', lg))}</h2><p>{esc(sentence)}</p><table><tr>{head}</tr>{body}</table>"
     figs = "".join(f"<figure><figcaption>{esc(title)}</figcaption>{svg}</figure>" for title, svg in charts(model, lg))
     bands = "".join(
-        f"<tr><td>{i + 1}</td><td>{locale.percent(b['low'], lg)} – {locale.percent(b['high'], lg)}</td>"
-        f"<td>{locale.number(b['n'], lg)}</td><td>{locale.percent(b['default_rate'], lg)}</td></tr>"
-        for i, b in enumerate(ev.get("score_bands") or [])
+        f"<tr><td>{i + 1}</td><td>{locale.percent(b.low, lg)} – {locale.percent(b.high, lg)}</td>"
+        f"<td>{locale.number(b.n, lg)}</td><td>{locale.percent(b.default_rate, lg)}</td></tr>"
+        for i, b in enumerate(ev.score_bands or [])
     )
     head = "".join(
         f"<th>{esc(x)}</th>"

@@ -145,12 +145,12 @@ def train_command(
     manifest = as_manifest(m)
     for row in report.table(manifest):
         click.echo(row)
-    held = (manifest.distributed or {}).get("held_out")
-    if held:
+    held = manifest.distributed.held_out if manifest.distributed is not None else None
+    if held is not None:
         click.echo(
-            f"held-out slice ({held['rows']:,} clients neither the search nor any fit saw): AUC {held['auc']:.4f}, "
-            f"cost/client {held['cost_per_client']:.4f} (nested on the sample: AUC {manifest.metrics['oof_auc']:.4f}, "
-            f"cost/client {manifest.metrics['cost_per_client']:.4f})"
+            f"held-out slice ({held.rows:,} clients neither the search nor any fit saw): AUC {held.auc:.4f}, "
+            f"cost/client {held.cost_per_client:.4f} (nested on the sample: AUC {manifest.metrics.oof_auc:.4f}, "
+            f"cost/client {manifest.metrics.cost_per_client:.4f})"
         )
     click.echo(f"report {s.model_path / 'report.html'}", file=sys.stdout)
     click.echo(f"model_id {manifest.model_id} -> {s.model_path}", file=sys.stdout)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.scoring.bundle import Champion, Manifest, document_manifest
+from app.scoring.sections import Calibration, Effect, Reliability
 
 NAMES = {
     "lightgbm": "LightGBM (tuned)",
@@ -43,18 +44,23 @@ def rows(manifest: Manifest | dict) -> list[dict[str, Any]]:
                     "kind": kind,
                     "name": NAMES.get(kind, kind),
                     "role": "champion" if kind == champ else role,
-                    "auc": m.get("oof_auc"),
-                    "auc_mean": m.get("auc_mean"),
-                    "auc_std": m.get("auc_std"),
-                    "cost": m.get("cost_per_client"),
-                    "brier": (m.get("calibrated") or {}).get("brier"),
-                    "brier_before": (m.get("uncalibrated") or {}).get("brier"),
-                    "calibration": m.get("calibration"),
+                    "auc": m.oof_auc,
+                    "auc_mean": m.auc_mean,
+                    "auc_std": m.auc_std,
+                    "cost": m.cost_per_client,
+                    "brier": m.calibrated.brier if m.calibrated is not None else None,
+                    "brier_before": m.uncalibrated.brier if m.uncalibrated is not None else None,
+                    "calibration": m.calibration,
                 }
             )
-    for kind, cost in (manifest.evaluation.get("trivial") or {}).items():
+    for kind, cost in (manifest.evaluation.trivial or {}).items():
         out.append({"kind": kind, "name": NAMES.get(kind, kind), "role": "trivial", "auc": 0.5, "cost": cost})
     return out
+
+
+def _or(v: Any, missing: str) -> Any:
+    """The value, or `missing` when the manifest does not record it."""
+    return missing if v is None else v
 
 
 def _f(v: Any, fmt: str = ".4f") -> str:
@@ -71,24 +77,24 @@ def sensitive_lines(manifest: Manifest | dict) -> list[str]:
     rec = document_manifest(manifest).sensitive
     if not rec:
         return []
-    feats = [n for names in (rec.get("features") or {}).values() for n in names]
-    attrs = ", ".join(rec.get("attributes") or []) or "none"
+    feats = [n for names in (rec.features or {}).values() for n in names]
+    attrs = ", ".join(rec.attributes or []) or "none"
     if not feats:
         return [f"sensitive attributes ({attrs}): no model feature derives from them"]
     out = [
         f"sensitive attributes ({attrs}): {len(feats)} derived features "
-        + ("EXCLUDED from the model" if rec.get("excluded") else "used by the model")
+        + ("EXCLUDED from the model" if rec.excluded else "used by the model")
         + f" ({', '.join(feats)})"
     ]
-    eff = rec.get("effect") or {}
-    if eff.get("with") and eff.get("without"):
-        w, wo = eff["with"], eff["without"]
+    eff = rec.effect or Effect()
+    if eff.with_ and eff.without:
+        w, wo = eff.with_, eff.without
         out.append(
-            f"effect on the champion ({NAMES.get(eff.get('candidate'), eff.get('candidate'))}, same folds): "
-            f"with them AUC {_f(w['oof_auc'])}, cost/client {_f(w['cost_per_client'])}; without them AUC "
-            f"{_f(wo['oof_auc'])}, cost/client {_f(wo['cost_per_client'])} "
-            f"(excluding changes AUC by {float(wo['oof_auc']) - float(w['oof_auc']):+.4f}, cost by "
-            f"{float(wo['cost_per_client']) - float(w['cost_per_client']):+.4f})"
+            f"effect on the champion ({NAMES.get(eff.candidate, eff.candidate)}, same folds): "
+            f"with them AUC {_f(w.oof_auc)}, cost/client {_f(w.cost_per_client)}; without them AUC "
+            f"{_f(wo.oof_auc)}, cost/client {_f(wo.cost_per_client)} "
+            f"(excluding changes AUC by {float(wo.oof_auc) - float(w.oof_auc):+.4f}, cost by "
+            f"{float(wo.cost_per_client) - float(w.cost_per_client):+.4f})"
         )
     return out
 
@@ -103,11 +109,11 @@ def table(manifest: Manifest | dict) -> list[str]:
             f"{r['name']:<32s} {r['role']:<10s} {_f(r['auc']):>7s} {spread:>17s} {_f(r['cost']):>12s} "
             f"{_f(r.get('brier')):>7s}"
         )
-    cal = manifest.calibration or {}
+    cal = manifest.calibration or Calibration()
     champ = manifest.champion or Champion(kind="")
     lines.append(
         f"champion: {NAMES.get(champ.kind, champ.kind or None)} ({champ.why or None}); calibration "
-        f"{cal.get('method')} (a={_f(cal.get('a'))}, b={_f(cal.get('b'))}); threshold {_f(manifest.threshold)}"
+        f"{cal.method} (a={_f(cal.a)}, b={_f(cal.b)}); threshold {_f(manifest.threshold)}"
         + ("; FORCED although it does not beat the trivial policy" if champ.forced else "")
     )
     return lines + sensitive_lines(manifest)
@@ -184,12 +190,12 @@ def _svg(
 
 def charts(manifest: Manifest | dict) -> dict[str, str]:
     ev = document_manifest(manifest).evaluation
-    rel = ev.get("reliability") or {}
-    chosen = ev.get("chosen") or {}
-    bands = ev.get("score_bands") or []
+    rel = ev.reliability or Reliability()
+    chosen = ev.chosen
+    bands = ev.score_bands or []
     return {
         "ROC curve (out-of-fold)": _svg(
-            [("champion", ev.get("roc") or [], "#1f77b4")],
+            [("champion", ev.roc or [], "#1f77b4")],
             x_label="false positive rate",
             y_label="true positive rate",
             diag=True,
@@ -198,23 +204,23 @@ def charts(manifest: Manifest | dict) -> dict[str, str]:
             [
                 (
                     "before calibration",
-                    [[r["predicted"], r["observed"]] for r in rel.get("uncalibrated", [])],
+                    [[r.predicted, r.observed] for r in rel.uncalibrated or []],
                     "#ff7f0e",
                 ),
-                ("after calibration", [[r["predicted"], r["observed"]] for r in rel.get("calibrated", [])], "#2ca02c"),
+                ("after calibration", [[r.predicted, r.observed] for r in rel.calibrated or []], "#2ca02c"),
             ],
             x_label="predicted probability of default",
             y_label="observed default rate",
             diag=True,
         ),
         "Cost per client against threshold": _svg(
-            [("cost per client", ev.get("cost_curve") or [], "#9467bd")],
+            [("cost per client", ev.cost_curve or [], "#9467bd")],
             x_label="threshold (calibrated probability)",
             y_label="cost per client",
-            point=(chosen["threshold"], chosen["cost_per_client"]) if chosen else None,
+            point=(chosen.threshold, chosen.cost_per_client) if chosen is not None else None,
         ),
         "Observed default rate by score decile": _svg(
-            [("default rate", [[i + 1, b["default_rate"]] for i, b in enumerate(bands)], "#8c564b")],
+            [("default rate", [[i + 1, b.default_rate] for i, b in enumerate(bands)], "#8c564b")],
             x_label="score decile, 1 to 10 (low to high risk), numbered as in the table",
             y_label="observed default rate",
             bars=True,
@@ -233,9 +239,8 @@ def html(manifest: Manifest | dict) -> str:
     )
     ev = manifest.evaluation
     bands = "".join(
-        f"<tr><td>{i + 1}</td><td>{_f(b['low'])} – {_f(b['high'])}</td><td>{b['n']}</td>"
-        f"<td>{_f(b['default_rate'])}</td></tr>"
-        for i, b in enumerate(ev.get("score_bands") or [])
+        f"<tr><td>{i + 1}</td><td>{_f(b.low)} – {_f(b.high)}</td><td>{b.n}</td><td>{_f(b.default_rate)}</td></tr>"
+        for i, b in enumerate(ev.score_bands or [])
     )
     figs = "".join(f"<figure><figcaption>{esc(t)}</figcaption>{svg}</figure>" for t, svg in charts(manifest).items())
     n_sens = len(sensitive_lines(manifest))
@@ -249,7 +254,7 @@ td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}}td:first-chil
 figure{{display:inline-block;margin:1rem}}</style></head><body>
 <h1>Model report</h1>
 <p>Model <code>{esc(manifest.model_id)}</code>, trained {esc(manifest.trained_at)} on
-{m.get("n_train", "?")} clients ({m.get("positives", "?")} defaults). {esc(ev.get("procedure", ""))}.
+{_or(m.n_train, "?")} clients ({_or(m.positives, "?")} defaults). {esc(ev.procedure or "")}.
 Costs: a missed defaulter {costs.get("fn")}, a refused good client {costs.get("fp")}.</p>
 <p>{summary}</p>
 <h2>Comparison (honest figures)</h2>

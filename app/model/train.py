@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from app import __version__
@@ -59,6 +60,7 @@ from app.progress import say as _say
 from app.scoring.bundle import Champion, Manifest, Reference, identify, manifest_dict
 from app.scoring.db import connect
 from app.scoring.filenames import MANIFEST, MODEL_TEXT, REFERENCE, REFERENCE_SCORES, SCORE_LINK, TRAINING_REPORT
+from app.scoring.sections import Calibration, Distributed, Evaluation, Figures, Metrics, Search, Sensitive
 from app.scoring.serving import refuse_direct_write
 
 # LightGBM's OpenMP threads spin while they wait; on a shared machine (more runnable threads than cores)
@@ -411,7 +413,7 @@ def train_arrays(
     _write_folder(model_dir, written, final, reference, ref_scores, y=y, sensitive=sensitive)
     plan.say(
         f"model {model_id[:12]} ({choice.champ}, calibration {final.cal['method']}): threshold {final.threshold:.4f}, "
-        f"honest cost/client {manifest.metrics['cost_per_client']:.4f}, written to {model_dir} in "
+        f"honest cost/client {manifest.metrics.cost_per_client:.4f}, written to {model_dir} in "
         f"{time.perf_counter() - t_start:.1f} s"
     )
     return written
@@ -691,22 +693,24 @@ def _build_manifest(
         n_features=len(names),
         threshold=final.threshold,
         costs={"fn": float(fn_cost), "fp": float(fp_cost)},
-        calibration={k: cal[k] for k in ("method", "a", "b", "honest_log_loss")},
+        calibration=msgspec.convert({k: cal[k] for k in ("method", "a", "b", "honest_log_loss")}, Calibration),
         champion=Champion(kind=champ, why=choice.why, forced=bool(force and not choice.beats)),
-        candidates={k: _public(ev.results[k]) for k in candidates},
-        metrics=_metrics(ev.results[champ], n_trees=final.booster.num_trees(), y=y, folds=folds),
-        baselines={k: _public(ev.results[k]) for k in BASELINES},
-        sensitive=sensitive_record,
-        evaluation=evaluation,
-        search={
-            "trials_per_search": plan.n_trials,
-            "bags": plan.cfg["bags"],
-            "budget_seconds": budget_seconds,
-            "threads": plan.threads,
-            "monotone": {n: v for n, v in (monotone or {}).items() if v},
-            "final_trials": det.get("trials", []),
-            "stopped_by_time": bool(det.get("stopped_by_time", False)),
-        },
+        candidates={k: msgspec.convert(_public(ev.results[k]), Figures) for k in candidates},
+        metrics=msgspec.convert(
+            _metrics(ev.results[champ], n_trees=final.booster.num_trees(), y=y, folds=folds), Metrics
+        ),
+        baselines={k: msgspec.convert(_public(ev.results[k]), Figures) for k in BASELINES},
+        sensitive=msgspec.convert(sensitive_record, Sensitive),
+        evaluation=msgspec.convert(evaluation, Evaluation),
+        search=Search(
+            trials_per_search=plan.n_trials,
+            bags=plan.cfg["bags"],
+            budget_seconds=budget_seconds,
+            threads=plan.threads,
+            monotone={n: v for n, v in (monotone or {}).items() if v},
+            final_trials=det.get("trials", []),
+            stopped_by_time=bool(det.get("stopped_by_time", False)),
+        ),
         trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         data_fingerprint=sources["data_fingerprint"] or fingerprint_arrays(plan.X, names),
         data_source=sources["data_source"],
@@ -727,7 +731,7 @@ def _build_manifest(
             score_bins=psi_bins(ref_scores),
         ),
         global_importance=importance,
-        distributed=final.distributed,
+        distributed=None if final.distributed is None else msgspec.convert(final.distributed, Distributed),
     )
 
 

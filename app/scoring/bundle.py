@@ -40,6 +40,7 @@ import numpy as np
 from app.scoring import layout
 from app.scoring.filenames import MANIFEST, MODEL_TEXT
 from app.scoring.library import CompiledModel, ModelError, bind_library, private_copy
+from app.scoring.sections import Calibration, Distributed, Evaluation, Figures, Metrics, Search, Sensitive
 
 __all__ = [
     "MANIFEST",
@@ -113,7 +114,8 @@ class Champion(msgspec.Struct, kw_only=True):
 class Manifest(msgspec.Struct, kw_only=True):
     """The typed view of manifest.json (unknown keys are kept in the raw dict, not rejected).
 
-    `credit train` builds one (app/model/train.py) and writes it with `manifest_dict`."""
+    `credit train` builds one (app/model/train.py) and writes it with `manifest_dict`; its sections are typed in
+    app/scoring/sections.py (every field optional: older manifests load)."""
 
     model_id: str
     model_text_sha256: str | None = None  # absent in manifests written before the id named the whole decision
@@ -122,24 +124,24 @@ class Manifest(msgspec.Struct, kw_only=True):
     n_features: int | None = None
     app_version: str = ""
     costs: dict[str, float] = {}
-    metrics: dict[str, Any] = {}
-    baselines: dict[str, Any] = {}
+    metrics: Metrics = msgspec.field(default_factory=Metrics)
+    baselines: dict[str, Figures] = {}
     trained_at: str = ""
     data_period: str | None = None  # written by no `credit train` yet; the card shows it when a manifest has it
     data_fingerprint: str | None = None
     data_source: str | None = None
     schema_fingerprint: str | None = None
     versions: dict[str, str] = {}
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {}  # LightGBM's (or the scorecard's) own parameters, an open set
     reference: Reference | None = None
-    calibration: dict[str, Any] | None = None
-    sensitive: dict[str, Any] | None = None
+    calibration: Calibration | None = None
+    sensitive: Sensitive | None = None
     global_importance: list[tuple[str, float]] = []
     champion: Champion | None = None
-    candidates: dict[str, Any] = {}
-    evaluation: dict[str, Any] = {}
-    search: dict[str, Any] = {}
-    distributed: dict[str, Any] | None = None  # a fit on a cluster (app/model/distributed.py)
+    candidates: dict[str, Figures] = {}
+    evaluation: Evaluation = msgspec.field(default_factory=Evaluation)
+    search: Search = msgspec.field(default_factory=Search)
+    distributed: Distributed | None = None  # a fit on a cluster (app/model/distributed.py)
     library: Library | None = None  # added by `credit compile`
 
 
@@ -176,10 +178,10 @@ def document_manifest(manifest: Manifest | dict[str, Any]) -> Manifest:
     return as_manifest({"model_id": "", "features": [], "threshold": math.nan, **manifest})
 
 
-def calibration_map(calibration: dict[str, Any] | None) -> tuple[float, float]:
+def calibration_map(calibration: Calibration | None) -> tuple[float, float]:
     """(a, b) of the Platt map p = sigmoid(a * margin + b) a manifest records; identity when it has none."""
-    cal = calibration or {}
-    return float(cal.get("a", 1.0)), float(cal.get("b", 0.0))
+    cal = calibration or Calibration()
+    return float(1.0 if cal.a is None else cal.a), float(0.0 if cal.b is None else cal.b)
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -204,8 +206,9 @@ def decision_id(manifest: dict[str, Any], model_text_sha256: str) -> str:
 
 
 def _calibration_body(calibration: dict[str, Any] | None) -> dict[str, Any]:
-    a, b = calibration_map(calibration)
-    return {"a": a, "b": b}
+    """The map as the id names it, read from the JSON the id is computed over (as `calibration_map` reads it)."""
+    cal = calibration or {}
+    return {"a": float(cal.get("a", 1.0)), "b": float(cal.get("b", 0.0))}
 
 
 def identify(manifest: dict[str, Any], model_text: bytes) -> str:

@@ -25,7 +25,8 @@ async def model_page():
     with main:
         try:
             # ModelInfo, its optional parts as the API writes them, read as the typed manifest
-            model = document_manifest(msgspec.to_builtins(await api().model()))
+            shown = msgspec.to_builtins(await api().model())
+            model = document_manifest(shown)
         except ApiError as e:
             error_box(e, lg)
             return
@@ -43,7 +44,9 @@ async def model_page():
                 ui.label(f"{t('n_features', lg)} : {model.n_features or len(model.features)}")
                 if model.trained_at:
                     ui.label(f"{t('trained_at', lg)} : {locale.when(model.trained_at, lg)}")
-                metrics = model.metrics
+                # a model trained before the nested evaluation: its metrics are shown as recorded, keys
+                # the typed manifest does not know included
+                metrics = shown.get("metrics") or {}
                 quality = mr.has_evaluation(model)
                 headline = mr.headline(model, lg) if quality else logic.headline_metrics(metrics)
                 champion = model.champion

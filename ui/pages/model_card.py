@@ -11,6 +11,7 @@ import msgspec
 from nicegui import ui
 
 from app.scoring.bundle import Manifest, document_manifest
+from app.scoring.sections import Calibration
 from ui import locale
 from ui.api_client import ApiError
 from ui.i18n import feature_label, t
@@ -101,11 +102,11 @@ def card_sections(model: Manifest | dict, lg: str) -> list[tuple[str, list[str]]
         ),
         (x["use"], [x["use_text"]]),
     ]
-    if m.get("n_train") is not None:
+    if m.n_train is not None:
         sections.append(
             (
                 x["data"],
-                [x["clients"].format(n=locale.number(m["n_train"], lg), d=locale.number(m.get("positives"), lg))],
+                [x["clients"].format(n=locale.number(m.n_train, lg), d=locale.number(m.positives, lg))],
             )
         )
     names = [feature_label(n, lg) for n, _v in model.global_importance[:8]]
@@ -117,21 +118,21 @@ def card_sections(model: Manifest | dict, lg: str) -> list[tuple[str, list[str]]
         )
     )
     perf = []
-    if m.get("oof_auc") is not None:
-        perf.append(x["auc"].format(auc=locale.fixed(m["oof_auc"], lg, 4)))
-    if m.get("auc_mean") is not None:
+    if m.oof_auc is not None:
+        perf.append(x["auc"].format(auc=locale.fixed(m.oof_auc, lg, 4)))
+    if m.auc_mean is not None:
         perf.append(
             x["folds"].format(
-                mean=locale.fixed(m["auc_mean"], lg, 4),
-                std=locale.fixed(m.get("auc_std"), lg, 4),
-                k=m.get("folds", "?"),
+                mean=locale.fixed(m.auc_mean, lg, 4),
+                std=locale.fixed(m.auc_std, lg, 4),
+                k="?" if m.folds is None else m.folds,
             )
         )
-    if m.get("cost_per_client") is not None:
+    if m.cost_per_client is not None:
         perf.append(
             x["cost"].format(
-                cost=locale.fixed(m["cost_per_client"], lg, 4),
-                cost05=locale.fixed(m.get("cost_per_client_at_0_5"), lg, 4),
+                cost=locale.fixed(m.cost_per_client, lg, 4),
+                cost05=locale.fixed(m.cost_per_client_at_0_5, lg, 4),
             )
         )
     if perf:
@@ -158,12 +159,9 @@ def card_sections(model: Manifest | dict, lg: str) -> list[tuple[str, list[str]]
     return sections
 
 
-def _calibration_method(cal: object) -> str | None:
-    if isinstance(cal, dict):
-        return str(cal.get("method") or cal.get("kind") or "platt")
-    if isinstance(cal, str):
-        return cal
-    return None
+def _calibration_method(cal: Calibration | None) -> str | None:
+    """The calibration's method as the card names it; None when the manifest records no calibration."""
+    return None if cal is None else cal.method or "platt"
 
 
 @ui.page("/model-card", response_timeout=60)
