@@ -296,6 +296,150 @@ def generate_c(dump: dict[str, Any], **kwargs: Any) -> str:
     return generate_units(dump, parts=0, **kwargs)[0]
 
 
+class _Trees:
+    """The generated code's pieces, filled tree by tree: each tree's if/else function, its calls on each path
+    (every row, a full block, a part block, single rows), its node table rows and the QuickScorer and bin-table
+    forms; table trees are walked in groups of TREE_GROUP for single rows."""
+
+    def __init__(self, em: _Emitter, *, use_tables: bool, use_bins: bool) -> None:
+        self.em, self.use_tables, self.use_bins = em, use_tables, use_bins
+        self.bodies: list[list[str]] = []
+        self.calls: list[str] = []
+        self.full_calls: list[str] = []
+        self.part_calls: list[str] = []
+        self.table_nodes: list[str] = []
+        self.table_leaves: list[str] = []
+        self.table_cats: list[str] = []  # credit_cat per table node, once a tree with categorical splits is seen
+        self.row_calls: list[str] = []
+        self.qs_trees: list[codegen_qs.QSTree | None] = []
+        self.groups: list[str] = []
+        self.pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
+        self.steps: list[codegen_bins.StepTree | None] = []  # one-feature trees (bin tables), None for the others
+
+    def flush(self) -> None:
+        if self.pending:
+            name = f"GRP{len(self.groups)}"
+            self.groups.append(f"static const int32_t {name}[] = {{{', '.join(str(o) for o, _ in self.pending)}}};")
+            depth = max(d for _, d in self.pending)
+            self.row_calls.append(f"  walk_trees({name}, {len(self.pending)}, {depth}, x, acc);")
+            self.pending.clear()
+
+    def add(self, i: int, tree: dict[str, Any]) -> None:
+        """Tree i: its function, its calls, and its table rows when it can be a table."""
+        step = codegen_bins.collect(self.em, tree) if self.use_bins else None
+        self.steps.append(step)
+        self.bodies.append(self._function(i, tree, step))
+        self.calls.append(f"  tree{i}(x, n, acc);")
+        self.qs_trees.append(codegen_qs.collect(self.em, tree))
+        tab = self.em.table(tree) if self.use_tables else None
+        if tab is None:
+            self.full_calls.append(f"  tree{i}(x, CREDIT_BLOCK, acc);")
+            self.part_calls.append(f"  tree{i}(x, n, acc);")
+            self._single_row_function(i)
+        else:
+            self._table(i, tab, one_feature=step is not None)
+
+    def _function(self, i: int, tree: dict[str, Any], step: codegen_bins.StepTree | None) -> list[str]:
+        if step is not None:  # a one-feature tree (a scorecard's): one branch-free search in its bin table
+            return list(codegen_bins.function(i, step))
+        body = [
+            f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{",
+            "  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {",
+            "    double v;",
+        ]
+        self.em.tree(tree, 2, body)
+        return [*body, "    acc[r] += v;", "  }", "}"]
+
+    def _single_row_function(self, i: int) -> None:
+        """Single rows take tree i's own function (after the group of table trees before it)."""
+        self.flush()
+        self.row_calls.append(f"  tree{i}(x, 1, acc);")
+
+    def _table(self, i: int, tab: tuple, *, one_feature: bool) -> None:
+        rows, leaves, depth, cats = tab
+        off = len(self.table_nodes)
+        if cats is not None and len(self.table_cats) < off:  # the first categorical tree: pad the trees before
+            self.table_cats.extend(["{0, 0}"] * off)
+        if cats is not None or self.table_cats:
+            self.table_cats.extend(cats or ["{0, 0}"] * len(rows))
+        self.table_nodes.extend(rows)
+        self.table_leaves.extend(leaves)
+        if cats is not None:  # single rows of a categorical tree take its if/else code
+            cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
+            self.full_calls.append(f"  walk_full_cat({cat_args}, acc);")
+            self.part_calls.append(f"  walk_part_cat({cat_args}, n, acc);")
+            self._single_row_function(i)
+            return
+        self.full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
+        self.part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
+        if one_feature:  # single rows: the bin table
+            self._single_row_function(i)
+            return
+        self.pending.append((off, depth))
+        if len(self.pending) == TREE_GROUP:
+            self.flush()
+
+    def table_lines(self, bin_runs: list[str]) -> list[str]:
+        """The node and leaf tables, the single-row groups, the bin-table runs and the categorical tables."""
+        lines = [
+            f"static const credit_node NODES[{max(len(self.table_nodes), 1)}] = {{",
+            *(f"  {r}," for r in self.table_nodes or ["{0, 0.0f, {0, 0}}"]),
+            "};",
+            f"static const double LEAVES[{max(len(self.table_leaves), 1)}] = {{",
+            *(f"  {v}," for v in self.table_leaves or ["0"]),
+            "};",
+            *self.groups,
+            *bin_runs,
+        ]
+        if self.table_cats:
+            lines += [
+                _CAT_WALKS,
+                f"static const credit_cat CATS[{len(self.table_cats)}] = {{{', '.join(self.table_cats)}}};",
+                f"static const uint32_t CAT_BITS[{max(len(self.em.cat_words), 1)}] = "
+                f"{{{', '.join(f'{w}u' for w in self.em.cat_words) or '0u'}}};",
+            ]
+        return lines
+
+
+def _check_dump(dump: dict[str, Any]) -> None:
+    """CodegenError for a model this generator cannot translate."""
+    if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("num_class", 1) != 1:
+        raise CodegenError("only single-output (binary) models are supported")
+    if dump.get("average_output"):
+        raise CodegenError("random-forest (average_output) models are not supported")
+    if any(info.get("is_linear") for info in dump["tree_info"]):
+        raise CodegenError("linear trees are not supported")
+
+
+def _chosen_row_path(row_path: str, table_nodes: int, batch_path: str, threshold: float) -> str:
+    """The single-row path ("auto": the tables from ROW_TABLE_MIN_NODES nodes on); CodegenError for a bad choice."""
+    if row_path == "auto":
+        row_path = "tables" if table_nodes >= ROW_TABLE_MIN_NODES else "ifelse"
+    if row_path not in ("tables", "ifelse"):
+        raise CodegenError(f"row_path must be auto, tables or ifelse, got {row_path!r}")
+    if batch_path not in BATCH_PATHS:
+        raise CodegenError(f"batch_path must be one of {', '.join(BATCH_PATHS)}, got {batch_path!r}")
+    if not math.isfinite(threshold):
+        raise CodegenError("threshold is not finite")
+    return row_path
+
+
+def _split(
+    head: str, bitsets: list[str], tables: list[str], bodies: list[list[str]], tail: str, parts: int
+) -> list[str]:
+    """One unit (parts <= 0), or the main unit and `parts` units of tree functions."""
+    n_trees = len(bodies)
+    if parts <= 0:
+        return ["\n".join([head, *bitsets, *tables, "", *(line for b in bodies for line in b), tail])]
+    decls = [f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc);" for i in range(n_trees)]
+    units = ["\n".join([head, *tables, "", *decls, tail])]
+    parts = max(1, min(parts, n_trees or 1))
+    for k in range(parts):
+        chunk = [line for b in bodies[k * n_trees // parts : (k + 1) * n_trees // parts] for line in b]
+        units.append("\n".join([head, *bitsets, "", *chunk, ""]))
+    return units
+
+
 def generate_units(
     dump: dict[str, Any],
     *,
@@ -317,101 +461,24 @@ def generate_units(
     ABI; the others hold the per-tree if/else functions (single rows, and trees that cannot be
     tables), split so that they compile in parallel.
     """
-    if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("num_class", 1) != 1:
-        raise CodegenError("only single-output (binary) models are supported")
-    if dump.get("average_output"):
-        raise CodegenError("random-forest (average_output) models are not supported")
+    _check_dump(dump)
     sigmoid = parse_sigmoid(str(dump.get("objective", "")))
     nf = int(dump["max_feature_idx"]) + 1
     em = _Emitter(nf)
     exact = thresholds_from_model_text(model_text) if model_text is not None else None
     if exact is not None and len(exact) != len(dump["tree_info"]):
         raise CodegenError(f"model.txt has {len(exact)} trees, dump_model {len(dump['tree_info'])}")
-    bodies: list[list[str]] = []
-    calls: list[str] = []
-    full_calls: list[str] = []
-    part_calls: list[str] = []
-    table_nodes: list[str] = []
-    table_leaves: list[str] = []
-    table_cats: list[str] = []  # credit_cat per table node, once a tree with categorical splits is seen
-    row_calls: list[str] = []
-    qs_trees: list[codegen_qs.QSTree | None] = []
-    groups: list[str] = []
-    pending: list[tuple[int, int]] = []  # (root offset, depth) of table trees not yet in a group
-    steps: list[codegen_bins.StepTree | None] = []  # one-feature trees (bin tables), None for the others
-
-    def flush() -> None:
-        if pending:
-            name = f"GRP{len(groups)}"
-            groups.append(f"static const int32_t {name}[] = {{{', '.join(str(o) for o, _ in pending)}}};")
-            depth = max(d for _, d in pending)
-            row_calls.append(f"  walk_trees({name}, {len(pending)}, {depth}, x, acc);")
-            pending.clear()
-
+    trees = _Trees(em, use_tables=use_tables, use_bins=use_bins)
     for i, info in enumerate(dump["tree_info"]):
-        if info.get("is_linear"):
-            raise CodegenError("linear trees are not supported")
         em.thresholds = exact[i] if exact is not None else None
-        body: list[str] = []
-        bodies.append(body)
-        step = codegen_bins.collect(em, info["tree_structure"]) if use_bins else None
-        steps.append(step)
-        if step is not None:  # a one-feature tree (a scorecard's): one branch-free search in its bin table
-            body.extend(codegen_bins.function(i, step))
-        else:
-            body.append(f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc) {{")
-            body.append("  for (int64_t r = 0; r < n; ++r, x += CREDIT_NF) {")
-            body.append("    double v;")
-            em.tree(info["tree_structure"], 2, body)
-            body.append("    acc[r] += v;")
-            body.append("  }")
-            body.append("}")
-        calls.append(f"  tree{i}(x, n, acc);")
-        qs_trees.append(codegen_qs.collect(em, info["tree_structure"]))
-        tab = em.table(info["tree_structure"]) if use_tables else None
-        if tab is None:
-            full_calls.append(f"  tree{i}(x, CREDIT_BLOCK, acc);")
-            part_calls.append(f"  tree{i}(x, n, acc);")
-            flush()
-            row_calls.append(f"  tree{i}(x, 1, acc);")
-        else:
-            rows, leaves, depth, cats = tab
-            off = len(table_nodes)
-            if cats is not None and len(table_cats) < off:  # the first categorical tree: pad the trees before
-                table_cats.extend(["{0, 0}"] * off)
-            if cats is not None or table_cats:
-                table_cats.extend(cats or ["{0, 0}"] * len(rows))
-            table_nodes.extend(rows)
-            table_leaves.extend(leaves)
-            if cats is None:
-                full_calls.append(f"  walk_full(NODES + {off}, LEAVES + {off}, {depth}, x, acc);")
-                part_calls.append(f"  walk_part(NODES + {off}, LEAVES + {off}, {depth}, x, n, acc);")
-                if step is not None:  # single rows: the bin table
-                    flush()
-                    row_calls.append(f"  tree{i}(x, 1, acc);")
-                else:
-                    pending.append((off, depth))
-                    if len(pending) == TREE_GROUP:
-                        flush()
-            else:  # single rows of a categorical tree take its if/else code
-                cat_args = f"NODES + {off}, CATS + {off}, CAT_BITS, LEAVES + {off}, {depth}, x"
-                full_calls.append(f"  walk_full_cat({cat_args}, acc);")
-                part_calls.append(f"  walk_part_cat({cat_args}, n, acc);")
-                flush()
-                row_calls.append(f"  tree{i}(x, 1, acc);")
-    flush()
-    if row_path == "auto":
-        row_path = "tables" if len(table_nodes) >= ROW_TABLE_MIN_NODES else "ifelse"
-    if row_path not in ("tables", "ifelse"):
-        raise CodegenError(f"row_path must be auto, tables or ifelse, got {row_path!r}")
-    if batch_path not in BATCH_PATHS:
-        raise CodegenError(f"batch_path must be one of {', '.join(BATCH_PATHS)}, got {batch_path!r}")
-    if not math.isfinite(threshold):
-        raise CodegenError("threshold is not finite")
+        trees.add(i, info["tree_structure"])
+    trees.flush()
+    row_path = _chosen_row_path(row_path, len(trees.table_nodes), batch_path, threshold)
     head = _PRELUDE % {"model_id": model_id, "nf": nf, "block": block, "group": TREE_GROUP, "helpers": DECISION_HELPERS}
     # runs of one-feature trees (a blend's scorecard part): one loop over their bin tables, in tree order, for
     # single rows, the row-loop batch and inside QuickScorer's sum
-    spans = codegen_bins.runs(steps)
+    spans = codegen_bins.runs(trees.steps)
+    qs_trees, calls, row_calls = trees.qs_trees, trees.calls, trees.row_calls
     for a, b in spans:
         qs_trees[a:b] = [None] * (b - a)
     qs_defs, qs_body = codegen_qs.emit(qs_trees, nf)
@@ -420,15 +487,16 @@ def generate_units(
         calls = codegen_bins.collapse(calls, spans, "n")
         row_calls = codegen_bins.collapse(row_calls, spans, "1")
     bin_runs = [
-        codegen_bins.run_function(f"bins_run{j}", [steps[i] for i in range(a, b)]) for j, (a, b) in enumerate(spans)
+        codegen_bins.run_function(f"bins_run{j}", [trees.steps[i] for i in range(a, b)])
+        for j, (a, b) in enumerate(spans)
     ]
     tail = _EPILOGUE % {
         "qs_defs": qs_defs,
         "qs_body": qs_body,
         "model_id": model_id,
         "calls": "\n".join(calls),
-        "full_calls": "\n".join(full_calls),
-        "part_calls": "\n".join(part_calls),
+        "full_calls": "\n".join(trees.full_calls),
+        "part_calls": "\n".join(trees.part_calls),
         "row_calls": "\n".join(row_calls),
         "row_fn": "credit_row_tables(x, acc)" if row_path == "tables" else "credit_rows(x, 1, acc)",
         "link": link_body(sigmoid, calibration),
@@ -436,31 +504,4 @@ def generate_units(
         "threshold": c_double(float(threshold)),
         "manifest_sha256": manifest_sha256,
     }
-    tables = [
-        f"static const credit_node NODES[{max(len(table_nodes), 1)}] = {{",
-        *(f"  {r}," for r in table_nodes or ["{0, 0.0f, {0, 0}}"]),
-        "};",
-        f"static const double LEAVES[{max(len(table_leaves), 1)}] = {{",
-        *(f"  {v}," for v in table_leaves or ["0"]),
-        "};",
-        *groups,
-        *bin_runs,
-    ]
-    if table_cats:
-        tables += [
-            _CAT_WALKS,
-            f"static const credit_cat CATS[{len(table_cats)}] = {{{', '.join(table_cats)}}};",
-            f"static const uint32_t CAT_BITS[{max(len(em.cat_words), 1)}] = "
-            f"{{{', '.join(f'{w}u' for w in em.cat_words) or '0u'}}};",
-        ]
-    n_trees = len(bodies)
-    if parts <= 0:
-        return ["\n".join([head, *em.bitsets, *tables, "", *(line for b in bodies for line in b), tail])]
-    decls = [f"CREDIT_TREE void tree{i}(const float *x, int64_t n, double *acc);" for i in range(n_trees)]
-    main = "\n".join([head, *tables, "", *decls, tail])
-    parts = max(1, min(parts, n_trees or 1))
-    units = [main]
-    for k in range(parts):
-        chunk = [line for b in bodies[k * n_trees // parts : (k + 1) * n_trees // parts] for line in b]
-        units.append("\n".join([head, *em.bitsets, "", *chunk, ""]))
-    return units
+    return _split(head, em.bitsets, trees.table_lines(bin_runs), trees.bodies, tail, parts)

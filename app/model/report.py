@@ -23,11 +23,12 @@ NAMES = {
 }
 
 
-def line(kind: str, m: dict[str, Any]) -> str:
-    c = m["confusion"]
+def line(kind: str, fig: dict[str, Any]) -> str:
+    """A candidate's figures as `credit train` prints them while it runs (the training's dict, before the manifest)."""
+    c = fig["confusion"]
     return (
-        f"{NAMES.get(kind, kind):<32s} AUC {m['oof_auc']:.4f} (folds {m['auc_mean']:.4f} ± {m['auc_std']:.4f}) | "
-        f"honest cost/client {m['cost_per_client']:.4f} | Brier {m['calibrated']['brier']:.4f} | "
+        f"{NAMES.get(kind, kind):<32s} AUC {fig['oof_auc']:.4f} (folds {fig['auc_mean']:.4f} ± {fig['auc_std']:.4f}) | "
+        f"honest cost/client {fig['cost_per_client']:.4f} | Brier {fig['calibrated']['brier']:.4f} | "
         f"tn={c['tn']} fp={c['fp']} fn={c['fn']} tp={c['tp']}"
     )
 

@@ -40,7 +40,18 @@ import numpy as np
 from app.scoring import layout
 from app.scoring.filenames import MANIFEST, MODEL_TEXT
 from app.scoring.library import CompiledModel, ModelError, bind_library, private_copy
-from app.scoring.sections import Calibration, Distributed, Evaluation, Figures, Metrics, Search, Sensitive
+from app.scoring.sections import (
+    UNSET,
+    Calibration,
+    Distributed,
+    Evaluation,
+    Figures,
+    Metrics,
+    Search,
+    Sensitive,
+    ShapParity,
+    UnsetType,
+)
 
 __all__ = [
     "MANIFEST",
@@ -93,6 +104,10 @@ class Library(msgspec.Struct, kw_only=True):
     compiled_at: str = ""
     compile_seconds: float | None = None
     native_sources: list[str] = []
+    # recorded by `credit compile` since the batch path was chosen by timing, and the SHAP parity gate
+    batch_path: str | UnsetType = UNSET
+    batch_path_us_per_row: dict[str, float] | UnsetType = UNSET
+    shap: ShapParity | UnsetType = UNSET
 
 
 class Reference(msgspec.Struct, kw_only=True):

@@ -40,6 +40,7 @@ __all__ = [
     "ReliabilityBin",
     "Search",
     "Sensitive",
+    "ShapParity",
     "UnsetType",
 ]
 
@@ -221,3 +222,11 @@ class Distributed(_Section):
     final_seconds: float | None = None
     why: str | None = None
     held_out: HeldOut | None = None
+
+
+class ShapParity(_Section):
+    """The compiled SHAP path's parity gate (`library.shap`, written by `credit compile`)."""
+
+    parity_max_abs_diff: float | None = None
+    parity_rows: int | None = None
+    tolerance: float | None = None
