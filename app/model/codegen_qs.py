@@ -101,29 +101,8 @@ def emit(trees: list[QSTree | None], n_features: int, rows: int | None = None) -
             lists[f][kind].append((tf, q, clear))
         for f, words, clear in t.cats:
             cat_nodes.setdefault(f, []).append((q, words, clear))
-    nodes: list[str] = []
-    feat = [0]
-    for f in range(n_features):
-        for k in range(4):
-            for tf, q, clear in sorted(lists[f][k], key=lambda e: float(e[0])):
-                nodes.append(f"{{{c_float(tf)}, {q}, {_hex(clear, width)}}}")
-            feat.append(len(nodes))
-    # categorical: per feature, rows of per-tree masks indexed by category (last row: all go right)
-    cat_f, cat_max, cat_off, cat_rows = [], [], [], []
-    for f in sorted(cat_nodes):
-        cmax = max(32 * len(w) for _, w, _ in cat_nodes[f])
-        table = np.full((cmax + 1, nq), full, dtype=np.uint64)
-        cats = np.arange(cmax + 1)
-        for q, words, clear in cat_nodes[f]:
-            member = np.zeros(cmax + 1, dtype=bool)
-            for c in range(32 * len(words)):
-                member[c] = (words[c // 32] >> (c % 32)) & 1
-            right = ~member | (cats == cmax)
-            table[right, q] &= np.uint64(full & ~clear)
-        cat_f.append(f)
-        cat_max.append(cmax)
-        cat_off.append(len(cat_rows))
-        cat_rows.extend(table)
+    nodes, feat = _node_rows(lists, width)
+    cat_f, cat_max, cat_off, cat_rows = _category_tables(cat_nodes, nq, full)
     suffix = "u" if width == 32 else "ull"
     defs = [
         f"#define QS_NQ {nq}",
@@ -145,7 +124,52 @@ def emit(trees: list[QSTree | None], n_features: int, rows: int | None = None) -
             f"static const int32_t QS_COFF[{len(cat_f)}] = {{{', '.join(map(str, cat_off))}}};",
             f"static const qs_bits QS_CT[{len(cat_rows) * nq}] __attribute__((aligned(32))) = {{{flat}}};",
         ]
-    # the sum in tree order: runs of QuickScorer trees, if/else calls between them
+    defs.append(_KERNEL)
+    defs.append(
+        "static void qs_sum(const qs_bits *bv, const qs_bits *cm, const float *x, int m, double *acc) {\n"
+        + "\n".join(_sum_calls(trees))
+        + "\n}\n"
+        + _DRIVER
+    )
+    return "\n".join(defs), "  qs_batch(x, n, out);"
+
+
+def _node_rows(lists: list[list[list[tuple[np.float32, int, int]]]], width: int) -> tuple[list[str], list[int]]:
+    """The nodes as C initialisers, per feature and kind sorted by threshold, and each run's start (QS_FEAT)."""
+    nodes: list[str] = []
+    feat = [0]
+    for per_feature in lists:
+        for entries in per_feature:
+            for tf, q, clear in sorted(entries, key=lambda e: float(e[0])):
+                nodes.append(f"{{{c_float(tf)}, {q}, {_hex(clear, width)}}}")
+            feat.append(len(nodes))
+    return nodes, feat
+
+
+def _category_tables(
+    cat_nodes: dict[int, list[tuple[int, list[int], int]]], nq: int, full: int
+) -> tuple[list[int], list[int], list[int], list[np.ndarray]]:
+    """Categorical: per feature, rows of per-tree masks indexed by category (last row: all go right)."""
+    cat_f, cat_max, cat_off, cat_rows = [], [], [], []
+    for f in sorted(cat_nodes):
+        cmax = max(32 * len(w) for _, w, _ in cat_nodes[f])
+        table = np.full((cmax + 1, nq), full, dtype=np.uint64)
+        cats = np.arange(cmax + 1)
+        for q, words, clear in cat_nodes[f]:
+            member = np.zeros(cmax + 1, dtype=bool)
+            for c in range(32 * len(words)):
+                member[c] = (words[c // 32] >> (c % 32)) & 1
+            right = ~member | (cats == cmax)
+            table[right, q] &= np.uint64(full & ~clear)
+        cat_f.append(f)
+        cat_max.append(cmax)
+        cat_off.append(len(cat_rows))
+        cat_rows.extend(table)
+    return cat_f, cat_max, cat_off, cat_rows
+
+
+def _sum_calls(trees: list[QSTree | None]) -> list[str]:
+    """The sum in tree order: runs of QuickScorer trees, if/else calls between them."""
     calls, q, start = [], 0, 0
     for i, t in enumerate(trees):
         if t is None:
@@ -157,14 +181,7 @@ def emit(trees: list[QSTree | None], n_features: int, rows: int | None = None) -
             q += 1
     if q > start:
         calls.append(f"  qs_add(bv, cm, {start}, {q}, m, acc);")
-    defs.append(_KERNEL)
-    defs.append(
-        "static void qs_sum(const qs_bits *bv, const qs_bits *cm, const float *x, int m, double *acc) {\n"
-        + "\n".join(calls)
-        + "\n}\n"
-        + _DRIVER
-    )
-    return "\n".join(defs), "  qs_batch(x, n, out);"
+    return calls
 
 
 _KERNEL = r"""

@@ -869,26 +869,53 @@ def label_for(name: str) -> Label:
     upper = name.upper()
     if upper in BASE:
         return _base_label(upper)
-    # one-hot column of a known categorical base column
+    for rule in (_one_hot_label, _group_label, _period_label, _document_label):
+        found = rule(name, upper)
+        if found is not None:
+            return found
+    return _composed_label(name, upper)
+
+
+def _one_hot_label(name: str, upper: str) -> Label | None:
+    """A one-hot column of a known categorical base column."""
     for base, sep in _ONE_HOT_PREFIXES if upper.startswith(_ONE_HOT_STARTS) else ():
         if upper.startswith(base + sep) and len(name) > len(base) + len(sep):
             category = name[len(base) + len(sep) :].replace("_", " ").strip() or "?"
             fr, en = BASE[base][0], BASE[base][1]
             return Label(f"{fr} : {category}", f"{en}: {category}", "flag", BASE[base][3])
+    return None
+
+
+def _group_label(name: str, upper: str) -> Label | None:
+    """A category of a known group of one-hot columns."""
     for group in _GROUPS_LONGEST_FIRST if upper.startswith(_GROUP_STARTS) else ():
         if upper.startswith(group + "_") and len(name) > len(group) + 1:
             fr, en, gender = CATEGORY_GROUPS[group]
             category = name[len(group) + 1 :].replace("_", " ").lower()
             cat_fr, cat_en = CATEGORY_VALUES.get(category, (category, category))
             return Label(f"{fr} : {cat_fr}", f"{en}: {cat_en}", "flag", gender)
+    return None
+
+
+def _period_label(name: str, upper: str) -> Label | None:
+    """A feature over a period: the inner feature's label, the period in brackets."""
     for period, (pfr, pen) in PERIODS.items():
         if upper.endswith("_" + period) and len(name) > len(period) + 1:
             inner = label_for(name[: -(len(period) + 1)])
             return Label(f"{inner.fr} ({pfr})", f"{inner.en} ({pen})", inner.unit, "v")
+    return None
+
+
+def _document_label(_name: str, upper: str) -> Label | None:
     document = re.fullmatch(r"FLAG_DOCUMENT_(\d+)", upper)
     if document:
         n = document.group(1)
         return Label(f"Document n° {n} fourni", f"Document {n} provided", "flag", "m")
+    return None
+
+
+def _split_prefix_aggregate(name: str, upper: str) -> tuple[tuple | None, tuple | None, str]:
+    """(prefix, aggregate, core) of a name such as BUREAU_AMT_CREDIT_SUM_MEAN; None for a part it lacks."""
     core = name
     prefix = None
     for p in _PREFIXES_LONGEST_FIRST:
@@ -904,6 +931,12 @@ def label_for(name: str) -> Label:
             aggregate = AGGREGATES[a]
             core = core[: -(len(a) + 1)]
             break
+    return prefix, aggregate, core
+
+
+def _composed_label(name: str, upper: str) -> Label:
+    """A table prefix and an aggregate around a base column; the name itself, humanised, otherwise."""
+    prefix, aggregate, core = _split_prefix_aggregate(name, upper)
     if prefix is None and aggregate is None:
         return _base_label(name)
     base = _base_label(core)

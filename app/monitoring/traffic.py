@@ -62,34 +62,49 @@ def drifted_features(kind: str, names: list[str]) -> dict[str, str]:
     """{feature: what happens to it} for a drift kind, given a model's feature names."""
     if kind not in DRIFTS:
         raise TrafficError(f"unknown drift {kind!r}: choose one of {', '.join(DRIFTS)}")
-    present = set(names)
-    out: dict[str, str] = {}
     upper = {n: n.upper() for n in names}
     if kind == "income":
+        return _income_features(names, upper)
+    if kind == "ext-source":
+        return _ext_source_features(names, upper)
+    return _age_features(names, upper)
+
+
+def _income_features(names: list[str], upper: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for n in names:
+        u = upper[n]
+        if u == "AMT_INCOME_TOTAL":
+            out[n] = "x2"
+        elif _INCOME_NUMERATOR.match(u):
+            out[n] = "x2 (income in the numerator)"
+        elif _INCOME_DENOMINATOR.match(u) and u != "AMT_INCOME_TOTAL" and not u.startswith("NAME_"):
+            out[n] = "/2 (income in the denominator)"
+    return out
+
+
+def _ext_source_features(names: list[str], upper: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if "EXT_SOURCE_2" in set(names):
+        out["EXT_SOURCE_2"] = "x0.5"
         for n in names:
-            u = upper[n]
-            if u == "AMT_INCOME_TOTAL":
-                out[n] = "x2"
-            elif _INCOME_NUMERATOR.match(u):
-                out[n] = "x2 (income in the numerator)"
-            elif _INCOME_DENOMINATOR.match(u) and u != "AMT_INCOME_TOTAL" and not u.startswith("NAME_"):
-                out[n] = "/2 (income in the denominator)"
-    elif kind == "ext-source":
-        if "EXT_SOURCE_2" in present:
-            out["EXT_SOURCE_2"] = "x0.5"
-            for n in names:
-                if _EXT_DERIVED.match(upper[n]):
-                    out[n] = "recomputed from EXT_SOURCE_1..3"
-    else:
-        if "DAYS_BIRTH" in present:
-            out["DAYS_BIRTH"] = "+3652 days (10 years younger)"
-        for n in names:
-            if upper[n] in _AGE_YEARS:
-                out[n] = "-10 years"
-            elif _PER_BIRTH.match(upper[n]) and "DAYS_BIRTH" in present:
-                out[n] = "x old/new DAYS_BIRTH (ratio over DAYS_BIRTH)"
-            elif _PER_AGE.match(upper[n]) and "DAYS_BIRTH" in present:
-                out[n] = "x old/new age (ratio over the age)"
+            if _EXT_DERIVED.match(upper[n]):
+                out[n] = "recomputed from EXT_SOURCE_1..3"
+    return out
+
+
+def _age_features(names: list[str], upper: dict[str, str]) -> dict[str, str]:
+    present = set(names)
+    out: dict[str, str] = {}
+    if "DAYS_BIRTH" in present:
+        out["DAYS_BIRTH"] = "+3652 days (10 years younger)"
+    for n in names:
+        if upper[n] in _AGE_YEARS:
+            out[n] = "-10 years"
+        elif _PER_BIRTH.match(upper[n]) and "DAYS_BIRTH" in present:
+            out[n] = "x old/new DAYS_BIRTH (ratio over DAYS_BIRTH)"
+        elif _PER_AGE.match(upper[n]) and "DAYS_BIRTH" in present:
+            out[n] = "x old/new age (ratio over the age)"
     return out
 
 
@@ -105,58 +120,75 @@ def apply_drift(kind: str | None, X: np.ndarray, names: list[str]) -> np.ndarray
         for n, what in plan.items():
             Y[:, ix[n]] *= 0.5 if what.startswith("/2") else 2.0
     elif kind == "ext-source" and "EXT_SOURCE_2" in plan:
-        old2 = Y[:, ix["EXT_SOURCE_2"]].copy()
-        Y[:, ix["EXT_SOURCE_2"]] = old2 * 0.5
-        all_three = all(e in ix for e in EXT)
-        with np.errstate(all="ignore"), _quiet():
-            if all_three:
-                S = Y[:, [ix[e] for e in EXT]]
-                funcs = {
-                    "MEAN": lambda s: np.nanmean(s, 1),
-                    "AVG": lambda s: np.nanmean(s, 1),
-                    "MIN": lambda s: np.nanmin(s, 1),
-                    "MAX": lambda s: np.nanmax(s, 1),
-                    "SUM": lambda s: np.nansum(s, 1),
-                    "STD": lambda s: np.nanstd(s, 1),
-                    "PROD": lambda s: np.prod(s, 1),
-                    "PRODUCT": lambda s: np.prod(s, 1),
-                }
-            for n in plan:
-                if n == "EXT_SOURCE_2":
-                    continue
-                agg = n.upper().rsplit("_", 1)[1]
-                j = ix[n]
-                was_nan = np.isnan(Y[:, j])
-                if all_three:
-                    new = funcs[agg](S)
-                    if agg in ("PROD", "PRODUCT", "SUM"):
-                        new = np.where(was_nan, np.nan, new)  # keep the SQL's own NULL rule
-                    Y[:, j] = new
-                else:  # only the linear aggregates can be adjusted without the other sources
-                    has2 = ~np.isnan(old2)
-                    if agg in ("PROD", "PRODUCT"):
-                        Y[has2, j] *= 0.5
-                    elif agg == "SUM":
-                        Y[has2, j] -= 0.5 * old2[has2]
-                    elif agg in ("MEAN", "AVG"):
-                        k = sum((~np.isnan(Y[:, ix[e]])).astype(int) for e in EXT if e in ix)
-                        k = np.maximum(k, 1)
-                        Y[has2, j] -= 0.5 * old2[has2] / k[has2]
+        _ext_source_drift(Y, plan, ix)
     elif kind == "age" and "DAYS_BIRTH" in plan:
-        old = Y[:, ix["DAYS_BIRTH"]].copy()
-        new = old + 3652
-        with np.errstate(all="ignore"):
-            for n, what in plan.items():
-                j = ix[n]
-                if n == "DAYS_BIRTH":
-                    Y[:, j] = new
-                elif what.startswith("-10"):
-                    Y[:, j] -= 10
-                elif "old/new DAYS_BIRTH" in what:
-                    Y[:, j] *= old / new
-                elif "old/new age" in what:
-                    Y[:, j] *= (-old / 365.25) / (-new / 365.25)
+        _age_drift(Y, plan, ix)
     return Y.astype(np.float32)
+
+
+# the SQL's aggregates of EXT_SOURCE_1..3, by the feature name's last word
+_EXT_AGGREGATES = {
+    "MEAN": lambda s: np.nanmean(s, 1),
+    "AVG": lambda s: np.nanmean(s, 1),
+    "MIN": lambda s: np.nanmin(s, 1),
+    "MAX": lambda s: np.nanmax(s, 1),
+    "SUM": lambda s: np.nansum(s, 1),
+    "STD": lambda s: np.nanstd(s, 1),
+    "PROD": lambda s: np.prod(s, 1),
+    "PRODUCT": lambda s: np.prod(s, 1),
+}
+
+
+def _ext_source_drift(Y: np.ndarray, plan: dict[str, str], ix: dict[str, int]) -> None:
+    """EXT_SOURCE_2 halved in Y (float64, in place), its aggregates recomputed (or adjusted when a source is
+    missing from the features)."""
+    old2 = Y[:, ix["EXT_SOURCE_2"]].copy()
+    Y[:, ix["EXT_SOURCE_2"]] = old2 * 0.5
+    all_three = all(e in ix for e in EXT)
+    with np.errstate(all="ignore"), _quiet():
+        S = Y[:, [ix[e] for e in EXT]] if all_three else None
+        for n in plan:
+            if n == "EXT_SOURCE_2":
+                continue
+            agg = n.upper().rsplit("_", 1)[1]
+            j = ix[n]
+            if S is not None:
+                new = _EXT_AGGREGATES[agg](S)
+                if agg in ("PROD", "PRODUCT", "SUM"):
+                    new = np.where(np.isnan(Y[:, j]), np.nan, new)  # keep the SQL's own NULL rule
+                Y[:, j] = new
+            else:
+                _adjust_linear_aggregate(Y, j, agg, old2, ix)
+
+
+def _adjust_linear_aggregate(Y: np.ndarray, j: int, agg: str, old2: np.ndarray, ix: dict[str, int]) -> None:
+    """Without the other sources, only the linear aggregates can be adjusted for the halved EXT_SOURCE_2."""
+    has2 = ~np.isnan(old2)
+    if agg in ("PROD", "PRODUCT"):
+        Y[has2, j] *= 0.5
+    elif agg == "SUM":
+        Y[has2, j] -= 0.5 * old2[has2]
+    elif agg in ("MEAN", "AVG"):
+        k = sum((~np.isnan(Y[:, ix[e]])).astype(int) for e in EXT if e in ix)
+        k = np.maximum(k, 1)
+        Y[has2, j] -= 0.5 * old2[has2] / k[has2]
+
+
+def _age_drift(Y: np.ndarray, plan: dict[str, str], ix: dict[str, int]) -> None:
+    """Every client ten years younger in Y (float64, in place): DAYS_BIRTH, the ages and the ratios over them."""
+    old = Y[:, ix["DAYS_BIRTH"]].copy()
+    new = old + 3652
+    with np.errstate(all="ignore"):
+        for n, what in plan.items():
+            j = ix[n]
+            if n == "DAYS_BIRTH":
+                Y[:, j] = new
+            elif what.startswith("-10"):
+                Y[:, j] -= 10
+            elif "old/new DAYS_BIRTH" in what:
+                Y[:, j] *= old / new
+            elif "old/new age" in what:
+                Y[:, j] *= (-old / 365.25) / (-new / 365.25)
 
 
 class _quiet:
