@@ -399,6 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import statistics
 
+    from app.scoring.bundle import read_manifest
     from benchmarks.models import ANCHORS, anchor_model
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -409,8 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for name in args.models.split(","):
         model_dir, X = anchor_model(name)
-        library = json.loads((model_dir / "manifest.json").read_text()).get("library", {})
-        print(f"{name}: batch path {library.get('batch_path')}, compile {library.get('compile_seconds')} s")
+        library = read_manifest(model_dir)[0].library
+        print(f"{name}: batch path {library.batch_path}, compile {library.compile_seconds} s")
         ratios = []
         for k in range(args.rounds):
             rows = run_model(

@@ -18,7 +18,6 @@ Run: python -m benchmarks.blend_sql [--repeats 7] [--train]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -87,11 +86,12 @@ def run_parts(repeats: int = 7, clients: int = 20_000) -> dict:
     import lightgbm as lgb
 
     from app.model.compile import compile_model, prepare_model_dir
+    from app.scoring.bundle import read_manifest
     from app.scoring.db import connect
 
     pipe = project_pipeline(clients)
     ids, X = project_matrix(pipe.db)
-    params = json.loads((pipe.model_dir / "manifest.json").read_text())["params"]
+    params = read_manifest(pipe.model_dir)[0].params
     if params.get("kind") != "blend":
         raise SystemExit(f"the pipeline's champion is {params.get('kind')!r}, not a blend: use --train")
     booster = lgb.Booster(model_file=str(pipe.model_dir / "model.txt"))
@@ -113,7 +113,7 @@ def run_parts(repeats: int = 7, clients: int = 20_000) -> dict:
             "trees": b.num_trees(),
             "scores_equal_score": by_sql == by_score,
             "max_abs_diff": float(np.max(np.abs(got - calibrated_reference(b, X, d)))),
-            "batch_path": json.loads((d / "manifest.json").read_text())["library"]["batch_path"],
+            "batch_path": read_manifest(d)[0].library.batch_path,
         }
     per_row = _time_queries(conns, len(ids), repeats)
     for name, conn in conns.items():

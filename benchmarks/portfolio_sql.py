@@ -82,7 +82,7 @@ def measure(label: str, db: Path, model_dir: Path, X: np.ndarray, repeats: int) 
     return {
         "model": label,
         "rows": n,
-        "batch_path": (bundle.raw_manifest.get("library") or {}).get("batch_path"),
+        "batch_path": bundle.manifest.library.batch_path,
         "scores_us_per_row": us["scores"],
         "score_per_row_us_per_row": us["score_per_row"],
         "scan_us_per_row": us["scan"],
