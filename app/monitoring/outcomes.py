@@ -118,6 +118,32 @@ def read_rows(lines: Iterable[str], name: str, now: float | None = None) -> Iter
     be discarded by the caller."""
     now = time.time() if now is None else now
     reader = csv.reader(lines)
+    header = _header(reader, name)
+    errors: list[str] = []
+    pos = {c: header.index(c) for c in COLUMNS}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not f.strip() for f in row):
+                continue
+            if len(row) != len(header):
+                errors.append(f"{name} line {line}: {len(row)} fields, expected {len(header)}")
+            else:
+                outcome = _outcome(row, pos, now, f"{name} line {line}", errors)
+                if outcome is not None and not errors:
+                    yield line, outcome
+            if len(errors) >= MAX_ERRORS:
+                break
+    except csv.Error as exc:
+        errors.append(f"{name} line {reader.line_num}: {exc}")
+    except UnicodeDecodeError as exc:
+        errors.append(f"{name} line {reader.line_num + 1}: not UTF-8 text (byte {exc.start} of its block)")
+    if errors:
+        raise OutcomeError(f"{name}: {len(errors)} error(s), nothing imported", errors[:MAX_ERRORS])
+
+
+def _header(reader: Iterator[list[str]], name: str) -> list[str]:
+    """The CSV's header, stripped; OutcomeError for an empty file or a header that is not exactly COLUMNS."""
     try:
         header = next(reader)
     except StopIteration:
@@ -137,32 +163,21 @@ def read_rows(lines: Iterable[str], name: str, now: float | None = None) -> Iter
     errors += [f"{name} line 1: column {h!r} appears twice" for h in dup]
     if errors:
         raise OutcomeError(f"{name}: bad header", errors)
-    pos = {c: header.index(c) for c in COLUMNS}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not f.strip() for f in row):
-                continue
-            if len(row) != len(header):
-                errors.append(f"{name} line {line}: {len(row)} fields, expected {len(header)}")
-            else:
-                values: dict[str, int | float] = {}
-                for col in COLUMNS:
-                    try:
-                        values[col] = parse_value(col, row[pos[col]], now)
-                    except ValueError as exc:
-                        errors.append(f"{name} line {line} column {pos[col] + 1} ({col}): {exc}")
-                if len(values) == len(COLUMNS) and not errors:
-                    cid, defaulted, when = (values[c] for c in COLUMNS)
-                    yield line, Outcome(int(cid), int(defaulted), float(when))
-            if len(errors) >= MAX_ERRORS:
-                break
-    except csv.Error as exc:
-        errors.append(f"{name} line {reader.line_num}: {exc}")
-    except UnicodeDecodeError as exc:
-        errors.append(f"{name} line {reader.line_num + 1}: not UTF-8 text (byte {exc.start} of its block)")
-    if errors:
-        raise OutcomeError(f"{name}: {len(errors)} error(s), nothing imported", errors[:MAX_ERRORS])
+    return header
+
+
+def _outcome(row: list[str], pos: dict[str, int], now: float, where: str, errors: list[str]) -> Outcome | None:
+    """The row's outcome; None, with an error per bad field appended to `errors`, when a field does not parse."""
+    values: dict[str, int | float] = {}
+    for col in COLUMNS:
+        try:
+            values[col] = parse_value(col, row[pos[col]], now)
+        except ValueError as exc:
+            errors.append(f"{where} column {pos[col] + 1} ({col}): {exc}")
+    if len(values) != len(COLUMNS):
+        return None
+    cid, defaulted, when = (values[c] for c in COLUMNS)
+    return Outcome(int(cid), int(defaulted), float(when))
 
 
 class Batch:

@@ -166,6 +166,27 @@ def window_text(window: dict) -> str:
     return f"{head}, {span}"
 
 
+def _feature_reasons(top: list[dict], weighted: float, others: list[dict]) -> list[str]:
+    """Why the features' level is not stable: each top feature to act on, the weighted PSI, the others that moved."""
+    reasons: list[str] = []
+    for t in top:
+        if t["level"] == "act":
+            reasons.append(
+                f"{t['feature']} (importance rank {t['rank']}, {t['importance_share']:.0%} of the model): "
+                f"PSI {t['psi']:.2f} > {PSI_ACT}"
+            )
+    if psi_level(weighted) != "stable":
+        reasons.append(f"importance-weighted feature PSI {weighted:.3f} ({psi_level(weighted)})")
+    severe = [o for o in others if o["level"] == "act"]
+    if severe:
+        names = ", ".join(f"{o['feature']} {o['psi']:.2f}" for o in severe[:5])
+        reasons.append(f"{len(severe)} feature(s) outside the top moved wholesale (PSI > {PSI_SEVERE:g}): {names}")
+    if len(others) > len(severe):
+        names = ", ".join(f"{o['feature']} {o['psi']:.2f}" for o in others if o["level"] == "watch")
+        reasons.append(f"{len(others) - len(severe)} minor feature(s) above PSI {PSI_ACT} (watch): {names}")
+    return reasons
+
+
 def judge(X: np.ndarray, scores: np.ndarray, refused: np.ndarray | None, ref: Reference) -> dict:
     """The verdict over one window: X float32[n, p] in the reference's feature order, the scores returned and
     whether each request was refused (None: decided from the scores at the reference's threshold)."""
@@ -201,22 +222,7 @@ def judge(X: np.ndarray, scores: np.ndarray, refused: np.ndarray | None, ref: Re
     for o in others:
         o["level"] = "act" if o["psi"] > PSI_SEVERE else "watch"
     feature_level = _worst(psi_level(weighted), *(t["level"] for t in top), *(o["level"] for o in others))
-    reasons: list[str] = []
-    for t in top:
-        if t["level"] == "act":
-            reasons.append(
-                f"{t['feature']} (importance rank {t['rank']}, {t['importance_share']:.0%} of the model): "
-                f"PSI {t['psi']:.2f} > {PSI_ACT}"
-            )
-    if psi_level(weighted) != "stable":
-        reasons.append(f"importance-weighted feature PSI {weighted:.3f} ({psi_level(weighted)})")
-    severe = [o for o in others if o["level"] == "act"]
-    if severe:
-        names = ", ".join(f"{o['feature']} {o['psi']:.2f}" for o in severe[:5])
-        reasons.append(f"{len(severe)} feature(s) outside the top moved wholesale (PSI > {PSI_SEVERE:g}): {names}")
-    if len(others) > len(severe):
-        names = ", ".join(f"{o['feature']} {o['psi']:.2f}" for o in others if o["level"] == "watch")
-        reasons.append(f"{len(others) - len(severe)} minor feature(s) above PSI {PSI_ACT} (watch): {names}")
+    reasons = _feature_reasons(top, weighted, others)
 
     score_psi = psi(ref.score_spec["fractions"], _score_fractions(scores, ref.score_spec)) if ref.score_spec else None
     score_level = psi_level(score_psi)
