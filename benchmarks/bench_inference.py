@@ -141,9 +141,7 @@ def make_venv(venv: Path, requirements: list[str]) -> Path:
         uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
         if uv:
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-            # compiled at install as pip does: PYTHONDONTWRITEBYTECODE would make every run compile it again
-            install = [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python), *requirements]
-            subprocess.run(install, check=True)
+            subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *requirements], check=True)
         else:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
