@@ -9,6 +9,10 @@ Budgets (issue 19): with a challenger, p50 at 1 connection <= 1.10x and throughp
 >= 0.85x of the same server without one. The challenger is the champion with the first tree's leaves changed
 (`perturbed_copy`): a different model of the same size, so it costs what a real retrained challenger costs,
 compiled through the same parity gates.
+
+The quick pass (`--quick`) times nothing over HTTP: both servers answer GET score for 64 clients, the answers
+with a challenger equal those without one, and each request's logged challenger_score equals the challenger's
+own prediction of the logged features (`shadow_check`; the challenger is compiled at -O1).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from benchmarks.bench_http import KEY, Server, lua_script, wrk
 from benchmarks.models import bench_pipeline
 
 ROUNDS = 7
+QUICK_CHECKED = 64  # clients scored through both servers in the quick pass
 P50_BUDGET = 1.10  # p50 at 1 connection, with / without
 RPS_BUDGET = 0.85  # throughput at 32 connections, with / without
 
@@ -75,7 +80,8 @@ def run(quick: bool) -> list[dict]:
     challenger = install_challenger(
         src,
         setups["with challenger"] / "model",
-        lambda d: compile_model(d, progress=False, tl2cgen_reference=False),
+        # quick: -O1 as in bench_quality (the parity gates run the same; the timed figures come from the full run)
+        lambda d: compile_model(d, progress=False, tl2cgen_reference=False, flags=("-O1",) if quick else None),
     )
     conn = apsw.Connection(str(pipe.db), flags=apsw.SQLITE_OPEN_READONLY)
     ids = [r[0] for r in conn.execute("SELECT client_id FROM features ORDER BY random() LIMIT 2000")]
@@ -95,9 +101,11 @@ def run(quick: bool) -> list[dict]:
             cmd = [str(bindir / "credit"), "serve", "--port", "{port}", "--workers", "1"]
             servers[name] = Server(name, cmd, env, "/readyz", "ours")
             httpx.get(f"{servers[name].url}/clients/{ids[0]}/score", headers={"Authorization": f"Bearer {KEY}"})
-        seconds = 1 if quick else 3
+        if quick:  # a correctness pass: both servers answer, the shadow scores are logged and right (no timings)
+            return shadow_check(servers, setups, challenger, ids[:QUICK_CHECKED]) + statement_rows
+        seconds = 3
         samples: dict[tuple[str, int], list[dict]] = {}
-        for _round in range(1 if quick else ROUNDS):
+        for _round in range(ROUNDS):
             for connections in (1, 32):
                 for name in setups:  # alternate, so drift in the machine's load hits both
                     samples.setdefault((name, connections), []).append(
@@ -137,6 +145,68 @@ def run(quick: bool) -> list[dict]:
             row["budget"] = f"throughput ratio >= {RPS_BUDGET}"
             row["within_budget"] = row["throughput_ratio_vs_without"] >= RPS_BUDGET
     return rows + statement_rows
+
+
+def shadow_check(servers: dict, setups: dict, challenger, ids: list[int]) -> list[dict]:
+    """The quick pass's check: GET score of `ids` from both servers answers the champion's probabilities (the same
+    with and without a challenger), and the server with one logs, for each request, the challenger's score of the
+    same features (equal to the challenger bundle's own prediction)."""
+    import time
+
+    import apsw
+    import numpy as np
+
+    from app import store
+    from app.store.predlog import scored_vectors
+
+    answers = {}
+    for name, server in servers.items():
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http:
+            got = [http.get(f"/clients/{cid}/score") for cid in ids]
+        bad = [r.status_code for r in got if r.status_code != 200]
+        if bad:
+            raise RuntimeError(f"{name}: GET score answered {bad[:5]}")
+        answers[name] = [r.json() for r in got]
+    champion = [a["probability"] for a in answers["without challenger"]]
+    shadowed = [a["probability"] for a in answers["with challenger"]]
+    log_db = store.default_path(setups["with challenger"] / "credit.db")
+    request_ids = [a["request_id"] for a in answers["with challenger"]]
+    deadline = time.monotonic() + 30
+    while True:  # the log writer commits in groups: wait for the rows of these requests
+        conn = apsw.Connection(str(log_db), flags=apsw.SQLITE_OPEN_READONLY)
+        source, vector = scored_vectors(conn)  # the scored vector of each row, where the log keeps it
+        marks = ",".join("?" * len(request_ids))
+        logged = {
+            rid: (x, score)
+            for rid, x, score in conn.execute(
+                f"SELECT l.request_id, {vector}, l.challenger_score FROM {source} WHERE l.request_id IN ({marks})",
+                request_ids,
+            )
+        }
+        conn.close()
+        if len(logged) == len(request_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if len(logged) != len(request_ids) or any(score is None for _x, score in logged.values()):
+        raise RuntimeError(f"{len(logged)} of {len(request_ids)} requests logged with a challenger score")
+    X = np.stack([np.frombuffer(logged[r][0], "<f4") for r in request_ids])
+    want = challenger.predict(np.ascontiguousarray(X))
+    got = np.array([logged[r][1] for r in request_ids])
+    if np.array_equal(want, np.array(champion)):  # else a log of the champion's scores would pass for the shadow's
+        raise RuntimeError("the challenger scores these clients as the champion does: the check would prove nothing")
+    return [
+        {
+            "name": "credit serve, 1 worker: GET score with a challenger = without (champion answers)",
+            "requests": len(ids),
+            "max_abs_diff": float(np.max(np.abs(np.array(shadowed) - np.array(champion)))),
+        },
+        {
+            "name": "credit serve, 1 worker: logged challenger_score = the challenger's prediction",
+            "requests": len(ids),
+            "challenger_model_id": challenger.model_id[:12],
+            "max_abs_diff": float(np.max(np.abs(got - want))),
+        },
+    ]
 
 
 def statement_cost(folder: Path, ids: list[int], n: int, repeat: int = 7) -> list[dict]:

@@ -60,9 +60,11 @@ QUICK_SKIPPED = {
     "drift_detection": "tests/test_drift_verdict.py: the same replayed windows, with the goals asserted",
 }
 QUICK_PARTS = [p for p in PARTS if p not in QUICK_SKIPPED]
-# settings of the quick pass for parts whose run() takes them (the other parts choose their own quick sizes):
-# HTTP keeps every server and route, one round of one second each (its figures are read from the full run)
-QUICK_SETTINGS: dict[str, dict] = {"http": {"rounds": 1, "seconds": 1}}
+# settings of the quick pass for parts whose run() takes them (the other parts choose their own quick sizes)
+QUICK_SETTINGS: dict[str, dict] = {}
+# parts whose quick pass is a module of its own: HTTP starts every server and checks every route's answers against
+# the reference, without the timed wrk rounds (its figures are read from the full run)
+QUICK_MODULES = {"http": "benchmarks.http_quick"}
 
 
 def part_rows(part: str, quick: bool) -> list[dict]:
@@ -71,7 +73,8 @@ def part_rows(part: str, quick: bool) -> list[dict]:
     if part == "train-full":
         return importlib.import_module("benchmarks.bench_quality").run_full()
     settings = QUICK_SETTINGS.get(part, {}) if quick else {}
-    return importlib.import_module(f"benchmarks.bench_{part}").run(quick=quick, **settings)
+    module = QUICK_MODULES[part] if quick and part in QUICK_MODULES else f"benchmarks.bench_{part}"
+    return importlib.import_module(module).run(quick=quick, **settings)
 
 
 def run_in_child(part: str, quick: bool) -> tuple[list[dict] | None, str | None, float, float, float]:

@@ -109,10 +109,10 @@ def test_export_cli_replaces_previous_export_atomically(src, tmp_path):
     assert (other / "precious.txt").read_text() == "keep"
 
 
-def test_score_batch_cli_matches_sql_and_rerun_is_idempotent(src, expected, export_dir, tmp_path):
+def test_score_batch_cli_matches_sql_and_rerun_is_idempotent(src, expected, export_dir, cluster, tmp_path):
     out = tmp_path / "scores"
     args = ["--input", str(export_dir), "--output", str(out), "--model", str(src.model_dir), "--workers", "2"]
-    res = CliRunner().invoke(score_batch_command, args)
+    res = CliRunner().invoke(score_batch_command, args)  # the first call starts its own local cluster
     assert res.exit_code == 0, res.output
     assert "0 failed" in res.output
     assert "Dask: 2 workers on a local cluster" in res.output  # the cluster and its dashboard link are named
@@ -129,6 +129,9 @@ def test_score_batch_cli_matches_sql_and_rerun_is_idempotent(src, expected, expo
     assert dec == [model.decide(p) for p in table.column("probability").to_pylist()]
     assert set(table.column("model_id").to_pylist()) == {model.model_id}
 
+    # the reruns are about the output folder, not the cluster: they use the module's (a LocalCluster a call costs
+    # seconds of CPU to start and stop)
+    args = [*args, "--scheduler", cluster.scheduler_address]
     mtimes = {f.name: f.stat().st_mtime_ns for f in files}
     res = CliRunner().invoke(score_batch_command, args)
     assert res.exit_code == 0, res.output

@@ -1,6 +1,7 @@
 """Load and concurrency: nothing lost, nothing logged twice, the same scores as a single-threaded run.
 
-- 64 connections for CREDIT_LOAD_SECONDS (default 60) against `credit serve --workers 2` on a private copy:
+- 64 connections for CREDIT_LOAD_SECONDS (default 15; was 60, which checked the same things on four times the
+  requests) against `credit serve --workers 2` on a private copy:
   0 non-2xx, every answered request in prediction_log exactly once (by request_id), scores equal to
   CompiledModel.predict and to SQL score(). The figures go to stdout (pytest -s) and to
   test-artifacts/load_report.json.
@@ -23,7 +24,7 @@ import pytest
 from apiserver import OFFICER, ApiServer
 from loadgen import db_state, log_db, log_rows, mixed_requests, run_load
 
-LOAD_SECONDS = float(os.environ.get("CREDIT_LOAD_SECONDS", "60"))
+LOAD_SECONDS = float(os.environ.get("CREDIT_LOAD_SECONDS", "15"))
 CONNECTIONS = 64
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -83,7 +84,7 @@ def test_load_64_connections_two_workers_nothing_lost(pipeline_copy):
     assert rc == 0, output[-2000:]
     assert report.errors == [], report.errors[:5]
     assert report.non_2xx == [], [(r.status, r.tag) for r in report.non_2xx[:5]]
-    assert len(report.ok) > 0
+    assert len(report.ok) >= CONNECTIONS  # at least one answered request a connection
 
     # every answered request is in the log exactly once (request_id UNIQUE; log_rows asserts no duplicate)
     logged = log_rows(data.db)

@@ -80,6 +80,31 @@ def no_float_integers(case) -> bool:
     return True
 
 
+def outcomes_in_range(case):
+    """POST /outcomes: whole floats made integers and dates moved into 1900 .. today (same month and day, a year
+    of the last century), instead of filtering such examples out. The schema's `date` format allows years 1 to
+    9999, so a filter kept about 1 generated body in 500 (8 of 3,786 tried in one run, each with one outcome):
+    hypothesis spent minutes generating and sent fewer than MAX_EXAMPLES bodies. Repaired, every generated body is
+    sent, with its many outcomes. A client given twice at the same instant keeps its first `defaulted` (both values
+    at one instant is a 400 on purpose, a rule the schema cannot state; a repeat is still sent and counted once)."""
+    body = case.body
+    if isinstance(body, dict) and isinstance(body.get("outcomes"), list):
+        first: dict[tuple, object] = {}
+        for o in body["outcomes"]:
+            if not isinstance(o, dict):
+                continue
+            for k in ("client_id", "defaulted"):
+                if isinstance(o.get(k), float) and o[k].is_integer():
+                    o[k] = int(o[k])
+            if _out_of_range(o):
+                day = dt.date.fromisoformat(o["observed_at"][:10])
+                moved = dt.date(1900 + day.year % 100, day.month, min(day.day, 28))
+                o["observed_at"] = moved.isoformat() + o["observed_at"][10:]
+            key = (o.get("client_id"), o.get("observed_at"))
+            o["defaulted"] = first.setdefault(key, o.get("defaulted"))
+    return case
+
+
 def _out_of_range(outcome: dict) -> bool:
     """A date the schema cannot rule out but the API refuses on purpose: before 1900 or after tomorrow."""
     text = outcome.get("observed_at")
@@ -116,7 +141,7 @@ def test_operation_conforms_to_schema(api, api_schema, method, path, mode):
     operation = api_schema[path][method]
     strategy = operation.as_strategy(mode)
     if mode == schemathesis.GenerationMode.POSITIVE:
-        strategy = strategy.filter(no_float_integers)
+        strategy = strategy.map(outcomes_in_range).filter(no_float_integers)
 
     @given(case=strategy)
     @settings(
