@@ -223,8 +223,8 @@ class ModelHolder:
         self.on_switch()
 
     def library_changed(self) -> None:
-        """The loaded library's file changed on disk (its stamp, checked per scoring request, notices it). The same bytes
-        (touched, or copied over with the same content) are fine; anything else may already have changed the
+        """The loaded library's file changed on disk (its stamp, checked per scoring request, notices it). The same
+        bytes (touched, or copied over with the same content) are fine; anything else may already have changed the
         code mapped into this process, so nothing is scored any more until a restart."""
         model = self.model
         if model is None:

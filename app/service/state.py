@@ -11,9 +11,10 @@ The data database is opened read-only; the prediction log goes to the operationa
 `settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
 thread takes its data connection, the path's stamp (device, inode, size, mtime, ctime) is compared with the file
 that connection opened (the stamp is re-read by a stat only after inotify reported a change to the file or its
-folder entry, app.service.file_watch: no system call per request, same rule); on a change the connection is reopened on the new file after
-the readiness checks pass again, else the request is a 503 naming the cause. So no score is computed from the
-replaced file once its replacement is visible. Because that stat already tells a replaced or rewritten file,
+folder entry, app.service.file_watch: no system call per request, same rule); on a change the connection is
+reopened on the new file after the readiness checks pass again, else the request is a 503 naming the cause. So
+no score is computed from the replaced file once its replacement is visible. Because that stamp already tells a
+replaced or rewritten file,
 the connections are opened `immutable` (app.scoring.db.connect): SQLite takes no file lock and reads no change
 counter per statement, which was most of a stored client's lookup (issue 34). A file written in place (not
 what `credit ingest` does) changes its stamp too and is treated like a replacement.
