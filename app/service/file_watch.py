@@ -58,13 +58,14 @@ def _libc() -> Any:
 
 
 class _Entry:
-    """One path: its stamp as last read, and whether that is still the file's (`fresh`)."""
+    """One path: `state` = (its stamp as last read, whether that is still the file's), replaced whole so that a
+    reader on another thread never sees a stamp half-published; `seq` counts the events seen for the path."""
 
-    __slots__ = ("fresh", "stamp")
+    __slots__ = ("seq", "state")
 
     def __init__(self) -> None:
-        self.stamp: tuple[int, ...] | None = None
-        self.fresh = False
+        self.state: tuple[tuple[int, ...] | None, bool] = (None, False)
+        self.seq = 0
 
 
 class FileStamps:
@@ -87,8 +88,10 @@ class FileStamps:
     def stamp(self, path: Any) -> tuple[int, ...] | None:
         """The path's stamp now (None: no file there)."""
         entry = self._entries.get(path)
-        if entry is not None and entry.fresh:
-            return entry.stamp
+        if entry is not None:
+            stamp, fresh = entry.state
+            if fresh:
+                return stamp
         return self._reread(path)
 
     def attach(self, loop: Any) -> None:
@@ -122,12 +125,13 @@ class FileStamps:
             entry = self._entries.get(path)
             if entry is None:
                 entry = self._entries[path] = _Entry()
-            entry.fresh = self._fd is not None  # before the watch and the stat: an event from now on clears it
-            if entry.fresh and not self._watch(path):
-                entry.fresh = False
-            entry.stamp = self._read(path)
+            seq = entry.seq  # the watch first, then the stat: a change after the stat is an event (seq moves)
+            watched = self._fd is not None and self._watch(path)
+        stamp = self._read(path)
+        with self._lock:
             self.reads += 1
-            return entry.stamp
+            entry.state = (stamp, watched and entry.seq == seq and self._fd is not None)
+        return stamp
 
     def _watch(self, path: Any) -> bool:
         """Watch the path's folder (entries of its name) and the file now at the path; False: cannot be watched."""
@@ -152,8 +156,14 @@ class FileStamps:
 
     def _forget_all(self) -> None:
         for entry in self._entries.values():
-            entry.fresh = False
+            self._stale(entry)
         self._watches.clear()
+
+    @staticmethod
+    def _stale(entry: _Entry) -> None:
+        """(the caller holds _lock)"""
+        entry.seq += 1
+        entry.state = (entry.state[0], False)
 
     # ---- the loop side ----------------------------------------------------------------------------------------
 
@@ -190,6 +200,6 @@ class FileStamps:
                     if wanted is None or wanted == name or mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
                         entry = self._entries.get(path)
                         if entry is not None:
-                            entry.fresh = False
+                            self._stale(entry)
                 if mask & IN_IGNORED:  # the watch is gone (its file deleted): re-watched at the next read
                     self._watches.pop(wd, None)
