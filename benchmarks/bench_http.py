@@ -231,7 +231,8 @@ def run(
                     res["server_rss_mb"] = tree_rss_mb(s.proc.pid)
                     samples.setdefault((s.name, "GET /clients/{id}/score", connections), []).append(res)
                 if s.kind == "ours":
-                    samples.setdefault(FSYNC, []).append(fdatasync_p50_ms(work))
+                    if s.name == OURS:  # one probe a round, beside the durable server
+                        samples.setdefault(FSYNC, []).append(fdatasync_p50_ms(work))
                     posts = (("post", "POST /score (applicant)"), ("batch", f"POST /score/batch ({BATCH} ids)"))
                     for kind, route in posts:
                         res = wrk(s.url, scripts[kind], 32, seconds)
