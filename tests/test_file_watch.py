@@ -189,3 +189,42 @@ def os_stamp(path):
     from app.scoring.db import file_stamp
 
     return file_stamp(path)
+
+
+def test_threads_reading_new_paths_at_once_never_see_a_stamp_before_it_is_read(tmp_path):
+    """The stamps are read by the loop and by worker threads (sync routes): a path being read for the first time
+    by one thread is never reported by another with a stamp not yet read (None: "no file", a library lost)."""
+    import threading
+
+    paths = [tmp_path / f"f{i}" for i in range(150)]
+    for p in paths:
+        p.write_bytes(b"x")
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    files = FileStamps()
+    loop.call_soon_threadsafe(files.attach, loop)
+    wrong: list = []
+    try:
+        while not files.watching:
+            threading.Event().wait(0.01)
+        start = threading.Barrier(4)
+
+        def read_all() -> None:
+            start.wait()
+            for p in paths:
+                got = files.stamp(p)
+                if got != os_stamp(p):
+                    wrong.append((p.name, got))
+
+        readers = [threading.Thread(target=read_all) for _ in range(4)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+    finally:
+        loop.call_soon_threadsafe(files.detach)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+    assert wrong == []
