@@ -10,7 +10,9 @@ Budget (docs/performance.md): GET /clients/{id}/score at >= 0.8 of the Litestar 
 the bare floor's at 32 connections, and a p50 at 1 connection <= 2x the Litestar floor's, with durable logging
 (CREDIT_LOG_DURABILITY=full); the FastAPI baseline stays >= 10x slower. Also: durability `normal`, 2 workers,
 POST /score (an applicant) and POST /score/batch (per row), and where the time goes: CPU seconds of the
-event-loop thread and of the other threads per request (1 worker).
+event-loop thread and of the other threads per request (1 worker). With a durable log a request alone waits for
+one fdatasync, so each round also probes that floor on the log's disk (benchmarks/bench_predlog.py) and the p50 at
+one connection is also reported less it (`p50_less_fdatasync_ratio_vs_floor`).
 
 Run alone: `python -m benchmarks.bench_http --rounds 5 --seconds 5` (prints the table and the budget check).
 """
@@ -45,6 +47,7 @@ FLOOR = "floor (Litestar hello world, no database, no log)"
 BARE = "bare floor (plain ASGI app, fixed JSON)"
 BASELINE = "baseline (FastAPI + pydantic + Booster.predict)"
 OURS = "ours, 1 worker, durability full"
+FSYNC = ("fdatasync of one 4 KiB page in the log's folder", "", 0)  # samples key: one probe a round
 
 
 def free_port() -> int:
@@ -228,6 +231,8 @@ def run(
                     res["server_rss_mb"] = tree_rss_mb(s.proc.pid)
                     samples.setdefault((s.name, "GET /clients/{id}/score", connections), []).append(res)
                 if s.kind == "ours":
+                    if s.name == OURS:  # one probe a round, beside the durable server
+                        samples.setdefault(FSYNC, []).append(fdatasync_p50_ms(work))
                     posts = (("post", "POST /score (applicant)"), ("batch", f"POST /score/batch ({BATCH} ids)"))
                     for kind, route in posts:
                         res = wrk(s.url, scripts[kind], 32, seconds)
@@ -239,10 +244,20 @@ def run(
     return summarise(samples, rounds)
 
 
-def summarise(samples: dict[tuple[str, str, int], list[dict]], rounds: int) -> list[dict]:
-    """One row per (server, route, connections): medians over rounds, ratios to the floor per round."""
+def fdatasync_p50_ms(folder: Path, n: int = 200) -> dict:
+    """The floor of a durable commit on the log's disk, now (benchmarks/bench_predlog.py's probe): p50 of n."""
+    from benchmarks.bench_predlog import fdatasync_floor
+
+    return {"p50_ms": fdatasync_floor(folder, n)["p50_us"] / 1000.0}
+
+
+def summarise(samples: dict, rounds: int) -> list[dict]:
+    """One row per (server, route, connections): medians over rounds, ratios to the floor per round. With a
+    durable log, the p50 at one connection is also given less the fdatasync floor measured in the same round."""
     get = "GET /clients/{id}/score"
     rows = []
+    samples = dict(samples)
+    syncs = samples.pop(FSYNC, [])
     for (name, route, connections), runs in samples.items():
         floor = samples.get((FLOOR, get, connections), [])
         bare = samples.get((BARE, get, connections), [])
@@ -263,6 +278,10 @@ def summarise(samples: dict[tuple[str, str, int], list[dict]], rounds: int) -> l
             row["rps_ratio_vs_floor_per_round"] = [round(v, 3) for v in ratios]
             p50s = [r["p50_ms"] / f["p50_ms"] for r, f in zip(runs, floor, strict=True)]
             row["p50_ratio_vs_floor"] = statistics.median(p50s)
+            if "durability full" in name and connections == 1 and len(syncs) == len(runs):
+                less = [(r["p50_ms"] - y["p50_ms"]) / f["p50_ms"] for r, f, y in zip(runs, floor, syncs, strict=True)]
+                row["p50_less_fdatasync_ratio_vs_floor"] = statistics.median(less)
+                row["fdatasync_p50_ms"] = statistics.median(y["p50_ms"] for y in syncs)
         if route == get and len(bare) == len(runs):
             ratios = [r["rps"] / f["rps"] for r, f in zip(runs, bare, strict=True)]
             row["rps_ratio_vs_bare"] = statistics.median(ratios)
@@ -295,6 +314,8 @@ def budget(rows: list[dict]) -> dict[str, object]:
         "rps_ratio_vs_floor_32": at32.get("rps_ratio_vs_floor"),
         "rps_ratio_vs_bare_32": at32.get("rps_ratio_vs_bare"),
         "p50_ratio_vs_floor_1": at1.get("p50_ratio_vs_floor"),
+        "p50_less_fdatasync_ratio_vs_floor_1": at1.get("p50_less_fdatasync_ratio_vs_floor"),
+        "fdatasync_p50_ms": at1.get("fdatasync_p50_ms"),
         "baseline_ratio_32": at32.get("throughput_ratio_vs_baseline"),
     }
     out["rps_ok"] = (out["rps_ratio_vs_floor_32"] or 0) >= BUDGET_RPS_RATIO

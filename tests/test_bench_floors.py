@@ -49,3 +49,19 @@ def test_ratios_are_per_round_against_both_floors(rounds):
     assert ours["rps_ratio_vs_floor_per_round"] == [round(o / f, 3) for f, _, o in rounds]
     assert ours["rps_ratio_vs_bare_per_round"] == [round(o / b, 3) for _, b, o in rounds]
     assert rows[bench_http.BARE]["rps_ratio_vs_bare"] == 1.0
+
+
+@given(st.lists(st.tuples(*(st.floats(0.1, 10),) * 3), min_size=1, max_size=5))
+def test_p50_less_the_fdatasync_floor_is_per_round(rounds):
+    get = "GET /clients/{id}/score"
+    samples = {
+        (bench_http.FLOOR, get, 1): [_sample(1.0, f) for f, _, _ in rounds],
+        (bench_http.OURS, get, 1): [_sample(1.0, o) for _, o, _ in rounds],
+        bench_http.FSYNC: [{"p50_ms": y} for _, _, y in rounds],
+    }
+    rows = {r["name"]: r for r in bench_http.summarise(samples, len(rounds))}
+    ours = rows[bench_http.OURS]
+    per_round = sorted((o - y) / f for f, o, y in rounds)
+    assert min(per_round) <= ours["p50_less_fdatasync_ratio_vs_floor"] <= max(per_round)
+    assert ours["p50_ratio_vs_floor"] - ours["p50_less_fdatasync_ratio_vs_floor"] >= 0
+    assert bench_http.FSYNC in samples  # the caller's samples are left as they were

@@ -47,6 +47,7 @@ class ModelHolder:
         *,
         on_lost: Callable[[], Any],
         on_switch: Callable[[], Any],
+        stamp: Callable[[Path], tuple[int, ...] | None] = file_stamp,
     ) -> None:
         self.model_dir = model_dir
         self.db_path = db_path
@@ -54,6 +55,7 @@ class ModelHolder:
         self.lock = lock
         self.on_lost = on_lost
         self.on_switch = on_switch
+        self.stamp = stamp  # a library file's stamp now (the Service's app.service.file_watch.FileStamps.stamp)
         self.bundles: Bundles | None = None  # the champion and the shadow challenger: ONE reference, swapped whole
         self.pointer: tuple[str | None, str | None] = (None, None)
         self.pointer_due = 0.0
@@ -113,13 +115,13 @@ class ModelHolder:
 
     def follow(self) -> None:
         """Per scoring request: the links at most every POINTER_CHECK_SECONDS (two readlink calls), and the loaded
-        libraries' files (one stat each)."""
+        libraries' stamps (`self.stamp`: a stat each, or none while inotify saw no change, app.service.file_watch)."""
         if time.monotonic() >= self.pointer_due:
             self.check_pointer()
-        if self.model is not None and file_stamp(self.model.library_path) != self.lib_stamp:
+        if self.model is not None and self.stamp(self.model.library_path) != self.lib_stamp:
             self.library_changed()
         chal = self.challenger
-        if chal is not None and file_stamp(chal.library_path) != self.chal_stamp:
+        if chal is not None and self.stamp(chal.library_path) != self.chal_stamp:
             self.challenger_changed(chal)
 
     # champion / challenger switches (see app.service.state's docstring)
@@ -221,8 +223,8 @@ class ModelHolder:
         self.on_switch()
 
     def library_changed(self) -> None:
-        """The loaded library's file changed on disk (one stat per scoring request notices it). The same bytes
-        (touched, or copied over with the same content) are fine; anything else may already have changed the
+        """The loaded library's file changed on disk (its stamp, checked per scoring request, notices it). The same
+        bytes (touched, or copied over with the same content) are fine; anything else may already have changed the
         code mapped into this process, so nothing is scored any more until a restart."""
         model = self.model
         if model is None:

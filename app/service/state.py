@@ -9,10 +9,12 @@ while the service is not ready: `require_model` re-runs the checks at most every
 
 The data database is opened read-only; the prediction log goes to the operational store (app.store,
 `settings.log_db_path`). `credit ingest` replaces the data file by renaming a new one over it: every time a
-thread takes its data connection, the path's stamp (device, inode, size, mtime, ctime: one stat call) is
-compared with the file that connection opened; on a change the connection is reopened on the new file after
-the readiness checks pass again, else the request is a 503 naming the cause. So no score is computed from the
-replaced file once its replacement is visible. Because that stat already tells a replaced or rewritten file,
+thread takes its data connection, the path's stamp (device, inode, size, mtime, ctime) is compared with the file
+that connection opened (the stamp is re-read by a stat only after inotify reported a change to the file or its
+folder entry, app.service.file_watch: no system call per request, same rule); on a change the connection is
+reopened on the new file after the readiness checks pass again, else the request is a 503 naming the cause. So
+no score is computed from the replaced file once its replacement is visible. Because that stamp already tells a
+replaced or rewritten file,
 the connections are opened `immutable` (app.scoring.db.connect): SQLite takes no file lock and reads no change
 counter per statement, which was most of a stored client's lookup (issue 34). A file written in place (not
 what `credit ingest` does) changes its stamp too and is treated like a replacement.
@@ -33,12 +35,13 @@ in that thread; after every switch (or refused switch) the worker writes what it
 folder's .servers/<host>-<pid>.json (app/scoring/serving.py `register_server`), which `credit promote` waits for:
 when the command returns, every running worker has swapped its reference, so every later answer comes from the
 new champion and /readyz names it. Libraries are loaded from private checked copies (app/scoring/library.py):
-a library changed on disk cannot change or crash this process; the change is noticed (one stat per request) and
-reported: the champion's stops scoring (503 naming it), the challenger's stops the shadow scoring.
+a library changed on disk cannot change or crash this process; the change is noticed (its stamp, per request, as
+the data file's) and reported: the champion's stops scoring (503 naming it), the challenger's stops the shadow scoring.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import logging
@@ -59,6 +62,7 @@ from app.scoring.bundle import Bundles, ModelBundle
 from app.scoring.db import connect, file_stamp
 from app.service import inputs
 from app.service.auth import KeyRing
+from app.service.file_watch import FileStamps
 from app.service.http import ApiError
 from app.service.model_holder import ModelHolder
 from app.service.readiness import readiness
@@ -99,6 +103,7 @@ class Service:
         self.population_ids: np.ndarray | None = None
         self.writer = GroupWriter(self.log_db_path, settings.log_durability)
         self.ready: tuple[str | None, dict[str, str], float] = ("not checked yet", {}, -1e9)
+        self.files = FileStamps()  # the data file's and the libraries' stamps, without a stat per request
         # the champion / challenger pair, its explainer, the switch and the watcher (app.service.model_holder)
         self.models = ModelHolder(
             self.model_dir,
@@ -107,6 +112,7 @@ class Service:
             self.lock,
             on_lost=self.check_ready,
             on_switch=lambda: warm_explanations(self),
+            stamp=self.files.stamp,
         )
 
     # what the routes read of the model holder (one reference each, read once per use); writable as before the
@@ -242,7 +248,7 @@ class Service:
         default the current champion and challenger) or a plain one. Reopened when the file at the path is no
         longer the one it opened (a re-import), or when it was opened for another pair (a promote)."""
         attr = "conn" if model else "plain"
-        ident = file_stamp(self.db_path)
+        ident = self.files.stamp(self.db_path)  # no system call while inotify saw no change (app.service.file_watch)
         cached: DataConnection | None = getattr(self.local, attr, None)
         if model and pair is None:
             pair = self.bundles
@@ -451,7 +457,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     writer and every connection the routes opened."""
     svc: Service = app.state.service
     svc.startup()
+    svc.files.attach(asyncio.get_running_loop())  # the files' stamps from now on read on change, not per request
     try:
         yield
     finally:
+        svc.files.detach()
         svc.shutdown()
