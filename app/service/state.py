@@ -412,14 +412,14 @@ def population_sample(svc: Service, conn: apsw.Connection) -> np.ndarray:
 def explainer_for(svc: Service) -> Explainer:
     if importlib.util.find_spec("app.model.explain") is None:
         raise ApiError(501, "explanations not available in this build")
-    svc.require_model()
+    bundle = svc.require_model()  # before the lock: noticing a changed library takes it (ModelHolder.library_changed)
     models = svc.models
     with svc.lock:
         if models.explainer is None:
             from app.model import explain
 
             try:
-                models.explainer = explain.Explainer.from_bundle(svc.require_model())
+                models.explainer = explain.Explainer.from_bundle(bundle)
             except getattr(explain, "ExplainError", ()) as exc:
                 raise ApiError(503, "explanations unavailable", str(exc)) from exc
         return models.explainer
