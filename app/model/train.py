@@ -195,16 +195,27 @@ def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = No
         (m_lgb, extra), (m_sc, _) = (_nested_margins(k, X, y, fold_id, cfg, fixed) for k in BLEND_PARTS)
         margins, extra["fold_weights"] = cross_fitted_blend(y, m_lgb, m_sc, fold_id)
         return margins, extra
+    from concurrent.futures import ThreadPoolExecutor
+
     margins = np.empty(len(y), dtype=np.float64)
     extra: dict[str, Any] = {"n_trees": [], "inner_auc": [], "seconds": 0.0, "_params": []}
     t0 = time.perf_counter()
-    for k in range(int(fold_id.max()) + 1):
+    folds = range(int(fold_id.max()) + 1)
+    workers, fold_cfg = _fold_parallelism(kind, cfg, len(folds))
+
+    def fit_fold(k: int) -> tuple[np.ndarray, np.ndarray, dict | None]:
         tr, te = np.flatnonzero(fold_id != k), np.flatnonzero(fold_id == k)
         if kind == "logistic_regression":
-            margins[te] = _logistic_margin(X, y, tr, te, cfg["seed"])
+            return te, _logistic_margin(X, y, tr, te, cfg["seed"]), None
+        fn, det = _procedure(kind, X, y, tr, fold_cfg, f"{kind} fold {k + 1}", fixed[k] if fixed else None)
+        return te, fn(X[te]), det
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{kind}-folds") as pool:
+        done = list(pool.map(fit_fold, folds))  # in fold order, whichever finished first
+    for k, (te, fold_margins, det) in zip(folds, done, strict=True):
+        margins[te] = fold_margins
+        if det is None:
             continue
-        fn, det = _procedure(kind, X, y, tr, cfg, f"{kind} fold {k + 1}", fixed[k] if fixed else None)
-        margins[te] = fn(X[te])
         if kind == "lightgbm":
             extra["n_trees"].append(det["n_trees"])
             extra["inner_auc"].append(det["inner_auc"])
@@ -212,6 +223,18 @@ def _nested_margins(kind: str, X, y, fold_id, cfg: dict, fixed: list | None = No
         cfg["say"](f"  [{kind}] fold {k + 1}: held-out AUC {auc(y[te], margins[te]):.4f}")
     extra["seconds"] = round(time.perf_counter() - t0, 2)
     return margins, extra
+
+
+def _fold_parallelism(kind: str, cfg: dict, n_folds: int) -> tuple[int, dict]:
+    """(outer folds fitted at once, the settings each fold's fit gets). The threads are shared out among folds
+    rather than given to one fit at a time: at a fold's size LightGBM gains little from a second thread (1.2x on
+    the demo's 13,600 x 416) and two folds at once nearly twice. The logistic baseline's folds stay one at a time
+    (it runs in its own thread beside the candidates, its algebra already threaded)."""
+    if kind == "logistic_regression" or int(cfg["threads"]) < 2 or n_folds < 2:
+        return 1, cfg
+    threads = int(cfg["threads"])
+    workers = min(n_folds, threads)
+    return workers, {**cfg, "threads": max(1, threads // workers)}
 
 
 def honest_figures(y, margins, fold_id, fn_cost: float, fp_cost: float) -> tuple[dict, np.ndarray]:

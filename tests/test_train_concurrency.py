@@ -1,4 +1,5 @@
-"""The logistic baseline: fitted in a thread beside the candidates, its figures those of a fit on its own."""
+"""Training's concurrency: the logistic baseline in a thread beside the candidates, the outer folds two at a time;
+the figures are those of the same fits one after the other."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ def test_the_baseline_reaches_the_l2_optimum_lbfgs_approaches():
         LogisticRegression(solver="lbfgs", max_iter=10_000, tol=1e-12),
     ).fit(clean[tr], y[tr])
     np.testing.assert_allclose(ours, ref.decision_function(clean[te]), atol=1e-5)
+
+
+def test_folds_fitted_at_once_give_the_margins_of_folds_fitted_one_by_one():
+    """Two threads: two outer folds at once, one LightGBM thread each; the margins are those of the folds fitted
+    one after the other with one thread, whichever fold finishes first."""
+    from app.model.train import _fold_parallelism, _plan
+
+    X, y, names = _data(n=1500, p=12)
+    runs = {}
+    for threads in (1, 2):
+        plan = _plan(X, y, names, seed=4, folds=4, quick=True, say=lambda m: None, num_threads=threads, trials=2,
+                     budget_seconds=None, monotone=None, sensitive_attributes=(), exclude_sensitive=False)  # fmt: skip
+        assert _fold_parallelism("lightgbm", plan.cfg, 4)[0] == threads
+        kinds = ("lightgbm", "scorecard")
+        runs[threads] = {k: _nested_margins(k, plan.X_fit, y, plan.fold_id, plan.cfg) for k in kinds}
+    for kind in ("lightgbm", "scorecard"):
+        np.testing.assert_array_equal(runs[2][kind][0], runs[1][kind][0])
+    assert runs[2]["lightgbm"][1]["n_trees"] == runs[1]["lightgbm"][1]["n_trees"]
