@@ -9,6 +9,7 @@ The server's stdout and stderr go to a file (`api.output()`), so tests can check
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -33,6 +34,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_in_process(pipeline: SimpleNamespace, dest: Path):
+    """(the pipeline's private copy, the app, Litestar's in-process TestClient) for tests of what the app does
+    with its files, not of the network."""
+    from litestar.testing import TestClient
+
+    from app.config import Settings
+    from app.service.api import create_app
+
+    data = copy_pipeline(pipeline, dest)
+    app = create_app(Settings(db=str(data.db), model_dir=str(data.model_dir), api_keys=KEYS, keys_file=""))
+    with TestClient(app) as client:
+        yield data, app, client
 
 
 def copy_pipeline(pipeline: SimpleNamespace, dest: Path) -> SimpleNamespace:

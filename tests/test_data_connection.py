@@ -14,7 +14,7 @@ import os
 import apsw
 import numpy as np
 import pytest
-from apiserver import KEYS, OFFICER_KEY, copy_pipeline
+from apiserver import OFFICER_KEY, served_in_process
 
 from app.scoring.db import _wal_mode, connect
 
@@ -23,14 +23,7 @@ AUTH = {"Authorization": f"Bearer {OFFICER_KEY}"}
 
 @pytest.fixture
 def served(pipeline, tmp_path):
-    from litestar.testing import TestClient
-
-    from app.config import Settings
-    from app.service.api import create_app
-
-    data = copy_pipeline(pipeline, tmp_path)
-    app = create_app(Settings(db=str(data.db), model_dir=str(data.model_dir), api_keys=KEYS, keys_file=""))
-    with TestClient(app) as client:
+    with served_in_process(pipeline, tmp_path) as (data, app, client):
         yield data, app, client
 
 
